@@ -1,0 +1,1 @@
+//! shoal wire protocol v1.
