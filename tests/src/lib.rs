@@ -1,1 +1,4 @@
-//! Simulator.
+//! Deterministic network simulator and the scenario tests' shared harness.
+#![warn(missing_docs)]
+
+pub mod netsim;
