@@ -2,8 +2,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod cookie;
 pub mod fec;
+pub mod integrity;
+pub mod stream_id;
 pub mod time;
+pub mod transmit;
+pub mod window;
 pub mod ts;
+pub mod wire;
 
+pub use stream_id::StreamId;
 pub use time::Time;
+pub use transmit::Transmit;

@@ -1,0 +1,184 @@
+//! The publisher's side: parity symbols of a block.
+
+use core::fmt;
+
+use reed_solomon_simd::ReedSolomonEncoder;
+
+use super::{FecError, check_block, check_symbol_len};
+
+/// Computes a block's parity symbols, reusing its working space from block
+/// to block.
+#[derive(Default)]
+pub struct Encoder {
+    /// Created by the first block that has parity. `None` also after
+    /// reed-solomon-simd failed a reset, which leaves its encoder unusable.
+    codec: Option<ReedSolomonEncoder>,
+}
+
+impl Encoder {
+    /// An encoder; its working space is allocated by the first block.
+    pub const fn new() -> Self {
+        Self { codec: None }
+    }
+
+    /// Computes the `m` parity symbols of the block whose data symbols are
+    /// `originals` (so `k = originals.len()`), passing each to `emit` with
+    /// its index `0..m`, in order. The parity symbols have the data symbols'
+    /// length.
+    ///
+    /// The data symbols must all have the same non-zero even length, as
+    /// [`super::write_symbol`] into [`super::symbol_len`] bytes makes them.
+    /// With `m = 0` the block is checked and nothing is emitted. On error
+    /// nothing is emitted.
+    pub fn encode<T: AsRef<[u8]>>(
+        &mut self,
+        originals: &[T],
+        m: usize,
+        mut emit: impl FnMut(usize, &[u8]),
+    ) -> Result<(), FecError> {
+        let k = originals.len();
+        check_block(k, m)?;
+        let symbol_len = originals.first().map_or(0, |s| s.as_ref().len());
+        check_symbol_len(symbol_len)?;
+        if let Some(got) = originals
+            .iter()
+            .map(|s| s.as_ref().len())
+            .find(|&len| len != symbol_len)
+        {
+            return Err(FecError::ShardLengthMismatch {
+                expected: symbol_len,
+                got,
+            });
+        }
+        if m == 0 {
+            return Ok(());
+        }
+
+        let codec = self.prepare(k, m, symbol_len)?;
+        for original in originals {
+            codec.add_original_shard(original)?;
+        }
+        let parity = codec.encode()?;
+        for (index, symbol) in parity.recovery_iter().enumerate() {
+            emit(index, symbol);
+        }
+        Ok(())
+    }
+
+    /// The codec, reset for a block of this shape (already checked, and
+    /// `m > 0`).
+    fn prepare(
+        &mut self,
+        k: usize,
+        m: usize,
+        symbol_len: usize,
+    ) -> Result<&mut ReedSolomonEncoder, FecError> {
+        // A failed reset leaves a reed-solomon-simd codec in a state where
+        // every later call panics, so it is taken out and dropped on failure.
+        let codec = match self.codec.take() {
+            Some(mut codec) => {
+                codec.reset(k, m, symbol_len)?;
+                codec
+            }
+            None => ReedSolomonEncoder::new(k, m, symbol_len)?,
+        };
+        Ok(self.codec.insert(codec))
+    }
+}
+
+impl fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Encoder")
+            .field("allocated", &self.codec.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bad_block_shapes() {
+        let mut encoder = Encoder::new();
+        let none: [&[u8]; 0] = [];
+        assert_eq!(
+            encoder.encode(&none, 1, |_, _| {}),
+            Err(FecError::BadParameters { k: 0, m: 1 })
+        );
+        let many = [[0u8; 12]; 65];
+        assert_eq!(
+            encoder.encode(&many, 1, |_, _| {}),
+            Err(FecError::BadParameters { k: 65, m: 1 })
+        );
+        assert_eq!(
+            encoder.encode(&many[..64], 17, |_, _| {}),
+            Err(FecError::BadParameters { k: 64, m: 17 })
+        );
+    }
+
+    #[test]
+    fn refuses_zero_and_odd_symbol_lengths() {
+        let mut encoder = Encoder::new();
+        for (symbols, symbol_len) in [(vec![vec![]; 3], 0), (vec![vec![0u8; 13]; 3], 13)] {
+            let mut emitted = 0;
+            assert_eq!(
+                encoder.encode(&symbols, 2, |_, _| emitted += 1),
+                Err(FecError::InvalidSymbolLen { symbol_len })
+            );
+            assert_eq!(emitted, 0);
+        }
+    }
+
+    #[test]
+    fn refuses_symbols_of_different_lengths() {
+        let mut encoder = Encoder::new();
+        let symbols: [&[u8]; 3] = [&[0; 12], &[0; 12], &[0; 14]];
+        assert_eq!(
+            encoder.encode(&symbols, 2, |_, _| {}),
+            Err(FecError::ShardLengthMismatch {
+                expected: 12,
+                got: 14
+            })
+        );
+        // Checked even when there is no parity to compute.
+        assert_eq!(
+            encoder.encode(&symbols, 0, |_, _| {}),
+            Err(FecError::ShardLengthMismatch {
+                expected: 12,
+                got: 14
+            })
+        );
+    }
+
+    #[test]
+    fn no_parity_emits_nothing() {
+        let mut encoder = Encoder::new();
+        let mut emitted = 0;
+        assert_eq!(
+            encoder.encode(&[[1u8; 12]; 4], 0, |_, _| emitted += 1),
+            Ok(())
+        );
+        assert_eq!(emitted, 0);
+    }
+
+    #[test]
+    fn emits_m_parity_symbols_in_order() -> Result<(), FecError> {
+        let mut encoder = Encoder::new();
+        let mut emitted = Vec::new();
+        encoder.encode(&[[1u8; 20]; 5], 3, |index, symbol| {
+            emitted.push((index, symbol.len()));
+        })?;
+        assert_eq!(emitted, [(0, 20), (1, 20), (2, 20)]);
+        Ok(())
+    }
+
+    #[test]
+    fn every_supported_shape_is_accepted_by_the_codec() {
+        for k in 1..=super::super::MAX_K {
+            for m in 1..=super::super::MAX_M {
+                assert!(ReedSolomonEncoder::supports(k, m), "k = {k}, m = {m}");
+            }
+        }
+    }
+}

@@ -1,0 +1,533 @@
+//! The window: a stream's recent chunks, manifests and parity, verified.
+//!
+//! Relays and viewers both ingest through a [`Window`]. It checks every
+//! datagram once (a signature per block, a hash per chunk), holds chunks that
+//! arrive before their manifest for at most `manifest_wait`, rebuilds lost
+//! chunks from parity, and reports each newly verified item through
+//! [`Window::poll_ready`]. Nothing unverified ever leaves it.
+//!
+//! Buffers: every slot owns one datagram-sized buffer, allocated the first
+//! time the slot is used and reused for ever after, so once the window has
+//! wrapped, ingest does not allocate. A datagram is copied once, from the
+//! caller's receive buffer into its slot; senders then borrow the slot's
+//! bytes for every subscriber.
+
+mod rebuild;
+mod slots;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crate::integrity::{Rejection, StreamKey, chunk_hash, parity_hash};
+use crate::wire::{
+    DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, peek_type,
+};
+use crate::{StreamId, Time, fec};
+use slots::{BlockSlot, ChunkSlot, SlotState};
+
+/// Window sizes and timing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// Chunks kept; older ones are forgotten. Blocks kept: a quarter of it.
+    pub capacity: usize,
+    /// How long a chunk or parity symbol may wait for its block's manifest.
+    pub manifest_wait: Duration,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            capacity: 2048,
+            manifest_wait: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Something that just became verified and may be forwarded or played.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// A block's manifest.
+    Manifest {
+        /// The block.
+        block: u64,
+    },
+    /// A DATA chunk, received or rebuilt.
+    Data {
+        /// Its sequence number.
+        seq: u64,
+        /// Rebuilt from parity rather than received.
+        rebuilt: bool,
+    },
+    /// A parity symbol.
+    Parity {
+        /// The block.
+        block: u64,
+        /// Its index among the block's parity.
+        index: u8,
+    },
+    /// A chunk or symbol is waiting for the manifest of this block, which
+    /// has not arrived: the owner may ask for it.
+    AwaitingManifest {
+        /// The block.
+        block: u64,
+    },
+}
+
+/// What ingest did with a datagram it accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Verified and stored.
+    Verified,
+    /// Stored until its manifest arrives.
+    Pending,
+    /// The stream's descriptor was updated.
+    Descriptor,
+}
+
+/// Counters of what the window did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowStats {
+    /// Chunks verified on arrival.
+    pub chunks_verified: u64,
+    /// Chunks rebuilt from parity.
+    pub chunks_rebuilt: u64,
+    /// Blocks that lost more than parity could rebuild (counted once each,
+    /// when the block leaves the window).
+    pub manifests_verified: u64,
+    /// Chunks or symbols dropped because their manifest never came.
+    pub manifest_missing: u64,
+}
+
+/// A verified chunk, borrowed from the window.
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkRef<'a> {
+    /// The DATA datagram.
+    pub datagram: &'a [u8],
+    /// Sequence number.
+    pub seq: u64,
+    /// Keyframe flag.
+    pub keyframe: bool,
+    /// End-of-stream flag.
+    pub end_of_stream: bool,
+    /// Publisher timestamp.
+    pub timestamp_us: u64,
+    /// When it was verified (or rebuilt) here.
+    pub arrived: Time,
+    /// Rebuilt from parity.
+    pub rebuilt: bool,
+    /// The block it belongs to.
+    pub block: u64,
+}
+
+impl ChunkRef<'_> {
+    /// The chunk's payload.
+    pub fn payload(&self) -> &[u8] {
+        self.datagram
+            .get(crate::wire::DATA_HEADER_LEN..)
+            .unwrap_or_default()
+    }
+}
+
+/// One stream's verified window. See the module docs.
+#[derive(Debug)]
+pub struct Window {
+    key: StreamKey,
+    config: WindowConfig,
+    descriptor: Option<(Descriptor, Vec<u8>)>,
+    chunks: Vec<ChunkSlot>,
+    blocks: Vec<BlockSlot>,
+    newest_seq: Option<u64>,
+    latest_keyframe: Option<u64>,
+    pending: VecDeque<(Time, u64, u64)>,
+    ready: VecDeque<Ready>,
+    rebuild: rebuild::Rebuilder,
+    stats: WindowStats,
+}
+
+impl Window {
+    /// An empty window for the stream `key` names.
+    pub fn new(key: StreamKey, config: WindowConfig) -> Self {
+        let capacity = config.capacity.max(fec::MAX_K * 2);
+        let blocks = (capacity / 4).max(16);
+        Self {
+            key,
+            config: WindowConfig {
+                capacity,
+                ..config
+            },
+            descriptor: None,
+            chunks: (0..capacity).map(|_| ChunkSlot::default()).collect(),
+            blocks: (0..blocks).map(|_| BlockSlot::default()).collect(),
+            newest_seq: None,
+            latest_keyframe: None,
+            pending: VecDeque::new(),
+            ready: VecDeque::new(),
+            rebuild: rebuild::Rebuilder::default(),
+            stats: WindowStats::default(),
+        }
+    }
+
+    /// The stream.
+    pub fn stream(&self) -> StreamId {
+        self.key.id()
+    }
+
+    /// The latest verified descriptor and its datagram.
+    pub fn descriptor(&self) -> Option<(&Descriptor, &[u8])> {
+        self.descriptor.as_ref().map(|(d, b)| (d, b.as_slice()))
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> WindowStats {
+        self.stats
+    }
+
+    /// Highest verified sequence number.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.newest_seq
+    }
+
+    /// Highest verified keyframe still in the window.
+    pub fn latest_keyframe(&self) -> Option<u64> {
+        self.latest_keyframe.filter(|&s| self.chunk(s).is_some())
+    }
+
+    /// Oldest sequence number the window can still hold.
+    pub fn oldest_seq(&self) -> u64 {
+        self.newest_seq
+            .map_or(0, |n| (n + 1).saturating_sub(self.config.capacity as u64))
+    }
+
+    /// The next verified item to forward or play.
+    pub fn poll_ready(&mut self) -> Option<Ready> {
+        self.ready.pop_front()
+    }
+
+    /// A verified chunk.
+    pub fn chunk(&self, seq: u64) -> Option<ChunkRef<'_>> {
+        let slot = self.chunk_slot(seq)?;
+        (slot.seq == seq && slot.state == SlotState::Verified).then(|| slot.as_ref())
+    }
+
+    /// A verified manifest's datagram.
+    pub fn manifest(&self, block: u64) -> Option<&[u8]> {
+        let slot = self.block_slot(block)?;
+        (slot.block == block && slot.manifest_verified).then_some(slot.manifest.as_slice())
+    }
+
+    /// A verified manifest's first sequence number and chunk count.
+    pub fn block_span(&self, block: u64) -> Option<(u64, u8)> {
+        let slot = self.block_slot(block)?;
+        (slot.block == block && slot.manifest_verified).then_some((slot.first_seq, slot.k))
+    }
+
+    /// A verified parity symbol's datagram.
+    pub fn parity(&self, block: u64, index: u8) -> Option<&[u8]> {
+        let slot = self.block_slot(block)?;
+        if slot.block != block {
+            return None;
+        }
+        let p = slot.parity.get(usize::from(index))?;
+        (p.state == SlotState::Verified).then_some(p.bytes.as_slice())
+    }
+
+    fn chunk_slot(&self, seq: u64) -> Option<&ChunkSlot> {
+        self.chunks.get((seq % self.chunks.len() as u64) as usize)
+    }
+
+    fn block_slot(&self, block: u64) -> Option<&BlockSlot> {
+        self.blocks.get((block % self.blocks.len() as u64) as usize)
+    }
+
+    /// Ingests one datagram of type DATA, PARITY, MANIFEST or DESCRIPTOR.
+    pub fn ingest(&mut self, now: Time, bytes: &[u8]) -> Result<Ingested, Rejection> {
+        match peek_type(bytes)? {
+            MessageType::Data => self.ingest_data(now, DataView::new_checked(bytes)?),
+            MessageType::Parity => self.ingest_parity(now, ParityView::new_checked(bytes)?),
+            MessageType::Manifest => self.ingest_manifest(now, ManifestView::new_checked(bytes)?),
+            MessageType::Descriptor => self.ingest_descriptor(bytes),
+            other => Err(Rejection::Malformed(DecodeError::UnknownType(other as u8))),
+        }
+    }
+
+    fn ingest_descriptor(&mut self, bytes: &[u8]) -> Result<Ingested, Rejection> {
+        let d = Descriptor::parse(bytes)?;
+        if let Some((current, raw)) = &self.descriptor {
+            if d.revision < current.revision || raw.as_slice() == bytes {
+                return Err(Rejection::Replayed);
+            }
+            if d.revision == current.revision && d.issued_at_us <= current.issued_at_us {
+                return Err(Rejection::Replayed);
+            }
+        }
+        self.key.verify_descriptor(bytes, &d)?;
+        self.descriptor = Some((d, bytes.to_vec()));
+        Ok(Ingested::Descriptor)
+    }
+
+    /// Whether `seq` is inside what the window may hold: not older than its
+    /// tail and not absurdly far ahead of its head.
+    fn seq_in_range(&self, seq: u64) -> bool {
+        match self.newest_seq {
+            None => true,
+            Some(newest) => {
+                seq >= self.oldest_seq() && seq <= newest.saturating_add(self.config.capacity as u64)
+            }
+        }
+    }
+
+    fn ingest_data(&mut self, now: Time, view: DataView<'_>) -> Result<Ingested, Rejection> {
+        let data = *view.fields();
+        if data.stream != self.key.id() {
+            return Err(Rejection::WrongStream);
+        }
+        if let Some((d, _)) = &self.descriptor
+            && data.club != d.club_of(data.seq)
+        {
+            return Err(Rejection::WrongStream);
+        }
+        if !self.seq_in_range(data.seq) {
+            return Err(Rejection::Replayed);
+        }
+        let cap = self.chunks.len() as u64;
+        let ci = (data.seq % cap) as usize;
+        let bi = (data.block % self.blocks.len() as u64) as usize;
+        {
+            let slot = &self.chunks[ci];
+            if slot.seq == data.seq && slot.state == SlotState::Verified {
+                return Err(Rejection::Replayed);
+            }
+            if slot.state == SlotState::Verified && self.newest_seq.is_some_and(|n| slot.seq + cap > n) && slot.seq > data.seq {
+                return Err(Rejection::Replayed);
+            }
+        }
+        let block = &self.blocks[bi];
+        if block.block == data.block && block.manifest_verified {
+            let expected = block.data_hash(data.seq, data.index).ok_or(Rejection::Corrupted)?;
+            if chunk_hash(data.flags.bits(), data.timestamp_us, data.payload) != expected {
+                return Err(Rejection::Corrupted);
+            }
+            self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Verified, false);
+            self.on_chunk_verified(data.seq, data.block, data.flags.keyframe(), false);
+            self.try_rebuild(now, data.block);
+            Ok(Ingested::Verified)
+        } else {
+            if block.block > data.block && block.manifest_verified {
+                // The block's slot has moved on: this chunk is too old to check.
+                return Err(Rejection::Replayed);
+            }
+            let first_wait = !(self.blocks[bi].block == data.block && self.blocks[bi].awaiting);
+            self.blocks[bi].claim(data.block);
+            self.blocks[bi].awaiting = true;
+            if first_wait {
+                self.ready.push_back(Ready::AwaitingManifest { block: data.block });
+            }
+            self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Pending, false);
+            self.pending
+                .push_back((now + self.config.manifest_wait, data.seq, data.block));
+            Ok(Ingested::Pending)
+        }
+    }
+
+    fn on_chunk_verified(&mut self, seq: u64, block: u64, keyframe: bool, rebuilt: bool) {
+        if self.newest_seq.is_none_or(|n| seq > n) {
+            self.newest_seq = Some(seq);
+        }
+        if keyframe && self.latest_keyframe.is_none_or(|k| seq > k) {
+            self.latest_keyframe = Some(seq);
+        }
+        let bi = (block % self.blocks.len() as u64) as usize;
+        if let Some(b) = self.blocks.get_mut(bi)
+            && b.block == block
+            && let Some(i) = seq.checked_sub(b.first_seq)
+        {
+            b.have_data |= 1u64.checked_shl(i as u32).unwrap_or(0);
+        }
+        if rebuilt {
+            self.stats.chunks_rebuilt += 1;
+        } else {
+            self.stats.chunks_verified += 1;
+        }
+        self.ready.push_back(Ready::Data { seq, rebuilt });
+    }
+
+    fn ingest_parity(&mut self, now: Time, view: ParityView<'_>) -> Result<Ingested, Rejection> {
+        let p = *view.fields();
+        if p.stream != self.key.id() {
+            return Err(Rejection::WrongStream);
+        }
+        if !self.seq_in_range(p.first_seq) {
+            return Err(Rejection::Replayed);
+        }
+        let bi = (p.block % self.blocks.len() as u64) as usize;
+        let slot = &mut self.blocks[bi];
+        if slot.block > p.block && (slot.manifest_verified || slot.awaiting) {
+            return Err(Rejection::Replayed);
+        }
+        slot.claim(p.block);
+        let idx = usize::from(p.index);
+        if slot.manifest_verified {
+            if p.k != slot.k || p.m != slot.m || p.first_seq != slot.first_seq || p.symbol.len() != usize::from(slot.symbol_len) {
+                return Err(Rejection::Corrupted);
+            }
+            if slot.parity.get(idx).is_some_and(|s| s.state == SlotState::Verified) {
+                return Err(Rejection::Replayed);
+            }
+            if Some(parity_hash(p.symbol)) != slot.parity_hash(idx) {
+                return Err(Rejection::Corrupted);
+            }
+            slot.store_parity(idx, view.as_bytes(), SlotState::Verified);
+            self.ready.push_back(Ready::Parity {
+                block: p.block,
+                index: p.index,
+            });
+            self.try_rebuild(now, p.block);
+            Ok(Ingested::Verified)
+        } else {
+            let first_wait = !slot.awaiting;
+            slot.awaiting = true;
+            slot.store_parity(idx, view.as_bytes(), SlotState::Pending);
+            if first_wait {
+                self.ready.push_back(Ready::AwaitingManifest { block: p.block });
+            }
+            self.pending
+                .push_back((now + self.config.manifest_wait, u64::MAX, p.block));
+            Ok(Ingested::Pending)
+        }
+    }
+
+    fn ingest_manifest(&mut self, now: Time, view: ManifestView<'_>) -> Result<Ingested, Rejection> {
+        let man = *view.fields();
+        if man.stream != self.key.id() {
+            return Err(Rejection::WrongStream);
+        }
+        if !self.seq_in_range(man.first_seq) {
+            return Err(Rejection::Replayed);
+        }
+        let bi = (man.block % self.blocks.len() as u64) as usize;
+        {
+            let slot = &self.blocks[bi];
+            if slot.block == man.block && slot.manifest_verified {
+                return Err(Rejection::Replayed);
+            }
+            if slot.block > man.block && (slot.manifest_verified || slot.awaiting) {
+                return Err(Rejection::Replayed);
+            }
+        }
+        // One signature check per block, and only for a block not yet held.
+        self.key.verify_manifest(&view)?;
+        let slot = &mut self.blocks[bi];
+        slot.claim(man.block);
+        slot.set_manifest(view.as_bytes(), &man);
+        self.stats.manifests_verified += 1;
+        self.ready.push_back(Ready::Manifest { block: man.block });
+        self.verify_waiting(man.block, bi);
+        self.try_rebuild(now, man.block);
+        Ok(Ingested::Verified)
+    }
+
+    /// Checks chunks and parity that arrived before their manifest.
+    fn verify_waiting(&mut self, block: u64, bi: usize) {
+        let (first_seq, k, m) = {
+            let b = &self.blocks[bi];
+            (b.first_seq, b.k, b.m)
+        };
+        let cap = self.chunks.len() as u64;
+        for seq in first_seq..first_seq + u64::from(k) {
+            let ci = (seq % cap) as usize;
+            let slot = &self.chunks[ci];
+            if slot.seq != seq || slot.state != SlotState::Pending {
+                continue;
+            }
+            let ok = DataView::new_checked(&slot.bytes).ok().is_some_and(|v| {
+                let d = v.fields();
+                d.block == block
+                    && self.blocks[bi].data_hash(seq, d.index)
+                        == Some(chunk_hash(d.flags.bits(), d.timestamp_us, d.payload))
+            });
+            if ok {
+                let keyframe = slot.as_ref().keyframe;
+                self.chunks[ci].state = SlotState::Verified;
+                self.on_chunk_verified(seq, block, keyframe, false);
+            } else {
+                self.chunks[ci].state = SlotState::Empty;
+            }
+        }
+        for index in 0..m {
+            let b = &self.blocks[bi];
+            let Some(p) = b.parity.get(usize::from(index)) else {
+                continue;
+            };
+            if p.state != SlotState::Pending {
+                continue;
+            }
+            let ok = ParityView::new_checked(&p.bytes).ok().is_some_and(|v| {
+                let f = v.fields();
+                f.first_seq == b.first_seq
+                    && f.k == b.k
+                    && f.m == b.m
+                    && f.symbol.len() == usize::from(b.symbol_len)
+                    && Some(parity_hash(f.symbol)) == b.parity_hash(usize::from(index))
+            });
+            let b = &mut self.blocks[bi];
+            if let Some(p) = b.parity.get_mut(usize::from(index)) {
+                p.state = if ok {
+                    SlotState::Verified
+                } else {
+                    SlotState::Empty
+                };
+            }
+            if ok {
+                self.ready.push_back(Ready::Parity { block, index });
+            }
+        }
+        self.blocks[bi].awaiting = false;
+    }
+
+    /// Rebuilds the block's lost chunks when enough symbols are present.
+    fn try_rebuild(&mut self, now: Time, block: u64) {
+        let bi = (block % self.blocks.len() as u64) as usize;
+        let clubs = self.descriptor.as_ref().map_or(1, |(d, _)| d.clubs);
+        let rebuilt = self
+            .rebuild
+            .run(&mut self.blocks[bi], &mut self.chunks, now, self.key.id(), clubs);
+        for (seq, keyframe) in rebuilt {
+            self.on_chunk_verified(seq, block, keyframe, true);
+        }
+    }
+
+    /// When [`Window::handle_timeout`] should next run.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.pending.front().map(|&(t, _, _)| t)
+    }
+
+    /// Drops chunks and symbols whose manifest did not come in time.
+    pub fn handle_timeout(&mut self, now: Time) {
+        while let Some(&(deadline, seq, block)) = self.pending.front() {
+            if deadline > now {
+                break;
+            }
+            self.pending.pop_front();
+            if seq == u64::MAX {
+                let bi = (block % self.blocks.len() as u64) as usize;
+                let b = &mut self.blocks[bi];
+                if b.block == block && !b.manifest_verified {
+                    for p in &mut b.parity {
+                        if p.state == SlotState::Pending {
+                            p.state = SlotState::Empty;
+                            self.stats.manifest_missing += 1;
+                        }
+                    }
+                    b.awaiting = false;
+                }
+                continue;
+            }
+            let ci = (seq % self.chunks.len() as u64) as usize;
+            let slot = &mut self.chunks[ci];
+            if slot.seq == seq && slot.state == SlotState::Pending {
+                slot.state = SlotState::Empty;
+                self.stats.manifest_missing += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The window's storage: one slot per chunk, one per block.
+
+use super::ChunkRef;
+use crate::Time;
+use crate::fec::MAX_M;
+use crate::wire::{
+    DATA_HEADER_LEN, HASH_LEN, MANIFEST_HEADER_LEN, MAX_DATAGRAM_LEN, Manifest,
+};
+
+/// What a slot holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) enum SlotState {
+    /// Nothing usable.
+    #[default]
+    Empty,
+    /// Received, waiting for its manifest; never forwarded in this state.
+    Pending,
+    /// Checked against its signed manifest.
+    Verified,
+}
+
+/// Copies `src` into a slot's buffer, which keeps its capacity for reuse.
+fn fill(buf: &mut Vec<u8>, src: &[u8]) {
+    if buf.capacity() == 0 {
+        buf.reserve_exact(MAX_DATAGRAM_LEN);
+    }
+    buf.clear();
+    buf.extend_from_slice(src);
+}
+
+/// One chunk: its DATA datagram and what was read from it.
+#[derive(Debug, Default)]
+pub(super) struct ChunkSlot {
+    pub(super) seq: u64,
+    pub(super) state: SlotState,
+    pub(super) bytes: Vec<u8>,
+    arrived: Time,
+    rebuilt: bool,
+}
+
+impl ChunkSlot {
+    /// Stores a DATA datagram that already parsed.
+    pub(super) fn store(&mut self, seq: u64, datagram: &[u8], now: Time, state: SlotState, rebuilt: bool) {
+        fill(&mut self.bytes, datagram);
+        self.seq = seq;
+        self.state = state;
+        self.arrived = now;
+        self.rebuilt = rebuilt;
+    }
+
+    /// A buffer to write a rebuilt datagram into.
+    pub(super) fn buffer_for(&mut self, seq: u64, now: Time) -> &mut Vec<u8> {
+        fill(&mut self.bytes, &[]);
+        self.seq = seq;
+        self.state = SlotState::Empty;
+        self.arrived = now;
+        self.rebuilt = true;
+        &mut self.bytes
+    }
+
+    fn header_u64(&self, at: usize) -> u64 {
+        let mut b = [0; 8];
+        if let Some(src) = self.bytes.get(at..at + 8) {
+            b.copy_from_slice(src);
+        }
+        u64::from_be_bytes(b)
+    }
+
+    pub(super) fn as_ref(&self) -> ChunkRef<'_> {
+        let flags = self.bytes.get(2).copied().unwrap_or(0);
+        ChunkRef {
+            datagram: &self.bytes,
+            seq: self.seq,
+            keyframe: flags & crate::wire::DataFlags::KEYFRAME != 0,
+            end_of_stream: flags & crate::wire::DataFlags::END_OF_STREAM != 0,
+            timestamp_us: self.header_u64(52),
+            arrived: self.arrived,
+            rebuilt: self.rebuilt,
+            block: self.header_u64(44),
+        }
+    }
+
+    /// The payload of the stored datagram.
+    pub(super) fn payload(&self) -> &[u8] {
+        self.bytes.get(DATA_HEADER_LEN..).unwrap_or_default()
+    }
+}
+
+/// One parity symbol's PARITY datagram.
+#[derive(Debug, Default)]
+pub(super) struct ParitySlot {
+    pub(super) state: SlotState,
+    pub(super) bytes: Vec<u8>,
+}
+
+/// One block: its manifest, which data it has, its parity.
+#[derive(Debug, Default)]
+pub(super) struct BlockSlot {
+    pub(super) block: u64,
+    pub(super) manifest: Vec<u8>,
+    pub(super) manifest_verified: bool,
+    /// Something of this block waits for the manifest.
+    pub(super) awaiting: bool,
+    pub(super) k: u8,
+    pub(super) m: u8,
+    pub(super) first_seq: u64,
+    pub(super) symbol_len: u16,
+    /// Bit i: DATA chunk i is verified in the window.
+    pub(super) have_data: u64,
+    pub(super) parity: Vec<ParitySlot>,
+}
+
+impl BlockSlot {
+    /// Makes the slot hold `block`, forgetting an older block.
+    pub(super) fn claim(&mut self, block: u64) {
+        if self.block == block {
+            return;
+        }
+        self.block = block;
+        self.manifest.clear();
+        self.manifest_verified = false;
+        self.awaiting = false;
+        self.have_data = 0;
+        for p in &mut self.parity {
+            p.state = SlotState::Empty;
+        }
+    }
+
+    pub(super) fn set_manifest(&mut self, datagram: &[u8], man: &Manifest<'_>) {
+        fill(&mut self.manifest, datagram);
+        self.manifest_verified = true;
+        self.k = man.k;
+        self.m = man.m;
+        self.first_seq = man.first_seq;
+        self.symbol_len = man.symbol_len;
+        self.have_data = 0;
+    }
+
+    fn hash_at(&self, i: usize) -> Option<[u8; HASH_LEN]> {
+        let at = MANIFEST_HEADER_LEN + i * HASH_LEN;
+        let mut out = [0; HASH_LEN];
+        out.copy_from_slice(self.manifest.get(at..at + HASH_LEN)?);
+        Some(out)
+    }
+
+    /// The hash the manifest gives for chunk `seq` claiming index `index`;
+    /// `None` when seq and index disagree with the manifest.
+    pub(super) fn data_hash(&self, seq: u64, index: u8) -> Option<[u8; HASH_LEN]> {
+        if !self.manifest_verified
+            || index >= self.k
+            || self.first_seq.checked_add(u64::from(index)) != Some(seq)
+        {
+            return None;
+        }
+        self.hash_at(usize::from(index))
+    }
+
+    pub(super) fn parity_hash(&self, index: usize) -> Option<[u8; HASH_LEN]> {
+        if !self.manifest_verified || index >= usize::from(self.m) {
+            return None;
+        }
+        self.hash_at(usize::from(self.k) + index)
+    }
+
+    pub(super) fn store_parity(&mut self, index: usize, datagram: &[u8], state: SlotState) {
+        if self.parity.is_empty() {
+            self.parity.resize_with(MAX_M, ParitySlot::default);
+        }
+        if let Some(p) = self.parity.get_mut(index) {
+            fill(&mut p.bytes, datagram);
+            p.state = state;
+        }
+    }
+
+    pub(super) fn verified_parity(&self) -> usize {
+        self.parity
+            .iter()
+            .filter(|p| p.state == SlotState::Verified)
+            .count()
+    }
+}
