@@ -177,11 +177,15 @@ impl ClientSession {
                     self.start(now, tx);
                     None
                 }
-                RejectReason::RateLimited | RejectReason::ShuttingDown | RejectReason::Full => {
-                    // Retry later from HELLO.
+                RejectReason::RateLimited
+                | RejectReason::ShuttingDown
+                | RejectReason::Full
+                | RejectReason::UnknownStream => {
+                    // Retry later from HELLO: a live stream may not have
+                    // reached this server yet.
                     self.state = SessionState::Hello;
                     self.backoff();
-                    self.next_timer = now + MAX_RETRY;
+                    self.next_timer = now + self.attempt_delay;
                     Some(SessionEvent::Rejected(r.reason))
                 }
                 reason => {

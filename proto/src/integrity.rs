@@ -36,9 +36,14 @@ pub enum Rejection {
     /// or its position disagrees with the manifest.
     #[error("content does not match its signed manifest")]
     Corrupted,
-    /// Already seen, or older than the window or the newest revision.
+    /// Older than the window or the newest revision, or too far ahead.
     #[error("replayed or stale")]
     Replayed,
+    /// An exact copy of something already verified (network duplication,
+    /// the publisher's repeated manifest, a repair that crossed the
+    /// original). Harmless; counted apart from the drops.
+    #[error("duplicate")]
+    Duplicate,
     /// For a stream this node does not carry, or in the wrong club.
     #[error("wrong stream")]
     WrongStream,

@@ -35,6 +35,11 @@ impl TxQueue {
         buf
     }
 
+    /// Returns an unused buffer to the pool.
+    pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
+        self.free.push(buf);
+    }
+
     pub(crate) fn push(&mut self, dst: SocketAddr, buf: Vec<u8>) {
         self.queue.push_back((dst, buf));
     }

@@ -1,4 +1,5 @@
 //! Deterministic network simulator and the scenario tests' shared harness.
 #![warn(missing_docs)]
 
+pub mod harness;
 pub mod netsim;

@@ -253,7 +253,10 @@ impl Window {
     fn ingest_descriptor(&mut self, bytes: &[u8]) -> Result<Ingested, Rejection> {
         let d = Descriptor::parse(bytes)?;
         if let Some((current, raw)) = &self.descriptor {
-            if d.revision < current.revision || raw.as_slice() == bytes {
+            if raw.as_slice() == bytes {
+                return Err(Rejection::Duplicate);
+            }
+            if d.revision < current.revision {
                 return Err(Rejection::Replayed);
             }
             if d.revision == current.revision && d.issued_at_us <= current.issued_at_us {
@@ -295,7 +298,7 @@ impl Window {
         {
             let slot = &self.chunks[ci];
             if slot.seq == data.seq && slot.state == SlotState::Verified {
-                return Err(Rejection::Replayed);
+                return Err(Rejection::Duplicate);
             }
             if slot.state == SlotState::Verified && self.newest_seq.is_some_and(|n| slot.seq + cap > n) && slot.seq > data.seq {
                 return Err(Rejection::Replayed);
@@ -371,7 +374,7 @@ impl Window {
                 return Err(Rejection::Corrupted);
             }
             if slot.parity.get(idx).is_some_and(|s| s.state == SlotState::Verified) {
-                return Err(Rejection::Replayed);
+                return Err(Rejection::Duplicate);
             }
             if Some(parity_hash(p.symbol)) != slot.parity_hash(idx) {
                 return Err(Rejection::Corrupted);
@@ -408,7 +411,7 @@ impl Window {
         {
             let slot = &self.blocks[bi];
             if slot.block == man.block && slot.manifest_verified {
-                return Err(Rejection::Replayed);
+                return Err(Rejection::Duplicate);
             }
             if slot.block > man.block && (slot.manifest_verified || slot.awaiting) {
                 return Err(Rejection::Replayed);

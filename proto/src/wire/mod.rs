@@ -29,7 +29,7 @@ mod parity;
 pub use control::{Keepalive, Leave, LeaveReason, Nack, NackEntry, NackKind, PeerAddr, Peers};
 pub use cursor::BufferTooSmall;
 pub use data::{DATA_HEADER_LEN, Data, DataFlags, DataView};
-pub use descriptor::{Codec, DESCRIPTOR_LEN, Descriptor};
+pub use descriptor::{Codec, DESCRIPTOR_LEN, Descriptor, MAX_CLUBS};
 pub use handshake::{
     Accept, CHALLENGE_LEN, Challenge, Cookie, HELLO_MIN_LEN, Hello, REJECT_LEN, Reject,
     RejectReason, Subscribe, TOKEN_MAX_LEN,

@@ -1,0 +1,61 @@
+//! Fan-out: what became ready, sent to every subscriber that wants it.
+//!
+//! Items that become ready while a pass is running wait for the next pass,
+//! so a caller that stops draining half-way never makes a subscriber miss
+//! anything. A pass runs subscriber by subscriber, and for each subscriber
+//! through every item of the pass: consecutive transmits to one
+//! destination can be sent as one GSO train.
+
+use crate::window::Ready;
+
+/// One item to fan out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Item {
+    /// A verified chunk, manifest or parity symbol.
+    Ready(Ready),
+    /// The stream's (new) descriptor.
+    Descriptor,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Fanout {
+    pass: Vec<(usize, Item)>,
+    next: Vec<(usize, Item)>,
+    sub: usize,
+    item: usize,
+}
+
+impl Fanout {
+    pub(crate) fn push(&mut self, stream: usize, item: Item) {
+        self.next.push((stream, item));
+    }
+
+    /// The next (subscriber index, stream, item) to consider, over
+    /// `subscribers` slots; `None` when both passes are done.
+    pub(crate) fn next(&mut self, subscribers: usize) -> Option<(usize, usize, Item)> {
+        loop {
+            if self.item >= self.pass.len() {
+                self.item = 0;
+                self.sub += 1;
+            }
+            if self.pass.is_empty() || self.sub >= subscribers {
+                self.pass.clear();
+                std::mem::swap(&mut self.pass, &mut self.next);
+                self.sub = 0;
+                self.item = 0;
+                if self.pass.is_empty() || subscribers == 0 {
+                    self.pass.clear();
+                    return None;
+                }
+            }
+            let (stream, item) = self.pass[self.item];
+            self.item += 1;
+            return Some((self.sub, stream, item));
+        }
+    }
+
+    /// Skips the rest of the current subscriber's items.
+    pub(crate) fn skip_subscriber(&mut self) {
+        self.item = self.pass.len();
+    }
+}

@@ -1,0 +1,661 @@
+//! The relay core: a super-peer's protocol logic, with no IO.
+//!
+//! It verifies ingest once per stream (a [`Window`] per stream), keeps a
+//! bounded window of recent chunks, runs the cookie handshake for
+//! subscribers, expires silent ones, fans every verified item out to the
+//! subscribers that want it, serves NACKs from the window, rebuilds lost
+//! chunks from parity before forwarding (inside the window), and can itself
+//! subscribe to an upstream relay.
+//!
+//! Run loop, as for every state machine in this crate: call
+//! `handle_datagram` or `handle_timeout`, then drain `poll_transmit` until
+//! `None`, then wait until `poll_timeout`.
+//!
+//! Buffers: ingest copies each datagram once into its window slot; fan-out
+//! transmits borrow that slot, for every subscriber, so forwarding copies
+//! nothing. Control replies come from a pooled queue. Nothing here
+//! allocates per chunk once the window and queues are warm.
+//!
+//! Amplification: an address that has not echoed a valid cookie gets only
+//! CHALLENGE or REJECT, each no longer than the datagram it answers.
+
+mod fanout;
+mod stats;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use stats::RelayStats;
+
+use crate::client::{ClientSession, SessionEvent};
+use crate::cookie::CookieJar;
+use crate::integrity::{Rejection, StreamKey};
+use crate::transmit::TxQueue;
+use crate::wire::{
+    Accept, Challenge, DecodeError, Keepalive, Leave, LeaveReason, Message, MessageType, Nack,
+    NackKind, Peers, Reject, RejectReason, SUPPORTED_VERSIONS, peek_type,
+};
+use crate::window::{Ingested, Ready, Window, WindowConfig};
+use crate::{StreamId, Time, Transmit};
+use fanout::{Fanout, Item};
+
+/// Relay settings.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Per-stream window.
+    pub window: WindowConfig,
+    /// Most subscribers over all streams.
+    pub max_subscribers: usize,
+    /// Most streams carried.
+    pub max_streams: usize,
+    /// Keepalive interval asked of subscribers.
+    pub keepalive_interval: Duration,
+    /// A subscriber silent this long is dropped.
+    pub subscriber_timeout: Duration,
+    /// Secret for the stateless cookies; draw it from a good random source.
+    pub cookie_secret: [u8; 32],
+    /// Take new streams from any publisher whose descriptor verifies.
+    pub accept_publishers: bool,
+    /// Most chunks one NACK is answered with.
+    pub nack_limit: usize,
+    /// Seed for handshake nonces toward upstreams.
+    pub nonce_seed: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            window: WindowConfig::default(),
+            max_subscribers: 10_000,
+            max_streams: 64,
+            keepalive_interval: Duration::from_secs(1),
+            subscriber_timeout: Duration::from_secs(5),
+            cookie_secret: [0; 32],
+            accept_publishers: true,
+            nack_limit: 256,
+            nonce_seed: 1,
+        }
+    }
+}
+
+/// Something the relay's owner may want to log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayEvent {
+    /// A stream appeared (first verified descriptor, or an upstream added).
+    StreamAdded(StreamId),
+    /// A subscriber was accepted.
+    SubscriberJoined(SocketAddr, StreamId),
+    /// A subscriber left or expired.
+    SubscriberLeft(SocketAddr, LeaveReason),
+    /// An upstream accepted this relay's subscription.
+    UpstreamSubscribed(SocketAddr, StreamId),
+    /// An upstream refused it.
+    UpstreamRejected(SocketAddr, RejectReason),
+}
+
+#[derive(Debug)]
+struct Subscriber {
+    addr: SocketAddr,
+    stream: usize,
+    clubs: u64,
+    start_seq: u64,
+    last_heard: Time,
+    report: Option<Keepalive>,
+}
+
+#[derive(Debug)]
+struct Stream {
+    window: Window,
+    upstream: Option<ClientSession>,
+}
+
+/// The relay. See the module docs.
+#[derive(Debug)]
+pub struct Relay {
+    config: RelayConfig,
+    cookies: CookieJar,
+    streams: Vec<Stream>,
+    stream_index: HashMap<StreamId, usize>,
+    subs: Vec<Option<Subscriber>>,
+    sub_index: HashMap<SocketAddr, usize>,
+    free_subs: Vec<usize>,
+    tx: TxQueue,
+    fanout: Fanout,
+    events: std::collections::VecDeque<RelayEvent>,
+    next_sweep: Option<Time>,
+    stats: RelayStats,
+    shutting_down: bool,
+}
+
+impl Relay {
+    /// A relay with no streams and no subscribers.
+    pub fn new(config: RelayConfig) -> Self {
+        Self {
+            cookies: CookieJar::new(config.cookie_secret),
+            config,
+            streams: Vec::new(),
+            stream_index: HashMap::new(),
+            subs: Vec::new(),
+            sub_index: HashMap::new(),
+            free_subs: Vec::new(),
+            tx: TxQueue::default(),
+            fanout: Fanout::default(),
+            events: Default::default(),
+            next_sweep: None,
+            stats: RelayStats::default(),
+            shutting_down: false,
+        }
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> RelayStats {
+        self.stats
+    }
+
+    /// Current subscribers.
+    pub fn subscriber_count(&self) -> usize {
+        self.sub_index.len()
+    }
+
+    /// The window of `stream`, if carried.
+    pub fn window(&self, stream: &StreamId) -> Option<&Window> {
+        self.stream_index.get(stream).map(|&i| &self.streams[i].window)
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop_front()
+    }
+
+    fn add_stream(&mut self, id: StreamId) -> Result<usize, Rejection> {
+        if let Some(&i) = self.stream_index.get(&id) {
+            return Ok(i);
+        }
+        if self.streams.len() >= self.config.max_streams {
+            return Err(Rejection::WrongStream);
+        }
+        let key = StreamKey::new(id)?;
+        self.streams.push(Stream {
+            window: Window::new(key, self.config.window),
+            upstream: None,
+        });
+        let i = self.streams.len() - 1;
+        self.stream_index.insert(id, i);
+        self.events.push_back(RelayEvent::StreamAdded(id));
+        Ok(i)
+    }
+
+    /// Takes `stream` from the relay at `server`, subscribing to all clubs.
+    pub fn add_upstream(&mut self, now: Time, server: SocketAddr, stream: StreamId) -> Result<(), Rejection> {
+        let i = self.add_stream(stream)?;
+        let seed = self.config.nonce_seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut session = ClientSession::new(server, stream, u64::MAX, Vec::new(), seed);
+        session.start(now, &mut self.tx);
+        self.streams[i].upstream = Some(session);
+        Ok(())
+    }
+
+    /// Stops intake and tells every subscriber to go elsewhere.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+        for sub in self.subs.iter().flatten() {
+            let leave = Leave {
+                reason: LeaveReason::ShuttingDown,
+                stream: self.streams[sub.stream].window.stream(),
+            };
+            let _ = self.tx.push_message(sub.addr, &Message::Leave(leave));
+        }
+    }
+
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        let ty = match peek_type(bytes) {
+            Ok(ty) => ty,
+            Err(e) => {
+                self.stats.count(Rejection::Malformed(e));
+                if let Err(DecodeError::UnsupportedVersion(_)) = Err::<(), _>(e) {
+                    self.answer_unsupported_version(from, bytes);
+                }
+                return;
+            }
+        };
+        if self.shutting_down {
+            return;
+        }
+        match ty {
+            MessageType::Data | MessageType::Parity | MessageType::Manifest | MessageType::Descriptor => {
+                self.ingest(now, from, ty, bytes)
+            }
+            _ => match Message::parse(bytes) {
+                Ok(msg) => self.handle_control(now, from, bytes.len(), &msg),
+                Err(e) => self.stats.count(Rejection::Malformed(e)),
+            },
+        }
+    }
+
+    /// A HELLO in a version we do not speak gets a REJECT listing ours, if
+    /// that is no larger than what it answers.
+    fn answer_unsupported_version(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if bytes.get(1) == Some(&(MessageType::Hello as u8)) && bytes.len() >= crate::wire::REJECT_LEN {
+            self.reject(from, RejectReason::UnsupportedVersion, StreamId([0; 32]));
+        }
+    }
+
+    fn reject(&mut self, to: SocketAddr, reason: RejectReason, stream: StreamId) {
+        let r = Reject {
+            reason,
+            versions: SUPPORTED_VERSIONS,
+            stream,
+        };
+        let _ = self.tx.push_message(to, &Message::Reject(r));
+    }
+
+    fn stream_of(ty: MessageType, bytes: &[u8]) -> Option<StreamId> {
+        let at = match ty {
+            MessageType::Data | MessageType::Parity => 4,
+            _ => 8,
+        };
+        let mut id = [0; 32];
+        id.copy_from_slice(bytes.get(at..at + 32)?);
+        Some(StreamId(id))
+    }
+
+    fn ingest(&mut self, now: Time, from: SocketAddr, ty: MessageType, bytes: &[u8]) {
+        let Some(id) = Self::stream_of(ty, bytes) else {
+            self.stats.count(Rejection::Malformed(DecodeError::Truncated));
+            return;
+        };
+        let index = match self.stream_index.get(&id) {
+            Some(&i) => i,
+            None if ty == MessageType::Descriptor && self.config.accept_publishers => {
+                // Check the descriptor before creating anything for it.
+                let valid = crate::wire::Descriptor::parse(bytes)
+                    .map_err(Rejection::from)
+                    .and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
+                if let Err(r) = valid {
+                    self.stats.count(r);
+                    return;
+                }
+                match self.add_stream(id) {
+                    Ok(i) => i,
+                    Err(r) => {
+                        self.stats.count(r);
+                        return;
+                    }
+                }
+            }
+            None => {
+                self.stats.count(Rejection::WrongStream);
+                return;
+            }
+        };
+        let stream = &mut self.streams[index];
+        if let Some(up) = &mut stream.upstream
+            && up.server() == from
+        {
+            up.heard(now);
+        }
+        match stream.window.ingest(now, bytes) {
+            Ok(Ingested::Descriptor) => self.fanout.push(index, Item::Descriptor),
+            Ok(_) => {}
+            Err(r) => self.stats.count(r),
+        }
+        self.drain_ready(index);
+    }
+
+    fn drain_ready(&mut self, index: usize) {
+        while let Some(ready) = self.streams[index].window.poll_ready() {
+            if !matches!(ready, Ready::AwaitingManifest { .. }) {
+                self.fanout.push(index, Item::Ready(ready));
+            }
+        }
+    }
+
+    fn handle_control(&mut self, now: Time, from: SocketAddr, len: usize, msg: &Message<'_>) {
+        match msg {
+            Message::Hello(h) => {
+                if h.versions & SUPPORTED_VERSIONS == 0 {
+                    self.reject(from, RejectReason::UnsupportedVersion, StreamId([0; 32]));
+                    return;
+                }
+                let c = Challenge {
+                    nonce: h.nonce,
+                    cookie: self.cookies.issue(now, from),
+                };
+                let _ = self.tx.push_message(from, &Message::Challenge(c));
+            }
+            Message::Subscribe(s) => self.subscribe(now, from, s),
+            Message::Keepalive(k) => match self.sub_index.get(&from) {
+                Some(&i) => {
+                    if let Some(sub) = &mut self.subs[i] {
+                        sub.last_heard = now;
+                        sub.report = Some(*k);
+                    }
+                }
+                None => self.not_subscribed(from, len, k.stream),
+            },
+            Message::Nack(n) => match self.sub_index.get(&from) {
+                Some(&i) => {
+                    if let Some(sub) = &mut self.subs[i] {
+                        sub.last_heard = now;
+                    }
+                    self.serve_nack(from, i, n);
+                }
+                None => self.not_subscribed(from, len, n.stream),
+            },
+            Message::Leave(l) => {
+                if let Some(i) = self.sub_index.get(&from).copied() {
+                    self.remove_subscriber(i, LeaveReason::Done, false);
+                } else {
+                    self.upstream_message(now, from, msg);
+                }
+                let _ = l;
+            }
+            Message::Peers(p) => {
+                if let Some(&i) = self.sub_index.get(&from)
+                    && p.addrs().is_empty()
+                {
+                    self.answer_peers(from, i, p.club);
+                }
+            }
+            Message::Challenge(_) | Message::Accept(_) | Message::Reject(_) => {
+                self.upstream_message(now, from, msg);
+            }
+            _ => {}
+        }
+    }
+
+    fn not_subscribed(&mut self, from: SocketAddr, len: usize, stream: StreamId) {
+        self.stats.drop_not_subscribed += 1;
+        if len >= crate::wire::REJECT_LEN {
+            self.reject(from, RejectReason::NotSubscribed, stream);
+        }
+    }
+
+    fn upstream_message(&mut self, now: Time, from: SocketAddr, msg: &Message<'_>) {
+        for i in 0..self.streams.len() {
+            let resume = self.streams[i].window.newest_seq().map(|s| s + 1);
+            let Some(up) = &mut self.streams[i].upstream else {
+                continue;
+            };
+            if up.server() != from {
+                continue;
+            }
+            match up.handle(now, msg, resume, &mut self.tx) {
+                Some(SessionEvent::Accepted { .. }) => {
+                    let id = self.streams[i].window.stream();
+                    self.events.push_back(RelayEvent::UpstreamSubscribed(from, id));
+                }
+                Some(SessionEvent::Rejected(r)) => {
+                    self.events.push_back(RelayEvent::UpstreamRejected(from, r));
+                }
+                Some(SessionEvent::ServerLeft(_)) | None => {}
+            }
+        }
+    }
+
+    fn subscribe(&mut self, now: Time, from: SocketAddr, s: &crate::wire::Subscribe<'_>) {
+        if self.cookies.check(now, from, &s.cookie).is_err() {
+            self.stats.drop_bad_cookie += 1;
+            self.reject(from, RejectReason::BadCookie, s.stream);
+            return;
+        }
+        // From here on the address is proven.
+        let Some(&stream) = self.stream_index.get(&s.stream) else {
+            self.reject(from, RejectReason::UnknownStream, s.stream);
+            return;
+        };
+        let existing = self.sub_index.get(&from).copied();
+        if existing.is_none() && self.sub_index.len() >= self.config.max_subscribers {
+            self.stats.drop_full += 1;
+            self.reject(from, RejectReason::Full, s.stream);
+            return;
+        }
+        let window = &self.streams[stream].window;
+        let live_edge = window.newest_seq().map_or(0, |n| n + 1);
+        let start_seq = match s.start_seq {
+            Some(seq) => seq.clamp(window.oldest_seq(), live_edge),
+            None => window.latest_keyframe().unwrap_or(live_edge),
+        };
+        let sub = Subscriber {
+            addr: from,
+            stream,
+            clubs: s.clubs,
+            start_seq,
+            last_heard: now,
+            report: None,
+        };
+        let index = match existing {
+            Some(i) => {
+                self.subs[i] = Some(sub);
+                i
+            }
+            None => {
+                let i = match self.free_subs.pop() {
+                    Some(i) => {
+                        self.subs[i] = Some(sub);
+                        i
+                    }
+                    None => {
+                        self.subs.push(Some(sub));
+                        self.subs.len() - 1
+                    }
+                };
+                self.sub_index.insert(from, i);
+                i
+            }
+        };
+        self.stats.accepted += 1;
+        self.events
+            .push_back(RelayEvent::SubscriberJoined(from, s.stream));
+        let accept = Accept {
+            keepalive_ms: u16::try_from(self.config.keepalive_interval.as_millis())
+                .unwrap_or(u16::MAX)
+                .max(1),
+            stream: s.stream,
+            start_seq,
+        };
+        let _ = self.tx.push_message(from, &Message::Accept(accept));
+        if let Some((_, d)) = self.streams[stream].window.descriptor() {
+            self.tx.push_bytes(from, d);
+        }
+        self.catch_up(index, start_seq, live_edge);
+        if self.next_sweep.is_none() {
+            self.next_sweep = Some(now + self.config.subscriber_timeout / 4);
+        }
+    }
+
+    /// Sends a new subscriber what the window already holds from its start.
+    fn catch_up(&mut self, sub: usize, from_seq: u64, to_seq: u64) {
+        let Some(s) = &self.subs[sub] else { return };
+        let (addr, stream) = (s.addr, s.stream);
+        let to = to_seq.min(from_seq + self.config.nack_limit as u64);
+        self.send_range(addr, stream, from_seq, to);
+    }
+
+    /// Queues the chunks `from..to` that the window holds, each block's
+    /// manifest before its first chunk. Returns chunks queued.
+    fn send_range(&mut self, addr: SocketAddr, stream: usize, from: u64, to: u64) -> u64 {
+        let window = &self.streams[stream].window;
+        let mut last_block = None;
+        let mut sent = 0;
+        for seq in from..to {
+            let Some(chunk) = window.chunk(seq) else { continue };
+            if last_block != Some(chunk.block) {
+                last_block = Some(chunk.block);
+                if let Some(m) = window.manifest(chunk.block) {
+                    self.tx.push_bytes(addr, m);
+                }
+            }
+            self.tx.push_bytes(addr, chunk.datagram);
+            sent += 1;
+        }
+        sent
+    }
+
+    fn serve_nack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
+        let Some(s) = &self.subs[sub] else { return };
+        let stream = s.stream;
+        if self.streams[stream].window.stream() != nack.stream {
+            return;
+        }
+        let mut budget = self.config.nack_limit as u64;
+        for e in nack.entries() {
+            if budget == 0 {
+                break;
+            }
+            let len = u64::from(e.len).min(budget);
+            match e.kind {
+                NackKind::Chunks => {
+                    let sent = self.send_range(from, stream, e.start, e.start.saturating_add(len));
+                    self.stats.nack_served += sent;
+                }
+                NackKind::Manifests => {
+                    for block in e.start..e.start.saturating_add(len) {
+                        if let Some(m) = self.streams[stream].window.manifest(block) {
+                            self.tx.push_bytes(from, m);
+                        }
+                    }
+                }
+            }
+            budget -= len;
+        }
+    }
+
+    fn answer_peers(&mut self, from: SocketAddr, sub: usize, club: u8) {
+        let Some(s) = &self.subs[sub] else { return };
+        let stream = s.stream;
+        let mut peers = Peers::new(self.streams[stream].window.stream(), club);
+        let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
+        for other in self.subs.iter().flatten() {
+            if other.stream == stream && other.addr != from && other.clubs & bit != 0 && !peers.push(other.addr) {
+                break;
+            }
+        }
+        let _ = self.tx.push_message(from, &Message::Peers(peers));
+    }
+
+    fn remove_subscriber(&mut self, index: usize, reason: LeaveReason, tell: bool) {
+        let Some(sub) = self.subs.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        self.sub_index.remove(&sub.addr);
+        self.free_subs.push(index);
+        if tell {
+            let leave = Leave {
+                reason,
+                stream: self.streams[sub.stream].window.stream(),
+            };
+            let _ = self.tx.push_message(sub.addr, &Message::Leave(leave));
+        }
+        self.events.push_back(RelayEvent::SubscriberLeft(sub.addr, reason));
+    }
+
+    /// Runs timers: window expiry, subscriber expiry, upstream sessions.
+    pub fn handle_timeout(&mut self, now: Time) {
+        for i in 0..self.streams.len() {
+            self.streams[i].window.handle_timeout(now);
+            let resume = self.streams[i].window.newest_seq().map(|s| s + 1);
+            let stream_id = self.streams[i].window.stream();
+            if let Some(up) = &mut self.streams[i].upstream {
+                let report = Keepalive {
+                    stream: stream_id,
+                    highest_seq: resume.map_or(0, |s| s - 1),
+                    lost: 0,
+                    fec_repaired: 0,
+                    nack_repaired: 0,
+                    latency_us: 0,
+                };
+                up.handle_timeout(now, resume, report, &mut self.tx);
+            }
+            self.drain_ready(i);
+        }
+        if let Some(t) = self.next_sweep
+            && now >= t
+        {
+            for i in 0..self.subs.len() {
+                let expired = self.subs[i]
+                    .as_ref()
+                    .is_some_and(|s| now - s.last_heard > self.config.subscriber_timeout);
+                if expired {
+                    self.stats.expired += 1;
+                    self.remove_subscriber(i, LeaveReason::Expired, true);
+                }
+            }
+            self.next_sweep = (!self.sub_index.is_empty()).then(|| now + self.config.subscriber_timeout / 4);
+        }
+    }
+
+    /// When `handle_timeout` should next run.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let windows = self.streams.iter().filter_map(|s| s.window.poll_timeout());
+        let upstreams = self
+            .streams
+            .iter()
+            .filter_map(|s| s.upstream.as_ref().and_then(ClientSession::poll_timeout));
+        windows.chain(upstreams).chain(self.next_sweep).min()
+    }
+
+    /// Whether a subscriber wants an item of its stream.
+    fn wants(window: &Window, sub: &Subscriber, item: Item) -> bool {
+        match item {
+            Item::Descriptor => true,
+            Item::Ready(Ready::Data { seq, .. }) => {
+                let club = window.descriptor().map_or(0, |(d, _)| d.club_of(seq));
+                seq >= sub.start_seq
+                    && sub.clubs & 1u64.checked_shl(u32::from(club)).unwrap_or(0) != 0
+                    && window.chunk(seq).is_some()
+            }
+            Item::Ready(Ready::Manifest { block }) => window
+                .block_span(block)
+                .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq),
+            Item::Ready(Ready::Parity { block, index }) => {
+                sub.clubs == u64::MAX
+                    && window.parity(block, index).is_some()
+                    && window
+                        .block_span(block)
+                        .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq)
+            }
+            Item::Ready(Ready::AwaitingManifest { .. }) => false,
+        }
+    }
+
+    fn item_bytes(window: &Window, item: Item) -> Option<&[u8]> {
+        match item {
+            Item::Descriptor => window.descriptor().map(|(_, b)| b),
+            Item::Ready(Ready::Data { seq, .. }) => window.chunk(seq).map(|c| c.datagram),
+            Item::Ready(Ready::Manifest { block }) => window.manifest(block),
+            Item::Ready(Ready::Parity { block, index }) => window.parity(block, index),
+            Item::Ready(Ready::AwaitingManifest { .. }) => None,
+        }
+    }
+
+    /// The next datagram to send: control replies first, then fan-out.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        if !self.tx.is_empty() {
+            return self.tx.pop();
+        }
+        let found = loop {
+            let Some((si, stream, item)) = self.fanout.next(self.subs.len()) else {
+                break None;
+            };
+            let Some(sub) = &self.subs[si] else {
+                self.fanout.skip_subscriber();
+                continue;
+            };
+            if sub.stream == stream && Self::wants(&self.streams[stream].window, sub, item) {
+                break Some((sub.addr, stream, item));
+            }
+        };
+        let Some((dst, stream, item)) = found else {
+            return self.tx.pop();
+        };
+        let payload = Self::item_bytes(&self.streams[stream].window, item)?;
+        self.stats.forwarded += 1;
+        self.stats.forwarded_bytes += payload.len() as u64;
+        Some(Transmit { dst, payload })
+    }
+}

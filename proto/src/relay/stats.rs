@@ -1,0 +1,76 @@
+//! What a relay counts.
+
+use crate::integrity::Rejection;
+
+/// Counters kept by a [`super::Relay`]; every dropped datagram is counted
+/// under exactly one reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayStats {
+    /// Datagrams handled.
+    pub datagrams_in: u64,
+    /// Bytes handled.
+    pub bytes_in: u64,
+    /// Stream datagrams (DATA, PARITY, MANIFEST, DESCRIPTOR) sent to
+    /// subscribers by fan-out.
+    pub forwarded: u64,
+    /// Bytes sent by fan-out.
+    pub forwarded_bytes: u64,
+    /// Chunks resent in answer to NACKs.
+    pub nack_served: u64,
+    /// Subscriptions accepted.
+    pub accepted: u64,
+    /// Subscribers that stopped sending keepalives.
+    pub expired: u64,
+    /// Exact copies of what was already verified (not counted as drops).
+    pub duplicates: u64,
+    /// Dropped: not a valid v1 datagram.
+    pub drop_malformed: u64,
+    /// Dropped: signature does not verify.
+    pub drop_forged: u64,
+    /// Dropped: content disagrees with its signed manifest.
+    pub drop_corrupted: u64,
+    /// Dropped: duplicate, stale or replayed.
+    pub drop_replayed: u64,
+    /// Dropped: for a stream this relay does not carry, or wrong club.
+    pub drop_wrong_stream: u64,
+    /// Dropped: the stream id is not a valid key.
+    pub drop_bad_key: u64,
+    /// Dropped: manifest never arrived.
+    pub drop_manifest_missing: u64,
+    /// Refused: SUBSCRIBE with a bad or expired cookie.
+    pub drop_bad_cookie: u64,
+    /// Dropped: a session message from an address with no subscription.
+    pub drop_not_subscribed: u64,
+    /// Refused: subscriber or stream limit reached.
+    pub drop_full: u64,
+}
+
+impl RelayStats {
+    pub(crate) fn count(&mut self, r: Rejection) {
+        let c = match r {
+            Rejection::Malformed(_) => &mut self.drop_malformed,
+            Rejection::Forged => &mut self.drop_forged,
+            Rejection::Corrupted => &mut self.drop_corrupted,
+            Rejection::Replayed => &mut self.drop_replayed,
+            Rejection::Duplicate => &mut self.duplicates,
+            Rejection::WrongStream => &mut self.drop_wrong_stream,
+            Rejection::BadStreamKey => &mut self.drop_bad_key,
+            Rejection::ManifestMissing => &mut self.drop_manifest_missing,
+        };
+        *c += 1;
+    }
+
+    /// All drops, whatever the reason.
+    pub fn dropped(&self) -> u64 {
+        self.drop_malformed
+            + self.drop_forged
+            + self.drop_corrupted
+            + self.drop_replayed
+            + self.drop_wrong_stream
+            + self.drop_bad_key
+            + self.drop_manifest_missing
+            + self.drop_bad_cookie
+            + self.drop_not_subscribed
+            + self.drop_full
+    }
+}

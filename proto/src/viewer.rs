@@ -1,0 +1,485 @@
+//! The viewer: subscribes, verifies, repairs, and plays out in order.
+//!
+//! Playout starts at the first keyframe at or after the relay's start
+//! sequence number (the relay starts a new subscriber at its latest
+//! keyframe and sends the window from there). Chunks are released in order
+//! as soon as they are contiguous; a missing chunk holds the output back
+//! until its deadline, its publisher timestamp (estimated from the next
+//! chunk that did arrive) plus the latency budget, and is then given up as
+//! a gap. Loss is repaired first by FEC inside the [`Window`]; what FEC
+//! cannot rebuild is NACKed, after the block has had time to complete and
+//! only while a repair can still arrive before the deadline.
+//!
+//! Run loop: `handle_datagram` / `handle_timeout`, then drain
+//! `poll_transmit` and `poll_event`, then wait until `poll_timeout`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::client::{ClientSession, SessionEvent, SessionState};
+use crate::integrity::{Rejection, StreamKey};
+use crate::transmit::TxQueue;
+use crate::wire::{
+    Keepalive, LeaveReason, Message, MessageType, Nack, NackEntry, NackKind, RejectReason,
+    peek_type,
+};
+use crate::window::{Ready, Window, WindowConfig};
+use crate::{StreamId, Time, Transmit};
+
+/// Viewer settings.
+#[derive(Debug, Clone)]
+pub struct ViewerConfig {
+    /// The relay to subscribe to.
+    pub relay: SocketAddr,
+    /// The stream.
+    pub stream: StreamId,
+    /// Longest a chunk may take from publisher to output.
+    pub latency: Duration,
+    /// Window sizes.
+    pub window: WindowConfig,
+    /// Ask for lost chunks that FEC cannot rebuild.
+    pub nack: bool,
+    /// Access token, empty if none.
+    pub token: Vec<u8>,
+    /// Seed for handshake nonces (draw it from a random source).
+    pub nonce_seed: u64,
+}
+
+impl ViewerConfig {
+    /// Defaults for watching `stream` from `relay`: 500 ms budget, NACK on.
+    pub fn new(relay: SocketAddr, stream: StreamId) -> Self {
+        Self {
+            relay,
+            stream,
+            latency: Duration::from_millis(500),
+            window: WindowConfig {
+                capacity: 1024,
+                manifest_wait: Duration::from_millis(500),
+            },
+            nack: true,
+            token: Vec::new(),
+            nonce_seed: 0x5eed,
+        }
+    }
+}
+
+/// What the viewer tells its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerEvent {
+    /// The relay accepted the subscription.
+    Subscribed {
+        /// Where the relay starts.
+        start_seq: u64,
+    },
+    /// The next chunk of the stream, in order.
+    Chunk {
+        /// Its sequence number.
+        seq: u64,
+        /// Its bytes.
+        payload: Vec<u8>,
+        /// Publisher timestamp to output.
+        latency: Duration,
+    },
+    /// Chunks `from..to` were lost: the output has a gap here.
+    Gap {
+        /// First lost.
+        from: u64,
+        /// One past the last lost.
+        to: u64,
+    },
+    /// The relay refused for good.
+    Rejected(RejectReason),
+    /// The stream ended; nothing more will come.
+    EndOfStream,
+}
+
+/// What the viewer counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewerStats {
+    /// Chunks output.
+    pub played: u64,
+    /// Bytes output.
+    pub played_bytes: u64,
+    /// Chunks given up as lost.
+    pub lost: u64,
+    /// Output chunks rebuilt from parity.
+    pub fec_repaired: u64,
+    /// Output chunks that arrived after a NACK.
+    pub nack_repaired: u64,
+    /// NACK datagrams sent.
+    pub nacks_sent: u64,
+    /// Datagrams refused (all reasons).
+    pub rejected: u64,
+    /// Of those, refused as forged or corrupted.
+    pub rejected_integrity: u64,
+    /// Highest latency seen at output, in microseconds.
+    pub max_latency_us: u64,
+    /// Latest latency at output, in microseconds.
+    pub last_latency_us: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    noticed: Time,
+    last_nack: Option<Time>,
+    nacks: u8,
+}
+
+const NACK_TRIES: u8 = 3;
+const TICK: Duration = Duration::from_millis(10);
+
+/// A viewer. See the module docs.
+#[derive(Debug)]
+pub struct Viewer {
+    config: ViewerConfig,
+    session: ClientSession,
+    window: Window,
+    tx: TxQueue,
+    events: VecDeque<ViewerEvent>,
+    start_seq: Option<u64>,
+    next_play: Option<u64>,
+    started: bool,
+    missing: BTreeMap<u64, Missing>,
+    awaiting_manifest: BTreeMap<u64, Time>,
+    next_tick: Option<Time>,
+    ended: bool,
+    stats: ViewerStats,
+}
+
+impl Viewer {
+    /// A viewer that starts its handshake at `now`. Fails if the stream id
+    /// is not a valid key.
+    pub fn new(config: ViewerConfig, now: Time) -> Result<Self, Rejection> {
+        let key = StreamKey::new(config.stream)?;
+        let mut tx = TxQueue::default();
+        let mut session = ClientSession::new(
+            config.relay,
+            config.stream,
+            u64::MAX,
+            config.token.clone(),
+            config.nonce_seed,
+        );
+        session.start(now, &mut tx);
+        Ok(Self {
+            window: Window::new(key, config.window),
+            config,
+            session,
+            tx,
+            events: VecDeque::new(),
+            start_seq: None,
+            next_play: None,
+            started: false,
+            missing: BTreeMap::new(),
+            awaiting_manifest: BTreeMap::new(),
+            next_tick: None,
+            ended: false,
+            stats: ViewerStats::default(),
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ViewerStats {
+        self.stats
+    }
+
+    /// The stream's window (for its counters).
+    pub fn window(&self) -> &Window {
+        &self.window
+    }
+
+    /// Whether the stream has ended.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Whether the relay has accepted the subscription.
+    pub fn is_subscribed(&self) -> bool {
+        self.session.state() == SessionState::Subscribed
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ViewerEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        self.tx.pop()
+    }
+
+    fn resume_seq(&self) -> Option<u64> {
+        self.next_play
+    }
+
+    /// Handles one received datagram.
+    pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        if self.ended {
+            return;
+        }
+        let ty = match peek_type(bytes) {
+            Ok(ty) => ty,
+            Err(_) => {
+                self.stats.rejected += 1;
+                return;
+            }
+        };
+        match ty {
+            MessageType::Data | MessageType::Parity | MessageType::Manifest | MessageType::Descriptor => {
+                if from == self.config.relay {
+                    self.session.heard(now);
+                }
+                if let Err(r) = self.window.ingest(now, bytes) {
+                    self.stats.rejected += 1;
+                    if r == Rejection::Duplicate {
+                        self.stats.rejected -= 1;
+                    }
+                    if matches!(r, Rejection::Forged | Rejection::Corrupted) {
+                        self.stats.rejected_integrity += 1;
+                    }
+                }
+                self.drain_window(now);
+            }
+            _ if from == self.config.relay => {
+                let Ok(msg) = Message::parse(bytes) else {
+                    self.stats.rejected += 1;
+                    return;
+                };
+                let resume = self.resume_seq();
+                match self.session.handle(now, &msg, resume, &mut self.tx) {
+                    Some(SessionEvent::Accepted { start_seq }) => {
+                        if self.start_seq.is_none() {
+                            self.start_seq = Some(start_seq);
+                            self.next_play = Some(start_seq);
+                        }
+                        self.events.push_back(ViewerEvent::Subscribed { start_seq });
+                    }
+                    Some(SessionEvent::Rejected(r)) => self.events.push_back(ViewerEvent::Rejected(r)),
+                    Some(SessionEvent::ServerLeft(LeaveReason::EndOfStream)) => self.end(),
+                    Some(SessionEvent::ServerLeft(_)) | None => {}
+                }
+            }
+            _ => self.stats.rejected += 1,
+        }
+        self.advance(now);
+    }
+
+    fn drain_window(&mut self, now: Time) {
+        while let Some(r) = self.window.poll_ready() {
+            match r {
+                Ready::AwaitingManifest { block } => {
+                    self.awaiting_manifest.entry(block).or_insert(now);
+                }
+                Ready::Manifest { block } => {
+                    self.awaiting_manifest.remove(&block);
+                }
+                Ready::Data { .. } | Ready::Parity { .. } => {}
+            }
+        }
+    }
+
+    /// The deadline of a missing chunk: the timestamp of the next chunk
+    /// that did arrive, plus the budget.
+    fn deadline(&self, seq: u64) -> Option<Time> {
+        let newest = self.window.newest_seq()?;
+        (seq + 1..=newest.min(seq + 4096))
+            .find_map(|s| self.window.chunk(s))
+            .map(|c| Time::from_micros(c.timestamp_us) + self.config.latency)
+    }
+
+    /// Releases what can be released, gives up what is too late, and notes
+    /// what is missing.
+    fn advance(&mut self, now: Time) {
+        let Some(mut next) = self.next_play else { return };
+        loop {
+            if self.ended {
+                break;
+            }
+            if let Some(c) = self.window.chunk(next) {
+                if !self.started {
+                    if !c.keyframe {
+                        next += 1;
+                        continue;
+                    }
+                    self.started = true;
+                }
+                let latency = now.saturating_since(Time::from_micros(c.timestamp_us));
+                let payload = c.payload().to_vec();
+                let eos = c.end_of_stream;
+                self.stats.played += 1;
+                self.stats.played_bytes += payload.len() as u64;
+                if c.rebuilt {
+                    self.stats.fec_repaired += 1;
+                } else if self.missing.get(&next).is_some_and(|m| m.nacks > 0) {
+                    self.stats.nack_repaired += 1;
+                }
+                let us = latency.as_micros() as u64;
+                self.stats.last_latency_us = us;
+                self.stats.max_latency_us = self.stats.max_latency_us.max(us);
+                self.events.push_back(ViewerEvent::Chunk {
+                    seq: next,
+                    payload,
+                    latency,
+                });
+                self.missing.remove(&next);
+                next += 1;
+                if eos {
+                    self.next_play = Some(next);
+                    self.end();
+                    return;
+                }
+                continue;
+            }
+            // `next` is missing. Give it up once its deadline has passed.
+            match self.deadline(next) {
+                Some(deadline) if now >= deadline => {
+                    let newest = self.window.newest_seq().unwrap_or(next);
+                    let mut to = next + 1;
+                    while to <= newest && self.window.chunk(to).is_none() && self.deadline(to).is_some_and(|d| now >= d) {
+                        to += 1;
+                    }
+                    if self.started {
+                        self.stats.lost += to - next;
+                        self.events.push_back(ViewerEvent::Gap { from: next, to });
+                    }
+                    for s in next..to {
+                        self.missing.remove(&s);
+                    }
+                    next = to;
+                }
+                _ => break,
+            }
+        }
+        self.next_play = Some(next);
+        // Note what is missing between the play point and the newest chunk.
+        if let Some(newest) = self.window.newest_seq() {
+            let lo = next.max(newest.saturating_sub(self.window_span()));
+            for s in lo..newest {
+                if self.window.chunk(s).is_none() {
+                    self.missing.entry(s).or_insert(Missing {
+                        noticed: now,
+                        last_nack: None,
+                        nacks: 0,
+                    });
+                }
+            }
+        }
+        self.missing = self.missing.split_off(&next);
+        if !self.missing.is_empty() || !self.awaiting_manifest.is_empty() {
+            self.next_tick.get_or_insert(now + TICK);
+        }
+    }
+
+    fn window_span(&self) -> u64 {
+        self.config.window.capacity as u64 / 2
+    }
+
+    fn end(&mut self) {
+        if !self.ended {
+            self.ended = true;
+            self.session.close(&mut self.tx);
+            self.events.push_back(ViewerEvent::EndOfStream);
+        }
+    }
+
+    /// Sends NACKs for what FEC could not rebuild and can still arrive.
+    fn send_nacks(&mut self, now: Time) {
+        if !self.config.nack || self.session.state() != SessionState::Subscribed {
+            return;
+        }
+        let rtt = self.session.rtt.max(Duration::from_millis(5));
+        // Give FEC the block's time plus some jitter before asking.
+        let fec_wait = self
+            .window
+            .descriptor()
+            .map_or(Duration::from_millis(50), |(d, _)| Duration::from_millis(u64::from(d.block_ms)))
+            + rtt / 2;
+        let mut nack = Nack::new(self.config.stream);
+        let mut run: Option<(u64, u16)> = None;
+        let seqs: Vec<u64> = self.missing.keys().copied().collect();
+        for seq in seqs {
+            let deadline = self.deadline(seq);
+            let Some(m) = self.missing.get_mut(&seq) else { continue };
+            let due = now >= m.noticed + fec_wait
+                && m.nacks < NACK_TRIES
+                && m.last_nack.is_none_or(|t| now >= t + rtt * 2)
+                && deadline.is_none_or(|d| now + rtt < d);
+            if !due {
+                continue;
+            }
+            m.nacks += 1;
+            m.last_nack = Some(now);
+            run = match run {
+                Some((start, len)) if start + u64::from(len) == seq && len < u16::MAX => Some((start, len + 1)),
+                Some((start, len)) => {
+                    nack.push(NackEntry { kind: NackKind::Chunks, start, len });
+                    Some((seq, 1))
+                }
+                None => Some((seq, 1)),
+            };
+        }
+        if let Some((start, len)) = run {
+            nack.push(NackEntry { kind: NackKind::Chunks, start, len });
+        }
+        let wait = Duration::from_millis(30);
+        for (&block, noticed) in self.awaiting_manifest.iter_mut() {
+            if now >= *noticed + wait {
+                *noticed = now + rtt * 2;
+                nack.push(NackEntry { kind: NackKind::Manifests, start: block, len: 1 });
+            }
+        }
+        if !nack.entries().is_empty() {
+            self.stats.nacks_sent += 1;
+            let _ = self.tx.push_message(self.config.relay, &Message::Nack(nack));
+        }
+    }
+
+    fn report(&self) -> Keepalive {
+        let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Keepalive {
+            stream: self.config.stream,
+            highest_seq: self.window.newest_seq().unwrap_or(0),
+            lost: sat(self.stats.lost),
+            fec_repaired: sat(self.stats.fec_repaired),
+            nack_repaired: sat(self.stats.nack_repaired),
+            latency_us: sat(self.stats.last_latency_us),
+        }
+    }
+
+    /// Runs timers: handshake, keepalive, NACKs, playout deadlines.
+    pub fn handle_timeout(&mut self, now: Time) {
+        if self.ended {
+            return;
+        }
+        let resume = self.resume_seq();
+        let report = self.report();
+        self.session.handle_timeout(now, resume, report, &mut self.tx);
+        self.window.handle_timeout(now);
+        self.drain_window(now);
+        if self.next_tick.is_some_and(|t| now >= t) {
+            self.next_tick = None;
+            self.send_nacks(now);
+        }
+        // Forget blocks whose manifest came, or that the window gave up on.
+        let give_up = self.config.window.manifest_wait * 2;
+        let window = &self.window;
+        self.awaiting_manifest
+            .retain(|&b, &mut t| window.manifest(b).is_none() && now < t + give_up);
+        self.advance(now);
+    }
+
+    /// When `handle_timeout` should next run.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        if self.ended {
+            return None;
+        }
+        let play = self
+            .next_play
+            .filter(|&n| self.window.chunk(n).is_none())
+            .and_then(|n| self.deadline(n));
+        [self.session.poll_timeout(), self.window.poll_timeout(), self.next_tick, play]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

@@ -1,0 +1,31 @@
+//! What every scenario needs: the test stream, the state machines as
+//! nodes, and addresses.
+
+mod nodes;
+mod scenario;
+mod source;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use nodes::{PublisherNode, RelayNode, ViewerNode};
+pub use scenario::{Star, StarConfig, relay_config, test_key};
+pub use source::TestStream;
+
+/// Address of node `i` in the simulated network (in memory only; loopback
+/// range so that nothing could ever leave the machine even by mistake).
+pub fn addr(i: u32) -> SocketAddr {
+    let [a, b, c, d] = (0x7f01_0000u32 + i).to_be_bytes();
+    SocketAddr::from(([a, b, c, d], 9000))
+}
+
+/// The p-th percentile (0..=100) of `values`.
+pub fn percentile(values: &[Duration], p: f64) -> Duration {
+    if values.is_empty() {
+        return Duration::ZERO;
+    }
+    let mut v = values.to_vec();
+    v.sort();
+    let i = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+    v[i.min(v.len() - 1)]
+}

@@ -1,0 +1,475 @@
+//! The network: nodes bound to addresses, directed links between them, and
+//! the run loop that moves datagrams and fires timeouts in time order.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use shoal_proto::Time;
+
+use super::event::{EventKind, EventQueue};
+use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
+use super::link_rules::LinkRules;
+use super::node::{Node, NodeId};
+use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
+use super::trace::Trace;
+
+/// How many timeouts one node may take at one instant before the network
+/// calls it a livelock (a node whose `poll_timeout` never moves past `now`).
+const SPIN_LIMIT: u32 = 10_000;
+
+/// A simulated network. See the [module docs](super) for what it models.
+pub struct Network {
+    now: Time,
+    rng: ChaCha8Rng,
+    events: EventQueue,
+    nodes: Vec<Slot>,
+    /// Lookups only; never iterated, so its order cannot leak into a run.
+    addrs: HashMap<SocketAddr, usize>,
+    rules: LinkRules,
+    links: BTreeMap<(SocketAddr, SocketAddr), Link>,
+    addr_stats: BTreeMap<SocketAddr, AddrStats>,
+    stats: NetStats,
+    trace: Trace,
+    /// Reused between drains so sending allocates nothing but the payloads.
+    outbox: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+/// A node and what the network knows about it.
+struct Slot {
+    addr: SocketAddr,
+    node: Box<dyn Node>,
+    /// False once disconnected: no deliveries, no timeouts.
+    online: bool,
+    /// The node's `poll_timeout` as last read, for which one event is queued.
+    wanted: Option<Time>,
+    stats: NodeStats,
+    /// The instant of the node's last timeout and how many it took then.
+    spin: (Time, u32),
+}
+
+impl Network {
+    /// Where every network's clock starts: late 2023 in microseconds since
+    /// the epoch, so timestamps look like wall-clock time.
+    pub const START: Time = Time::from_micros(1_700_000_000_000_000);
+
+    /// An empty network at [`Network::START`], its randomness fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            now: Self::START,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            events: EventQueue::default(),
+            nodes: Vec::new(),
+            addrs: HashMap::new(),
+            rules: LinkRules::default(),
+            links: BTreeMap::new(),
+            addr_stats: BTreeMap::new(),
+            stats: NetStats::default(),
+            trace: Trace::new(),
+            outbox: Vec::new(),
+        }
+    }
+
+    /// The simulated time.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Binds `node` to `addr` and, as after any `handle_*`, sends what it has
+    /// to send and schedules its timeout.
+    ///
+    /// # Panics
+    ///
+    /// If a connected node already has `addr`.
+    pub fn add_node<T: Node>(&mut self, addr: SocketAddr, node: T) -> NodeId<T> {
+        let index = self.nodes.len();
+        let previous = self.addrs.insert(addr, index);
+        assert!(
+            previous.is_none(),
+            "netsim: address {addr} is already bound"
+        );
+        self.nodes.push(Slot {
+            addr,
+            node: Box::new(node),
+            online: true,
+            wanted: None,
+            stats: NodeStats::default(),
+            spin: (Time::ZERO, 0),
+        });
+        self.after_handle(index);
+        NodeId::new(index)
+    }
+
+    /// The node behind `id`.
+    ///
+    /// # Panics
+    ///
+    /// If `id` came from another network.
+    pub fn node<T: Node>(&self, id: NodeId<T>) -> &T {
+        let node: &dyn Any = &*self.slot(id.index()).node;
+        node.downcast_ref()
+            .expect("netsim: NodeId from another network")
+    }
+
+    /// Runs `f` on the node behind `id` at the current time, then sends what
+    /// the node has to send and reschedules its timeout: the way for a test
+    /// to poke a node (publish a chunk, change a setting) mid-run.
+    ///
+    /// # Panics
+    ///
+    /// If `id` came from another network.
+    pub fn with_node<T: Node, R>(&mut self, id: NodeId<T>, f: impl FnOnce(&mut T, Time) -> R) -> R {
+        let now = self.now;
+        let slot = self
+            .nodes
+            .get_mut(id.index())
+            .expect("netsim: NodeId from another network");
+        let node: &mut dyn Any = &mut *slot.node;
+        let node = node
+            .downcast_mut()
+            .expect("netsim: NodeId from another network");
+        let result = f(node, now);
+        if slot.online {
+            self.after_handle(id.index());
+        }
+        result
+    }
+
+    /// The address `id` is (or was) bound to.
+    pub fn addr<T>(&self, id: NodeId<T>) -> SocketAddr {
+        self.slot(id.index()).addr
+    }
+
+    /// Takes the node off the network: datagrams to its address become
+    /// undeliverable, its timeouts stop, and the address is free for a new
+    /// node. The node itself stays readable through `id`.
+    pub fn disconnect<T>(&mut self, id: NodeId<T>) {
+        let index = id.index();
+        let slot = self
+            .nodes
+            .get_mut(index)
+            .expect("netsim: NodeId from another network");
+        if !slot.online {
+            return;
+        }
+        slot.online = false;
+        slot.wanted = None;
+        self.addrs.remove(&slot.addr);
+    }
+
+    /// Whether the node is still on the network.
+    pub fn is_connected<T>(&self, id: NodeId<T>) -> bool {
+        self.slot(id.index()).online
+    }
+
+    /// Number of nodes ever added.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The config of every link without a more specific one.
+    ///
+    /// # Panics
+    ///
+    /// If a probability is outside `0.0..=1.0` or `rate_bps` is `Some(0)`;
+    /// so do the other `set_*` methods.
+    pub fn set_default_link(&mut self, config: LinkConfig) {
+        self.rules.set_default(config);
+    }
+
+    /// The config of the link from `from` to `to`; beats every other rule.
+    pub fn set_link(&mut self, from: SocketAddr, to: SocketAddr, config: LinkConfig) {
+        self.rules.set_pair(from, to, config);
+    }
+
+    /// The config of every link leaving `from` (an uplink), present and
+    /// future. Between this and [`set_links_to`](Self::set_links_to) for
+    /// the same link, the one called later wins.
+    pub fn set_links_from(&mut self, from: SocketAddr, config: LinkConfig) {
+        self.rules.set_from(from, config);
+    }
+
+    /// The config of every link reaching `to` (a downlink), present and
+    /// future.
+    pub fn set_links_to(&mut self, to: SocketAddr, config: LinkConfig) {
+        self.rules.set_to(to, config);
+    }
+
+    /// Puts `tap` on the link from `from` to `to`, replacing any other. It
+    /// sees every datagram entering the link, before loss and delay, and may
+    /// rewrite it; returning false drops it ([`DropCause::Tap`]).
+    ///
+    /// [`DropCause::Tap`]: DropCause::Tap
+    pub fn set_tap(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        tap: impl FnMut(&mut Vec<u8>) -> bool + 'static,
+    ) {
+        link_entry(&mut self.links, &self.rules, from, to).tap = Some(Box::new(tap) as Tap);
+    }
+
+    /// Removes the tap from the link from `from` to `to`, if any.
+    pub fn clear_tap(&mut self, from: SocketAddr, to: SocketAddr) {
+        if let Some(link) = self.links.get_mut(&(from, to)) {
+            link.tap = None;
+        }
+    }
+
+    /// Delivers `bytes` to `to` at `at` (or now, if `at` has passed) as if
+    /// sent from `from`, which need not be any node's address: a spoofed or
+    /// hand-made datagram. It bypasses links and taps, so it arrives exactly
+    /// then.
+    pub fn inject(&mut self, at: Time, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
+        self.count_sent_to(to, bytes.len());
+        let kind = EventKind::Deliver {
+            from,
+            to,
+            bytes,
+            via_link: false,
+        };
+        self.events.push(at.max(self.now), kind);
+    }
+
+    /// Processes every event due by `deadline`, in time order, then sets the
+    /// clock to `deadline` (if it is not already later).
+    ///
+    /// # Panics
+    ///
+    /// If a node livelocks, asking for more than 10 000 timeouts at one
+    /// instant.
+    pub fn run_until(&mut self, deadline: Time) {
+        while let Some(event) = self.events.pop_due(deadline) {
+            self.now = self.now.max(event.at);
+            match event.kind {
+                EventKind::Deliver {
+                    from,
+                    to,
+                    bytes,
+                    via_link,
+                } => self.deliver(from, to, &bytes, via_link),
+                EventKind::Timeout { node, wanted } => self.fire_timeout(node, wanted),
+            }
+        }
+        self.now = self.now.max(deadline);
+    }
+
+    /// [`run_until`](Self::run_until) `duration` from now.
+    pub fn run_for(&mut self, duration: Duration) {
+        self.run_until(self.now + duration);
+    }
+
+    /// When the next queued event is due (it may be a stale timeout).
+    pub fn next_event_time(&self) -> Option<Time> {
+        self.events.next_time()
+    }
+
+    /// Events queued, stale timeouts included.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// The hash of every delivery, undeliverable arrival and drop so far:
+    /// equal for two runs exactly when they moved the same datagrams at the
+    /// same times (up to hash collisions).
+    pub fn trace_hash(&self) -> [u8; 32] {
+        self.trace.hash()
+    }
+
+    /// Network-wide counters.
+    pub fn stats(&self) -> &NetStats {
+        &self.stats
+    }
+
+    /// What the node behind `id` sent and received.
+    pub fn node_stats<T>(&self, id: NodeId<T>) -> &NodeStats {
+        &self.slot(id.index()).stats
+    }
+
+    /// What happened on the link from `from` to `to` (all zero if unused).
+    pub fn link_stats(&self, from: SocketAddr, to: SocketAddr) -> LinkStats {
+        self.links
+            .get(&(from, to))
+            .map(|link| link.stats)
+            .unwrap_or_default()
+    }
+
+    /// Every link used so far with its counters, in address order.
+    pub fn links(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, &LinkStats)> {
+        self.links
+            .iter()
+            .map(|(&(from, to), link)| (from, to, &link.stats))
+    }
+
+    /// Traffic toward `addr`, bound to a node or not (all zero if none).
+    pub fn addr_stats(&self, addr: SocketAddr) -> AddrStats {
+        self.addr_stats.get(&addr).copied().unwrap_or_default()
+    }
+
+    fn slot(&self, index: usize) -> &Slot {
+        self.nodes
+            .get(index)
+            .expect("netsim: NodeId from another network")
+    }
+
+    fn count_sent_to(&mut self, to: SocketAddr, len: usize) {
+        let stats = self.addr_stats.entry(to).or_default();
+        stats.sent_datagrams += 1;
+        stats.sent_bytes += len as u64;
+    }
+
+    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8], via_link: bool) {
+        let now = self.now;
+        let len = bytes.len() as u64;
+        self.stats.events += 1;
+        if via_link && let Some(link) = self.links.get_mut(&(from, to)) {
+            link.stats.arrived_datagrams += 1;
+            link.stats.arrived_bytes += len;
+        }
+        let addr_stats = self.addr_stats.entry(to).or_default();
+        let Some(&index) = self.addrs.get(&to) else {
+            addr_stats.undeliverable_datagrams += 1;
+            addr_stats.undeliverable_bytes += len;
+            self.stats.undeliverable += 1;
+            self.trace.undeliverable(now, from, to, bytes.len());
+            return;
+        };
+        addr_stats.delivered_datagrams += 1;
+        addr_stats.delivered_bytes += len;
+        self.stats.delivered += 1;
+        self.trace.delivered(now, from, to, bytes);
+        let slot = &mut self.nodes[index];
+        slot.stats.received_datagrams += 1;
+        slot.stats.received_bytes += len;
+        slot.node.handle_datagram(now, from, bytes);
+        self.after_handle(index);
+    }
+
+    fn fire_timeout(&mut self, index: usize, wanted: Time) {
+        let now = self.now;
+        let slot = &mut self.nodes[index];
+        if !slot.online || slot.wanted != Some(wanted) {
+            self.stats.stale_timeouts += 1;
+            return;
+        }
+        self.stats.events += 1;
+        self.stats.timeouts += 1;
+        slot.stats.timeouts += 1;
+        slot.wanted = None;
+        if slot.spin.0 == now {
+            slot.spin.1 += 1;
+            assert!(
+                slot.spin.1 <= SPIN_LIMIT,
+                "netsim: node at {} took {SPIN_LIMIT} timeouts at {now:?}; its poll_timeout never moves on",
+                slot.addr,
+            );
+        } else {
+            slot.spin = (now, 1);
+        }
+        slot.node.handle_timeout(now);
+        self.after_handle(index);
+    }
+
+    /// The str0m rule: after every call into a node, drain its transmits,
+    /// then read its timeout.
+    fn after_handle(&mut self, index: usize) {
+        let now = self.now;
+        let mut outbox = std::mem::take(&mut self.outbox);
+        let slot = &mut self.nodes[index];
+        while let Some(transmit) = slot.node.poll_transmit(now) {
+            slot.stats.sent_datagrams += 1;
+            slot.stats.sent_bytes += transmit.1.len() as u64;
+            outbox.push(transmit);
+        }
+        let from = slot.addr;
+        let wanted = slot.node.poll_timeout();
+        if wanted != slot.wanted {
+            slot.wanted = wanted;
+            if let Some(wanted) = wanted {
+                let kind = EventKind::Timeout {
+                    node: index,
+                    wanted,
+                };
+                self.events.push(wanted.max(now), kind);
+            }
+        }
+        for (to, bytes) in outbox.drain(..) {
+            self.send(from, to, bytes);
+        }
+        self.outbox = outbox;
+    }
+
+    /// Puts a datagram on the link from `from` to `to` at the current time.
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
+        let now = self.now;
+        self.count_sent_to(to, bytes.len());
+        let link = link_entry(&mut self.links, &self.rules, from, to);
+        link.stats.sent_datagrams += 1;
+        link.stats.sent_bytes += bytes.len() as u64;
+        let tapped_out = link.tap.as_mut().is_some_and(|tap| !tap(&mut bytes));
+        let fate = if tapped_out {
+            Fate::Dropped(DropCause::Tap)
+        } else {
+            link.transmit(now, bytes.len(), &mut self.rng)
+        };
+        match fate {
+            Fate::Dropped(cause) => {
+                link.stats.count_drop(cause);
+                self.stats.dropped += 1;
+                self.trace.dropped(now, from, to, bytes.len(), cause);
+            }
+            Fate::Arrives { at, duplicate_at } => {
+                let deliver = |bytes| EventKind::Deliver {
+                    from,
+                    to,
+                    bytes,
+                    via_link: true,
+                };
+                match duplicate_at {
+                    None => self.events.push(at, deliver(bytes)),
+                    Some(duplicate_at) => {
+                        link.stats.duplicated += 1;
+                        self.events.push(at, deliver(bytes.clone()));
+                        self.events.push(duplicate_at, deliver(bytes));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The link's state, created on first use and with its config brought up to
+/// date with the rules. A free function so the caller keeps the other fields.
+fn link_entry<'a>(
+    links: &'a mut BTreeMap<(SocketAddr, SocketAddr), Link>,
+    rules: &LinkRules,
+    from: SocketAddr,
+    to: SocketAddr,
+) -> &'a mut Link {
+    let generation = rules.generation();
+    let link = links
+        .entry((from, to))
+        .or_insert_with(|| Link::new(rules.resolve(from, to), generation));
+    if link.generation != generation {
+        link.config = rules.resolve(from, to);
+        link.generation = generation;
+    }
+    link
+}
+
+impl fmt::Debug for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Network")
+            .field("now", &self.now)
+            .field("nodes", &self.nodes.len())
+            .field("links", &self.links.len())
+            .field("pending_events", &self.events.len())
+            .field("stats", &self.stats)
+            .field("trace", &self.trace)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,95 @@
+//! What the network drives: nodes, and typed handles to them.
+
+use std::any::Any;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+
+use shoal_proto::Time;
+
+/// A participant bound to one address: a sans-IO state machine.
+///
+/// The network calls one `handle_*` method, then drains
+/// [`poll_transmit`](Node::poll_transmit) until it returns `None`, then reads
+/// [`poll_timeout`](Node::poll_timeout). It does the same once when the node
+/// is added and after every [`Network::with_node`](super::Network::with_node).
+///
+/// `Any` is a supertrait so that the network can hand back the concrete type
+/// through a [`NodeId`].
+pub trait Node: Any {
+    /// A datagram arrived from `from`.
+    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]);
+    /// The time returned by `poll_timeout` has come.
+    fn handle_timeout(&mut self, now: Time);
+    /// Next datagram to send, if any: (destination, bytes). Called until None after every handle_*.
+    fn poll_transmit(&mut self, now: Time) -> Option<(SocketAddr, Vec<u8>)>;
+    /// When `handle_timeout` should next be called.
+    fn poll_timeout(&self) -> Option<Time>;
+}
+
+/// A handle to a node of type `T` in one [`Network`](super::Network).
+///
+/// Returned by [`Network::add_node`](super::Network::add_node); it gives typed
+/// access back without naming the type again.
+pub struct NodeId<T> {
+    index: usize,
+    // `fn() -> T` keeps the handle `Send`, `Sync` and `Copy` whatever `T` is.
+    node: PhantomData<fn() -> T>,
+}
+
+impl<T> NodeId<T> {
+    pub(super) fn new(index: usize) -> Self {
+        Self {
+            index,
+            node: PhantomData,
+        }
+    }
+
+    /// Position of the node in the order nodes were added, from zero.
+    pub fn index(self) -> usize {
+        self.index
+    }
+}
+
+// Manual impls: derives would demand the same traits of `T`.
+impl<T> Clone for NodeId<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for NodeId<T> {}
+
+impl<T> PartialEq for NodeId<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.index == other.index
+    }
+}
+
+impl<T> Eq for NodeId<T> {}
+
+impl<T> PartialOrd for NodeId<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for NodeId<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.index.cmp(&other.index)
+    }
+}
+
+impl<T> Hash for NodeId<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.index.hash(state);
+    }
+}
+
+impl<T> fmt::Debug for NodeId<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NodeId({})", self.index)
+    }
+}
