@@ -404,9 +404,22 @@ impl Relay {
             return;
         }
         // From here on the address is proven.
-        let Some(&stream) = self.stream_index.get(&s.stream) else {
-            self.reject(from, RejectReason::UnknownStream, s.stream);
-            return;
+        // A relay that takes publishers holds a subscription to a stream
+        // that has not gone live yet, so viewers can wait for its start.
+        let known = self.stream_index.get(&s.stream).copied();
+        let stream = match known {
+            Some(i) => i,
+            None if self.config.accept_publishers => match self.add_stream(s.stream) {
+                Ok(i) => i,
+                Err(_) => {
+                    self.reject(from, RejectReason::UnknownStream, s.stream);
+                    return;
+                }
+            },
+            None => {
+                self.reject(from, RejectReason::UnknownStream, s.stream);
+                return;
+            }
         };
         let existing = self.sub_index.get(&from).copied();
         if existing.is_none() && self.sub_index.len() >= self.config.max_subscribers {

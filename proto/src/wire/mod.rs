@@ -258,3 +258,6 @@ pub(crate) fn put_header(w: &mut cursor::Writer<'_>, ty: MessageType) {
     w.u8(VERSION);
     w.u8(ty as u8);
 }
+
+#[cfg(test)]
+mod tests;

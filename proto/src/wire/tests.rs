@@ -11,6 +11,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+use super::control::{MAX_NACK_ENTRIES, MAX_PEERS};
 use super::*;
 use crate::StreamId;
 use crate::fec::{MAX_K, MAX_M};
