@@ -66,7 +66,13 @@ pub(crate) struct ClientSession {
 }
 
 impl ClientSession {
-    pub(crate) fn new(server: SocketAddr, stream: StreamId, clubs: u64, token: Vec<u8>, nonce_seed: u64) -> Self {
+    pub(crate) fn new(
+        server: SocketAddr,
+        stream: StreamId,
+        clubs: u64,
+        token: Vec<u8>,
+        nonce_seed: u64,
+    ) -> Self {
         Self {
             server,
             stream,
@@ -164,7 +170,9 @@ impl ClientSession {
                 self.send_subscribe(now, resume, tx);
                 None
             }
-            Message::Accept(a) if a.stream == self.stream && self.state == SessionState::Subscribing => {
+            Message::Accept(a)
+                if a.stream == self.stream && self.state == SessionState::Subscribing =>
+            {
                 self.state = SessionState::Subscribed;
                 self.keepalive_interval = Duration::from_millis(u64::from(a.keepalive_ms));
                 self.next_timer = now + self.keepalive_interval;

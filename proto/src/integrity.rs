@@ -90,7 +90,11 @@ impl StreamKey {
     }
 
     /// Checks a descriptor's stream and signature; `bytes` is the datagram.
-    pub fn verify_descriptor(&self, bytes: &[u8], descriptor: &Descriptor) -> Result<(), Rejection> {
+    pub fn verify_descriptor(
+        &self,
+        bytes: &[u8],
+        descriptor: &Descriptor,
+    ) -> Result<(), Rejection> {
         if descriptor.stream != self.id {
             return Err(Rejection::WrongStream);
         }

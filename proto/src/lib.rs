@@ -5,15 +5,15 @@
 pub mod client;
 pub mod cookie;
 pub mod fec;
+pub mod integrity;
 pub mod publisher;
 pub mod relay;
-pub mod integrity;
 pub mod stream_id;
 pub mod time;
 pub mod transmit;
+pub mod ts;
 pub mod viewer;
 pub mod window;
-pub mod ts;
 pub mod wire;
 
 pub use stream_id::StreamId;

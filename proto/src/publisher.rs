@@ -22,8 +22,8 @@ use crate::integrity::{PublisherKey, chunk_hash, parity_hash};
 use crate::transmit::TxQueue;
 use crate::ts::{Chunker, ChunkerError, Mode};
 use crate::wire::{
-    Codec, DESCRIPTOR_LEN, Data, DataFlags, Descriptor, HASH_LEN, MAX_CHUNK_SIZE, Manifest,
-    Parity, SIGNATURE_LEN,
+    Codec, DESCRIPTOR_LEN, Data, DataFlags, Descriptor, HASH_LEN, MAX_CHUNK_SIZE, Manifest, Parity,
+    SIGNATURE_LEN,
 };
 use crate::{StreamId, Time, Transmit};
 
@@ -309,12 +309,24 @@ impl Publisher {
         let stream = self.key.stream_id();
         let block_id = self.next_block;
         let first_seq = self.next_seq;
-        let max_payload = self.block.iter().map(|c| c.payload.len()).max().unwrap_or(0);
-        let symbol_len = if m > 0 { fec::symbol_len(max_payload) } else { 0 };
+        let max_payload = self
+            .block
+            .iter()
+            .map(|c| c.payload.len())
+            .max()
+            .unwrap_or(0);
+        let symbol_len = if m > 0 {
+            fec::symbol_len(max_payload)
+        } else {
+            0
+        };
         let mut hashes = [0u8; (fec::MAX_K + fec::MAX_M) * HASH_LEN];
         for (i, c) in self.block.iter().enumerate() {
-            hashes[i * HASH_LEN..(i + 1) * HASH_LEN]
-                .copy_from_slice(&chunk_hash(c.flags.bits(), c.timestamp_us, &c.payload));
+            hashes[i * HASH_LEN..(i + 1) * HASH_LEN].copy_from_slice(&chunk_hash(
+                c.flags.bits(),
+                c.timestamp_us,
+                &c.payload,
+            ));
         }
 
         // Parity, computed once for all relays.

@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn bad_text_is_refused_with_a_reason() {
-        assert_eq!("abc".parse::<StreamId>(), Err(ParseStreamIdError::Length(3)));
+        assert_eq!(
+            "abc".parse::<StreamId>(),
+            Err(ParseStreamIdError::Length(3))
+        );
         let bad = "1".repeat(STREAM_ID_TEXT_LEN);
         assert_eq!(bad.parse::<StreamId>(), Err(ParseStreamIdError::Alphabet));
     }

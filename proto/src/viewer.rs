@@ -20,11 +20,11 @@ use std::time::Duration;
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::TxQueue;
+use crate::window::{Ready, Window, WindowConfig};
 use crate::wire::{
     Keepalive, LeaveReason, Message, MessageType, Nack, NackEntry, NackKind, RejectReason,
     peek_type,
 };
-use crate::window::{Ready, Window, WindowConfig};
 use crate::{StreamId, Time, Transmit};
 
 /// Viewer settings.
@@ -126,7 +126,7 @@ struct Missing {
     nacks: u8,
 }
 
-const NACK_TRIES: u8 = 3;
+const NACK_TRIES: u8 = 6;
 const TICK: Duration = Duration::from_millis(10);
 
 /// A viewer. See the module docs.
@@ -225,7 +225,10 @@ impl Viewer {
             }
         };
         match ty {
-            MessageType::Data | MessageType::Parity | MessageType::Manifest | MessageType::Descriptor => {
+            MessageType::Data
+            | MessageType::Parity
+            | MessageType::Manifest
+            | MessageType::Descriptor => {
                 if from == self.config.relay {
                     self.session.heard(now);
                 }
@@ -254,7 +257,9 @@ impl Viewer {
                         }
                         self.events.push_back(ViewerEvent::Subscribed { start_seq });
                     }
-                    Some(SessionEvent::Rejected(r)) => self.events.push_back(ViewerEvent::Rejected(r)),
+                    Some(SessionEvent::Rejected(r)) => {
+                        self.events.push_back(ViewerEvent::Rejected(r))
+                    }
                     Some(SessionEvent::ServerLeft(LeaveReason::EndOfStream)) => self.end(),
                     Some(SessionEvent::ServerLeft(_)) | None => {}
                 }
@@ -290,7 +295,9 @@ impl Viewer {
     /// Releases what can be released, gives up what is too late, and notes
     /// what is missing.
     fn advance(&mut self, now: Time) {
-        let Some(mut next) = self.next_play else { return };
+        let Some(mut next) = self.next_play else {
+            return;
+        };
         loop {
             if self.ended {
                 break;
@@ -335,7 +342,10 @@ impl Viewer {
                 Some(deadline) if now >= deadline => {
                     let newest = self.window.newest_seq().unwrap_or(next);
                     let mut to = next + 1;
-                    while to <= newest && self.window.chunk(to).is_none() && self.deadline(to).is_some_and(|d| now >= d) {
+                    while to <= newest
+                        && self.window.chunk(to).is_none()
+                        && self.deadline(to).is_some_and(|d| now >= d)
+                    {
                         to += 1;
                     }
                     if self.started {
@@ -392,14 +402,18 @@ impl Viewer {
         let fec_wait = self
             .window
             .descriptor()
-            .map_or(Duration::from_millis(50), |(d, _)| Duration::from_millis(u64::from(d.block_ms)))
+            .map_or(Duration::from_millis(50), |(d, _)| {
+                Duration::from_millis(u64::from(d.block_ms))
+            })
             + rtt / 2;
         let mut nack = Nack::new(self.config.stream);
         let mut run: Option<(u64, u16)> = None;
         let seqs: Vec<u64> = self.missing.keys().copied().collect();
         for seq in seqs {
             let deadline = self.deadline(seq);
-            let Some(m) = self.missing.get_mut(&seq) else { continue };
+            let Some(m) = self.missing.get_mut(&seq) else {
+                continue;
+            };
             let due = now >= m.noticed + fec_wait
                 && m.nacks < NACK_TRIES
                 && m.last_nack.is_none_or(|t| now >= t + rtt * 2)
@@ -410,27 +424,43 @@ impl Viewer {
             m.nacks += 1;
             m.last_nack = Some(now);
             run = match run {
-                Some((start, len)) if start + u64::from(len) == seq && len < u16::MAX => Some((start, len + 1)),
+                Some((start, len)) if start + u64::from(len) == seq && len < u16::MAX => {
+                    Some((start, len + 1))
+                }
                 Some((start, len)) => {
-                    nack.push(NackEntry { kind: NackKind::Chunks, start, len });
+                    nack.push(NackEntry {
+                        kind: NackKind::Chunks,
+                        start,
+                        len,
+                    });
                     Some((seq, 1))
                 }
                 None => Some((seq, 1)),
             };
         }
         if let Some((start, len)) = run {
-            nack.push(NackEntry { kind: NackKind::Chunks, start, len });
+            nack.push(NackEntry {
+                kind: NackKind::Chunks,
+                start,
+                len,
+            });
         }
         let wait = Duration::from_millis(30);
         for (&block, noticed) in self.awaiting_manifest.iter_mut() {
             if now >= *noticed + wait {
                 *noticed = now + rtt * 2;
-                nack.push(NackEntry { kind: NackKind::Manifests, start: block, len: 1 });
+                nack.push(NackEntry {
+                    kind: NackKind::Manifests,
+                    start: block,
+                    len: 1,
+                });
             }
         }
         if !nack.entries().is_empty() {
             self.stats.nacks_sent += 1;
-            let _ = self.tx.push_message(self.config.relay, &Message::Nack(nack));
+            let _ = self
+                .tx
+                .push_message(self.config.relay, &Message::Nack(nack));
         }
     }
 
@@ -453,7 +483,8 @@ impl Viewer {
         }
         let resume = self.resume_seq();
         let report = self.report();
-        self.session.handle_timeout(now, resume, report, &mut self.tx);
+        self.session
+            .handle_timeout(now, resume, report, &mut self.tx);
         self.window.handle_timeout(now);
         self.drain_window(now);
         if self.next_tick.is_some_and(|t| now >= t) {
@@ -477,9 +508,14 @@ impl Viewer {
             .next_play
             .filter(|&n| self.window.chunk(n).is_none())
             .and_then(|n| self.deadline(n));
-        [self.session.poll_timeout(), self.window.poll_timeout(), self.next_tick, play]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.session.poll_timeout(),
+            self.window.poll_timeout(),
+            self.next_tick,
+            play,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -22,10 +22,21 @@ fn thousand_viewers_output_exactly_the_published_bytes() {
         assert!(node.ended, "viewer did not see the end of the stream");
         assert!(node.gaps.is_empty(), "gaps: {:?}", node.gaps);
         assert_eq!(node.first_seq, Some(0));
-        assert!(node.output == star.stream.bytes, "output differs from the published bytes");
+        assert!(
+            node.output == star.stream.bytes,
+            "output differs from the published bytes"
+        );
         latencies.extend_from_slice(&node.latencies);
     }
     let p99 = percentile(&latencies, 99.0);
-    println!("chunks/viewer {}, latency p50 {:?} p99 {:?}", latencies.len() / 1000, percentile(&latencies, 50.0), p99);
-    assert!(p99 < Duration::from_millis(500), "p99 {p99:?} over the budget");
+    println!(
+        "chunks/viewer {}, latency p50 {:?} p99 {:?}",
+        latencies.len() / 1000,
+        percentile(&latencies, 50.0),
+        p99
+    );
+    assert!(
+        p99 < Duration::from_millis(500),
+        "p99 {p99:?} over the budget"
+    );
 }

@@ -17,16 +17,17 @@ fn forged_and_corrupted_chunks_never_reach_a_viewer() {
     });
     // Corrupt the payload of every 11th DATA chunk on the ingest link.
     let mut n = 0u32;
-    star.net.set_tap(addr(0), addr(1), move |bytes: &mut Vec<u8>| {
-        if bytes.get(1) == Some(&(MessageType::Data as u8)) && bytes.len() > DATA_HEADER_LEN {
-            n += 1;
-            if n % 11 == 0 {
-                let last = bytes.len() - 1;
-                bytes[last] ^= 0xff;
+    star.net
+        .set_tap(addr(0), addr(1), move |bytes: &mut Vec<u8>| {
+            if bytes.get(1) == Some(&(MessageType::Data as u8)) && bytes.len() > DATA_HEADER_LEN {
+                n += 1;
+                if n.is_multiple_of(11) {
+                    let last = bytes.len() - 1;
+                    bytes[last] ^= 0xff;
+                }
             }
-        }
-        true
-    });
+            true
+        });
     // Manifests for the real stream, signed by someone else.
     let forger = PublisherKey::from_seed([9; 32]);
     let hashes = [0x5a; 20 * 16];
@@ -44,19 +45,34 @@ fn forged_and_corrupted_chunks_never_reach_a_viewer() {
         let mut buf = vec![0; forged.buffer_len()];
         forged.emit(&mut buf).expect("fits");
         forger.sign_trailer(&mut buf);
-        let at = star.net.now() + Duration::from_millis(290 + block as u64 * 50);
+        let at = star.net.now() + Duration::from_millis(290 + block * 50);
         star.net.inject(at, addr(0), addr(1), buf);
     }
     star.run(Duration::from_secs(1));
 
     let relay = star.net.node(star.relay).relay.stats();
-    println!("relay drops: corrupted {}, forged {}", relay.drop_corrupted, relay.drop_forged);
-    assert!(relay.drop_corrupted > 0, "corruption was not detected: {relay:?}");
-    assert!(relay.drop_forged > 0, "forged manifests were not detected: {relay:?}");
+    println!(
+        "relay drops: corrupted {}, forged {}",
+        relay.drop_corrupted, relay.drop_forged
+    );
+    assert!(
+        relay.drop_corrupted > 0,
+        "corruption was not detected: {relay:?}"
+    );
+    assert!(
+        relay.drop_forged > 0,
+        "forged manifests were not detected: {relay:?}"
+    );
     for &v in &star.viewers {
         let node = star.net.node(v);
         let stats = node.viewer.stats();
-        assert_eq!(stats.rejected_integrity, 0, "a forged datagram reached a viewer");
-        assert!(node.output == star.stream.bytes, "viewer output differs: {stats:?}");
+        assert_eq!(
+            stats.rejected_integrity, 0,
+            "a forged datagram reached a viewer"
+        );
+        assert!(
+            node.output == star.stream.bytes,
+            "viewer output differs: {stats:?}"
+        );
     }
 }

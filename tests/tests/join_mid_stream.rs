@@ -18,7 +18,7 @@ fn late_joiner_starts_at_a_keyframe_within_one_group() {
     star.net.run_until(join);
     let a = addr(500);
     let link = LinkConfig::with_latency(Duration::from_millis(20));
-    star.net.set_link(addr(1), a, link.clone());
+    star.net.set_link(addr(1), a, link);
     star.net.set_link(a, addr(1), link);
     let mut config = ViewerConfig::new(addr(1), star.stream_id);
     config.nonce_seed = 99;
@@ -32,9 +32,15 @@ fn late_joiner_starts_at_a_keyframe_within_one_group() {
         star.stream.keyframes.contains(&start),
         "output starts at byte {start}, not at a keyframe"
     );
-    assert!(node.output[..] == star.stream.bytes[start..], "output is not the stream's tail");
+    assert!(
+        node.output[..] == star.stream.bytes[start..],
+        "output is not the stream's tail"
+    );
     let waited = node.first_output_at.expect("played something") - join;
     let group = star.stream.frame_interval * 25;
     println!("late joiner: first output {waited:?} after joining, group {group:?}");
-    assert!(waited < group, "waited {waited:?}, longer than a group of {group:?}");
+    assert!(
+        waited < group,
+        "waited {waited:?}, longer than a group of {group:?}"
+    );
 }

@@ -35,9 +35,17 @@ fn five_percent_loss_with_bursts_is_fully_repaired_in_budget() {
         let node = star.net.node(v);
         let stats = node.viewer.stats();
         assert!(node.ended, "viewer did not reach the end: {stats:?}");
-        assert!(node.gaps.is_empty(), "gaps {:?}, stats {stats:?}", node.gaps);
+        assert!(
+            node.gaps.is_empty(),
+            "gaps {:?}, stats {stats:?}",
+            node.gaps
+        );
         if node.output != star.stream.bytes {
-            let at = node.output.iter().zip(&star.stream.bytes).position(|(a, b)| a != b);
+            let at = node
+                .output
+                .iter()
+                .zip(&star.stream.bytes)
+                .position(|(a, b)| a != b);
             panic!(
                 "output differs: len {} vs {}, first difference at {at:?}, first seq {:?}; stats {stats:?}",
                 node.output.len(),
@@ -56,5 +64,8 @@ fn five_percent_loss_with_bursts_is_fully_repaired_in_budget() {
         percentile(&latencies, 99.0)
     );
     assert!(fec > 0, "loss this heavy must exercise FEC");
-    assert!(max <= Duration::from_millis(500), "a chunk missed the budget: {max:?}");
+    assert!(
+        max <= Duration::from_millis(500),
+        "a chunk missed the budget: {max:?}"
+    );
 }

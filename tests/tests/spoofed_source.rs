@@ -77,9 +77,15 @@ fn spoofed_victim_gets_no_stream_data_and_no_amplification() {
     assert!(to_victim.sent_bytes <= injected as u64, "amplification");
     assert!(to_victim.sent_datagrams <= count as u64);
     // CHALLENGE and REJECT are at most 40 bytes; any stream datagram is larger.
-    assert!(to_victim.sent_bytes <= 40 * to_victim.sent_datagrams, "stream data reached the victim");
+    assert!(
+        to_victim.sent_bytes <= 40 * to_victim.sent_datagrams,
+        "stream data reached the victim"
+    );
     let relay = star.net.node(star.relay).relay.stats();
-    assert_eq!(relay.accepted, 3, "only the real viewers subscribed: {relay:?}");
+    assert_eq!(
+        relay.accepted, 3,
+        "only the real viewers subscribed: {relay:?}"
+    );
     assert!(relay.drop_bad_cookie >= 200);
     for &v in &star.viewers {
         assert!(star.net.node(v).output == star.stream.bytes);

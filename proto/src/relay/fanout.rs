@@ -33,25 +33,23 @@ impl Fanout {
     /// The next (subscriber index, stream, item) to consider, over
     /// `subscribers` slots; `None` when both passes are done.
     pub(crate) fn next(&mut self, subscribers: usize) -> Option<(usize, usize, Item)> {
-        loop {
-            if self.item >= self.pass.len() {
-                self.item = 0;
-                self.sub += 1;
-            }
-            if self.pass.is_empty() || self.sub >= subscribers {
-                self.pass.clear();
-                std::mem::swap(&mut self.pass, &mut self.next);
-                self.sub = 0;
-                self.item = 0;
-                if self.pass.is_empty() || subscribers == 0 {
-                    self.pass.clear();
-                    return None;
-                }
-            }
-            let (stream, item) = self.pass[self.item];
-            self.item += 1;
-            return Some((self.sub, stream, item));
+        if self.item >= self.pass.len() {
+            self.item = 0;
+            self.sub += 1;
         }
+        if self.pass.is_empty() || self.sub >= subscribers {
+            self.pass.clear();
+            std::mem::swap(&mut self.pass, &mut self.next);
+            self.sub = 0;
+            self.item = 0;
+            if self.pass.is_empty() || subscribers == 0 {
+                self.pass.clear();
+                return None;
+            }
+        }
+        let (stream, item) = *self.pass.get(self.item)?;
+        self.item += 1;
+        Some((self.sub, stream, item))
     }
 
     /// Skips the rest of the current subscriber's items.

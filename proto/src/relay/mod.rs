@@ -32,11 +32,11 @@ use crate::client::{ClientSession, SessionEvent};
 use crate::cookie::CookieJar;
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::TxQueue;
+use crate::window::{Ingested, Ready, Window, WindowConfig};
 use crate::wire::{
     Accept, Challenge, DecodeError, Keepalive, Leave, LeaveReason, Message, MessageType, Nack,
     NackKind, Peers, Reject, RejectReason, SUPPORTED_VERSIONS, peek_type,
 };
-use crate::window::{Ingested, Ready, Window, WindowConfig};
 use crate::{StreamId, Time, Transmit};
 use fanout::{Fanout, Item};
 
@@ -160,7 +160,9 @@ impl Relay {
 
     /// The window of `stream`, if carried.
     pub fn window(&self, stream: &StreamId) -> Option<&Window> {
-        self.stream_index.get(stream).map(|&i| &self.streams[i].window)
+        self.stream_index
+            .get(stream)
+            .map(|&i| &self.streams[i].window)
     }
 
     /// The next event.
@@ -187,7 +189,12 @@ impl Relay {
     }
 
     /// Takes `stream` from the relay at `server`, subscribing to all clubs.
-    pub fn add_upstream(&mut self, now: Time, server: SocketAddr, stream: StreamId) -> Result<(), Rejection> {
+    pub fn add_upstream(
+        &mut self,
+        now: Time,
+        server: SocketAddr,
+        stream: StreamId,
+    ) -> Result<(), Rejection> {
         let i = self.add_stream(stream)?;
         let seed = self.config.nonce_seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut session = ClientSession::new(server, stream, u64::MAX, Vec::new(), seed);
@@ -226,9 +233,10 @@ impl Relay {
             return;
         }
         match ty {
-            MessageType::Data | MessageType::Parity | MessageType::Manifest | MessageType::Descriptor => {
-                self.ingest(now, from, ty, bytes)
-            }
+            MessageType::Data
+            | MessageType::Parity
+            | MessageType::Manifest
+            | MessageType::Descriptor => self.ingest(now, from, ty, bytes),
             _ => match Message::parse(bytes) {
                 Ok(msg) => self.handle_control(now, from, bytes.len(), &msg),
                 Err(e) => self.stats.count(Rejection::Malformed(e)),
@@ -239,7 +247,9 @@ impl Relay {
     /// A HELLO in a version we do not speak gets a REJECT listing ours, if
     /// that is no larger than what it answers.
     fn answer_unsupported_version(&mut self, from: SocketAddr, bytes: &[u8]) {
-        if bytes.get(1) == Some(&(MessageType::Hello as u8)) && bytes.len() >= crate::wire::REJECT_LEN {
+        if bytes.get(1) == Some(&(MessageType::Hello as u8))
+            && bytes.len() >= crate::wire::REJECT_LEN
+        {
             self.reject(from, RejectReason::UnsupportedVersion, StreamId([0; 32]));
         }
     }
@@ -265,7 +275,8 @@ impl Relay {
 
     fn ingest(&mut self, now: Time, from: SocketAddr, ty: MessageType, bytes: &[u8]) {
         let Some(id) = Self::stream_of(ty, bytes) else {
-            self.stats.count(Rejection::Malformed(DecodeError::Truncated));
+            self.stats
+                .count(Rejection::Malformed(DecodeError::Truncated));
             return;
         };
         let index = match self.stream_index.get(&id) {
@@ -387,7 +398,8 @@ impl Relay {
             match up.handle(now, msg, resume, &mut self.tx) {
                 Some(SessionEvent::Accepted { .. }) => {
                     let id = self.streams[i].window.stream();
-                    self.events.push_back(RelayEvent::UpstreamSubscribed(from, id));
+                    self.events
+                        .push_back(RelayEvent::UpstreamSubscribed(from, id));
                 }
                 Some(SessionEvent::Rejected(r)) => {
                     self.events.push_back(RelayEvent::UpstreamRejected(from, r));
@@ -496,7 +508,9 @@ impl Relay {
         let mut last_block = None;
         let mut sent = 0;
         for seq in from..to {
-            let Some(chunk) = window.chunk(seq) else { continue };
+            let Some(chunk) = window.chunk(seq) else {
+                continue;
+            };
             if last_block != Some(chunk.block) {
                 last_block = Some(chunk.block);
                 if let Some(m) = window.manifest(chunk.block) {
@@ -544,7 +558,11 @@ impl Relay {
         let mut peers = Peers::new(self.streams[stream].window.stream(), club);
         let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
         for other in self.subs.iter().flatten() {
-            if other.stream == stream && other.addr != from && other.clubs & bit != 0 && !peers.push(other.addr) {
+            if other.stream == stream
+                && other.addr != from
+                && other.clubs & bit != 0
+                && !peers.push(other.addr)
+            {
                 break;
             }
         }
@@ -564,7 +582,8 @@ impl Relay {
             };
             let _ = self.tx.push_message(sub.addr, &Message::Leave(leave));
         }
-        self.events.push_back(RelayEvent::SubscriberLeft(sub.addr, reason));
+        self.events
+            .push_back(RelayEvent::SubscriberLeft(sub.addr, reason));
     }
 
     /// Runs timers: window expiry, subscriber expiry, upstream sessions.
@@ -598,7 +617,8 @@ impl Relay {
                     self.remove_subscriber(i, LeaveReason::Expired, true);
                 }
             }
-            self.next_sweep = (!self.sub_index.is_empty()).then(|| now + self.config.subscriber_timeout / 4);
+            self.next_sweep =
+                (!self.sub_index.is_empty()).then(|| now + self.config.subscriber_timeout / 4);
         }
     }
 

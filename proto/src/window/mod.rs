@@ -151,10 +151,7 @@ impl Window {
         let blocks = (capacity / 4).max(16);
         Self {
             key,
-            config: WindowConfig {
-                capacity,
-                ..config
-            },
+            config: WindowConfig { capacity, ..config },
             descriptor: None,
             chunks: (0..capacity).map(|_| ChunkSlot::default()).collect(),
             blocks: (0..blocks).map(|_| BlockSlot::default()).collect(),
@@ -274,7 +271,8 @@ impl Window {
         match self.newest_seq {
             None => true,
             Some(newest) => {
-                seq >= self.oldest_seq() && seq <= newest.saturating_add(self.config.capacity as u64)
+                seq >= self.oldest_seq()
+                    && seq <= newest.saturating_add(self.config.capacity as u64)
             }
         }
     }
@@ -300,13 +298,18 @@ impl Window {
             if slot.seq == data.seq && slot.state == SlotState::Verified {
                 return Err(Rejection::Duplicate);
             }
-            if slot.state == SlotState::Verified && self.newest_seq.is_some_and(|n| slot.seq + cap > n) && slot.seq > data.seq {
+            if slot.state == SlotState::Verified
+                && self.newest_seq.is_some_and(|n| slot.seq + cap > n)
+                && slot.seq > data.seq
+            {
                 return Err(Rejection::Replayed);
             }
         }
         let block = &self.blocks[bi];
         if block.block == data.block && block.manifest_verified {
-            let expected = block.data_hash(data.seq, data.index).ok_or(Rejection::Corrupted)?;
+            let expected = block
+                .data_hash(data.seq, data.index)
+                .ok_or(Rejection::Corrupted)?;
             if chunk_hash(data.flags.bits(), data.timestamp_us, data.payload) != expected {
                 return Err(Rejection::Corrupted);
             }
@@ -323,7 +326,8 @@ impl Window {
             self.blocks[bi].claim(data.block);
             self.blocks[bi].awaiting = true;
             if first_wait {
-                self.ready.push_back(Ready::AwaitingManifest { block: data.block });
+                self.ready
+                    .push_back(Ready::AwaitingManifest { block: data.block });
             }
             self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Pending, false);
             self.pending
@@ -370,10 +374,18 @@ impl Window {
         slot.claim(p.block);
         let idx = usize::from(p.index);
         if slot.manifest_verified {
-            if p.k != slot.k || p.m != slot.m || p.first_seq != slot.first_seq || p.symbol.len() != usize::from(slot.symbol_len) {
+            if p.k != slot.k
+                || p.m != slot.m
+                || p.first_seq != slot.first_seq
+                || p.symbol.len() != usize::from(slot.symbol_len)
+            {
                 return Err(Rejection::Corrupted);
             }
-            if slot.parity.get(idx).is_some_and(|s| s.state == SlotState::Verified) {
+            if slot
+                .parity
+                .get(idx)
+                .is_some_and(|s| s.state == SlotState::Verified)
+            {
                 return Err(Rejection::Duplicate);
             }
             if Some(parity_hash(p.symbol)) != slot.parity_hash(idx) {
@@ -391,7 +403,8 @@ impl Window {
             slot.awaiting = true;
             slot.store_parity(idx, view.as_bytes(), SlotState::Pending);
             if first_wait {
-                self.ready.push_back(Ready::AwaitingManifest { block: p.block });
+                self.ready
+                    .push_back(Ready::AwaitingManifest { block: p.block });
             }
             self.pending
                 .push_back((now + self.config.manifest_wait, u64::MAX, p.block));
@@ -399,7 +412,11 @@ impl Window {
         }
     }
 
-    fn ingest_manifest(&mut self, now: Time, view: ManifestView<'_>) -> Result<Ingested, Rejection> {
+    fn ingest_manifest(
+        &mut self,
+        now: Time,
+        view: ManifestView<'_>,
+    ) -> Result<Ingested, Rejection> {
         let man = *view.fields();
         if man.stream != self.key.id() {
             return Err(Rejection::WrongStream);
@@ -491,9 +508,13 @@ impl Window {
     fn try_rebuild(&mut self, now: Time, block: u64) {
         let bi = (block % self.blocks.len() as u64) as usize;
         let clubs = self.descriptor.as_ref().map_or(1, |(d, _)| d.clubs);
-        let rebuilt = self
-            .rebuild
-            .run(&mut self.blocks[bi], &mut self.chunks, now, self.key.id(), clubs);
+        let rebuilt = self.rebuild.run(
+            &mut self.blocks[bi],
+            &mut self.chunks,
+            now,
+            self.key.id(),
+            clubs,
+        );
         for (seq, keyframe) in rebuilt {
             self.on_chunk_verified(seq, block, keyframe, true);
         }

@@ -70,9 +70,13 @@ impl Rebuilder {
         let block_id = block.block;
         let first_seq = block.first_seq;
         let hashes = &*block;
-        let _ = self
-            .decoder
-            .decode(k, usize::from(block.m), symbol_len, originals, parity, |i, symbol| {
+        let _ = self.decoder.decode(
+            k,
+            usize::from(block.m),
+            symbol_len,
+            originals,
+            parity,
+            |i, symbol| {
                 let seq = first_seq + i as u64;
                 let Ok(index) = u8::try_from(i) else { return };
                 if symbol_hash(symbol) != hashes.data_hash(seq, index) {
@@ -101,7 +105,8 @@ impl Rebuilder {
                     slot.state = SlotState::Verified;
                     out.push((seq, flags.keyframe()));
                 }
-            });
+            },
+        );
         out
     }
 }

@@ -3,9 +3,7 @@
 use super::ChunkRef;
 use crate::Time;
 use crate::fec::MAX_M;
-use crate::wire::{
-    DATA_HEADER_LEN, HASH_LEN, MANIFEST_HEADER_LEN, MAX_DATAGRAM_LEN, Manifest,
-};
+use crate::wire::{DATA_HEADER_LEN, HASH_LEN, MANIFEST_HEADER_LEN, MAX_DATAGRAM_LEN, Manifest};
 
 /// What a slot holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,7 +38,14 @@ pub(super) struct ChunkSlot {
 
 impl ChunkSlot {
     /// Stores a DATA datagram that already parsed.
-    pub(super) fn store(&mut self, seq: u64, datagram: &[u8], now: Time, state: SlotState, rebuilt: bool) {
+    pub(super) fn store(
+        &mut self,
+        seq: u64,
+        datagram: &[u8],
+        now: Time,
+        state: SlotState,
+        rebuilt: bool,
+    ) {
         fill(&mut self.bytes, datagram);
         self.seq = seq;
         self.state = state;

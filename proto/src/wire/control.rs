@@ -297,7 +297,9 @@ impl Peers {
 
     /// The addresses; empty for a request.
     pub fn addrs(&self) -> &[PeerAddr] {
-        self.addrs.get(..usize::from(self.count)).unwrap_or_default()
+        self.addrs
+            .get(..usize::from(self.count))
+            .unwrap_or_default()
     }
 
     /// Parses a PEERS.

@@ -47,7 +47,7 @@ impl DataFlags {
 
     /// Flags with the keyframe and end-of-stream bits as given.
     pub const fn new(keyframe: bool, end_of_stream: bool) -> Self {
-        Self((keyframe as u8) * Self::KEYFRAME | (end_of_stream as u8) * Self::END_OF_STREAM)
+        Self(((keyframe as u8) * Self::KEYFRAME) | ((end_of_stream as u8) * Self::END_OF_STREAM))
     }
 
     /// Whether the chunk starts a group of pictures.

@@ -152,6 +152,13 @@ pub fn peek_type(bytes: &[u8]) -> Result<MessageType, DecodeError> {
 }
 
 /// Any v1 datagram, parsed. Payloads borrow from the input.
+///
+/// NACK and PEERS carry fixed-capacity arrays so that parsing never
+/// allocates; the enum is large for that reason and lives on the stack.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "no allocation per parsed datagram"
+)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message<'a> {
     /// DATA.

@@ -22,7 +22,10 @@ type Case = (Message<'static>, Vec<u8>);
 /// The message `template` describes, borrowing `tail` for its variable part.
 fn fill<'a>(template: &Message<'static>, tail: &'a [u8]) -> Message<'a> {
     match template {
-        Message::Data(d) => Message::Data(Data { payload: tail, ..*d }),
+        Message::Data(d) => Message::Data(Data {
+            payload: tail,
+            ..*d
+        }),
         Message::Parity(p) => Message::Parity(Parity { symbol: tail, ..*p }),
         Message::Manifest(m) => Message::Manifest(Manifest { hashes: tail, ..*m }),
         Message::Subscribe(s) => Message::Subscribe(Subscribe { token: tail, ..*s }),
@@ -147,7 +150,13 @@ fn descriptor() -> impl Strategy<Value = Case> {
             0..=MAX_M as u8,
             1..=MAX_CHUNK_SIZE as u16,
         ),
-        (stream(), any::<u64>(), any::<u32>(), 1..=u16::MAX, any::<u64>()),
+        (
+            stream(),
+            any::<u64>(),
+            any::<u32>(),
+            1..=u16::MAX,
+            any::<u64>(),
+        ),
         any::<[u8; SIGNATURE_LEN]>(),
     )
         .prop_map(
@@ -175,22 +184,24 @@ fn descriptor() -> impl Strategy<Value = Case> {
 }
 
 fn hello() -> impl Strategy<Value = Case> {
-    (any::<u32>(), any::<u64>(), HELLO_MIN_LEN as u16..=MAX_DATAGRAM_LEN as u16).prop_map(
-        |(versions, nonce, padded_len)| {
+    (
+        any::<u32>(),
+        any::<u64>(),
+        HELLO_MIN_LEN as u16..=MAX_DATAGRAM_LEN as u16,
+    )
+        .prop_map(|(versions, nonce, padded_len)| {
             let h = Hello {
                 versions,
                 nonce,
                 padded_len,
             };
             (Message::Hello(h), Vec::new())
-        },
-    )
+        })
 }
 
 fn challenge() -> impl Strategy<Value = Case> {
-    (any::<u64>(), cookie()).prop_map(|(nonce, cookie)| {
-        (Message::Challenge(Challenge { nonce, cookie }), Vec::new())
-    })
+    (any::<u64>(), cookie())
+        .prop_map(|(nonce, cookie)| (Message::Challenge(Challenge { nonce, cookie }), Vec::new()))
 }
 
 fn subscribe() -> impl Strategy<Value = Case> {
@@ -238,16 +249,19 @@ const REJECT_REASONS: [RejectReason; 10] = [
 ];
 
 fn reject() -> impl Strategy<Value = Case> {
-    (prop::sample::select(&REJECT_REASONS[..]), any::<u32>(), stream()).prop_map(
-        |(reason, versions, stream)| {
+    (
+        prop::sample::select(&REJECT_REASONS[..]),
+        any::<u32>(),
+        stream(),
+    )
+        .prop_map(|(reason, versions, stream)| {
             let r = Reject {
                 reason,
                 versions,
                 stream,
             };
             (Message::Reject(r), Vec::new())
-        },
-    )
+        })
 }
 
 fn keepalive() -> impl Strategy<Value = Case> {
@@ -427,7 +441,7 @@ fn check_prefix(msg: &Message<'_>, prefix: &[u8]) -> Result<(), TestCaseError> {
         }
         Message::Parity(p) if len >= PARITY_HEADER_LEN => {
             let symbol = &prefix[PARITY_HEADER_LEN..];
-            if symbol.len() >= crate::fec::SYMBOL_HEADER_LEN && symbol.len() % 2 == 0 {
+            if symbol.len() >= crate::fec::SYMBOL_HEADER_LEN && symbol.len().is_multiple_of(2) {
                 prop_assert_eq!(parsed, Ok(Message::Parity(Parity { symbol, ..*p })));
             } else {
                 prop_assert_eq!(parsed, Err(DecodeError::Field("symbol")));
@@ -475,7 +489,7 @@ fn reserved_bits(msg: &Message<'_>, encoded: &[u8]) -> Vec<(usize, u8)> {
 // Properties.
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(2048))]
 
     #[test]
     fn emit_then_parse_round_trips((template, tail) in message()) {
@@ -500,7 +514,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
     fn every_prefix_is_refused_or_a_shorter_message((template, tail) in message()) {
@@ -573,7 +587,7 @@ const TYPE_BYTES: [u8; 15] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(1024))]
+    #![proptest_config(ProptestConfig::with_cases(4096))]
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in bytes(0..=1500)) {

@@ -28,7 +28,13 @@ pub struct PublisherNode {
 
 impl PublisherNode {
     /// Publishes `stream` to `relays`, starting at `start`.
-    pub fn new(key: PublisherKey, config: PublisherConfig, relays: Vec<SocketAddr>, stream: TestStream, start: Time) -> Self {
+    pub fn new(
+        key: PublisherKey,
+        config: PublisherConfig,
+        relays: Vec<SocketAddr>,
+        stream: TestStream,
+        start: Time,
+    ) -> Self {
         let publisher = Publisher::new(key, config, relays, start).expect("valid publisher config");
         Self {
             publisher,
@@ -49,7 +55,8 @@ impl Node for PublisherNode {
     }
 
     fn handle_timeout(&mut self, now: Time) {
-        while self.next_frame < self.stream.frames.len() && self.frame_time(self.next_frame) <= now {
+        while self.next_frame < self.stream.frames.len() && self.frame_time(self.next_frame) <= now
+        {
             let frame = self.stream.frame(self.next_frame).to_vec();
             self.publisher.handle_input(now, &frame);
             self.next_frame += 1;
@@ -65,10 +72,14 @@ impl Node for PublisherNode {
     }
 
     fn poll_timeout(&self) -> Option<Time> {
-        let next = (self.next_frame < self.stream.frames.len()).then(|| self.frame_time(self.next_frame));
+        let next =
+            (self.next_frame < self.stream.frames.len()).then(|| self.frame_time(self.next_frame));
         let finish = (self.next_frame == self.stream.frames.len() && !self.publisher.is_finished())
             .then_some(self.start);
-        [next, finish, self.publisher.poll_timeout()].into_iter().flatten().min()
+        [next, finish, self.publisher.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 }
 
@@ -144,7 +155,11 @@ impl ViewerNode {
     fn drain(&mut self, now: Time) {
         while let Some(e) = self.viewer.poll_event() {
             match e {
-                ViewerEvent::Chunk { seq, payload, latency } => {
+                ViewerEvent::Chunk {
+                    seq,
+                    payload,
+                    latency,
+                } => {
                     self.first_seq.get_or_insert(seq);
                     self.first_output_at.get_or_insert(now);
                     self.output.extend_from_slice(&payload);

@@ -76,19 +76,25 @@ impl Star {
         let viewers = (0..c.viewers)
             .map(|i| {
                 let a = addr(100 + i);
-                net.set_link(addr(1), a, c.viewer_link.clone());
-                net.set_link(a, addr(1), c.viewer_link.clone());
+                net.set_link(addr(1), a, c.viewer_link);
+                net.set_link(a, addr(1), c.viewer_link);
                 let mut vc = ViewerConfig::new(addr(1), stream_id);
                 vc.nonce_seed = u64::from(i) + 1;
                 net.add_node(a, ViewerNode::new(vc, now))
             })
             .collect();
-        net.set_link(addr(0), addr(1), c.ingest_link.clone());
+        net.set_link(addr(0), addr(1), c.ingest_link);
         // The stream starts once the viewers have had time to subscribe.
         let start = now + Duration::from_millis(300);
         let publisher = net.add_node(
             addr(0),
-            PublisherNode::new(key, PublisherConfig::default(), vec![addr(1)], stream.clone(), start),
+            PublisherNode::new(
+                key,
+                PublisherConfig::default(),
+                vec![addr(1)],
+                stream.clone(),
+                start,
+            ),
         );
         Self {
             net,
