@@ -1,0 +1,468 @@
+//! Writes the seed corpus: a handful of small valid inputs per fuzz target,
+//! into `corpus/<target>/`. Deterministic, so re-running it changes nothing.
+//!
+//! ```text
+//! cargo run --manifest-path proto/fuzz/Cargo.toml --example gen_corpus
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use shoal_proto::fec::{symbol_len, write_symbol};
+use shoal_proto::integrity::PublisherKey;
+use shoal_proto::publisher::{Publisher, PublisherConfig};
+use shoal_proto::ts::TS_PACKET_LEN;
+use shoal_proto::wire::{
+    Accept, Challenge, Codec, Cookie, DESCRIPTOR_LEN, Data, DataFlags, Descriptor, Hello,
+    Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Message, Nack, NackEntry, NackKind,
+    Parity, Peers, Reject, RejectReason, SIGNATURE_LEN, SUPPORTED_VERSIONS, Subscribe,
+};
+use shoal_proto::{StreamId, Time};
+
+/// Must match `fuzz_targets/window_ingest.rs`.
+const SEED: [u8; 32] = [1; 32];
+const T0: Time = Time::from_micros(1_700_000_000_000_000);
+
+type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn main() -> Result {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let key = PublisherKey::from_seed(SEED);
+    let stream = key.stream_id();
+
+    let messages = messages(&key, stream)?;
+    for (name, bytes) in &messages {
+        write(&dir, "wire_message", name, bytes)?;
+        let target = match *name {
+            "data" | "data-keyframe" | "data-end" => "data",
+            "parity" | "parity-wide" => "parity",
+            "manifest" | "manifest-no-parity" => "manifest",
+            "descriptor" | "descriptor-ts" => "descriptor",
+            "hello" | "hello-padded" | "challenge" | "subscribe" | "subscribe-resume"
+            | "accept" | "reject" => "handshake",
+            _ => "control",
+        };
+        write(&dir, target, name, bytes)?;
+    }
+
+    for (name, flags, payload, len) in [
+        ("empty", 0, &b""[..], symbol_len(0)),
+        ("short", 1, &b"abc"[..], symbol_len(3)),
+        ("padded", 3, &b"chunk"[..], 40),
+    ] {
+        let mut symbol = vec![0; len];
+        write_symbol(flags, 0x0102_0304_0506_0708, payload, &mut symbol)?;
+        write(&dir, "fec_symbol", name, &symbol)?;
+    }
+
+    write(
+        &dir,
+        "ts_chunker",
+        "ts-keyframes",
+        &[0x03, 7]
+            .iter()
+            .copied()
+            .chain(ts_stream())
+            .collect::<Vec<_>>(),
+    )?;
+    write(
+        &dir,
+        "ts_chunker",
+        "ts-flushed",
+        &[0x13, 42]
+            .iter()
+            .copied()
+            .chain(ts_stream())
+            .collect::<Vec<_>>(),
+    )?;
+    let mut garbled = ts_stream();
+    garbled.insert(TS_PACKET_LEN + 5, 0x47);
+    write(
+        &dir,
+        "ts_chunker",
+        "ts-garbled",
+        &[0x01, 3].iter().copied().chain(garbled).collect::<Vec<_>>(),
+    )?;
+    write(
+        &dir,
+        "ts_chunker",
+        "opaque",
+        b"\x06\x09the quick brown fox jumps over the lazy dog",
+    )?;
+
+    let text = stream.to_string();
+    write(&dir, "stream_id", "lower", text.as_bytes())?;
+    write(
+        &dir,
+        "stream_id",
+        "upper",
+        text.to_ascii_uppercase().as_bytes(),
+    )?;
+    write(
+        &dir,
+        "stream_id",
+        "spaced",
+        format!("  {text}\n").as_bytes(),
+    )?;
+    write(
+        &dir,
+        "stream_id",
+        "zero",
+        StreamId([0; 32]).to_string().as_bytes(),
+    )?;
+
+    let published = publish(&key)?;
+    let all: Vec<(u8, &[u8])> = published.iter().map(|d| (0, &d[..])).collect();
+    write(&dir, "window_ingest", "in-order", &records(&all))?;
+    // Lose the first chunk and the first manifest copy: the chunks wait,
+    // the manifest comes, parity rebuilds the lost chunk.
+    let lossy: Vec<(u8, &[u8])> = published
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 1 && i != 2)
+        .map(|(_, d)| (0, &d[..]))
+        .collect();
+    write(&dir, "window_ingest", "rebuild", &records(&lossy))?;
+    // Everything after the descriptor in reverse, with time passing.
+    let mut reversed: Vec<(u8, &[u8])> = published.iter().map(|d| (0x0A, &d[..])).collect();
+    reversed[1..].reverse();
+    write(&dir, "window_ingest", "reversed", &records(&reversed))?;
+    // No manifest at all: everything times out.
+    let orphans: Vec<(u8, &[u8])> = published
+        .iter()
+        .filter(|d| d.get(1) != Some(&0x03))
+        .map(|d| (0xFE, &d[..]))
+        .collect();
+    write(&dir, "window_ingest", "no-manifest", &records(&orphans))?;
+    Ok(())
+}
+
+fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) -> Result {
+    assert!(
+        bytes.len() < 2048,
+        "{target}/{name} is {} bytes",
+        bytes.len()
+    );
+    let dir = dir.join(target);
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(name), bytes)?;
+    Ok(())
+}
+
+fn encode(msg: &Message<'_>) -> Result<Vec<u8>> {
+    let mut buf = vec![0; MAX_DATAGRAM_LEN];
+    let len = msg.emit(&mut buf)?;
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// One or two of each message type, named.
+fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let cookie = Cookie {
+        issued_at_us: 1_700_000_000_000_000,
+        tag: [0x5C; 16],
+    };
+    let data = Data {
+        flags: DataFlags::new(false, false),
+        club: 1,
+        stream,
+        seq: 17,
+        block: 4,
+        timestamp_us: 1_700_000_000_000_000,
+        index: 1,
+        payload: b"0123456789",
+    };
+    let symbol: Vec<u8> = (0..24).collect();
+    let parity = Parity {
+        k: 4,
+        m: 2,
+        stream,
+        block: 4,
+        first_seq: 16,
+        index: 1,
+        symbol: &symbol,
+    };
+    let hashes: Vec<u8> = (0..6 * 16).map(|i| i as u8).collect();
+    let manifest = Manifest {
+        k: 4,
+        m: 2,
+        symbol_len: 24,
+        stream,
+        block: 4,
+        first_seq: 16,
+        hashes: &hashes,
+        signature: [0; SIGNATURE_LEN],
+    };
+    let descriptor = Descriptor {
+        codec: Codec::Opaque,
+        clubs: 2,
+        k: 4,
+        m: 2,
+        chunk_size: 32,
+        stream,
+        bitrate_bps: 64_000,
+        revision: 1,
+        block_ms: 50,
+        issued_at_us: 1_700_000_000_000_000,
+        signature: [0; SIGNATURE_LEN],
+    };
+    let subscribe = Subscribe {
+        stream,
+        clubs: u64::MAX,
+        start_seq: None,
+        cookie,
+        token: b"token",
+    };
+    let mut nack = Nack::new(stream);
+    nack.push(NackEntry {
+        kind: NackKind::Chunks,
+        start: 16,
+        len: 2,
+    });
+    nack.push(NackEntry {
+        kind: NackKind::Manifests,
+        start: 4,
+        len: 1,
+    });
+    let mut peers = Peers::new(stream, 1);
+    peers.push(SocketAddr::from(([192, 0, 2, 1], 4433)));
+    peers.push("[2001:db8::1]:4433".parse()?);
+
+    let signed = |msg: Message<'_>| -> Result<Vec<u8>> {
+        let mut bytes = encode(&msg)?;
+        key.sign_trailer(&mut bytes);
+        Ok(bytes)
+    };
+    Ok(vec![
+        ("data", encode(&Message::Data(data))?),
+        (
+            "data-keyframe",
+            encode(&Message::Data(Data {
+                flags: DataFlags::new(true, false),
+                index: 0,
+                seq: 16,
+                ..data
+            }))?,
+        ),
+        (
+            "data-end",
+            encode(&Message::Data(Data {
+                flags: DataFlags::new(false, true),
+                payload: b"",
+                ..data
+            }))?,
+        ),
+        ("parity", encode(&Message::Parity(parity))?),
+        (
+            "parity-wide",
+            encode(&Message::Parity(Parity {
+                k: 64,
+                m: 16,
+                index: 15,
+                ..parity
+            }))?,
+        ),
+        ("manifest", signed(Message::Manifest(manifest))?),
+        (
+            "manifest-no-parity",
+            signed(Message::Manifest(Manifest {
+                m: 0,
+                symbol_len: 0,
+                hashes: &hashes[..4 * 16],
+                ..manifest
+            }))?,
+        ),
+        ("descriptor", signed(Message::Descriptor(descriptor))?),
+        (
+            "descriptor-ts",
+            signed(Message::Descriptor(Descriptor {
+                codec: Codec::MpegTs,
+                chunk_size: 1316,
+                revision: 2,
+                ..descriptor
+            }))?,
+        ),
+        (
+            "hello",
+            encode(&Message::Hello(Hello {
+                versions: SUPPORTED_VERSIONS,
+                nonce: 0x0123_4567_89AB_CDEF,
+                padded_len: 64,
+            }))?,
+        ),
+        (
+            "hello-padded",
+            encode(&Message::Hello(Hello {
+                versions: SUPPORTED_VERSIONS,
+                nonce: 7,
+                padded_len: 1200,
+            }))?,
+        ),
+        (
+            "challenge",
+            encode(&Message::Challenge(Challenge {
+                nonce: 0x0123_4567_89AB_CDEF,
+                cookie,
+            }))?,
+        ),
+        ("subscribe", encode(&Message::Subscribe(subscribe))?),
+        (
+            "subscribe-resume",
+            encode(&Message::Subscribe(Subscribe {
+                clubs: 0b101,
+                start_seq: Some(1000),
+                token: b"",
+                ..subscribe
+            }))?,
+        ),
+        (
+            "accept",
+            encode(&Message::Accept(Accept {
+                keepalive_ms: 1000,
+                stream,
+                start_seq: 16,
+            }))?,
+        ),
+        (
+            "reject",
+            encode(&Message::Reject(Reject {
+                reason: RejectReason::BadCookie,
+                versions: SUPPORTED_VERSIONS,
+                stream,
+            }))?,
+        ),
+        (
+            "keepalive",
+            encode(&Message::Keepalive(Keepalive {
+                stream,
+                highest_seq: 99,
+                lost: 1,
+                fec_repaired: 2,
+                nack_repaired: 3,
+                latency_us: 40_000,
+            }))?,
+        ),
+        ("nack", encode(&Message::Nack(nack))?),
+        (
+            "leave",
+            encode(&Message::Leave(Leave {
+                reason: LeaveReason::EndOfStream,
+                stream,
+            }))?,
+        ),
+        ("peers", encode(&Message::Peers(peers))?),
+        (
+            "peers-request",
+            encode(&Message::Peers(Peers::new(stream, 0)))?,
+        ),
+    ])
+}
+
+/// A short MPEG-TS stream: PAT, PMT (one video PID), then video packets
+/// with a random access point every third packet, and one audio packet.
+fn ts_stream() -> Vec<u8> {
+    const PMT: u16 = 0x1000;
+    const VIDEO: u16 = 0x100;
+    const AUDIO: u16 = 0x101;
+    let mut out = Vec::new();
+    out.extend(section(
+        0,
+        0x00,
+        1,
+        &[0, 1, 0xE0 | (PMT >> 8) as u8, PMT as u8],
+    ));
+    out.extend(section(
+        PMT,
+        0x02,
+        1,
+        &[
+            0xE1, 0x00, 0xF0, 0x00, // PCR PID, program info length
+            0x1B, 0xE1, 0x00, 0xF0, 0x00, // H.264 on VIDEO
+            0x0F, 0xE1, 0x01, 0xF0, 0x00, // AAC on AUDIO
+        ],
+    ));
+    for i in 0..6u8 {
+        out.extend(packet(VIDEO, i, i % 3 == 0));
+    }
+    out.extend(packet(AUDIO, 0, true));
+    out
+}
+
+fn packet(pid: u16, cc: u8, random_access: bool) -> [u8; TS_PACKET_LEN] {
+    let mut bytes = [0x11; TS_PACKET_LEN];
+    bytes[..3].copy_from_slice(&[0x47, 0x40 | (pid >> 8) as u8, pid as u8]);
+    if random_access {
+        bytes[3..6].copy_from_slice(&[0x30 | (cc & 0x0F), 1, 0x40]);
+    } else {
+        bytes[3] = 0x10 | (cc & 0x0F);
+    }
+    bytes
+}
+
+/// A one-packet PSI section (PAT or PMT) with its CRC.
+fn section(pid: u16, table_id: u8, id: u16, body: &[u8]) -> [u8; TS_PACKET_LEN] {
+    let mut section = vec![table_id];
+    let length = (5 + body.len() + 4) as u16;
+    section.extend_from_slice(&(0xB000 | length).to_be_bytes());
+    section.extend_from_slice(&id.to_be_bytes());
+    section.extend_from_slice(&[0xC1, 0, 0]);
+    section.extend_from_slice(body);
+    let crc = crc32_mpeg2(&section);
+    section.extend_from_slice(&crc.to_be_bytes());
+    let mut bytes = [0xFF; TS_PACKET_LEN];
+    bytes[..5].copy_from_slice(&[0x47, 0x40 | (pid >> 8) as u8, pid as u8, 0x10, 0]);
+    bytes[5..5 + section.len()].copy_from_slice(&section);
+    bytes
+}
+
+fn crc32_mpeg2(bytes: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &b in bytes {
+        crc ^= u32::from(b) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// A tiny published stream: its descriptor, then one block of four
+/// 32-byte chunks with two parity symbols, its manifest sent first and
+/// last as the publisher does.
+fn publish(key: &PublisherKey) -> Result<Vec<Vec<u8>>> {
+    let config = PublisherConfig {
+        codec: Codec::Opaque,
+        chunk_size: 32,
+        clubs: 1,
+        k: 4,
+        m: 2,
+        ..PublisherConfig::default()
+    };
+    let relay = SocketAddr::from(([127, 0, 0, 1], 9));
+    let mut publisher =
+        Publisher::new(PublisherKey::from_seed(key.seed()), config, vec![relay], T0)?;
+    let input: Vec<u8> = (0..128u8).collect();
+    publisher.handle_input(T0 + Duration::from_millis(1), &input);
+    let mut out = Vec::new();
+    while let Some(t) = publisher.poll_transmit() {
+        out.push(t.payload.to_vec());
+    }
+    assert_eq!(out.first().map(Vec::len), Some(DESCRIPTOR_LEN));
+    Ok(out)
+}
+
+/// The window_ingest input format: `[control][len u16 BE][datagram]`.
+fn records(datagrams: &[(u8, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(control, d) in datagrams {
+        out.push(control);
+        out.extend_from_slice(&(d.len() as u16).to_be_bytes());
+        out.extend_from_slice(d);
+    }
+    out
+}
