@@ -53,7 +53,9 @@ pub struct RelayConfig {
     pub keepalive_interval: Duration,
     /// A subscriber silent this long is dropped.
     pub subscriber_timeout: Duration,
-    /// Secret for the stateless cookies; draw it from a good random source.
+    /// Secret for the stateless cookies. The default is all zeros, which
+    /// makes cookies forgeable: every real deployment (the IO shell) MUST
+    /// set it from the OS's secure random source at start.
     pub cookie_secret: [u8; 32],
     /// Take new streams from any publisher whose descriptor verifies.
     pub accept_publishers: bool,

@@ -91,8 +91,7 @@ pub struct WindowStats {
     pub chunks_verified: u64,
     /// Chunks rebuilt from parity.
     pub chunks_rebuilt: u64,
-    /// Blocks that lost more than parity could rebuild (counted once each,
-    /// when the block leaves the window).
+    /// Manifests whose signature verified.
     pub manifests_verified: u64,
     /// Chunks or symbols dropped because their manifest never came.
     pub manifest_missing: u64,
