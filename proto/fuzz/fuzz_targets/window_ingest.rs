@@ -119,7 +119,13 @@ fn check_parity(window: &Window, block: u64, index: u8) {
 }
 
 fuzz_target!(|input: &[u8]| {
-    let mut window = Window::new(KEY.clone(), WindowConfig::default());
+    // The smallest window (twice the largest block) wraps after 128 chunks
+    // and 32 blocks, so eviction is within a short input's reach.
+    let config = WindowConfig {
+        capacity: 128,
+        ..WindowConfig::default()
+    };
+    let mut window = Window::new(KEY.clone(), config);
     let mut now = T0;
     let mut buf = Vec::new();
     for (control, datagram) in records(input) {
