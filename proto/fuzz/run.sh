@@ -3,6 +3,8 @@
 # Rust (no sanitizer, no cargo-fuzz needed) and runs each for SECONDS
 # (default 10) over its seed corpus. Exits non-zero if any target crashes,
 # times out or runs out of memory; the input is saved in artifacts/<target>/.
+# Inputs already in artifacts/<target>/ are replayed first and fail the run
+# while they still crash: delete them once fixed.
 #
 #   proto/fuzz/run.sh [SECONDS] [TARGET...]
 #
@@ -47,6 +49,16 @@ for target in "$@"; do
     echo "=== $target: ${seconds}s"
     log="target/logs/$target.log"
     mkdir -p target/logs
+    # Crashes found earlier must stay fixed: replay them first.
+    shopt -s nullglob
+    old=("artifacts/$target"/crash-* "artifacts/$target"/timeout-* "artifacts/$target"/oom-*)
+    shopt -u nullglob
+    if [ "${#old[@]}" -ne 0 ] && ! "$bin/$target" -timeout=10 "${old[@]}" >"$log" 2>&1; then
+        echo "--- $target: an earlier crash still reproduces; full log: proto/fuzz/$log"
+        grep -E '^Running:|panicked' -A1 "$log" | head -n 6 || true
+        failed+=("$target")
+        continue
+    fi
     status=0
     "$bin/$target" \
         -max_total_time="$seconds" \

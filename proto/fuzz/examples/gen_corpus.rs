@@ -14,9 +14,9 @@ use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::ts::TS_PACKET_LEN;
 use shoal_proto::wire::{
-    Accept, Challenge, Codec, Cookie, DESCRIPTOR_LEN, Data, DataFlags, Descriptor, Hello,
-    Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Message, Nack, NackEntry, NackKind,
-    Parity, Peers, Reject, RejectReason, SIGNATURE_LEN, SUPPORTED_VERSIONS, Subscribe,
+    Accept, Challenge, Codec, Cookie, DATA_HEADER_LEN, DESCRIPTOR_LEN, Data, DataFlags, Descriptor,
+    Hello, Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Message, Nack, NackEntry,
+    NackKind, Parity, Peers, Reject, RejectReason, SIGNATURE_LEN, SUPPORTED_VERSIONS, Subscribe,
 };
 use shoal_proto::{StreamId, Time};
 
@@ -135,6 +135,22 @@ fn main() -> Result {
         .map(|d| (0xFE, &d[..]))
         .collect();
     write(&dir, "window_ingest", "no-manifest", &records(&orphans))?;
+    // The input as publisher: a chunk altered in flight, its manifest
+    // re-hashed and re-signed (control bit 0) to match.
+    let mut altered = published.clone();
+    altered[2][DATA_HEADER_LEN] ^= 0xFF;
+    let forged: Vec<(u8, &[u8])> = altered
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != 1)
+        .map(|(i, d)| {
+            (
+                u8::from(d.get(1) == Some(&0x03)) | u8::from(i == 3) << 1,
+                &d[..],
+            )
+        })
+        .collect();
+    write(&dir, "window_ingest", "forged", &records(&forged))?;
     Ok(())
 }
 

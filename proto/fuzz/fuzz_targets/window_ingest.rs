@@ -3,9 +3,11 @@
 //! Input: records of `[control u8][len u16 BE][len bytes]`, the last one
 //! cut short if the input ends. Per record, bits 2..8 of the control byte
 //! advance the clock by that many 10 ms steps; then the datagram is
-//! ingested, first re-signed with the stream's key if bit 0 is set (so
-//! mutated MANIFESTs and DESCRIPTORs get past the signature check, as a
-//! publisher's own could); then, if bit 1 is set, timers run.
+//! ingested; then, if bit 1 is set, timers run. With bit 0 set, a MANIFEST
+//! or DESCRIPTOR is first signed with the stream's key, a MANIFEST after its
+//! hashes are replaced by those of the DATA and PARITY datagrams seen so far
+//! for its block: the input speaks as a (possibly hostile) publisher, so
+//! everything past the signature and hash checks is within reach.
 //!
 //! After every step the window must hand out only what verifies: each
 //! chunk, manifest, parity symbol and descriptor it reports is checked
@@ -13,15 +15,17 @@
 
 #![no_main]
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use shoal_proto::Time;
-use shoal_proto::integrity::{PublisherKey, StreamKey, chunk_hash, parity_hash};
+use shoal_proto::integrity::{Hash, PublisherKey, StreamKey, chunk_hash, parity_hash};
 use shoal_proto::window::{Ready, Window, WindowConfig};
 use shoal_proto::wire::{
-    DataView, ManifestView, MessageType, ParityView, SIGNATURE_LEN, peek_type,
+    Data, DataView, HASH_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView, MessageType, Parity,
+    ParityView, SIGNATURE_LEN, peek_type,
 };
 
 /// Seed of the stream's key; `examples/gen_corpus.rs` publishes with it.
@@ -118,6 +122,45 @@ fn check_parity(window: &Window, block: u64, index: u8) {
     }
 }
 
+/// The hashes of the last DATA and PARITY datagrams seen, by block, parity
+/// or not, and index: what a publisher would sign into the block's manifest.
+#[derive(Default)]
+struct Seen(HashMap<(u64, bool, u8), Hash>);
+
+impl Seen {
+    fn note(&mut self, datagram: &[u8]) {
+        if let Ok(d) = Data::parse(datagram) {
+            let hash = chunk_hash(d.flags.bits(), d.timestamp_us, d.payload);
+            self.0.insert((d.block, false, d.index), hash);
+        } else if let Ok(p) = Parity::parse(datagram) {
+            self.0
+                .insert((p.block, true, p.index), parity_hash(p.symbol));
+        }
+    }
+
+    /// Signs `datagram` (a MANIFEST or DESCRIPTOR) into `buf` as the
+    /// publisher would, a MANIFEST's hashes first replaced by those seen
+    /// for its block.
+    fn forge<'b>(&self, datagram: &[u8], buf: &'b mut Vec<u8>) -> &'b [u8] {
+        buf.clear();
+        buf.extend_from_slice(datagram);
+        if let Ok(m) = Manifest::parse(datagram) {
+            let k = usize::from(m.k);
+            let slots = (0..m.k)
+                .map(|i| (false, i, usize::from(i)))
+                .chain((0..m.m).map(|i| (true, i, k + usize::from(i))));
+            for (parity, index, at) in slots {
+                if let Some(hash) = self.0.get(&(m.block, parity, index)) {
+                    let at = MANIFEST_HEADER_LEN + at * HASH_LEN;
+                    buf[at..at + HASH_LEN].copy_from_slice(hash);
+                }
+            }
+        }
+        PUBLISHER.sign_trailer(buf);
+        buf
+    }
+}
+
 fuzz_target!(|input: &[u8]| {
     // The smallest window (twice the largest block) wraps after 128 chunks
     // and 32 blocks, so eviction is within a short input's reach.
@@ -127,18 +170,17 @@ fuzz_target!(|input: &[u8]| {
     };
     let mut window = Window::new(KEY.clone(), config);
     let mut now = T0;
+    let mut seen = Seen::default();
     let mut buf = Vec::new();
     for (control, datagram) in records(input) {
         now += Duration::from_millis(10 * u64::from(control >> 2));
+        seen.note(datagram);
         let signed = matches!(
             peek_type(datagram),
             Ok(MessageType::Manifest | MessageType::Descriptor)
         );
         let bytes = if control & 1 != 0 && signed && datagram.len() >= SIGNATURE_LEN {
-            buf.clear();
-            buf.extend_from_slice(datagram);
-            PUBLISHER.sign_trailer(&mut buf);
-            &buf[..]
+            seen.forge(datagram, &mut buf)
         } else {
             datagram
         };

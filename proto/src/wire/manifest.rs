@@ -77,6 +77,10 @@ impl<'a> Manifest<'a> {
         if !symbol_ok {
             return Err(DecodeError::Field("symbol_len"));
         }
+        // A block must end inside the sequence space (no wrap: SPEC).
+        if first_seq.checked_add(u64::from(k)).is_none() {
+            return Err(DecodeError::Field("first_seq"));
+        }
         let hashes = r.take((usize::from(k) + usize::from(m)) * HASH_LEN)?;
         let signature = r.array()?;
         r.finish()?;

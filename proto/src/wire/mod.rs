@@ -26,7 +26,10 @@ mod handshake;
 mod manifest;
 mod parity;
 
-pub use control::{Keepalive, Leave, LeaveReason, Nack, NackEntry, NackKind, PeerAddr, Peers};
+pub use control::{
+    Keepalive, Leave, LeaveReason, MAX_NACK_ENTRIES, MAX_PEERS, Nack, NackEntry, NackKind,
+    PeerAddr, Peers,
+};
 pub use cursor::BufferTooSmall;
 pub use data::{DATA_HEADER_LEN, Data, DataFlags, DataView};
 pub use descriptor::{Codec, DESCRIPTOR_LEN, Descriptor, MAX_CLUBS};

@@ -54,6 +54,10 @@ impl<'a> Parity<'a> {
         let index = r.u8()?;
         let symbol = r.rest();
         check_block_shape(k, m)?;
+        // A block must end inside the sequence space (no wrap: SPEC).
+        if first_seq.checked_add(u64::from(k)).is_none() {
+            return Err(DecodeError::Field("first_seq"));
+        }
         if index >= m {
             return Err(DecodeError::Field("index"));
         }
