@@ -111,16 +111,11 @@ impl Decoder {
         m: usize,
         symbol_len: usize,
     ) -> Result<&mut ReedSolomonDecoder, FecError> {
-        // A failed reset leaves a reed-solomon-simd codec in a state where
-        // every later call panics, so it is taken out and dropped on failure.
-        let codec = match self.codec.take() {
-            Some(mut codec) => {
-                codec.reset(k, m, symbol_len)?;
-                codec
-            }
-            None => ReedSolomonDecoder::new(k, m, symbol_len)?,
-        };
-        Ok(self.codec.insert(codec))
+        super::reuse_codec(
+            &mut self.codec,
+            |codec| codec.reset(k, m, symbol_len),
+            || ReedSolomonDecoder::new(k, m, symbol_len),
+        )
     }
 }
 

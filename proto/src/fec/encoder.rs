@@ -73,16 +73,11 @@ impl Encoder {
         m: usize,
         symbol_len: usize,
     ) -> Result<&mut ReedSolomonEncoder, FecError> {
-        // A failed reset leaves a reed-solomon-simd codec in a state where
-        // every later call panics, so it is taken out and dropped on failure.
-        let codec = match self.codec.take() {
-            Some(mut codec) => {
-                codec.reset(k, m, symbol_len)?;
-                codec
-            }
-            None => ReedSolomonEncoder::new(k, m, symbol_len)?,
-        };
-        Ok(self.codec.insert(codec))
+        super::reuse_codec(
+            &mut self.codec,
+            |codec| codec.reset(k, m, symbol_len),
+            || ReedSolomonEncoder::new(k, m, symbol_len),
+        )
     }
 }
 

@@ -155,6 +155,25 @@ fn check_symbol_len(symbol_len: usize) -> Result<(), FecError> {
     }
 }
 
+/// The codec in `slot`, reset for a new block shape, or a new one.
+///
+/// A failed reset leaves a reed-solomon-simd codec in a state where every
+/// later call panics, so it is taken out and dropped on failure.
+fn reuse_codec<C>(
+    slot: &mut Option<C>,
+    reset: impl FnOnce(&mut C) -> Result<(), reed_solomon_simd::Error>,
+    new: impl FnOnce() -> Result<C, reed_solomon_simd::Error>,
+) -> Result<&mut C, FecError> {
+    let codec = match slot.take() {
+        Some(mut codec) => {
+            reset(&mut codec)?;
+            codec
+        }
+        None => new()?,
+    };
+    Ok(slot.insert(codec))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,7 +225,7 @@ impl Relay {
             Ok(ty) => ty,
             Err(e) => {
                 self.stats.count(Rejection::Malformed(e));
-                if let Err(DecodeError::UnsupportedVersion(_)) = Err::<(), _>(e) {
+                if let DecodeError::UnsupportedVersion(_) = e {
                     self.answer_unsupported_version(from, bytes);
                 }
                 return;
@@ -359,13 +359,12 @@ impl Relay {
                 }
                 None => self.not_subscribed(from, len, n.stream),
             },
-            Message::Leave(l) => {
+            Message::Leave(_) => {
                 if let Some(i) = self.sub_index.get(&from).copied() {
                     self.remove_subscriber(i, LeaveReason::Done, false);
                 } else {
                     self.upstream_message(now, from, msg);
                 }
-                let _ = l;
             }
             Message::Peers(p) => {
                 if let Some(&i) = self.sub_index.get(&from)
