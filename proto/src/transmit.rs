@@ -2,8 +2,15 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::wire::{BufferTooSmall, MAX_DATAGRAM_LEN, Message};
+
+/// A datagram in a reference-counted buffer: how stored chunks are shared
+/// with IO shells that send asynchronously (io_uring) or from several
+/// threads, without copying. A holder that finds itself the only owner
+/// (`Arc::get_mut`) may reuse the buffer.
+pub type SharedBuf = Arc<Vec<u8>>;
 
 /// A datagram to send. The payload borrows from the state machine that
 /// produced it and is valid until its next call.
@@ -15,40 +22,58 @@ pub struct Transmit<'a> {
     pub payload: &'a [u8],
 }
 
-/// A FIFO of owned datagrams whose buffers are recycled: once warm it does
-/// not allocate.
+/// A FIFO of datagrams whose buffers are recycled: once warm it does not
+/// allocate. Queued datagrams are [`SharedBuf`]s, so stored chunks can be
+/// queued without a copy and IO shells can keep what they send.
 #[derive(Debug, Default)]
 pub(crate) struct TxQueue {
-    queue: VecDeque<(SocketAddr, Vec<u8>)>,
-    free: Vec<Vec<u8>>,
-    current: Option<(SocketAddr, Vec<u8>)>,
+    queue: VecDeque<(SocketAddr, SharedBuf)>,
+    free: Vec<SharedBuf>,
+    scratch: Vec<Vec<u8>>,
+    current: Option<(SocketAddr, SharedBuf)>,
 }
 
 impl TxQueue {
-    /// A buffer to fill; hand it back with [`TxQueue::push`].
+    /// A scratch buffer to build into; hand it back with
+    /// [`TxQueue::recycle`].
     pub(crate) fn buffer(&mut self) -> Vec<u8> {
         let mut buf = self
-            .free
+            .scratch
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(MAX_DATAGRAM_LEN));
         buf.clear();
         buf
     }
 
-    /// Returns an unused buffer to the pool.
+    /// Returns a scratch buffer to the pool.
     pub(crate) fn recycle(&mut self, buf: Vec<u8>) {
-        self.free.push(buf);
+        self.scratch.push(buf);
     }
 
-    pub(crate) fn push(&mut self, dst: SocketAddr, buf: Vec<u8>) {
-        self.queue.push_back((dst, buf));
+    /// Queues a datagram written by `fill` into a pooled buffer.
+    fn push_with(&mut self, dst: SocketAddr, fill: impl FnOnce(&mut Vec<u8>)) {
+        let mut buf = loop {
+            match self.free.pop() {
+                Some(b) if Arc::strong_count(&b) == 1 => break b,
+                Some(_) => {}
+                None => break SharedBuf::new(Vec::with_capacity(MAX_DATAGRAM_LEN)),
+            }
+        };
+        if let Some(v) = Arc::get_mut(&mut buf) {
+            v.clear();
+            fill(v);
+            self.queue.push_back((dst, buf));
+        }
+    }
+
+    /// Queues a shared datagram without copying it.
+    pub(crate) fn push_shared(&mut self, dst: SocketAddr, buf: &SharedBuf) {
+        self.queue.push_back((dst, SharedBuf::clone(buf)));
     }
 
     /// Queues a copy of `bytes`.
     pub(crate) fn push_bytes(&mut self, dst: SocketAddr, bytes: &[u8]) {
-        let mut buf = self.buffer();
-        buf.extend_from_slice(bytes);
-        self.push(dst, buf);
+        self.push_with(dst, |v| v.extend_from_slice(bytes));
     }
 
     /// Encodes and queues `msg`.
@@ -57,12 +82,16 @@ impl TxQueue {
         dst: SocketAddr,
         msg: &Message<'_>,
     ) -> Result<usize, BufferTooSmall> {
-        let mut buf = self.buffer();
-        buf.resize(msg.buffer_len(), 0);
-        let len = msg.emit(&mut buf)?;
-        buf.truncate(len);
-        self.push(dst, buf);
-        Ok(len)
+        let mut result = Ok(0);
+        self.push_with(dst, |v| {
+            v.resize(msg.buffer_len(), 0);
+            result = msg.emit(v);
+            v.truncate(*result.as_ref().unwrap_or(&0));
+        });
+        if result.is_err() {
+            self.queue.pop_back();
+        }
+        result
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -76,12 +105,29 @@ impl TxQueue {
     /// The next datagram; the previous one's buffer is recycled.
     pub(crate) fn pop(&mut self) -> Option<Transmit<'_>> {
         if let Some((_, buf)) = self.current.take() {
-            self.free.push(buf);
+            self.give_back(buf);
         }
         self.current = self.queue.pop_front();
         self.current.as_ref().map(|(dst, buf)| Transmit {
             dst: *dst,
             payload: buf,
         })
+    }
+
+    /// The next datagram, handed over; give the buffer back with
+    /// [`TxQueue::give_back`] once sent so it can be reused.
+    pub(crate) fn pop_shared(&mut self) -> Option<(SocketAddr, SharedBuf)> {
+        if let Some((_, buf)) = self.current.take() {
+            self.give_back(buf);
+        }
+        self.queue.pop_front()
+    }
+
+    /// Takes back a buffer handed out by [`TxQueue::pop_shared`]; a shared
+    /// window buffer is simply dropped.
+    pub(crate) fn give_back(&mut self, buf: SharedBuf) {
+        if Arc::strong_count(&buf) == 1 && self.free.len() < 1024 {
+            self.free.push(buf);
+        }
     }
 }

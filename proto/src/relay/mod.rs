@@ -20,25 +20,30 @@
 //! CHALLENGE or REJECT, each no longer than the datagram it answers.
 
 mod fanout;
+mod limiter;
 mod stats;
+mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use stats::RelayStats;
+pub use upstream::FAILOVER_AFTER;
 
-use crate::client::{ClientSession, SessionEvent};
+use crate::client::SessionEvent;
 use crate::cookie::CookieJar;
 use crate::integrity::{Rejection, StreamKey};
-use crate::transmit::TxQueue;
-use crate::window::{Ingested, Ready, Window, WindowConfig};
+use crate::transmit::{SharedBuf, TxQueue};
+use crate::window::{Adopt, Ingested, Ready, Window, WindowConfig};
 use crate::wire::{
     Accept, Challenge, DecodeError, Keepalive, Leave, LeaveReason, Message, MessageType, Nack,
     NackKind, Peers, Reject, RejectReason, SUPPORTED_VERSIONS, peek_type,
 };
 use crate::{StreamId, Time, Transmit};
 use fanout::{Fanout, Item};
+use limiter::HandshakeLimiter;
+use upstream::Upstream;
 
 /// Relay settings.
 #[derive(Debug, Clone)]
@@ -63,6 +68,11 @@ pub struct RelayConfig {
     pub nack_limit: usize,
     /// Seed for handshake nonces toward upstreams.
     pub nonce_seed: u64,
+    /// HELLOs answered per second per source IP (0: no limit); more are
+    /// dropped unanswered and counted.
+    pub handshake_rate: u32,
+    /// HELLOs a source IP may send in a burst.
+    pub handshake_burst: u32,
 }
 
 impl Default for RelayConfig {
@@ -77,6 +87,8 @@ impl Default for RelayConfig {
             accept_publishers: true,
             nack_limit: 256,
             nonce_seed: 1,
+            handshake_rate: 20,
+            handshake_burst: 40,
         }
     }
 }
@@ -109,7 +121,34 @@ struct Subscriber {
 #[derive(Debug)]
 struct Stream {
     window: Window,
-    upstream: Option<ClientSession>,
+    upstream: Option<Upstream>,
+    /// Fed by [`Relay::handle_adopt`] from the relay worker that ingests
+    /// it, rather than by ingest here.
+    mirror: bool,
+}
+
+/// The state of one upstream subscription, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamStatus {
+    /// The stream taken.
+    pub stream: StreamId,
+    /// The server in use.
+    pub server: SocketAddr,
+    /// Whether it has accepted the subscription.
+    pub subscribed: bool,
+    /// Times the relay moved to another upstream.
+    pub failovers: u64,
+}
+
+/// A verified item for the mirrors of a stream: see [`Relay::poll_export`].
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The stream.
+    pub stream: StreamId,
+    /// What it is.
+    pub item: Adopt,
+    /// Its datagram, shared.
+    pub buf: SharedBuf,
 }
 
 /// The relay. See the module docs.
@@ -128,11 +167,19 @@ pub struct Relay {
     next_sweep: Option<Time>,
     stats: RelayStats,
     shutting_down: bool,
+    limiter: HandshakeLimiter,
+    export: bool,
+    exports: std::collections::VecDeque<Export>,
 }
 
 impl Relay {
     /// A relay with no streams and no subscribers.
     pub fn new(config: RelayConfig) -> Self {
+        let limiter = HandshakeLimiter::new(
+            config.cookie_secret,
+            config.handshake_rate,
+            config.handshake_burst,
+        );
         Self {
             cookies: CookieJar::new(config.cookie_secret),
             config,
@@ -147,7 +194,73 @@ impl Relay {
             next_sweep: None,
             stats: RelayStats::default(),
             shutting_down: false,
+            limiter,
+            export: false,
+            exports: Default::default(),
         }
+    }
+
+    /// Makes the relay hand every item it verifies to [`Relay::poll_export`],
+    /// for the other workers of a multi-threaded relay to adopt.
+    pub fn set_export(&mut self, on: bool) {
+        self.export = on;
+    }
+
+    /// The next verified item to hand to the mirrors.
+    pub fn poll_export(&mut self) -> Option<Export> {
+        self.exports.pop_front()
+    }
+
+    /// Takes an item verified by the worker that ingests `stream` (see
+    /// [`Window::adopt`]) and fans it out to this relay's subscribers.
+    pub fn handle_adopt(&mut self, now: Time, export: Export) {
+        let index = match self.add_stream(export.stream) {
+            Ok(i) => i,
+            Err(r) => {
+                self.stats.count(r);
+                return;
+            }
+        };
+        let stream = &mut self.streams[index];
+        stream.mirror = true;
+        let descriptor = export.item == Adopt::Descriptor;
+        match stream.window.adopt(now, export.item, export.buf) {
+            Ok(()) if descriptor => self.fanout.push(index, Item::Descriptor),
+            Ok(()) => {}
+            Err(r) => self.stats.count(r),
+        }
+        self.drain_ready(index);
+    }
+
+    /// The relay's upstream subscriptions.
+    pub fn upstreams(&self) -> impl Iterator<Item = UpstreamStatus> + '_ {
+        self.streams.iter().filter_map(|s| {
+            let up = s.upstream.as_ref()?;
+            Some(UpstreamStatus {
+                stream: s.window.stream(),
+                server: up.server(),
+                subscribed: up.subscribed(),
+                failovers: up.failovers,
+            })
+        })
+    }
+
+    /// Window counters summed over every stream.
+    pub fn window_stats(&self) -> crate::window::WindowStats {
+        let mut sum = crate::window::WindowStats::default();
+        for s in &self.streams {
+            let w = s.window.stats();
+            sum.chunks_verified += w.chunks_verified;
+            sum.chunks_rebuilt += w.chunks_rebuilt;
+            sum.manifests_verified += w.manifests_verified;
+            sum.manifest_missing += w.manifest_missing;
+        }
+        sum
+    }
+
+    /// Streams carried.
+    pub fn stream_count(&self) -> usize {
+        self.streams.len()
     }
 
     /// Counters.
@@ -183,6 +296,7 @@ impl Relay {
         self.streams.push(Stream {
             window: Window::new(key, self.config.window),
             upstream: None,
+            mirror: false,
         });
         let i = self.streams.len() - 1;
         self.stream_index.insert(id, i);
@@ -197,17 +311,31 @@ impl Relay {
         server: SocketAddr,
         stream: StreamId,
     ) -> Result<(), Rejection> {
+        self.add_upstreams(now, &[server], stream)
+    }
+
+    /// Takes `stream` from the first of `servers` that serves it: retried
+    /// with backoff, failing over down the list (see [`FAILOVER_AFTER`]).
+    pub fn add_upstreams(
+        &mut self,
+        now: Time,
+        servers: &[SocketAddr],
+        stream: StreamId,
+    ) -> Result<(), Rejection> {
         let i = self.add_stream(stream)?;
         let seed = self.config.nonce_seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut session = ClientSession::new(server, stream, u64::MAX, Vec::new(), seed);
-        session.start(now, &mut self.tx);
-        self.streams[i].upstream = Some(session);
+        self.streams[i].upstream = Upstream::new(now, servers.to_vec(), stream, seed, &mut self.tx);
         Ok(())
     }
 
     /// Stops intake and tells every subscriber to go elsewhere.
     pub fn shutdown(&mut self) {
         self.shutting_down = true;
+        for s in &mut self.streams {
+            if let Some(up) = &mut s.upstream {
+                up.close(&mut self.tx);
+            }
+        }
         for sub in self.subs.iter().flatten() {
             let leave = Leave {
                 reason: LeaveReason::ShuttingDown,
@@ -306,13 +434,22 @@ impl Relay {
             }
         };
         let stream = &mut self.streams[index];
+        if stream.mirror {
+            // The worker that ingests this stream verifies it; datagrams
+            // for it do not belong here (the IO shell routes them there).
+            self.stats.count(Rejection::WrongStream);
+            return;
+        }
         if let Some(up) = &mut stream.upstream
             && up.server() == from
         {
             up.heard(now);
         }
         match stream.window.ingest(now, bytes) {
-            Ok(Ingested::Descriptor) => self.fanout.push(index, Item::Descriptor),
+            Ok(Ingested::Descriptor) => {
+                self.fanout.push(index, Item::Descriptor);
+                self.export_item(index, Adopt::Descriptor);
+            }
             Ok(_) => {}
             Err(r) => self.stats.count(r),
         }
@@ -323,13 +460,36 @@ impl Relay {
         while let Some(ready) = self.streams[index].window.poll_ready() {
             if !matches!(ready, Ready::AwaitingManifest { .. }) {
                 self.fanout.push(index, Item::Ready(ready));
+                self.export_item(index, Adopt::Ready(ready));
             }
+        }
+    }
+
+    fn export_item(&mut self, index: usize, item: Adopt) {
+        let stream = &self.streams[index];
+        if !self.export || stream.mirror {
+            return;
+        }
+        let buf = match item {
+            Adopt::Descriptor => stream.window.descriptor_buf(),
+            Adopt::Ready(r) => stream.window.ready_buf(r),
+        };
+        if let Some(buf) = buf {
+            self.exports.push_back(Export {
+                stream: stream.window.stream(),
+                item,
+                buf: SharedBuf::clone(buf),
+            });
         }
     }
 
     fn handle_control(&mut self, now: Time, from: SocketAddr, len: usize, msg: &Message<'_>) {
         match msg {
             Message::Hello(h) => {
+                if !self.limiter.allow(now, from.ip()) {
+                    self.stats.drop_rate_limited += 1;
+                    return;
+                }
                 if h.versions & SUPPORTED_VERSIONS == 0 {
                     self.reject(from, RejectReason::UnsupportedVersion, StreamId([0; 32]));
                     return;
@@ -410,6 +570,13 @@ impl Relay {
         }
     }
 
+    /// Whether `addr` is one of the upstream servers this relay may use.
+    pub fn is_upstream(&self, addr: SocketAddr) -> bool {
+        self.streams
+            .iter()
+            .any(|s| s.upstream.as_ref().is_some_and(|u| u.is_server(addr)))
+    }
+
     fn subscribe(&mut self, now: Time, from: SocketAddr, s: &crate::wire::Subscribe<'_>) {
         if self.cookies.check(now, from, &s.cookie).is_err() {
             self.stats.drop_bad_cookie += 1;
@@ -485,8 +652,8 @@ impl Relay {
             start_seq,
         };
         let _ = self.tx.push_message(from, &Message::Accept(accept));
-        if let Some((_, d)) = self.streams[stream].window.descriptor() {
-            self.tx.push_bytes(from, d);
+        if let Some(d) = self.streams[stream].window.descriptor_buf() {
+            self.tx.push_shared(from, d);
         }
         self.catch_up(index, start_seq, live_edge);
         if self.next_sweep.is_none() {
@@ -514,12 +681,14 @@ impl Relay {
             };
             if last_block != Some(chunk.block) {
                 last_block = Some(chunk.block);
-                if let Some(m) = window.manifest(chunk.block) {
-                    self.tx.push_bytes(addr, m);
+                if let Some(m) = window.manifest_buf(chunk.block) {
+                    self.tx.push_shared(addr, m);
                 }
             }
-            self.tx.push_bytes(addr, chunk.datagram);
-            sent += 1;
+            if let Some(buf) = window.chunk_buf(seq) {
+                self.tx.push_shared(addr, buf);
+                sent += 1;
+            }
         }
         sent
     }
@@ -543,8 +712,8 @@ impl Relay {
                 }
                 NackKind::Manifests => {
                     for block in e.start..e.start.saturating_add(len) {
-                        if let Some(m) = self.streams[stream].window.manifest(block) {
-                            self.tx.push_bytes(from, m);
+                        if let Some(m) = self.streams[stream].window.manifest_buf(block) {
+                            self.tx.push_shared(from, m);
                         }
                     }
                 }
@@ -629,7 +798,7 @@ impl Relay {
         let upstreams = self
             .streams
             .iter()
-            .filter_map(|s| s.upstream.as_ref().and_then(ClientSession::poll_timeout));
+            .filter_map(|s| s.upstream.as_ref().and_then(Upstream::poll_timeout));
         windows.chain(upstreams).chain(self.next_sweep).min()
     }
 
@@ -657,13 +826,24 @@ impl Relay {
         }
     }
 
-    fn item_bytes(window: &Window, item: Item) -> Option<&[u8]> {
+    fn item_buf(window: &Window, item: Item) -> Option<&SharedBuf> {
         match item {
-            Item::Descriptor => window.descriptor().map(|(_, b)| b),
-            Item::Ready(Ready::Data { seq, .. }) => window.chunk(seq).map(|c| c.datagram),
-            Item::Ready(Ready::Manifest { block }) => window.manifest(block),
-            Item::Ready(Ready::Parity { block, index }) => window.parity(block, index),
-            Item::Ready(Ready::AwaitingManifest { .. }) => None,
+            Item::Descriptor => window.descriptor_buf(),
+            Item::Ready(r) => window.ready_buf(r),
+        }
+    }
+
+    /// The next fan-out item that some subscriber wants.
+    fn next_fanout(&mut self) -> Option<(SocketAddr, usize, Item)> {
+        loop {
+            let (si, stream, item) = self.fanout.next(self.subs.len())?;
+            let Some(sub) = &self.subs[si] else {
+                self.fanout.skip_subscriber();
+                continue;
+            };
+            if sub.stream == stream && Self::wants(&self.streams[stream].window, sub, item) {
+                return Some((sub.addr, stream, item));
+            }
         }
     }
 
@@ -672,24 +852,34 @@ impl Relay {
         if !self.tx.is_empty() {
             return self.tx.pop();
         }
-        let found = loop {
-            let Some((si, stream, item)) = self.fanout.next(self.subs.len()) else {
-                break None;
-            };
-            let Some(sub) = &self.subs[si] else {
-                self.fanout.skip_subscriber();
-                continue;
-            };
-            if sub.stream == stream && Self::wants(&self.streams[stream].window, sub, item) {
-                break Some((sub.addr, stream, item));
-            }
-        };
-        let Some((dst, stream, item)) = found else {
+        let Some((dst, stream, item)) = self.next_fanout() else {
             return self.tx.pop();
         };
-        let payload = Self::item_bytes(&self.streams[stream].window, item)?;
+        let payload = Self::item_buf(&self.streams[stream].window, item)?;
         self.stats.forwarded += 1;
         self.stats.forwarded_bytes += payload.len() as u64;
         Some(Transmit { dst, payload })
+    }
+
+    /// As [`Relay::poll_transmit`], for IO shells that send asynchronously
+    /// or in batches: the datagram comes as a [`SharedBuf`] that stays
+    /// valid as long as it is held (window slots are not rewritten while
+    /// shared). Fan-out items come subscriber by subscriber, so
+    /// consecutive datagrams to one address can go as one GSO train. Hand
+    /// buffers back with [`Relay::recycle`] once sent.
+    pub fn poll_send(&mut self) -> Option<(SocketAddr, SharedBuf)> {
+        if !self.tx.is_empty() {
+            return self.tx.pop_shared();
+        }
+        let (dst, stream, item) = self.next_fanout()?;
+        let buf = Self::item_buf(&self.streams[stream].window, item)?;
+        self.stats.forwarded += 1;
+        self.stats.forwarded_bytes += buf.len() as u64;
+        Some((dst, SharedBuf::clone(buf)))
+    }
+
+    /// Takes back a buffer from [`Relay::poll_send`] after it was sent.
+    pub fn recycle(&mut self, buf: SharedBuf) {
+        self.tx.give_back(buf);
     }
 }

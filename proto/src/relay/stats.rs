@@ -43,6 +43,8 @@ pub struct RelayStats {
     pub drop_not_subscribed: u64,
     /// Refused: subscriber or stream limit reached.
     pub drop_full: u64,
+    /// Dropped unanswered: HELLO over the per-IP handshake rate.
+    pub drop_rate_limited: u64,
 }
 
 impl RelayStats {
@@ -72,5 +74,6 @@ impl RelayStats {
             + self.drop_bad_cookie
             + self.drop_not_subscribed
             + self.drop_full
+            + self.drop_rate_limited
     }
 }

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::integrity::{Rejection, StreamKey, chunk_hash, parity_hash};
+use crate::transmit::SharedBuf;
 use crate::wire::{
     DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, peek_type,
 };
@@ -71,6 +72,16 @@ pub enum Ready {
         /// The block.
         block: u64,
     },
+}
+
+/// An item handed from the window that verified it to a mirror (see
+/// [`Window::adopt`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adopt {
+    /// A verified chunk, manifest or parity symbol.
+    Ready(Ready),
+    /// The stream's newest verified descriptor.
+    Descriptor,
 }
 
 /// What ingest did with a datagram it accepted.
@@ -132,7 +143,7 @@ impl ChunkRef<'_> {
 pub struct Window {
     key: StreamKey,
     config: WindowConfig,
-    descriptor: Option<(Descriptor, Vec<u8>)>,
+    descriptor: Option<(Descriptor, SharedBuf)>,
     chunks: Vec<ChunkSlot>,
     blocks: Vec<BlockSlot>,
     newest_seq: Option<u64>,
@@ -219,12 +230,92 @@ impl Window {
 
     /// A verified parity symbol's datagram.
     pub fn parity(&self, block: u64, index: u8) -> Option<&[u8]> {
+        self.parity_buf(block, index).map(|b| b.as_slice())
+    }
+
+    /// The shared buffer holding a verified chunk's DATA datagram, for
+    /// senders that must keep it past the next call (see [`SharedBuf`]).
+    pub fn chunk_buf(&self, seq: u64) -> Option<&SharedBuf> {
+        let slot = self.chunk_slot(seq)?;
+        (slot.seq == seq && slot.state == SlotState::Verified).then_some(&slot.bytes)
+    }
+
+    /// The shared buffer holding a verified manifest.
+    pub fn manifest_buf(&self, block: u64) -> Option<&SharedBuf> {
+        let slot = self.block_slot(block)?;
+        (slot.block == block && slot.manifest_verified).then_some(&slot.manifest)
+    }
+
+    /// The shared buffer holding a verified parity symbol.
+    pub fn parity_buf(&self, block: u64, index: u8) -> Option<&SharedBuf> {
         let slot = self.block_slot(block)?;
         if slot.block != block {
             return None;
         }
         let p = slot.parity.get(usize::from(index))?;
-        (p.state == SlotState::Verified).then_some(p.bytes.as_slice())
+        (p.state == SlotState::Verified).then_some(&p.bytes)
+    }
+
+    /// The shared buffer holding the verified descriptor.
+    pub fn descriptor_buf(&self) -> Option<&SharedBuf> {
+        self.descriptor.as_ref().map(|(_, b)| b)
+    }
+
+    /// The shared buffer behind a ready item, to hand to a mirror.
+    pub fn ready_buf(&self, ready: Ready) -> Option<&SharedBuf> {
+        match ready {
+            Ready::Manifest { block } => self.manifest_buf(block),
+            Ready::Data { seq, .. } => self.chunk_buf(seq),
+            Ready::Parity { block, index } => self.parity_buf(block, index),
+            Ready::AwaitingManifest { .. } => None,
+        }
+    }
+
+    /// Takes an item that another window of the same stream (the one that
+    /// ingests it) already verified, sharing its buffer rather than copying
+    /// or checking it again: how the workers of one relay mirror the
+    /// ingesting worker's window. The item becomes ready here as it did
+    /// there. Only for buffers from [`Window::ready_buf`] or
+    /// [`Window::descriptor_buf`] of a window with the same key.
+    pub fn adopt(&mut self, now: Time, item: Adopt, buf: SharedBuf) -> Result<(), Rejection> {
+        match item {
+            Adopt::Descriptor => {
+                let d = Descriptor::parse(&buf)?;
+                self.descriptor = Some((d, buf));
+            }
+            Adopt::Ready(Ready::Manifest { block }) => {
+                let man = *ManifestView::new_checked(&buf)?.fields();
+                let bi = (block % self.blocks.len() as u64) as usize;
+                self.blocks[bi].claim(block);
+                self.blocks[bi].adopt_manifest(SharedBuf::clone(&buf), &man);
+                // Chunks adopted before their manifest are in the window
+                // already: mark them present.
+                for i in 0..man.k {
+                    let seq = man.first_seq + u64::from(i);
+                    if self.chunk(seq).is_some() {
+                        self.blocks[bi].have_data |= 1u64 << i;
+                    }
+                }
+                self.stats.manifests_verified += 1;
+                self.ready.push_back(Ready::Manifest { block });
+            }
+            Adopt::Ready(Ready::Data { seq, rebuilt }) => {
+                let view = DataView::new_checked(&buf)?;
+                let d = view.fields();
+                let (block, keyframe) = (d.block, d.flags.keyframe());
+                let ci = (seq % self.chunks.len() as u64) as usize;
+                self.chunks[ci].adopt(seq, SharedBuf::clone(&buf), now, rebuilt);
+                self.on_chunk_verified(seq, block, keyframe, rebuilt);
+            }
+            Adopt::Ready(Ready::Parity { block, index }) => {
+                let bi = (block % self.blocks.len() as u64) as usize;
+                self.blocks[bi].claim(block);
+                self.blocks[bi].adopt_parity(usize::from(index), buf);
+                self.ready.push_back(Ready::Parity { block, index });
+            }
+            Adopt::Ready(Ready::AwaitingManifest { .. }) => {}
+        }
+        Ok(())
     }
 
     fn chunk_slot(&self, seq: u64) -> Option<&ChunkSlot> {
@@ -260,7 +351,7 @@ impl Window {
             }
         }
         self.key.verify_descriptor(bytes, &d)?;
-        self.descriptor = Some((d, bytes.to_vec()));
+        self.descriptor = Some((d, SharedBuf::new(bytes.to_vec())));
         Ok(Ingested::Descriptor)
     }
 

@@ -1,8 +1,11 @@
 //! The window's storage: one slot per chunk, one per block.
 
+use std::sync::Arc;
+
 use super::ChunkRef;
 use crate::Time;
 use crate::fec::MAX_M;
+use crate::transmit::SharedBuf;
 use crate::wire::{DATA_HEADER_LEN, HASH_LEN, MANIFEST_HEADER_LEN, MAX_DATAGRAM_LEN, Manifest};
 
 /// What a slot holds.
@@ -17,13 +20,25 @@ pub(super) enum SlotState {
     Verified,
 }
 
-/// Copies `src` into a slot's buffer, which keeps its capacity for reuse.
-fn fill(buf: &mut Vec<u8>, src: &[u8]) {
-    if buf.capacity() == 0 {
-        buf.reserve_exact(MAX_DATAGRAM_LEN);
+/// The slot's buffer, emptied, to write into. A buffer that an IO shell
+/// still holds (sending it, or another worker's mirror of this window) is
+/// left to them and replaced by a fresh one: a slot is only ever rewritten
+/// once nobody else can see it.
+pub(super) fn writable(buf: &mut SharedBuf) -> &mut Vec<u8> {
+    if Arc::get_mut(buf).is_none() {
+        *buf = SharedBuf::default();
     }
-    buf.clear();
-    buf.extend_from_slice(src);
+    let v = Arc::make_mut(buf);
+    if v.capacity() == 0 {
+        v.reserve_exact(MAX_DATAGRAM_LEN);
+    }
+    v.clear();
+    v
+}
+
+/// Copies `src` into a slot's buffer, which keeps its capacity for reuse.
+fn fill(buf: &mut SharedBuf, src: &[u8]) {
+    writable(buf).extend_from_slice(src);
 }
 
 /// One chunk: its DATA datagram and what was read from it.
@@ -31,7 +46,7 @@ fn fill(buf: &mut Vec<u8>, src: &[u8]) {
 pub(super) struct ChunkSlot {
     pub(super) seq: u64,
     pub(super) state: SlotState,
-    pub(super) bytes: Vec<u8>,
+    pub(super) bytes: SharedBuf,
     arrived: Time,
     rebuilt: bool,
 }
@@ -55,12 +70,21 @@ impl ChunkSlot {
 
     /// A buffer to write a rebuilt datagram into.
     pub(super) fn buffer_for(&mut self, seq: u64, now: Time) -> &mut Vec<u8> {
-        fill(&mut self.bytes, &[]);
         self.seq = seq;
         self.state = SlotState::Empty;
         self.arrived = now;
         self.rebuilt = true;
-        &mut self.bytes
+        writable(&mut self.bytes)
+    }
+
+    /// Takes a verified DATA datagram another window checked, sharing its
+    /// buffer.
+    pub(super) fn adopt(&mut self, seq: u64, datagram: SharedBuf, now: Time, rebuilt: bool) {
+        self.bytes = datagram;
+        self.seq = seq;
+        self.state = SlotState::Verified;
+        self.arrived = now;
+        self.rebuilt = rebuilt;
     }
 
     fn header_u64(&self, at: usize) -> u64 {
@@ -95,14 +119,14 @@ impl ChunkSlot {
 #[derive(Debug, Default)]
 pub(super) struct ParitySlot {
     pub(super) state: SlotState,
-    pub(super) bytes: Vec<u8>,
+    pub(super) bytes: SharedBuf,
 }
 
 /// One block: its manifest, which data it has, its parity.
 #[derive(Debug, Default)]
 pub(super) struct BlockSlot {
     pub(super) block: u64,
-    pub(super) manifest: Vec<u8>,
+    pub(super) manifest: SharedBuf,
     pub(super) manifest_verified: bool,
     /// Something of this block waits for the manifest.
     pub(super) awaiting: bool,
@@ -122,7 +146,7 @@ impl BlockSlot {
             return;
         }
         self.block = block;
-        self.manifest.clear();
+        writable(&mut self.manifest);
         self.manifest_verified = false;
         self.awaiting = false;
         self.have_data = 0;
@@ -133,6 +157,16 @@ impl BlockSlot {
 
     pub(super) fn set_manifest(&mut self, datagram: &[u8], man: &Manifest<'_>) {
         fill(&mut self.manifest, datagram);
+        self.set_fields(man);
+    }
+
+    /// Takes a manifest another window verified, sharing its buffer.
+    pub(super) fn adopt_manifest(&mut self, datagram: SharedBuf, man: &Manifest<'_>) {
+        self.manifest = datagram;
+        self.set_fields(man);
+    }
+
+    fn set_fields(&mut self, man: &Manifest<'_>) {
         self.manifest_verified = true;
         self.k = man.k;
         self.m = man.m;
@@ -174,6 +208,17 @@ impl BlockSlot {
         if let Some(p) = self.parity.get_mut(index) {
             fill(&mut p.bytes, datagram);
             p.state = state;
+        }
+    }
+
+    /// Takes a verified PARITY datagram another window checked.
+    pub(super) fn adopt_parity(&mut self, index: usize, datagram: SharedBuf) {
+        if self.parity.is_empty() {
+            self.parity.resize_with(MAX_M, ParitySlot::default);
+        }
+        if let Some(p) = self.parity.get_mut(index) {
+            p.bytes = datagram;
+            p.state = SlotState::Verified;
         }
     }
 

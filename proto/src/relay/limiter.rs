@@ -1,0 +1,108 @@
+//! Per-source-IP handshake rate limit in bounded memory.
+//!
+//! A fixed table of token buckets indexed by a keyed hash of the source
+//! IP: whatever arrives, memory is the table. Addresses that collide share
+//! a bucket, which can only make the limit stricter for them; the key
+//! (from the cookie secret) keeps an attacker from choosing collisions.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::IpAddr;
+
+use crate::Time;
+
+/// Buckets in the table.
+const BUCKETS: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Tokens, in millionths of a handshake.
+    tokens: u64,
+    last: Time,
+    seen: bool,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct HandshakeLimiter {
+    buckets: Vec<Bucket>,
+    key: [u8; 32],
+    /// Handshakes per second per IP; 0 turns the limit off.
+    rate: u64,
+    burst: u64,
+}
+
+const UNIT: u64 = 1_000_000;
+
+impl HandshakeLimiter {
+    pub(crate) fn new(key: [u8; 32], rate: u32, burst: u32) -> Self {
+        Self {
+            buckets: vec![Bucket::default(); BUCKETS],
+            key,
+            rate: u64::from(rate),
+            burst: u64::from(burst.max(1)),
+        }
+    }
+
+    /// Whether a handshake from `ip` at `now` is within its rate; takes a
+    /// token if so.
+    pub(crate) fn allow(&mut self, now: Time, ip: IpAddr) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let mut h = DefaultHasher::new();
+        self.key.hash(&mut h);
+        ip.hash(&mut h);
+        let i = (h.finish() % BUCKETS as u64) as usize;
+        let (rate, cap) = (self.rate, self.burst * UNIT);
+        let Some(b) = self.buckets.get_mut(i) else {
+            return true;
+        };
+        if !b.seen {
+            b.seen = true;
+            b.tokens = cap;
+        } else {
+            let elapsed = now.saturating_since(b.last).as_micros() as u64;
+            b.tokens = b
+                .tokens
+                .saturating_add(elapsed.saturating_mul(rate))
+                .min(cap);
+        }
+        b.last = now;
+        if b.tokens >= UNIT {
+            b.tokens -= UNIT;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn burst_then_rate() {
+        let mut l = HandshakeLimiter::new([7; 32], 10, 20);
+        let ip: IpAddr = "192.0.2.1".parse().expect("ip");
+        let t0 = Time::from_micros(1_000_000);
+        let allowed = (0..100).filter(|_| l.allow(t0, ip)).count();
+        assert_eq!(allowed, 20, "the burst");
+        // One second later: ten more.
+        let t1 = t0 + Duration::from_secs(1);
+        let allowed = (0..100).filter(|_| l.allow(t1, ip)).count();
+        assert_eq!(allowed, 10, "the rate");
+        // Another address is not affected (unless it collides, which this
+        // one does not with this key).
+        let other: IpAddr = "192.0.2.2".parse().expect("ip");
+        assert!(l.allow(t1, other));
+    }
+
+    #[test]
+    fn zero_rate_is_off() {
+        let mut l = HandshakeLimiter::new([0; 32], 0, 0);
+        let ip: IpAddr = "::1".parse().expect("ip");
+        assert!((0..1000).all(|_| l.allow(Time::ZERO, ip)));
+    }
+}

@@ -1,0 +1,151 @@
+//! A relay's subscription to the relays it takes a stream from: one
+//! session at a time, retried with backoff, failing over down the list.
+//!
+//! The session backs off on its own (HELLO and SUBSCRIBE retries double
+//! from 200 ms to 2 s; a silent server is re-handshaken after 3 s). When
+//! the current server has not delivered a subscription for
+//! [`FAILOVER_AFTER`], or refused for good, the next server in the list
+//! is tried; the list wraps around, so an upstream that comes back is
+//! found again.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::client::{ClientSession, SessionEvent, SessionState};
+use crate::transmit::TxQueue;
+use crate::wire::{Keepalive, Message};
+use crate::{StreamId, Time};
+
+/// How long one upstream may go without a working subscription before the
+/// next is tried.
+pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
+
+/// What the owner learns from an upstream message.
+pub(crate) type UpstreamEvent = SessionEvent;
+
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    servers: Vec<SocketAddr>,
+    current: usize,
+    stream: StreamId,
+    session: ClientSession,
+    /// Since when there has been no working subscription.
+    down_since: Option<Time>,
+    nonce_seed: u64,
+    pub(crate) failovers: u64,
+}
+
+impl Upstream {
+    /// Starts subscribing to `stream` at the first of `servers` (not empty).
+    pub(crate) fn new(
+        now: Time,
+        servers: Vec<SocketAddr>,
+        stream: StreamId,
+        nonce_seed: u64,
+        tx: &mut TxQueue,
+    ) -> Option<Self> {
+        let first = *servers.first()?;
+        let mut session = ClientSession::new(first, stream, u64::MAX, Vec::new(), nonce_seed);
+        session.start(now, tx);
+        Some(Self {
+            servers,
+            current: 0,
+            stream,
+            session,
+            down_since: Some(now),
+            nonce_seed,
+            failovers: 0,
+        })
+    }
+
+    /// The server in use.
+    pub(crate) fn server(&self) -> SocketAddr {
+        self.session.server()
+    }
+
+    /// Whether `addr` is one of this upstream's servers.
+    pub(crate) fn is_server(&self, addr: SocketAddr) -> bool {
+        self.servers.contains(&addr)
+    }
+
+    /// Whether the current server has accepted the subscription.
+    pub(crate) fn subscribed(&self) -> bool {
+        self.session.state() == SessionState::Subscribed
+    }
+
+    /// Stream data arrived from the current server.
+    pub(crate) fn heard(&mut self, now: Time) {
+        self.session.heard(now);
+    }
+
+    pub(crate) fn handle(
+        &mut self,
+        now: Time,
+        msg: &Message<'_>,
+        resume: Option<u64>,
+        tx: &mut TxQueue,
+    ) -> Option<UpstreamEvent> {
+        let event = self.session.handle(now, msg, resume, tx);
+        match event {
+            Some(SessionEvent::Accepted { .. }) => self.down_since = None,
+            Some(SessionEvent::Rejected(_) | SessionEvent::ServerLeft(_)) => {
+                self.down_since.get_or_insert(now);
+                if self.session.state() == SessionState::Closed
+                    || matches!(event, Some(SessionEvent::ServerLeft(_)))
+                {
+                    self.fail_over(now, tx);
+                }
+            }
+            None => {}
+        }
+        event
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Option<Time> {
+        let failover = self.down_since.map(|t| t + FAILOVER_AFTER);
+        [self.session.poll_timeout(), failover]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Time,
+        resume: Option<u64>,
+        report: Keepalive,
+        tx: &mut TxQueue,
+    ) {
+        if self.subscribed() {
+            self.down_since = None;
+        } else {
+            let since = *self.down_since.get_or_insert(now);
+            if now.saturating_since(since) >= FAILOVER_AFTER {
+                self.fail_over(now, tx);
+                return;
+            }
+        }
+        self.session.handle_timeout(now, resume, report, tx);
+    }
+
+    /// Moves to the next server (or, with one server, keeps backing off on
+    /// it) and starts a fresh handshake there.
+    fn fail_over(&mut self, now: Time, tx: &mut TxQueue) {
+        self.down_since = Some(now);
+        if self.servers.len() < 2 && self.session.state() != SessionState::Closed {
+            return;
+        }
+        self.current = (self.current + 1) % self.servers.len();
+        self.failovers += 1;
+        self.nonce_seed = self.nonce_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let server = self.servers[self.current];
+        self.session =
+            ClientSession::new(server, self.stream, u64::MAX, Vec::new(), self.nonce_seed);
+        self.session.start(now, tx);
+    }
+
+    /// Ends the subscription.
+    pub(crate) fn close(&mut self, tx: &mut TxQueue) {
+        self.session.close(tx);
+    }
+}
