@@ -393,6 +393,19 @@ impl Relay {
         let _ = self.tx.push_message(to, &Message::Reject(r));
     }
 
+    /// The stream a DATA, PARITY, MANIFEST or DESCRIPTOR datagram belongs
+    /// to (unchecked); `None` for other datagrams. IO shells with several
+    /// workers route ingest by it.
+    pub fn ingest_stream(bytes: &[u8]) -> Option<StreamId> {
+        match peek_type(bytes).ok()? {
+            ty @ (MessageType::Data
+            | MessageType::Parity
+            | MessageType::Manifest
+            | MessageType::Descriptor) => Self::stream_of(ty, bytes),
+            _ => None,
+        }
+    }
+
     fn stream_of(ty: MessageType, bytes: &[u8]) -> Option<StreamId> {
         let at = match ty {
             MessageType::Data | MessageType::Parity => 4,
@@ -883,3 +896,6 @@ impl Relay {
         self.tx.give_back(buf);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! The relay core's own tests; scenarios over a network are in `tests/`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::integrity::PublisherKey;
+use crate::publisher::{Publisher, PublisherConfig};
+use crate::wire::{Codec, HELLO_MIN_LEN, Hello};
+
+const PUBLISHER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
+
+fn t(ms: u64) -> Time {
+    Time::from_micros(1_000_000 + ms * 1000)
+}
+
+/// Runs a publisher for `ms` and returns every datagram it sent.
+fn published(ms: u64) -> (StreamId, Vec<Vec<u8>>) {
+    let key = PublisherKey::from_seed([3; 32]);
+    let config = PublisherConfig {
+        codec: Codec::Opaque,
+        ..PublisherConfig::default()
+    };
+    let relay: SocketAddr = "127.0.0.1:7400".parse().expect("addr");
+    let mut p = Publisher::new(key, config, vec![relay], t(0)).expect("publisher");
+    let mut out = Vec::new();
+    for step in 0..ms {
+        let now = t(step);
+        p.handle_input(now, &[step as u8; 400]);
+        if p.poll_timeout().is_some_and(|at| at <= now) {
+            p.handle_timeout(now);
+        }
+        while let Some(tx) = p.poll_transmit() {
+            out.push(tx.payload.to_vec());
+        }
+    }
+    (p.stream_id(), out)
+}
+
+fn subscribe(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId) {
+    let hello = Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: HELLO_MIN_LEN as u16,
+    });
+    let mut buf = vec![0; hello.buffer_len()];
+    let n = hello.emit(&mut buf).expect("emit");
+    relay.handle_datagram(now, from, &buf[..n]);
+    let mut cookie = None;
+    while let Some((_, b)) = relay.poll_send() {
+        if let Ok(Message::Challenge(c)) = Message::parse(&b) {
+            cookie = Some(c.cookie);
+        }
+    }
+    let sub = Message::Subscribe(crate::wire::Subscribe {
+        stream,
+        clubs: u64::MAX,
+        start_seq: None,
+        cookie: cookie.expect("a challenge"),
+        token: &[],
+    });
+    let mut buf = vec![0; sub.buffer_len()];
+    let n = sub.emit(&mut buf).expect("emit");
+    relay.handle_datagram(now, from, &buf[..n]);
+}
+
+/// What `relay` sends to `to`, shared buffers and all.
+fn drain_to(relay: &mut Relay, to: SocketAddr) -> Vec<SharedBuf> {
+    let mut out = Vec::new();
+    while let Some((dst, b)) = relay.poll_send() {
+        if dst == to {
+            out.push(b);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_mirror_serves_the_owners_buffers_without_copying() {
+    let (stream, datagrams) = published(400);
+    let mut owner = Relay::new(RelayConfig::default());
+    owner.set_export(true);
+    let mut mirror = Relay::new(RelayConfig::default());
+    let viewer: SocketAddr = "127.0.0.2:5000".parse().expect("addr");
+    let mut exports = Vec::new();
+    let mut subscribed = false;
+    let mut received = Vec::new();
+    for (i, d) in datagrams.iter().enumerate() {
+        let now = t(i as u64);
+        owner.handle_datagram(now, PUBLISHER, d);
+        while owner.poll_send().is_some() {}
+        while let Some(e) = owner.poll_export() {
+            exports.push(e.buf.clone());
+            mirror.handle_adopt(now, e);
+        }
+        if !subscribed && mirror.stream_count() == 1 {
+            subscribe(&mut mirror, now, viewer, stream);
+            subscribed = true;
+        }
+        received.extend(drain_to(&mut mirror, viewer));
+    }
+    assert!(subscribed);
+    let data: Vec<_> = received
+        .iter()
+        .filter(|b| peek_type(b) == Ok(MessageType::Data))
+        .collect();
+    assert!(
+        data.len() > 100,
+        "the mirror fanned out {} chunks",
+        data.len()
+    );
+    // Every chunk the subscriber got is the owner's own buffer, not a copy.
+    for d in &data {
+        assert!(
+            exports.iter().any(|e| Arc::ptr_eq(e, d)),
+            "a chunk was copied on its way through the mirror"
+        );
+    }
+    // And the owner verified each block's signature; the mirror none.
+    assert!(owner.window_stats().manifests_verified > 0);
+    assert_eq!(owner.stats().dropped(), 0);
+    assert_eq!(mirror.stats().dropped(), 0);
+}
+
+#[test]
+fn a_mirror_refuses_direct_ingest_of_a_mirrored_stream() {
+    let (_, datagrams) = published(100);
+    let mut owner = Relay::new(RelayConfig::default());
+    owner.set_export(true);
+    let mut mirror = Relay::new(RelayConfig::default());
+    for d in &datagrams {
+        owner.handle_datagram(t(0), PUBLISHER, d);
+    }
+    while let Some(e) = owner.poll_export() {
+        mirror.handle_adopt(t(0), e);
+    }
+    let before = mirror.stats().drop_wrong_stream;
+    mirror.handle_datagram(t(1), PUBLISHER, &datagrams[datagrams.len() - 1]);
+    assert_eq!(mirror.stats().drop_wrong_stream, before + 1);
+}
+
+#[test]
+fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
+    let config = RelayConfig {
+        handshake_rate: 10,
+        handshake_burst: 20,
+        ..RelayConfig::default()
+    };
+    let mut relay = Relay::new(config);
+    let hello = Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: HELLO_MIN_LEN as u16,
+    });
+    let mut buf = vec![0; hello.buffer_len()];
+    let n = hello.emit(&mut buf).expect("emit");
+    let mut challenges = 0;
+    for port in 0..100u16 {
+        let from = SocketAddr::from(([198, 51, 100, 7], 1000 + port));
+        relay.handle_datagram(t(0), from, &buf[..n]);
+        while relay.poll_send().is_some() {
+            challenges += 1;
+        }
+    }
+    assert_eq!(challenges, 20, "the burst, whatever the source port");
+    assert_eq!(relay.stats().drop_rate_limited, 80);
+    // Another address is served.
+    relay.handle_datagram(t(0), SocketAddr::from(([198, 51, 100, 8], 1)), &buf[..n]);
+    assert!(relay.poll_send().is_some());
+}
+
+#[test]
+fn an_unanswered_upstream_fails_over_to_the_next() {
+    let (stream, _) = published(1);
+    let dead: SocketAddr = "127.0.0.1:1".parse().expect("addr");
+    let live: SocketAddr = "127.0.0.1:2".parse().expect("addr");
+    let mut relay = Relay::new(RelayConfig::default());
+    relay
+        .add_upstreams(t(0), &[dead, live], stream)
+        .expect("stream");
+    let hellos_to = |relay: &mut Relay| {
+        let mut to = Vec::new();
+        while let Some((dst, b)) = relay.poll_send() {
+            if peek_type(&b) == Ok(MessageType::Hello) {
+                to.push(dst);
+            }
+        }
+        to
+    };
+    assert_eq!(hellos_to(&mut relay), vec![dead]);
+    let mut now = t(0);
+    let mut saw_live = false;
+    while now < t(0) + FAILOVER_AFTER + Duration::from_millis(500) {
+        now = relay.poll_timeout().expect("a timer");
+        relay.handle_timeout(now);
+        let to = hellos_to(&mut relay);
+        if to.contains(&live) {
+            saw_live = true;
+            break;
+        }
+        assert!(
+            to.iter().all(|&a| a == dead),
+            "only the first upstream before failover"
+        );
+    }
+    assert!(saw_live, "failed over to the second upstream");
+    assert!(now >= t(0) + FAILOVER_AFTER);
+    let status: Vec<_> = relay.upstreams().collect();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].server, live);
+    assert_eq!(status[0].failovers, 1);
+    assert!(!status[0].subscribed);
+}
