@@ -213,3 +213,39 @@ fn an_unanswered_upstream_fails_over_to_the_next() {
     assert_eq!(status[0].failovers, 1);
     assert!(!status[0].subscribed);
 }
+
+#[test]
+fn a_mirror_lets_go_of_buffers_before_the_owner_reuses_them() {
+    let (stream, datagrams) = published(2000);
+    let config = RelayConfig {
+        window: WindowConfig {
+            capacity: 128,
+            ..WindowConfig::default()
+        },
+        ..RelayConfig::default()
+    };
+    let mut owner = Relay::new(config.clone());
+    owner.set_export(true);
+    let mut mirror = Relay::new(config);
+    for (i, d) in datagrams.iter().enumerate() {
+        owner.handle_datagram(t(i as u64), PUBLISHER, d);
+        while owner.poll_send().is_some() {}
+        while let Some(e) = owner.poll_export() {
+            mirror.handle_adopt(t(i as u64), e);
+        }
+        while mirror.poll_send().is_some() {}
+    }
+    let window = owner.window(&stream).expect("stream");
+    let newest = window.newest_seq().expect("chunks");
+    assert!(newest > 3 * 128, "the window wrapped several times");
+    // The oldest eighth of the owner's window is the owner's alone: the
+    // next chunks overwrite these slots in place.
+    for seq in window.oldest_seq()..window.oldest_seq() + 16 {
+        if let Some(buf) = window.chunk_buf(seq) {
+            assert_eq!(Arc::strong_count(buf), 1, "chunk {seq} still shared");
+        }
+    }
+    // The newest chunks are shared with the mirror.
+    let buf = window.chunk_buf(newest).expect("newest");
+    assert_eq!(Arc::strong_count(buf), 2);
+}

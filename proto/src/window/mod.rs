@@ -74,6 +74,11 @@ pub enum Ready {
     },
 }
 
+/// A mirror keeps this fraction of its window less than the owner (1/8):
+/// it lets go of each buffer before the owner wants it back for a newer
+/// chunk, so the owner's slots are reused rather than reallocated.
+const MIRROR_MARGIN: u64 = 8;
+
 /// An item handed from the window that verified it to a mirror (see
 /// [`Window::adopt`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +281,9 @@ impl Window {
     /// or checking it again: how the workers of one relay mirror the
     /// ingesting worker's window. The item becomes ready here as it did
     /// there. Only for buffers from [`Window::ready_buf`] or
-    /// [`Window::descriptor_buf`] of a window with the same key.
+    /// [`Window::descriptor_buf`] of a window with the same key and
+    /// capacity. A mirror holds the newest seven eighths of the window
+    /// ([`MIRROR_MARGIN`]).
     pub fn adopt(&mut self, now: Time, item: Adopt, buf: SharedBuf) -> Result<(), Rejection> {
         match item {
             Adopt::Descriptor => {
@@ -298,6 +305,13 @@ impl Window {
                 }
                 self.stats.manifests_verified += 1;
                 self.ready.push_back(Ready::Manifest { block });
+                let n = self.blocks.len() as u64;
+                if let Some(old) = (block + n / MIRROR_MARGIN).checked_sub(n) {
+                    let slot = &mut self.blocks[(old % n) as usize];
+                    if slot.block == old {
+                        slot.release();
+                    }
+                }
             }
             Adopt::Ready(Ready::Data { seq, rebuilt }) => {
                 let view = DataView::new_checked(&buf)?;
@@ -306,6 +320,13 @@ impl Window {
                 let ci = (seq % self.chunks.len() as u64) as usize;
                 self.chunks[ci].adopt(seq, SharedBuf::clone(&buf), now, rebuilt);
                 self.on_chunk_verified(seq, block, keyframe, rebuilt);
+                let n = self.chunks.len() as u64;
+                if let Some(old) = (seq + n / MIRROR_MARGIN).checked_sub(n) {
+                    let slot = &mut self.chunks[(old % n) as usize];
+                    if slot.seq == old {
+                        slot.release();
+                    }
+                }
             }
             Adopt::Ready(Ready::Parity { block, index }) => {
                 let bi = (block % self.blocks.len() as u64) as usize;

@@ -36,6 +36,12 @@ pub(super) fn writable(buf: &mut SharedBuf) -> &mut Vec<u8> {
     v
 }
 
+/// An empty shared buffer, for slots that let go of theirs.
+fn empty() -> SharedBuf {
+    static EMPTY: std::sync::OnceLock<SharedBuf> = std::sync::OnceLock::new();
+    SharedBuf::clone(EMPTY.get_or_init(SharedBuf::default))
+}
+
 /// Copies `src` into a slot's buffer, which keeps its capacity for reuse.
 fn fill(buf: &mut SharedBuf, src: &[u8]) {
     writable(buf).extend_from_slice(src);
@@ -75,6 +81,13 @@ impl ChunkSlot {
         self.arrived = now;
         self.rebuilt = true;
         writable(&mut self.bytes)
+    }
+
+    /// Lets go of the buffer (a mirror does, ahead of the window that
+    /// owns it, so the owner can reuse it).
+    pub(super) fn release(&mut self) {
+        self.state = SlotState::Empty;
+        self.bytes = empty();
     }
 
     /// Takes a verified DATA datagram another window checked, sharing its
@@ -158,6 +171,17 @@ impl BlockSlot {
     pub(super) fn set_manifest(&mut self, datagram: &[u8], man: &Manifest<'_>) {
         fill(&mut self.manifest, datagram);
         self.set_fields(man);
+    }
+
+    /// Lets go of the manifest and parity buffers (see [`ChunkSlot::release`]).
+    pub(super) fn release(&mut self) {
+        self.manifest = empty();
+        self.manifest_verified = false;
+        self.have_data = 0;
+        for p in &mut self.parity {
+            p.state = SlotState::Empty;
+            p.bytes = empty();
+        }
     }
 
     /// Takes a manifest another window verified, sharing its buffer.
