@@ -1,1 +1,66 @@
-fn main() {}
+//! `shoal`: the super-peer relay and, later, the other roles.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use shoal_relay::config::{RelayArgs, Settings};
+use shoal_relay::server::Server;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// shoal: peer-to-peer live streaming.
+#[derive(Debug, Parser)]
+#[command(name = "shoal", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a super-peer relay: take streams and fan them out to subscribers.
+    Relay(RelayArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Relay(args) => relay(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shoal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn relay(args: &RelayArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args)?;
+    init_logs(&settings.log)?;
+    // Signals are taken before the workers start, so none is missed.
+    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let server = Server::start(&settings)?;
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!(signal, "stopping: telling subscribers");
+    }
+    server.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn init_logs(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).map_err(|e| {
+        anyhow::anyhow!("--log {filter:?}: {e}; use a filter such as info or shoal_relay=debug")
+    })?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    Ok(())
+}

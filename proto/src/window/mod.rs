@@ -372,7 +372,10 @@ impl Window {
             }
         }
         self.key.verify_descriptor(bytes, &d)?;
-        self.descriptor = Some((d, SharedBuf::new(bytes.to_vec())));
+        // Reuse the previous descriptor's buffer when nobody else holds it.
+        let mut buf = self.descriptor.take().map(|(_, b)| b).unwrap_or_default();
+        slots::writable(&mut buf).extend_from_slice(bytes);
+        self.descriptor = Some((d, buf));
         Ok(Ingested::Descriptor)
     }
 

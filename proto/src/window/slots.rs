@@ -48,7 +48,7 @@ fn fill(buf: &mut SharedBuf, src: &[u8]) {
 }
 
 /// One chunk: its DATA datagram and what was read from it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ChunkSlot {
     pub(super) seq: u64,
     pub(super) state: SlotState,
@@ -129,10 +129,33 @@ impl ChunkSlot {
 }
 
 /// One parity symbol's PARITY datagram.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ParitySlot {
     pub(super) state: SlotState,
     pub(super) bytes: SharedBuf,
+}
+
+// Empty slots share one empty buffer: a slot allocates its own on first
+// use, and an unused one costs nothing.
+impl Default for ParitySlot {
+    fn default() -> Self {
+        Self {
+            state: SlotState::Empty,
+            bytes: empty(),
+        }
+    }
+}
+
+impl Default for ChunkSlot {
+    fn default() -> Self {
+        Self {
+            seq: 0,
+            state: SlotState::Empty,
+            bytes: empty(),
+            arrived: Time::ZERO,
+            rebuilt: false,
+        }
+    }
 }
 
 /// One block: its manifest, which data it has, its parity.
@@ -159,7 +182,8 @@ impl BlockSlot {
             return;
         }
         self.block = block;
-        writable(&mut self.manifest);
+        // The old manifest's bytes stay until a new one is written over
+        // them; unverified, nothing reads them.
         self.manifest_verified = false;
         self.awaiting = false;
         self.have_data = 0;

@@ -1,0 +1,200 @@
+//! Text forms of single settings: times, windows, addresses, stream ids.
+//!
+//! Each parser returns the reason and the fix as one phrase; the caller
+//! prefixes it with the flag or file key and the value given.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use shoal_proto::StreamId;
+
+use super::{NOMINAL_CHUNKS_PER_SEC, WINDOW_CHUNKS};
+
+const TIME_FIX: &str = "use a number and a unit such as 500ms, 2s or 1m";
+
+/// A time such as `500ms`, `2s`, `1.5s` or `1m` (units `us`, `ms`, `s`,
+/// `m`, `h`). Decimals are exact: `0.3s` is 300 ms, not a float's guess.
+pub(super) fn duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_nanos: u128 = match unit.trim() {
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" | "min" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "" if !number.is_empty() => return Err(format!("no unit; {TIME_FIX}")),
+        _ => return Err(format!("not a time; {TIME_FIX}")),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits_ok(whole) || !digits_ok(fraction) {
+        return Err(format!("not a time; {TIME_FIX}"));
+    }
+    // Beyond 12 decimals nothing is left to represent in nanoseconds.
+    let fraction = fraction.get(..fraction.len().min(12)).unwrap_or(fraction);
+    let too_long = || format!("too long; {TIME_FIX}");
+    let whole: u128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| too_long())?
+    };
+    let fraction_nanos = if fraction.is_empty() {
+        0
+    } else {
+        let value: u128 = fraction.parse().map_err(|_| too_long())?;
+        value * unit_nanos / 10u128.pow(fraction.len() as u32)
+    };
+    let nanos = whole
+        .checked_mul(unit_nanos)
+        .and_then(|n| n.checked_add(fraction_nanos))
+        .ok_or_else(too_long)?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
+    Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// A window: a chunk count, or a time converted at
+/// [`NOMINAL_CHUNKS_PER_SEC`]; either must land in [`WINDOW_CHUNKS`].
+pub(super) fn window(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let range = format!(
+        "must be {}..={} chunks or a time like 2s",
+        WINDOW_CHUNKS.start(),
+        WINDOW_CHUNKS.end()
+    );
+    let chunks = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<usize>().map_err(|_| range.clone())?
+    } else {
+        let time = duration(text).map_err(|_| range.clone())?;
+        let micros = time.as_micros();
+        let chunks = (micros * u128::from(NOMINAL_CHUNKS_PER_SEC) + 500_000) / 1_000_000;
+        let chunks = usize::try_from(chunks).unwrap_or(usize::MAX);
+        if !WINDOW_CHUNKS.contains(&chunks) {
+            return Err(format!(
+                "{chunks} chunks at the nominal {NOMINAL_CHUNKS_PER_SEC} chunks/s; {range}"
+            ));
+        }
+        chunks
+    };
+    if WINDOW_CHUNKS.contains(&chunks) {
+        Ok(chunks)
+    } else {
+        Err(range)
+    }
+}
+
+/// `HOST:PORT`: an IP address literal, or a name resolved once, now, to
+/// its first address.
+pub(super) fn address(text: &str, example: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let fix = format!("use HOST:PORT such as {example}");
+    if !text.contains(':') {
+        return Err(format!("not an address; {fix}"));
+    }
+    match text.to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("the name has no address; {fix}")),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+            Err(format!("not an address; {fix}"))
+        }
+        Err(e) => Err(format!("cannot resolve it ({e}); {fix}")),
+    }
+}
+
+/// A stream id in its printable form.
+pub(super) fn stream(text: &str) -> Result<StreamId, String> {
+    text.parse().map_err(|_| {
+        "not a stream id (52 base32 characters, as printed by shoal keygen)".to_owned()
+    })
+}
+
+/// A `tracing` EnvFilter string, checked here so a typo fails at start.
+pub(super) fn log_filter(text: &str) -> Result<String, String> {
+    match tracing_subscriber::EnvFilter::try_new(text) {
+        Ok(_) => Ok(text.trim().to_owned()),
+        Err(e) => Err(format!(
+            "not a log filter ({e}); use a level such as info or debug, or directives such as shoal_relay=debug,info"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_exactly() {
+        let ms = Duration::from_millis;
+        for (text, want) in [
+            ("500ms", ms(500)),
+            ("2s", ms(2000)),
+            ("1.5s", ms(1500)),
+            ("0.3s", ms(300)),
+            (".5s", ms(500)),
+            ("1m", ms(60_000)),
+            ("1 min", ms(60_000)),
+            ("1h", ms(3_600_000)),
+            ("250us", Duration::from_micros(250)),
+            (" 3s ", ms(3000)),
+        ] {
+            assert_eq!(duration(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn bad_times_say_why() {
+        for (text, why) in [
+            ("1", "no unit"),
+            ("", "not a time"),
+            ("s", "not a time"),
+            ("1x", "not a time"),
+            ("1.2.3s", "not a time"),
+            ("-1s", "not a time"),
+            ("99999999999999999999999999999999999999999h", "too long"),
+        ] {
+            let e = duration(text).expect_err(text);
+            assert!(e.starts_with(why), "{text}: {e}");
+            assert!(e.contains("500ms"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn windows_are_chunks_or_times() {
+        assert_eq!(window("2048"), Ok(2048));
+        assert_eq!(window("2s"), Ok(2000));
+        assert_eq!(window("500ms"), Ok(500));
+        assert_eq!(window("64"), Ok(64));
+        assert_eq!(window("65536"), Ok(65536));
+        assert!(window("63").is_err());
+        assert!(window("65537").is_err());
+        assert!(window("99999999999999999999999").is_err());
+        let e = window("10ms").expect_err("10 chunks");
+        assert!(
+            e.starts_with("10 chunks at the nominal 1000 chunks/s"),
+            "{e}"
+        );
+        assert!(window("lots").is_err());
+    }
+
+    #[test]
+    fn addresses_are_literals_or_names() {
+        let ex = "0.0.0.0:7400";
+        assert_eq!(
+            address("127.0.0.1:9", ex),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9)))
+        );
+        assert_eq!(address("[::1]:9", ex).map(|a| a.port()), Ok(9));
+        assert_eq!(address("localhost:9", ex).map(|a| a.port()), Ok(9));
+        for bad in ["foo", "127.0.0.1", "1.2.3.4:99999", "foo:bar"] {
+            let e = address(bad, ex).expect_err(bad);
+            assert!(e.contains("HOST:PORT such as 0.0.0.0:7400"), "{bad}: {e}");
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! shoal-relay: the IO shell around `shoal_proto`'s sans-IO roles.
+//!
+//! [`server::Server`] runs a relay: one [`worker`] per core, each with its
+//! own socket in an SO_REUSEPORT group and its own [`io`] backend
+//! (io_uring, or recvmmsg/sendmmsg where io_uring is not usable), settings
+//! from [`config`], counters on a Prometheus endpoint ([`metrics`]).
+
+pub mod config;
+pub mod io;
+pub mod metrics;
+pub mod server;
+pub mod worker;

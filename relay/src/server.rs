@@ -1,0 +1,265 @@
+//! Starts and stops a relay: sockets, workers, metrics.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::{Context, bail};
+use shoal_proto::relay::Relay;
+
+use crate::config::Settings;
+use crate::io::{self, BackendKind, IoConfig, Waker, socket};
+use crate::metrics::{self, MetricsHub};
+use crate::worker::{Owners, Peer, Router, ToWorker, Worker, wall_clock};
+
+/// Queue depth between two workers.
+const HANDOFF_QUEUE: usize = 65_536;
+
+/// A running relay.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+    backend: &'static str,
+    peers: Vec<Peer>,
+    workers: Vec<JoinHandle<()>>,
+    hub: MetricsHub,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Server {
+    /// Binds the sockets, starts one worker per configured core and the
+    /// metrics endpoint. Returns once every worker is running.
+    pub fn start(settings: &Settings) -> anyhow::Result<Self> {
+        let workers = settings.workers.max(1);
+        let kind = resolve_backend(settings.backend)?;
+        let first = socket::bind_reuseport(settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..workers {
+            sockets.push(
+                socket::bind_reuseport(addr)
+                    .with_context(|| format!("cannot add a worker socket on {addr}"))?,
+            );
+        }
+        let hub = MetricsHub::new(workers);
+        let metrics_addr = match settings.metrics {
+            Some(at) => {
+                let (bound, _thread) = metrics::serve(at, hub.clone()).with_context(|| {
+                    format!("cannot serve metrics on {at}; use --metrics ADDR or --metrics off")
+                })?;
+                Some(bound)
+            }
+            None => None,
+        };
+        let mut inboxes = Vec::new();
+        let mut peers = Vec::new();
+        for _ in 0..workers {
+            let (tx, rx) = crossbeam_channel::bounded(HANDOFF_QUEUE);
+            let waker = Arc::new(Waker::new().context("eventfd")?);
+            peers.push(Peer { tx, waker });
+            inboxes.push(rx);
+        }
+        let owners = Owners::default();
+        let secret = random_bytes()?;
+        let cpus = allowed_cpus();
+        let io_config = IoConfig {
+            gso: settings.gso,
+            ..IoConfig::default()
+        };
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
+        let mut handles = Vec::new();
+        for (id, (socket, inbox)) in sockets.into_iter().zip(inboxes).enumerate() {
+            let mut config = settings.relay_config();
+            // Each worker owns the subscribers the kernel steers to it, so
+            // the limit is shared out; the hash spreads them about evenly.
+            config.max_subscribers = settings.max_subscribers.div_ceil(workers);
+            config.cookie_secret = secret;
+            config.nonce_seed = u64::from_le_bytes(random_bytes()?[..8].try_into()?);
+            let peers_w = peers.clone();
+            let hub_w = hub.clone();
+            let owners_w = owners.clone();
+            let ready = ready_tx.clone();
+            let upstreams = settings.upstreams.clone();
+            let streams = settings.streams.clone();
+            let cpu = settings
+                .pin
+                .then(|| cpus.get(id % cpus.len().max(1)).copied())
+                .flatten();
+            let handle = std::thread::Builder::new()
+                .name(format!("shoal-worker-{id}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
+                    // The ring is created on the thread that submits to it
+                    // (io_uring's single-issuer mode requires it).
+                    let waker = Arc::clone(&peers_w[id].waker);
+                    let backend = match io::open(kind, socket, &waker, io_config) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let _ = ready.send(Err(format!("worker {id}: {e}")));
+                            return;
+                        }
+                    };
+                    let mut relay = Relay::new(config);
+                    relay.set_export(peers_w.len() > 1);
+                    let mut worker = Worker::new(
+                        id,
+                        relay,
+                        backend,
+                        Router::new(id, owners_w),
+                        peers_w,
+                        inbox,
+                        upstreams.clone(),
+                        hub_w,
+                    );
+                    if id == 0 {
+                        let now = wall_clock();
+                        for stream in &streams {
+                            if let Err(e) = worker.relay.add_upstreams(now, &upstreams, *stream) {
+                                let _ = ready.send(Err(format!("stream {stream}: {e}")));
+                                return;
+                            }
+                            worker.own(*stream);
+                        }
+                    }
+                    let _ = ready.send(Ok(worker.backend.name()));
+                    worker.run();
+                })
+                .context("cannot start a worker thread")?;
+            handles.push(handle);
+        }
+        drop(ready_tx);
+        let mut backend = "";
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(name)) => backend = name,
+                Ok(Err(e)) => {
+                    stop(&peers, handles);
+                    bail!(e);
+                }
+                Err(_) => {
+                    stop(&peers, handles);
+                    bail!("a worker stopped while starting");
+                }
+            }
+        }
+        tracing::info!(
+            %addr,
+            workers,
+            backend,
+            metrics = ?metrics_addr,
+            "relay listening"
+        );
+        Ok(Self {
+            addr,
+            backend,
+            peers,
+            workers: handles,
+            hub,
+            metrics_addr,
+        })
+    }
+
+    /// The address subscribers and publishers use.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The backend in use: "uring" or "mmsg".
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Where the metrics endpoint listens, if it does.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The workers' latest counters.
+    pub fn metrics(&self) -> &MetricsHub {
+        &self.hub
+    }
+
+    /// Stops intake, tells every subscriber (LEAVE), and waits for the
+    /// workers to exit.
+    pub fn shutdown(self) {
+        stop(&self.peers, self.workers);
+    }
+}
+
+fn stop(peers: &[Peer], workers: Vec<JoinHandle<()>>) {
+    for p in peers {
+        let _ = p.tx.send(ToWorker::Shutdown);
+        p.waker.wake();
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+/// `auto` becomes a concrete backend once, with one log line when io_uring
+/// is not usable here.
+fn resolve_backend(kind: BackendKind) -> anyhow::Result<BackendKind> {
+    match kind {
+        BackendKind::Auto => match io::uring::probe() {
+            Ok(()) => Ok(BackendKind::Uring),
+            Err(why) => {
+                tracing::warn!("io_uring is not usable here ({why}); using the mmsg backend");
+                Ok(BackendKind::Mmsg)
+            }
+        },
+        BackendKind::Uring => match io::uring::probe() {
+            Ok(()) => Ok(BackendKind::Uring),
+            Err(why) => bail!(
+                "--backend uring: io_uring is not usable here ({why}); use --backend auto or mmsg"
+            ),
+        },
+        BackendKind::Mmsg => Ok(BackendKind::Mmsg),
+    }
+}
+
+/// 32 bytes from the OS's secure random source.
+fn random_bytes() -> anyhow::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut out = [0; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut out))
+        .context("cannot read /dev/urandom for the cookie secret")?;
+    Ok(out)
+}
+
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set, and
+    // sched_getaffinity writes at most size_of::<cpu_set_t>() bytes to it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; pid 0 is this thread.
+    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) };
+    if rc != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: `i` is below CPU_SETSIZE, the set's capacity.
+        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
+        .collect()
+}
+
+/// Pins the calling thread to `cpu`; a failure is logged, not fatal.
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+    // inside it for cpu < CPU_SETSIZE, which allowed_cpus guarantees.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set)
+    };
+    if rc != 0 {
+        tracing::warn!(
+            cpu,
+            "cannot pin worker: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! One worker: a thread pinned to a core, with its own socket and
+//! backend, its own subscribers (those whose datagrams the kernel's
+//! reuseport hash brings it), and a proto [`Relay`].
+//!
+//! Each loop turn: read the clock once, take messages from the other
+//! workers, run timers, hand newly verified items to the mirrors, drain the
+//! relay's sends into GSO trains, then let the backend submit them and wait
+//! for the next datagrams.
+//!
+//! Streams are ingested (verified, FEC-rebuilt) by one worker, their owner
+//! ([`route`]). The owner hands each verified item to every other worker as
+//! a shared buffer ([`Relay::poll_export`]), which they adopt into their
+//! mirror of the window without copying: every worker sends to its
+//! subscribers from the same memory, and a slot is reused only once no
+//! worker (and no send in flight) holds it.
+
+mod route;
+mod train;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use hdrhistogram::Histogram;
+use shoal_proto::Time;
+use shoal_proto::relay::{Export, Relay};
+
+use crate::io::{Backend, Sink, Waker};
+use crate::metrics::{MetricsHub, UpstreamStatus, WorkerSnapshot, latency_histogram};
+pub(crate) use route::{Owners, Router};
+use train::TrainBuilder;
+
+thread_local! {
+    /// True on relay worker threads: lets tests count the allocations the
+    /// data plane makes.
+    pub static IN_WORKER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// How often a worker publishes its counters for the metrics endpoint.
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// What one worker sends another.
+#[derive(Debug)]
+pub(crate) enum ToWorker {
+    /// A verified item of a stream the sender ingests.
+    Adopt { export: Export, born: Instant },
+    /// A datagram that belongs to the receiving worker: ingest of a stream
+    /// it owns, or a reply from an upstream it subscribes to.
+    Datagram {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+        born: Instant,
+    },
+    /// Stop intake, tell subscribers, exit.
+    Shutdown,
+}
+
+/// How to reach a worker.
+#[derive(Debug, Clone)]
+pub(crate) struct Peer {
+    pub(crate) tx: Sender<ToWorker>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+/// The time now, as proto counts it.
+pub(crate) fn wall_clock() -> Time {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    Time::from_micros(micros)
+}
+
+/// A worker's state. See the module docs.
+pub(crate) struct Worker {
+    pub(crate) id: usize,
+    pub(crate) relay: Relay,
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) router: Router,
+    pub(crate) peers: Vec<Peer>,
+    pub(crate) inbox: Receiver<ToWorker>,
+    /// Datagrams from these addresses go to worker 0, which holds the
+    /// upstream sessions.
+    pub(crate) upstreams: Vec<SocketAddr>,
+    pub(crate) hub: MetricsHub,
+    trains: TrainBuilder,
+    latency: Histogram<u64>,
+    wake: Vec<bool>,
+    /// Items or datagrams another worker's queue had no room for.
+    pub(crate) handoff_drops: u64,
+}
+
+impl Worker {
+    #[expect(clippy::too_many_arguments, reason = "assembled once, by the server")]
+    pub(crate) fn new(
+        id: usize,
+        relay: Relay,
+        backend: Box<dyn Backend>,
+        router: Router,
+        peers: Vec<Peer>,
+        inbox: Receiver<ToWorker>,
+        upstreams: Vec<SocketAddr>,
+        hub: MetricsHub,
+    ) -> Self {
+        let wake = vec![false; peers.len()];
+        Self {
+            id,
+            relay,
+            backend,
+            router,
+            peers,
+            inbox,
+            upstreams,
+            hub,
+            trains: TrainBuilder::default(),
+            latency: latency_histogram(),
+            wake,
+            handoff_drops: 0,
+        }
+    }
+
+    /// Makes this worker the ingest owner of the streams it pulls.
+    pub(crate) fn own(&mut self, stream: shoal_proto::StreamId) {
+        self.router.own(stream);
+    }
+
+    /// Runs until told to shut down.
+    pub(crate) fn run(mut self) {
+        IN_WORKER.with(|w| w.set(true));
+        let mut born: Option<Instant> = None;
+        let mut next_publish = Instant::now();
+        let mut stopping = false;
+        loop {
+            let now = wall_clock();
+            let instant = Instant::now();
+            while let Ok(msg) = self.inbox.try_recv() {
+                match msg {
+                    ToWorker::Adopt { export, born: b } => {
+                        born = Some(born.map_or(b, |x| x.min(b)));
+                        self.relay.handle_adopt(now, export);
+                    }
+                    ToWorker::Datagram {
+                        from,
+                        bytes,
+                        born: b,
+                    } => {
+                        born = Some(born.map_or(b, |x| x.min(b)));
+                        self.relay.handle_datagram(now, from, &bytes);
+                    }
+                    ToWorker::Shutdown => {
+                        stopping = true;
+                        self.relay.shutdown();
+                    }
+                }
+            }
+            if self.relay.poll_timeout().is_some_and(|t| t <= now) {
+                self.relay.handle_timeout(now);
+            }
+            self.flush(born.take().unwrap_or(instant));
+            if instant >= next_publish || stopping {
+                self.publish();
+                next_publish = instant + PUBLISH_EVERY;
+            }
+            let timeout = if stopping {
+                Duration::ZERO
+            } else {
+                let timer = self
+                    .relay
+                    .poll_timeout()
+                    .map_or(PUBLISH_EVERY, |t| t.saturating_since(now));
+                timer.min(next_publish.saturating_duration_since(instant))
+            };
+            let mut turn = Turn {
+                id: self.id,
+                relay: &mut self.relay,
+                router: &mut self.router,
+                peers: &self.peers,
+                wake: &mut self.wake,
+                upstreams: &self.upstreams,
+                latency: &mut self.latency,
+                clock: None,
+                born: &mut born,
+                handoff_drops: &mut self.handoff_drops,
+            };
+            if let Err(e) = self.backend.turn(Some(timeout), &mut turn) {
+                tracing::warn!(worker = self.id, "backend turn failed: {e}");
+            }
+            self.wake_peers();
+            if stopping {
+                // Whatever the last turn produced (LEAVEs) goes out too.
+                self.flush(Instant::now());
+                let _ = self.backend.turn(Some(Duration::ZERO), &mut NullSink);
+                break;
+            }
+        }
+        tracing::debug!(worker = self.id, "worker stopped");
+    }
+
+    /// Hands verified items to the mirrors and sends what the relay has.
+    fn flush(&mut self, born: Instant) {
+        while let Some(export) = self.relay.poll_export() {
+            for (w, peer) in self.peers.iter().enumerate() {
+                if w == self.id {
+                    continue;
+                }
+                let msg = ToWorker::Adopt {
+                    export: export.clone(),
+                    born,
+                };
+                match peer.tx.try_send(msg) {
+                    Ok(()) => self.wake[w] = true,
+                    Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                        self.handoff_drops += 1;
+                    }
+                }
+            }
+        }
+        self.wake_peers();
+        while let Some((dst, buf)) = self.relay.poll_send() {
+            self.trains.add(&mut *self.backend, dst, buf, born);
+        }
+        self.trains.flush(&mut *self.backend, born);
+    }
+
+    fn wake_peers(&mut self) {
+        for (w, flag) in self.wake.iter_mut().enumerate() {
+            if std::mem::take(flag) {
+                self.peers[w].waker.wake();
+            }
+        }
+    }
+
+    /// Hands a snapshot of the counters to the metrics endpoint. Periodic,
+    /// not per packet; its allocations (a histogram copy) are marked as
+    /// outside the data plane for the allocation test.
+    fn publish(&mut self) {
+        IN_WORKER.with(|w| w.set(false));
+        self.publish_snapshot();
+        IN_WORKER.with(|w| w.set(true));
+    }
+
+    fn publish_snapshot(&mut self) {
+        let relay = self.relay.stats();
+        let upstreams = self
+            .relay
+            .upstreams()
+            .map(|u| UpstreamStatus {
+                stream: u.stream,
+                server: u.server,
+                subscribed: u.subscribed,
+                failovers: u.failovers,
+            })
+            .collect();
+        self.hub.publish(WorkerSnapshot {
+            worker: self.id,
+            backend: self.backend.name(),
+            relay,
+            window: self.relay.window_stats(),
+            io: self.backend.stats(),
+            subscribers: self.relay.subscriber_count() as u64,
+            streams: self.relay.stream_count() as u64,
+            upstreams,
+            latency_us: self.latency.clone(),
+            handshakes_rate_limited: relay.drop_rate_limited,
+        });
+    }
+}
+
+/// The backend's view of a worker during one turn.
+struct Turn<'a> {
+    id: usize,
+    relay: &'a mut Relay,
+    router: &'a mut Router,
+    peers: &'a [Peer],
+    wake: &'a mut [bool],
+    upstreams: &'a [SocketAddr],
+    latency: &'a mut Histogram<u64>,
+    /// The clock, read once per turn on the first datagram.
+    clock: Option<(Time, Instant)>,
+    born: &'a mut Option<Instant>,
+    handoff_drops: &'a mut u64,
+}
+
+impl Turn<'_> {
+    fn hand_to(&mut self, w: usize, from: SocketAddr, bytes: &[u8], born: Instant) {
+        let Some(peer) = self.peers.get(w) else {
+            return;
+        };
+        let msg = ToWorker::Datagram {
+            from,
+            bytes: bytes.to_vec(),
+            born,
+        };
+        match peer.tx.try_send(msg) {
+            Ok(()) => self.wake[w] = true,
+            Err(_) => *self.handoff_drops += 1,
+        }
+    }
+}
+
+impl Sink for Turn<'_> {
+    fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
+        let (now, instant) = *self
+            .clock
+            .get_or_insert_with(|| (wall_clock(), Instant::now()));
+        self.born.get_or_insert(instant);
+        if let Some(stream) = Relay::ingest_stream(bytes) {
+            match self.router.route(&stream) {
+                route::Route::Here => self.relay.handle_datagram(now, from, bytes),
+                route::Route::To(w) => self.hand_to(w, from, bytes, instant),
+                route::Route::Unknown => {
+                    let relay = &mut *self.relay;
+                    let claimed = self.router.claim_with(stream, || {
+                        relay.handle_datagram(now, from, bytes);
+                        relay.window(&stream).is_some()
+                    });
+                    if let Some(w) = claimed {
+                        self.hand_to(w, from, bytes, instant);
+                    }
+                }
+            }
+        } else if self.id != 0 && self.upstreams.contains(&from) {
+            self.hand_to(0, from, bytes, instant);
+        } else {
+            self.relay.handle_datagram(now, from, bytes);
+        }
+    }
+
+    fn sent(&mut self, born: Instant, _segments: usize, result: std::io::Result<usize>) {
+        match result {
+            Ok(_) => {
+                let us = u64::try_from(born.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.latency.saturating_record(us.max(1));
+            }
+            Err(e) => tracing::trace!("send failed: {e}"),
+        }
+    }
+}
+
+/// Ignores everything: for the last turn of a stopping worker.
+struct NullSink;
+
+impl Sink for NullSink {
+    fn datagram(&mut self, _: SocketAddr, _: &[u8]) {}
+    fn sent(&mut self, _: Instant, _: usize, _: std::io::Result<usize>) {}
+}

@@ -1,0 +1,185 @@
+//! A subscribe from a spoofed source gets no stream data: the address
+//! never proved it can receive, so the relay sends it nothing but
+//! handshake replies no larger than what arrived in its name.
+//!
+//! Spoofing is real here: a raw IPv4 socket (root) writes UDP datagrams
+//! whose source is a victim socket's loopback address.
+
+mod support;
+
+use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use shoal_proto::wire::{
+    Cookie, HELLO_MIN_LEN, Hello, Message, MessageType, SUPPORTED_VERSIONS, Subscribe, peek_type,
+};
+use shoal_relay::io::BackendKind;
+use support::*;
+
+/// A raw socket that sends IPv4 packets with the headers we write.
+struct Spoofer(OwnedFd);
+
+impl Spoofer {
+    fn new() -> Self {
+        // SAFETY: plain socket(2) call; a non-negative result is ours.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
+        assert!(
+            fd >= 0,
+            "a raw socket is needed to spoof (run as root): {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: fd was just created and is owned by nobody else.
+        Self(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Sends `payload` as UDP from `src` to `dst`.
+    fn send(&self, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
+        let udp_len = 8 + payload.len();
+        let total = 20 + udp_len;
+        let mut p = Vec::with_capacity(total);
+        p.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            17,
+            0,
+            0,
+        ]);
+        p.extend_from_slice(&src.ip().octets());
+        p.extend_from_slice(&dst.ip().octets());
+        p.extend_from_slice(&src.port().to_be_bytes());
+        p.extend_from_slice(&dst.port().to_be_bytes());
+        p.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
+        p.extend_from_slice(payload);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(dst.ip().octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: `p` and `addr` are live for the call; lengths are theirs.
+        let n = unsafe {
+            libc::sendto(
+                self.0.as_raw_fd(),
+                p.as_ptr().cast(),
+                p.len(),
+                0,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(
+            n,
+            p.len() as isize,
+            "raw send: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn encode(msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0; msg.buffer_len()];
+    let n = msg.emit(&mut buf).expect("emit");
+    buf.truncate(n);
+    buf
+}
+
+fn spoofed_subscribe_gets_no_data(backend: BackendKind) {
+    let server = start(&settings(backend, 2));
+    let SocketAddr::V4(relay) = server.local_addr() else {
+        panic!("the test relay listens on IPv4");
+    };
+    let mut source = Source::new(vec![server.local_addr()], 6);
+    // A real subscriber, to show the stream flows.
+    let mut subs = vec![Sub::new(0, server.local_addr(), source.stream)];
+    subscribe_all(&mut subs);
+
+    // The victim: an address that never asked for anything.
+    let victim = UdpSocket::bind("127.0.0.77:0").expect("bind victim");
+    victim.set_nonblocking(true).expect("nonblocking");
+    let SocketAddr::V4(victim_addr) = victim.local_addr().expect("addr") else {
+        panic!("IPv4");
+    };
+    let spoofer = Spoofer::new();
+    let hello = encode(&Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 9,
+        padded_len: HELLO_MIN_LEN as u16,
+    }));
+    // The attacker cannot see the CHALLENGE sent to the victim, so it
+    // guesses a cookie.
+    let subscribe = encode(&Message::Subscribe(Subscribe {
+        stream: source.stream,
+        clubs: u64::MAX,
+        start_seq: None,
+        cookie: Cookie {
+            issued_at_us: wall().as_micros(),
+            tag: [0x5a; 16],
+        },
+        token: &[],
+    }));
+    let mut spoofed_bytes = 0u64;
+    let mut victim_bytes = 0u64;
+    let mut victim_types = Vec::new();
+    let blocks = 4;
+    let mut sent = 0;
+    let mut last = Instant::now();
+    let done = drive(&mut subs, Duration::from_secs(20), |subs| {
+        if sent < blocks && last.elapsed() >= Duration::from_millis(50) {
+            last = Instant::now();
+            spoofer.send(victim_addr, relay, &hello);
+            spoofer.send(victim_addr, relay, &subscribe);
+            spoofed_bytes += (hello.len() + subscribe.len()) as u64;
+            source.block();
+            sent += 1;
+        }
+        source.pump();
+        let mut buf = [0u8; 2048];
+        while let Ok(n) = victim.recv(&mut buf) {
+            victim_bytes += n as u64;
+            victim_types.push(peek_type(&buf[..n]));
+        }
+        sent == blocks && subs[0].seqs.len() >= blocks * 16
+    });
+    assert!(done, "the real subscriber got the stream");
+    let snaps = metrics_until(&server, "bad cookies counted", |m| {
+        sum(m, |w| w.relay.drop_bad_cookie) >= blocks as u64
+    });
+    assert_eq!(sum(&snaps, |w| w.relay.drop_bad_cookie), blocks as u64);
+    // Drain what is still in flight to the victim.
+    let mut buf = [0u8; 2048];
+    while let Ok(n) = victim.recv(&mut buf) {
+        victim_bytes += n as u64;
+        victim_types.push(peek_type(&buf[..n]));
+    }
+    assert!(
+        victim_types
+            .iter()
+            .all(|t| matches!(t, Ok(MessageType::Challenge | MessageType::Reject))),
+        "the victim got only handshake replies: {victim_types:?}"
+    );
+    assert!(
+        !victim_types.is_empty(),
+        "the spoofed datagrams did reach the relay"
+    );
+    assert!(
+        victim_bytes <= spoofed_bytes,
+        "no amplification: {victim_bytes} bytes out for {spoofed_bytes} in"
+    );
+    server.shutdown();
+}
+
+both_backends!(
+    spoofed_subscribe_gets_no_data,
+    super::spoofed_subscribe_gets_no_data
+);
