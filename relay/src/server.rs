@@ -12,8 +12,10 @@ use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
 use crate::worker::{Owners, Peer, Router, ToWorker, Worker, wall_clock};
 
-/// Queue depth between two workers.
-const HANDOFF_QUEUE: usize = 65_536;
+/// Queue depth between two workers: enough for a burst of a few thousand
+/// chunks, and a bound on memory (at most this many datagrams of 1452
+/// bytes wait per worker) whatever arrives.
+const HANDOFF_QUEUE: usize = 16_384;
 
 /// A running relay.
 #[derive(Debug)]

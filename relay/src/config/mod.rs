@@ -196,6 +196,8 @@ impl Settings {
             max_streams: self.max_streams,
             keepalive_interval: self.keepalive,
             subscriber_timeout: self.subscriber_timeout,
+            handshake_rate: self.handshake_rate,
+            handshake_burst: self.handshake_burst,
             ..RelayConfig::default()
         }
     }
