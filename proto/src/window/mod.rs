@@ -669,3 +669,6 @@ impl Window {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
