@@ -10,11 +10,9 @@
 mod http;
 mod render;
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use shoal_proto::StreamId;
 use shoal_proto::relay::RelayStats;
 use shoal_proto::window::WindowStats;
 
@@ -26,17 +24,7 @@ pub use http::serve;
 pub const LATENCY_MAX_US: u64 = 60_000_000;
 
 /// One upstream subscription, as a worker sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamStatus {
-    /// The stream pulled.
-    pub stream: StreamId,
-    /// The relay it is pulled from now.
-    pub server: SocketAddr,
-    /// Whether that relay has accepted the subscription.
-    pub subscribed: bool,
-    /// Times this stream moved to the next upstream, since start.
-    pub failovers: u64,
-}
+pub use shoal_proto::relay::UpstreamStatus;
 
 /// What one worker counted since it started. Counters are cumulative;
 /// `subscribers` and `streams` are the current values.

@@ -28,7 +28,7 @@ use shoal_proto::Time;
 use shoal_proto::relay::{Export, Relay};
 
 use crate::io::{Backend, Sink, Waker};
-use crate::metrics::{MetricsHub, UpstreamStatus, WorkerSnapshot, latency_histogram};
+use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
 pub(crate) use route::{Owners, Router};
 use train::TrainBuilder;
 
@@ -242,16 +242,7 @@ impl Worker {
 
     fn publish_snapshot(&mut self) {
         let relay = self.relay.stats();
-        let upstreams = self
-            .relay
-            .upstreams()
-            .map(|u| UpstreamStatus {
-                stream: u.stream,
-                server: u.server,
-                subscribed: u.subscribed,
-                failovers: u.failovers,
-            })
-            .collect();
+        let upstreams = self.relay.upstreams().collect();
         self.hub.publish(WorkerSnapshot {
             worker: self.id,
             backend: self.backend.name(),
