@@ -1,1 +1,53 @@
-fn main() {}
+//! shoal-bench: measures a shoal relay on loopback.
+//!
+//! A source (a real publisher, fed a frame of bytes `--fps` times a second)
+//! sends one stream to the relay; `--viewers` virtual viewers, each a UDP
+//! socket on its own 127.10.x.y address, do the real handshake and count
+//! what arrives: loss, duplicates, order, one-way latency. The relay runs
+//! in this process (or at `--relay ADDR`) with its workers pinned to the
+//! first CPUs; the load generator is pinned to the others. `--baseline`
+//! then measures what bare sendmmsg and GSO loops on the relay's CPUs
+//! deliver to the same sockets: the machine's limit, against which the
+//! relay's fan-out is judged.
+//!
+//! Run: viewers subscribe, `--warmup`, `--duration` of measurement, a
+//! drain (until nothing has arrived for 200 ms, at most 5 s), the optional
+//! baseline, then the table (stdout) and `--json FILE`.
+
+mod baseline;
+mod cli;
+mod clock;
+mod net;
+mod report;
+mod run;
+mod seqs;
+mod shared;
+mod source;
+mod sys;
+mod target;
+mod viewers;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let result = args.check().and_then(|()| run::run(&args));
+    match result {
+        Ok(report) => {
+            print!("{}", report.table());
+            if let Some(path) = &args.json
+                && let Err(e) = report.write_json(path)
+            {
+                eprintln!("shoal-bench: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("shoal-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -5,6 +5,14 @@
 //! anything. A pass runs subscriber by subscriber, and for each subscriber
 //! through every item of the pass: consecutive transmits to one
 //! destination can be sent as one GSO train.
+//!
+//! Within a pass, items go out chunks first (by sequence number), then
+//! manifests, then parity, then descriptors. A GSO train needs every
+//! datagram but the last to be of one length: DATA datagrams are, and a
+//! (shorter) manifest can close their train, so a block costs a subscriber
+//! two sends ([DATA.., MANIFEST], [PARITY..]) instead of three. A receiver
+//! holds the chunks that precede their manifest in the same train for the
+//! microseconds until it arrives.
 
 use crate::window::Ready;
 
@@ -15,6 +23,17 @@ pub(crate) enum Item {
     Ready(Ready),
     /// The stream's (new) descriptor.
     Descriptor,
+}
+
+/// Where an item goes in a pass (see the module docs).
+fn order(stream: usize, item: Item) -> (u8, usize, u64, u8) {
+    match item {
+        Item::Ready(Ready::Data { seq, .. }) => (0, stream, seq, 0),
+        Item::Ready(Ready::Manifest { block }) => (1, stream, block, 0),
+        Item::Ready(Ready::Parity { block, index }) => (2, stream, block, index),
+        Item::Ready(Ready::AwaitingManifest { block }) => (3, stream, block, 0),
+        Item::Descriptor => (4, stream, 0, 0),
+    }
 }
 
 #[derive(Debug, Default)]
@@ -40,6 +59,8 @@ impl Fanout {
         if self.pass.is_empty() || self.sub >= subscribers {
             self.pass.clear();
             std::mem::swap(&mut self.pass, &mut self.next);
+            // Unstable sort does not allocate; the key makes it deterministic.
+            self.pass.sort_unstable_by_key(|&(stream, item)| order(stream, item));
             self.sub = 0;
             self.item = 0;
             if self.pass.is_empty() || subscribers == 0 {

@@ -1,0 +1,323 @@
+//! The machine's limit for the same destinations: bare send loops on the
+//! relay's CPUs, to the viewers' own sockets, while the viewer threads
+//! count what arrives. What arrives per second is the ceiling against
+//! which the relay's fan-out is judged.
+//!
+//! Two loops, each for a fixed time: (a) sendmmsg, 64 datagrams a call,
+//! round-robin over the destinations; (b) UDP GSO, trains of
+//! [`GSO_SEGMENTS`] segments to one destination (UDP_SEGMENT in a cmsg),
+//! four trains a sendmmsg call, round-robin. Datagrams are DATA-sized and
+//! zero-filled; the viewers count them without parsing further.
+
+use std::io;
+use std::net::{SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::shared::Shared;
+use crate::sys;
+
+/// Datagrams per sendmmsg call in the plain loop.
+const MMSG_BATCH: usize = 64;
+/// Segments per GSO train.
+pub const GSO_SEGMENTS: usize = 16;
+/// Trains per sendmmsg call in the GSO loop (64 datagrams, as above).
+const GSO_TRAINS: usize = 4;
+/// Time after the senders stop for what is in flight to be read.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Which loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One datagram per message, 64 messages per sendmmsg.
+    Sendmmsg,
+    /// GSO trains.
+    Gso,
+}
+
+/// What one loop achieved.
+#[derive(Debug, Clone, Copy)]
+pub struct LoopResult {
+    /// Datagrams the senders handed to the kernel.
+    pub sent: u64,
+    /// Datagrams the viewers received.
+    pub received: u64,
+    /// How long the senders ran.
+    pub elapsed: Duration,
+}
+
+impl LoopResult {
+    /// Datagrams received per second.
+    pub fn received_pps(&self) -> f64 {
+        self.received as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Datagrams sent per second.
+    pub fn sent_pps(&self) -> f64 {
+        self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs one loop for `time`: one sender thread per CPU in `cpus` (one
+/// unpinned thread if empty), the destinations dealt round-robin among
+/// them. The viewer threads must be counting into `shared.rx_datagrams`.
+pub fn run(
+    mode: Mode,
+    dests: &[SocketAddrV4],
+    cpus: &[usize],
+    datagram_len: usize,
+    time: Duration,
+    shared: &Shared,
+) -> anyhow::Result<LoopResult> {
+    let threads = cpus.len().max(1).min(dests.len().max(1));
+    let received_before = shared.rx_datagrams.load(Ordering::Relaxed);
+    let start = Instant::now();
+    let deadline = start + time;
+    let sent = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<SocketAddrV4> =
+                    dests.iter().skip(t).step_by(threads).copied().collect();
+                let cpu = cpus.get(t).copied();
+                std::thread::Builder::new()
+                    .name(format!("bench-baseline-{t}"))
+                    .spawn_scoped(scope, move || {
+                        if let Some(cpu) = cpu {
+                            let _ = sys::pin_to(&[cpu]);
+                        }
+                        send_loop(mode, &mine, datagram_len, deadline)
+                    })
+                    .context("cannot start a baseline sender")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut sent = 0;
+        for h in handles {
+            sent += h
+                .join()
+                .map_err(|_| anyhow::anyhow!("a baseline sender panicked"))??;
+        }
+        anyhow::Ok(sent)
+    })?;
+    let elapsed = start.elapsed();
+    std::thread::sleep(SETTLE);
+    let received = shared.rx_datagrams.load(Ordering::Relaxed) - received_before;
+    Ok(LoopResult {
+        sent,
+        received,
+        elapsed,
+    })
+}
+
+/// Sends to `dests` until `deadline`; returns datagrams sent.
+fn send_loop(
+    mode: Mode,
+    dests: &[SocketAddrV4],
+    datagram_len: usize,
+    deadline: Instant,
+) -> anyhow::Result<u64> {
+    if dests.is_empty() {
+        return Ok(0);
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind a baseline socket")?;
+    let _ = sys::set_buffer(&socket, sys::Buffer::Send, 4 << 20);
+    let names: Vec<libc::sockaddr_in> = dests.iter().map(|&d| sockaddr(d)).collect();
+    let (segments, per_call) = match mode {
+        Mode::Sendmmsg => (1, MMSG_BATCH),
+        Mode::Gso => (GSO_SEGMENTS, GSO_TRAINS),
+    };
+    let payload = vec![0u8; datagram_len * segments];
+    let mut sender = Sender::new(
+        &payload,
+        per_call,
+        (mode == Mode::Gso).then_some(datagram_len),
+    )?;
+    let mut cursor = 0;
+    let mut sent = 0;
+    let mut failures = 0u32;
+    while Instant::now() < deadline {
+        match sender.send(&socket, &names, &mut cursor) {
+            Ok(messages) => {
+                sent += (messages * segments) as u64;
+                failures = 0;
+            }
+            Err(e) if is_transient(&e) => {}
+            Err(e) => {
+                failures += 1;
+                // Not a passing hiccup: e.g. no UDP_SEGMENT on this kernel.
+                if sent == 0 || failures > 100 {
+                    return Err(e).with_context(|| format!("{mode:?} baseline: sendmmsg"));
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    ) || e.raw_os_error() == Some(libc::ENOBUFS)
+        || e.raw_os_error() == Some(libc::ECONNREFUSED)
+}
+
+fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: addr.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// Space for one cmsg carrying a u16, aligned for cmsghdr.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 32]);
+
+/// The sendmmsg headers of one loop, built once. Every message sends the
+/// same payload; only the destination changes.
+struct Sender<'a> {
+    // The headers point into these two boxes (whose heap memory stays put
+    // when the struct moves) and into the payload.
+    _iov: Box<libc::iovec>,
+    _control: Box<CmsgBuf>,
+    hdrs: Vec<libc::mmsghdr>,
+    _payload: &'a [u8],
+}
+
+impl<'a> Sender<'a> {
+    /// Headers for `per_call` messages of `payload`, each a GSO train of
+    /// `segment`-byte segments when `segment` is given.
+    fn new(payload: &'a [u8], per_call: usize, segment: Option<usize>) -> anyhow::Result<Self> {
+        let mut iov = Box::new(libc::iovec {
+            iov_base: payload.as_ptr().cast_mut().cast(),
+            iov_len: payload.len(),
+        });
+        let mut control = Box::new(CmsgBuf([0; 32]));
+        let mut control_len = 0;
+        if let Some(segment) = segment {
+            let segment = u16::try_from(segment).context("segment size")?;
+            // SAFETY: CMSG_SPACE is a pure size computation.
+            control_len = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+            anyhow::ensure!(control_len <= control.0.len(), "cmsg buffer too small");
+            // SAFETY: msghdr is plain data; all-zero is valid.
+            let mut probe: libc::msghdr = unsafe { std::mem::zeroed() };
+            probe.msg_control = control.0.as_mut_ptr().cast();
+            probe.msg_controllen = control_len as _;
+            // SAFETY: `probe` describes `control`, which holds at least one
+            // aligned cmsghdr (control_len >= CMSG_SPACE(2)), so
+            // CMSG_FIRSTHDR returns a pointer inside it; its header and
+            // CMSG_DATA (two bytes) are written within control_len bytes.
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&raw const probe);
+                anyhow::ensure!(!cmsg.is_null(), "no room for a cmsg");
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
+            }
+        }
+        let hdrs = (0..per_call)
+            .map(|_| {
+                // SAFETY: mmsghdr is plain data; all-zero is valid.
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_iov = &raw mut *iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                if control_len > 0 {
+                    h.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
+                    h.msg_hdr.msg_controllen = control_len as _;
+                }
+                h
+            })
+            .collect();
+        Ok(Self {
+            _iov: iov,
+            _control: control,
+            hdrs,
+            _payload: payload,
+        })
+    }
+
+    /// One sendmmsg to the next destinations in `names` from `cursor`;
+    /// returns messages sent.
+    fn send(
+        &mut self,
+        socket: &UdpSocket,
+        names: &[libc::sockaddr_in],
+        cursor: &mut usize,
+    ) -> io::Result<usize> {
+        for h in &mut self.hdrs {
+            let name = &names[*cursor % names.len()];
+            *cursor = cursor.wrapping_add(1);
+            h.msg_hdr.msg_name = (name as *const libc::sockaddr_in).cast_mut().cast();
+            h.msg_len = 0;
+        }
+        let vlen = libc::c_uint::try_from(self.hdrs.len()).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: every header points at `self._iov` (over the payload,
+        // borrowed for 'a), at a sockaddr_in in `names` (borrowed for this
+        // call) of the length given, and, for GSO, at `self._control` with
+        // the length it was built with; the kernel only reads them and
+        // writes `msg_len`.
+        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), self.hdrs.as_mut_ptr(), vlen, 0) };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// Sends with `mode` for a short time to two local sockets and checks
+    /// that what they read matches what the sender says it sent.
+    fn loop_delivers(mode: Mode) {
+        let rx: Vec<UdpSocket> = (0..2)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let dests: Vec<SocketAddrV4> = rx
+            .iter()
+            .map(|s| match s.local_addr().expect("addr") {
+                std::net::SocketAddr::V4(a) => a,
+                std::net::SocketAddr::V6(_) => unreachable!("bound to IPv4"),
+            })
+            .collect();
+        for s in &rx {
+            s.set_read_timeout(Some(Duration::from_millis(50)))
+                .expect("timeout");
+        }
+        let deadline = Instant::now() + Duration::from_millis(1);
+        let sent = send_loop(mode, &dests, 100, deadline).expect("sends");
+        let got = AtomicU64::new(0);
+        let mut buf = [0u8; 2048];
+        for s in &rx {
+            while let Ok(n) = s.recv(&mut buf) {
+                assert_eq!(n, 100, "each segment arrives as its own datagram");
+                got.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        assert!(sent > 0);
+        // The receive buffers may overflow; nothing arrives that was not sent.
+        assert!(got.load(Ordering::Relaxed) <= sent);
+        assert!(got.load(Ordering::Relaxed) > 0);
+    }
+
+    #[test]
+    fn sendmmsg_loop_delivers() {
+        loop_delivers(Mode::Sendmmsg);
+    }
+
+    #[test]
+    fn gso_loop_delivers_segments() {
+        loop_delivers(Mode::Gso);
+    }
+}

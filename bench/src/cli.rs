@@ -1,0 +1,271 @@
+//! The command line: flags, their parsers, and the checks that need more
+//! than one flag. Every error names the flag and says what to write
+//! instead.
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use shoal_proto::wire::MAX_CHUNK_SIZE;
+use shoal_relay::io::BackendKind;
+
+/// Most viewers: each gets its own address in 127.10.0.0/16, 250 per /24.
+pub const MAX_VIEWERS: usize = 250 * 256;
+
+/// Longest warm-up plus measurement: the send-time ring stores times in
+/// 44 bits of nanoseconds (see [`crate::clock`]).
+const MAX_RUN: Duration = Duration::from_secs(4 * 3600);
+
+/// Measures a shoal relay on loopback: one source, N virtual viewers, each
+/// with its own socket and loopback address; throughput, loss, latency,
+/// relay CPU and (with --baseline) the machine's raw-socket limit to the
+/// same destinations.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "shoal-bench", version)]
+pub struct Args {
+    /// Virtual viewers, each with its own UDP socket on its own loopback
+    /// address (127.10.x.y).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub viewers: usize,
+    /// Stream bitrate: 3Mbit, 500kbit, 1Gbit, or plain bits per second.
+    #[arg(long, value_name = "RATE", default_value = "3Mbit", value_parser = parse_bitrate)]
+    pub bitrate: u64,
+    /// How long to measure, after the warm-up: 10s, 500ms, 2m.
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Measure a relay that is already running at this IPv4 address
+    /// instead of starting one in this process.
+    #[arg(long, value_name = "ADDR", value_parser = parse_relay)]
+    pub relay: Option<SocketAddrV4>,
+    /// With --relay: the relay's process id, to report its CPU use.
+    #[arg(long, value_name = "PID", requires = "relay")]
+    pub relay_pid: Option<u32>,
+    /// IO backend of the in-process relay [default: auto].
+    #[arg(long, value_enum, value_name = "KIND", conflicts_with = "relay")]
+    pub backend: Option<BackendKind>,
+    /// Relay worker threads; they take the first N CPUs and the load
+    /// generator the others. With --relay, the CPUs the relay is pinned to.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub workers: usize,
+    /// Frames per second: the source sends each frame's bytes in one burst,
+    /// as a real encoder does.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    pub fps: u32,
+    /// Chunk payload in bytes (a DATA datagram is this plus 61).
+    #[arg(long, value_name = "BYTES", default_value_t = 1316)]
+    pub chunk: u16,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// After the relay run, measure what a bare sendmmsg loop and a UDP GSO
+    /// loop deliver to the same viewer sockets from the relay's CPUs.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Time after every viewer has subscribed before measuring.
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+}
+
+impl Args {
+    /// The checks that involve more than one flag, or a flag's range.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.viewers == 0 || self.viewers > MAX_VIEWERS {
+            bail!(
+                "--viewers {}: must be 1..={MAX_VIEWERS} (each viewer has its own \
+                 127.10.x.y address)",
+                self.viewers
+            );
+        }
+        if self.workers == 0 || self.workers > shoal_relay::config::MAX_WORKERS {
+            bail!(
+                "--workers {}: must be 1..={}; use 1 to leave the other CPUs to the load \
+                 generator",
+                self.workers,
+                shoal_relay::config::MAX_WORKERS
+            );
+        }
+        if self.fps == 0 || self.fps > 1000 {
+            bail!("--fps {}: must be 1..=1000, such as 30", self.fps);
+        }
+        if self.chunk == 0 || usize::from(self.chunk) > MAX_CHUNK_SIZE {
+            bail!(
+                "--chunk {}: must be 1..={MAX_CHUNK_SIZE} bytes, such as 1316 (7 MPEG-TS packets)",
+                self.chunk
+            );
+        }
+        if self.bitrate / 8 < u64::from(self.fps) {
+            bail!(
+                "--bitrate {}: less than one byte per frame at --fps {}; raise --bitrate \
+                 or lower --fps",
+                self.bitrate,
+                self.fps
+            );
+        }
+        if self.duration.is_zero() {
+            bail!("--duration 0s: must be longer than zero, such as 10s");
+        }
+        if self.duration + self.warmup > MAX_RUN {
+            bail!(
+                "--duration plus --warmup: at most {}h; shorten --duration",
+                MAX_RUN.as_secs() / 3600
+            );
+        }
+        Ok(())
+    }
+
+    /// Bytes of one DATA datagram.
+    pub fn datagram_len(&self) -> usize {
+        usize::from(self.chunk) + shoal_proto::wire::DATA_HEADER_LEN
+    }
+}
+
+/// Bits per second from `3Mbit`, `500kbit`, `1.5Gbit`, `3Mbps`, `3M` or a
+/// plain number. Prefixes are decimal (k = 1000).
+pub fn parse_bitrate(text: &str) -> Result<u64, String> {
+    const HINT: &str = "use a rate such as 3Mbit, 500kbit, 1Gbit or 3000000 (bits per second)";
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| HINT.to_owned())?;
+    let unit = unit.trim();
+    let lower = unit.to_ascii_lowercase();
+    let scale = match lower.chars().next() {
+        None => 1.0,
+        Some('k') => 1e3,
+        Some('m') => 1e6,
+        Some('g') => 1e9,
+        Some('b') => 1.0,
+        Some(_) => return Err(format!("unknown unit {unit:?}; {HINT}")),
+    };
+    let rest = match lower.chars().next() {
+        Some('k' | 'm' | 'g') => &lower[1..],
+        _ => &lower[..],
+    };
+    if !matches!(rest, "" | "bit" | "bits" | "bps" | "b/s" | "bit/s") {
+        return Err(format!("unknown unit {unit:?}; {HINT}"));
+    }
+    let bps = value * scale;
+    if !bps.is_finite() || bps < 1000.0 {
+        return Err(format!("at least 1kbit; {HINT}"));
+    }
+    if bps > 400e9 {
+        return Err(format!("at most 400Gbit; {HINT}"));
+    }
+    Ok(bps.round() as u64)
+}
+
+/// A time from `10s`, `500ms`, `2m`, `1.5s`, `1h`, `250us`, or a plain
+/// number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    const HINT: &str = "use a time such as 10s, 500ms or 2m";
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| HINT.to_owned())?;
+    let seconds = match unit.trim() {
+        "" | "s" | "sec" | "secs" => value,
+        "ms" => value / 1e3,
+        "us" | "µs" => value / 1e6,
+        "m" | "min" | "mins" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("unknown unit {other:?}; {HINT}")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("out of range; {HINT}"))
+}
+
+/// An IPv4 address: the viewers' sockets are on 127.10.x.y, so they can
+/// reach only IPv4.
+fn parse_relay(text: &str) -> Result<SocketAddrV4, String> {
+    match text.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) => Ok(a),
+        Ok(SocketAddr::V6(_)) => Err(
+            "viewers use 127.10.x.y addresses; give an IPv4 address such as 127.0.0.1:7400"
+                .to_owned(),
+        ),
+        Err(_) => Err("use IP:PORT, such as 127.0.0.1:7400".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn bitrates_take_decimal_prefixes() {
+        assert_eq!(parse_bitrate("3Mbit"), Ok(3_000_000));
+        assert_eq!(parse_bitrate("500kbit"), Ok(500_000));
+        assert_eq!(parse_bitrate("1Gbit"), Ok(1_000_000_000));
+        assert_eq!(parse_bitrate("1.5Mbit"), Ok(1_500_000));
+        assert_eq!(parse_bitrate("3mbps"), Ok(3_000_000));
+        assert_eq!(parse_bitrate("3 M"), Ok(3_000_000));
+        assert_eq!(parse_bitrate("2500000"), Ok(2_500_000));
+        assert_eq!(parse_bitrate("2500000bit/s"), Ok(2_500_000));
+    }
+
+    #[test]
+    fn bad_bitrates_say_what_to_write() {
+        for bad in ["", "fast", "3Xbit", "3Mbyte", "10", "-3Mbit", "1e3Gbit"] {
+            let err = parse_bitrate(bad).expect_err(bad);
+            assert!(err.contains("3Mbit"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("s").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let err = Args::try_parse_from(["shoal-bench", "--bitrate", "lots"])
+            .expect_err("a bad bitrate is refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("--bitrate") && text.contains("3Mbit"),
+            "{text}"
+        );
+
+        let args = Args::try_parse_from(["shoal-bench", "--viewers", "0"]).expect("parses");
+        let text = args.check().expect_err("0 viewers is refused").to_string();
+        assert!(text.starts_with("--viewers 0"), "{text}");
+
+        let err = Args::try_parse_from(["shoal-bench", "--relay", "[::1]:7400"])
+            .expect_err("IPv6 is refused");
+        assert!(err.to_string().contains("127.0.0.1:7400"));
+    }
+
+    #[test]
+    fn the_brief_command_line_parses() {
+        let args = Args::try_parse_from([
+            "shoal-bench",
+            "--viewers",
+            "200",
+            "--bitrate",
+            "3Mbit",
+            "--duration",
+            "3s",
+            "--json",
+            "/tmp/b.json",
+        ])
+        .expect("parses");
+        args.check().expect("valid");
+        assert_eq!(args.viewers, 200);
+        assert_eq!(args.bitrate, 3_000_000);
+        assert_eq!(args.duration, Duration::from_secs(3));
+        assert_eq!(args.workers, 1);
+        assert_eq!(args.datagram_len(), 1377);
+    }
+}

@@ -1,0 +1,515 @@
+//! The results: a table on stdout, the same figures as JSON (`--json`),
+//! and the progress line on stderr while the run goes.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Everything a run measured. Field names are the JSON keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Virtual viewers.
+    pub viewers: usize,
+    /// Stream bitrate (chunk payload), bits per second.
+    pub bitrate_bps: u64,
+    /// Length of the measurement, seconds.
+    pub duration_s: f64,
+    /// The relay's IO backend: "uring", "mmsg", or "external".
+    pub backend: String,
+    /// Relay worker threads.
+    pub workers: usize,
+    /// Chunks the viewers should have received: for each viewer, the seqs
+    /// the source sent from the measurement's start (or the viewer's start
+    /// seq, if later) to its end.
+    pub chunks_expected: u64,
+    /// Of those, the distinct chunks that arrived.
+    pub chunks_delivered: u64,
+    /// `1 - delivered / expected`.
+    pub loss_ratio: f64,
+    /// Measured chunks received more than once (extra copies).
+    pub duplicates: u64,
+    /// Measured chunks that arrived after a higher seq.
+    pub out_of_order: u64,
+    /// Datagrams from the relay the viewers received per second while
+    /// measuring: DATA, PARITY, MANIFEST and DESCRIPTOR, which is what the
+    /// relay sends and what the baseline is compared with.
+    pub delivered_pps: f64,
+    /// Those datagrams' UDP payload, gigabits per second.
+    pub delivered_gbps: f64,
+    /// DATA chunks alone per second (`chunks_delivered / duration_s`).
+    pub delivered_chunks_pps: f64,
+    /// The relay's CPU time over the measurement, percent of one core;
+    /// null when it cannot be known (external relay without --relay-pid).
+    pub relay_cpu_percent: Option<f64>,
+    /// The source thread's CPU time over the measurement, percent of one
+    /// core.
+    pub source_cpu_percent: f64,
+    /// The viewer threads' CPU time over the measurement, percent of one
+    /// core (summed over threads).
+    pub viewers_cpu_percent: f64,
+    /// One-way latency, source send to viewer receive, microseconds; null
+    /// when no chunk was measured.
+    pub latency_us: Option<Latency>,
+    /// Latency the relay itself adds (arrival to send completion), from
+    /// its own histograms over the measurement; null for an external relay.
+    pub relay_added_latency_us: Option<RelayLatency>,
+    /// With --baseline: the machine's limit to the same destinations.
+    #[serde(flatten)]
+    pub baseline: Option<Baseline>,
+    /// Frames per second of the source.
+    pub fps: u32,
+    /// Chunk payload bytes.
+    pub chunk_bytes: u16,
+    /// Warm-up before measuring, seconds.
+    pub warmup_s: f64,
+    /// Viewers whose subscription was accepted.
+    pub viewers_subscribed: usize,
+    /// DATA chunks the source sent during the measurement.
+    pub source_chunks: u64,
+    /// Datagrams of every type the source sent during the measurement.
+    pub source_datagrams: u64,
+    /// Times the source fell a second behind its frame clock.
+    pub source_stalls: u64,
+    /// The in-process relay's own counters over the measurement.
+    pub relay: Option<RelayFigures>,
+    /// REJECTs the viewers got, by reason (during the whole run).
+    pub rejects: BTreeMap<String, u64>,
+    /// LEAVEs the viewers got before the end.
+    pub leaves: u64,
+    /// HELLO, SUBSCRIBE and KEEPALIVE datagrams the viewers failed to send.
+    pub viewer_send_errors: u64,
+    /// CPUs the relay workers were pinned to.
+    pub relay_cpus: Vec<usize>,
+    /// CPUs the load generator was pinned to.
+    pub generator_cpus: Vec<usize>,
+}
+
+/// Percentiles of the one-way latency, microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// Percentiles of the relay-added latency, microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RelayLatency {
+    pub p50: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// The raw-socket baseline.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Baseline {
+    /// Datagrams per second received from the sendmmsg loop.
+    pub baseline_sendmmsg_pps: f64,
+    /// The same from the GSO loop; null where UDP GSO is not available.
+    pub baseline_gso_pps: Option<f64>,
+    /// The better of the two.
+    pub baseline_pps: f64,
+    /// `delivered_pps / baseline_pps`.
+    pub efficiency: f64,
+    /// Datagrams per second the sendmmsg loop handed to the kernel (more
+    /// than were received when the receivers are the bottleneck).
+    pub baseline_sendmmsg_sent_pps: f64,
+    /// The same for the GSO loop.
+    pub baseline_gso_sent_pps: Option<f64>,
+}
+
+/// The in-process relay's counters over the measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayFigures {
+    /// Datagrams the relay's sockets received (the source's, and the
+    /// viewers' keepalives).
+    pub received: u64,
+    /// Stream datagrams sent to subscribers.
+    pub forwarded: u64,
+    /// Datagrams dropped, all reasons.
+    pub dropped: u64,
+    /// The same by reason.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Trains dropped on a full send queue.
+    pub tx_dropped: u64,
+    /// Failed sends.
+    pub tx_errors: u64,
+    /// Receive buffer shortages.
+    pub rx_no_buffer: u64,
+}
+
+impl Latency {
+    /// The percentiles, or `None` for an empty histogram.
+    pub fn of(h: &Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| Self {
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        })
+    }
+}
+
+impl RelayLatency {
+    /// The percentiles, or `None` for an empty histogram.
+    pub fn of(h: &Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| Self {
+            p50: h.value_at_quantile(0.50),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+        })
+    }
+}
+
+impl Report {
+    /// Writes the JSON to `path`.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string_pretty(self).context("encoding the report")?;
+        text.push('\n');
+        std::fs::write(path, text)
+            .with_context(|| format!("--json {}: cannot write it", path.display()))
+    }
+
+    /// The table.
+    pub fn table(&self) -> String {
+        let mut rows: Vec<(&str, String)> = Vec::new();
+        rows.push((
+            "run",
+            format!(
+                "{} viewers x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks",
+                self.viewers,
+                rate(self.bitrate_bps as f64),
+                self.duration_s,
+                self.warmup_s,
+                self.fps,
+                self.chunk_bytes
+            ),
+        ));
+        rows.push((
+            "relay",
+            format!(
+                "{} backend, {} worker{} on CPU {}; generator on CPU {}",
+                self.backend,
+                self.workers,
+                if self.workers == 1 { "" } else { "s" },
+                cpus(&self.relay_cpus),
+                cpus(&self.generator_cpus)
+            ),
+        ));
+        rows.push((
+            "chunks",
+            format!(
+                "{} expected, {} delivered, loss {:.4}%",
+                self.chunks_expected,
+                self.chunks_delivered,
+                self.loss_ratio * 100.0
+            ),
+        ));
+        rows.push((
+            "order",
+            format!(
+                "{} duplicates, {} out of order",
+                self.duplicates, self.out_of_order
+            ),
+        ));
+        rows.push((
+            "delivered",
+            format!(
+                "{} datagrams/s ({} chunks/s), {:.3} Gbit/s",
+                count(self.delivered_pps),
+                count(self.delivered_chunks_pps),
+                self.delivered_gbps
+            ),
+        ));
+        rows.push((
+            "latency us",
+            match self.latency_us {
+                Some(l) => format!(
+                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to viewer receive)",
+                    l.p50, l.p90, l.p99, l.p999, l.max
+                ),
+                None => "no chunk measured".to_owned(),
+            },
+        ));
+        rows.push((
+            "relay adds us",
+            match self.relay_added_latency_us {
+                Some(l) => format!(
+                    "p50 {}  p99 {}  p99.9 {}  max {}  (arrival to send, relay's histogram)",
+                    l.p50, l.p99, l.p999, l.max
+                ),
+                None => "unknown".to_owned(),
+            },
+        ));
+        rows.push((
+            "relay CPU",
+            match self.relay_cpu_percent {
+                Some(p) => format!("{p:.1}% of one core"),
+                None => "unknown (give --relay-pid)".to_owned(),
+            },
+        ));
+        if let Some(r) = &self.relay {
+            let drops = if r.drops.is_empty() {
+                String::new()
+            } else {
+                let each: Vec<String> = r.drops.iter().map(|(k, n)| format!("{n} {k}")).collect();
+                format!(" ({})", each.join(", "))
+            };
+            rows.push((
+                "relay counts",
+                format!(
+                    "{} received (source sent {}), {} forwarded, {} dropped{drops}, \
+                     {} tx dropped, {} tx errors, {} rx no buffer",
+                    r.received,
+                    self.source_datagrams,
+                    r.forwarded,
+                    r.dropped,
+                    r.tx_dropped,
+                    r.tx_errors,
+                    r.rx_no_buffer
+                ),
+            ));
+        }
+        if !self.rejects.is_empty() || self.leaves > 0 {
+            let rejects: Vec<String> = self
+                .rejects
+                .iter()
+                .map(|(why, n)| format!("{n} {why}"))
+                .collect();
+            rows.push((
+                "refusals",
+                format!(
+                    "rejects: {}; leaves: {}",
+                    if rejects.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        rejects.join(", ")
+                    },
+                    self.leaves
+                ),
+            ));
+        }
+        rows.push((
+            "generator CPU",
+            format!(
+                "source {:.1}%, viewers {:.1}% of one core",
+                self.source_cpu_percent, self.viewers_cpu_percent
+            ),
+        ));
+        let generator_cores = self.generator_cpus.len().max(1) as f64;
+        if self.source_cpu_percent + self.viewers_cpu_percent > 85.0 * generator_cores {
+            rows.push((
+                "warning",
+                "the load generator's CPUs were nearly saturated: loss and latency may be \
+                 the generator's, not the relay's"
+                    .to_owned(),
+            ));
+        }
+        if self.source_stalls > 0 {
+            rows.push((
+                "warning",
+                format!(
+                    "the source fell behind its frame clock {} times: the generator CPU is \
+                     overloaded",
+                    self.source_stalls
+                ),
+            ));
+        }
+        if let Some(b) = self.baseline {
+            rows.push((
+                "baseline",
+                format!(
+                    "sendmmsg {} pps (of {} sent), GSO {} (received; same destinations, \
+                     relay's CPU)",
+                    count(b.baseline_sendmmsg_pps),
+                    count(b.baseline_sendmmsg_sent_pps),
+                    match (b.baseline_gso_pps, b.baseline_gso_sent_pps) {
+                        (Some(got), Some(sent)) =>
+                            format!("{} pps (of {} sent)", count(got), count(sent)),
+                        _ => "unavailable".to_owned(),
+                    }
+                ),
+            ));
+            rows.push((
+                "efficiency",
+                format!(
+                    "{:.1}% (delivered {} / baseline {} pps)",
+                    b.efficiency * 100.0,
+                    count(self.delivered_pps),
+                    count(b.baseline_pps)
+                ),
+            ));
+        }
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for (k, v) in rows {
+            out.push_str(&format!("{k:<width$}  {v}\n"));
+        }
+        out
+    }
+}
+
+/// A bitrate with a unit.
+fn rate(bps: f64) -> String {
+    if bps >= 1e9 {
+        format!("{:.2} Gbit/s", bps / 1e9)
+    } else if bps >= 1e6 {
+        format!("{:.2} Mbit/s", bps / 1e6)
+    } else {
+        format!("{:.1} kbit/s", bps / 1e3)
+    }
+}
+
+/// A count, rounded, with thousands separated for reading.
+fn count(v: f64) -> String {
+    let n = v.round() as u64;
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push('_');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn cpus(list: &[usize]) -> String {
+    if list.is_empty() {
+        return "any".to_owned();
+    }
+    list.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A one-line status on stderr: redrawn in place on a terminal, a line a
+/// second otherwise.
+#[derive(Debug)]
+pub struct Progress {
+    tty: bool,
+    last: Option<Instant>,
+    drawn: bool,
+}
+
+impl Progress {
+    /// A progress line on stderr.
+    pub fn new() -> Self {
+        Self {
+            tty: std::io::stderr().is_terminal(),
+            last: None,
+            drawn: false,
+        }
+    }
+
+    /// Shows `text` (rate-limited when not on a terminal).
+    pub fn show(&mut self, text: &str) {
+        let now = Instant::now();
+        let every = if self.tty {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        };
+        if self.last.is_some_and(|t| now - t < every) {
+            return;
+        }
+        self.last = Some(now);
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{text}");
+            self.drawn = true;
+        } else {
+            let _ = writeln!(err, "{text}");
+        }
+        let _ = err.flush();
+    }
+
+    /// Ends the line, so what follows starts on its own.
+    pub fn finish(&mut self) {
+        if self.tty && self.drawn {
+            eprintln!();
+            self.drawn = false;
+        }
+        self.last = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped() {
+        assert_eq!(count(0.0), "0");
+        assert_eq!(count(999.4), "999");
+        assert_eq!(count(1000.0), "1_000");
+        assert_eq!(count(1_234_567.0), "1_234_567");
+    }
+
+    #[test]
+    fn baseline_keys_appear_only_with_a_baseline() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        h.record(100).expect("in range");
+        let mut r = Report {
+            viewers: 2,
+            bitrate_bps: 3_000_000,
+            duration_s: 1.0,
+            backend: "mmsg".into(),
+            workers: 1,
+            chunks_expected: 10,
+            chunks_delivered: 10,
+            loss_ratio: 0.0,
+            duplicates: 0,
+            out_of_order: 0,
+            delivered_pps: 10.0,
+            delivered_gbps: 0.0,
+            delivered_chunks_pps: 10.0,
+            relay_cpu_percent: None,
+            source_cpu_percent: 1.0,
+            viewers_cpu_percent: 2.0,
+            latency_us: Latency::of(&h),
+            relay_added_latency_us: None,
+            baseline: None,
+            fps: 30,
+            chunk_bytes: 1316,
+            warmup_s: 1.0,
+            viewers_subscribed: 2,
+            source_chunks: 5,
+            source_datagrams: 7,
+            source_stalls: 0,
+            relay: None,
+            rejects: BTreeMap::new(),
+            leaves: 0,
+            viewer_send_errors: 0,
+            relay_cpus: vec![0],
+            generator_cpus: vec![1],
+        };
+        let json = serde_json::to_value(&r).expect("json");
+        assert!(json.get("baseline_pps").is_none());
+        assert_eq!(json["latency_us"]["p50"], 100);
+        assert!(json["relay_cpu_percent"].is_null());
+        r.baseline = Some(Baseline {
+            baseline_sendmmsg_pps: 100.0,
+            baseline_gso_pps: None,
+            baseline_pps: 100.0,
+            efficiency: 0.1,
+            baseline_sendmmsg_sent_pps: 200.0,
+            baseline_gso_sent_pps: None,
+        });
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(json["baseline_pps"], 100.0);
+        assert!(json["baseline_gso_pps"].is_null());
+        assert!(r.table().contains("efficiency"));
+    }
+}

@@ -1,0 +1,523 @@
+//! One run, start to end: relay, viewers, source, warm-up, measurement,
+//! drain, optional baseline, results.
+
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use shoal_relay::io::BackendKind;
+
+use crate::baseline::{self, LoopResult, Mode};
+use crate::cli::Args;
+use crate::clock::Clock;
+use crate::report::{Baseline, Latency, Progress, RelayFigures, RelayLatency, Report};
+use crate::shared::{Phase, Shared, UNSET};
+use crate::source::{self, SourceConfig, SourceReport};
+use crate::sys;
+use crate::target::{RelayCounters, Target};
+use crate::viewers::{self, ThreadReport, ViewerConfig};
+
+/// After the source stops, viewers take in what is in flight until nothing
+/// has arrived for this long...
+const DRAIN_QUIET: Duration = Duration::from_millis(200);
+/// ...or this much time has passed (an overloaded relay may still be
+/// working through its backlog; what it sends after this counts as lost).
+const DRAIN_MAX: Duration = Duration::from_secs(5);
+/// Extra wait for the relay's workers to publish counters that cover the
+/// whole measurement (they publish about every 250 ms).
+const METRICS_SETTLE: Duration = Duration::from_millis(300);
+/// How long each baseline loop runs.
+const BASELINE_TIME: Duration = Duration::from_secs(2);
+/// How often the main thread looks at the progress.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The threads of a run. Dropping it stops and joins them, so an error
+/// anywhere leaves nothing running.
+struct Running {
+    shared: Arc<Shared>,
+    source: Option<JoinHandle<anyhow::Result<SourceReport>>>,
+    viewers: Vec<JoinHandle<anyhow::Result<ThreadReport>>>,
+}
+
+impl Running {
+    /// Stops the source (the measurement ends) and returns its report.
+    fn stop_source(&mut self) -> anyhow::Result<SourceReport> {
+        if self.shared.phase() < Phase::Drain {
+            self.shared.set_phase(Phase::Drain);
+        }
+        let handle = self
+            .source
+            .take()
+            .context("the source was already stopped")?;
+        handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the source thread panicked"))?
+    }
+
+    /// Stops the viewers and returns their reports.
+    fn stop_viewers(&mut self) -> anyhow::Result<Vec<ThreadReport>> {
+        self.shared.set_phase(Phase::Stop);
+        self.viewers
+            .drain(..)
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a viewer thread panicked"))?
+            })
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shared.set_phase(Phase::Stop);
+        if let Some(h) = self.source.take() {
+            let _ = h.join();
+        }
+        for h in self.viewers.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Runs the benchmark `args` describe and returns its results.
+pub fn run(args: &Args) -> anyhow::Result<Report> {
+    let nofile = sys::raise_nofile().context("cannot raise the open-file limit")?;
+    let needed = args.viewers as u64 + 256;
+    if nofile < needed {
+        bail!(
+            "--viewers {}: needs about {needed} open files and the limit is {nofile}; raise the \
+             hard limit (ulimit -Hn) or lower --viewers",
+            args.viewers
+        );
+    }
+    let allowed = sys::allowed_cpus();
+    let relay_cpus: Vec<usize> = allowed.iter().take(args.workers).copied().collect();
+    let generator_cpus: Vec<usize> = allowed.iter().skip(args.workers).copied().collect();
+    if generator_cpus.is_empty() {
+        eprintln!(
+            "shoal-bench: note: --workers {} takes every CPU ({}); the load generator shares \
+             them, so the figures understate the relay",
+            args.workers,
+            allowed.len()
+        );
+    }
+
+    // The relay starts first, from this thread, while it may still run on
+    // every CPU: the relay pins its workers to the first allowed CPUs.
+    let target = match args.relay {
+        Some(addr) => Target::External {
+            addr,
+            pid: args.relay_pid,
+        },
+        None => Target::start(
+            args.backend.unwrap_or(BackendKind::Auto),
+            args.workers,
+            args.viewers,
+        )?,
+    };
+    let relay_addr = target.addr()?;
+
+    let shared = Arc::new(Shared::new(Clock::start()));
+    // A deep receive buffer per viewer absorbs a relay burst without loss
+    // on the generator's side; bounded overall to 256 MiB.
+    let rcvbuf = ((256usize << 20) / args.viewers).clamp(256 << 10, 16 << 20);
+    let sockets = viewers::bind(args.viewers, rcvbuf)?;
+    let dests: Vec<SocketAddrV4> = sockets
+        .iter()
+        .map(|s| match s.local_addr() {
+            Ok(SocketAddr::V4(a)) => Ok(a),
+            Ok(SocketAddr::V6(a)) => bail!("viewer socket on IPv6 {a}"),
+            Err(e) => Err(e).context("viewer socket address"),
+        })
+        .collect::<anyhow::Result<_>>()?;
+
+    let mut running = Running {
+        shared: Arc::clone(&shared),
+        source: None,
+        viewers: Vec::new(),
+    };
+    running.source = Some(source::spawn(
+        SourceConfig {
+            relay: SocketAddr::V4(relay_addr),
+            bitrate_bps: args.bitrate,
+            fps: args.fps,
+            chunk: args.chunk,
+            cpus: generator_cpus.first().copied().into_iter().collect(),
+        },
+        Arc::clone(&shared),
+    )?);
+    let chunks_per_sec = args.bitrate / 8 / u64::from(args.chunk);
+    running.viewers = viewers::spawn(
+        sockets,
+        &ViewerConfig {
+            relay: relay_addr,
+            stream: source::stream_id(),
+            threads: generator_cpus.len().max(1),
+            cpus: generator_cpus.clone(),
+            // Two seconds of the stream, to tell duplicates from late
+            // arrivals.
+            window_span: (chunks_per_sec * 2).clamp(4096, 65536) as usize,
+        },
+        &shared,
+    )?;
+
+    let mut progress = Progress::new();
+    wait_for_subscribers(args, &shared, relay_addr, &mut progress)?;
+    let warm_until = Instant::now() + args.warmup;
+    while Instant::now() < warm_until {
+        progress.show(&format!(
+            "warm-up: {} viewers subscribed, {:.1} s left",
+            args.viewers,
+            warm_until
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64()
+        ));
+        std::thread::sleep(TICK.min(warm_until.saturating_duration_since(Instant::now())));
+    }
+
+    // The measurement. Its start is aligned with a fresh publication of
+    // the relay's counters, so they cover the same span.
+    let relay_before = target.fresh_counters()?;
+    let cpu_before = CpuSample::take(&target);
+    let start = Instant::now();
+    shared.set_phase(Phase::Measure);
+    measure(args, &shared, &mut progress, start);
+    let source_report = running.stop_source()?;
+    let elapsed = start.elapsed();
+    let cpu = CpuSample::take(&target).since(&cpu_before, elapsed);
+    progress.show("draining");
+    drain(&shared);
+    let relay_after = match relay_before {
+        Some(before) => {
+            // Every worker publishes again after the source stopped: the
+            // counters then hold everything the measured chunks caused.
+            std::thread::sleep(METRICS_SETTLE);
+            target
+                .counters()?
+                .map(|after| after.since(&before))
+                .transpose()?
+        }
+        None => None,
+    };
+    let backend = target.backend();
+
+    // From here the relay is gone (or idle): viewers only listen.
+    shared.set_phase(Phase::Baseline);
+    target.shutdown();
+    let baseline = if args.baseline {
+        std::thread::sleep(Duration::from_millis(100));
+        Some(run_baseline(
+            args,
+            &shared,
+            &dests,
+            &relay_cpus,
+            &mut progress,
+        )?)
+    } else {
+        None
+    };
+    progress.finish();
+
+    let threads = running.stop_viewers()?;
+    let first_seq = shared.first_seq();
+    let end_seq = shared.end_seq();
+    if first_seq == UNSET || end_seq == UNSET {
+        bail!("the source never saw the measurement start; is --duration too short?");
+    }
+    Ok(assemble(
+        args,
+        Assembly {
+            threads,
+            first_seq,
+            end_seq,
+            elapsed,
+            backend,
+            cpu,
+            relay: relay_after,
+            baseline,
+            source: source_report,
+            subscribed: shared.subscribed.load(Ordering::Relaxed),
+            relay_cpus,
+            generator_cpus,
+        },
+    ))
+}
+
+/// Waits (bounded) until every viewer's subscription is accepted.
+fn wait_for_subscribers(
+    args: &Args,
+    shared: &Shared,
+    relay: SocketAddrV4,
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
+    let limit = Duration::from_secs(10) + Duration::from_millis(2 * args.viewers as u64);
+    let deadline = Instant::now() + limit;
+    loop {
+        let n = shared.subscribed.load(Ordering::Relaxed);
+        if n >= args.viewers {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "only {n} of {} viewers subscribed within {:.0} s; check that a relay runs at \
+                 {relay} (--relay) or lower --viewers",
+                args.viewers,
+                limit.as_secs_f64()
+            );
+        }
+        progress.show(&format!("subscribing: {n}/{} viewers", args.viewers));
+        std::thread::sleep(TICK);
+    }
+}
+
+/// Shows progress until the measurement time is up.
+fn measure(args: &Args, shared: &Shared, progress: &mut Progress, start: Instant) {
+    let end = start + args.duration;
+    let mut last = (
+        Instant::now(),
+        0u64,
+        shared.rx_datagrams.load(Ordering::Relaxed),
+    );
+    let mut rates = (0.0, 0.0);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            return;
+        }
+        let chunks = shared.rx_chunks.load(Ordering::Relaxed);
+        let datagrams = shared.rx_datagrams.load(Ordering::Relaxed);
+        let dt = now.duration_since(last.0).as_secs_f64();
+        if dt >= 0.5 {
+            rates = (
+                (chunks - last.1) as f64 / dt,
+                (datagrams - last.2) as f64 / dt,
+            );
+            last = (now, chunks, datagrams);
+        }
+        progress.show(&format!(
+            "measuring: {:.1}/{:.1} s, {chunks} chunks delivered, {:.0} chunks/s, {:.0} \
+             datagrams/s",
+            now.duration_since(start).as_secs_f64(),
+            args.duration.as_secs_f64(),
+            rates.0,
+            rates.1
+        ));
+        std::thread::sleep(TICK.min(end.saturating_duration_since(now)));
+    }
+}
+
+/// Waits until the viewers have received nothing for [`DRAIN_QUIET`], at
+/// most [`DRAIN_MAX`].
+fn drain(shared: &Shared) {
+    let end = Instant::now() + DRAIN_MAX;
+    let mut seen = shared.rx_datagrams.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        let count = shared.rx_datagrams.load(Ordering::Relaxed);
+        if count != seen {
+            seen = count;
+            quiet_since = now;
+        }
+        if now >= end || now.duration_since(quiet_since) >= DRAIN_QUIET {
+            return;
+        }
+    }
+}
+
+fn run_baseline(
+    args: &Args,
+    shared: &Shared,
+    dests: &[SocketAddrV4],
+    cpus: &[usize],
+    progress: &mut Progress,
+) -> anyhow::Result<(LoopResult, Option<LoopResult>)> {
+    progress.show("baseline: sendmmsg loop");
+    let mmsg = baseline::run(
+        Mode::Sendmmsg,
+        dests,
+        cpus,
+        args.datagram_len(),
+        BASELINE_TIME,
+        shared,
+    )?;
+    std::thread::sleep(Duration::from_millis(200));
+    progress.show("baseline: GSO loop");
+    let gso = match baseline::run(
+        Mode::Gso,
+        dests,
+        cpus,
+        args.datagram_len(),
+        BASELINE_TIME,
+        shared,
+    ) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            progress.finish();
+            eprintln!("shoal-bench: the GSO baseline did not run: {e:#}");
+            None
+        }
+    };
+    Ok((mmsg, gso))
+}
+
+/// What the run gathered, to be turned into a report.
+struct Assembly {
+    threads: Vec<ThreadReport>,
+    first_seq: u64,
+    end_seq: u64,
+    elapsed: Duration,
+    backend: &'static str,
+    cpu: CpuUse,
+    relay: Option<RelayCounters>,
+    baseline: Option<(LoopResult, Option<LoopResult>)>,
+    source: SourceReport,
+    subscribed: usize,
+    relay_cpus: Vec<usize>,
+    generator_cpus: Vec<usize>,
+}
+
+fn assemble(args: &Args, a: Assembly) -> Report {
+    let mut expected = 0;
+    let mut delivered = 0;
+    let mut duplicates = 0;
+    let mut out_of_order = 0;
+    let mut datagrams = 0;
+    let mut bytes = 0;
+    let mut leaves = 0;
+    let mut send_errors = 0;
+    let mut rejects = std::collections::BTreeMap::new();
+    let mut latency = viewers::latency_histogram();
+    for t in &a.threads {
+        for (_, v) in &t.viewers {
+            // A viewer that subscribed late owes only what followed its start.
+            let from = a.first_seq.max(v.start_seq.unwrap_or(a.first_seq));
+            let owed = a.end_seq.saturating_sub(from);
+            expected += owed;
+            delivered += v.delivered.min(owed);
+            duplicates += v.duplicates;
+            out_of_order += v.out_of_order;
+        }
+        datagrams += t.measured_datagrams;
+        bytes += t.measured_bytes;
+        leaves += t.leaves;
+        send_errors += t.send_errors;
+        for (why, n) in &t.rejects {
+            *rejects.entry(why.clone()).or_insert(0) += n;
+        }
+        // Same bounds on both sides: cannot fail.
+        let _ = latency.add(&t.latency_us);
+    }
+    let secs = a.elapsed.as_secs_f64().max(1e-9);
+    let delivered_pps = datagrams as f64 / secs;
+    let baseline = a.baseline.map(|(mmsg, gso)| {
+        let mmsg_pps = mmsg.received_pps();
+        let gso_pps = gso.map(|g| g.received_pps());
+        let best = gso_pps.map_or(mmsg_pps, |g| g.max(mmsg_pps));
+        Baseline {
+            baseline_sendmmsg_pps: mmsg_pps,
+            baseline_gso_pps: gso_pps,
+            baseline_pps: best,
+            efficiency: if best > 0.0 {
+                delivered_pps / best
+            } else {
+                0.0
+            },
+            baseline_sendmmsg_sent_pps: mmsg.sent_pps(),
+            baseline_gso_sent_pps: gso.map(|g| g.sent_pps()),
+        }
+    });
+    Report {
+        viewers: args.viewers,
+        bitrate_bps: args.bitrate,
+        duration_s: secs,
+        backend: a.backend.to_owned(),
+        workers: args.workers,
+        chunks_expected: expected,
+        chunks_delivered: delivered,
+        loss_ratio: if expected > 0 {
+            (expected - delivered) as f64 / expected as f64
+        } else {
+            0.0
+        },
+        duplicates,
+        out_of_order,
+        delivered_pps,
+        delivered_gbps: bytes as f64 * 8.0 / secs / 1e9,
+        delivered_chunks_pps: delivered as f64 / secs,
+        relay_cpu_percent: a.cpu.relay,
+        source_cpu_percent: a.cpu.source,
+        viewers_cpu_percent: a.cpu.viewers,
+        latency_us: Latency::of(&latency),
+        relay_added_latency_us: a
+            .relay
+            .as_ref()
+            .and_then(|r| RelayLatency::of(&r.latency_us)),
+        baseline,
+        fps: args.fps,
+        chunk_bytes: args.chunk,
+        warmup_s: args.warmup.as_secs_f64(),
+        viewers_subscribed: a.subscribed,
+        source_chunks: a.end_seq - a.first_seq,
+        source_stalls: a.source.stalls,
+        source_datagrams: a.source.measured_datagrams,
+        relay: a.relay.as_ref().map(|r| RelayFigures {
+            received: r.received,
+            forwarded: r.forwarded,
+            dropped: r.dropped,
+            drops: r.drops.clone(),
+            tx_dropped: r.tx_dropped,
+            tx_errors: r.tx_errors,
+            rx_no_buffer: r.rx_no_buffer,
+        }),
+        rejects,
+        leaves,
+        viewer_send_errors: send_errors,
+        relay_cpus: a.relay_cpus,
+        generator_cpus: a.generator_cpus,
+    }
+}
+
+/// CPU time so far, in clock ticks, of the relay and the load generator.
+#[derive(Debug, Clone, Copy)]
+struct CpuSample {
+    relay: Option<u64>,
+    source: u64,
+    viewers: u64,
+}
+
+/// CPU use over a span, percent of one core.
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    relay: Option<f64>,
+    source: f64,
+    viewers: f64,
+}
+
+impl CpuSample {
+    fn take(target: &Target) -> Self {
+        let ticks = |prefix: &str| sys::threads_cpu_ticks(&[prefix]).map_or(0, |(t, _)| t);
+        Self {
+            relay: target.cpu_ticks(),
+            source: ticks("bench-source"),
+            viewers: ticks("bench-viewers"),
+        }
+    }
+
+    fn since(&self, earlier: &Self, elapsed: Duration) -> CpuUse {
+        let per_tick = 100.0 / sys::clock_ticks_per_sec() as f64 / elapsed.as_secs_f64().max(1e-9);
+        let percent = |now: u64, then: u64| now.saturating_sub(then) as f64 * per_tick;
+        CpuUse {
+            relay: self
+                .relay
+                .zip(earlier.relay)
+                .map(|(now, then)| percent(now, then)),
+            source: percent(self.source, earlier.source),
+            viewers: percent(self.viewers, earlier.viewers),
+        }
+    }
+}
