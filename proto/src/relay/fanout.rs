@@ -60,7 +60,8 @@ impl Fanout {
             self.pass.clear();
             std::mem::swap(&mut self.pass, &mut self.next);
             // Unstable sort does not allocate; the key makes it deterministic.
-            self.pass.sort_unstable_by_key(|&(stream, item)| order(stream, item));
+            self.pass
+                .sort_unstable_by_key(|&(stream, item)| order(stream, item));
             self.sub = 0;
             self.item = 0;
             if self.pass.is_empty() || subscribers == 0 {
