@@ -263,9 +263,16 @@ impl Relay {
         self.streams.len()
     }
 
-    /// Counters.
+    /// Counters. Chunks and parity that waited in vain for their manifest
+    /// are counted by the windows, and summed in here.
     pub fn stats(&self) -> RelayStats {
-        self.stats
+        let mut stats = self.stats;
+        stats.drop_manifest_missing += self
+            .streams
+            .iter()
+            .map(|s| s.window.stats().manifest_missing)
+            .sum::<u64>();
+        stats
     }
 
     /// Current subscribers.

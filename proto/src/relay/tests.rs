@@ -249,3 +249,24 @@ fn a_mirror_lets_go_of_buffers_before_the_owner_reuses_them() {
     let buf = window.chunk_buf(newest).expect("newest");
     assert_eq!(Arc::strong_count(buf), 2);
 }
+
+#[test]
+fn chunks_whose_manifest_never_comes_are_counted_as_drops() {
+    let (_, datagrams) = published(200);
+    let mut relay = Relay::new(RelayConfig::default());
+    let mut withheld = 0;
+    for d in &datagrams {
+        match peek_type(d) {
+            Ok(MessageType::Manifest) => {}
+            Ok(MessageType::Data | MessageType::Parity) => {
+                relay.handle_datagram(t(0), PUBLISHER, d);
+                withheld += 1;
+            }
+            _ => relay.handle_datagram(t(0), PUBLISHER, d),
+        }
+    }
+    assert!(withheld > 0);
+    relay.handle_timeout(t(0) + WindowConfig::default().manifest_wait);
+    assert_eq!(relay.stats().drop_manifest_missing, withheld);
+    assert_eq!(relay.stats().forwarded, 0);
+}
