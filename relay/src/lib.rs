@@ -8,5 +8,6 @@
 pub mod config;
 pub mod io;
 pub mod metrics;
+pub mod roles;
 pub mod server;
 pub mod worker;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use shoal_relay::config::{RelayArgs, Settings};
+use shoal_relay::roles;
 use shoal_relay::server::Server;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -22,13 +23,22 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a super-peer relay: take streams and fan them out to subscribers.
-    Relay(RelayArgs),
+    Relay(Box<RelayArgs>),
+    /// Make a new stream key; prints the stream id.
+    Keygen(roles::keygen::KeygenArgs),
+    /// Publish a live MPEG-TS stream to one or more relays.
+    Publish(roles::publish::PublishArgs),
+    /// Watch a stream: reassembled MPEG-TS to stdout, a file or UDP.
+    Watch(roles::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Relay(args) => relay(&args),
+        Command::Keygen(args) => roles::keygen::run(&args),
+        Command::Publish(args) => roles::publish::run(&args),
+        Command::Watch(args) => roles::watch::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
