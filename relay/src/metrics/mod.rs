@@ -52,6 +52,8 @@ pub struct WorkerSnapshot {
     pub latency_us: Histogram<u64>,
     /// Subscriber handshakes dropped by the per-IP rate limit.
     pub handshakes_rate_limited: u64,
+    /// Items or datagrams dropped because another worker's queue was full.
+    pub handoffs_dropped: u64,
 }
 
 /// The workers' latest snapshots, one slot per worker; cheap to clone and
@@ -128,6 +130,7 @@ mod tests {
             upstreams: Vec::new(),
             latency_us: latency_histogram(),
             handshakes_rate_limited: 0,
+            handoffs_dropped: 0,
         }
     }
 

@@ -133,7 +133,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
-    let reasons: [(&str, Field); 13] = [
+    let reasons: [(&str, Field); 14] = [
         ("malformed", |s| s.relay.drop_malformed),
         ("forged", |s| s.relay.drop_forged),
         ("corrupted", |s| s.relay.drop_corrupted),
@@ -147,6 +147,7 @@ fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
         ("rate_limited", |s| s.handshakes_rate_limited),
         ("truncated", |s| s.io.rx_truncated),
         ("tx_queue_full", |s| s.io.tx_dropped),
+        ("handoff_full", |s| s.handoffs_dropped),
     ];
     out.family(
         "drops_total",

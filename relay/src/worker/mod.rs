@@ -254,6 +254,7 @@ impl Worker {
             upstreams,
             latency_us: self.latency.clone(),
             handshakes_rate_limited: relay.drop_rate_limited,
+            handoffs_dropped: self.handoff_drops,
         });
     }
 }
