@@ -1,10 +1,515 @@
-//! `shoal watch` (being written).
+//! `shoal watch`: subscribe to a stream at a relay and write the
+//! reassembled bytes, in order, to stdout, a file or UDP.
+//!
+//! One UDP socket drives a [`Viewer`]: wait for a datagram until the
+//! viewer's next timer (at most [`MAX_WAIT`]), feed it, run the timers,
+//! send what it queued, then write the chunks it released. The end of the
+//! stream flushes the output and exits 0; so does a reader closing our
+//! stdout. A relay that never answers, or that does not carry the stream,
+//! is an error after [`GIVE_UP`].
+
+mod output;
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
+use shoal_proto::wire::RejectReason;
+use shoal_proto::{StreamId, Time};
+
+use output::{Output, Target, Written};
+
+/// Longest wait for a datagram before the loop looks at the clock again.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+/// How long a silent relay, or one that keeps refusing the stream, is given.
+const GIVE_UP: Duration = Duration::from_secs(5);
+/// How often the status line is printed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 /// `shoal watch` flags.
 #[derive(Debug, clap::Args)]
-pub struct WatchArgs {}
+pub struct WatchArgs {
+    /// The stream to watch (its id, as printed by shoal keygen).
+    #[arg(long, value_name = "ID")]
+    pub stream: String,
+    /// The relay to subscribe to: HOST:PORT (or shoal://HOST:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub relay: String,
+    /// Where the stream goes: - for stdout, a file path, or udp://HOST:PORT.
+    #[arg(long, value_name = "-|PATH|udp://HOST:PORT", default_value = "-")]
+    pub output: String,
+    /// Longest a chunk may take from publisher to output before it is
+    /// given up as lost.
+    #[arg(long, value_name = "TIME", default_value = "500ms")]
+    pub latency: String,
+    /// No status line on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
 
 /// Runs `shoal watch`.
-pub fn run(_args: &WatchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("shoal watch is not built yet")
+pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
+    let stream = parse_stream(&args.stream)?;
+    let relay = parse_relay(&args.relay)?;
+    let latency = parse_latency(&args.latency)?;
+    let target = Target::parse(&args.output)?;
+
+    let mut config = ViewerConfig::new(relay, stream);
+    config.latency = latency;
+    config.nonce_seed = random_seed();
+    let started = wall();
+    let viewer = Viewer::new(config, started).map_err(|e| {
+        anyhow::anyhow!(
+            "--stream {:?}: not a valid stream key ({e}); copy the id printed by shoal keygen",
+            args.stream
+        )
+    })?;
+    let local: SocketAddr = if relay.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .context("a wildcard address")?;
+    let socket = UdpSocket::bind(local).context("cannot open a UDP socket")?;
+    let output = Output::open(&target)?;
+
+    let mut watch = Watch {
+        viewer,
+        socket,
+        output,
+        relay,
+        relay_text: args.relay.clone(),
+        stream_text: args.stream.clone(),
+        quiet: args.quiet,
+        started,
+        heard: false,
+        unknown_since: None,
+        noted: None,
+        status: Status::new(started),
+    };
+    watch.run()
+}
+
+/// Whether the loop goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Go,
+    Done,
+}
+
+/// The running command: the viewer and its IO.
+#[derive(Debug)]
+struct Watch {
+    viewer: Viewer,
+    socket: UdpSocket,
+    output: Output,
+    relay: SocketAddr,
+    relay_text: String,
+    stream_text: String,
+    quiet: bool,
+    started: Time,
+    /// Any datagram came from the relay.
+    heard: bool,
+    /// First UNKNOWN_STREAM refusal since the last acceptance.
+    unknown_since: Option<Time>,
+    /// The last transient refusal told on stderr, so it is told once.
+    noted: Option<RejectReason>,
+    status: Status,
+}
+
+impl Watch {
+    fn run(&mut self) -> anyhow::Result<()> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let now = wall();
+            if self.viewer.poll_timeout().is_some_and(|t| t <= now) {
+                self.viewer.handle_timeout(now);
+            }
+            if self.drain(now)? == Step::Done {
+                return Ok(());
+            }
+            self.check_progress(now)?;
+            if !self.quiet {
+                self.status.maybe_print(now, &self.viewer.stats());
+            }
+
+            let now = wall();
+            let wait = self
+                .viewer
+                .poll_timeout()
+                .map_or(MAX_WAIT, |t| t.saturating_since(now))
+                .clamp(Duration::from_millis(1), MAX_WAIT);
+            self.socket
+                .set_read_timeout(Some(wait))
+                .context("setting the socket's read timeout")?;
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if from == self.relay {
+                        self.heard = true;
+                    }
+                    let bytes = buf.get(..n).unwrap_or_default();
+                    self.viewer.handle_datagram(wall(), from, bytes);
+                }
+                Err(e) if is_transient(&e) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("receiving from relay {}", self.relay));
+                }
+            }
+        }
+    }
+
+    /// Sends what the viewer queued and acts on its events.
+    fn drain(&mut self, now: Time) -> anyhow::Result<Step> {
+        self.send_queued()?;
+        let mut wrote = false;
+        let mut step = Step::Go;
+        while let Some(event) = self.viewer.poll_event() {
+            match event {
+                ViewerEvent::Subscribed { start_seq } => {
+                    tracing::debug!(start_seq, "subscribed");
+                    if !self.quiet && !self.status.subscribed {
+                        eprintln!(
+                            "shoal: subscribed to {} at relay {}",
+                            self.stream_text, self.relay_text
+                        );
+                    }
+                    self.status.subscribed = true;
+                    self.unknown_since = None;
+                    self.noted = None;
+                }
+                ViewerEvent::Chunk {
+                    payload, latency, ..
+                } => {
+                    self.status.chunk(latency);
+                    if self.output.write(&payload)? == Written::Closed {
+                        return Ok(Step::Done);
+                    }
+                    wrote = true;
+                }
+                ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
+                ViewerEvent::Rejected(reason) => self.rejected(now, reason)?,
+                ViewerEvent::EndOfStream => step = Step::Done,
+            }
+        }
+        if step == Step::Done {
+            // The LEAVE the viewer queued on ending.
+            self.send_queued()?;
+            self.output.finish()?;
+            if !self.quiet {
+                self.status.print(wall(), &self.viewer.stats());
+                eprintln!("shoal: end of stream");
+            }
+            return Ok(Step::Done);
+        }
+        if wrote && self.output.flush()? == Written::Closed {
+            return Ok(Step::Done);
+        }
+        Ok(Step::Go)
+    }
+
+    fn send_queued(&mut self) -> anyhow::Result<()> {
+        while let Some(t) = self.viewer.poll_transmit() {
+            if let Err(e) = self.socket.send_to(t.payload, t.dst)
+                && !is_transient(&e)
+            {
+                return Err(e).with_context(|| format!("sending to relay {}", t.dst));
+            }
+        }
+        Ok(())
+    }
+
+    fn rejected(&mut self, now: Time, reason: RejectReason) -> anyhow::Result<()> {
+        match reason {
+            // The viewer retries these: a live stream may reach the relay
+            // later, a full or busy relay may make room.
+            RejectReason::UnknownStream => {
+                self.unknown_since.get_or_insert(now);
+            }
+            RejectReason::Full | RejectReason::RateLimited | RejectReason::ShuttingDown => {
+                if !self.quiet && self.noted != Some(reason) {
+                    eprintln!(
+                        "shoal: relay {} refused for now ({reason:?}); retrying",
+                        self.relay_text
+                    );
+                }
+                self.noted = Some(reason);
+            }
+            RejectReason::TokenRequired
+            | RejectReason::TokenInvalid
+            | RejectReason::TokenExpired => {
+                anyhow::bail!(
+                    "relay {} refused stream {} ({reason:?}); it needs a valid access token",
+                    self.relay_text,
+                    self.stream_text
+                )
+            }
+            RejectReason::UnsupportedVersion => anyhow::bail!(
+                "relay {} speaks another protocol version; run the same shoal version on both",
+                self.relay_text
+            ),
+            other => anyhow::bail!(
+                "relay {} refused stream {} ({other:?})",
+                self.relay_text,
+                self.stream_text
+            ),
+        }
+        Ok(())
+    }
+
+    /// Gives up on a silent relay or one that does not carry the stream.
+    fn check_progress(&self, now: Time) -> anyhow::Result<()> {
+        if !self.heard && now.saturating_since(self.started) >= GIVE_UP {
+            anyhow::bail!(
+                "no answer from relay {} in {} s; is shoal relay running there?",
+                self.relay_text,
+                GIVE_UP.as_secs()
+            );
+        }
+        if let Some(since) = self.unknown_since
+            && !self.viewer.is_subscribed()
+            && now.saturating_since(since) >= GIVE_UP
+        {
+            anyhow::bail!(
+                "relay {} does not carry stream {}; check the id, or that the stream is being published there",
+                self.relay_text,
+                self.stream_text
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The once-a-second status line.
+#[derive(Debug)]
+struct Status {
+    /// Printed only once there is something to tell.
+    subscribed: bool,
+    last: Time,
+    last_bytes: u64,
+    /// Latency of the latest chunk, from its publisher timestamp.
+    latency: Option<Duration>,
+}
+
+impl Status {
+    fn new(now: Time) -> Self {
+        Self {
+            subscribed: false,
+            last: now,
+            last_bytes: 0,
+            latency: None,
+        }
+    }
+
+    fn chunk(&mut self, latency: Duration) {
+        self.latency = Some(latency);
+    }
+
+    fn maybe_print(&mut self, now: Time, stats: &ViewerStats) {
+        if self.subscribed && now.saturating_since(self.last) >= STATUS_EVERY {
+            self.print(now, stats);
+        }
+    }
+
+    fn print(&mut self, now: Time, stats: &ViewerStats) {
+        let elapsed = now.saturating_since(self.last).as_secs_f64().max(1e-3);
+        let bits = stats.played_bytes.saturating_sub(self.last_bytes) as f64 * 8.0;
+        self.last = now;
+        self.last_bytes = stats.played_bytes;
+        eprintln!(
+            "shoal: {}",
+            status_line(self.latency, stats, bits / elapsed)
+        );
+    }
+}
+
+fn status_line(latency: Option<Duration>, stats: &ViewerStats, bps: f64) -> String {
+    let latency = latency.map_or_else(|| "-".to_owned(), |l| format!("{} ms", l.as_millis()));
+    format!(
+        "latency {latency}, repaired {} by FEC and {} by NACK, lost {}, {:.2} Mbit/s",
+        stats.fec_repaired,
+        stats.nack_repaired,
+        stats.lost,
+        bps / 1e6
+    )
+}
+
+/// Errors a UDP socket reports that change nothing: a read timeout, a
+/// signal, an ICMP port unreachable from an earlier send.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionRefused
+    )
+}
+
+fn wall() -> Time {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    Time::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Handshake nonces must not be guessable; the clock and pid stand in only
+/// if /dev/urandom cannot be read.
+fn random_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
+    match urandom {
+        Ok(()) => u64::from_le_bytes(bytes),
+        Err(_) => wall().as_micros() ^ (u64::from(std::process::id()) << 32),
+    }
+}
+
+fn parse_stream(text: &str) -> anyhow::Result<StreamId> {
+    text.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "--stream {text:?}: not a stream id (52 base32 characters, as printed by shoal keygen)"
+        )
+    })
+}
+
+/// `HOST:PORT`, optionally as `shoal://HOST:PORT` or `udp://HOST:PORT`; a
+/// name is resolved once, now.
+fn parse_relay(text: &str) -> anyhow::Result<SocketAddr> {
+    let fix = "use HOST:PORT such as 203.0.113.7:7400 or relay.example.net:7400";
+    let bad = |why: &str| anyhow::anyhow!("--relay {text:?}: {why}; {fix}");
+    let trimmed = text.trim();
+    let bare = match trimmed.split_once("://") {
+        Some(("shoal" | "udp", rest)) => rest.trim_end_matches('/'),
+        Some((scheme, _)) => return Err(bad(&format!("unknown scheme {scheme}://"))),
+        None => trimmed,
+    };
+    if let Ok(addr) = bare.parse::<SocketAddr>() {
+        return check_port(addr).map_err(&bad);
+    }
+    if bare.is_empty() || bare.contains('/') || !bare.contains(':') {
+        return Err(bad("not an address"));
+    }
+    match bare.to_socket_addrs() {
+        Ok(mut addrs) => match addrs.next() {
+            Some(addr) => check_port(addr).map_err(&bad),
+            None => Err(bad("the name has no address")),
+        },
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Err(bad("not an address")),
+        Err(e) => Err(bad(&format!("cannot resolve it ({e})"))),
+    }
+}
+
+fn check_port(addr: SocketAddr) -> Result<SocketAddr, &'static str> {
+    if addr.port() == 0 {
+        Err("port 0 is not a relay's port")
+    } else if addr.ip().is_unspecified() {
+        Err("an unspecified address (0.0.0.0 or ::) is not a relay")
+    } else {
+        Ok(addr)
+    }
+}
+
+/// A positive time such as `500ms`, `2s`, `1.5s` or `800us`.
+fn parse_latency(text: &str) -> anyhow::Result<Duration> {
+    let bad = || {
+        anyhow::anyhow!(
+            "--latency {text:?}: not a time; use a number and a unit such as 500ms, 2s or 1.5s"
+        )
+    };
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
+    let (number, unit) = t.split_at(split);
+    let unit_us: u64 = match unit.trim() {
+        "us" | "µs" => 1,
+        "ms" => 1_000,
+        "s" => 1_000_000,
+        _ => return Err(bad()),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    // Microseconds are the finest unit: six decimals of a second at most.
+    let fraction = fraction.get(..fraction.len().min(6)).unwrap_or(fraction);
+    let fraction_us = if fraction.is_empty() {
+        0
+    } else {
+        let v: u64 = fraction.parse().map_err(|_| bad())?;
+        v * unit_us / 10u64.pow(fraction.len() as u32)
+    };
+    let us = whole
+        .checked_mul(unit_us)
+        .and_then(|w| w.checked_add(fraction_us))
+        .ok_or_else(bad)?;
+    if us == 0 {
+        anyhow::bail!("--latency {text:?}: must be more than zero; try 500ms");
+    }
+    Ok(Duration::from_micros(us))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_parses() {
+        let ok = |t: &str| parse_latency(t).ok();
+        assert_eq!(ok("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(ok("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(ok("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(ok("0.3s"), Some(Duration::from_millis(300)));
+        assert_eq!(ok("800us"), Some(Duration::from_micros(800)));
+        for bad in ["", "500", "ms", "0ms", "1.2.3s", "-1s", "5 parsecs"] {
+            assert!(parse_latency(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn relay_parses() {
+        let v4: SocketAddr = "127.0.0.1:7400".parse().expect("addr");
+        assert_eq!(parse_relay("127.0.0.1:7400").ok(), Some(v4));
+        assert_eq!(parse_relay("shoal://127.0.0.1:7400/").ok(), Some(v4));
+        assert_eq!(parse_relay("udp://127.0.0.1:7400").ok(), Some(v4));
+        assert_eq!(
+            parse_relay("[::1]:7400").ok(),
+            Some("[::1]:7400".parse().expect("addr"))
+        );
+        for bad in [
+            "",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "0.0.0.0:7400",
+            "http://127.0.0.1:7400",
+            "no such host",
+            "127.0.0.1:99999",
+        ] {
+            let err = parse_relay(bad).expect_err(bad).to_string();
+            assert!(err.starts_with("--relay"), "{err}");
+        }
+    }
+
+    #[test]
+    fn status_line_reads() {
+        let stats = ViewerStats {
+            fec_repaired: 3,
+            nack_repaired: 1,
+            lost: 2,
+            ..ViewerStats::default()
+        };
+        let line = status_line(Some(Duration::from_millis(120)), &stats, 2_500_000.0);
+        assert_eq!(
+            line,
+            "latency 120 ms, repaired 3 by FEC and 1 by NACK, lost 2, 2.50 Mbit/s"
+        );
+    }
 }
