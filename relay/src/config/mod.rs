@@ -14,6 +14,8 @@
 mod file;
 mod parse;
 
+pub use parse::duration as parse_duration;
+
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;

@@ -14,7 +14,7 @@ const TIME_FIX: &str = "use a number and a unit such as 500ms, 2s or 1m";
 
 /// A time such as `500ms`, `2s`, `1.5s` or `1m` (units `us`, `ms`, `s`,
 /// `m`, `h`). Decimals are exact: `0.3s` is 300 ms, not a float's guess.
-pub(super) fn duration(text: &str) -> Result<Duration, String> {
+pub fn duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

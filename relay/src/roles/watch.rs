@@ -413,48 +413,12 @@ fn check_port(addr: SocketAddr) -> Result<SocketAddr, &'static str> {
 
 /// A positive time such as `500ms`, `2s`, `1.5s` or `800us`.
 fn parse_latency(text: &str) -> anyhow::Result<Duration> {
-    let bad = || {
-        anyhow::anyhow!(
-            "--latency {text:?}: not a time; use a number and a unit such as 500ms, 2s or 1.5s"
-        )
-    };
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (number, unit) = t.split_at(split);
-    let unit_us: u64 = match unit.trim() {
-        "us" | "µs" => 1,
-        "ms" => 1_000,
-        "s" => 1_000_000,
-        _ => return Err(bad()),
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() && fraction.is_empty() || !digits(whole) || !digits(fraction) {
-        return Err(bad());
-    }
-    let whole: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().map_err(|_| bad())?
-    };
-    // Microseconds are the finest unit: six decimals of a second at most.
-    let fraction = fraction.get(..fraction.len().min(6)).unwrap_or(fraction);
-    let fraction_us = if fraction.is_empty() {
-        0
-    } else {
-        let v: u64 = fraction.parse().map_err(|_| bad())?;
-        v * unit_us / 10u64.pow(fraction.len() as u32)
-    };
-    let us = whole
-        .checked_mul(unit_us)
-        .and_then(|w| w.checked_add(fraction_us))
-        .ok_or_else(bad)?;
-    if us == 0 {
+    let latency = crate::config::parse_duration(text)
+        .map_err(|why| anyhow::anyhow!("--latency {text:?}: {why}"))?;
+    if latency.is_zero() {
         anyhow::bail!("--latency {text:?}: must be more than zero; try 500ms");
     }
-    Ok(Duration::from_micros(us))
+    Ok(latency)
 }
 
 #[cfg(test)]

@@ -352,21 +352,10 @@ fn parse_fec(text: &str) -> Result<Fec, String> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let bad = || "use a time such as 20ms, 1s or 500us".to_owned();
-    let (number, unit): (&str, fn(u64) -> Duration) = if let Some(n) = text.strip_suffix("ms") {
-        (n, Duration::from_millis)
-    } else if let Some(n) = text.strip_suffix("us") {
-        (n, Duration::from_micros)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, Duration::from_secs)
-    } else {
-        return Err(bad());
-    };
-    let duration = unit(number.trim().parse().map_err(|_| bad())?);
-    if duration.is_zero() {
-        return Err(bad());
+    match crate::config::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be more than zero; use a time such as 20ms".to_owned()),
+        other => other,
     }
-    Ok(duration)
 }
 
 #[cfg(test)]
