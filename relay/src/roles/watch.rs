@@ -338,6 +338,9 @@ fn status_line(latency: Option<Duration>, stats: &ViewerStats, bps: f64) -> Stri
 
 /// Errors a UDP socket reports that change nothing: a read timeout, a
 /// signal, an ICMP port unreachable from an earlier send.
+/// Errors a lossy network gives a UDP socket now and then; the protocol's
+/// retries and repair deal with them. PermissionDenied is a local firewall
+/// dropping one outgoing datagram (nftables/iptables `drop` on output).
 fn is_transient(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -345,6 +348,7 @@ fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::TimedOut
             | io::ErrorKind::Interrupted
             | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::PermissionDenied
     )
 }
 
