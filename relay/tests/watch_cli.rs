@@ -202,6 +202,28 @@ fn unknown_stream_is_an_error() {
     assert!(took < Duration::from_secs(8), "gave up in {took:?}");
 }
 
+#[test]
+fn a_stream_nobody_publishes_is_an_error_after_the_wait() {
+    // A real relay holds subscriptions to streams that have not started, so
+    // an unknown id shows as a stream that never starts.
+    let server = start(&settings(BackendKind::Auto, 1));
+    let addr = server.local_addr().to_string();
+    let id = stream_id(SOME_STREAM);
+    let (status, err, took) = run(
+        &[
+            "watch", "--stream", &id, "--relay", &addr, "--wait", "1s", "--quiet",
+        ],
+        Duration::from_secs(10),
+    );
+    server.shutdown();
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        &format!("stream {id} has not started on relay {addr}"),
+    );
+    assert!(took < Duration::from_secs(5), "gave up in {took:?}");
+}
+
 /// Where the end-to-end tests send the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Out {

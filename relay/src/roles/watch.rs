@@ -47,6 +47,12 @@ pub struct WatchArgs {
     /// No status line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// How long to wait for the stream's first chunk before saying the
+    /// stream is not there (a relay holds a subscription to a stream that
+    /// has not started yet, so an unknown id looks like a stream not yet
+    /// live); 0 waits for ever.
+    #[arg(long, value_name = "TIME", default_value = "10s")]
+    pub wait: String,
 }
 
 /// Runs `shoal watch`.
@@ -54,6 +60,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let stream = parse_stream(&args.stream)?;
     let relay = parse_relay(&args.relay)?;
     let latency = parse_latency(&args.latency)?;
+    let wait = crate::config::parse_duration(&args.wait)
+        .map_err(|why| anyhow::anyhow!("--wait {:?}: {why}", args.wait))?;
     let target = Target::parse(&args.output)?;
 
     let mut config = ViewerConfig::new(relay, stream);
@@ -86,6 +94,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         quiet: args.quiet,
         started,
         heard: false,
+        wait,
+        got_chunk: false,
         unknown_since: None,
         noted: None,
         status: Status::new(started),
@@ -113,6 +123,10 @@ struct Watch {
     started: Time,
     /// Any datagram came from the relay.
     heard: bool,
+    /// Longest wait for the first chunk (zero: no limit).
+    wait: Duration,
+    /// A chunk was output.
+    got_chunk: bool,
     /// First UNKNOWN_STREAM refusal since the last acceptance.
     unknown_since: Option<Time>,
     /// The last transient refusal told on stderr, so it is told once.
@@ -184,6 +198,7 @@ impl Watch {
                     payload, latency, ..
                 } => {
                     self.status.chunk(latency);
+                    self.got_chunk = true;
                     if self.output.write(&payload)? == Written::Closed {
                         return Ok(Step::Done);
                     }
@@ -266,6 +281,18 @@ impl Watch {
                 "no answer from relay {} in {} s; is shoal relay running there?",
                 self.relay_text,
                 GIVE_UP.as_secs()
+            );
+        }
+        if self.heard
+            && !self.got_chunk
+            && !self.wait.is_zero()
+            && now.saturating_since(self.started) >= self.wait
+        {
+            anyhow::bail!(
+                "stream {} has not started on relay {} in {:?}; check the id (shoal keygen prints it) and that a publisher sends there, or wait longer with --wait 60s",
+                self.stream_text,
+                self.relay_text,
+                self.wait
             );
         }
         if let Some(since) = self.unknown_since
