@@ -161,6 +161,36 @@ fn input_that_is_not_ts_is_refused() {
 }
 
 #[test]
+fn a_relay_that_is_not_there_is_an_error() {
+    let dir = scratch("norelay");
+    let key = keygen(&dir);
+    let input = dir.join("live.ts");
+    // Longer than the three seconds after which publish gives up.
+    std::fs::write(&input, ts_file(6000, Duration::from_secs(6))).expect("write");
+    // A port with nothing bound to it: the kernel answers ICMP port
+    // unreachable.
+    let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let relay_addr = closed.local_addr().expect("addr").to_string();
+    drop(closed);
+    let started = Instant::now();
+    let err = failure(&publish(&[
+        "--quiet",
+        "--key",
+        key.to_str().expect("utf8"),
+        "--relay",
+        &relay_addr,
+        "--input",
+        input.to_str().expect("utf8"),
+    ]));
+    let took = started.elapsed();
+    assert!(err.contains("no relay takes the stream"), "{err}");
+    assert!(err.contains(&relay_addr), "{err}");
+    assert!(err.contains("shoal relay"), "{err}");
+    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_ts_file_is_published_at_its_pcr_rate_and_ends() {
     let dir = scratch("file");
     let key = keygen(&dir);

@@ -10,9 +10,10 @@
 //! SIGTERM exits at once.
 
 mod input;
+mod links;
 mod pacing;
 
-use std::net::{Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +91,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         chunk_time: args.chunk_time,
         ..PublisherConfig::default()
     };
-    let (socket, relays) = open_socket(relays)?;
+    let links = links::Links::open(&relays)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {
         // A second signal while the first is being handled exits at once.
@@ -109,7 +110,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     );
     let mut session = Session {
         publisher,
-        socket,
+        links,
         status: Status::new(args.quiet),
         probe: (!matches!(source, Source::File(_))).then(Vec::new),
         banner: (!args.quiet).then_some(banner),
@@ -121,7 +122,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
 /// One publish, from first input to the last datagram.
 struct Session {
     publisher: Publisher,
-    socket: UdpSocket,
+    links: links::Links,
     status: Status,
     /// The first bytes of stdin or UDP input, held until they show whether
     /// the input is MPEG-TS; `None` once it is known to be.
@@ -140,7 +141,7 @@ impl Session {
     ) -> anyhow::Result<()> {
         let mut last_input: Option<Time> = None;
         loop {
-            self.send_all();
+            self.send_all()?;
             if self.publisher.is_finished() {
                 break;
             }
@@ -183,7 +184,10 @@ impl Session {
         }
         self.status
             .print_final(self.publisher.stats(), self.send_errors);
-        Ok(())
+        match self.links.refused_at_end(wall_clock()) {
+            Some(why) => anyhow::bail!(why),
+            None => Ok(()),
+        }
     }
 
     /// Takes input bytes, holding the first few until they prove to be TS.
@@ -226,14 +230,18 @@ impl Session {
         Ok(())
     }
 
-    fn send_all(&mut self) {
+    fn send_all(&mut self) -> anyhow::Result<()> {
+        let now = wall_clock();
         while let Some(transmit) = self.publisher.poll_transmit() {
-            // A relay that is down answers with ICMP, which a later send
-            // reports; the stream goes on to the others regardless.
-            if let Err(e) = self.socket.send_to(transmit.payload, transmit.dst) {
+            // A relay that is down answers with ICMP, which a later send on
+            // its socket reports; the stream goes on to the others.
+            if !self.links.send(now, transmit.dst, transmit.payload) {
                 self.send_errors += 1;
-                tracing::trace!(dst = %transmit.dst, error = %e, "send failed");
             }
+        }
+        match self.links.all_refusing(now) {
+            Some(why) => anyhow::bail!(why),
+            None => Ok(()),
         }
     }
 }
@@ -316,24 +324,6 @@ fn resolve_relay(text: &str) -> anyhow::Result<SocketAddr> {
         })
 }
 
-/// One socket for all relays: IPv4 unless some relay is IPv6, in which
-/// case IPv4 relays are reached through v4-mapped addresses.
-fn open_socket(relays: Vec<SocketAddr>) -> anyhow::Result<(UdpSocket, Vec<SocketAddr>)> {
-    if relays.iter().all(SocketAddr::is_ipv4) {
-        let socket = UdpSocket::bind("0.0.0.0:0").context("cannot open a UDP socket")?;
-        return Ok((socket, relays));
-    }
-    let socket = UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)).context("cannot open a UDP socket")?;
-    let relays = relays
-        .into_iter()
-        .map(|addr| match addr {
-            SocketAddr::V4(v4) => SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port())),
-            v6 => v6,
-        })
-        .collect();
-    Ok((socket, relays))
-}
-
 fn parse_fec(text: &str) -> Result<Fec, String> {
     let bad = || {
         format!(
@@ -392,17 +382,5 @@ mod tests {
             err.as_deref(),
             Some("--relay \"x\": not an address; use HOST:PORT such as 127.0.0.1:7400")
         );
-    }
-
-    #[test]
-    fn mixed_families_share_one_v6_socket() {
-        let v4 = SocketAddr::from(([127, 0, 0, 1], 7400));
-        let v6 = SocketAddr::from((Ipv6Addr::LOCALHOST, 7400));
-        let Ok((_, relays)) = open_socket(vec![v4, v6]) else {
-            return; // No IPv6 on this host.
-        };
-        assert!(relays[0].is_ipv6());
-        assert_eq!(relays[0].ip().to_canonical(), v4.ip());
-        assert_eq!(relays[1], v6);
     }
 }
