@@ -27,6 +27,7 @@ mod testutil;
 
 pub use chunker::{Chunk, Chunker, ChunkerError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Mode};
 pub use packet::{Packet, PacketError, SYNC_BYTE, TS_PACKET_LEN, random_access_indicator};
+pub use psi::crc32_mpeg2;
 
 /// Consecutive sync bytes, [`TS_PACKET_LEN`] apart, that [`looks_like_ts`]
 /// wants to see.

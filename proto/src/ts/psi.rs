@@ -201,7 +201,7 @@ fn be16(bytes: &[u8], at: usize) -> Option<u16> {
 
 /// CRC-32/MPEG-2 (polynomial 0x04C11DB7, not reflected, no final xor). Run
 /// over a whole section, CRC included, it gives zero.
-pub(super) fn crc32_mpeg2(bytes: &[u8]) -> u32 {
+pub fn crc32_mpeg2(bytes: &[u8]) -> u32 {
     const POLY: u32 = 0x04C1_1DB7;
     bytes.iter().fold(u32::MAX, |crc, &byte| {
         (0..8).fold(crc ^ (u32::from(byte) << 24), |crc, _| {

@@ -3,6 +3,8 @@
 //! [`PCR_EVERY`] packets (so `shoal publish` paces the file in real time)
 //! and the random_access_indicator at the start of each [`GOP`].
 
+use shoal_proto::ts::crc32_mpeg2;
+
 /// Bytes in a transport packet.
 pub const PACKET_LEN: usize = 188;
 /// The TS sync byte.
@@ -125,19 +127,6 @@ fn section_packet(pid: u16, cc: &mut u8, table_id: u8, id: u16, body: &[u8]) -> 
     bytes[5..5 + section.len()].copy_from_slice(&section);
     *cc = (*cc + 1) & 0x0F;
     bytes
-}
-
-/// CRC-32/MPEG-2: polynomial 0x04C11DB7, not reflected, no final xor.
-fn crc32_mpeg2(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(u32::MAX, |crc, &byte| {
-        (0..8).fold(crc ^ (u32::from(byte) << 24), |crc, _| {
-            if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            }
-        })
-    })
 }
 
 #[test]

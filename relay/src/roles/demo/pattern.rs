@@ -9,6 +9,7 @@
 //! pattern, so a second [`Pattern`] made the same way yields the same bytes:
 //! that is how the demo checks viewers' output byte for byte.
 
+use shoal_proto::ts::crc32_mpeg2;
 use std::time::Duration;
 
 /// What the output and docs call this stream.
@@ -170,20 +171,6 @@ fn section_packet(pid: u16, cc: &mut u8, section: &[u8]) -> [u8; TS_PACKET_LEN] 
     p[5..5 + section.len()].copy_from_slice(section);
     *cc = (*cc + 1) & 0x0F;
     p
-}
-
-/// CRC-32/MPEG-2: polynomial 0x04C11DB7, not reflected, no final xor.
-fn crc32_mpeg2(bytes: &[u8]) -> u32 {
-    const POLY: u32 = 0x04C1_1DB7;
-    bytes.iter().fold(u32::MAX, |crc, &byte| {
-        (0..8).fold(crc ^ (u32::from(byte) << 24), |crc, _| {
-            if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ POLY
-            } else {
-                crc << 1
-            }
-        })
-    })
 }
 
 /// FNV-1a, 64 bits: a running digest of a byte stream, the same however
