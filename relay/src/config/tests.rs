@@ -56,6 +56,17 @@ fn no_args_gives_the_defaults() {
 }
 
 #[test]
+fn the_tuning_file_parses_to_the_defaults() {
+    // tuning/relay.toml is the commented file operators install; unknown
+    // keys are refused, so a typo or a made-up key fails here.
+    let text = include_str!("../../../tuning/relay.toml");
+    assert_eq!(
+        from_file(&RelayArgs::default(), text).expect("tuning/relay.toml parses"),
+        defaults()
+    );
+}
+
+#[test]
 fn the_example_file_parses_to_the_defaults() {
     assert_eq!(
         from_file(&RelayArgs::default(), EXAMPLE_TOML).expect("example parses"),
