@@ -62,6 +62,16 @@ pub struct Args {
     /// loop deliver to the same viewer sockets from the relay's CPUs.
     #[arg(long)]
     pub baseline: bool,
+    /// Search for the most viewers the relay serves at --bitrate with at
+    /// most 0.1% loss and a one-way p99 of at most 5 ms: start at
+    /// --viewers, double until a step fails, then bisect. Each step is a
+    /// run of --warmup plus --duration; shorten them (such as 3s).
+    #[arg(long, conflicts_with = "baseline")]
+    pub find_max: bool,
+    /// Write an SVG with the one-way latency CDF and the delivered
+    /// throughput over the measurement.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
     /// Time after every viewer has subscribed before measuring.
     #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,

@@ -12,14 +12,18 @@
 //!
 //! Run: viewers subscribe, `--warmup`, `--duration` of measurement, a
 //! drain (until nothing has arrived for 200 ms, at most 5 s), the optional
-//! baseline, then the table (stdout) and `--json FILE`.
+//! baseline, then the table (stdout), `--json FILE` and `--plot FILE.svg`.
+//! `--find-max` repeats the run with more and more viewers (see
+//! [`search`]) and reports the largest count within the limits.
 
 mod baseline;
 mod cli;
 mod clock;
 mod net;
+mod plot;
 mod report;
 mod run;
+mod search;
 mod seqs;
 mod shared;
 mod source;
@@ -33,12 +37,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
-    let result = args.check().and_then(|()| run::run(&args));
+    let result = args.check().and_then(|()| {
+        if args.find_max {
+            search::run(&args)
+        } else {
+            run::run(&args)
+        }
+    });
     match result {
         Ok(report) => {
             print!("{}", report.table());
             if let Some(path) = &args.json
                 && let Err(e) = report.write_json(path)
+            {
+                eprintln!("shoal-bench: {e:#}");
+                return ExitCode::FAILURE;
+            }
+            if let Some(path) = &args.plot
+                && let Err(e) = plot::write(&report, path)
             {
                 eprintln!("shoal-bench: {e:#}");
                 return ExitCode::FAILURE;

@@ -10,6 +10,8 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::search::{self, Step};
+
 /// Everything a run measured. Field names are the JSON keys.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -87,6 +89,22 @@ pub struct Report {
     pub relay_cpus: Vec<usize>,
     /// CPUs the load generator was pinned to.
     pub generator_cpus: Vec<usize>,
+    /// With --find-max: the most viewers served within the limits at this
+    /// bitrate (0 if even the smallest step failed). The other figures
+    /// are those of that step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_viewers: Option<usize>,
+    /// With --find-max: every step, in the order run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<Vec<Step>>,
+    /// The one-way latency's CDF: (microseconds, fraction at or below),
+    /// for --plot.
+    #[serde(skip)]
+    pub latency_cdf: Vec<(f64, f64)>,
+    /// Delivered datagrams per second over the measurement, sampled about
+    /// every 100 ms: (seconds since its start, rate), for --plot.
+    #[serde(skip)]
+    pub throughput: Vec<(f64, f64)>,
 }
 
 /// Percentiles of the one-way latency, microseconds.
@@ -157,6 +175,32 @@ impl Latency {
             max: h.max(),
         })
     }
+}
+
+/// Most points of the latency CDF kept for the plot.
+const CDF_POINTS: usize = 400;
+
+/// The CDF of `h`: (value, fraction of samples at or below it), at most
+/// about [`CDF_POINTS`] points.
+pub fn cdf(h: &Histogram<u64>) -> Vec<(f64, f64)> {
+    let total = h.len();
+    if total == 0 {
+        return Vec::new();
+    }
+    let recorded: Vec<(u64, u64)> = h
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
+        .collect();
+    let every = recorded.len().div_ceil(CDF_POINTS).max(1);
+    let mut below = 0;
+    let mut points = Vec::with_capacity(CDF_POINTS + 1);
+    for (i, (value, n)) in recorded.iter().enumerate() {
+        below += n;
+        if i % every == every - 1 || i + 1 == recorded.len() {
+            points.push((*value as f64, below as f64 / total as f64));
+        }
+    }
+    points
 }
 
 impl RelayLatency {
@@ -325,6 +369,24 @@ impl Report {
                 ),
             ));
         }
+        if let Some(max) = self.max_viewers {
+            rows.push((
+                "max viewers",
+                format!(
+                    "{max} at {} (loss <= {}%, one-way p99 <= {} us; figures above are of \
+                     that step)",
+                    rate(self.bitrate_bps as f64),
+                    search::MAX_LOSS * 100.0,
+                    search::MAX_P99_US
+                ),
+            ));
+        }
+        for step in self.steps.iter().flatten() {
+            rows.push((
+                "  step",
+                format!("{} viewers: {}", step.viewers, search::describe(step)),
+            ));
+        }
         if let Some(b) = self.baseline {
             rows.push((
                 "baseline",
@@ -446,22 +508,14 @@ impl Progress {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn counts_are_grouped() {
-        assert_eq!(count(0.0), "0");
-        assert_eq!(count(999.4), "999");
-        assert_eq!(count(1000.0), "1_000");
-        assert_eq!(count(1_234_567.0), "1_234_567");
-    }
-
-    #[test]
-    fn baseline_keys_appear_only_with_a_baseline() {
+    /// A small report, for tests.
+    pub(crate) fn sample() -> Report {
         let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
         h.record(100).expect("in range");
-        let mut r = Report {
+        Report {
             viewers: 2,
             bitrate_bps: 3_000_000,
             duration_s: 1.0,
@@ -494,9 +548,28 @@ mod tests {
             viewer_send_errors: 0,
             relay_cpus: vec![0],
             generator_cpus: vec![1],
-        };
+            max_viewers: None,
+            steps: None,
+            latency_cdf: cdf(&h),
+            throughput: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn counts_are_grouped() {
+        assert_eq!(count(0.0), "0");
+        assert_eq!(count(999.4), "999");
+        assert_eq!(count(1000.0), "1_000");
+        assert_eq!(count(1_234_567.0), "1_234_567");
+    }
+
+    #[test]
+    fn baseline_keys_appear_only_with_a_baseline() {
+        let mut r = sample();
         let json = serde_json::to_value(&r).expect("json");
         assert!(json.get("baseline_pps").is_none());
+        assert!(json.get("max_viewers").is_none() && json.get("latency_cdf").is_none());
+        assert_eq!(r.latency_cdf, [(100.0, 1.0)]);
         assert_eq!(json["latency_us"]["p50"], 100);
         assert!(json["relay_cpu_percent"].is_null());
         r.baseline = Some(Baseline {

@@ -13,7 +13,7 @@ use shoal_relay::io::BackendKind;
 use crate::baseline::{self, LoopResult, Mode};
 use crate::cli::Args;
 use crate::clock::Clock;
-use crate::report::{Baseline, Latency, Progress, RelayFigures, RelayLatency, Report};
+use crate::report::{self, Baseline, Latency, Progress, RelayFigures, RelayLatency, Report};
 use crate::shared::{Phase, Shared, UNSET};
 use crate::source::{self, SourceConfig, SourceReport};
 use crate::sys;
@@ -184,7 +184,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let cpu_before = CpuSample::take(&target);
     let start = Instant::now();
     shared.set_phase(Phase::Measure);
-    measure(args, &shared, &mut progress, start);
+    let throughput = measure(args, &shared, &mut progress, start);
     let source_report = running.stop_source()?;
     let elapsed = start.elapsed();
     let cpu = CpuSample::take(&target).since(&cpu_before, elapsed);
@@ -242,6 +242,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             subscribed: shared.subscribed.load(Ordering::Relaxed),
             relay_cpus,
             generator_cpus,
+            throughput,
         },
     ))
 }
@@ -273,9 +274,18 @@ fn wait_for_subscribers(
     }
 }
 
-/// Shows progress until the measurement time is up.
-fn measure(args: &Args, shared: &Shared, progress: &mut Progress, start: Instant) {
+/// Shows progress until the measurement time is up, and samples the
+/// delivered datagrams every [`TICK`]: (seconds since `start`, datagrams
+/// per second since the previous sample).
+fn measure(
+    args: &Args,
+    shared: &Shared,
+    progress: &mut Progress,
+    start: Instant,
+) -> Vec<(f64, f64)> {
     let end = start + args.duration;
+    let mut samples = Vec::new();
+    let mut sampled = (start, shared.rx_datagrams.load(Ordering::Relaxed));
     let mut last = (
         Instant::now(),
         0u64,
@@ -284,11 +294,21 @@ fn measure(args: &Args, shared: &Shared, progress: &mut Progress, start: Instant
     let mut rates = (0.0, 0.0);
     loop {
         let now = Instant::now();
+        let datagrams = shared.rx_datagrams.load(Ordering::Relaxed);
+        let since_sample = now.duration_since(sampled.0).as_secs_f64();
+        // The first pass comes right after `start`: too short a span for
+        // a rate.
+        if since_sample >= TICK.as_secs_f64() / 2.0 || (now >= end && since_sample > 0.0) {
+            samples.push((
+                now.duration_since(start).as_secs_f64(),
+                (datagrams - sampled.1) as f64 / since_sample,
+            ));
+            sampled = (now, datagrams);
+        }
         if now >= end {
-            return;
+            return samples;
         }
         let chunks = shared.rx_chunks.load(Ordering::Relaxed);
-        let datagrams = shared.rx_datagrams.load(Ordering::Relaxed);
         let dt = now.duration_since(last.0).as_secs_f64();
         if dt >= 0.5 {
             rates = (
@@ -379,6 +399,7 @@ struct Assembly {
     subscribed: usize,
     relay_cpus: Vec<usize>,
     generator_cpus: Vec<usize>,
+    throughput: Vec<(f64, f64)>,
 }
 
 fn assemble(args: &Args, a: Assembly) -> Report {
@@ -453,6 +474,10 @@ fn assemble(args: &Args, a: Assembly) -> Report {
         source_cpu_percent: a.cpu.source,
         viewers_cpu_percent: a.cpu.viewers,
         latency_us: Latency::of(&latency),
+        latency_cdf: report::cdf(&latency),
+        throughput: a.throughput,
+        max_viewers: None,
+        steps: None,
         relay_added_latency_us: a
             .relay
             .as_ref()

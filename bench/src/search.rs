@@ -1,0 +1,214 @@
+//! `--find-max`: the most viewers the relay serves at one bitrate within
+//! the limits ([`MAX_LOSS`], [`MAX_P99_US`]). The viewer count doubles
+//! from `--viewers` until a step fails, then a few bisections narrow the
+//! gap between the last pass and the first failure. Each step is a whole
+//! run of `--warmup` plus `--duration`.
+
+use serde::Serialize;
+
+use crate::cli::{Args, MAX_VIEWERS};
+use crate::report::Report;
+use crate::run;
+
+/// Most loss a passing step may have: 0.1 %.
+pub const MAX_LOSS: f64 = 0.001;
+/// Highest one-way p99 latency a passing step may have, microseconds.
+pub const MAX_P99_US: u64 = 5_000;
+/// Bisection steps after the first failure.
+const BISECTIONS: u32 = 4;
+
+/// One step of the search. Field names are the JSON keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Viewers in this step.
+    pub viewers: usize,
+    /// Whether the step was within the limits.
+    pub passed: bool,
+    /// Loss ratio; null when the run failed.
+    pub loss_ratio: Option<f64>,
+    /// One-way p99 latency, microseconds; null when nothing was measured.
+    pub latency_p99_us: Option<u64>,
+    /// Datagrams per second the viewers received.
+    pub delivered_pps: Option<f64>,
+    /// Why the run itself failed (for example, viewers could not subscribe).
+    pub error: Option<String>,
+}
+
+impl Step {
+    fn of(viewers: usize, result: &anyhow::Result<Report>) -> Self {
+        match result {
+            Ok(r) => {
+                let p99 = r.latency_us.map(|l| l.p99);
+                Self {
+                    viewers,
+                    passed: r.loss_ratio <= MAX_LOSS && p99.is_some_and(|p| p <= MAX_P99_US),
+                    loss_ratio: Some(r.loss_ratio),
+                    latency_p99_us: p99,
+                    delivered_pps: Some(r.delivered_pps),
+                    error: None,
+                }
+            }
+            Err(e) => Self {
+                viewers,
+                passed: false,
+                loss_ratio: None,
+                latency_p99_us: None,
+                delivered_pps: None,
+                error: Some(format!("{e:#}")),
+            },
+        }
+    }
+}
+
+/// Runs the search and returns the report of the largest passing step
+/// (or, if none passed, of the first step), with `max_viewers` and
+/// `steps` filled in.
+pub fn run(args: &Args) -> anyhow::Result<Report> {
+    let mut steps = Vec::new();
+    let mut best: Option<Report> = None;
+    let mut first: Option<anyhow::Result<Report>> = None;
+    let max = find_max(args.viewers, MAX_VIEWERS, BISECTIONS, |viewers| {
+        let step_args = Args {
+            viewers,
+            ..args.clone()
+        };
+        eprintln!("shoal-bench: find-max: {viewers} viewers");
+        let result = run::run(&step_args);
+        let step = Step::of(viewers, &result);
+        eprintln!(
+            "shoal-bench: find-max: {viewers} viewers {}",
+            describe(&step)
+        );
+        let passed = step.passed;
+        steps.push(step);
+        if passed {
+            if let Ok(r) = result
+                && best.as_ref().is_none_or(|b| b.viewers < viewers)
+            {
+                best = Some(r);
+            }
+        } else if first.is_none() && best.is_none() {
+            first = Some(result);
+        }
+        passed
+    });
+    let mut report = match (best, first) {
+        (Some(r), _) => r,
+        (None, Some(result)) => result?,
+        (None, None) => anyhow::bail!("--find-max: no step ran"),
+    };
+    report.max_viewers = Some(max.unwrap_or(0));
+    report.steps = Some(steps);
+    Ok(report)
+}
+
+/// One line about a step's outcome.
+pub fn describe(step: &Step) -> String {
+    let verdict = if step.passed { "pass" } else { "FAIL" };
+    match (&step.error, step.loss_ratio) {
+        (Some(e), _) => format!("{verdict}: {e}"),
+        (None, Some(loss)) => format!(
+            "{verdict}: loss {:.4}%, p99 {}",
+            loss * 100.0,
+            step.latency_p99_us
+                .map_or_else(|| "none".to_owned(), |p| format!("{p} us"))
+        ),
+        (None, None) => verdict.to_owned(),
+    }
+}
+
+/// The largest viewer count for which `passes` holds, searched by
+/// doubling from `start` (at most `ceiling`) until the first failure,
+/// then `bisections` halvings of the gap. `None` if no count passed.
+/// Assumes that more viewers never make a step easier.
+pub fn find_max(
+    start: usize,
+    ceiling: usize,
+    bisections: u32,
+    mut passes: impl FnMut(usize) -> bool,
+) -> Option<usize> {
+    let ceiling = ceiling.max(1);
+    let mut n = start.clamp(1, ceiling);
+    let mut pass = 0;
+    let fail = loop {
+        if !passes(n) {
+            break n;
+        }
+        pass = n;
+        if n == ceiling {
+            return Some(n);
+        }
+        n = n.saturating_mul(2).min(ceiling);
+    };
+    let mut fail = fail;
+    for _ in 0..bisections {
+        let mid = pass + (fail - pass) / 2;
+        if mid == pass {
+            break;
+        }
+        if passes(mid) {
+            pass = mid;
+        } else {
+            fail = mid;
+        }
+    }
+    (pass > 0).then_some(pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the search against a relay that serves up to `limit` viewers,
+    /// returning the result and the counts tried.
+    fn search(start: usize, ceiling: usize, limit: usize) -> (Option<usize>, Vec<usize>) {
+        let mut tried = Vec::new();
+        let max = find_max(start, ceiling, BISECTIONS, |n| {
+            tried.push(n);
+            n <= limit
+        });
+        (max, tried)
+    }
+
+    #[test]
+    fn doubles_then_bisects() {
+        let (max, tried) = search(100, MAX_VIEWERS, 1000);
+        assert_eq!(tried, [100, 200, 400, 800, 1600, 1200, 1000, 1100, 1050]);
+        assert_eq!(max, Some(1000));
+    }
+
+    #[test]
+    fn stops_at_the_ceiling() {
+        let (max, tried) = search(100, 300, usize::MAX);
+        assert_eq!(tried, [100, 200, 300]);
+        assert_eq!(max, Some(300));
+    }
+
+    #[test]
+    fn bisects_below_a_failing_start() {
+        let (max, tried) = search(100, MAX_VIEWERS, 30);
+        assert_eq!(tried, [100, 50, 25, 37, 31]);
+        assert_eq!(max, Some(25));
+    }
+
+    #[test]
+    fn none_when_nothing_passes() {
+        let (max, tried) = search(1, MAX_VIEWERS, 0);
+        assert_eq!(tried, [1]);
+        assert_eq!(max, None);
+    }
+
+    #[test]
+    fn exact_when_the_gap_closes() {
+        let (max, tried) = search(4, MAX_VIEWERS, 5);
+        assert_eq!(tried, [4, 8, 6, 5]);
+        assert_eq!(max, Some(5));
+    }
+
+    #[test]
+    fn a_failed_run_is_a_failed_step() {
+        let step = Step::of(10, &Err(anyhow::anyhow!("only 3 of 10 viewers subscribed")));
+        assert!(!step.passed);
+        assert!(describe(&step).contains("only 3 of 10"));
+    }
+}
