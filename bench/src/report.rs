@@ -461,8 +461,10 @@ fn cpus(list: &[usize]) -> String {
 #[derive(Debug)]
 pub struct Progress {
     tty: bool,
+    /// On a terminal: an indicatif spinner with the elapsed time and the
+    /// text, one per phase.
+    bar: Option<indicatif::ProgressBar>,
     last: Option<Instant>,
-    drawn: bool,
 }
 
 impl Progress {
@@ -470,38 +472,42 @@ impl Progress {
     pub fn new() -> Self {
         Self {
             tty: std::io::stderr().is_terminal(),
+            bar: None,
             last: None,
-            drawn: false,
         }
     }
 
-    /// Shows `text` (rate-limited when not on a terminal).
+    /// Shows `text`: on a terminal as a live progress line, elsewhere (CI
+    /// logs) as a plain line once a second.
     pub fn show(&mut self, text: &str) {
+        if self.tty {
+            let bar = self.bar.get_or_insert_with(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                if let Ok(style) =
+                    indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                {
+                    bar.set_style(style);
+                }
+                bar.enable_steady_tick(Duration::from_millis(100));
+                bar
+            });
+            bar.set_message(text.to_owned());
+            return;
+        }
         let now = Instant::now();
-        let every = if self.tty {
-            Duration::from_millis(100)
-        } else {
-            Duration::from_secs(1)
-        };
-        if self.last.is_some_and(|t| now - t < every) {
+        if self.last.is_some_and(|t| now - t < Duration::from_secs(1)) {
             return;
         }
         self.last = Some(now);
         let mut err = std::io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{text}");
-            self.drawn = true;
-        } else {
-            let _ = writeln!(err, "{text}");
-        }
+        let _ = writeln!(err, "{text}");
         let _ = err.flush();
     }
 
-    /// Ends the line, so what follows starts on its own.
+    /// Ends the phase's line, so what follows starts on its own.
     pub fn finish(&mut self) {
-        if self.tty && self.drawn {
-            eprintln!();
-            self.drawn = false;
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
         }
         self.last = None;
     }
