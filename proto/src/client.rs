@@ -180,27 +180,34 @@ impl ClientSession {
                     start_seq: a.start_seq,
                 })
             }
-            Message::Reject(r) if self.state != SessionState::Closed => match r.reason {
-                RejectReason::BadCookie | RejectReason::NotSubscribed => {
-                    self.start(now, tx);
-                    None
+            // A REJECT about another stream is not ours (several sessions
+            // can share a socket); all zero means "not about a stream".
+            Message::Reject(r)
+                if self.state != SessionState::Closed
+                    && (r.stream == self.stream || r.stream == StreamId([0; 32])) =>
+            {
+                match r.reason {
+                    RejectReason::BadCookie | RejectReason::NotSubscribed => {
+                        self.start(now, tx);
+                        None
+                    }
+                    RejectReason::RateLimited
+                    | RejectReason::ShuttingDown
+                    | RejectReason::Full
+                    | RejectReason::UnknownStream => {
+                        // Retry later from HELLO: a live stream may not have
+                        // reached this server yet.
+                        self.state = SessionState::Hello;
+                        self.backoff();
+                        self.next_timer = now + self.attempt_delay;
+                        Some(SessionEvent::Rejected(r.reason))
+                    }
+                    reason => {
+                        self.state = SessionState::Closed;
+                        Some(SessionEvent::Rejected(reason))
+                    }
                 }
-                RejectReason::RateLimited
-                | RejectReason::ShuttingDown
-                | RejectReason::Full
-                | RejectReason::UnknownStream => {
-                    // Retry later from HELLO: a live stream may not have
-                    // reached this server yet.
-                    self.state = SessionState::Hello;
-                    self.backoff();
-                    self.next_timer = now + self.attempt_delay;
-                    Some(SessionEvent::Rejected(r.reason))
-                }
-                reason => {
-                    self.state = SessionState::Closed;
-                    Some(SessionEvent::Rejected(reason))
-                }
-            },
+            }
             Message::Leave(l) if l.stream == self.stream && self.state != SessionState::Closed => {
                 if l.reason == LeaveReason::EndOfStream {
                     self.state = SessionState::Closed;

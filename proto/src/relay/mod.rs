@@ -684,14 +684,22 @@ impl Relay {
     /// Sends a new subscriber what the window already holds from its start.
     fn catch_up(&mut self, sub: usize, from_seq: u64, to_seq: u64) {
         let Some(s) = &self.subs[sub] else { return };
-        let (addr, stream) = (s.addr, s.stream);
+        let (addr, stream, clubs) = (s.addr, s.stream, s.clubs);
         let to = to_seq.min(from_seq + self.config.nack_limit as u64);
-        self.send_range(addr, stream, from_seq, to);
+        self.send_range(addr, stream, clubs, from_seq, to);
     }
 
-    /// Queues the chunks `from..to` that the window holds, each block's
-    /// manifest before its first chunk. Returns chunks queued.
-    fn send_range(&mut self, addr: SocketAddr, stream: usize, from: u64, to: u64) -> u64 {
+    /// Queues the chunks `from..to` of the clubs in `clubs` that the window
+    /// holds, each block's manifest before its first chunk. Returns chunks
+    /// queued.
+    fn send_range(
+        &mut self,
+        addr: SocketAddr,
+        stream: usize,
+        clubs: u64,
+        from: u64,
+        to: u64,
+    ) -> u64 {
         let window = &self.streams[stream].window;
         let mut last_block = None;
         let mut sent = 0;
@@ -699,6 +707,9 @@ impl Relay {
             let Some(chunk) = window.chunk(seq) else {
                 continue;
             };
+            if !Self::in_clubs(window, clubs, seq) {
+                continue;
+            }
             if last_block != Some(chunk.block) {
                 last_block = Some(chunk.block);
                 if let Some(m) = window.manifest_buf(chunk.block) {
@@ -715,7 +726,7 @@ impl Relay {
 
     fn serve_nack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
         let Some(s) = &self.subs[sub] else { return };
-        let stream = s.stream;
+        let (stream, clubs) = (s.stream, s.clubs);
         if self.streams[stream].window.stream() != nack.stream {
             return;
         }
@@ -727,7 +738,8 @@ impl Relay {
             let len = u64::from(e.len).min(budget);
             match e.kind {
                 NackKind::Chunks => {
-                    let sent = self.send_range(from, stream, e.start, e.start.saturating_add(len));
+                    let end = e.start.saturating_add(len);
+                    let sent = self.send_range(from, stream, clubs, e.start, end);
                     self.stats.nack_served += sent;
                 }
                 NackKind::Manifests => {
@@ -822,14 +834,20 @@ impl Relay {
         windows.chain(upstreams).chain(self.next_sweep).min()
     }
 
+    /// Whether chunk `seq` belongs to one of the clubs in the mask `clubs`
+    /// (club 0 until a descriptor says how many there are).
+    fn in_clubs(window: &Window, clubs: u64, seq: u64) -> bool {
+        let club = window.descriptor().map_or(0, |(d, _)| d.club_of(seq));
+        clubs & 1u64.checked_shl(u32::from(club)).unwrap_or(0) != 0
+    }
+
     /// Whether a subscriber wants an item of its stream.
     fn wants(window: &Window, sub: &Subscriber, item: Item) -> bool {
         match item {
             Item::Descriptor => true,
             Item::Ready(Ready::Data { seq, .. }) => {
-                let club = window.descriptor().map_or(0, |(d, _)| d.club_of(seq));
                 seq >= sub.start_seq
-                    && sub.clubs & 1u64.checked_shl(u32::from(club)).unwrap_or(0) != 0
+                    && Self::in_clubs(window, sub.clubs, seq)
                     && window.chunk(seq).is_some()
             }
             Item::Ready(Ready::Manifest { block }) => window

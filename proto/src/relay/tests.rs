@@ -40,6 +40,10 @@ fn published(ms: u64) -> (StreamId, Vec<Vec<u8>>) {
 }
 
 fn subscribe(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId) {
+    subscribe_clubs(relay, now, from, stream, u64::MAX);
+}
+
+fn subscribe_clubs(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId, clubs: u64) {
     let hello = Message::Hello(Hello {
         versions: SUPPORTED_VERSIONS,
         nonce: 1,
@@ -56,7 +60,7 @@ fn subscribe(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId) {
     }
     let sub = Message::Subscribe(crate::wire::Subscribe {
         stream,
-        clubs: u64::MAX,
+        clubs,
         start_seq: None,
         cookie: cookie.expect("a challenge"),
         token: &[],
@@ -269,4 +273,50 @@ fn chunks_whose_manifest_never_comes_are_counted_as_drops() {
     relay.handle_timeout(t(0) + WindowConfig::default().manifest_wait);
     assert_eq!(relay.stats().drop_manifest_missing, withheld);
     assert_eq!(relay.stats().forwarded, 0);
+}
+
+#[test]
+fn nack_answers_and_catch_up_keep_to_the_subscribers_clubs() {
+    let (stream, datagrams) = published(1500);
+    let mut relay = Relay::new(RelayConfig::default());
+    for d in &datagrams {
+        relay.handle_datagram(t(0), PUBLISHER, d);
+    }
+    while relay.poll_send().is_some() {}
+    let clubs = relay
+        .window(&stream)
+        .and_then(|w| w.descriptor().map(|(d, _)| d.clubs))
+        .expect("a descriptor");
+    assert!(clubs > 1);
+    let peer: SocketAddr = "127.0.0.3:6000".parse().expect("addr");
+    // Club 1 only.
+    subscribe_clubs(&mut relay, t(1), peer, stream, 1 << 1);
+    let data_seqs = |bufs: Vec<SharedBuf>| -> Vec<u64> {
+        bufs.iter()
+            .filter_map(|b| {
+                crate::wire::DataView::new_checked(b)
+                    .ok()
+                    .map(|v| v.fields().seq)
+            })
+            .collect()
+    };
+    let caught_up = data_seqs(drain_to(&mut relay, peer));
+    assert!(!caught_up.is_empty(), "catch-up sent chunks");
+    assert!(
+        caught_up.iter().all(|s| s % u64::from(clubs) == 1),
+        "{caught_up:?}"
+    );
+    let mut nack = Nack::new(stream);
+    nack.push(crate::wire::NackEntry {
+        kind: NackKind::Chunks,
+        start: 0,
+        len: 64,
+    });
+    let msg = Message::Nack(nack);
+    let mut buf = vec![0; msg.buffer_len()];
+    let n = msg.emit(&mut buf).expect("emit");
+    relay.handle_datagram(t(2), peer, &buf[..n]);
+    let resent = data_seqs(drain_to(&mut relay, peer));
+    let expected: Vec<u64> = (0..64).filter(|s| s % u64::from(clubs) == 1).collect();
+    assert_eq!(resent, expected);
 }
