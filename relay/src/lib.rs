@@ -6,6 +6,7 @@
 //! from [`config`], counters on a Prometheus endpoint ([`metrics`]).
 
 pub mod config;
+pub mod cpu;
 pub mod io;
 pub mod metrics;
 pub mod roles;

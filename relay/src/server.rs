@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use shoal_proto::relay::Relay;
 
 use crate::config::Settings;
+use crate::cpu;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
 use crate::worker::{Owners, Peer, Router, ToWorker, Worker, wall_clock};
@@ -64,7 +65,7 @@ impl Server {
         }
         let owners = Owners::default();
         let secret = random_bytes()?;
-        let cpus = allowed_cpus();
+        let cpus = cpu::allowed_cpus();
         let io_config = IoConfig {
             gso: settings.gso,
             ..IoConfig::default()
@@ -91,8 +92,10 @@ impl Server {
             let handle = std::thread::Builder::new()
                 .name(format!("shoal-worker-{id}"))
                 .spawn(move || {
-                    if let Some(cpu) = cpu {
-                        pin_to(cpu);
+                    if let Some(cpu) = cpu
+                        && let Err(e) = cpu::pin_to(&[cpu])
+                    {
+                        tracing::warn!(cpu, "cannot pin worker: {e}");
                     }
                     // The ring is created on the thread that submits to it
                     // (io_uring's single-issuer mode requires it).
@@ -230,38 +233,4 @@ fn random_bytes() -> anyhow::Result<[u8; 32]> {
         .and_then(|mut f| f.read_exact(&mut out))
         .context("cannot read /dev/urandom for the cookie secret")?;
     Ok(out)
-}
-
-/// The CPUs this process may run on, in order.
-fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set, and
-    // sched_getaffinity writes at most size_of::<cpu_set_t>() bytes to it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; pid 0 is this thread.
-    let rc = unsafe { libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &raw mut set) };
-    if rc != 0 {
-        return Vec::new();
-    }
-    (0..libc::CPU_SETSIZE as usize)
-        // SAFETY: `i` is below CPU_SETSIZE, the set's capacity.
-        .filter(|&i| unsafe { libc::CPU_ISSET(i, &set) })
-        .collect()
-}
-
-/// Pins the calling thread to `cpu`; a failure is logged, not fatal.
-fn pin_to(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
-    // inside it for cpu < CPU_SETSIZE, which allowed_cpus guarantees.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set)
-    };
-    if rc != 0 {
-        tracing::warn!(
-            cpu,
-            "cannot pin worker: {}",
-            std::io::Error::last_os_error()
-        );
-    }
 }
