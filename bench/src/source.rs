@@ -6,13 +6,15 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use shoal_relay::os::wall_clock;
 
 use anyhow::Context;
+use shoal_proto::StreamId;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::wire::{Codec, DataView, MessageType, peek_type};
-use shoal_proto::{StreamId, Time};
 
 use crate::shared::{Phase, Shared};
 use crate::sys;
@@ -89,7 +91,7 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         PublisherKey::from_seed(KEY_SEED),
         publisher_config,
         vec![config.relay],
-        wall(),
+        wall_clock(),
     )
     .context("cannot make the publisher")?;
     let mut frames = FrameClock::new(config.bitrate_bps, config.fps, Instant::now());
@@ -114,12 +116,12 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         if let Some(bytes) = frames.due(now) {
             frame.clear();
             frame.resize(bytes, (frames.index % 251) as u8);
-            publisher.handle_input(wall(), &frame);
+            publisher.handle_input(wall_clock(), &frame);
         }
         if frames.take_stalled() {
             report.stalls += 1;
         }
-        let wall_now = wall();
+        let wall_now = wall_clock();
         if publisher.poll_timeout().is_some_and(|t| t <= wall_now) {
             publisher.handle_timeout(wall_now);
         }
@@ -143,7 +145,7 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         let wake = frames.next_at();
         let timer = publisher
             .poll_timeout()
-            .map(|t| Duration::from_micros(t.as_micros().saturating_sub(wall().as_micros())));
+            .map(|t| Duration::from_micros(t.as_micros().saturating_sub(wall_clock().as_micros())));
         let sleep = wake
             .saturating_duration_since(Instant::now())
             .min(timer.unwrap_or(MAX_SLEEP))
@@ -154,14 +156,6 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
     }
     shared.set_end_seq(end_seq);
     Ok(report)
-}
-
-/// Wall-clock time for proto (publisher timestamps are wall-clock).
-fn wall() -> Time {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    Time::from_micros(micros)
 }
 
 /// When each frame is due and how many bytes it carries: frame `i` ends at

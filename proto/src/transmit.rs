@@ -114,8 +114,8 @@ impl TxQueue {
         })
     }
 
-    /// The next datagram, handed over; give the buffer back with
-    /// [`TxQueue::give_back`] once sent so it can be reused.
+    /// The next datagram, handed over: its buffer leaves the pool (only
+    /// control replies come from the pool; stream data is the window's).
     pub(crate) fn pop_shared(&mut self) -> Option<(SocketAddr, SharedBuf)> {
         if let Some((_, buf)) = self.current.take() {
             self.give_back(buf);
@@ -123,9 +123,9 @@ impl TxQueue {
         self.queue.pop_front()
     }
 
-    /// Takes back a buffer handed out by [`TxQueue::pop_shared`]; a shared
-    /// window buffer is simply dropped.
-    pub(crate) fn give_back(&mut self, buf: SharedBuf) {
+    /// Keeps a sent buffer for reuse, unless someone else (a window) still
+    /// holds it.
+    fn give_back(&mut self, buf: SharedBuf) {
         if Arc::strong_count(&buf) == 1 && self.free.len() < 1024 {
             self.free.push(buf);
         }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cpu;
 pub mod io;
 pub mod metrics;
+pub mod os;
 pub mod roles;
 pub mod server;
 pub mod worker;

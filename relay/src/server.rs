@@ -11,7 +11,8 @@ use crate::config::Settings;
 use crate::cpu;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
-use crate::worker::{Owners, Peer, Router, ToWorker, Worker, wall_clock};
+use crate::os::{random_bytes, wall_clock};
+use crate::worker::{Owners, Peer, Router, ToWorker, Worker};
 
 /// Queue depth between two workers: enough for a burst of a few thousand
 /// chunks, and a bound on memory (at most this many datagrams of 1452
@@ -64,7 +65,8 @@ impl Server {
             inboxes.push(rx);
         }
         let owners = Owners::default();
-        let secret = random_bytes()?;
+        let secret: [u8; 32] =
+            random_bytes().context("cannot read /dev/urandom for the cookie secret")?;
         let cpus = cpu::allowed_cpus();
         let io_config = IoConfig {
             gso: settings.gso,
@@ -78,7 +80,9 @@ impl Server {
             // the limit is shared out; the hash spreads them about evenly.
             config.max_subscribers = settings.max_subscribers.div_ceil(workers);
             config.cookie_secret = secret;
-            config.nonce_seed = u64::from_le_bytes(random_bytes()?[..8].try_into()?);
+            config.nonce_seed = u64::from_le_bytes(
+                random_bytes().context("cannot read /dev/urandom for a nonce seed")?,
+            );
             let peers_w = peers.clone();
             let hub_w = hub.clone();
             let owners_w = owners.clone();
@@ -223,14 +227,4 @@ fn resolve_backend(kind: BackendKind) -> anyhow::Result<BackendKind> {
         },
         BackendKind::Mmsg => Ok(BackendKind::Mmsg),
     }
-}
-
-/// 32 bytes from the OS's secure random source.
-fn random_bytes() -> anyhow::Result<[u8; 32]> {
-    use std::io::Read;
-    let mut out = [0; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut out))
-        .context("cannot read /dev/urandom for the cookie secret")?;
-    Ok(out)
 }

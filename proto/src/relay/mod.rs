@@ -903,8 +903,7 @@ impl Relay {
     /// or in batches: the datagram comes as a [`SharedBuf`] that stays
     /// valid as long as it is held (window slots are not rewritten while
     /// shared). Fan-out items come subscriber by subscriber, so
-    /// consecutive datagrams to one address can go as one GSO train. Hand
-    /// buffers back with [`Relay::recycle`] once sent.
+    /// consecutive datagrams to one address can go as one GSO train.
     pub fn poll_send(&mut self) -> Option<(SocketAddr, SharedBuf)> {
         if !self.tx.is_empty() {
             return self.tx.pop_shared();
@@ -914,11 +913,6 @@ impl Relay {
         self.stats.forwarded += 1;
         self.stats.forwarded_bytes += buf.len() as u64;
         Some((dst, SharedBuf::clone(buf)))
-    }
-
-    /// Takes back a buffer from [`Relay::poll_send`] after it was sent.
-    pub fn recycle(&mut self, buf: SharedBuf) {
-        self.tx.give_back(buf);
     }
 }
 

@@ -20,9 +20,6 @@ use crate::{StreamId, Time};
 /// next is tried.
 pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
 
-/// What the owner learns from an upstream message.
-pub(crate) type UpstreamEvent = SessionEvent;
-
 #[derive(Debug)]
 pub(crate) struct Upstream {
     servers: Vec<SocketAddr>,
@@ -84,7 +81,7 @@ impl Upstream {
         msg: &Message<'_>,
         resume: Option<u64>,
         tx: &mut TxQueue,
-    ) -> Option<UpstreamEvent> {
+    ) -> Option<SessionEvent> {
         let event = self.session.handle(now, msg, resume, tx);
         match event {
             Some(SessionEvent::Accepted { .. }) => self.down_since = None,

@@ -7,7 +7,7 @@
 //! the file does not hold it in readable form.
 
 use std::fs::OpenOptions;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -64,11 +64,7 @@ pub fn load_key(path: &Path) -> anyhow::Result<PublisherKey> {
 }
 
 fn random_seed() -> anyhow::Result<[u8; SEED_LEN]> {
-    let mut seed = [0; SEED_LEN];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .context("cannot read /dev/urandom")?;
-    Ok(seed)
+    crate::os::random_bytes().context("cannot read /dev/urandom")
 }
 
 fn encode_hex(bytes: &[u8]) -> String {

@@ -10,9 +10,11 @@
 
 mod output;
 
-use std::io::{self, Read};
+use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::os::wall_clock;
 
 use anyhow::Context;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
@@ -67,7 +69,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let mut config = ViewerConfig::new(relay, stream);
     config.latency = latency;
     config.nonce_seed = random_seed();
-    let started = wall();
+    let started = wall_clock();
     let viewer = Viewer::new(config, started).map_err(|e| {
         anyhow::anyhow!(
             "--stream {:?}: not a valid stream key ({e}); copy the id printed by shoal keygen",
@@ -138,7 +140,7 @@ impl Watch {
     fn run(&mut self) -> anyhow::Result<()> {
         let mut buf = vec![0u8; 65536];
         loop {
-            let now = wall();
+            let now = wall_clock();
             if self.viewer.poll_timeout().is_some_and(|t| t <= now) {
                 self.viewer.handle_timeout(now);
             }
@@ -150,7 +152,7 @@ impl Watch {
                 self.status.maybe_print(now, &self.viewer.stats());
             }
 
-            let now = wall();
+            let now = wall_clock();
             let wait = self
                 .viewer
                 .poll_timeout()
@@ -165,7 +167,7 @@ impl Watch {
                         self.heard = true;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
-                    self.viewer.handle_datagram(wall(), from, bytes);
+                    self.viewer.handle_datagram(wall_clock(), from, bytes);
                 }
                 Err(e) if is_transient(&e) => {}
                 Err(e) => {
@@ -214,7 +216,7 @@ impl Watch {
             self.send_queued()?;
             self.output.finish()?;
             if !self.quiet {
-                self.status.print(wall(), &self.viewer.stats());
+                self.status.print(wall_clock(), &self.viewer.stats());
                 eprintln!("shoal: end of stream");
             }
             return Ok(Step::Done);
@@ -379,21 +381,12 @@ fn is_transient(e: &io::Error) -> bool {
     )
 }
 
-fn wall() -> Time {
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Time::from_micros(u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
-}
-
 /// Handshake nonces must not be guessable; the clock and pid stand in only
 /// if /dev/urandom cannot be read.
 fn random_seed() -> u64 {
-    let mut bytes = [0u8; 8];
-    let urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes));
-    match urandom {
-        Ok(()) => u64::from_le_bytes(bytes),
-        Err(_) => wall().as_micros() ^ (u64::from(std::process::id()) << 32),
+    match crate::os::random_bytes() {
+        Ok(bytes) => u64::from_le_bytes(bytes),
+        Err(_) => wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32),
     }
 }
 

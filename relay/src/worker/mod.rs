@@ -20,7 +20,7 @@ mod train;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
@@ -29,6 +29,7 @@ use shoal_proto::relay::{Export, Relay};
 
 use crate::io::{Backend, Sink, Waker};
 use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
+use crate::os::wall_clock;
 pub(crate) use route::{Owners, Router};
 use train::TrainBuilder;
 
@@ -62,14 +63,6 @@ pub(crate) enum ToWorker {
 pub(crate) struct Peer {
     pub(crate) tx: Sender<ToWorker>,
     pub(crate) waker: Arc<Waker>,
-}
-
-/// The time now, as proto counts it.
-pub(crate) fn wall_clock() -> Time {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    Time::from_micros(micros)
 }
 
 /// A worker's state. See the module docs.

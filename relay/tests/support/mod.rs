@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use shoal_proto::StreamId;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::wire::{
     Codec, DataView, HELLO_MIN_LEN, Hello, Keepalive, Message, MessageType, Nack, NackEntry,
     NackKind, SUPPORTED_VERSIONS, Subscribe, peek_type,
 };
-use shoal_proto::{StreamId, Time};
 use shoal_relay::config::{RelayArgs, Settings};
 use shoal_relay::io::BackendKind;
 use shoal_relay::metrics::WorkerSnapshot;
@@ -55,10 +55,7 @@ pub fn start(settings: &Settings) -> Server {
     server
 }
 
-pub fn wall() -> Time {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock");
-    Time::from_micros(d.as_micros() as u64)
-}
+pub use shoal_relay::os::wall_clock as wall;
 
 /// The sum of the workers' latest counters, waiting (bounded) until `until`
 /// holds for them.

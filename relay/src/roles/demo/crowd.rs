@@ -19,7 +19,7 @@ use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use shoal_proto::{StreamId, Time};
 
 use super::pattern::Digest;
-use super::wall;
+use crate::os::wall_clock;
 
 /// Longest wait in `poll(2)`.
 const MAX_WAIT: Duration = Duration::from_millis(20);
@@ -104,7 +104,7 @@ impl Member {
             .context("making a viewer socket nonblocking")?;
         let mut config = ViewerConfig::new(relay, stream);
         config.nonce_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let viewer = Viewer::new(config, wall())
+        let viewer = Viewer::new(config, wall_clock())
             .map_err(|e| anyhow::anyhow!("viewer {i} cannot be made: {e}"))?;
         Ok(Self {
             viewer,
@@ -138,7 +138,7 @@ impl Member {
                         continue;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
-                    self.viewer.handle_datagram(wall(), from, bytes);
+                    self.viewer.handle_datagram(wall_clock(), from, bytes);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // WouldBlock, or an ICMP error from an earlier send.
@@ -230,7 +230,7 @@ pub fn drive(
                 m.read(&mut buf, loss);
             }
         }
-        let now = wall();
+        let now = wall_clock();
         {
             let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
             for m in &mut members {
@@ -252,7 +252,7 @@ pub fn drive(
         if members.iter().all(|m| m.ended) || Instant::now() >= deadline {
             break;
         }
-        let now = wall();
+        let now = wall_clock();
         let wait = members
             .iter()
             .filter_map(|m| m.viewer.poll_timeout())

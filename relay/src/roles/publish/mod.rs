@@ -17,7 +17,9 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use crate::os::wall_clock;
 
 use anyhow::Context;
 use crossbeam_channel::RecvTimeoutError;
@@ -303,14 +305,6 @@ fn errors_note(stats: PublisherStats, send_errors: u64) -> String {
         note += &format!(", {send_errors} sends failed");
     }
     note
-}
-
-/// Wall-clock time: publisher timestamps let viewers measure latency.
-fn wall_clock() -> Time {
-    let since_epoch = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Time::from_micros(u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX))
 }
 
 fn resolve_relay(text: &str) -> anyhow::Result<SocketAddr> {
