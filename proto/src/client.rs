@@ -92,6 +92,11 @@ impl ClientSession {
         }
     }
 
+    /// Changes the clubs asked for from the next SUBSCRIBE on.
+    pub(crate) fn set_clubs(&mut self, clubs: u64) {
+        self.clubs = clubs;
+    }
+
     pub(crate) fn server(&self) -> SocketAddr {
         self.server
     }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod cookie;
 pub mod fec;
 pub mod integrity;
+pub mod peer;
 pub mod publisher;
 pub mod relay;
 pub mod stream_id;

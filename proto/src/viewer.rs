@@ -19,11 +19,11 @@ use std::time::Duration;
 
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::{Rejection, StreamKey};
-use crate::transmit::TxQueue;
-use crate::window::{Ready, Window, WindowConfig};
+use crate::transmit::{SharedBuf, TxQueue};
+use crate::window::{Adopt, Ingested, Ready, Window, WindowConfig};
 use crate::wire::{
-    Keepalive, LeaveReason, Message, MessageType, Nack, NackEntry, NackKind, RejectReason,
-    peek_type,
+    Keepalive, LeaveReason, MAX_CLUBS, Message, MessageType, Nack, NackEntry, NackKind,
+    RejectReason, peek_type,
 };
 use crate::{StreamId, Time, Transmit};
 
@@ -44,6 +44,16 @@ pub struct ViewerConfig {
     pub token: Vec<u8>,
     /// Seed for handshake nonces (draw it from a random source).
     pub nonce_seed: u64,
+    /// Clubs to take from the relay (all, for a plain viewer).
+    pub clubs: u64,
+    /// After a resubscription, start at the live edge rather than at the
+    /// next chunk to play (an ordinary peer NACKs what it lacks instead).
+    pub resume_live: bool,
+    /// Chunks arrive club by club over different paths (an ordinary
+    /// peer): a chunk counts as lost once a later chunk of its own club
+    /// has arrived, and is NACKed [`CLUB_REORDER`] after that, with no
+    /// wait for FEC.
+    pub club_nack: bool,
 }
 
 impl ViewerConfig {
@@ -60,6 +70,9 @@ impl ViewerConfig {
             nack: true,
             token: Vec::new(),
             nonce_seed: 0x5eed,
+            clubs: u64::MAX,
+            resume_live: false,
+            club_nack: false,
         }
     }
 }
@@ -122,11 +135,16 @@ pub struct ViewerStats {
 #[derive(Debug, Clone, Copy)]
 struct Missing {
     noticed: Time,
+    /// When a later chunk of its club was first seen (`club_nack`).
+    overtaken: Option<Time>,
     last_nack: Option<Time>,
     nacks: u8,
 }
 
 const NACK_TRIES: u8 = 6;
+/// With `club_nack`, how long after a later chunk of its club arrived a
+/// missing chunk is NACKed (reordering allowance).
+pub const CLUB_REORDER: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(10);
 
 /// A viewer. See the module docs.
@@ -145,6 +163,13 @@ pub struct Viewer {
     next_tick: Option<Time>,
     ended: bool,
     stats: ViewerStats,
+    /// Verified items for an upload side, when exporting.
+    export: bool,
+    exports: VecDeque<(Adopt, SharedBuf)>,
+    /// What ingest did with the last stream datagram.
+    last_ingest: Option<Result<Ingested, Rejection>>,
+    /// Per club, where a chunk's first NACK goes (else the relay).
+    nack_route: [Option<SocketAddr>; MAX_CLUBS as usize],
 }
 
 impl Viewer {
@@ -156,7 +181,7 @@ impl Viewer {
         let mut session = ClientSession::new(
             config.relay,
             config.stream,
-            u64::MAX,
+            config.clubs,
             config.token.clone(),
             config.nonce_seed,
         );
@@ -175,7 +200,66 @@ impl Viewer {
             next_tick: None,
             ended: false,
             stats: ViewerStats::default(),
+            export: false,
+            exports: VecDeque::new(),
+            last_ingest: None,
+            nack_route: [None; MAX_CLUBS as usize],
         })
+    }
+
+    /// Makes the viewer queue every item it verifies for
+    /// [`Viewer::poll_export`] (an ordinary peer forwards them).
+    pub fn set_export(&mut self, on: bool) {
+        self.export = on;
+    }
+
+    /// The next verified item, with its datagram.
+    pub fn poll_export(&mut self) -> Option<(Adopt, SharedBuf)> {
+        self.exports.pop_front()
+    }
+
+    /// What ingest did with the last DATA, PARITY, MANIFEST or DESCRIPTOR
+    /// handed to [`Viewer::handle_datagram`], once.
+    pub fn take_ingest_result(&mut self) -> Option<Result<Ingested, Rejection>> {
+        self.last_ingest.take()
+    }
+
+    /// Changes the clubs taken from the relay: resubscribes.
+    pub fn set_clubs(&mut self, now: Time, clubs: u64) {
+        if self.config.clubs != clubs && !self.ended {
+            self.config.clubs = clubs;
+            self.session.set_clubs(clubs);
+            self.session.start(now, &mut self.tx);
+        }
+    }
+
+    /// The clubs asked of the relay.
+    pub fn clubs(&self) -> u64 {
+        self.config.clubs
+    }
+
+    /// Sends the first NACK for chunks of `club` to `to` (the peer that
+    /// serves it) rather than to the relay; later tries go to the relay.
+    pub fn set_nack_route(&mut self, club: u8, to: Option<SocketAddr>) {
+        if let Some(slot) = self.nack_route.get_mut(usize::from(club)) {
+            *slot = to;
+        }
+    }
+
+    /// Queues a datagram (an ordinary peer's own control messages share
+    /// the viewer's queue).
+    pub(crate) fn push_message(&mut self, to: SocketAddr, msg: &Message<'_>) {
+        let _ = self.tx.push_message(to, msg);
+    }
+
+    /// The newest chunk held, if any.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.window.newest_seq()
+    }
+
+    /// Round-trip time to the relay, smoothed.
+    pub fn relay_rtt(&self) -> Duration {
+        self.session.rtt
     }
 
     /// Counters.
@@ -203,12 +287,26 @@ impl Viewer {
         self.events.pop_front()
     }
 
+    /// Whether a datagram is waiting for [`Viewer::poll_transmit`].
+    pub fn has_transmit(&self) -> bool {
+        !self.tx.is_empty()
+    }
+
+    /// Leaves: a LEAVE to the relay; nothing more is handled.
+    pub fn close(&mut self) {
+        self.session.close(&mut self.tx);
+        self.ended = true;
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         self.tx.pop()
     }
 
     fn resume_seq(&self) -> Option<u64> {
+        if self.config.resume_live && self.started {
+            return self.window.newest_seq().map(|n| n + 1).or(self.next_play);
+        }
         self.next_play
     }
 
@@ -232,7 +330,16 @@ impl Viewer {
                 if from == self.config.relay {
                     self.session.heard(now);
                 }
-                if let Err(r) = self.window.ingest(now, bytes) {
+                let result = self.window.ingest(now, bytes);
+                if self.export
+                    && result == Ok(Ingested::Descriptor)
+                    && let Some(d) = self.window.descriptor_buf()
+                {
+                    self.exports
+                        .push_back((Adopt::Descriptor, SharedBuf::clone(d)));
+                }
+                self.last_ingest = Some(result);
+                if let Err(r) = result {
                     self.stats.rejected += 1;
                     if r == Rejection::Duplicate {
                         self.stats.rejected -= 1;
@@ -279,6 +386,13 @@ impl Viewer {
                     self.awaiting_manifest.remove(&block);
                 }
                 Ready::Data { .. } | Ready::Parity { .. } => {}
+            }
+            if self.export
+                && !matches!(r, Ready::AwaitingManifest { .. })
+                && let Some(buf) = self.window.ready_buf(r)
+            {
+                self.exports
+                    .push_back((Adopt::Ready(r), SharedBuf::clone(buf)));
             }
         }
     }
@@ -367,6 +481,7 @@ impl Viewer {
             for s in lo..newest {
                 if self.window.chunk(s).is_none() {
                     self.missing.entry(s).or_insert(Missing {
+                        overtaken: None,
                         noticed: now,
                         last_nack: None,
                         nacks: 0,
@@ -409,12 +524,26 @@ impl Viewer {
         let mut nack = Nack::new(self.config.stream);
         let mut run: Option<(u64, u16)> = None;
         let seqs: Vec<u64> = self.missing.keys().copied().collect();
+        let club_of = self.window.descriptor().map(|(d, _)| d.clubs.max(1));
+        let club_nack = self.config.club_nack.then_some(club_of).flatten();
+        let mut routed: Vec<(SocketAddr, Nack)> = Vec::new();
         for seq in seqs {
             let deadline = self.deadline(seq);
+            let overtaken = club_nack.is_some_and(|clubs| {
+                let step = u64::from(clubs);
+                (1..=2).any(|k| self.window.chunk(seq + k * step).is_some())
+            });
             let Some(m) = self.missing.get_mut(&seq) else {
                 continue;
             };
-            let due = now >= m.noticed + fec_wait
+            if overtaken && m.overtaken.is_none() {
+                m.overtaken = Some(now);
+            }
+            let ripe = match club_nack {
+                Some(_) => m.overtaken.is_some_and(|t| now >= t + CLUB_REORDER),
+                None => now >= m.noticed + fec_wait,
+            };
+            let due = ripe
                 && m.nacks < NACK_TRIES
                 && m.last_nack.is_none_or(|t| now >= t + rtt * 2)
                 && deadline.is_none_or(|d| now + rtt < d);
@@ -423,6 +552,31 @@ impl Viewer {
             }
             m.nacks += 1;
             m.last_nack = Some(now);
+            // A chunk's first NACK goes to the peer serving its club.
+            let first = m.nacks == 1;
+            if let Some(clubs) = club_of
+                && first
+                && let Some(to) = self.nack_route[(seq % u64::from(clubs)) as usize]
+            {
+                let entry = NackEntry {
+                    kind: NackKind::Chunks,
+                    start: seq,
+                    len: 1,
+                };
+                match routed.iter_mut().find(|(a, _)| *a == to) {
+                    Some((_, n)) => {
+                        if !n.push(entry) {
+                            m.nacks -= 1;
+                        }
+                    }
+                    None => {
+                        let mut n = Nack::new(self.config.stream);
+                        n.push(entry);
+                        routed.push((to, n));
+                    }
+                }
+                continue;
+            }
             run = match run {
                 Some((start, len)) if start + u64::from(len) == seq && len < u16::MAX => {
                     Some((start, len + 1))
@@ -461,6 +615,10 @@ impl Viewer {
             let _ = self
                 .tx
                 .push_message(self.config.relay, &Message::Nack(nack));
+        }
+        for (to, n) in routed {
+            self.stats.nacks_sent += 1;
+            let _ = self.tx.push_message(to, &Message::Nack(n));
         }
     }
 

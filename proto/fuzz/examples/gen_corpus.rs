@@ -15,8 +15,9 @@ use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::ts::TS_PACKET_LEN;
 use shoal_proto::wire::{
     Accept, Challenge, Codec, Cookie, DATA_HEADER_LEN, DESCRIPTOR_LEN, Data, DataFlags, Descriptor,
-    Hello, Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Message, Nack, NackEntry,
-    NackKind, Parity, Peers, Reject, RejectReason, SIGNATURE_LEN, SUPPORTED_VERSIONS, Subscribe,
+    Have, Hello, Introduce, Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Member,
+    Message, Nack, NackEntry, NackKind, Parity, Peers, Punch, Reject, RejectReason, SIGNATURE_LEN,
+    SUPPORTED_VERSIONS, Subscribe,
 };
 use shoal_proto::{StreamId, Time};
 
@@ -372,6 +373,45 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             "peers-request",
             encode(&Message::Peers(Peers::new(stream, 0)))?,
         ),
+        (
+            "have",
+            encode(&Message::Have(Have {
+                stream,
+                base: 16,
+                mask: 0b1011,
+            }))?,
+        ),
+        (
+            "member",
+            encode(&Message::Member(Member {
+                stream,
+                clubs: 0b101,
+                upload_kbps: 4000,
+            }))?,
+        ),
+        (
+            "member-viewer",
+            encode(&Message::Member(Member {
+                stream,
+                clubs: 0,
+                upload_kbps: 0,
+            }))?,
+        ),
+        (
+            "introduce",
+            encode(&Message::Introduce(Introduce {
+                stream,
+                addr: SocketAddr::from(([192, 0, 2, 7], 5000)),
+            }))?,
+        ),
+        (
+            "introduce-v6",
+            encode(&Message::Introduce(Introduce {
+                stream,
+                addr: "[2001:db8::1]:6000".parse()?,
+            }))?,
+        ),
+        ("punch", encode(&Message::Punch(Punch { stream }))?),
     ])
 }
 

@@ -37,8 +37,9 @@ use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::window::{Adopt, Ingested, Ready, Window, WindowConfig};
 use crate::wire::{
-    Accept, Challenge, DecodeError, Keepalive, Leave, LeaveReason, Message, MessageType, Nack,
-    NackKind, Peers, Reject, RejectReason, SUPPORTED_VERSIONS, peek_type,
+    Accept, Challenge, DecodeError, Have, Introduce, Keepalive, Leave, LeaveReason, MAX_PEERS,
+    Message, MessageType, Nack, NackKind, Peers, Reject, RejectReason, SUPPORTED_VERSIONS,
+    peek_type,
 };
 use crate::{StreamId, Time, Transmit};
 use fanout::{Fanout, Item};
@@ -73,6 +74,10 @@ pub struct RelayConfig {
     pub handshake_rate: u32,
     /// HELLOs a source IP may send in a burst.
     pub handshake_burst: u32,
+    /// Push each block's MANIFEST to subscribers. An ordinary peer's
+    /// upload side turns this off: its subscribers take manifests from
+    /// their relay, so that ten sources do not send ten copies.
+    pub forward_manifests: bool,
 }
 
 impl Default for RelayConfig {
@@ -89,6 +94,7 @@ impl Default for RelayConfig {
             nonce_seed: 1,
             handshake_rate: 20,
             handshake_burst: 40,
+            forward_manifests: true,
         }
     }
 }
@@ -116,6 +122,16 @@ struct Subscriber {
     start_seq: u64,
     last_heard: Time,
     report: Option<Keepalive>,
+    /// Clubs it forwards as an ordinary peer (MEMBER); 0: none.
+    member: u64,
+    /// Upload it offers (MEMBER), kbit/s.
+    upload_kbps: u32,
+    /// When it first subscribed: PEERS orders club members by it.
+    joined: Time,
+    /// Its newest HAVE: chunks not to push.
+    have: Option<Have>,
+    /// INTRODUCE requests in the current second, and when it began.
+    intros: (Time, u32),
 }
 
 #[derive(Debug)]
@@ -125,7 +141,27 @@ struct Stream {
     /// Fed by [`Relay::handle_adopt`] from the relay worker that ingests
     /// it, rather than by ingest here.
     mirror: bool,
+    /// Blocks whose chunks came from the upstream without their manifest.
+    awaiting: std::collections::BTreeMap<u64, Awaiting>,
 }
+
+/// A block waiting for its manifest from the upstream relay.
+#[derive(Debug, Clone, Copy)]
+struct Awaiting {
+    noticed: Time,
+    last_nack: Option<Time>,
+    nacks: u8,
+}
+
+/// Blocks tracked as awaiting their manifest, per stream.
+const MAX_AWAITING: usize = 64;
+/// A manifest missing this long after its block's first chunk is NACKed
+/// to the upstream relay.
+const MANIFEST_NACK_AFTER: Duration = Duration::from_millis(30);
+/// Between two NACKs for one manifest.
+const MANIFEST_NACK_EVERY: Duration = Duration::from_millis(150);
+/// Tries per manifest.
+const MANIFEST_NACK_TRIES: u8 = 5;
 
 /// The state of one upstream subscription, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,7 +206,17 @@ pub struct Relay {
     limiter: HandshakeLimiter,
     export: bool,
     exports: std::collections::VecDeque<Export>,
+    /// Upload capacity in club-streams (an ordinary peer's upload side);
+    /// `None`: unlimited.
+    club_slots: Option<u32>,
+    /// State of the generator that samples PEERS answers.
+    rng: u64,
+    /// When to NACK lost manifests to upstream relays next.
+    next_manifest_nack: Option<Time>,
 }
+
+/// INTRODUCE requests forwarded per subscriber per second.
+const INTRODUCE_RATE: u32 = 20;
 
 impl Relay {
     /// A relay with no streams and no subscribers.
@@ -180,6 +226,9 @@ impl Relay {
             config.handshake_rate,
             config.handshake_burst,
         );
+        let mut seed = [0u8; 8];
+        seed.copy_from_slice(&config.cookie_secret[..8]);
+        let rng = (u64::from_be_bytes(seed) ^ config.nonce_seed) | 1;
         Self {
             cookies: CookieJar::new(config.cookie_secret),
             config,
@@ -197,7 +246,44 @@ impl Relay {
             limiter,
             export: false,
             exports: Default::default(),
+            club_slots: None,
+            rng,
+            next_manifest_nack: None,
         }
+    }
+
+    /// Limits subscriptions to `slots` club-streams in total (a subscriber
+    /// to `n` clubs takes `n`), for an ordinary peer's upload side;
+    /// `None` lifts the limit.
+    pub fn set_club_slots(&mut self, slots: Option<u32>) {
+        self.club_slots = slots;
+    }
+
+    /// Club-streams the current subscribers take.
+    pub fn used_club_slots(&self) -> u32 {
+        self.subs
+            .iter()
+            .flatten()
+            .map(|s| s.clubs.count_ones())
+            .sum()
+    }
+
+    /// Addresses of the current subscribers.
+    pub fn subscriber_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.subs.iter().flatten().map(|s| s.addr)
+    }
+
+    /// Subscribers that announced membership of the clubs in their mask.
+    pub fn member_subscribers(&self) -> usize {
+        self.subs.iter().flatten().filter(|s| s.member != 0).count()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: deterministic, good enough to sample peers.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// Makes the relay hand every item it verifies to [`Relay::poll_export`],
@@ -229,7 +315,7 @@ impl Relay {
             Ok(()) => {}
             Err(r) => self.stats.count(r),
         }
-        self.drain_ready(index);
+        self.drain_ready(now, index);
     }
 
     /// The relay's upstream subscriptions.
@@ -304,6 +390,7 @@ impl Relay {
             window: Window::new(key, self.config.window),
             upstream: None,
             mirror: false,
+            awaiting: Default::default(),
         });
         let i = self.streams.len() - 1;
         self.stream_index.insert(id, i);
@@ -473,11 +560,34 @@ impl Relay {
             Ok(_) => {}
             Err(r) => self.stats.count(r),
         }
-        self.drain_ready(index);
+        self.drain_ready(now, index);
     }
 
-    fn drain_ready(&mut self, index: usize) {
+    fn drain_ready(&mut self, now: Time, index: usize) {
         while let Some(ready) = self.streams[index].window.poll_ready() {
+            let stream = &mut self.streams[index];
+            match ready {
+                // Taken from an upstream relay: ask it for a lost manifest.
+                Ready::AwaitingManifest { block } if stream.upstream.is_some() => {
+                    if stream.awaiting.len() >= MAX_AWAITING
+                        && let Some((&oldest, _)) = stream.awaiting.iter().next()
+                    {
+                        stream.awaiting.remove(&oldest);
+                    }
+                    stream.awaiting.entry(block).or_insert(Awaiting {
+                        noticed: now,
+                        last_nack: None,
+                        nacks: 0,
+                    });
+                    let due = now + MANIFEST_NACK_AFTER;
+                    self.next_manifest_nack =
+                        Some(self.next_manifest_nack.map_or(due, |t| t.min(due)));
+                }
+                Ready::Manifest { block } => {
+                    stream.awaiting.remove(&block);
+                }
+                _ => {}
+            }
             if !matches!(ready, Ready::AwaitingManifest { .. }) {
                 self.fanout.push(index, Item::Ready(ready));
                 self.export_item(index, Adopt::Ready(ready));
@@ -553,11 +663,79 @@ impl Relay {
                     self.answer_peers(from, i, p.club);
                 }
             }
+            Message::Have(h) => {
+                if let Some(sub) = self.subscriber_of(now, from, h.stream) {
+                    let newer = sub.have.is_none_or(|old| h.base >= old.base);
+                    if newer {
+                        sub.have = Some(*h);
+                    }
+                }
+            }
+            Message::Member(m) => {
+                if let Some(sub) = self.subscriber_of(now, from, m.stream) {
+                    sub.member = m.clubs;
+                    sub.upload_kbps = m.upload_kbps;
+                }
+            }
+            Message::Introduce(intro) => self.introduce(now, from, intro),
             Message::Challenge(_) | Message::Accept(_) | Message::Reject(_) => {
                 self.upstream_message(now, from, msg);
             }
             _ => {}
         }
+    }
+
+    /// The subscriber at `from`, if it takes `stream`; marks it heard.
+    fn subscriber_of(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        stream: StreamId,
+    ) -> Option<&mut Subscriber> {
+        let &i = self.sub_index.get(&from)?;
+        let sub = self.subs[i].as_mut()?;
+        if self.streams[sub.stream].window.stream() != stream {
+            return None;
+        }
+        sub.last_heard = now;
+        Some(sub)
+    }
+
+    /// Forwards a subscriber's INTRODUCE to the subscriber it names, with
+    /// the requester's address, so that the named peer PUNCHes toward it.
+    fn introduce(&mut self, now: Time, from: SocketAddr, intro: &Introduce) {
+        let Some(&target) = self.sub_index.get(&intro.addr) else {
+            self.stats.drop_not_subscribed += 1;
+            return;
+        };
+        let Some(sub) = self.subscriber_of(now, from, intro.stream) else {
+            self.stats.drop_not_subscribed += 1;
+            return;
+        };
+        let stream = sub.stream;
+        if now - sub.intros.0 >= Duration::from_secs(1) {
+            sub.intros = (now, 0);
+        }
+        if sub.intros.1 >= INTRODUCE_RATE {
+            self.stats.drop_rate_limited += 1;
+            return;
+        }
+        sub.intros.1 += 1;
+        if self.subs[target]
+            .as_ref()
+            .is_none_or(|t| t.stream != stream)
+        {
+            self.stats.drop_not_subscribed += 1;
+            return;
+        }
+        let forward = Introduce {
+            stream: intro.stream,
+            addr: from,
+        };
+        self.stats.introduced += 1;
+        let _ = self
+            .tx
+            .push_message(intro.addr, &Message::Introduce(forward));
     }
 
     fn not_subscribed(&mut self, from: SocketAddr, len: usize, stream: StreamId) {
@@ -622,11 +800,19 @@ impl Relay {
             }
         };
         let existing = self.sub_index.get(&from).copied();
-        if existing.is_none() && self.sub_index.len() >= self.config.max_subscribers {
+        let previous = existing.and_then(|i| self.subs[i].as_ref());
+        let over_slots = self.club_slots.is_some_and(|slots| {
+            let freed = previous.map_or(0, |p| p.clubs.count_ones());
+            self.used_club_slots() - freed + s.clubs.count_ones() > slots
+        });
+        if (existing.is_none() && self.sub_index.len() >= self.config.max_subscribers) || over_slots
+        {
             self.stats.drop_full += 1;
             self.reject(from, RejectReason::Full, s.stream);
             return;
         }
+        let (member, upload_kbps, joined) =
+            previous.map_or((0, 0, now), |p| (p.member, p.upload_kbps, p.joined));
         let window = &self.streams[stream].window;
         let live_edge = window.newest_seq().map_or(0, |n| n + 1);
         let start_seq = match s.start_seq {
@@ -640,6 +826,11 @@ impl Relay {
             start_seq,
             last_heard: now,
             report: None,
+            member,
+            upload_kbps,
+            joined,
+            have: None,
+            intros: (now, 0),
         };
         let index = match existing {
             Some(i) => {
@@ -710,7 +901,7 @@ impl Relay {
             if !Self::in_clubs(window, clubs, seq) {
                 continue;
             }
-            if last_block != Some(chunk.block) {
+            if last_block != Some(chunk.block) && self.config.forward_manifests {
                 last_block = Some(chunk.block);
                 if let Some(m) = window.manifest_buf(chunk.block) {
                     self.tx.push_shared(addr, m);
@@ -726,7 +917,10 @@ impl Relay {
 
     fn serve_nack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
         let Some(s) = &self.subs[sub] else { return };
-        let (stream, clubs) = (s.stream, s.clubs);
+        // A NACK is answered for every club: a proven subscriber asks, the
+        // answer is bounded by `nack_limit`, and an ordinary peer asks its
+        // relay for chunks its peers lost.
+        let (stream, clubs) = (s.stream, u64::MAX);
         if self.streams[stream].window.stream() != nack.stream {
             return;
         }
@@ -754,19 +948,42 @@ impl Relay {
         }
     }
 
+    /// Answers a PEERS request with up to [`MAX_PEERS`] members of `club`,
+    /// sampled at random. An asker that is itself a member of `club` gets
+    /// only members that joined before it: club links then always run
+    /// from older to newer members, so they never form a cycle cut off
+    /// from the relay.
     fn answer_peers(&mut self, from: SocketAddr, sub: usize, club: u8) {
         let Some(s) = &self.subs[sub] else { return };
-        let stream = s.stream;
+        let (stream, joined, asker_member) = (s.stream, s.joined, s.member);
         let mut peers = Peers::new(self.streams[stream].window.stream(), club);
         let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
-        for other in self.subs.iter().flatten() {
-            if other.stream == stream
+        let older_only = asker_member & bit != 0;
+        let mut chosen = [from; MAX_PEERS];
+        let mut seen = 0usize;
+        for i in 0..self.subs.len() {
+            let Some(other) = &self.subs[i] else { continue };
+            let eligible = other.stream == stream
                 && other.addr != from
-                && other.clubs & bit != 0
-                && !peers.push(other.addr)
-            {
-                break;
+                && other.member & bit != 0
+                && (!older_only || (other.joined, other.addr) < (joined, from));
+            if !eligible {
+                continue;
             }
+            let addr = other.addr;
+            // Reservoir sampling: every eligible member equally likely.
+            if seen < MAX_PEERS {
+                chosen[seen] = addr;
+            } else {
+                let j = (self.next_random() % (seen as u64 + 1)) as usize;
+                if let Some(slot) = chosen.get_mut(j) {
+                    *slot = addr;
+                }
+            }
+            seen += 1;
+        }
+        for &addr in chosen.iter().take(seen.min(MAX_PEERS)) {
+            peers.push(addr);
         }
         let _ = self.tx.push_message(from, &Message::Peers(peers));
     }
@@ -788,8 +1005,51 @@ impl Relay {
             .push_back(RelayEvent::SubscriberLeft(sub.addr, reason));
     }
 
+    /// NACKs to the upstream relay the manifests of blocks whose chunks
+    /// came without them.
+    fn nack_manifests(&mut self, now: Time) {
+        if self.next_manifest_nack.is_none_or(|t| now < t) {
+            return;
+        }
+        self.next_manifest_nack = None;
+        for s in &mut self.streams {
+            let Some(up) = &s.upstream else { continue };
+            if !up.subscribed() {
+                continue;
+            }
+            let mut nack = Nack::new(s.window.stream());
+            s.awaiting.retain(|_, a| a.nacks < MANIFEST_NACK_TRIES);
+            for (&block, a) in &mut s.awaiting {
+                let due = now >= a.noticed + MANIFEST_NACK_AFTER
+                    && a.last_nack.is_none_or(|t| now >= t + MANIFEST_NACK_EVERY);
+                if due {
+                    let entry = crate::wire::NackEntry {
+                        kind: NackKind::Manifests,
+                        start: block,
+                        len: 1,
+                    };
+                    if !nack.push(entry) {
+                        break;
+                    }
+                    a.nacks += 1;
+                    a.last_nack = Some(now);
+                }
+            }
+            if !nack.entries().is_empty() {
+                self.stats.manifest_nacks += 1;
+                let _ = self.tx.push_message(up.server(), &Message::Nack(nack));
+            }
+            if !s.awaiting.is_empty() {
+                let next = now + MANIFEST_NACK_AFTER;
+                self.next_manifest_nack =
+                    Some(self.next_manifest_nack.map_or(next, |t| t.min(next)));
+            }
+        }
+    }
+
     /// Runs timers: window expiry, subscriber expiry, upstream sessions.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.nack_manifests(now);
         for i in 0..self.streams.len() {
             self.streams[i].window.handle_timeout(now);
             let resume = self.streams[i].window.newest_seq().map(|s| s + 1);
@@ -805,7 +1065,7 @@ impl Relay {
                 };
                 up.handle_timeout(now, resume, report, &mut self.tx);
             }
-            self.drain_ready(i);
+            self.drain_ready(now, i);
         }
         if let Some(t) = self.next_sweep
             && now >= t
@@ -831,7 +1091,11 @@ impl Relay {
             .streams
             .iter()
             .filter_map(|s| s.upstream.as_ref().and_then(Upstream::poll_timeout));
-        windows.chain(upstreams).chain(self.next_sweep).min()
+        windows
+            .chain(upstreams)
+            .chain(self.next_sweep)
+            .chain(self.next_manifest_nack)
+            .min()
     }
 
     /// Whether chunk `seq` belongs to one of the clubs in the mask `clubs`
@@ -842,17 +1106,21 @@ impl Relay {
     }
 
     /// Whether a subscriber wants an item of its stream.
-    fn wants(window: &Window, sub: &Subscriber, item: Item) -> bool {
+    fn wants(window: &Window, sub: &Subscriber, item: Item, manifests: bool) -> bool {
         match item {
             Item::Descriptor => true,
             Item::Ready(Ready::Data { seq, .. }) => {
                 seq >= sub.start_seq
                     && Self::in_clubs(window, sub.clubs, seq)
+                    && !sub.have.is_some_and(|h| h.holds(seq))
                     && window.chunk(seq).is_some()
             }
-            Item::Ready(Ready::Manifest { block }) => window
-                .block_span(block)
-                .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq),
+            Item::Ready(Ready::Manifest { block }) => {
+                manifests
+                    && window
+                        .block_span(block)
+                        .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq)
+            }
             Item::Ready(Ready::Parity { block, index }) => {
                 sub.clubs == u64::MAX
                     && window.parity(block, index).is_some()
@@ -879,7 +1147,10 @@ impl Relay {
                 self.fanout.skip_subscriber();
                 continue;
             };
-            if sub.stream == stream && Self::wants(&self.streams[stream].window, sub, item) {
+            let manifests = self.config.forward_manifests;
+            if sub.stream == stream
+                && Self::wants(&self.streams[stream].window, sub, item, manifests)
+            {
                 return Some((sub.addr, stream, item));
             }
         }
@@ -916,5 +1187,7 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod swarm_tests;
 #[cfg(test)]
 mod tests;

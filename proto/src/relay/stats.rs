@@ -19,6 +19,10 @@ pub struct RelayStats {
     pub nack_served: u64,
     /// Subscriptions accepted.
     pub accepted: u64,
+    /// NACKs for lost manifests sent to upstream relays.
+    pub manifest_nacks: u64,
+    /// INTRODUCE requests forwarded to the peer they name.
+    pub introduced: u64,
     /// Subscribers that stopped sending keepalives.
     pub expired: u64,
     /// Exact copies of what was already verified (not counted as drops).

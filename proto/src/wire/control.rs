@@ -330,25 +330,30 @@ impl Peers {
         w.u8(self.club);
         w.u8(self.count);
         w.put(self.stream.as_bytes());
-        for addr in self.addrs() {
-            match addr.ip() {
-                IpAddr::V4(ip) => {
-                    w.u8(4);
-                    w.put(&ip.octets());
-                    w.zeros(12);
-                }
-                IpAddr::V6(ip) => {
-                    w.u8(6);
-                    w.put(&ip.octets());
-                }
-            }
-            w.u16(addr.port());
+        for &addr in self.addrs() {
+            write_addr(&mut w, addr);
         }
         Ok(w.finish())
     }
 }
 
-fn read_addr(r: &mut Reader<'_>) -> Result<PeerAddr, DecodeError> {
+/// Writes one 19-byte address entry (family, address, port).
+pub(super) fn write_addr(w: &mut Writer<'_>, addr: PeerAddr) {
+    match addr.ip() {
+        IpAddr::V4(ip) => {
+            w.u8(4);
+            w.put(&ip.octets());
+            w.zeros(12);
+        }
+        IpAddr::V6(ip) => {
+            w.u8(6);
+            w.put(&ip.octets());
+        }
+    }
+    w.u16(addr.port());
+}
+
+pub(super) fn read_addr(r: &mut Reader<'_>) -> Result<PeerAddr, DecodeError> {
     let family = r.u8()?;
     let raw: [u8; 16] = r.array()?;
     let port = r.u16()?;

@@ -175,9 +175,6 @@ impl<'a> Subscribe<'a> {
         }
         let token = r.take(token_len)?;
         r.finish()?;
-        if clubs == 0 {
-            return Err(DecodeError::Field("clubs"));
-        }
         let start_seq = if flags & RESUME != 0 {
             Some(start)
         } else if start != 0 {

@@ -25,6 +25,7 @@ mod descriptor;
 mod handshake;
 mod manifest;
 mod parity;
+mod swarm;
 
 pub use control::{
     Keepalive, Leave, LeaveReason, MAX_NACK_ENTRIES, MAX_PEERS, Nack, NackEntry, NackKind,
@@ -39,6 +40,7 @@ pub use handshake::{
 };
 pub use manifest::{HASH_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView, SIGNATURE_LEN};
 pub use parity::{PARITY_HEADER_LEN, Parity, ParityView};
+pub use swarm::{HAVE_LEN, Have, INTRODUCE_LEN, Introduce, MEMBER_LEN, Member, PUNCH_LEN, Punch};
 
 use cursor::Reader;
 
@@ -91,6 +93,14 @@ pub enum MessageType {
     Leave = 0x17,
     /// Peer exchange for one club.
     Peers = 0x18,
+    /// Chunks a subscriber already holds.
+    Have = 0x19,
+    /// A peer's club membership.
+    Member = 0x1a,
+    /// Hole-punching introduction.
+    Introduce = 0x1b,
+    /// Opens a NAT mapping.
+    Punch = 0x1c,
 }
 
 impl MessageType {
@@ -110,6 +120,10 @@ impl MessageType {
             0x16 => Self::Nack,
             0x17 => Self::Leave,
             0x18 => Self::Peers,
+            0x19 => Self::Have,
+            0x1a => Self::Member,
+            0x1b => Self::Introduce,
+            0x1c => Self::Punch,
             _ => return None,
         })
     }
@@ -190,6 +204,14 @@ pub enum Message<'a> {
     Leave(Leave),
     /// PEERS.
     Peers(Peers),
+    /// HAVE.
+    Have(Have),
+    /// MEMBER.
+    Member(Member),
+    /// INTRODUCE.
+    Introduce(Introduce),
+    /// PUNCH.
+    Punch(Punch),
 }
 
 impl<'a> Message<'a> {
@@ -209,6 +231,10 @@ impl<'a> Message<'a> {
             MessageType::Nack => Self::Nack(Nack::parse(bytes)?),
             MessageType::Leave => Self::Leave(Leave::parse(bytes)?),
             MessageType::Peers => Self::Peers(Peers::parse(bytes)?),
+            MessageType::Have => Self::Have(Have::parse(bytes)?),
+            MessageType::Member => Self::Member(Member::parse(bytes)?),
+            MessageType::Introduce => Self::Introduce(Introduce::parse(bytes)?),
+            MessageType::Punch => Self::Punch(Punch::parse(bytes)?),
         })
     }
 
@@ -228,6 +254,10 @@ impl<'a> Message<'a> {
             Self::Nack(m) => m.buffer_len(),
             Self::Leave(m) => m.buffer_len(),
             Self::Peers(m) => m.buffer_len(),
+            Self::Have(m) => m.buffer_len(),
+            Self::Member(m) => m.buffer_len(),
+            Self::Introduce(m) => m.buffer_len(),
+            Self::Punch(m) => m.buffer_len(),
         }
     }
 
@@ -247,6 +277,10 @@ impl<'a> Message<'a> {
             Self::Nack(m) => m.emit(out),
             Self::Leave(m) => m.emit(out),
             Self::Peers(m) => m.emit(out),
+            Self::Have(m) => m.emit(out),
+            Self::Member(m) => m.emit(out),
+            Self::Introduce(m) => m.emit(out),
+            Self::Punch(m) => m.emit(out),
         }
     }
 }

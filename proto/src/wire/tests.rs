@@ -6,7 +6,7 @@
 //! template whose borrowed field (payload, symbol, hashes or token) is
 //! empty, plus the bytes that [`fill`] slots into it.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
@@ -340,6 +340,33 @@ fn peers() -> impl Strategy<Value = Case> {
         })
 }
 
+fn have() -> impl Strategy<Value = Case> {
+    (stream(), any::<u64>(), any::<u64>()).prop_map(|(stream, base, mask)| {
+        let h = Have { stream, base, mask };
+        (Message::Have(h), Vec::new())
+    })
+}
+
+fn member() -> impl Strategy<Value = Case> {
+    (stream(), any::<u64>(), any::<u32>()).prop_map(|(stream, clubs, upload_kbps)| {
+        let m = Member {
+            stream,
+            clubs,
+            upload_kbps,
+        };
+        (Message::Member(m), Vec::new())
+    })
+}
+
+fn introduce() -> impl Strategy<Value = Case> {
+    (stream(), peer_addr())
+        .prop_map(|(stream, addr)| (Message::Introduce(Introduce { stream, addr }), Vec::new()))
+}
+
+fn punch() -> impl Strategy<Value = Case> {
+    stream().prop_map(|stream| (Message::Punch(Punch { stream }), Vec::new()))
+}
+
 /// Any valid v1 message.
 fn message() -> impl Strategy<Value = Case> {
     prop_oneof![
@@ -356,6 +383,10 @@ fn message() -> impl Strategy<Value = Case> {
         nack(),
         leave(),
         peers(),
+        have(),
+        member(),
+        introduce(),
+        punch(),
     ]
 }
 
@@ -401,6 +432,10 @@ fn check_typed_parse(
         MessageType::Nack => Nack::parse(bytes).map(Message::Nack),
         MessageType::Leave => Leave::parse(bytes).map(Message::Leave),
         MessageType::Peers => Peers::parse(bytes).map(Message::Peers),
+        MessageType::Have => Have::parse(bytes).map(Message::Have),
+        MessageType::Member => Member::parse(bytes).map(Message::Member),
+        MessageType::Introduce => Introduce::parse(bytes).map(Message::Introduce),
+        MessageType::Punch => Punch::parse(bytes).map(Message::Punch),
     };
     prop_assert_eq!(&typed, parsed);
     Ok(())
@@ -466,7 +501,14 @@ fn reserved_bits(msg: &Message<'_>, encoded: &[u8]) -> Vec<(usize, u8)> {
         Message::Descriptor(_) => whole(54..56),
         // The reserved u16 and every padding byte.
         Message::Hello(_) => [whole(2..4), whole(16..encoded.len())].concat(),
-        Message::Challenge(_) | Message::Keepalive(_) => whole(2..4),
+        Message::Challenge(_)
+        | Message::Keepalive(_)
+        | Message::Have(_)
+        | Message::Member(_)
+        | Message::Punch(_) => whole(2..4),
+        // The reserved u16, then the address entry's unused bytes as in PEERS.
+        Message::Introduce(i) if i.addr.is_ipv4() => [whole(2..4), whole(41..53)].concat(),
+        Message::Introduce(_) => whole(2..4),
         // The flag byte past RESUME, then the reserved byte.
         Message::Subscribe(_) => vec![(2, !0x01), (3, 0xFF)],
         Message::Reject(_) | Message::Nack(_) | Message::Leave(_) => whole(3..4),
@@ -582,8 +624,9 @@ proptest! {
     }
 }
 
-const TYPE_BYTES: [u8; 15] = [
-    0x00, 0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0xFF,
+const TYPE_BYTES: [u8; 20] = [
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a,
+    0x1b, 0x1c, 0x1d, 0xFF,
 ];
 
 proptest! {
@@ -641,5 +684,281 @@ fn header_errors_come_first() {
     assert_eq!(
         Message::parse(&[VERSION; MAX_DATAGRAM_LEN + 1]),
         Err(DecodeError::Oversized)
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Swarm messages: HAVE, MEMBER, INTRODUCE, PUNCH.
+
+const STREAM: StreamId = StreamId([7; 32]);
+
+const INTRODUCE_V4: Introduce = Introduce {
+    stream: STREAM,
+    addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 5000),
+};
+
+const INTRODUCE_V6: Introduce = Introduce {
+    stream: STREAM,
+    addr: SocketAddr::new(
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        6000,
+    ),
+};
+
+/// One datagram of each swarm type (INTRODUCE once per family) and the
+/// length its type's constant gives.
+const SWARM: [(Message<'static>, usize); 5] = [
+    (
+        Message::Have(Have {
+            stream: STREAM,
+            base: 1000,
+            mask: 0b1011,
+        }),
+        HAVE_LEN,
+    ),
+    (
+        Message::Member(Member {
+            stream: STREAM,
+            clubs: 0b101,
+            upload_kbps: 4000,
+        }),
+        MEMBER_LEN,
+    ),
+    (Message::Introduce(INTRODUCE_V4), INTRODUCE_LEN),
+    (Message::Introduce(INTRODUCE_V6), INTRODUCE_LEN),
+    (Message::Punch(Punch { stream: STREAM }), PUNCH_LEN),
+];
+
+/// `msg` emitted into a buffer of exactly `buffer_len()` bytes.
+fn emitted(msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0xA5; msg.buffer_len()];
+    assert_eq!(msg.emit(&mut buf), Ok(buf.len()));
+    buf
+}
+
+#[test]
+fn swarm_type_bytes() {
+    for (byte, ty) in [
+        (0x19, MessageType::Have),
+        (0x1a, MessageType::Member),
+        (0x1b, MessageType::Introduce),
+        (0x1c, MessageType::Punch),
+    ] {
+        assert_eq!(MessageType::from_byte(byte), Some(ty));
+        assert_eq!(ty as u8, byte);
+    }
+    assert_eq!(MessageType::from_byte(0x1d), None);
+}
+
+#[test]
+fn swarm_layouts() {
+    let [have, member, _, _, punch] = SWARM.map(|(msg, _)| emitted(&msg));
+    for (bytes, ty) in [(&have, 0x19), (&member, 0x1a), (&punch, 0x1c)] {
+        assert_eq!(bytes[..4], [VERSION, ty, 0, 0]);
+        assert_eq!(bytes[4..36], *STREAM.as_bytes());
+    }
+    assert_eq!(have[36..44], 1000u64.to_be_bytes());
+    assert_eq!(have[44..], 0b1011u64.to_be_bytes());
+    assert_eq!(member[36..44], 0b101u64.to_be_bytes());
+    assert_eq!(member[44..], 4000u32.to_be_bytes());
+    assert_eq!(punch.len(), 36);
+}
+
+#[test]
+fn have_holds_exactly_its_set_bits() {
+    let have = Have {
+        stream: STREAM,
+        base: 1000,
+        mask: 1 | 1 << 5 | 1 << 63,
+    };
+    assert!(have.holds(1000), "bit 0 is base");
+    assert!(have.holds(1005));
+    assert!(!have.holds(1004));
+    assert!(have.holds(1063), "bit 63 is base + 63");
+    assert!(!have.holds(1064), "past the window");
+    assert!(!have.holds(999), "below base");
+    assert!(!have.holds(0));
+    // Offsets whose low bits name a set bit are still outside the window.
+    assert!(!have.holds(1000 + 64 + 5));
+    assert!(!have.holds(1000 + (1 << 32)));
+    assert!(!have.holds(1000 + (1 << 32) + 5));
+    assert!(!have.holds(u64::MAX));
+
+    let top = Have {
+        base: u64::MAX - 1,
+        mask: u64::MAX,
+        ..have
+    };
+    assert!(top.holds(u64::MAX - 1));
+    assert!(top.holds(u64::MAX), "a window running past u64::MAX");
+    assert!(!top.holds(0));
+    assert!(!top.holds(62), "no wrap-around below base");
+
+    let none = Have { mask: 0, ..have };
+    assert!((990..1100).all(|seq| !none.holds(seq)));
+}
+
+proptest! {
+    #[test]
+    fn have_holds_agrees_with_its_definition(
+        base: u64,
+        mask: u64,
+        offset in prop_oneof![0..80u64, any::<u64>()],
+    ) {
+        let seq = base.wrapping_add(offset);
+        let have = Have { stream: STREAM, base, mask };
+        let i = u128::from(seq).checked_sub(u128::from(base));
+        let want = i.is_some_and(|i| i < 64 && mask >> i & 1 == 1);
+        prop_assert_eq!(have.holds(seq), want);
+    }
+}
+
+#[test]
+fn introduce_carries_an_ipv4_or_ipv6_address() {
+    let v4 = emitted(&Message::Introduce(INTRODUCE_V4));
+    assert_eq!(v4[..4], [VERSION, 0x1b, 0, 0]);
+    assert_eq!(v4[4..36], *STREAM.as_bytes());
+    #[rustfmt::skip]
+    assert_eq!(v4[36..], [
+        4, 192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // family, address
+        0x13, 0x88, // port 5000
+    ]);
+    assert_eq!(Introduce::parse(&v4), Ok(INTRODUCE_V4));
+
+    let v6 = emitted(&Message::Introduce(INTRODUCE_V6));
+    #[rustfmt::skip]
+    assert_eq!(v6[36..], [
+        6, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // family, address
+        0x17, 0x70, // port 6000
+    ]);
+    assert_eq!(Introduce::parse(&v6), Ok(INTRODUCE_V6));
+
+    // An IPv4-mapped IPv6 address stays IPv6: one encoding per address.
+    let mapped = Introduce {
+        addr: SocketAddr::new(
+            IpAddr::V6(Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped()),
+            5000,
+        ),
+        ..INTRODUCE_V4
+    };
+    let bytes = emitted(&Message::Introduce(mapped));
+    assert_eq!(bytes[36], 6);
+    assert_eq!(Introduce::parse(&bytes), Ok(mapped));
+}
+
+#[test]
+fn introduce_refuses_a_bad_address_entry() {
+    let v4 = emitted(&Message::Introduce(INTRODUCE_V4));
+    // The 12 bytes after an IPv4 address are padding.
+    for at in 41..53 {
+        let mut bytes = v4.clone();
+        bytes[at] = 1;
+        assert_eq!(
+            Introduce::parse(&bytes),
+            Err(DecodeError::Reserved),
+            "padding byte {at}"
+        );
+    }
+    // Any address bytes are fine for IPv6.
+    let mut v6 = emitted(&Message::Introduce(INTRODUCE_V6));
+    v6[37..53].fill(0xFF);
+    assert!(Introduce::parse(&v6).is_ok());
+    for family in [0, 5, 0xFF] {
+        let mut bytes = v4.clone();
+        bytes[36] = family;
+        assert_eq!(Introduce::parse(&bytes), Err(DecodeError::Field("family")));
+    }
+}
+
+#[test]
+fn swarm_reserved_bytes_are_refused() {
+    for (msg, _) in SWARM {
+        let encoded = emitted(&msg);
+        for at in 2..4 {
+            for bit in 0..8 {
+                let mut bytes = encoded.clone();
+                bytes[at] |= 1 << bit;
+                assert_eq!(
+                    Message::parse(&bytes),
+                    Err(DecodeError::Reserved),
+                    "{msg:?}: byte {at} bit {bit}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn swarm_wrong_lengths_are_refused() {
+    for (msg, len) in SWARM {
+        assert_eq!(msg.buffer_len(), len);
+        let mut bytes = emitted(&msg);
+        assert_eq!(bytes.len(), len);
+        assert_eq!(Message::parse(&bytes), Ok(msg.clone()));
+        for short in 0..len {
+            assert_eq!(
+                Message::parse(&bytes[..short]),
+                Err(DecodeError::Truncated),
+                "{msg:?} cut to {short} bytes"
+            );
+        }
+        bytes.push(0);
+        assert_eq!(Message::parse(&bytes), Err(DecodeError::TrailingBytes));
+        bytes.extend([0; 19]);
+        assert_eq!(Message::parse(&bytes), Err(DecodeError::TrailingBytes));
+    }
+}
+
+#[test]
+fn each_swarm_parser_refuses_the_other_types() {
+    let [have, member, introduce, _, punch] = SWARM.map(|(msg, _)| emitted(&msg));
+    assert_eq!(Have::parse(&member), Err(DecodeError::UnknownType(0x1a)));
+    assert_eq!(Member::parse(&have), Err(DecodeError::UnknownType(0x19)));
+    assert_eq!(
+        Introduce::parse(&punch),
+        Err(DecodeError::UnknownType(0x1c))
+    );
+    assert_eq!(
+        Punch::parse(&introduce),
+        Err(DecodeError::UnknownType(0x1b))
+    );
+}
+
+/// SPEC Appendix A.6.
+#[test]
+fn swarm_test_vectors() {
+    let stream = crate::integrity::PublisherKey::from_seed([7; 32]).stream_id();
+    let id = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c";
+    let hex =
+        |msg: Message<'_>| -> String { emitted(&msg).iter().map(|b| format!("{b:02x}")).collect() };
+    let have = Have {
+        stream,
+        base: 16,
+        mask: 0b1011,
+    };
+    let member = Member {
+        stream,
+        clubs: 0b101,
+        upload_kbps: 4000,
+    };
+    let introduce = Introduce {
+        stream,
+        ..INTRODUCE_V4
+    };
+    assert_eq!(
+        hex(Message::Have(have)),
+        format!("01190000{id}0000000000000010000000000000000b")
+    );
+    assert_eq!(
+        hex(Message::Member(member)),
+        format!("011a0000{id}000000000000000500000fa0")
+    );
+    assert_eq!(
+        hex(Message::Introduce(introduce)),
+        format!("011b0000{id}04c00002070000000000000000000000001388")
+    );
+    assert_eq!(
+        hex(Message::Punch(Punch { stream })),
+        format!("011c0000{id}")
     );
 }

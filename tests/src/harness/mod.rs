@@ -2,15 +2,19 @@
 //! nodes, and addresses.
 
 mod nodes;
+mod peer_node;
 mod scenario;
 mod source;
+mod swarm;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use nodes::{PublisherNode, RelayNode, ViewerNode};
+pub use peer_node::{LATENCY_BUCKET, LATENCY_BUCKETS, PeerNode};
 pub use scenario::{Star, StarConfig, relay_config, test_key};
 pub use source::TestStream;
+pub use swarm::{Swarm, SwarmConfig, SwarmReport};
 
 /// Address of node `i` in the simulated network (in memory only; loopback
 /// range so that nothing could ever leave the machine even by mistake).

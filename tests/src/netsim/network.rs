@@ -14,6 +14,7 @@ use shoal_proto::Time;
 use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
 use super::link_rules::LinkRules;
+use super::nat::{Nat, NatState, Nats};
 use super::node::{Node, NodeId};
 use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
 use super::trace::Trace;
@@ -28,9 +29,11 @@ pub struct Network {
     rng: ChaCha8Rng,
     events: EventQueue,
     nodes: Vec<Slot>,
-    /// Lookups only; never iterated, so its order cannot leak into a run.
+    /// Bound addresses to nodes. Lookups only; never iterated, so its order
+    /// cannot leak into a run.
     addrs: HashMap<SocketAddr, usize>,
     rules: LinkRules,
+    nats: Nats,
     links: BTreeMap<(SocketAddr, SocketAddr), Link>,
     addr_stats: BTreeMap<SocketAddr, AddrStats>,
     stats: NetStats,
@@ -48,6 +51,8 @@ struct Slot {
     /// The node's `poll_timeout` as last read, for which one event is queued.
     wanted: Option<Time>,
     stats: NodeStats,
+    /// The node's NAT: holes or mappings it has made.
+    nat: NatState,
     /// The instant of the node's last timeout and how many it took then.
     spin: (Time, u32),
 }
@@ -66,6 +71,7 @@ impl Network {
             nodes: Vec::new(),
             addrs: HashMap::new(),
             rules: LinkRules::default(),
+            nats: Nats::default(),
             links: BTreeMap::new(),
             addr_stats: BTreeMap::new(),
             stats: NetStats::default(),
@@ -82,10 +88,18 @@ impl Network {
     /// Binds `node` to `addr` and, as after any `handle_*`, sends what it has
     /// to send and schedules its timeout.
     ///
+    /// The node sits behind the NAT [`set_nat`](Self::set_nat) gave `addr`,
+    /// if any, with no holes or mappings yet.
+    ///
     /// # Panics
     ///
-    /// If a connected node already has `addr`.
+    /// If a connected node already has `addr`, or a symmetric NAT has
+    /// handed it out as a mapping.
     pub fn add_node<T: Node>(&mut self, addr: SocketAddr, node: T) -> NodeId<T> {
+        assert!(
+            !self.nats.is_mapped(addr),
+            "netsim: address {addr} is a NAT mapping"
+        );
         let index = self.nodes.len();
         let previous = self.addrs.insert(addr, index);
         assert!(
@@ -98,6 +112,7 @@ impl Network {
             online: true,
             wanted: None,
             stats: NodeStats::default(),
+            nat: NatState::new(self.nats.configured(addr)),
             spin: (Time::ZERO, 0),
         });
         self.after_handle(index);
@@ -199,6 +214,24 @@ impl Network {
         self.rules.set_to(to, config);
     }
 
+    /// Puts the node at `addr`, present or future, behind `nat` (see the
+    /// [module docs](super#nat)); every address starts [`Nat::Open`]. A node
+    /// already bound there loses its holes and mappings, as if its NAT
+    /// rebooted; its old mapped addresses stay reserved and take nothing.
+    pub fn set_nat(&mut self, addr: SocketAddr, nat: Nat) {
+        self.nats.set(addr, nat);
+        if let Some(&index) = self.addrs.get(&addr) {
+            self.nodes[index].nat = NatState::new(nat);
+        }
+    }
+
+    /// The address the node bound to `addr` appears as toward `to`, if it is
+    /// behind a symmetric NAT that has made that mapping (by sending there).
+    pub fn nat_mapping(&self, addr: SocketAddr, to: SocketAddr) -> Option<SocketAddr> {
+        let &index = self.addrs.get(&addr)?;
+        self.nodes[index].nat.mapping(to)
+    }
+
     /// Puts `tap` on the link from `from` to `to`, replacing any other. It
     /// sees every datagram entering the link, before loss and delay, and may
     /// rewrite it; returning false drops it ([`DropCause::Tap`]).
@@ -210,7 +243,8 @@ impl Network {
         to: SocketAddr,
         tap: impl FnMut(&mut Vec<u8>) -> bool + 'static,
     ) {
-        link_entry(&mut self.links, &self.rules, from, to).tap = Some(Box::new(tap) as Tap);
+        link_entry(&mut self.links, &self.rules, &self.nats, from, to).tap =
+            Some(Box::new(tap) as Tap);
     }
 
     /// Removes the tap from the link from `from` to `to`, if any.
@@ -331,18 +365,36 @@ impl Network {
             link.stats.arrived_bytes += len;
         }
         let addr_stats = self.addr_stats.entry(to).or_default();
-        let Some(&index) = self.addrs.get(&to) else {
+        // A bound address, else perhaps a symmetric NAT's mapping: traffic
+        // to bound addresses never looks at the NAT maps.
+        let found = match self.addrs.get(&to) {
+            Some(&index) => Some((index, false)),
+            None => self
+                .nats
+                .node_behind(to)
+                .filter(|&index| self.nodes[index].online)
+                .map(|index| (index, true)),
+        };
+        let Some((index, mapped)) = found else {
             addr_stats.undeliverable_datagrams += 1;
             addr_stats.undeliverable_bytes += len;
             self.stats.undeliverable += 1;
             self.trace.undeliverable(now, from, to, bytes.len());
             return;
         };
+        let slot = &mut self.nodes[index];
+        if (mapped || !slot.nat.is_open()) && !slot.nat.admits(from, to, mapped) {
+            addr_stats.nat_filtered_datagrams += 1;
+            addr_stats.nat_filtered_bytes += len;
+            self.stats.nat_filtered += 1;
+            slot.stats.nat_filtered += 1;
+            self.trace.nat_filtered(now, from, to, bytes.len());
+            return;
+        }
         addr_stats.delivered_datagrams += 1;
         addr_stats.delivered_bytes += len;
         self.stats.delivered += 1;
         self.trace.delivered(now, from, to, bytes);
-        let slot = &mut self.nodes[index];
         slot.stats.received_datagrams += 1;
         slot.stats.received_bytes += len;
         slot.node.handle_datagram(now, from, bytes);
@@ -385,7 +437,6 @@ impl Network {
             slot.stats.sent_bytes += transmit.1.len() as u64;
             outbox.push(transmit);
         }
-        let from = slot.addr;
         let wanted = slot.node.poll_timeout();
         if wanted != slot.wanted {
             slot.wanted = wanted;
@@ -398,16 +449,30 @@ impl Network {
             }
         }
         for (to, bytes) in outbox.drain(..) {
+            let from = self.source(index, to);
             self.send(from, to, bytes);
         }
         self.outbox = outbox;
+    }
+
+    /// The source of a datagram from the node `index` to `to`, after its NAT.
+    fn source(&mut self, index: usize, to: SocketAddr) -> SocketAddr {
+        let slot = &mut self.nodes[index];
+        if slot.nat.is_open() {
+            return slot.addr;
+        }
+        let addrs = &self.addrs;
+        self.nats
+            .outbound(&mut slot.nat, index, slot.addr, to, |addr| {
+                addrs.contains_key(&addr)
+            })
     }
 
     /// Puts a datagram on the link from `from` to `to` at the current time.
     fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
         let now = self.now;
         self.count_sent_to(to, bytes.len());
-        let link = link_entry(&mut self.links, &self.rules, from, to);
+        let link = link_entry(&mut self.links, &self.rules, &self.nats, from, to);
         link.stats.sent_datagrams += 1;
         link.stats.sent_bytes += bytes.len() as u64;
         let tapped_out = link.tap.as_mut().is_some_and(|tap| !tap(&mut bytes));
@@ -444,18 +509,23 @@ impl Network {
 
 /// The link's state, created on first use and with its config brought up to
 /// date with the rules. A free function so the caller keeps the other fields.
+///
+/// Rules are looked up by bound addresses: a link from or to a symmetric
+/// NAT's mapping gets the config of the node behind it.
 fn link_entry<'a>(
     links: &'a mut BTreeMap<(SocketAddr, SocketAddr), Link>,
     rules: &LinkRules,
+    nats: &Nats,
     from: SocketAddr,
     to: SocketAddr,
 ) -> &'a mut Link {
     let generation = rules.generation();
+    let resolve = || rules.resolve(nats.real(from), nats.real(to));
     let link = links
         .entry((from, to))
-        .or_insert_with(|| Link::new(rules.resolve(from, to), generation));
+        .or_insert_with(|| Link::new(resolve(), generation));
     if link.generation != generation {
-        link.config = rules.resolve(from, to);
+        link.config = resolve();
         link.generation = generation;
     }
     link

@@ -16,6 +16,8 @@ pub struct NodeStats {
     pub received_bytes: u64,
     /// Times `handle_timeout` was called.
     pub timeouts: u64,
+    /// Datagrams for the node that its NAT dropped.
+    pub nat_filtered: u64,
 }
 
 /// What happened on one directed link.
@@ -79,18 +81,25 @@ pub struct AddrStats {
     pub undeliverable_datagrams: u64,
     /// Bytes in those datagrams.
     pub undeliverable_bytes: u64,
+    /// Datagrams that arrived but the NAT of the node behind the address
+    /// dropped.
+    pub nat_filtered_datagrams: u64,
+    /// Bytes in those datagrams.
+    pub nat_filtered_bytes: u64,
 }
 
 /// Network-wide counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
-    /// Events processed: deliveries, undeliverable arrivals and timeouts
-    /// fired (stale timeouts not included).
+    /// Events processed: deliveries, undeliverable or NAT-filtered arrivals
+    /// and timeouts fired (stale timeouts not included).
     pub events: u64,
     /// Datagrams handed to a node.
     pub delivered: u64,
     /// Datagrams that arrived where no node was bound.
     pub undeliverable: u64,
+    /// Datagrams that arrived but a node's NAT dropped.
+    pub nat_filtered: u64,
     /// Datagrams dropped by links, for any reason.
     pub dropped: u64,
     /// Timeouts fired.

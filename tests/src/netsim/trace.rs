@@ -14,6 +14,7 @@ use super::link::DropCause;
 const DELIVERED: u8 = 1;
 const UNDELIVERABLE: u8 = 2;
 const DROPPED: u8 = 3;
+const NAT_FILTERED: u8 = 4;
 
 pub(super) struct Trace {
     hasher: blake3::Hasher,
@@ -35,6 +36,11 @@ impl Trace {
     /// A datagram arrived where no node was bound.
     pub(super) fn undeliverable(&mut self, at: Time, from: SocketAddr, to: SocketAddr, len: usize) {
         self.header(UNDELIVERABLE, at, from, to, len);
+    }
+
+    /// A datagram arrived but the NAT in front of the node dropped it.
+    pub(super) fn nat_filtered(&mut self, at: Time, from: SocketAddr, to: SocketAddr, len: usize) {
+        self.header(NAT_FILTERED, at, from, to, len);
     }
 
     /// A link dropped a datagram.
@@ -114,7 +120,12 @@ mod tests {
         }
         let mut trace = Trace::new();
         trace.undeliverable(t, addr(1), addr(2), 2);
+        let undeliverable = trace.hash();
+        assert_ne!(undeliverable, base);
+        let mut trace = Trace::new();
+        trace.nat_filtered(t, addr(1), addr(2), 2);
         assert_ne!(trace.hash(), base);
+        assert_ne!(trace.hash(), undeliverable);
     }
 
     #[test]

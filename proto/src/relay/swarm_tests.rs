@@ -1,0 +1,236 @@
+//! The relay's part in the swarm: HAVE, MEMBER and PEERS, INTRODUCE,
+//! club slots, and manifests NACKed upstream.
+
+use std::net::SocketAddr;
+
+use super::tests::{PUBLISHER, drain_to, published, subscribe, subscribe_clubs, t};
+use super::*;
+use crate::wire::{DataView, Member};
+
+fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
+    let mut buf = vec![0; msg.buffer_len()];
+    let n = msg.emit(&mut buf).expect("emit");
+    relay.handle_datagram(now, from, &buf[..n]);
+}
+
+fn addr(i: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 9], 7000 + i))
+}
+
+fn data_seqs(bufs: &[SharedBuf]) -> Vec<u64> {
+    bufs.iter()
+        .filter_map(|b| DataView::new_checked(b).ok().map(|v| v.fields().seq))
+        .collect()
+}
+
+/// A relay that has the stream's descriptor and one block, and nothing
+/// queued.
+fn relay_with_stream() -> (Relay, StreamId, Vec<Vec<u8>>) {
+    let (stream, datagrams) = published(1500);
+    let mut relay = Relay::new(RelayConfig::default());
+    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    while relay.poll_send().is_some() {}
+    (relay, stream, datagrams)
+}
+
+#[test]
+fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
+    let (mut relay, stream, datagrams) = relay_with_stream();
+    let (a, b) = (addr(1), addr(2));
+    subscribe(&mut relay, t(1), a, stream);
+    subscribe(&mut relay, t(1), b, stream);
+    while relay.poll_send().is_some() {}
+    // `a` holds chunks 0..8 already.
+    let have = Have {
+        stream,
+        base: 0,
+        mask: 0xff,
+    };
+    send(&mut relay, t(2), a, &Message::Have(have));
+    for d in &datagrams[1..] {
+        relay.handle_datagram(t(3), PUBLISHER, d);
+    }
+    let mut to_a = Vec::new();
+    let mut to_b = Vec::new();
+    while let Some((dst, buf)) = relay.poll_send() {
+        if dst == a {
+            to_a.push(buf);
+        } else if dst == b {
+            to_b.push(buf);
+        }
+    }
+    let (to_a, to_b) = (data_seqs(&to_a), data_seqs(&to_b));
+    assert!(to_b.contains(&0) && to_b.contains(&7), "{to_b:?}");
+    assert!(to_a.iter().all(|&s| s >= 8), "{to_a:?}");
+    assert_eq!(to_a.len() + 8, to_b.len());
+}
+
+fn member(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId, clubs: u64) {
+    let m = Member {
+        stream,
+        clubs,
+        upload_kbps: 3000,
+    };
+    send(relay, now, from, &Message::Member(m));
+}
+
+fn ask_peers(
+    relay: &mut Relay,
+    now: Time,
+    from: SocketAddr,
+    stream: StreamId,
+    club: u8,
+) -> Vec<SocketAddr> {
+    send(relay, now, from, &Message::Peers(Peers::new(stream, club)));
+    drain_to(relay, from)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Peers(p)) => Some(p.addrs().to_vec()),
+            _ => None,
+        })
+        .expect("a PEERS answer")
+}
+
+#[test]
+fn peers_lists_only_members_and_a_member_only_older_ones() {
+    let (mut relay, stream, _) = relay_with_stream();
+    // Four peers join one after the other; 1, 2 and 4 are members of club
+    // 3, peer 3 is a pure viewer.
+    for i in 1..=4u16 {
+        subscribe(&mut relay, t(10 * u64::from(i)), addr(i), stream);
+        if i != 3 {
+            member(&mut relay, t(10 * u64::from(i)), addr(i), stream, 1 << 3);
+        }
+    }
+    while relay.poll_send().is_some() {}
+    // The viewer asking about club 3 gets every member, not itself.
+    let mut got = ask_peers(&mut relay, t(100), addr(3), stream, 3);
+    got.sort();
+    assert_eq!(got, vec![addr(1), addr(2), addr(4)]);
+    // Member 2 gets only the member that joined before it.
+    assert_eq!(
+        ask_peers(&mut relay, t(100), addr(2), stream, 3),
+        vec![addr(1)]
+    );
+    // Member 1 gets nobody: it is fed by the relay.
+    assert!(ask_peers(&mut relay, t(100), addr(1), stream, 3).is_empty());
+    // Club 5 has no members.
+    assert!(ask_peers(&mut relay, t(100), addr(3), stream, 5).is_empty());
+}
+
+#[test]
+fn introduce_is_forwarded_to_a_subscriber_only_and_rate_limited() {
+    let (mut relay, stream, _) = relay_with_stream();
+    let (a, b, stranger) = (addr(1), addr(2), addr(9));
+    subscribe(&mut relay, t(1), a, stream);
+    subscribe(&mut relay, t(1), b, stream);
+    while relay.poll_send().is_some() {}
+    let intro = |to| Message::Introduce(Introduce { stream, addr: to });
+    send(&mut relay, t(2), a, &intro(b));
+    let forwarded: Vec<_> = drain_to(&mut relay, b)
+        .iter()
+        .filter_map(|buf| match Message::parse(buf) {
+            Ok(Message::Introduce(i)) => Some(i.addr),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forwarded, vec![a], "b learns a's address");
+    // Not to an address that is not a subscriber, and not from one.
+    send(&mut relay, t(3), a, &intro(stranger));
+    send(&mut relay, t(3), stranger, &intro(b));
+    assert!(relay.poll_send().is_none());
+    // At most INTRODUCE_RATE per second per requester.
+    for _ in 0..2 * INTRODUCE_RATE {
+        send(&mut relay, t(4), a, &intro(b));
+    }
+    let n = drain_to(&mut relay, b).len() as u32;
+    assert_eq!(n, INTRODUCE_RATE - 1);
+    assert!(relay.stats().drop_rate_limited >= INTRODUCE_RATE.into());
+}
+
+#[test]
+fn club_slots_bound_what_subscribers_may_take() {
+    let (mut relay, stream, _) = relay_with_stream();
+    relay.set_club_slots(Some(3));
+    subscribe_clubs(&mut relay, t(1), addr(1), stream, 0b11);
+    subscribe_clubs(&mut relay, t(1), addr(2), stream, 0b11);
+    assert_eq!(relay.subscriber_count(), 1, "the second would need 4 slots");
+    assert_eq!(relay.stats().drop_full, 1);
+    subscribe_clubs(&mut relay, t(1), addr(3), stream, 0b100);
+    assert_eq!(relay.used_club_slots(), 3);
+    // Resubscribing with fewer clubs frees slots.
+    subscribe_clubs(&mut relay, t(2), addr(1), stream, 0b1);
+    subscribe_clubs(&mut relay, t(2), addr(2), stream, 0b1);
+    assert_eq!(relay.subscriber_count(), 3);
+}
+
+#[test]
+fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
+    let (stream, datagrams) = published(1500);
+    let upstream = addr(50);
+    let mut relay = Relay::new(RelayConfig::default());
+    relay
+        .add_upstream(t(0), upstream, stream)
+        .expect("valid key");
+    // The upstream accepts.
+    let mut nonce = 0;
+    while let Some((_, b)) = relay.poll_send() {
+        if let Ok(Message::Hello(h)) = Message::parse(&b) {
+            nonce = h.nonce;
+        }
+    }
+    let cookie = crate::wire::Cookie {
+        issued_at_us: 1,
+        tag: Default::default(),
+    };
+    send(
+        &mut relay,
+        t(1),
+        upstream,
+        &Message::Challenge(Challenge { nonce, cookie }),
+    );
+    let accept = Accept {
+        keepalive_ms: 1000,
+        stream,
+        start_seq: 0,
+    };
+    send(&mut relay, t(2), upstream, &Message::Accept(accept));
+    while relay.poll_send().is_some() {}
+    // Everything but the first block's manifest (both copies) arrives.
+    let block_of = |d: &[u8]| {
+        crate::wire::ManifestView::new_checked(d)
+            .ok()
+            .map(|m| m.fields().block)
+    };
+    let skipped = datagrams.iter().find_map(|d| block_of(d));
+    for d in &datagrams {
+        if block_of(d).is_some() && block_of(d) == skipped {
+            continue;
+        }
+        relay.handle_datagram(t(3), upstream, d);
+    }
+    let block = skipped.expect("a manifest");
+    while relay.poll_send().is_some() {}
+    assert!(
+        relay.upstreams().all(|u| u.subscribed),
+        "subscribed upstream"
+    );
+    let later = t(3) + MANIFEST_NACK_AFTER;
+    assert!(relay.poll_timeout().is_some_and(|d| d <= later));
+    relay.handle_timeout(later);
+    let nacked: Vec<_> = drain_to(&mut relay, upstream)
+        .iter()
+        .filter_map(|b| match Message::parse(b) {
+            Ok(Message::Nack(n)) => Some(n.entries().to_vec()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert!(
+        nacked
+            .iter()
+            .any(|e| e.kind == NackKind::Manifests && e.start == block),
+        "{nacked:?}"
+    );
+    assert_eq!(relay.stats().manifest_nacks, 1);
+}

@@ -1,0 +1,434 @@
+//! The swarm scenario: one publisher, a tree of relays, and many ordinary
+//! peers with mixed upload capacity, churning.
+
+use std::fmt;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use shoal_proto::peer::PeerConfig;
+use shoal_proto::publisher::PublisherConfig;
+use shoal_proto::{StreamId, Time};
+
+use super::peer_node::{LATENCY_BUCKET, LATENCY_BUCKETS, PeerNode};
+use super::{PublisherNode, RelayNode, TestStream, addr, relay_config, test_key};
+use crate::netsim::{LinkConfig, Nat, Network, NodeId};
+
+/// Settings of a swarm run.
+#[derive(Debug, Clone)]
+pub struct SwarmConfig {
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Peers present at any time.
+    pub peers: u32,
+    /// Relays (the first takes the stream from the publisher, the others
+    /// from an earlier relay: a tree).
+    pub relays: u32,
+    /// Length of the stream, seconds.
+    pub seconds: f64,
+    /// Stream bitrate.
+    pub bitrate_bps: u64,
+    /// Clubs.
+    pub clubs: u8,
+    /// One-way latency of every link.
+    pub latency: Duration,
+    /// Random loss on every link.
+    pub loss: f64,
+    /// Share of peers that upload nothing.
+    pub no_upload: f64,
+    /// The others upload between 1 and this many times the bitrate.
+    pub max_upload: f64,
+    /// Share of peers leaving (silently) and as many joining, per minute.
+    pub churn_per_minute: f64,
+    /// Share of peers behind a port-restricted cone NAT.
+    pub cone_nat: f64,
+    /// Share of peers behind a symmetric NAT.
+    pub symmetric_nat: f64,
+    /// Peers join over this long at the start.
+    pub ramp: Duration,
+    /// Statistics skip chunks played in this first stretch.
+    pub warmup: Duration,
+    /// Peers keep what they play (for exactness checks; memory!).
+    pub keep_output: bool,
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            peers: 10_000,
+            relays: 4,
+            seconds: 60.0,
+            bitrate_bps: 1_000_000,
+            clubs: 8,
+            latency: Duration::from_millis(50),
+            loss: 0.02,
+            no_upload: 0.3,
+            max_upload: 5.0,
+            churn_per_minute: 0.10,
+            cone_nat: 0.0,
+            symmetric_nat: 0.0,
+            ramp: Duration::from_secs(3),
+            warmup: Duration::from_secs(5),
+            keep_output: false,
+        }
+    }
+}
+
+/// What a swarm run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwarmReport {
+    /// The settings.
+    pub peers: u32,
+    /// Relays.
+    pub relays: u32,
+    /// Bytes sent by the publisher.
+    pub publisher_bytes: u64,
+    /// Bytes sent by all relays.
+    pub relay_bytes: u64,
+    /// Bytes sent by all peers.
+    pub peer_bytes: u64,
+    /// Chunks played, over all peers (after the warm-up).
+    pub played: u64,
+    /// Chunks given up as gaps.
+    pub lost: u64,
+    /// Latency at output: (percentile, latency).
+    pub latency: Vec<(f64, Duration)>,
+    /// Neighbours lost to silence: how long their club stopped flowing,
+    /// median, p90, max, count.
+    pub recovery: (Duration, Duration, Duration, usize),
+    /// Of those, how many a second neighbour covered without a break.
+    pub recovery_covered: usize,
+    /// Peers that left and joined.
+    pub churned: u32,
+    /// Relay bytes over what the relays would send if they served every
+    /// peer the whole stream.
+    pub relay_vs_direct: f64,
+    /// Duplicate stream bytes over new stream bytes received by peers.
+    pub duplicate_ratio: f64,
+    /// Peers' neighbours dropped for silence / bad data / refusal /
+    /// handshake timeout.
+    pub dropped: (u64, u64, u64, u64),
+}
+
+impl SwarmReport {
+    /// The stall ratio: chunks that missed their deadline over chunks due.
+    pub fn stall_ratio(&self) -> f64 {
+        self.lost as f64 / (self.played + self.lost).max(1) as f64
+    }
+}
+
+fn share(part: u64, total: u64) -> f64 {
+    100.0 * part as f64 / total.max(1) as f64
+}
+
+impl fmt::Display for SwarmReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total = self.publisher_bytes + self.relay_bytes + self.peer_bytes;
+        writeln!(
+            f,
+            "swarm: {} peers, {} relays, churned {}",
+            self.peers, self.relays, self.churned
+        )?;
+        writeln!(f, "| uploader | bytes | share |")?;
+        writeln!(f, "|---|---|---|")?;
+        for (name, b) in [
+            ("publisher", self.publisher_bytes),
+            ("relays", self.relay_bytes),
+            ("peers", self.peer_bytes),
+        ] {
+            writeln!(f, "| {name} | {b} | {:.1}% |", share(b, total))?;
+        }
+        writeln!(
+            f,
+            "relays sent {:.1}% of what serving every peer directly takes",
+            100.0 * self.relay_vs_direct
+        )?;
+        write!(f, "latency at output:")?;
+        for (p, d) in &self.latency {
+            write!(f, " p{p}={}ms", d.as_millis())?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "played {} chunks, lost {}: stall ratio {:.4}%",
+            self.played,
+            self.lost,
+            100.0 * self.stall_ratio()
+        )?;
+        writeln!(
+            f,
+            "duplicates: {:.1}% of new stream bytes",
+            100.0 * self.duplicate_ratio
+        )?;
+        let (p50, p90, max, n) = self.recovery;
+        writeln!(
+            f,
+            "neighbours lost to silence: {n}, {} covered by a second neighbour; club flow stopped p50 {}ms p90 {}ms max {}ms",
+            self.recovery_covered,
+            p50.as_millis(),
+            p90.as_millis(),
+            max.as_millis()
+        )?;
+        let (silent, bad, refused, timeout) = self.dropped;
+        writeln!(
+            f,
+            "neighbours dropped: {silent} silent, {bad} bad, {refused} refused, {timeout} handshake timeouts"
+        )
+    }
+}
+
+/// A swarm, built and ready to run.
+#[derive(Debug)]
+pub struct Swarm {
+    /// The network.
+    pub net: Network,
+    /// The settings.
+    pub config: SwarmConfig,
+    /// The stream published.
+    pub stream: TestStream,
+    /// Its id.
+    pub stream_id: StreamId,
+    /// The publisher.
+    pub publisher: NodeId<PublisherNode>,
+    /// The relays.
+    pub relays: Vec<NodeId<RelayNode>>,
+    /// Every peer ever added (departed ones are disconnected).
+    pub peers: Vec<NodeId<PeerNode>>,
+    /// Peers now in the swarm.
+    pub present: Vec<NodeId<PeerNode>>,
+    rng: ChaCha8Rng,
+    next_addr: u32,
+    start: Time,
+    built: Time,
+    added: u32,
+    churn_debt: f64,
+    churned: u32,
+}
+
+impl Swarm {
+    /// Builds the publisher and relays; peers join during [`Swarm::run`].
+    pub fn new(config: SwarmConfig) -> Self {
+        let c = &config;
+        let mut net = Network::new(c.seed);
+        let mut link = LinkConfig::with_latency(c.latency);
+        link.loss = c.loss;
+        net.set_default_link(link);
+        let key = test_key();
+        let stream_id = key.stream_id();
+        let stream = TestStream::new(c.seed, c.seconds, c.bitrate_bps, 25, 25);
+        let now = net.now();
+        let relays: Vec<_> = (0..c.relays.max(1))
+            .map(|i| {
+                let a = addr(1 + i);
+                let id = net.add_node(a, RelayNode::new(relay_config(c.seed + u64::from(i))));
+                if i > 0 {
+                    // A tree: relay i takes the stream from relay (i-1)/2.
+                    let up = addr(1 + (i - 1) / 2);
+                    net.with_node(id, |node, now| {
+                        node.relay
+                            .add_upstream(now, up, stream_id)
+                            .expect("valid stream id");
+                    });
+                }
+                id
+            })
+            .collect();
+        let start = now + Duration::from_millis(500);
+        let publisher_config = PublisherConfig {
+            clubs: c.clubs,
+            bitrate_bps: c.bitrate_bps,
+            ..PublisherConfig::default()
+        };
+        let publisher = net.add_node(
+            addr(0),
+            PublisherNode::new(key, publisher_config, vec![addr(1)], stream.clone(), start),
+        );
+        Self {
+            net,
+            rng: ChaCha8Rng::seed_from_u64(c.seed ^ 0x5a5a),
+            stream,
+            stream_id,
+            publisher,
+            relays,
+            peers: Vec::new(),
+            present: Vec::new(),
+            next_addr: 1000,
+            start,
+            built: now,
+            added: 0,
+            churn_debt: 0.0,
+            churned: 0,
+            config,
+        }
+    }
+
+    /// Adds one peer now, at a fresh address, through a random relay.
+    pub fn add_peer(&mut self) -> NodeId<PeerNode> {
+        let c = &self.config;
+        let a = addr(self.next_addr);
+        self.next_addr += 1;
+        let relay = self
+            .net
+            .addr(self.relays[self.rng.random_range(0..self.relays.len())]);
+        let mut pc = PeerConfig::new(relay, self.stream_id);
+        pc.upload_limit_bps = if self.rng.random_bool(c.no_upload) {
+            0
+        } else {
+            (c.bitrate_bps as f64 * self.rng.random_range(1.0..=c.max_upload)) as u64
+        };
+        pc.nonce_seed = self.rng.random();
+        pc.cookie_secret = self.rng.random();
+        let nat: f64 = self.rng.random();
+        if nat < c.symmetric_nat {
+            self.net.set_nat(a, Nat::Symmetric);
+        } else if nat < c.symmetric_nat + c.cone_nat {
+            self.net.set_nat(a, Nat::Cone);
+        }
+        let now = self.net.now();
+        let id = self.net.add_node(a, PeerNode::new(pc, now, c.keep_output));
+        self.peers.push(id);
+        self.present.push(id);
+        id
+    }
+
+    /// Takes a random present peer off the network without a word.
+    pub fn remove_random_peer(&mut self) {
+        if self.present.is_empty() {
+            return;
+        }
+        let i = self.rng.random_range(0..self.present.len());
+        let id = self.present.swap_remove(i);
+        self.net.disconnect(id);
+    }
+
+    /// When the run ends: the end of the stream plus time for the last
+    /// chunks to be repaired and played.
+    pub fn end(&self) -> Time {
+        self.start + self.stream.duration() + self.config.latency * 4 + Duration::from_secs(2)
+    }
+
+    /// Runs the whole stream: peers ramp up, then churn, until
+    /// [`Swarm::end`].
+    pub fn run(&mut self) -> SwarmReport {
+        self.run_until(self.end());
+        self.report()
+    }
+
+    /// Runs until `deadline`: peers join over [`SwarmConfig::ramp`], then
+    /// leave and join at the churn rate, in steps of 100 ms.
+    pub fn run_until(&mut self, deadline: Time) {
+        let c = self.config.clone();
+        let step = Duration::from_millis(100);
+        let ramp_steps = (c.ramp.as_millis() / step.as_millis()).max(1) as u32;
+        let per_step = c.peers.div_ceil(ramp_steps);
+        let churn_from = self.built + c.ramp + Duration::from_secs(2);
+        let churn_until = self.start + self.stream.duration()
+            - Duration::from_secs(3).min(self.stream.duration());
+        let churn_per_step = f64::from(c.peers) * c.churn_per_minute / 600.0;
+        while self.net.now() < deadline {
+            let now = self.net.now();
+            if self.added < c.peers && now < churn_from {
+                for _ in 0..per_step.min(c.peers - self.added) {
+                    self.add_peer();
+                    self.added += 1;
+                }
+            }
+            // Churn stops a little before the end so that late joiners
+            // have something to watch.
+            if now >= churn_from && now < churn_until {
+                self.churn_debt += churn_per_step;
+                while self.churn_debt >= 1.0 {
+                    self.churn_debt -= 1.0;
+                    self.remove_random_peer();
+                    self.add_peer();
+                    self.churned += 1;
+                }
+            }
+            self.net.run_until((now + step).min(deadline));
+        }
+    }
+
+    /// What the run measured so far.
+    pub fn report(&self) -> SwarmReport {
+        let c = &self.config;
+        let publisher_bytes = self.net.node_stats(self.publisher).sent_bytes;
+        let relay_bytes = self
+            .relays
+            .iter()
+            .map(|&r| self.net.node_stats(r).sent_bytes)
+            .sum();
+        let mut peer_bytes = 0;
+        let mut hist = vec![0u64; LATENCY_BUCKETS];
+        let (mut played, mut lost, mut new_bytes, mut dup_bytes) = (0u64, 0u64, 0u64, 0u64);
+        let mut recoveries = Vec::new();
+        let mut dropped = (0, 0, 0, 0);
+        let mut watch_time = Duration::ZERO;
+        let end = self.start + self.stream.duration();
+        for &p in &self.peers {
+            peer_bytes += self.net.node_stats(p).sent_bytes;
+            let node = self.net.node(p);
+            let s = node.peer.stats();
+            for (h, &n) in hist.iter_mut().zip(node.latency.iter()) {
+                *h += u64::from(n);
+            }
+            played += s.viewer.played;
+            lost += s.viewer.lost;
+            new_bytes += s.from_peers_bytes + s.from_relay_bytes;
+            dup_bytes += s.duplicate_bytes;
+            recoveries.extend_from_slice(node.peer.recoveries());
+            dropped.0 += s.dropped_silent;
+            dropped.1 += s.dropped_bad;
+            dropped.2 += s.dropped_refused;
+            dropped.3 += s.handshake_timeouts;
+            watch_time += end.saturating_since(node.joined.max(self.start));
+        }
+        let _ = c.warmup;
+        recoveries.sort();
+        let pick = |v: &[Duration], p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+                .copied()
+                .unwrap_or_default()
+        };
+        let recovery_covered = recoveries.iter().filter(|d| d.is_zero()).count();
+        let recovery = (
+            pick(&recoveries, 0.5),
+            pick(&recoveries, 0.9),
+            recoveries.last().copied().unwrap_or_default(),
+            recoveries.len(),
+        );
+        let total: u64 = hist.iter().sum();
+        let latency = [10.0, 50.0, 90.0, 99.0, 99.9]
+            .into_iter()
+            .map(|p| {
+                let target = (total as f64 * p / 100.0).ceil() as u64;
+                let mut acc = 0;
+                let bucket = hist
+                    .iter()
+                    .position(|&n| {
+                        acc += n;
+                        acc >= target.max(1)
+                    })
+                    .unwrap_or(LATENCY_BUCKETS - 1);
+                (p, LATENCY_BUCKET * (bucket as u32 + 1))
+            })
+            .collect();
+        let direct = c.bitrate_bps as f64 / 8.0 * watch_time.as_secs_f64();
+        SwarmReport {
+            peers: c.peers,
+            relays: c.relays,
+            publisher_bytes,
+            relay_bytes,
+            peer_bytes,
+            played,
+            lost,
+            latency,
+            recovery,
+            recovery_covered,
+            churned: self.churned,
+            relay_vs_direct: relay_bytes as f64 / direct.max(1.0),
+            duplicate_ratio: dup_bytes as f64 / new_bytes.max(1) as f64,
+            dropped,
+        }
+    }
+}
