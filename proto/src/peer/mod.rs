@@ -52,9 +52,6 @@
 mod bucket;
 mod source;
 
-#[cfg(test)]
-mod tests;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -39,7 +39,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
         );
     }
 
-    let counters: [(&str, &str, Field); 15] = [
+    let counters: [(&str, &str, Field); 17] = [
         (
             "datagrams_in_total",
             "Datagrams handled by the relay core.",
@@ -62,6 +62,16 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
             "nack_served_total",
             "Chunks resent in answer to NACKs.",
             |s| s.relay.nack_served,
+        ),
+        (
+            "introductions_total",
+            "INTRODUCE requests forwarded between peers (hole punching).",
+            |s| s.relay.introduced,
+        ),
+        (
+            "upstream_manifest_nacks_total",
+            "NACKs sent upstream for manifests that did not arrive.",
+            |s| s.relay.manifest_nacks,
         ),
         (
             "duplicates_total",

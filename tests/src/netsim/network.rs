@@ -225,6 +225,11 @@ impl Network {
         }
     }
 
+    /// The NAT the address `addr` is behind.
+    pub fn nat(&self, addr: SocketAddr) -> Nat {
+        self.nats.configured(addr)
+    }
+
     /// The address the node bound to `addr` appears as toward `to`, if it is
     /// behind a symmetric NAT that has made that mapping (by sending there).
     pub fn nat_mapping(&self, addr: SocketAddr, to: SocketAddr) -> Option<SocketAddr> {
