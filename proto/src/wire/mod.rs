@@ -304,4 +304,6 @@ pub(crate) fn put_header(w: &mut cursor::Writer<'_>, ty: MessageType) {
 }
 
 #[cfg(test)]
+mod swarm_tests;
+#[cfg(test)]
 mod tests;
