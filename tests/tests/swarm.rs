@@ -53,13 +53,27 @@ fn peers_carry_most_of_the_stream_and_play_it_exactly() {
     );
     assert!(report.relay_vs_direct < 0.6, "{report}");
     // Pure viewers upload nothing; uploaders stay under their limit.
+    let now = swarm.net.now();
+    let mut uploaders = 0;
     for &p in &present {
         let node = swarm.net.node(p);
         let s = node.peer.stats();
-        if s.member_clubs == 0 {
+        let limit = node.peer.upload_limit_bps();
+        if limit == 0 {
             assert_eq!(s.uploaded_bytes, 0);
+            assert_eq!(s.member_clubs, 0);
+            continue;
         }
+        uploaders += u32::from(s.uploaded_bytes > 0);
+        let secs = now.saturating_since(node.joined).as_secs_f64() + 0.25;
+        let allowed = limit as f64 / 8.0 * secs;
+        assert!(
+            s.uploaded_bytes as f64 <= allowed,
+            "uploaded {} over a limit of {allowed:.0} bytes",
+            s.uploaded_bytes
+        );
     }
+    assert!(uploaders > 0);
 }
 
 #[test]

@@ -280,6 +280,11 @@ impl Peer {
         &self.recoveries
     }
 
+    /// Its upload limit, bits per second (0: a pure viewer).
+    pub fn upload_limit_bps(&self) -> u64 {
+        self.config.upload_limit_bps
+    }
+
     /// Addresses of the peers its upload side serves.
     pub fn subscriber_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.upload.subscriber_addrs()
