@@ -50,6 +50,8 @@ pub struct SwarmConfig {
     pub warmup: Duration,
     /// Peers keep what they play (for exactness checks; memory!).
     pub keep_output: bool,
+    /// Chunks each peer's window holds (memory: about 1.4 kB each).
+    pub peer_window: usize,
 }
 
 impl Default for SwarmConfig {
@@ -71,6 +73,7 @@ impl Default for SwarmConfig {
             ramp: Duration::from_secs(3),
             warmup: Duration::from_secs(5),
             keep_output: false,
+            peer_window: 256,
         }
     }
 }
@@ -278,6 +281,7 @@ impl Swarm {
             (c.bitrate_bps as f64 * self.rng.random_range(1.0..=c.max_upload)) as u64
         };
         pc.nonce_seed = self.rng.random();
+        pc.window.capacity = c.peer_window;
         pc.cookie_secret = self.rng.random();
         let nat: f64 = self.rng.random();
         if nat < c.symmetric_nat {
