@@ -105,8 +105,11 @@ pub struct SwarmReport {
     /// Peers that left and joined.
     pub churned: u32,
     /// Relay bytes over what the relays would send if they served every
-    /// peer the whole stream.
+    /// peer directly: the publisher's output rate times the time each peer
+    /// watched.
     pub relay_vs_direct: f64,
+    /// Peer-time spent watching.
+    pub watched: Duration,
     /// Duplicate stream bytes over new stream bytes received by peers.
     pub duplicate_ratio: f64,
     /// Peers' neighbours dropped for silence / bad data / refusal /
@@ -144,8 +147,9 @@ impl fmt::Display for SwarmReport {
         }
         writeln!(
             f,
-            "relays sent {:.1}% of what serving every peer directly takes",
-            100.0 * self.relay_vs_direct
+            "relays sent {:.1}% of what serving every peer directly takes ({:.0} peer-seconds watched)",
+            100.0 * self.relay_vs_direct,
+            self.watched.as_secs_f64()
         )?;
         write!(f, "latency at output:")?;
         for (p, d) in &self.latency {
@@ -417,7 +421,11 @@ impl Swarm {
                 (p, LATENCY_BUCKET * (bucket as u32 + 1))
             })
             .collect();
-        let direct = c.bitrate_bps as f64 / 8.0 * watch_time.as_secs_f64();
+        // Serving every peer directly: the publisher's output (chunks,
+        // parity, manifests, as a relay would forward them) for as long as
+        // each peer watched.
+        let stream_secs = self.stream.duration().as_secs_f64().max(1e-3);
+        let direct = publisher_bytes as f64 / stream_secs * watch_time.as_secs_f64();
         SwarmReport {
             peers: c.peers,
             relays: c.relays,
@@ -431,6 +439,7 @@ impl Swarm {
             recovery_covered,
             churned: self.churned,
             relay_vs_direct: relay_bytes as f64 / direct.max(1.0),
+            watched: watch_time,
             duplicate_ratio: dup_bytes as f64 / new_bytes.max(1) as f64,
             dropped,
         }
