@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use shoal_proto::wire::MAX_CHUNK_SIZE;
+use shoal_relay::config::parse_bitrate;
 use shoal_relay::io::BackendKind;
 
 /// Most viewers: each gets its own address in 127.10.0.0/16, 250 per /24.
@@ -130,43 +131,6 @@ impl Args {
     }
 }
 
-/// Bits per second from `3Mbit`, `500kbit`, `1.5Gbit`, `3Mbps`, `3M` or a
-/// plain number. Prefixes are decimal (k = 1000).
-pub fn parse_bitrate(text: &str) -> Result<u64, String> {
-    const HINT: &str = "use a rate such as 3Mbit, 500kbit, 1Gbit or 3000000 (bits per second)";
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| HINT.to_owned())?;
-    let unit = unit.trim();
-    let lower = unit.to_ascii_lowercase();
-    let scale = match lower.chars().next() {
-        None => 1.0,
-        Some('k') => 1e3,
-        Some('m') => 1e6,
-        Some('g') => 1e9,
-        Some('b') => 1.0,
-        Some(_) => return Err(format!("unknown unit {unit:?}; {HINT}")),
-    };
-    let rest = match lower.chars().next() {
-        Some('k' | 'm' | 'g') => &lower[1..],
-        _ => &lower[..],
-    };
-    if !matches!(rest, "" | "bit" | "bits" | "bps" | "b/s" | "bit/s") {
-        return Err(format!("unknown unit {unit:?}; {HINT}"));
-    }
-    let bps = value * scale;
-    if !bps.is_finite() || bps < 1000.0 {
-        return Err(format!("at least 1kbit; {HINT}"));
-    }
-    if bps > 400e9 {
-        return Err(format!("at most 400Gbit; {HINT}"));
-    }
-    Ok(bps.round() as u64)
-}
-
 /// A time from `10s`, `500ms`, `2m`, `1.5s`, `1h`, `250us`, or a plain
 /// number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -205,26 +169,6 @@ fn parse_relay(text: &str) -> Result<SocketAddrV4, String> {
 mod tests {
     use super::*;
     use clap::Parser;
-
-    #[test]
-    fn bitrates_take_decimal_prefixes() {
-        assert_eq!(parse_bitrate("3Mbit"), Ok(3_000_000));
-        assert_eq!(parse_bitrate("500kbit"), Ok(500_000));
-        assert_eq!(parse_bitrate("1Gbit"), Ok(1_000_000_000));
-        assert_eq!(parse_bitrate("1.5Mbit"), Ok(1_500_000));
-        assert_eq!(parse_bitrate("3mbps"), Ok(3_000_000));
-        assert_eq!(parse_bitrate("3 M"), Ok(3_000_000));
-        assert_eq!(parse_bitrate("2500000"), Ok(2_500_000));
-        assert_eq!(parse_bitrate("2500000bit/s"), Ok(2_500_000));
-    }
-
-    #[test]
-    fn bad_bitrates_say_what_to_write() {
-        for bad in ["", "fast", "3Xbit", "3Mbyte", "10", "-3Mbit", "1e3Gbit"] {
-            let err = parse_bitrate(bad).expect_err(bad);
-            assert!(err.contains("3Mbit"), "{bad}: {err}");
-        }
-    }
 
     #[test]
     fn durations_take_units() {

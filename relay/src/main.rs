@@ -30,6 +30,8 @@ enum Command {
     Publish(roles::publish::PublishArgs),
     /// Watch a stream: reassembled MPEG-TS to stdout, a file or UDP.
     Watch(roles::watch::WatchArgs),
+    /// Watch a stream and upload part of it to other peers (an ordinary peer in the swarm).
+    Peer(roles::peer::PeerArgs),
     /// Run relay, publisher and viewers on loopback with a built-in test stream.
     Demo(roles::demo::DemoArgs),
 }
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => roles::keygen::run(&args),
         Command::Publish(args) => roles::publish::run(&args),
         Command::Watch(args) => roles::watch::run(&args),
+        Command::Peer(args) => roles::peer::run(&args),
         Command::Demo(args) => roles::demo::run(&args),
     };
     match result {

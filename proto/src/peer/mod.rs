@@ -86,6 +86,8 @@ const BEACON_EVERY: Duration = Duration::from_millis(250);
 const ASK_EVERY: Duration = Duration::from_secs(2);
 /// Least time between two changes of the clubs asked of the relay.
 const RELAY_MASK_HOLD: Duration = Duration::from_millis(500);
+/// Over how long the stream's DATA rate is measured.
+const RATE_SPAN: Duration = Duration::from_secs(2);
 /// Burst the upload limit allows.
 const UPLOAD_BURST: Duration = Duration::from_millis(250);
 
@@ -189,6 +191,11 @@ pub struct Peer {
     lost: Vec<Option<Time>>,
     /// Per club: when its newest chunk arrived.
     last_arrival: Vec<Time>,
+    /// DATA bytes verified since `rate_since`, for the on-wire rate.
+    rate_bytes: u64,
+    rate_since: Time,
+    /// The stream's DATA rate on the wire, bits per second, once measured.
+    data_bps: u64,
     recoveries: Vec<Duration>,
     bucket: Bucket,
     now: Time,
@@ -247,6 +254,9 @@ impl Peer {
             banned: HashMap::new(),
             lost: vec![None; n],
             last_arrival: vec![now; n],
+            rate_bytes: 0,
+            rate_since: now,
+            data_bps: 0,
             recoveries: Vec::new(),
             now,
             next_tick: now + TICK,
@@ -505,6 +515,7 @@ impl Peer {
     fn drain_exports(&mut self, now: Time, from: Option<SocketAddr>) {
         while let Some((item, buf)) = self.viewer.poll_export() {
             if let Adopt::Ready(Ready::Data { seq, .. }) = item {
+                self.rate_bytes += buf.len() as u64;
                 self.announce(seq, from);
                 if self.clubs > 0 {
                     let club = (seq % u64::from(self.clubs)) as usize;
@@ -649,12 +660,24 @@ impl Peer {
             self.clubs = clubs;
             self.member = self.pick_clubs(clubs);
         }
-        // Upload capacity in club-streams.
+        // Upload capacity in club-streams, at the rate DATA takes on the
+        // wire: measured over the last few seconds (a peak decays by an
+        // eighth per span), and never below the descriptor's bitrate plus
+        // DATA headers.
+        let span = now.saturating_since(self.rate_since);
+        if span >= RATE_SPAN {
+            let us = u64::try_from(span.as_micros()).unwrap_or(u64::MAX).max(1);
+            let measured = self.rate_bytes.saturating_mul(8_000_000) / us;
+            self.data_bps = measured.max(self.data_bps - self.data_bps / 8);
+            self.rate_bytes = 0;
+            self.rate_since = now;
+        }
+        let wire_bps = (bitrate + bitrate / 20).max(self.data_bps).max(1);
         let slots = self
             .config
             .upload_limit_bps
             .saturating_mul(u64::from(clubs))
-            / bitrate;
+            / wire_bps;
         self.upload
             .set_club_slots(Some(u32::try_from(slots).unwrap_or(u32::MAX)));
         if now >= self.next_member && self.config.upload_limit_bps > 0 {

@@ -14,6 +14,7 @@
 mod file;
 mod parse;
 
+pub use parse::bitrate as parse_bitrate;
 pub use parse::duration as parse_duration;
 
 use std::fmt;

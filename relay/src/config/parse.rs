@@ -1,4 +1,5 @@
-//! Text forms of single settings: times, windows, addresses, stream ids.
+//! Text forms of single settings: times, bitrates, windows, addresses,
+//! stream ids.
 //!
 //! Each parser returns the reason and the fix as one phrase; the caller
 //! prefixes it with the flag or file key and the value given.
@@ -54,6 +55,44 @@ pub fn duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(too_long)?;
     let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| too_long())?;
     Ok(Duration::new(secs, (nanos % 1_000_000_000) as u32))
+}
+
+/// Bits per second from `3Mbit`, `500kbit`, `1.5Gbit`, `3Mbps`, `3M` or a
+/// plain number, from 1 kbit/s to 400 Gbit/s. Prefixes are decimal
+/// (k = 1000).
+pub fn bitrate(text: &str) -> Result<u64, String> {
+    const HINT: &str = "use a rate such as 3Mbit, 500kbit, 1Gbit or 3000000 (bits per second)";
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number.parse().map_err(|_| HINT.to_owned())?;
+    let unit = unit.trim();
+    let lower = unit.to_ascii_lowercase();
+    let scale = match lower.chars().next() {
+        None => 1.0,
+        Some('k') => 1e3,
+        Some('m') => 1e6,
+        Some('g') => 1e9,
+        Some('b') => 1.0,
+        Some(_) => return Err(format!("unknown unit {unit:?}; {HINT}")),
+    };
+    let rest = match lower.chars().next() {
+        Some('k' | 'm' | 'g') => &lower[1..],
+        _ => &lower[..],
+    };
+    if !matches!(rest, "" | "bit" | "bits" | "bps" | "b/s" | "bit/s") {
+        return Err(format!("unknown unit {unit:?}; {HINT}"));
+    }
+    let bps = value * scale;
+    if !bps.is_finite() || bps < 1000.0 {
+        return Err(format!("at least 1kbit; {HINT}"));
+    }
+    if bps > 400e9 {
+        return Err(format!("at most 400Gbit; {HINT}"));
+    }
+    Ok(bps.round() as u64)
 }
 
 /// A window: a chunk count, or a time converted at
@@ -162,6 +201,26 @@ mod tests {
             let e = duration(text).expect_err(text);
             assert!(e.starts_with(why), "{text}: {e}");
             assert!(e.contains("500ms"), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn bitrates_take_decimal_prefixes() {
+        assert_eq!(bitrate("3Mbit"), Ok(3_000_000));
+        assert_eq!(bitrate("500kbit"), Ok(500_000));
+        assert_eq!(bitrate("1Gbit"), Ok(1_000_000_000));
+        assert_eq!(bitrate("1.5Mbit"), Ok(1_500_000));
+        assert_eq!(bitrate("3mbps"), Ok(3_000_000));
+        assert_eq!(bitrate("3 M"), Ok(3_000_000));
+        assert_eq!(bitrate("2500000"), Ok(2_500_000));
+        assert_eq!(bitrate("2500000bit/s"), Ok(2_500_000));
+    }
+
+    #[test]
+    fn bad_bitrates_say_what_to_write() {
+        for bad in ["", "fast", "3Xbit", "3Mbyte", "10", "-3Mbit", "1e3Gbit"] {
+            let err = bitrate(bad).expect_err(bad);
+            assert!(err.contains("3Mbit"), "{bad}: {err}");
         }
     }
 

@@ -1,6 +1,11 @@
-//! The roles around the relay: key generation, publishing and watching.
+//! The roles around the relay: key generation, publishing, watching, and
+//! the ordinary peer.
 
+mod args;
 pub mod demo;
 pub mod keygen;
+mod output;
+pub mod peer;
 pub mod publish;
+mod udp;
 pub mod watch;

@@ -8,20 +8,19 @@
 //! stdout. A relay that never answers, or that does not carry the stream,
 //! is an error after [`GIVE_UP`].
 
-mod output;
-
-use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use crate::os::wall_clock;
 
 use anyhow::Context;
+use shoal_proto::Time;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use shoal_proto::wire::RejectReason;
-use shoal_proto::{StreamId, Time};
 
-use output::{Output, Target, Written};
+use super::args::{parse_latency, parse_relay, parse_stream, parse_wait};
+use super::output::{Output, Target, Written};
+use super::udp::{is_transient, random_seed};
 
 /// Longest wait for a datagram before the loop looks at the clock again.
 const MAX_WAIT: Duration = Duration::from_millis(50);
@@ -62,8 +61,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let stream = parse_stream(&args.stream)?;
     let relay = parse_relay(&args.relay)?;
     let latency = parse_latency(&args.latency)?;
-    let wait = crate::config::parse_duration(&args.wait)
-        .map_err(|why| anyhow::anyhow!("--wait {:?}: {why}", args.wait))?;
+    let wait = parse_wait(&args.wait)?;
     let target = Target::parse(&args.output)?;
 
     let mut config = ViewerConfig::new(relay, stream);
@@ -365,126 +363,9 @@ fn status_line(latency: Option<Duration>, stats: &ViewerStats, bps: f64) -> Stri
     )
 }
 
-/// Errors a UDP socket reports that change nothing: a read timeout, a
-/// signal, an ICMP port unreachable from an earlier send.
-/// Errors a lossy network gives a UDP socket now and then; the protocol's
-/// retries and repair deal with them. PermissionDenied is a local firewall
-/// dropping one outgoing datagram (nftables/iptables `drop` on output).
-fn is_transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock
-            | io::ErrorKind::TimedOut
-            | io::ErrorKind::Interrupted
-            | io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::PermissionDenied
-    )
-}
-
-/// Handshake nonces must not be guessable; the clock and pid stand in only
-/// if /dev/urandom cannot be read.
-fn random_seed() -> u64 {
-    match crate::os::random_bytes() {
-        Ok(bytes) => u64::from_le_bytes(bytes),
-        Err(_) => wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32),
-    }
-}
-
-fn parse_stream(text: &str) -> anyhow::Result<StreamId> {
-    text.trim().parse().map_err(|_| {
-        anyhow::anyhow!(
-            "--stream {text:?}: not a stream id (52 base32 characters, as printed by shoal keygen)"
-        )
-    })
-}
-
-/// `HOST:PORT`, optionally as `shoal://HOST:PORT` or `udp://HOST:PORT`; a
-/// name is resolved once, now.
-fn parse_relay(text: &str) -> anyhow::Result<SocketAddr> {
-    let fix = "use HOST:PORT such as 203.0.113.7:7400 or relay.example.net:7400";
-    let bad = |why: &str| anyhow::anyhow!("--relay {text:?}: {why}; {fix}");
-    let trimmed = text.trim();
-    let bare = match trimmed.split_once("://") {
-        Some(("shoal" | "udp", rest)) => rest.trim_end_matches('/'),
-        Some((scheme, _)) => return Err(bad(&format!("unknown scheme {scheme}://"))),
-        None => trimmed,
-    };
-    if let Ok(addr) = bare.parse::<SocketAddr>() {
-        return check_port(addr).map_err(&bad);
-    }
-    if bare.is_empty() || bare.contains('/') || !bare.contains(':') {
-        return Err(bad("not an address"));
-    }
-    match bare.to_socket_addrs() {
-        Ok(mut addrs) => match addrs.next() {
-            Some(addr) => check_port(addr).map_err(&bad),
-            None => Err(bad("the name has no address")),
-        },
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => Err(bad("not an address")),
-        Err(e) => Err(bad(&format!("cannot resolve it ({e})"))),
-    }
-}
-
-fn check_port(addr: SocketAddr) -> Result<SocketAddr, &'static str> {
-    if addr.port() == 0 {
-        Err("port 0 is not a relay's port")
-    } else if addr.ip().is_unspecified() {
-        Err("an unspecified address (0.0.0.0 or ::) is not a relay")
-    } else {
-        Ok(addr)
-    }
-}
-
-/// A positive time such as `500ms`, `2s`, `1.5s` or `800us`.
-fn parse_latency(text: &str) -> anyhow::Result<Duration> {
-    let latency = crate::config::parse_duration(text)
-        .map_err(|why| anyhow::anyhow!("--latency {text:?}: {why}"))?;
-    if latency.is_zero() {
-        anyhow::bail!("--latency {text:?}: must be more than zero; try 500ms");
-    }
-    Ok(latency)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latency_parses() {
-        let ok = |t: &str| parse_latency(t).ok();
-        assert_eq!(ok("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(ok("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(ok("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(ok("0.3s"), Some(Duration::from_millis(300)));
-        assert_eq!(ok("800us"), Some(Duration::from_micros(800)));
-        for bad in ["", "500", "ms", "0ms", "1.2.3s", "-1s", "5 parsecs"] {
-            assert!(parse_latency(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn relay_parses() {
-        let v4: SocketAddr = "127.0.0.1:7400".parse().expect("addr");
-        assert_eq!(parse_relay("127.0.0.1:7400").ok(), Some(v4));
-        assert_eq!(parse_relay("shoal://127.0.0.1:7400/").ok(), Some(v4));
-        assert_eq!(parse_relay("udp://127.0.0.1:7400").ok(), Some(v4));
-        assert_eq!(
-            parse_relay("[::1]:7400").ok(),
-            Some("[::1]:7400".parse().expect("addr"))
-        );
-        for bad in [
-            "",
-            "127.0.0.1",
-            "127.0.0.1:0",
-            "0.0.0.0:7400",
-            "http://127.0.0.1:7400",
-            "no such host",
-            "127.0.0.1:99999",
-        ] {
-            let err = parse_relay(bad).expect_err(bad).to_string();
-            assert!(err.starts_with("--relay"), "{err}");
-        }
-    }
 
     #[test]
     fn status_line_reads() {

@@ -1,5 +1,6 @@
-//! Where `shoal watch` writes the stream: stdout, a file, or UDP datagrams
-//! of seven TS packets (the size players such as VLC and ffmpeg expect).
+//! Where `shoal watch` and `shoal peer` write the stream: stdout, a file,
+//! or UDP datagrams of seven TS packets (the size players such as VLC and
+//! ffmpeg expect).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

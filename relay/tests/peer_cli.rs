@@ -1,0 +1,248 @@
+//! `shoal peer` as a user runs it: bad flags and unreachable relays get one
+//! line naming the problem and the fix; a stream published through a real
+//! relay comes out byte for byte and the command exits 0 at its end.
+
+mod support;
+
+use std::io::Read;
+use std::net::UdpSocket;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use shoal_proto::publisher::PublisherConfig;
+use shoal_relay::io::BackendKind;
+use support::*;
+
+/// A valid stream id that no relay here carries.
+const SOME_STREAM: u8 = 43;
+
+fn shoal(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Waits (bounded) for `child` to exit; kills it and fails if it does not.
+fn wait(child: &mut Child, limit: Duration, what: &str) -> (ExitStatus, String) {
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: shoal peer did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        stderr.read_to_string(&mut err).expect("stderr");
+    }
+    (status, err)
+}
+
+fn run(args: &[&str], limit: Duration) -> (ExitStatus, String, Duration) {
+    let t0 = Instant::now();
+    let mut child = shoal(args).spawn().expect("run shoal");
+    let (status, err) = wait(&mut child, limit, &format!("{args:?}"));
+    (status, err, t0.elapsed())
+}
+
+fn stream_id(seed: u8) -> String {
+    shoal_proto::integrity::PublisherKey::from_seed([seed; 32])
+        .stream_id()
+        .to_string()
+}
+
+fn assert_one_line(err: &str, needle: &str) {
+    assert!(err.contains(needle), "the error names {needle}: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let lines = err.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(lines, 1, "one line: {err}");
+}
+
+/// `shoal peer` with a valid stream and relay, plus `extra`.
+fn peer_with(extra: &[&str]) -> (ExitStatus, String, Duration) {
+    let id = stream_id(SOME_STREAM);
+    let mut args = vec!["peer", "--stream", &id, "--relay", "127.0.0.1:7400"];
+    args.extend_from_slice(extra);
+    run(&args, Duration::from_secs(5))
+}
+
+#[test]
+fn bad_stream_is_named() {
+    let (status, err, _) = run(
+        &["peer", "--stream", "x", "--relay", "127.0.0.1:7400"],
+        Duration::from_secs(5),
+    );
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        "--stream \"x\": not a stream id (52 base32 characters, as printed by shoal keygen)",
+    );
+}
+
+#[test]
+fn bad_relay_is_named() {
+    let id = stream_id(SOME_STREAM);
+    for relay in [
+        "nowhere",
+        "127.0.0.1",
+        "http://127.0.0.1:7400",
+        "127.0.0.1:0",
+    ] {
+        let (status, err, _) = run(
+            &["peer", "--stream", &id, "--relay", relay],
+            Duration::from_secs(5),
+        );
+        assert!(!status.success(), "{relay} must fail");
+        assert_one_line(&err, &format!("--relay {relay:?}"));
+        assert!(err.contains("HOST:PORT"), "the fix is given: {err}");
+    }
+}
+
+#[test]
+fn bad_upload_limit_is_named_with_the_fix() {
+    for limit in ["lots", "8MB", "10", ""] {
+        let (status, err, _) = peer_with(&["--upload-limit", limit]);
+        assert!(!status.success(), "{limit:?} must fail");
+        assert_one_line(&err, &format!("--upload-limit {limit:?}"));
+        assert!(
+            err.contains("such as 3Mbit, 500kbit") && err.contains("or 0 to upload nothing"),
+            "the fix is given: {err}"
+        );
+    }
+}
+
+#[test]
+fn bad_listen_is_named_with_the_fix() {
+    for listen in ["anywhere", "7500", "[::]:7500", "127.0.0.1:99999"] {
+        let (status, err, _) = peer_with(&["--listen", listen]);
+        assert!(!status.success(), "{listen:?} must fail");
+        assert_one_line(&err, &format!("--listen {listen:?}"));
+        assert!(err.contains("0.0.0.0:7500"), "the fix is given: {err}");
+    }
+}
+
+#[test]
+fn a_listen_address_in_use_is_named() {
+    let taken = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (status, err, _) = peer_with(&["--listen", &addr]);
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        &format!("--listen {addr}: cannot open a UDP socket there"),
+    );
+    assert!(err.contains("or port 0"), "the fix is given: {err}");
+    drop(taken);
+}
+
+#[test]
+fn bad_latency_and_wait_are_named() {
+    let (status, err, _) = peer_with(&["--latency", "fast"]);
+    assert!(!status.success());
+    assert_one_line(&err, "--latency \"fast\"");
+    let (status, err, _) = peer_with(&["--wait", "forever"]);
+    assert!(!status.success());
+    assert_one_line(&err, "--wait \"forever\"");
+}
+
+#[test]
+fn silent_relay_is_an_error_within_six_seconds() {
+    // Bound, so nothing else takes the port, and never read.
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let id = stream_id(SOME_STREAM);
+    let (status, err, took) = run(
+        &["peer", "--stream", &id, "--relay", &addr, "--quiet"],
+        Duration::from_secs(10),
+    );
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        &format!("no answer from relay {addr} in 5 s; is shoal relay running there?"),
+    );
+    assert!(took < Duration::from_secs(7), "gave up in {took:?}");
+    drop(silent);
+}
+
+#[test]
+fn a_stream_nobody_publishes_is_an_error_after_the_wait() {
+    let server = start(&settings(BackendKind::Auto, 1));
+    let addr = server.local_addr().to_string();
+    let id = stream_id(SOME_STREAM);
+    let (status, err, took) = run(
+        &[
+            "peer", "--stream", &id, "--relay", &addr, "--wait", "1s", "--quiet",
+        ],
+        Duration::from_secs(10),
+    );
+    server.shutdown();
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        &format!("stream {id} has not started on relay {addr}"),
+    );
+    assert!(took < Duration::from_secs(5), "gave up in {took:?}");
+}
+
+/// A short stream published through a real relay to a `shoal peer` that
+/// writes it to stdout: byte for byte, exit 0 at the end, and the status
+/// line (not --quiet) tells the subscription and the end.
+#[test]
+fn published_stream_comes_out_byte_for_byte_and_the_peer_exits_0() {
+    let server = start(&settings(BackendKind::Auto, 1));
+    let addr = server.local_addr().to_string();
+    let mut source = Source::new(vec![server.local_addr()], 14);
+    let id = source.stream.to_string();
+    let mut cmd = shoal(&[
+        "peer",
+        "--stream",
+        &id,
+        "--relay",
+        &addr,
+        "--listen",
+        "127.0.0.1:0",
+        "--upload-limit",
+        "4Mbit",
+    ]);
+    cmd.stdout(Stdio::piped());
+    let mut child = cmd.spawn().expect("run shoal peer");
+    let mut stdout = child.stdout.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        stdout.read_to_end(&mut bytes).expect("read stdout");
+        bytes
+    });
+    metrics_until(&server, "the peer subscribed", |m| {
+        sum(m, |w| w.subscribers) >= 1
+    });
+    for _ in 0..4 {
+        source.block();
+    }
+    source.finish();
+    let (status, err) = wait(&mut child, Duration::from_secs(15), "end of stream");
+    let got = reader.join().expect("stdout reader");
+    server.shutdown();
+    assert!(status.success(), "exit 0 at end of stream: {status} {err}");
+    assert!(
+        err.contains(&format!("shoal: subscribed to {id} at relay {addr}")),
+        "{err}"
+    );
+    assert!(err.contains("shoal: end of stream"), "{err}");
+    let chunk = usize::from(PublisherConfig::default().chunk_size);
+    let expected: Vec<u8> = (0..source.chunks())
+        .flat_map(|i| std::iter::repeat_n((i % 251) as u8, chunk))
+        .collect();
+    assert_eq!(got.len(), expected.len(), "all bytes came out");
+    assert!(
+        got == expected,
+        "the bytes are the published ones, in order"
+    );
+}
