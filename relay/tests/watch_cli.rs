@@ -7,68 +7,19 @@ mod support;
 
 use std::io::Read;
 use std::net::UdpSocket;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_proto::publisher::PublisherConfig;
 use shoal_proto::wire::{Challenge, Cookie, Message, Reject, RejectReason, SUPPORTED_VERSIONS};
 use shoal_relay::io::BackendKind;
+use support::cli::*;
 use support::*;
 
 /// A valid stream id that no relay here carries.
 const SOME_STREAM: u8 = 42;
-
-fn shoal(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Waits (bounded) for `child` to exit; kills it and fails if it does not.
-fn wait(child: &mut Child, limit: Duration, what: &str) -> (ExitStatus, String) {
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: shoal watch did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut err = String::new();
-    if let Some(mut stderr) = child.stderr.take() {
-        stderr.read_to_string(&mut err).expect("stderr");
-    }
-    (status, err)
-}
-
-fn run(args: &[&str], limit: Duration) -> (ExitStatus, String, Duration) {
-    let t0 = Instant::now();
-    let mut child = shoal(args).spawn().expect("run shoal");
-    let (status, err) = wait(&mut child, limit, &format!("{args:?}"));
-    (status, err, t0.elapsed())
-}
-
-fn stream_id(seed: u8) -> String {
-    shoal_proto::integrity::PublisherKey::from_seed([seed; 32])
-        .stream_id()
-        .to_string()
-}
-
-fn assert_one_line(err: &str, needle: &str) {
-    assert!(err.contains(needle), "the error names {needle}: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-    let lines = err.lines().filter(|l| !l.trim().is_empty()).count();
-    assert_eq!(lines, 1, "one line: {err}");
-}
 
 #[test]
 fn bad_stream_is_named() {

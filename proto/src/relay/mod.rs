@@ -273,11 +273,6 @@ impl Relay {
         self.subs.iter().flatten().map(|s| s.addr)
     }
 
-    /// Subscribers that announced membership of the clubs in their mask.
-    pub fn member_subscribers(&self) -> usize {
-        self.subs.iter().flatten().filter(|s| s.member != 0).count()
-    }
-
     fn next_random(&mut self) -> u64 {
         // xorshift64*: deterministic, good enough to sample peers.
         self.rng ^= self.rng >> 12;

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod keygen;
 mod output;
 pub mod peer;
+mod progress;
 pub mod publish;
 mod udp;
 pub mod watch;

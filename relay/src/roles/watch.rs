@@ -6,7 +6,7 @@
 //! send what it queued, then write the chunks it released. The end of the
 //! stream flushes the output and exits 0; so does a reader closing our
 //! stdout. A relay that never answers, or that does not carry the stream,
-//! is an error after [`GIVE_UP`].
+//! is an error after 5 s.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
@@ -16,16 +16,14 @@ use crate::os::wall_clock;
 use anyhow::Context;
 use shoal_proto::Time;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
-use shoal_proto::wire::RejectReason;
 
 use super::args::{parse_latency, parse_relay, parse_stream, parse_wait};
 use super::output::{Output, Target, Written};
+use super::progress::Progress;
 use super::udp::{is_transient, random_seed};
 
 /// Longest wait for a datagram before the loop looks at the clock again.
 const MAX_WAIT: Duration = Duration::from_millis(50);
-/// How long a silent relay, or one that keeps refusing the stream, is given.
-const GIVE_UP: Duration = Duration::from_secs(5);
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
@@ -89,15 +87,8 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         socket,
         output,
         relay,
-        relay_text: args.relay.clone(),
-        stream_text: args.stream.clone(),
         quiet: args.quiet,
-        started,
-        heard: false,
-        wait,
-        got_chunk: false,
-        unknown_since: None,
-        noted: None,
+        progress: Progress::new(&args.relay, &args.stream, args.quiet, started, wait),
         status: Status::new(started),
     };
     watch.run()
@@ -117,20 +108,8 @@ struct Watch {
     socket: UdpSocket,
     output: Output,
     relay: SocketAddr,
-    relay_text: String,
-    stream_text: String,
     quiet: bool,
-    started: Time,
-    /// Any datagram came from the relay.
-    heard: bool,
-    /// Longest wait for the first chunk (zero: no limit).
-    wait: Duration,
-    /// A chunk was output.
-    got_chunk: bool,
-    /// First UNKNOWN_STREAM refusal since the last acceptance.
-    unknown_since: Option<Time>,
-    /// The last transient refusal told on stderr, so it is told once.
-    noted: Option<RejectReason>,
+    progress: Progress,
     status: Status,
 }
 
@@ -145,7 +124,7 @@ impl Watch {
             if self.drain(now)? == Step::Done {
                 return Ok(());
             }
-            self.check_progress(now)?;
+            self.progress.check(now, self.viewer.is_subscribed())?;
             if !self.quiet {
                 self.status.maybe_print(now, &self.viewer.stats());
             }
@@ -162,7 +141,7 @@ impl Watch {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
                     if from == self.relay {
-                        self.heard = true;
+                        self.progress.heard = true;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
                     self.viewer.handle_datagram(wall_clock(), from, bytes);
@@ -187,25 +166,25 @@ impl Watch {
                     if !self.quiet && !self.status.subscribed {
                         eprintln!(
                             "shoal: subscribed to {} at relay {}",
-                            self.stream_text, self.relay_text
+                            self.progress.stream_text(),
+                            self.progress.relay_text()
                         );
                     }
                     self.status.subscribed = true;
-                    self.unknown_since = None;
-                    self.noted = None;
+                    self.progress.subscribed();
                 }
                 ViewerEvent::Chunk {
                     payload, latency, ..
                 } => {
                     self.status.chunk(latency);
-                    self.got_chunk = true;
+                    self.progress.got_chunk = true;
                     if self.output.write(&payload)? == Written::Closed {
                         return Ok(Step::Done);
                     }
                     wrote = true;
                 }
                 ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
-                ViewerEvent::Rejected(reason) => self.rejected(now, reason)?,
+                ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
                 ViewerEvent::EndOfStream => step = Step::Done,
             }
         }
@@ -232,78 +211,6 @@ impl Watch {
             {
                 return Err(e).with_context(|| format!("sending to relay {}", t.dst));
             }
-        }
-        Ok(())
-    }
-
-    fn rejected(&mut self, now: Time, reason: RejectReason) -> anyhow::Result<()> {
-        match reason {
-            // The viewer retries these: a live stream may reach the relay
-            // later, a full or busy relay may make room.
-            RejectReason::UnknownStream => {
-                self.unknown_since.get_or_insert(now);
-            }
-            RejectReason::Full | RejectReason::RateLimited | RejectReason::ShuttingDown => {
-                if !self.quiet && self.noted != Some(reason) {
-                    eprintln!(
-                        "shoal: relay {} refused for now ({reason:?}); retrying",
-                        self.relay_text
-                    );
-                }
-                self.noted = Some(reason);
-            }
-            RejectReason::TokenRequired
-            | RejectReason::TokenInvalid
-            | RejectReason::TokenExpired => {
-                anyhow::bail!(
-                    "relay {} refused stream {} ({reason:?}); it needs a valid access token",
-                    self.relay_text,
-                    self.stream_text
-                )
-            }
-            RejectReason::UnsupportedVersion => anyhow::bail!(
-                "relay {} speaks another protocol version; run the same shoal version on both",
-                self.relay_text
-            ),
-            other => anyhow::bail!(
-                "relay {} refused stream {} ({other:?})",
-                self.relay_text,
-                self.stream_text
-            ),
-        }
-        Ok(())
-    }
-
-    /// Gives up on a silent relay or one that does not carry the stream.
-    fn check_progress(&self, now: Time) -> anyhow::Result<()> {
-        if !self.heard && now.saturating_since(self.started) >= GIVE_UP {
-            anyhow::bail!(
-                "no answer from relay {} in {} s; is shoal relay running there?",
-                self.relay_text,
-                GIVE_UP.as_secs()
-            );
-        }
-        if self.heard
-            && !self.got_chunk
-            && !self.wait.is_zero()
-            && now.saturating_since(self.started) >= self.wait
-        {
-            anyhow::bail!(
-                "stream {} has not started on relay {} in {:?}; check the id (shoal keygen prints it) and that a publisher sends there, or wait longer with --wait 60s",
-                self.stream_text,
-                self.relay_text,
-                self.wait
-            );
-        }
-        if let Some(since) = self.unknown_since
-            && !self.viewer.is_subscribed()
-            && now.saturating_since(since) >= GIVE_UP
-        {
-            anyhow::bail!(
-                "relay {} does not carry stream {}; check the id, or that the stream is being published there",
-                self.relay_text,
-                self.stream_text
-            );
         }
         Ok(())
     }

@@ -344,3 +344,4 @@ pub fn subscribe_all(subs: &mut [Sub]) {
     assert!(ok, "{n} subscribers not accepted in time");
 }
 pub mod backends;
+pub mod cli;

@@ -46,8 +46,6 @@ pub struct SwarmConfig {
     pub symmetric_nat: f64,
     /// Peers join over this long at the start.
     pub ramp: Duration,
-    /// Statistics skip chunks played in this first stretch.
-    pub warmup: Duration,
     /// Peers keep what they play (for exactness checks; memory!).
     pub keep_output: bool,
     /// Chunks each peer's window holds (memory: about 1.4 kB each).
@@ -71,7 +69,6 @@ impl Default for SwarmConfig {
             cone_nat: 0.0,
             symmetric_nat: 0.0,
             ramp: Duration::from_secs(3),
-            warmup: Duration::from_secs(5),
             keep_output: false,
             peer_window: 256,
         }
@@ -391,7 +388,6 @@ impl Swarm {
             dropped.3 += s.handshake_timeouts;
             watch_time += end.saturating_since(node.joined.max(self.start));
         }
-        let _ = c.warmup;
         recoveries.sort();
         let pick = |v: &[Duration], p: f64| {
             v.get(((v.len() as f64 - 1.0) * p).round() as usize)
