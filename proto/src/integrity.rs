@@ -134,6 +134,11 @@ impl PublisherKey {
         StreamId(self.signing.verifying_key().to_bytes())
     }
 
+    /// An ed25519 signature over `message` (access tokens, §11.10).
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; SIGNATURE_LEN] {
+        self.signing.sign(message).to_bytes()
+    }
+
     /// Signs the first `len - 64` bytes of `datagram` and writes the
     /// signature into its last 64 bytes.
     pub fn sign_trailer(&self, datagram: &mut [u8]) {

@@ -11,6 +11,7 @@ pub mod publisher;
 pub mod relay;
 pub mod stream_id;
 pub mod time;
+pub mod token;
 pub mod transmit;
 pub mod ts;
 pub mod viewer;

@@ -26,6 +26,8 @@ enum Command {
     Relay(Box<RelayArgs>),
     /// Make a new stream key; prints the stream id.
     Keygen(roles::keygen::KeygenArgs),
+    /// Make an access token for a stream's viewers (for relays run with --require-token).
+    Token(roles::token::TokenArgs),
     /// Publish a live MPEG-TS stream to one or more relays.
     Publish(roles::publish::PublishArgs),
     /// Watch a stream: reassembled MPEG-TS to stdout, a file or UDP.
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Relay(args) => relay(&args),
         Command::Keygen(args) => roles::keygen::run(&args),
+        Command::Token(args) => roles::token::run(&args),
         Command::Publish(args) => roles::publish::run(&args),
         Command::Watch(args) => roles::watch::run(&args),
         Command::Peer(args) => roles::peer::run(&args),

@@ -113,6 +113,9 @@ impl Server {
                     };
                     let mut relay = Relay::new(config);
                     relay.set_export(peers_w.len() > 1);
+                    // proto's time is already the wall clock here.
+                    let now = wall_clock();
+                    relay.set_wall_clock(now, now.as_micros() / 1_000_000);
                     let mut worker = Worker::new(
                         id,
                         relay,

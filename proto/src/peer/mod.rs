@@ -114,6 +114,9 @@ pub struct PeerConfig {
     pub nonce_seed: u64,
     /// Window sizes.
     pub window: WindowConfig,
+    /// Access token presented to the relay (§11.10), empty if none. Peers'
+    /// upload sides ask for none.
+    pub token: Vec<u8>,
 }
 
 impl PeerConfig {
@@ -134,6 +137,7 @@ impl PeerConfig {
                 capacity: 2048,
                 manifest_wait: Duration::from_millis(1000),
             },
+            token: Vec::new(),
         }
     }
 }
@@ -219,6 +223,7 @@ impl Peer {
         vc.nonce_seed = config.nonce_seed;
         vc.resume_live = true;
         vc.club_nack = true;
+        vc.token = config.token.clone();
         let mut viewer = Viewer::new(vc, now)?;
         viewer.set_export(true);
         let mut upload = Relay::new(RelayConfig {

@@ -22,6 +22,7 @@
 mod fanout;
 mod limiter;
 mod stats;
+mod token_cache;
 mod upstream;
 
 use std::collections::HashMap;
@@ -34,6 +35,7 @@ pub use upstream::FAILOVER_AFTER;
 use crate::client::SessionEvent;
 use crate::cookie::CookieJar;
 use crate::integrity::{Rejection, StreamKey};
+use crate::token::{Scope, Token, TokenError};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::window::{Adopt, Ingested, Ready, Window, WindowConfig};
 use crate::wire::{
@@ -44,6 +46,7 @@ use crate::wire::{
 use crate::{StreamId, Time, Transmit};
 use fanout::{Fanout, Item};
 use limiter::HandshakeLimiter;
+use token_cache::TokenCache;
 use upstream::Upstream;
 
 /// Relay settings.
@@ -78,6 +81,12 @@ pub struct RelayConfig {
     /// upload side turns this off: its subscribers take manifests from
     /// their relay, so that ten sources do not send ten copies.
     pub forward_manifests: bool,
+    /// Refuse SUBSCRIBEs without a valid access token for the stream
+    /// (§11.10). Needs the wall clock: see [`Relay::set_wall_clock`].
+    pub require_token: bool,
+    /// Access tokens to present to upstream relays; each names its stream,
+    /// and an upstream subscription uses the one for its stream.
+    pub upstream_tokens: Vec<Vec<u8>>,
 }
 
 impl Default for RelayConfig {
@@ -95,6 +104,8 @@ impl Default for RelayConfig {
             handshake_rate: 20,
             handshake_burst: 40,
             forward_manifests: true,
+            require_token: false,
+            upstream_tokens: Vec::new(),
         }
     }
 }
@@ -132,6 +143,9 @@ struct Subscriber {
     have: Option<Have>,
     /// INTRODUCE requests in the current second, and when it began.
     intros: (Time, u32),
+    /// May announce itself as an uploader (MEMBER): its token's scope, or
+    /// always when tokens are not required.
+    may_upload: bool,
 }
 
 #[derive(Debug)]
@@ -213,6 +227,12 @@ pub struct Relay {
     rng: u64,
     /// When to NACK lost manifests to upstream relays next.
     next_manifest_nack: Option<Time>,
+    /// A monotonic time and the Unix second it corresponded to: the clock
+    /// token expiry is checked against.
+    wall_clock: (Time, u64),
+    /// Tokens already verified, by signature, so that a token shared by
+    /// many viewers costs one signature check.
+    tokens: TokenCache,
 }
 
 /// INTRODUCE requests forwarded per subscriber per second.
@@ -249,7 +269,21 @@ impl Relay {
             club_slots: None,
             rng,
             next_manifest_nack: None,
+            wall_clock: (Time::ZERO, 0),
+            tokens: TokenCache::default(),
         }
+    }
+
+    /// Tells the relay that monotonic time `now` is `unix_secs` on the wall
+    /// clock. Token expiry (§11.10) is checked against it; call it at start
+    /// and now and then (the IO shell does at each metrics snapshot).
+    pub fn set_wall_clock(&mut self, now: Time, unix_secs: u64) {
+        self.wall_clock = (now, unix_secs);
+    }
+
+    fn unix_now(&self, now: Time) -> u64 {
+        let (at, secs) = self.wall_clock;
+        secs + now.saturating_since(at).as_secs()
     }
 
     /// Limits subscriptions to `slots` club-streams in total (a subscriber
@@ -413,7 +447,15 @@ impl Relay {
     ) -> Result<(), Rejection> {
         let i = self.add_stream(stream)?;
         let seed = self.config.nonce_seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        self.streams[i].upstream = Upstream::new(now, servers.to_vec(), stream, seed, &mut self.tx);
+        let token = self
+            .config
+            .upstream_tokens
+            .iter()
+            .find(|t| Token::parse(t).is_ok_and(|t| t.stream == stream))
+            .cloned()
+            .unwrap_or_default();
+        self.streams[i].upstream =
+            Upstream::new(now, servers.to_vec(), stream, token, seed, &mut self.tx);
         Ok(())
     }
 
@@ -668,6 +710,10 @@ impl Relay {
             }
             Message::Member(m) => {
                 if let Some(sub) = self.subscriber_of(now, from, m.stream) {
+                    if !sub.may_upload && m.clubs != 0 {
+                        self.stats.drop_token_scope += 1;
+                        return;
+                    }
                     sub.member = m.clubs;
                     sub.upload_kbps = m.upload_kbps;
                 }
@@ -777,6 +823,33 @@ impl Relay {
             return;
         }
         // From here on the address is proven.
+        let may_upload = if self.config.require_token {
+            match self.check_token(now, from, s) {
+                Some(Ok(scope)) => scope.contains(Scope::UPLOAD),
+                Some(Err(e)) => {
+                    let (counter, reason) = match e {
+                        TokenError::Missing => (
+                            &mut self.stats.drop_token_missing,
+                            RejectReason::TokenRequired,
+                        ),
+                        TokenError::Expired => (
+                            &mut self.stats.drop_token_expired,
+                            RejectReason::TokenExpired,
+                        ),
+                        _ => (
+                            &mut self.stats.drop_token_invalid,
+                            RejectReason::TokenInvalid,
+                        ),
+                    };
+                    *counter += 1;
+                    self.reject(from, reason, s.stream);
+                    return;
+                }
+                None => return,
+            }
+        } else {
+            true
+        };
         // A relay that takes publishers holds a subscription to a stream
         // that has not gone live yet, so viewers can wait for its start.
         let known = self.stream_index.get(&s.stream).copied();
@@ -826,6 +899,7 @@ impl Relay {
             joined,
             have: None,
             intros: (now, 0),
+            may_upload,
         };
         let index = match existing {
             Some(i) => {
@@ -865,6 +939,46 @@ impl Relay {
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now + self.config.subscriber_timeout / 4);
         }
+    }
+
+    /// Checks a SUBSCRIBE's token: its scope, or why it is refused; `None`
+    /// when the check was dropped by the per-IP rate limit (a signature
+    /// check costs about as much as answering a HELLO, so unverified tokens
+    /// take from the same budget; the client retries).
+    fn check_token(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        s: &crate::wire::Subscribe<'_>,
+    ) -> Option<Result<Scope, TokenError>> {
+        let unix_now = self.unix_now(now);
+        if let Some(t) = self.tokens.get(s.token) {
+            if t.stream != s.stream {
+                return Some(Err(TokenError::WrongStream));
+            }
+            if unix_now >= t.expires {
+                return Some(Err(TokenError::Expired));
+            }
+            return Some(Ok(t.scope));
+        }
+        // Refusals that need no signature check cost nothing to repeat.
+        let parsed = match Token::parse(s.token) {
+            Ok(t) if t.stream == s.stream && unix_now < t.expires => t,
+            _ => {
+                return Some(
+                    Token::verify(s.token, &s.stream, Scope::WATCH, unix_now).map(|t| t.scope),
+                );
+            }
+        };
+        if !self.limiter.allow(now, from.ip()) {
+            self.stats.drop_rate_limited += 1;
+            return None;
+        }
+        let checked = Token::verify(s.token, &s.stream, Scope::WATCH, unix_now);
+        if checked.is_ok() {
+            self.tokens.insert(s.token, parsed);
+        }
+        Some(checked.map(|t| t.scope))
     }
 
     /// Sends a new subscriber what the window already holds from its start.
@@ -1186,3 +1300,5 @@ impl Relay {
 mod swarm_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod token_tests;

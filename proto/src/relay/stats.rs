@@ -47,8 +47,18 @@ pub struct RelayStats {
     pub drop_not_subscribed: u64,
     /// Refused: subscriber or stream limit reached.
     pub drop_full: u64,
-    /// Dropped unanswered: HELLO over the per-IP handshake rate.
+    /// Dropped unanswered: HELLO, or SUBSCRIBE with a token to check, over
+    /// the per-IP handshake rate.
     pub drop_rate_limited: u64,
+    /// Refused: SUBSCRIBE without a token where one is required.
+    pub drop_token_missing: u64,
+    /// Refused: SUBSCRIBE with a malformed, forged, wrong-stream or
+    /// wrong-scope token.
+    pub drop_token_invalid: u64,
+    /// Refused: SUBSCRIBE with an expired token.
+    pub drop_token_expired: u64,
+    /// Ignored: MEMBER from a subscriber whose token lacks UPLOAD.
+    pub drop_token_scope: u64,
 }
 
 impl RelayStats {
@@ -79,5 +89,9 @@ impl RelayStats {
             + self.drop_not_subscribed
             + self.drop_full
             + self.drop_rate_limited
+            + self.drop_token_missing
+            + self.drop_token_invalid
+            + self.drop_token_expired
+            + self.drop_token_scope
     }
 }

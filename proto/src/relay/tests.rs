@@ -50,6 +50,18 @@ pub(super) fn subscribe_clubs(
     stream: StreamId,
     clubs: u64,
 ) {
+    subscribe_with_token(relay, now, from, stream, clubs, &[]);
+}
+
+/// HELLO, then SUBSCRIBE with the cookie and `token`.
+pub(super) fn subscribe_with_token(
+    relay: &mut Relay,
+    now: Time,
+    from: SocketAddr,
+    stream: StreamId,
+    clubs: u64,
+    token: &[u8],
+) {
     let hello = Message::Hello(Hello {
         versions: SUPPORTED_VERSIONS,
         nonce: 1,
@@ -69,7 +81,7 @@ pub(super) fn subscribe_clubs(
         clubs,
         start_seq: None,
         cookie: cookie.expect("a challenge"),
-        token: &[],
+        token,
     });
     let mut buf = vec![0; sub.buffer_len()];
     let n = sub.emit(&mut buf).expect("emit");

@@ -7,6 +7,16 @@
 //! [`FAILOVER_AFTER`], or refused for good, the next server in the list
 //! is tried; the list wraps around, so an upstream that comes back is
 //! found again.
+//!
+//! A server that dies while it serves the stream is noticed sooner: a
+//! live stream arrives in blocks a few tens of milliseconds apart, so when
+//! the stream was flowing and the current server then sends nothing for
+//! [`STALL_AFTER`], the next server is tried at once. The server that has
+//! the stream resumes it from this relay's next chunk, and the chunks its
+//! catch-up covers (§11.3) were never missed downstream, only late: a
+//! relay's window and its viewers' latency budget absorb the switch. An
+//! idle stream (only a DESCRIPTOR a second) is not flowing, so a pause in
+//! the input costs at most one needless switch.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -20,15 +30,31 @@ use crate::{StreamId, Time};
 /// next is tried.
 pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
 
+/// How long a server that was delivering a flowing stream may then send
+/// nothing before the next server is tried (with more than one).
+pub const STALL_AFTER: Duration = Duration::from_millis(500);
+
+/// Stream datagrams at most this far apart mean the stream is flowing: a
+/// live stream's blocks close every `block_ms` (50 ms by default), while
+/// an idle one only repeats its DESCRIPTOR every second.
+const FLOWING_GAP: Duration = Duration::from_millis(250);
+
 #[derive(Debug)]
 pub(crate) struct Upstream {
     servers: Vec<SocketAddr>,
     current: usize,
     stream: StreamId,
+    /// Access token for the upstream (§11.10), empty if none.
+    token: Vec<u8>,
     session: ClientSession,
     /// Since when there has been no working subscription.
     down_since: Option<Time>,
     nonce_seed: u64,
+    /// When the current server last sent stream data.
+    stream_heard: Option<Time>,
+    /// Whether its last two stream datagrams were [`FLOWING_GAP`] apart
+    /// or less.
+    flowing: bool,
     pub(crate) failovers: u64,
 }
 
@@ -38,19 +64,23 @@ impl Upstream {
         now: Time,
         servers: Vec<SocketAddr>,
         stream: StreamId,
+        token: Vec<u8>,
         nonce_seed: u64,
         tx: &mut TxQueue,
     ) -> Option<Self> {
         let first = *servers.first()?;
-        let mut session = ClientSession::new(first, stream, u64::MAX, Vec::new(), nonce_seed);
+        let mut session = ClientSession::new(first, stream, u64::MAX, token.clone(), nonce_seed);
         session.start(now, tx);
         Some(Self {
             servers,
             current: 0,
             stream,
+            token,
             session,
             down_since: Some(now),
             nonce_seed,
+            stream_heard: None,
+            flowing: false,
             failovers: 0,
         })
     }
@@ -72,7 +102,20 @@ impl Upstream {
 
     /// Stream data arrived from the current server.
     pub(crate) fn heard(&mut self, now: Time) {
+        self.flowing = self
+            .stream_heard
+            .is_some_and(|t| now.saturating_since(t) <= FLOWING_GAP);
+        self.stream_heard = Some(now);
         self.session.heard(now);
+    }
+
+    /// When the current server, silent since a flowing stream's last
+    /// datagram, is given up for the next one.
+    fn stall_deadline(&self) -> Option<Time> {
+        let stalls = self.servers.len() > 1 && self.flowing && self.subscribed();
+        self.stream_heard
+            .filter(|_| stalls)
+            .map(|t| t + STALL_AFTER)
     }
 
     pub(crate) fn handle(
@@ -100,7 +143,7 @@ impl Upstream {
 
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
         let failover = self.down_since.map(|t| t + FAILOVER_AFTER);
-        [self.session.poll_timeout(), failover]
+        [self.session.poll_timeout(), failover, self.stall_deadline()]
             .into_iter()
             .flatten()
             .min()
@@ -113,6 +156,10 @@ impl Upstream {
         report: Keepalive,
         tx: &mut TxQueue,
     ) {
+        if self.stall_deadline().is_some_and(|t| now >= t) {
+            self.fail_over(now, tx);
+            return;
+        }
         if self.subscribed() {
             self.down_since = None;
         } else {
@@ -134,10 +181,17 @@ impl Upstream {
         }
         self.current = (self.current + 1) % self.servers.len();
         self.failovers += 1;
+        self.stream_heard = None;
+        self.flowing = false;
         self.nonce_seed = self.nonce_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let server = self.servers[self.current];
-        self.session =
-            ClientSession::new(server, self.stream, u64::MAX, Vec::new(), self.nonce_seed);
+        self.session = ClientSession::new(
+            server,
+            self.stream,
+            u64::MAX,
+            self.token.clone(),
+            self.nonce_seed,
+        );
         self.session.start(now, tx);
     }
 

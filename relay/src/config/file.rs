@@ -24,6 +24,8 @@ pub(super) struct FileConfig {
     pub(super) handshake_rate: Option<u32>,
     pub(super) upstreams: Option<Vec<String>>,
     pub(super) streams: Option<Vec<String>>,
+    pub(super) upstream_tokens: Option<Vec<String>>,
+    pub(super) require_token: Option<bool>,
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) keepalive: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]

@@ -112,6 +112,14 @@ pub struct RelayArgs {
     /// repeatable.
     #[arg(long = "stream", value_name = "ID")]
     pub streams: Vec<String>,
+    /// Access token to present to the upstreams (made by `shoal token`
+    /// for the stream); repeatable, one per stream.
+    #[arg(long = "upstream-token", value_name = "TOKEN")]
+    pub upstream_tokens: Vec<String>,
+    /// Refuse subscribers without a valid access token for the stream
+    /// (made by `shoal token` with the stream's key).
+    #[arg(long)]
+    pub require_token: bool,
     /// Keepalive interval asked of subscribers [default: 1s].
     #[arg(long, value_name = "TIME")]
     pub keepalive: Option<String>,
@@ -155,6 +163,10 @@ pub struct Settings {
     pub upstreams: Vec<SocketAddr>,
     /// Streams to pull from the upstreams, without repeats.
     pub streams: Vec<StreamId>,
+    /// Access tokens for the upstreams (bytes; each names its stream).
+    pub upstream_tokens: Vec<Vec<u8>>,
+    /// Refuse subscribers without a valid access token.
+    pub require_token: bool,
     /// Keepalive interval asked of subscribers.
     pub keepalive: Duration,
     /// A subscriber silent this long is dropped; longer than `keepalive`.
@@ -201,6 +213,8 @@ impl Settings {
             subscriber_timeout: self.subscriber_timeout,
             handshake_rate: self.handshake_rate,
             handshake_burst: self.handshake_burst,
+            require_token: self.require_token,
+            upstream_tokens: self.upstream_tokens.clone(),
             ..RelayConfig::default()
         }
     }
@@ -351,6 +365,13 @@ impl Settings {
             _ => {}
         }
 
+        let (upstream_tokens, _) = layers.list(
+            Key::UPSTREAM_TOKENS,
+            &args.upstream_tokens,
+            f.upstream_tokens.as_deref(),
+            parse::token,
+        )?;
+        let require_token = args.require_token || f.require_token.unwrap_or(false);
         let pin = !args.no_pin && f.pin.unwrap_or(true);
         let gso = !args.no_gso && f.gso.unwrap_or(true);
         let log = layers
@@ -374,6 +395,8 @@ impl Settings {
             handshake_burst: handshake_rate.saturating_mul(2),
             upstreams: dedup(upstreams),
             streams: dedup(streams),
+            upstream_tokens,
+            require_token,
             keepalive,
             subscriber_timeout,
             pin,
@@ -407,6 +430,7 @@ impl Key {
     const HANDSHAKE_RATE: Key = Key::new("handshake-rate", "handshake_rate");
     const UPSTREAMS: Key = Key::new("upstream", "upstreams");
     const STREAMS: Key = Key::new("stream", "streams");
+    const UPSTREAM_TOKENS: Key = Key::new("upstream-token", "upstream_tokens");
     const KEEPALIVE: Key = Key::new("keepalive", "keepalive");
     const SUBSCRIBER_TIMEOUT: Key = Key::new("subscriber-timeout", "subscriber_timeout");
     const LOG: Key = Key::new("log", "log");

@@ -154,6 +154,13 @@ pub(super) fn stream(text: &str) -> Result<StreamId, String> {
     })
 }
 
+/// An access token as printed by `shoal token`.
+pub(super) fn token(text: &str) -> Result<Vec<u8>, String> {
+    shoal_proto::token::from_text(text).map_err(|e| {
+        format!("{e}; give the 152-character token printed by `shoal token --key KEY`")
+    })
+}
+
 /// A `tracing` EnvFilter string, checked here so a typo fails at start.
 pub(super) fn log_filter(text: &str) -> Result<String, String> {
     match tracing_subscriber::EnvFilter::try_new(text) {

@@ -27,6 +27,8 @@ fn defaults() -> Settings {
         handshake_burst: 40,
         upstreams: Vec::new(),
         streams: Vec::new(),
+        upstream_tokens: Vec::new(),
+        require_token: false,
         keepalive: Duration::from_secs(1),
         subscriber_timeout: Duration::from_secs(5),
         pin: true,

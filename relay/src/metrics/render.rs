@@ -143,7 +143,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
-    let reasons: [(&str, Field); 14] = [
+    let reasons: [(&str, Field); 18] = [
         ("malformed", |s| s.relay.drop_malformed),
         ("forged", |s| s.relay.drop_forged),
         ("corrupted", |s| s.relay.drop_corrupted),
@@ -154,6 +154,10 @@ fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
         ("bad_cookie", |s| s.relay.drop_bad_cookie),
         ("not_subscribed", |s| s.relay.drop_not_subscribed),
         ("full", |s| s.relay.drop_full),
+        ("token_missing", |s| s.relay.drop_token_missing),
+        ("token_invalid", |s| s.relay.drop_token_invalid),
+        ("token_expired", |s| s.relay.drop_token_expired),
+        ("token_scope", |s| s.relay.drop_token_scope),
         ("rate_limited", |s| s.handshakes_rate_limited),
         ("truncated", |s| s.io.rx_truncated),
         ("tx_queue_full", |s| s.io.tx_dropped),

@@ -53,6 +53,35 @@ fn check_port(addr: SocketAddr) -> Result<SocketAddr, &'static str> {
     }
 }
 
+/// `--token`: an access token as printed by `shoal token`, checked here
+/// against the stream and the local clock so that a wrong one fails at
+/// start rather than at the relay.
+pub(super) fn parse_token(text: &str, stream: &StreamId) -> anyhow::Result<Vec<u8>> {
+    use shoal_proto::token::{self, Token, TokenError};
+    let bytes = token::from_text(text).map_err(|e| {
+        anyhow::anyhow!(
+            "--token: {e}; give the 152-character token printed by `shoal token --key KEY`"
+        )
+    })?;
+    let t = Token::parse(&bytes).map_err(|e| anyhow::anyhow!("--token: {e}"))?;
+    if t.stream != *stream {
+        anyhow::bail!(
+            "--token: it was made for stream {}, not --stream {stream}; ask that stream's \
+             owner for a token",
+            t.stream
+        );
+    }
+    let now = crate::os::wall_clock().as_micros() / 1_000_000;
+    if now >= t.expires {
+        anyhow::bail!(
+            "--token: {} ({} s ago); ask the stream's owner for a new one",
+            TokenError::Expired,
+            now - t.expires
+        );
+    }
+    Ok(bytes)
+}
+
 /// `--latency`: a positive time such as `500ms`, `2s`, `1.5s` or `800us`.
 pub(super) fn parse_latency(text: &str) -> anyhow::Result<Duration> {
     let latency = crate::config::parse_duration(text)

@@ -8,5 +8,6 @@ mod output;
 pub mod peer;
 mod progress;
 pub mod publish;
+pub mod token;
 mod udp;
 pub mod watch;

@@ -24,7 +24,7 @@ use shoal_proto::Time;
 use shoal_proto::peer::{Peer, PeerConfig, PeerStats};
 use shoal_proto::viewer::ViewerEvent;
 
-use super::args::{parse_latency, parse_relay, parse_stream, parse_wait};
+use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_wait};
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
 use super::udp::{is_transient, random_seed};
@@ -71,6 +71,10 @@ pub struct PeerArgs {
     /// No status line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Access token for relays that require one, as printed by
+    /// `shoal token` (the stream's owner makes it).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 /// Runs `shoal peer`.
@@ -79,6 +83,10 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     let relay = parse_relay(&args.relay)?;
     let latency = parse_latency(&args.latency)?;
     let wait = parse_wait(&args.wait)?;
+    let token = match &args.token {
+        Some(text) => parse_token(text, &stream)?,
+        None => Vec::new(),
+    };
     let upload_limit = parse_upload_limit(&args.upload_limit)?;
     let listen = parse_listen(args.listen.as_deref(), relay)?;
     let target = Target::parse(&args.output)?;
@@ -86,6 +94,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     let mut config = PeerConfig::new(relay, stream);
     config.latency = latency;
     config.upload_limit_bps = upload_limit;
+    config.token = token;
     // Forgeable cookies would let anyone make this peer send to any
     // address: no stand-in for the OS's randomness here.
     config.cookie_secret = crate::os::random_bytes()

@@ -82,15 +82,24 @@ impl Progress {
                 }
                 self.noted = Some(reason);
             }
-            RejectReason::TokenRequired
-            | RejectReason::TokenInvalid
-            | RejectReason::TokenExpired => {
-                anyhow::bail!(
-                    "relay {} refused stream {} ({reason:?}); it needs a valid access token",
-                    self.relay_text,
-                    self.stream_text
-                )
-            }
+            RejectReason::TokenRequired => anyhow::bail!(
+                "relay {} requires an access token for stream {}: pass --token TOKEN (the \
+                 stream's owner makes one with `shoal token --key KEY`)",
+                self.relay_text,
+                self.stream_text
+            ),
+            RejectReason::TokenExpired => anyhow::bail!(
+                "relay {} refused stream {}: the access token has expired by the relay's \
+                 clock; ask the stream's owner for a new one",
+                self.relay_text,
+                self.stream_text
+            ),
+            RejectReason::TokenInvalid => anyhow::bail!(
+                "relay {} refused stream {}: the access token is not valid for it (not \
+                 signed by the stream's key, or without the watch scope)",
+                self.relay_text,
+                self.stream_text
+            ),
             RejectReason::UnsupportedVersion => anyhow::bail!(
                 "relay {} speaks another protocol version; run the same shoal version on both",
                 self.relay_text

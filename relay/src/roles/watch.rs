@@ -17,7 +17,7 @@ use anyhow::Context;
 use shoal_proto::Time;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 
-use super::args::{parse_latency, parse_relay, parse_stream, parse_wait};
+use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_wait};
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
 use super::udp::{is_transient, random_seed};
@@ -46,6 +46,10 @@ pub struct WatchArgs {
     /// No status line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// Access token for relays that require one, as printed by
+    /// `shoal token` (the stream's owner makes it).
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
     /// How long to wait for the stream's first chunk before saying the
     /// stream is not there (a relay holds a subscription to a stream that
     /// has not started yet, so an unknown id looks like a stream not yet
@@ -60,11 +64,16 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let relay = parse_relay(&args.relay)?;
     let latency = parse_latency(&args.latency)?;
     let wait = parse_wait(&args.wait)?;
+    let token = match &args.token {
+        Some(text) => parse_token(text, &stream)?,
+        None => Vec::new(),
+    };
     let target = Target::parse(&args.output)?;
 
     let mut config = ViewerConfig::new(relay, stream);
     config.latency = latency;
     config.nonce_seed = random_seed();
+    config.token = token;
     let started = wall_clock();
     let viewer = Viewer::new(config, started).map_err(|e| {
         anyhow::anyhow!(
