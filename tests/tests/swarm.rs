@@ -76,52 +76,207 @@ fn peers_carry_most_of_the_stream_and_play_it_exactly() {
     assert!(uploaders > 0);
 }
 
+/// Datagram type byte of DATA and MANIFEST.
+const DATA: u8 = 0x01;
+const MANIFEST: u8 = 0x03;
+
+fn be_u64(d: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[at..at + 8]);
+    u64::from_be_bytes(b)
+}
+
+fn put_u64(d: &mut [u8], at: usize, v: u64) {
+    d[at..at + 8].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Three peers inside the swarm turn bad once it has formed: one corrupts
+/// every chunk it forwards, one sends a MANIFEST signed by another key and
+/// chunks to match, one replays chunks from the stream's first second.
+/// Each is dropped by every neighbour it attacked and counted; no honest
+/// peer forwards anything they sent, and every honest peer plays the exact
+/// stream.
 #[test]
-fn a_neighbour_sending_corrupt_chunks_is_dropped_and_nothing_bad_is_played() {
+fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played() {
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+    use std::rc::Rc;
+
     let mut swarm = Swarm::new(SwarmConfig {
         churn_per_minute: 0.0,
         loss: 0.0,
-        ..small(40, 8.0)
+        // About 2.7 s of stream, so that the first second is out of every
+        // window when the replay starts.
+        peer_window: 128,
+        ..small(40, 9.0)
     });
-    // Let the swarm form, then make the busiest uploader corrupt every
-    // chunk it sends.
+    // What the publisher sends, to replay and to forge from.
+    let published: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let (p_addr, r_addr) = (
+        swarm.net.addr(swarm.publisher),
+        swarm.net.addr(swarm.relays[0]),
+    );
+    swarm.net.set_tap(p_addr, r_addr, {
+        let published = published.clone();
+        move |d: &mut Vec<u8>| {
+            published.borrow_mut().push(d.clone());
+            true
+        }
+    });
     let t = swarm.net.now() + Duration::from_secs(4);
     swarm.run_until(t);
-    let liar = *swarm
-        .present
+
+    // The three busiest uploaders turn bad.
+    let mut by_load = swarm.present.clone();
+    by_load.sort_by_key(|&p| std::cmp::Reverse(swarm.net.node(p).peer.subscriber_addrs().count()));
+    let liars: Vec<_> = by_load[..3].to_vec();
+    // A liar's victims: the honest peers that take a club from it now.
+    let victims: Vec<Vec<_>> = liars
         .iter()
-        .max_by_key(|&&p| swarm.net.node(p).peer.subscriber_addrs().count())
-        .expect("peers");
-    let from = swarm.net.addr(liar);
-    let victims: Vec<_> = swarm.net.node(liar).peer.subscriber_addrs().collect();
-    assert!(!victims.is_empty());
-    for &to in &victims {
-        swarm.net.set_tap(
-            from,
-            to,
-            Box::new(|d: &mut Vec<u8>| {
-                if d.get(1) == Some(&0x01)
-                    && let Some(last) = d.last_mut()
-                {
-                    *last ^= 0x55;
-                }
-                true
-            }),
-        );
+        .map(|&l| {
+            let liar = swarm.net.addr(l);
+            swarm
+                .present
+                .iter()
+                .filter(|p| !liars.contains(p))
+                .filter(|&&p| swarm.net.node(p).peer.source_addrs().any(|a| a == liar))
+                .map(|&p| swarm.net.addr(p))
+                .collect()
+        })
+        .collect();
+    assert!(
+        victims.iter().all(|v| !v.is_empty()),
+        "every liar serves someone"
+    );
+    let addr_of: Vec<_> = liars.iter().map(|&l| swarm.net.addr(l)).collect();
+    // Everything the liars send in bad faith.
+    let poison: Rc<RefCell<HashSet<Vec<u8>>>> = Rc::default();
+
+    // 1: corrupts every chunk it forwards (a victim whose HAVEs keep the
+    // liar from sending it anything is not attacked).
+    let corrupted_to: Rc<RefCell<HashSet<std::net::SocketAddr>>> = Rc::default();
+    for &to in &victims[0] {
+        let (poison, corrupted_to) = (poison.clone(), corrupted_to.clone());
+        swarm.net.set_tap(addr_of[0], to, move |d: &mut Vec<u8>| {
+            if d.get(1) == Some(&DATA)
+                && let Some(last) = d.last_mut()
+            {
+                *last ^= 0x55;
+                poison.borrow_mut().insert(d.clone());
+                corrupted_to.borrow_mut().insert(to);
+            }
+            true
+        });
     }
-    let report = swarm.run();
-    let dropped_bad: u64 = swarm
-        .present
+    let now = swarm.net.now();
+    let sent = published.borrow().clone();
+    // 2: a MANIFEST for a block two ahead of the publisher, signed by
+    // another key, and a chunk for it.
+    let newest = sent
         .iter()
-        .map(|&p| swarm.net.node(p).peer.stats().dropped_bad)
-        .sum();
-    assert!(dropped_bad >= 1, "{report}");
+        .rev()
+        .find(|d| d.get(1) == Some(&MANIFEST))
+        .expect("a manifest")
+        .clone();
+    let k = u64::from(newest[2]);
+    let mut forged = newest.clone();
+    put_u64(&mut forged, 40, be_u64(&newest, 40) + 2);
+    put_u64(&mut forged, 48, be_u64(&newest, 48) + 2 * k);
+    shoal_proto::integrity::PublisherKey::from_seed([0xee; 32]).sign_trailer(&mut forged);
+    let mut fake_chunk = sent
+        .iter()
+        .rev()
+        .find(|d| d.get(1) == Some(&DATA))
+        .expect("a chunk")
+        .clone();
+    let seq = be_u64(&forged, 48);
+    put_u64(&mut fake_chunk, 36, seq);
+    put_u64(&mut fake_chunk, 44, be_u64(&forged, 40));
+    fake_chunk[3] = (seq % u64::from(swarm.config.clubs)) as u8;
+    fake_chunk[60] = 0;
+    if let Some(last) = fake_chunk.last_mut() {
+        *last ^= 0xaa;
+    }
+    poison
+        .borrow_mut()
+        .extend([forged.clone(), fake_chunk.clone()]);
+    for &to in &victims[1] {
+        swarm.net.inject(now, addr_of[1], to, fake_chunk.clone());
+        swarm.net.inject(now, addr_of[1], to, forged.clone());
+    }
+    // 3: replays 40 chunks of the first second, 4 ms apart.
+    let stale: Vec<_> = sent
+        .iter()
+        .filter(|d| d.get(1) == Some(&DATA))
+        .take(40)
+        .cloned()
+        .collect();
+    let newest_stale = stale
+        .iter()
+        .map(|d| be_u64(d, 36))
+        .max()
+        .expect("stale chunks");
+    for &to in &victims[2] {
+        for (i, d) in stale.iter().enumerate() {
+            swarm.net.inject(
+                now + Duration::from_millis(4 * i as u64),
+                addr_of[2],
+                to,
+                d.clone(),
+            );
+        }
+    }
+    // Every honest peer's every send is checked from here on.
+    let leaks = Rc::new(RefCell::new(0u32));
     let honest: Vec<_> = swarm
         .present
         .iter()
         .copied()
-        .filter(|&p| p != liar)
+        .filter(|p| !liars.contains(p))
         .collect();
+    let everyone: Vec<_> = swarm.present.iter().map(|&p| swarm.net.addr(p)).collect();
+    for &p in &honest {
+        let from = swarm.net.addr(p);
+        for &to in everyone.iter().filter(|&&a| a != from) {
+            let (poison, leaks) = (poison.clone(), leaks.clone());
+            swarm.net.set_tap(from, to, move |d: &mut Vec<u8>| {
+                let stale_again = d.get(1) == Some(&DATA) && be_u64(d, 36) <= newest_stale;
+                if stale_again || poison.borrow().contains(d) {
+                    *leaks.borrow_mut() += 1;
+                }
+                true
+            });
+        }
+    }
+
+    let report = swarm.run();
+    assert_eq!(*leaks.borrow(), 0, "an honest peer forwarded poison");
+    let mut victims = victims;
+    victims[0].retain(|v| corrupted_to.borrow().contains(v));
+    for (i, (liar, victims)) in addr_of.iter().zip(&victims).enumerate() {
+        for &v in victims {
+            let &p = honest
+                .iter()
+                .find(|&&p| swarm.net.addr(p) == v)
+                .expect("victims are honest");
+            let peer = &swarm.net.node(p).peer;
+            assert!(
+                !peer.source_addrs().any(|a| a == *liar),
+                "liar {i} is still a neighbour of {v}: {:?}",
+                peer.stats()
+            );
+        }
+    }
+    let (dropped_bad, poisoned): (u64, u64) = honest
+        .iter()
+        .map(|&p| swarm.net.node(p).peer.stats())
+        .fold((0, 0), |(d, q), s| (d + s.dropped_bad, q + s.poisoned));
+    let attacked: usize = victims.iter().map(Vec::len).sum();
+    assert!(
+        dropped_bad >= attacked as u64,
+        "{dropped_bad} drops for {attacked} attacked links\n{report}"
+    );
+    assert!(poisoned >= dropped_bad);
     assert_exact(&swarm, &honest);
 }
 

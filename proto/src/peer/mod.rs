@@ -34,7 +34,8 @@
 //! - **Repair.** A chunk's first NACK goes to the neighbour serving its
 //!   club, later ones to the relay, which answers NACKs for every club.
 //! - **Replacement.** A neighbour silent for [`SILENCE`], one that sends a
-//!   forged or corrupted datagram, one that refuses, and one whose
+//!   forged or corrupted datagram or more than [`REPLAY_LIMIT`] stale
+//!   (replayed) chunks a second, one that refuses, and one whose
 //!   handshake does not complete within [`HANDSHAKE_TIMEOUT`] (a NAT that
 //!   would not open) is dropped, kept out for [`BAN`], and replaced; the
 //!   relay serves the club meanwhile. [`Peer::recoveries`] holds, for each
@@ -76,6 +77,14 @@ pub const SILENCE: Duration = Duration::from_millis(1000);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a dropped neighbour is not asked again.
 pub const BAN: Duration = Duration::from_secs(30);
+/// Stale chunks (older than the window: `Rejection::Replayed`) a neighbour
+/// may send in one [`REPLAY_SPAN`] before it is dropped as a replayer. An
+/// honest one sends a few at most (a NACK answer that crossed the window's
+/// edge); exact copies of chunks still in the window are duplicates, which
+/// honest neighbours also send, so they are dropped without blame.
+pub const REPLAY_LIMIT: u32 = 16;
+/// The span [`REPLAY_LIMIT`] is counted over.
+pub const REPLAY_SPAN: Duration = Duration::from_secs(1);
 /// How often neighbours are checked and looked for.
 const TICK: Duration = Duration::from_millis(100);
 /// How often MEMBER is repeated to the relay.
@@ -159,8 +168,12 @@ pub struct PeerStats {
     pub upload_dropped: u64,
     /// Neighbours dropped for silence.
     pub dropped_silent: u64,
-    /// Neighbours dropped for a forged or corrupted datagram.
+    /// Neighbours dropped for a forged or corrupted datagram, or for
+    /// replaying stale chunks.
     pub dropped_bad: u64,
+    /// Stream datagrams from neighbours that failed verification (forged,
+    /// corrupted, wrong stream) or were stale; none is played or forwarded.
+    pub poisoned: u64,
     /// Neighbours that refused or left.
     pub dropped_refused: u64,
     /// Neighbours whose handshake never completed.
@@ -298,6 +311,11 @@ impl Peer {
     /// Its upload limit, bits per second (0: a pure viewer).
     pub fn upload_limit_bps(&self) -> u64 {
         self.config.upload_limit_bps
+    }
+
+    /// Addresses of its download neighbours (working or not yet).
+    pub fn source_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.sources.iter().map(|s| s.addr)
     }
 
     /// Addresses of the peers its upload side serves.
@@ -507,8 +525,18 @@ impl Peer {
             }
             Err(Rejection::Forged | Rejection::Corrupted | Rejection::WrongStream) => {
                 if let Some(i) = source {
+                    self.stats.poisoned += 1;
                     self.stats.dropped_bad += 1;
                     self.drop_source(now, i, BAN, false);
+                }
+            }
+            Err(Rejection::Replayed) => {
+                if let Some(i) = source {
+                    self.stats.poisoned += 1;
+                    if self.sources[i].stale(now) > REPLAY_LIMIT {
+                        self.stats.dropped_bad += 1;
+                        self.drop_source(now, i, BAN, false);
+                    }
                 }
             }
             Err(_) => {}
@@ -677,7 +705,11 @@ impl Peer {
             self.rate_bytes = 0;
             self.rate_since = now;
         }
-        let wire_bps = (bitrate + bitrate / 20).max(self.data_bps).max(1);
+        // The bitrate is the publisher's word, any u64: saturate.
+        let wire_bps = bitrate
+            .saturating_add(bitrate / 20)
+            .max(self.data_bps)
+            .max(1);
         let slots = self
             .config
             .upload_limit_bps

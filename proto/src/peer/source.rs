@@ -13,6 +13,8 @@ pub(super) struct Source {
     pub(super) session: ClientSession,
     pub(super) started: Time,
     pub(super) last_heard: Time,
+    /// Stale chunks it sent since `stale_since`.
+    stale: (Time, u32),
 }
 
 impl Source {
@@ -29,7 +31,20 @@ impl Source {
             session: ClientSession::new(addr, stream, 1u64 << club, Vec::new(), nonce_seed),
             started: now,
             last_heard: now,
+            stale: (now, 0),
         }
+    }
+
+    /// Counts a stale (replayed) chunk from it; returns how many it sent
+    /// in the current [`super::REPLAY_SPAN`].
+    pub(super) fn stale(&mut self, now: Time) -> u32 {
+        let (since, n) = &mut self.stale;
+        if now.saturating_since(*since) >= super::REPLAY_SPAN {
+            *since = now;
+            *n = 0;
+        }
+        *n += 1;
+        *n
     }
 
     /// Something came from it.

@@ -410,7 +410,14 @@ impl Window {
         {
             let slot = &self.chunks[ci];
             if slot.seq == data.seq && slot.state == SlotState::Verified {
-                return Err(Rejection::Duplicate);
+                // A copy that differs from the verified chunk was altered
+                // on its way: blame its sender rather than excuse it as a
+                // duplicate.
+                return Err(if slot.is_copy(view.as_bytes()) {
+                    Rejection::Duplicate
+                } else {
+                    Rejection::Corrupted
+                });
             }
             if slot.state == SlotState::Verified
                 && self.newest_seq.is_some_and(|n| slot.seq + cap > n)

@@ -74,6 +74,12 @@ impl ChunkSlot {
         self.rebuilt = rebuilt;
     }
 
+    /// Whether `datagram` is a copy of the chunk held. A rebuilt chunk is
+    /// given the benefit of the doubt: its bytes were made here.
+    pub(super) fn is_copy(&self, datagram: &[u8]) -> bool {
+        self.rebuilt || self.bytes.as_slice() == datagram
+    }
+
     /// A buffer to write a rebuilt datagram into.
     pub(super) fn buffer_for(&mut self, seq: u64, now: Time) -> &mut Vec<u8> {
         self.seq = seq;

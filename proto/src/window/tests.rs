@@ -58,3 +58,44 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
     );
     window.handle_timeout(Time::from_micros(10_000_000));
 }
+
+/// A copy of a verified chunk is a duplicate only if it is exact: an
+/// altered one is blamed on its sender (a neighbour that corrupts chunks
+/// the receiver already has is caught too).
+#[test]
+fn an_altered_copy_of_a_held_chunk_is_corrupted_not_a_duplicate() {
+    use crate::publisher::{Publisher, PublisherConfig};
+    use crate::wire::{Codec, MessageType, peek_type};
+
+    let key = PublisherKey::from_seed([2; 32]);
+    let stream = key.stream_id();
+    let relay = "127.0.0.1:7400".parse().expect("addr");
+    let config = PublisherConfig {
+        codec: Codec::Opaque,
+        ..PublisherConfig::default()
+    };
+    let mut publisher = Publisher::new(key, config, vec![relay], Time::ZERO).expect("publisher");
+    let mut window = Window::new(
+        StreamKey::new(stream).expect("key"),
+        WindowConfig::default(),
+    );
+    let mut chunk = None;
+    for ms in 0..200u64 {
+        let now = Time::from_micros(ms * 1000);
+        publisher.handle_input(now, &[ms as u8; 600]);
+        while let Some(tx) = publisher.poll_transmit() {
+            let _ = window.ingest(now, tx.payload);
+            if peek_type(tx.payload) == Ok(MessageType::Data) {
+                chunk.get_or_insert_with(|| tx.payload.to_vec());
+            }
+        }
+    }
+    let chunk = chunk.expect("a chunk");
+    let now = Time::from_micros(300_000);
+    assert_eq!(window.ingest(now, &chunk), Err(Rejection::Duplicate));
+    let mut altered = chunk.clone();
+    if let Some(last) = altered.last_mut() {
+        *last ^= 1;
+    }
+    assert_eq!(window.ingest(now, &altered), Err(Rejection::Corrupted));
+}
