@@ -1,6 +1,10 @@
 //! A subscribe from a spoofed source gets no stream data: the address
 //! never proved it can receive, so the relay sends it nothing but
-//! handshake replies no larger than what arrived in its name.
+//! handshake replies, at most one per datagram and no larger than what
+//! arrived in its name. Every session message a spoofer could send in a
+//! victim's name is tried: HELLO, SUBSCRIBE with a guessed cookie,
+//! KEEPALIVE, a NACK asking for the whole window, PEERS, HAVE, MEMBER,
+//! INTRODUCE and LEAVE.
 //!
 //! Spoofing is real here: a raw IPv4 socket (root) writes UDP datagrams
 //! whose source is a victim socket's loopback address.
@@ -11,8 +15,10 @@ use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+use shoal_proto::StreamId;
 use shoal_proto::wire::{
-    Cookie, HELLO_MIN_LEN, Hello, Message, MessageType, SUPPORTED_VERSIONS, Subscribe, peek_type,
+    Cookie, HELLO_MIN_LEN, Have, Hello, Introduce, Keepalive, Leave, LeaveReason, Member, Message,
+    MessageType, Nack, NackEntry, NackKind, Peers, SUPPORTED_VERSIONS, Subscribe, peek_type,
 };
 use shoal_relay::io::BackendKind;
 use support::*;
@@ -128,7 +134,13 @@ fn spoofed_subscribe_gets_no_data(backend: BackendKind) {
         },
         token: &[],
     }));
+    let mut volley = vec![hello, subscribe];
+    volley.extend(session_messages(
+        source.stream,
+        subs[0].socket.local_addr().expect("addr"),
+    ));
     let mut spoofed_bytes = 0u64;
+    let mut spoofed_datagrams = 0usize;
     let mut victim_bytes = 0u64;
     let mut victim_types = Vec::new();
     let blocks = 4;
@@ -137,9 +149,11 @@ fn spoofed_subscribe_gets_no_data(backend: BackendKind) {
     let done = drive(&mut subs, Duration::from_secs(20), |subs| {
         if sent < blocks && last.elapsed() >= Duration::from_millis(50) {
             last = Instant::now();
-            spoofer.send(victim_addr, relay, &hello);
-            spoofer.send(victim_addr, relay, &subscribe);
-            spoofed_bytes += (hello.len() + subscribe.len()) as u64;
+            for d in &volley {
+                spoofer.send(victim_addr, relay, d);
+                spoofed_bytes += d.len() as u64;
+                spoofed_datagrams += 1;
+            }
             source.block();
             sent += 1;
         }
@@ -176,7 +190,65 @@ fn spoofed_subscribe_gets_no_data(backend: BackendKind) {
         victim_bytes <= spoofed_bytes,
         "no amplification: {victim_bytes} bytes out for {spoofed_bytes} in"
     );
+    assert!(
+        !subs[0].others.contains(&MessageType::Introduce),
+        "an INTRODUCE in the victim's name was forwarded"
+    );
+    assert!(
+        victim_types.len() <= spoofed_datagrams,
+        "at most one reply per datagram: {} for {spoofed_datagrams}",
+        victim_types.len()
+    );
+    // Replies came only to HELLO (CHALLENGE) and to SUBSCRIBE, KEEPALIVE
+    // and NACK (REJECT): three of the ten kinds get none.
+    assert!(
+        victim_types.len() <= blocks * 4,
+        "{} replies to {blocks} volleys",
+        victim_types.len()
+    );
     server.shutdown();
+}
+
+/// The other session messages, in the victim's name: none may make the
+/// relay send the victim more than a REJECT. `member` is a real
+/// subscriber the INTRODUCE names.
+fn session_messages(stream: StreamId, member: SocketAddr) -> Vec<Vec<u8>> {
+    let mut nack = Nack::new(stream);
+    nack.push(NackEntry {
+        kind: NackKind::Chunks,
+        start: 0,
+        len: u16::MAX,
+    });
+    vec![
+        encode(&Message::Keepalive(Keepalive {
+            stream,
+            highest_seq: 0,
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        })),
+        encode(&Message::Nack(nack)),
+        encode(&Message::Peers(Peers::new(stream, 0))),
+        encode(&Message::Have(Have {
+            stream,
+            base: 0,
+            mask: 0,
+        })),
+        encode(&Message::Member(Member {
+            stream,
+            clubs: 1,
+            upload_kbps: 1000,
+        })),
+        encode(&Message::Introduce(Introduce {
+            stream,
+            addr: member,
+        })),
+        encode(&Message::Leave(Leave {
+            reason: LeaveReason::Done,
+            stream,
+        })),
+    ]
 }
 
 both_backends!(
