@@ -278,6 +278,33 @@ mod tests {
         }
     }
 
+    /// SPEC Appendix A.7.
+    #[test]
+    fn test_vector() {
+        let key = PublisherKey::from_seed([7; 32]);
+        let t = Token {
+            stream: key.stream_id(),
+            scope: Scope::WATCH,
+            expires: 1_767_225_600,
+            id: 42,
+        };
+        let bytes = t.sign(&key);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, VECTOR_HEX.concat());
+        assert_eq!(to_text(&bytes), VECTOR_TEXT.concat());
+    }
+
+    const VECTOR_HEX: [&str; 4] = [
+        "0101ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446",
+        "d22c000000006955b900000000000000002aabb818fbd58515347e8cd41b87ce",
+        "dd05a07654b18a10d4785bf0f790a73d9918058ce9133eaf86455566e9466509",
+        "49b47f030cc55e60ba6e1a9e046a4cab9a04",
+    ];
+    const VECTOR_TEXT: [&str; 2] = [
+        "AQHqSmxj4pxSCr71UHsTLsX5lUd2rr6-e5JCHuppFEbSLAAAAABpVbkAAAAAAAAAACqruBj71YUV",
+        "NH6M1BuHzt0FoHZUsYoQ1Hhb8PeQpz2ZGAWM6RM-r4ZFVWbpRmUJSbR_AwzFXmC6bhqeBGpMq5oE",
+    ];
+
     #[test]
     fn scopes_parse_and_print() {
         assert_eq!(Scope::parse("watch"), Some(Scope::WATCH));
