@@ -5,7 +5,9 @@
 //! the server asked for. Lost handshake datagrams are resent with doubling
 //! backoff; a server that falls silent, or answers NOT_SUBSCRIBED or
 //! BAD_COOKIE, makes the session start over from HELLO and resume from the
-//! owner's next wanted sequence number.
+//! owner's next wanted sequence number. A flowing stream that stops gets
+//! one KEEPALIVE at once, so a server that restarted (and forgot us) says
+//! NOT_SUBSCRIBED within a fraction of a second, not at the next keepalive.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -19,6 +21,14 @@ use crate::{StreamId, Time};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(2);
+/// A flowing stream silent this long gets one KEEPALIVE at once, so that a
+/// server that restarted and forgot the subscription says NOT_SUBSCRIBED
+/// now rather than at the next keepalive.
+const PROBE_AFTER: Duration = Duration::from_millis(300);
+/// Stream datagrams at most this far apart mean the stream is flowing
+/// (blocks close every `block_ms`; an idle stream only repeats its
+/// DESCRIPTOR every second).
+const FLOWING_GAP: Duration = Duration::from_millis(250);
 
 /// Where the handshake is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +71,11 @@ pub(crate) struct ClientSession {
     keepalive_interval: Duration,
     last_heard: Time,
     silence_limit: Duration,
+    /// Whether the last two datagrams heard were at most [`FLOWING_GAP`]
+    /// apart.
+    flowing: bool,
+    /// Whether the current silence has had its KEEPALIVE.
+    probed: bool,
     /// Smoothed round-trip time from HELLO/CHALLENGE exchanges.
     pub(crate) rtt: Duration,
 }
@@ -88,6 +103,8 @@ impl ClientSession {
             keepalive_interval: Duration::from_secs(1),
             last_heard: Time::ZERO,
             silence_limit: Duration::from_secs(3),
+            flowing: false,
+            probed: false,
             rtt: Duration::from_millis(100),
         }
     }
@@ -153,6 +170,8 @@ impl ClientSession {
 
     /// Any datagram from the server shows it is alive.
     pub(crate) fn heard(&mut self, now: Time) {
+        self.flowing = now.saturating_since(self.last_heard) <= FLOWING_GAP;
+        self.probed = false;
         self.last_heard = now;
     }
 
@@ -227,7 +246,14 @@ impl ClientSession {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
-        (self.state != SessionState::Closed).then_some(self.next_timer)
+        let timer = (self.state != SessionState::Closed).then_some(self.next_timer);
+        timer.min(self.probe_at()).or(timer)
+    }
+
+    /// When a flowing stream's silence gets its KEEPALIVE.
+    fn probe_at(&self) -> Option<Time> {
+        let due = self.state == SessionState::Subscribed && self.flowing && !self.probed;
+        due.then(|| self.last_heard + PROBE_AFTER)
     }
 
     /// Retransmits, keepalives, and restarts after silence.
@@ -238,6 +264,16 @@ impl ClientSession {
         report: Keepalive,
         tx: &mut TxQueue,
     ) {
+        if self.probe_at().is_some_and(|t| now >= t) {
+            // Due now: if the regular timer is due too, its KEEPALIVE (or
+            // restart) below is the probe; either way `probe_at` must not
+            // stay in the past.
+            self.probed = true;
+            if now < self.next_timer {
+                let _ = tx.push_message(self.server, &Message::Keepalive(report));
+                return;
+            }
+        }
         if self.state == SessionState::Closed || now < self.next_timer {
             return;
         }
@@ -272,5 +308,97 @@ impl ClientSession {
             let _ = tx.push_message(self.server, &Message::Leave(leave));
         }
         self.state = SessionState::Closed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Accept, Challenge, Reject};
+
+    fn t(ms: u64) -> Time {
+        Time::from_micros(1_000_000 + ms * 1000)
+    }
+
+    const STREAM: StreamId = StreamId([9; 32]);
+
+    fn report() -> Keepalive {
+        Keepalive {
+            stream: STREAM,
+            highest_seq: 0,
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        }
+    }
+
+    /// The types of the queued datagrams, emptying the queue.
+    fn sent(tx: &mut TxQueue) -> Vec<crate::wire::MessageType> {
+        let mut out = Vec::new();
+        while let Some(t) = tx.pop() {
+            out.push(crate::wire::peek_type(t.payload).expect("a datagram"));
+        }
+        out
+    }
+
+    fn subscribed(tx: &mut TxQueue) -> ClientSession {
+        let server = "127.0.0.1:7400".parse().expect("addr");
+        let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
+        s.start(t(0), tx);
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        let nonce = s.nonce;
+        s.handle(
+            t(0),
+            &Message::Challenge(Challenge { nonce, cookie }),
+            None,
+            tx,
+        );
+        let accept = Accept {
+            keepalive_ms: 1000,
+            stream: STREAM,
+            start_seq: 0,
+        };
+        s.handle(t(0), &Message::Accept(accept), None, tx);
+        assert_eq!(s.state(), SessionState::Subscribed);
+        sent(tx);
+        s
+    }
+
+    #[test]
+    fn a_stalled_stream_gets_one_early_keepalive_and_a_restarted_server_is_found() {
+        use crate::wire::MessageType;
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        for ms in (0..=100).step_by(20) {
+            s.heard(t(ms));
+        }
+        let probe = t(100) + PROBE_AFTER;
+        assert_eq!(s.poll_timeout(), Some(probe));
+        s.handle_timeout(probe, Some(5), report(), &mut tx);
+        assert_eq!(sent(&mut tx), [MessageType::Keepalive]);
+        // Once per silence: the next timer is the regular keepalive.
+        assert_eq!(s.poll_timeout(), Some(t(1000)));
+        // The restarted server does not know us: start over at once.
+        let reject = Reject {
+            reason: RejectReason::NotSubscribed,
+            versions: SUPPORTED_VERSIONS,
+            stream: STREAM,
+        };
+        s.handle(probe, &Message::Reject(reject), Some(5), &mut tx);
+        assert_eq!(s.state(), SessionState::Hello);
+        assert_eq!(sent(&mut tx), [MessageType::Hello]);
+    }
+
+    #[test]
+    fn an_idle_stream_gets_no_early_keepalive() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        // A DESCRIPTOR a second, nothing else.
+        s.heard(t(500));
+        assert_eq!(s.poll_timeout(), Some(t(1000)));
     }
 }

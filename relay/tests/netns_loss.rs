@@ -4,20 +4,27 @@
 //! and NACK must repair all of it within `shoal watch`'s default 500 ms
 //! latency, so the viewer's file equals the publisher's input.
 //!
+//! A second test puts a 2 s burst of 30% loss each way on the same link
+//! mid-stream: what FEC and NACK cannot repair in time is skipped and
+//! counted, never played wrong, and after the burst the output is the
+//! input again.
+//!
 //! Needs root, `ip` (iproute2) and `nft` (nftables); without them the test
 //! fails naming the command that failed.
 
 #[path = "netns_loss/netns.rs"]
 mod netns;
+mod support;
 #[path = "netns_loss/ts.rs"]
 mod ts;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use netns::{Link, Side};
+use support::cli::{Growth, Proc, TempDir, keygen, lost_in};
 
 /// The stream's way: 5% of the datagrams, at random.
 const RELAY_TO_VIEWER: &[&str] = &["numgen", "random", "mod", "100", "<", "5"];
@@ -70,8 +77,8 @@ fn five_percent_loss_each_way_is_repaired() {
             .arg(&output_path),
         &dir,
     );
-    // Subscribed (or at least asked) before the first byte is published.
-    std::thread::sleep(Duration::from_millis(300));
+    // Subscribed before the first byte is published.
+    watch.wait_for_stderr("shoal: subscribed", DEADLINE);
     let mut publish = Proc::spawn(
         "publish",
         in_ns(&link.relay)
@@ -137,147 +144,158 @@ fn five_percent_loss_each_way_is_repaired() {
     );
 }
 
+/// The burst: 30% of the datagrams each way, at random.
+const BURST_LOSS: &[&str] = &["numgen", "random", "mod", "100", "<", "30"];
+const BURST: Duration = Duration::from_secs(2);
+/// About 6.3 s of stream at 2 Mbit/s.
+const BURST_PACKETS: usize = ts::GOP * 12;
+/// The burst starts once the viewer has played this much: about 1 s.
+const BEFORE_BURST: u64 = (1_330 * ts::PACKET_LEN) as u64;
+/// What the burst may still spoil after it ends: the viewer's latency
+/// budget, a block, and scheduling on a busy machine.
+const AFTER_BURST: Duration = Duration::from_secs(1);
+
+#[test]
+fn a_two_second_burst_of_thirty_percent_loss_is_survived() {
+    let pid = std::process::id();
+    let dir = TempDir::create(&format!("shoal-netns-burst-{pid}"));
+    // A tag of its own: the other test may run alongside.
+    let link = Link::create(pid * 10 + 1);
+    Link::count_incoming_udp(&link.viewer);
+    Link::count_incoming_udp(&link.relay);
+    let relay_addr = format!("{}:{PORT}", link.relay.addr);
+
+    let input = ts::stream(BURST_PACKETS);
+    let input_path = dir.path("input.ts");
+    let output_path = dir.path("output.ts");
+    let key_path = dir.path("key");
+    fs::write(&input_path, &input).expect("write the input");
+    let stream = keygen(&key_path);
+
+    let mut relay = Proc::spawn(
+        "relay",
+        in_ns(&link.relay)
+            .args(["relay", "--listen", &relay_addr])
+            .args(["--metrics", "off", "--workers", "1", "--no-pin", "--no-gso"]),
+        &dir,
+    );
+    relay.wait_for_stderr("relay listening", DEADLINE);
+    let mut watch = Proc::spawn(
+        "watch",
+        in_ns(&link.viewer)
+            .args(["watch", "--stream", &stream, "--relay", &relay_addr])
+            .arg("--output")
+            .arg(&output_path),
+        &dir,
+    );
+    watch.wait_for_stderr("shoal: subscribed", DEADLINE);
+    let mut publish = Proc::spawn(
+        "publish",
+        in_ns(&link.relay)
+            .arg("publish")
+            .arg("--key")
+            .arg(&key_path)
+            .args(["--relay", &relay_addr])
+            .arg("--input")
+            .arg(&input_path)
+            .arg("--quiet"),
+        &dir,
+    );
+    let mut growth = Growth::new(vec![output_path.clone()]);
+    growth.until("the viewer plays", DEADLINE, |g| g.len(0) >= BEFORE_BURST);
+
+    let before = (Link::counters(&link.viewer), Link::counters(&link.relay));
+    let to_viewer_rule = Link::add_drop(&link.viewer, BURST_LOSS);
+    let to_relay_rule = Link::add_drop(&link.relay, BURST_LOSS);
+    let burst_start = Instant::now();
+    // The fault's length, sampling the output all along.
+    growth.until("the burst's end", DEADLINE, |_| {
+        burst_start.elapsed() >= BURST
+    });
+    // What crossed during the burst.
+    let during = |side: &Side, before: netns::Counters| {
+        let after = Link::counters(side);
+        netns::Counters {
+            arrived: after.arrived - before.arrived,
+            dropped: after.dropped,
+        }
+    };
+    let to_viewer = during(&link.viewer, before.0);
+    let to_relay = during(&link.relay, before.1);
+    Link::delete_rule(&link.viewer, to_viewer_rule);
+    Link::delete_rule(&link.relay, to_relay_rule);
+    let burst_end = Instant::now();
+    growth.until("the viewer ends", DEADLINE, |_| watch.exited());
+    watch.wait_success(DEADLINE);
+    publish.wait_success(DEADLINE);
+    relay.kill();
+
+    let output = fs::read(&output_path).expect("read watch's output");
+    let runs = ts::runs(&input, &output)
+        .unwrap_or_else(|why| panic!("the viewer output corrupt data: {why}"));
+    assert_eq!(
+        runs.first().map(|r| r.first),
+        Some(0),
+        "played from the start"
+    );
+    assert_eq!(
+        runs.last().map(ts::Run::end),
+        Some(BURST_PACKETS),
+        "played to the end"
+    );
+    let summary = watch.last_status();
+    let lost = lost_in(&summary);
+    let gaps: Vec<(usize, usize, Instant)> = runs
+        .windows(2)
+        .map(|w| {
+            let at = growth
+                .passed(0, w[1].out_at as u64)
+                .expect("output after every gap");
+            (w[0].end(), w[1].first - w[0].end(), at)
+        })
+        .collect();
+    let missing: usize = gaps.iter().map(|g| g.1).sum();
+    // When the last stretch the burst spoiled was behind the output,
+    // from the burst's start.
+    let recovered = gaps.last().map_or(Duration::ZERO, |g| {
+        g.2.saturating_duration_since(burst_start)
+    });
+    let (stall, _) = growth.longest_stall(0, burst_start);
+    eprintln!(
+        "netns_loss burst: 1 viewer, 2 Mbit/s, {:.1} s of stream; 30% loss each way for {BURST:?} \
+         from {:.1} s in: relay->viewer {to_viewer:?}, viewer->relay {to_relay:?}; {} gaps, \
+         {missing} packets ({:.2} s of stream) skipped, {lost} chunks counted lost; output \
+         past the last gap {} ms after the burst's start; longest output stall {} ms; watch: {summary}",
+        ts::seconds(BURST_PACKETS),
+        ts::seconds(BEFORE_BURST as usize / ts::PACKET_LEN),
+        gaps.len(),
+        ts::seconds(missing),
+        recovered.as_millis(),
+        stall.as_millis(),
+    );
+    assert!(
+        to_viewer.dropped > 0 && to_relay.dropped > 0,
+        "no loss happened: relay->viewer {to_viewer:?}, viewer->relay {to_relay:?}"
+    );
+    assert_eq!(
+        gaps.is_empty(),
+        lost == 0,
+        "what is missing ({gaps:?}) and what is counted lost ({lost}) disagree"
+    );
+    for &(from, packets, at) in &gaps {
+        assert!(
+            at >= burst_start && at <= burst_end + AFTER_BURST,
+            "a gap of {packets} packets at input packet {from} came {:?} after the burst's start",
+            at.saturating_duration_since(burst_start)
+        );
+    }
+}
+
 /// `shoal ...` inside `side`'s namespace.
 fn in_ns(side: &Side) -> Command {
     Link::command(side, Path::new(env!("CARGO_BIN_EXE_shoal")))
 }
 
-/// Runs `shoal keygen --out key` and returns the stream id it prints.
-fn keygen(key: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .arg("keygen")
-        .arg("--out")
-        .arg(key)
-        .output()
-        .expect("run shoal keygen");
-    assert!(
-        out.status.success(),
-        "shoal keygen: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("a utf-8 stream id")
-        .trim()
-        .to_owned()
-}
-
 fn first_difference(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter().zip(b).position(|(x, y)| x != y)
-}
-
-/// A child `shoal`, its stderr in a file; killed if still running when
-/// dropped (a failed assertion must not leave it behind).
-struct Proc {
-    name: &'static str,
-    child: Child,
-    stderr: PathBuf,
-    started: Instant,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, dir: &TempDir) -> Self {
-        let stderr = dir.path(&format!("{name}.stderr"));
-        let file = fs::File::create(&stderr).expect("create a stderr file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-        Self {
-            name,
-            child,
-            stderr,
-            started: Instant::now(),
-        }
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-
-    /// Waits until stderr shows `needle`; panics if the process exits first
-    /// or `limit` passes.
-    fn wait_for_stderr(&mut self, needle: &str, limit: Duration) {
-        let deadline = Instant::now() + limit;
-        while !self.stderr().contains(needle) {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("{} exited ({status}):\n{}", self.name, self.stderr());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not say {needle:?} within {limit:?}:\n{}",
-                self.name,
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Waits for a 0 exit and returns how long the process ran.
-    fn wait_success(&mut self, limit: Duration) -> Duration {
-        let deadline = Instant::now() + limit;
-        let status: ExitStatus = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit within {limit:?}:\n{}",
-                self.name,
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        assert!(
-            status.success(),
-            "{} failed ({status}):\n{}",
-            self.name,
-            self.stderr()
-        );
-        self.started.elapsed()
-    }
-
-    /// The last `shoal: latency ...` status line.
-    fn last_status(&self) -> String {
-        let text = self.stderr();
-        text.lines()
-            .rev()
-            .find(|l| l.starts_with("shoal: latency"))
-            .unwrap_or_else(|| panic!("{} printed no status line:\n{text}", self.name))
-            .to_owned()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A directory removed with everything in it when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create(name: &str) -> Self {
-        let path = std::env::temp_dir().join(name);
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-        Self(path)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }

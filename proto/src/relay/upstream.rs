@@ -200,3 +200,111 @@ impl Upstream {
         self.session.close(tx);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Accept, Challenge, Cookie};
+
+    const A: &str = "127.0.0.1:1";
+    const B: &str = "127.0.0.1:2";
+
+    fn t(ms: u64) -> Time {
+        Time::from_micros(1_000_000 + ms * 1000)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    /// The HELLO nonces sent, by destination, emptying the queue.
+    fn hellos(tx: &mut TxQueue) -> Vec<(SocketAddr, u64)> {
+        let mut out = Vec::new();
+        while let Some(t) = tx.pop() {
+            if let Ok(Message::Hello(h)) = Message::parse(t.payload) {
+                out.push((t.dst, h.nonce));
+            }
+        }
+        out
+    }
+
+    /// An upstream subscribed to A at `t(0)`.
+    fn subscribed(tx: &mut TxQueue) -> Upstream {
+        let stream = StreamId([7; 32]);
+        let mut up = Upstream::new(t(0), vec![addr(A), addr(B)], stream, Vec::new(), 1, tx)
+            .expect("servers");
+        let (_, nonce) = hellos(tx)[0];
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        up.handle(
+            t(0),
+            &Message::Challenge(Challenge { nonce, cookie }),
+            None,
+            tx,
+        );
+        let accept = Accept {
+            keepalive_ms: 1000,
+            stream,
+            start_seq: 0,
+        };
+        up.handle(t(0), &Message::Accept(accept), None, tx);
+        assert!(up.subscribed());
+        hellos(tx);
+        up
+    }
+
+    fn report() -> Keepalive {
+        Keepalive {
+            stream: StreamId([7; 32]),
+            highest_seq: 0,
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        }
+    }
+
+    #[test]
+    fn a_flowing_stream_that_stops_fails_over_after_the_stall_time() {
+        let mut tx = TxQueue::default();
+        let mut up = subscribed(&mut tx);
+        for ms in (0..=200).step_by(20) {
+            up.heard(t(ms));
+        }
+        let stall = t(200) + STALL_AFTER;
+        // (The session probes the silent server with a KEEPALIVE first.)
+        let mut now = t(200);
+        while up.server() == addr(A) {
+            now = up.poll_timeout().expect("a timer");
+            assert!(now <= stall, "still on A at {now:?}");
+            up.handle_timeout(now, None, report(), &mut tx);
+        }
+        assert_eq!(now, stall);
+        assert_eq!(up.server(), addr(B));
+        assert_eq!(up.failovers, 1);
+        assert_eq!(hellos(&mut tx).first().map(|h| h.0), Some(addr(B)));
+        // Nothing has flowed from B yet: no stall timer until it does.
+        assert!(up.stall_deadline().is_none());
+    }
+
+    #[test]
+    fn an_idle_stream_keeps_its_server() {
+        let mut tx = TxQueue::default();
+        let mut up = subscribed(&mut tx);
+        // Only the DESCRIPTOR, once a second.
+        for s in 0..5 {
+            let now = t(s * 1000);
+            up.heard(now);
+            while let Some(at) = up
+                .poll_timeout()
+                .filter(|&at| at <= now + Duration::from_millis(999))
+            {
+                up.handle_timeout(at, None, report(), &mut tx);
+            }
+        }
+        assert_eq!(up.server(), addr(A));
+        assert_eq!(up.failovers, 0);
+    }
+}

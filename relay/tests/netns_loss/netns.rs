@@ -92,11 +92,14 @@ impl Link {
     /// drop on the sender's output hook fails its `sendto` with EPERM,
     /// which is a local firewall, not loss.
     pub fn drop_incoming_udp(side: &Side, selector: &[&str]) {
-        let nft = |args: &[&str]| {
-            let mut all = vec!["ip", "netns", "exec", &side.ns, "nft"];
-            all.extend_from_slice(args);
-            run(&all);
-        };
+        Self::count_incoming_udp(side);
+        Self::add_drop(side, selector);
+    }
+
+    /// Makes `side` count the UDP datagrams arriving over the veth, with
+    /// nothing dropped yet.
+    pub fn count_incoming_udp(side: &Side) {
+        let nft = |args: &[&str]| run(&nft_in(side, args));
         nft(&["add", "table", "inet", TABLE]);
         nft(&[
             "add",
@@ -106,15 +109,42 @@ impl Link {
             CHAIN,
             "{ type filter hook input priority 0; }",
         ]);
-        let udp = ["iifname", &side.dev, "meta", "l4proto", "udp"];
         let rule = ["add", "rule", "inet", TABLE, CHAIN];
-        // Counts every datagram in, then drops some.
-        nft(&[&rule[..], &udp[..], &["counter"]].concat());
-        nft(&[&rule[..], &udp[..], selector, &["counter", "drop"]].concat());
+        nft(&[&rule[..], &udp_from(side)[..], &["counter"]].concat());
+    }
+
+    /// Adds to `side`'s counting chain a rule dropping (and counting) the
+    /// UDP datagrams `selector` picks; returns the rule's handle, for
+    /// [`Link::delete_rule`].
+    pub fn add_drop(side: &Side, selector: &[&str]) -> u64 {
+        // --echo --handle prints the rule back with its handle.
+        let rule = ["--echo", "--handle", "add", "rule", "inet", TABLE, CHAIN];
+        let args = [
+            &rule[..],
+            &udp_from(side)[..],
+            selector,
+            &["counter", "drop"],
+        ]
+        .concat();
+        let out = run(&nft_in(side, &args));
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split("# handle ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no handle in nft's echo:\n{text}"))
+    }
+
+    /// Deletes the rule `handle` from `side`'s chain.
+    pub fn delete_rule(side: &Side, handle: u64) {
+        let handle = handle.to_string();
+        run(&nft_in(
+            side,
+            &["delete", "rule", "inet", TABLE, CHAIN, "handle", &handle],
+        ));
     }
 
     /// UDP datagrams (or GRO trains) `side` has received over the veth so
-    /// far, and how many of them its loss rule dropped.
+    /// far, and how many of them its loss rule, if it has one, dropped.
     pub fn counters(side: &Side) -> Counters {
         let out = run(&[
             "ip", "netns", "exec", &side.ns, "nft", "list", "chain", "inet", TABLE, CHAIN,
@@ -124,9 +154,13 @@ impl Link {
             .split("counter packets ")
             .skip(1)
             .filter_map(|rest| rest.split_whitespace().next()?.parse().ok());
+        // Without a drop rule (yet, or any more), nothing was dropped.
         match (packets.next(), packets.next()) {
-            (Some(arrived), Some(dropped)) => Counters { arrived, dropped },
-            _ => panic!("no two counters in nft's listing:\n{text}"),
+            (Some(arrived), dropped) => Counters {
+                arrived,
+                dropped: dropped.unwrap_or(0),
+            },
+            _ => panic!("no counter in nft's listing:\n{text}"),
         }
     }
 
@@ -146,6 +180,18 @@ impl Drop for Link {
             }
         }
     }
+}
+
+/// `nft ARGS` inside `side`'s namespace.
+fn nft_in<'a>(side: &'a Side, args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec!["ip", "netns", "exec", &side.ns, "nft"];
+    all.extend_from_slice(args);
+    all
+}
+
+/// The match for UDP datagrams arriving at `side` over the veth.
+fn udp_from(side: &Side) -> [&str; 5] {
+    ["iifname", &side.dev, "meta", "l4proto", "udp"]
 }
 
 /// Runs `args` and returns its output; panics naming the exact command if

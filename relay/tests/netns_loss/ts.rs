@@ -50,6 +50,69 @@ pub fn is_random_access(packet: &[u8]) -> bool {
     packet.len() >= 6 && packet[3] & 0x20 != 0 && packet[4] > 0 && packet[5] & 0x40 != 0
 }
 
+/// A stretch of output that is a stretch of the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    /// Its first packet's index in the input.
+    pub first: usize,
+    /// Packets in it.
+    pub packets: usize,
+    /// Its first byte's offset in the output.
+    pub out_at: usize,
+}
+
+impl Run {
+    /// One past its last packet's index in the input.
+    pub fn end(&self) -> usize {
+        self.first + self.packets
+    }
+}
+
+/// Splits `output` into runs of consecutive `input` packets, in order:
+/// the proof that every output packet is whole, valid and the input's,
+/// with nothing reordered or repeated, only left out between runs. `Err`
+/// names the first output packet that is not.
+pub fn runs(input: &[u8], output: &[u8]) -> Result<Vec<Run>, String> {
+    if !output.len().is_multiple_of(PACKET_LEN) {
+        return Err(format!(
+            "the output ({} bytes) is not whole packets",
+            output.len()
+        ));
+    }
+    let input: Vec<&[u8]> = input.chunks(PACKET_LEN).collect();
+    let mut runs: Vec<Run> = Vec::new();
+    // The input packet the next output packet should be, if nothing was
+    // left out.
+    let mut next = 0;
+    for (i, packet) in output.chunks(PACKET_LEN).enumerate() {
+        if packet[0] != SYNC {
+            return Err(format!("output packet {i} has no sync byte"));
+        }
+        // The earliest match keeps every later packet matchable: PAT and
+        // PMT packets repeat, video packets are unique.
+        let Some(at) = (next..input.len()).find(|&j| input[j] == packet) else {
+            return Err(format!(
+                "output packet {i} is not an input packet at or after input packet {next}"
+            ));
+        };
+        match runs.last_mut() {
+            Some(run) if run.end() == at => run.packets += 1,
+            _ => runs.push(Run {
+                first: at,
+                packets: 1,
+                out_at: i * PACKET_LEN,
+            }),
+        }
+        next = at + 1;
+    }
+    Ok(runs)
+}
+
+/// Seconds of stream `packets` packets take at the file's bitrate.
+pub fn seconds(packets: usize) -> f64 {
+    (packets * PACKET_LEN * 8) as f64 / BITRATE as f64
+}
+
 fn video_packet(index: usize, cc: &mut u8) -> [u8; PACKET_LEN] {
     let keyframe = index % GOP == FIRST_VIDEO;
     let with_pcr = index % PCR_EVERY == FIRST_VIDEO;
@@ -127,6 +190,28 @@ fn section_packet(pid: u16, cc: &mut u8, table_id: u8, id: u16, body: &[u8]) -> 
     bytes[5..5 + section.len()].copy_from_slice(&section);
     *cc = (*cc + 1) & 0x0F;
     bytes
+}
+
+#[test]
+fn runs_find_what_was_left_out() {
+    let ts = stream(300);
+    let packet = |i: usize| &ts[i * PACKET_LEN..(i + 1) * PACKET_LEN];
+    let mut out = Vec::new();
+    for i in (10..20).chain(150..160) {
+        out.extend_from_slice(packet(i));
+    }
+    let found = runs(&ts, &out).expect("in order");
+    assert_eq!(found.len(), 2);
+    assert_eq!(
+        (found[0].first, found[0].packets, found[0].out_at),
+        (10, 10, 0)
+    );
+    assert_eq!((found[1].first, found[1].end()), (150, 160));
+    out.extend_from_slice(packet(155));
+    assert!(runs(&ts, &out).is_err(), "a repeat is caught");
+    let mut corrupt = packet(200).to_vec();
+    corrupt[100] ^= 1;
+    assert!(runs(&ts, &corrupt).is_err(), "a bit flip is caught");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Running the `shoal` binary as a user does, for the CLI tests.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -56,4 +57,269 @@ pub fn assert_one_line(err: &str, needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
     let lines = err.lines().filter(|l| !l.trim().is_empty()).count();
     assert_eq!(lines, 1, "one line: {err}");
+}
+
+/// A child `shoal` run in the background, its stderr in a file; killed if
+/// still running when dropped (a failed assertion must not leave it
+/// behind).
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    stderr: PathBuf,
+    started: Instant,
+}
+
+impl Proc {
+    /// Starts `cmd` with no stdin and stdout discarded; its stderr goes to
+    /// `NAME.stderr` in `dir`.
+    pub fn spawn(name: &str, cmd: &mut Command, dir: &TempDir) -> Self {
+        let stderr = dir.path(&format!("{name}.stderr"));
+        let file = std::fs::File::create(&stderr).expect("create a stderr file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+        Self {
+            name: name.to_owned(),
+            child,
+            stderr,
+            started: Instant::now(),
+        }
+    }
+
+    /// Everything it has written to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until stderr shows `needle`; panics if the process exits first
+    /// or `limit` passes.
+    pub fn wait_for_stderr(&mut self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.stderr().contains(needle) {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("{} exited ({status}):\n{}", self.name, self.stderr());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not say {needle:?} within {limit:?}:\n{}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The address a relay logged for `key` (`addr` or `metrics`) in its
+    /// "relay listening" line, waiting for the line (bounded).
+    pub fn logged_addr(&mut self, key: &str, limit: Duration) -> std::net::SocketAddr {
+        self.wait_for_stderr("relay listening", limit);
+        let text = self.stderr();
+        let line = text
+            .lines()
+            .find(|l| l.contains("relay listening"))
+            .expect("the line waited for");
+        let at = line
+            .find(&format!("{key}="))
+            .unwrap_or_else(|| panic!("no {key}= in {line:?}"));
+        let rest = line[at + key.len() + 1..].trim_start_matches("Some(");
+        let end = rest.find([' ', ')']).unwrap_or(rest.len());
+        rest[..end]
+            .parse()
+            .unwrap_or_else(|e| panic!("{key} in {line:?}: {e}"))
+    }
+
+    /// Whether it has exited (reaping it if so).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// Waits for a 0 exit and returns how long the process ran.
+    pub fn wait_success(&mut self, limit: Duration) -> Duration {
+        let deadline = Instant::now() + limit;
+        let status: ExitStatus = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {limit:?}:\n{}",
+                self.name,
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(
+            status.success(),
+            "{} failed ({status}):\n{}",
+            self.name,
+            self.stderr()
+        );
+        self.started.elapsed()
+    }
+
+    /// The last `shoal: latency ...` status line of `shoal watch`.
+    pub fn last_status(&self) -> String {
+        let text = self.stderr();
+        text.lines()
+            .rev()
+            .find(|l| l.starts_with("shoal: latency"))
+            .unwrap_or_else(|| panic!("{} printed no status line:\n{text}", self.name))
+            .to_owned()
+    }
+
+    /// SIGKILL (if still running), then reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `N` of `lost N,` in a `shoal watch` status line.
+pub fn lost_in(status: &str) -> u64 {
+    status
+        .split(", lost ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no lost count in {status:?}"))
+}
+
+/// A directory removed with everything in it when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn create(name: &str) -> Self {
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        Self(path)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `shoal keygen --out key` and returns the stream id it prints.
+pub fn keygen(key: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_shoal"))
+        .arg("keygen")
+        .arg("--out")
+        .arg(key)
+        .output()
+        .expect("run shoal keygen");
+    assert!(
+        out.status.success(),
+        "shoal keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("a utf-8 stream id")
+        .trim()
+        .to_owned()
+}
+
+/// When the output files of some processes grew: their lengths, sampled
+/// every few milliseconds, so a stall and the moment output resumed can be
+/// measured from outside.
+pub struct Growth {
+    files: Vec<PathBuf>,
+    /// Per file, `(when, length)` at each change of length.
+    pub samples: Vec<Vec<(Instant, u64)>>,
+}
+
+impl Growth {
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        let samples = vec![Vec::new(); files.len()];
+        Self { files, samples }
+    }
+
+    /// Reads every file's length now, noting the ones that changed.
+    pub fn sample(&mut self) {
+        let now = Instant::now();
+        for (file, samples) in self.files.iter().zip(&mut self.samples) {
+            let len = std::fs::metadata(file).map_or(0, |m| m.len());
+            if samples.last().is_none_or(|&(_, last)| last != len) {
+                samples.push((now, len));
+            }
+        }
+    }
+
+    /// Samples (every 2 ms) until `done` holds or `limit` passes; panics
+    /// naming `what` on the deadline.
+    pub fn until(&mut self, what: &str, limit: Duration, mut done: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.sample();
+            if done(self) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "not within {limit:?}: {what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// File `i`'s latest length.
+    pub fn len(&self, i: usize) -> u64 {
+        self.samples[i].last().map_or(0, |&(_, l)| l)
+    }
+
+    /// When file `i` first grew past `offset` bytes.
+    pub fn passed(&self, i: usize, offset: u64) -> Option<Instant> {
+        self.samples[i]
+            .iter()
+            .find(|&&(_, len)| len > offset)
+            .map(|&(t, _)| t)
+    }
+
+    /// The longest time file `i` went without growing, among the stalls
+    /// that end after `from`, and when that stall ended.
+    pub fn longest_stall(&self, i: usize, from: Instant) -> (Duration, Option<Instant>) {
+        self.samples[i]
+            .windows(2)
+            .filter(|w| w[1].0 > from)
+            .map(|w| (w[1].0 - w[0].0, Some(w[1].0)))
+            .max()
+            .unwrap_or((Duration::ZERO, None))
+    }
+}
+
+/// The body of `GET /metrics` from a relay's metrics endpoint.
+pub fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to metrics");
+    s.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body
+}
+
+/// The sum of the samples of `metric` (any labels) in Prometheus text.
+pub fn metric_sum(text: &str, metric: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
 }
