@@ -235,6 +235,9 @@ pub struct Relay {
     tokens: TokenCache,
 }
 
+/// Most events kept for [`Relay::poll_event`].
+pub const MAX_EVENTS: usize = 1024;
+
 /// INTRODUCE requests forwarded per subscriber per second.
 const INTRODUCE_RATE: u32 = 20;
 
@@ -402,9 +405,17 @@ impl Relay {
             .map(|&i| &self.streams[i].window)
     }
 
-    /// The next event.
+    /// The next event. Events wait in a queue of at most [`MAX_EVENTS`];
+    /// an owner that reads none loses the oldest, never memory.
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
         self.events.pop_front()
+    }
+
+    fn event(&mut self, e: RelayEvent) {
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
     }
 
     fn add_stream(&mut self, id: StreamId) -> Result<usize, Rejection> {
@@ -423,7 +434,7 @@ impl Relay {
         });
         let i = self.streams.len() - 1;
         self.stream_index.insert(id, i);
-        self.events.push_back(RelayEvent::StreamAdded(id));
+        self.event(RelayEvent::StreamAdded(id));
         Ok(i)
     }
 
@@ -798,11 +809,10 @@ impl Relay {
             match up.handle(now, msg, resume, &mut self.tx) {
                 Some(SessionEvent::Accepted { .. }) => {
                     let id = self.streams[i].window.stream();
-                    self.events
-                        .push_back(RelayEvent::UpstreamSubscribed(from, id));
+                    self.event(RelayEvent::UpstreamSubscribed(from, id));
                 }
                 Some(SessionEvent::Rejected(r)) => {
-                    self.events.push_back(RelayEvent::UpstreamRejected(from, r));
+                    self.event(RelayEvent::UpstreamRejected(from, r));
                 }
                 Some(SessionEvent::ServerLeft(_)) | None => {}
             }
@@ -922,8 +932,7 @@ impl Relay {
             }
         };
         self.stats.accepted += 1;
-        self.events
-            .push_back(RelayEvent::SubscriberJoined(from, s.stream));
+        self.event(RelayEvent::SubscriberJoined(from, s.stream));
         let accept = Accept {
             keepalive_ms: u16::try_from(self.config.keepalive_interval.as_millis())
                 .unwrap_or(u16::MAX)
@@ -1110,8 +1119,7 @@ impl Relay {
             };
             let _ = self.tx.push_message(sub.addr, &Message::Leave(leave));
         }
-        self.events
-            .push_back(RelayEvent::SubscriberLeft(sub.addr, reason));
+        self.event(RelayEvent::SubscriberLeft(sub.addr, reason));
     }
 
     /// NACKs to the upstream relay the manifests of blocks whose chunks

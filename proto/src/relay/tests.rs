@@ -340,3 +340,31 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
     let expected: Vec<u64> = (0..64).collect();
     assert_eq!(resent, expected);
 }
+
+/// Found by the 10-minute soak: the relay's owner never read events, and
+/// every join and leave queued one for ever. The queue is bounded now.
+#[test]
+fn unread_events_do_not_pile_up() {
+    let (stream, datagrams) = published(100);
+    let mut relay = Relay::new(RelayConfig::default());
+    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    for i in 0..3000u16 {
+        let from = SocketAddr::from(([127, 21, (i >> 8) as u8, i as u8], 1000));
+        subscribe(&mut relay, t(1), from, stream);
+        let leave = Message::Leave(Leave {
+            reason: LeaveReason::Done,
+            stream,
+        });
+        let mut buf = vec![0; leave.buffer_len()];
+        let n = leave.emit(&mut buf).expect("emit");
+        relay.handle_datagram(t(1), from, &buf[..n]);
+        while relay.poll_send().is_some() {}
+    }
+    assert_eq!(relay.stats().accepted, 3000);
+    assert_eq!(relay.events.len(), MAX_EVENTS);
+    // The newest are kept.
+    assert!(matches!(
+        relay.events.back(),
+        Some(RelayEvent::SubscriberLeft(_, LeaveReason::Done))
+    ));
+}

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 use shoal_proto::Time;
-use shoal_proto::relay::{Export, Relay};
+use shoal_proto::relay::{Export, Relay, RelayEvent};
 
 use crate::io::{Backend, Sink, Waker};
 use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
@@ -150,6 +150,7 @@ impl Worker {
             if self.relay.poll_timeout().is_some_and(|t| t <= now) {
                 self.relay.handle_timeout(now);
             }
+            self.log_events();
             self.flush(born.take().unwrap_or(instant));
             if instant >= next_publish || stopping {
                 self.publish();
@@ -188,6 +189,30 @@ impl Worker {
             }
         }
         tracing::debug!(worker = self.id, "worker stopped");
+    }
+
+    /// Logs what the relay core reports (and so keeps its queue empty).
+    fn log_events(&mut self) {
+        let id = self.id;
+        while let Some(event) = self.relay.poll_event() {
+            match event {
+                RelayEvent::StreamAdded(s) => {
+                    tracing::info!(worker = id, stream = %s, "stream added")
+                }
+                RelayEvent::UpstreamSubscribed(from, s) => {
+                    tracing::info!(worker = id, upstream = %from, stream = %s, "subscribed upstream");
+                }
+                RelayEvent::UpstreamRejected(from, why) => {
+                    tracing::warn!(worker = id, upstream = %from, reason = ?why, "upstream refused");
+                }
+                RelayEvent::SubscriberJoined(from, s) => {
+                    tracing::debug!(worker = id, subscriber = %from, stream = %s, "subscriber joined");
+                }
+                RelayEvent::SubscriberLeft(from, why) => {
+                    tracing::debug!(worker = id, subscriber = %from, reason = ?why, "subscriber left");
+                }
+            }
+        }
     }
 
     /// Hands verified items to the mirrors and sends what the relay has.
