@@ -42,7 +42,8 @@ fi
 failed=()
 for target in "$@"; do
     case "$target" in
-        ts_chunker | window_ingest) max_len=8192 ;;
+        ts_chunker | window_ingest | relay | viewer | client_session | peer | publisher)
+            max_len=8192 ;;
         *) max_len=1500 ;;
     esac
     mkdir -p "target/corpus/$target" "artifacts/$target"

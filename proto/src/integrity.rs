@@ -53,6 +53,11 @@ pub enum Rejection {
     /// The chunk waited for its manifest longer than allowed.
     #[error("no manifest arrived in time")]
     ManifestMissing,
+    /// DATA or PARITY, before its block's MANIFEST, from an address not
+    /// known to carry the stream (neither its upstream nor one that
+    /// delivered a verified MANIFEST or DESCRIPTOR lately).
+    #[error("stream data from an unproven source before its manifest")]
+    Unproven,
 }
 
 /// The public half: checks what the stream's publisher signed.

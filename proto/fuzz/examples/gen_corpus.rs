@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use shoal_proto::StreamId;
 use shoal_proto::fec::{symbol_len, write_symbol};
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
@@ -19,11 +20,12 @@ use shoal_proto::wire::{
     Message, Nack, NackEntry, NackKind, Parity, Peers, Punch, Reject, RejectReason, SIGNATURE_LEN,
     SUPPORTED_VERSIONS, Subscribe,
 };
-use shoal_proto::{StreamId, Time};
 
-/// Must match `fuzz_targets/window_ingest.rs`.
-const SEED: [u8; 32] = [1; 32];
-const T0: Time = Time::from_micros(1_700_000_000_000_000);
+/// The state-machine targets' input format and key.
+#[path = "../fuzz_targets/common/mod.rs"]
+mod common;
+
+use common::{SEED, T0, control};
 
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -152,6 +154,8 @@ fn main() -> Result {
         })
         .collect();
     write(&dir, "window_ingest", "forged", &records(&forged))?;
+
+    state_machines(&dir, &key, stream)?;
     Ok(())
 }
 
@@ -499,10 +503,15 @@ fn publish(key: &PublisherKey) -> Result<Vec<Vec<u8>>> {
         m: 2,
         ..PublisherConfig::default()
     };
+    publish_with(key, config, 128)
+}
+
+/// What a publisher with `config` sends for `len` bytes of input.
+fn publish_with(key: &PublisherKey, config: PublisherConfig, len: u8) -> Result<Vec<Vec<u8>>> {
     let relay = SocketAddr::from(([127, 0, 0, 1], 9));
     let mut publisher =
         Publisher::new(PublisherKey::from_seed(key.seed()), config, vec![relay], T0)?;
-    let input: Vec<u8> = (0..128u8).collect();
+    let input: Vec<u8> = (0..len).collect();
     publisher.handle_input(T0 + Duration::from_millis(1), &input);
     let mut out = Vec::new();
     while let Some(t) = publisher.poll_transmit() {
@@ -521,4 +530,301 @@ fn records(datagrams: &[(u8, &[u8])]) -> Vec<u8> {
         out.extend_from_slice(d);
     }
     out
+}
+
+/// Seeds for the state-machine targets: a handshake, a short stream, and
+/// the usual ways a session goes wrong. Addresses are indices into each
+/// target's table (see its docs).
+fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
+    let small = |clubs| PublisherConfig {
+        codec: Codec::Opaque,
+        chunk_size: 16,
+        clubs,
+        k: 4,
+        m: 2,
+        ..PublisherConfig::default()
+    };
+    let one_club = publish_with(key, small(1), 64)?;
+    let two_clubs = publish_with(key, small(2), 64)?;
+    let cookie = Cookie {
+        issued_at_us: T0.as_micros(),
+        tag: [0; 16],
+    };
+    let hello = encode(&Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: 64,
+    }))?;
+    let challenge = encode(&Message::Challenge(Challenge { nonce: 0, cookie }))?;
+    let subscribe = |clubs, start_seq| {
+        encode(&Message::Subscribe(Subscribe {
+            stream,
+            clubs,
+            start_seq,
+            cookie,
+            token: b"",
+        }))
+    };
+    let accept = encode(&Message::Accept(Accept {
+        keepalive_ms: 1000,
+        stream,
+        start_seq: 0,
+    }))?;
+    let reject = |reason| {
+        encode(&Message::Reject(Reject {
+            reason,
+            versions: SUPPORTED_VERSIONS,
+            stream,
+        }))
+    };
+    let leave = |reason| encode(&Message::Leave(Leave { reason, stream }));
+    let keepalive = encode(&Message::Keepalive(Keepalive {
+        stream,
+        highest_seq: 3,
+        lost: 0,
+        fec_repaired: 0,
+        nack_repaired: 0,
+        latency_us: 1000,
+    }))?;
+    let mut nack = Nack::new(stream);
+    nack.push(NackEntry {
+        kind: NackKind::Chunks,
+        start: 0,
+        len: 4,
+    });
+    nack.push(NackEntry {
+        kind: NackKind::Manifests,
+        start: 0,
+        len: 1,
+    });
+    let nack = encode(&Message::Nack(nack))?;
+    let peers_request = encode(&Message::Peers(Peers::new(stream, 0)))?;
+    let member = encode(&Message::Member(Member {
+        stream,
+        clubs: 0b11,
+        upload_kbps: 4000,
+    }))?;
+    let have = encode(&Message::Have(Have {
+        stream,
+        base: 0,
+        mask: 0b101,
+    }))?;
+    let mut old_hello = hello.clone();
+    old_hello[0] = 9;
+
+    // A step: control bits from `(source, fix, timers, advance)`.
+    let c = |source, fix, timers, advance| control(source, fix, timers, advance);
+    // The stream as published, from `source`, signatures fixed.
+    let from = |source, published: &[Vec<u8>]| -> Vec<(u8, Vec<u8>)> {
+        published
+            .iter()
+            .map(|d| (c(source, true, false, 1), d.clone()))
+            .collect()
+    };
+    let owned = |steps: Vec<(u8, Vec<u8>)>| {
+        let refs: Vec<(u8, &[u8])> = steps.iter().map(|(c, d)| (*c, &d[..])).collect();
+        records(&refs)
+    };
+
+    // relay: source 0 publishes, 1 to 7 subscribe.
+    let mut steps = vec![
+        (c(1, false, false, 0), hello.clone()),
+        (c(1, true, false, 1), subscribe(u64::MAX, None)?),
+    ];
+    steps.extend(from(0, &one_club));
+    steps.extend([
+        (c(1, false, true, 2), nack.clone()),
+        (c(1, false, true, 5), keepalive.clone()),
+        (c(1, false, true, 6), leave(LeaveReason::Done)?),
+    ]);
+    write(dir, "relay", "publish-subscribe", &owned(steps))?;
+    let mut steps = vec![(c(0, false, false, 0), one_club[0].clone())];
+    for s in [1, 2] {
+        steps.push((c(s, false, false, 1), hello.clone()));
+        steps.push((c(s, true, false, 1), subscribe(1, Some(0))?));
+        steps.push((c(s, false, false, 1), member.clone()));
+    }
+    steps.extend(from(0, &one_club[1..]));
+    steps.extend([
+        (c(1, false, false, 1), peers_request.clone()),
+        (
+            c(1, false, false, 1),
+            encode(&Message::Introduce(Introduce {
+                stream,
+                addr: "198.51.100.1:1001".parse()?,
+            }))?,
+        ),
+        (c(2, false, false, 1), have.clone()),
+        (c(2, false, true, 7), keepalive.clone()),
+    ]);
+    write(dir, "relay", "two-subscribers", &owned(steps))?;
+    let steps = vec![
+        (c(3, false, false, 0), hello.clone()),
+        (c(3, false, false, 0), subscribe(u64::MAX, None)?),
+        (c(4, false, false, 1), keepalive.clone()),
+        (c(5, false, false, 1), nack.clone()),
+        (c(6, false, false, 1), old_hello.clone()),
+        (c(7, false, true, 3), peers_request.clone()),
+        (c(0, false, false, 1), one_club[1].clone()),
+        (c(4, false, true, 7), hello.clone()),
+        (c(4, true, true, 7), subscribe(u64::MAX, None)?),
+    ];
+    write(dir, "relay", "strangers", &owned(steps))?;
+
+    // viewer: config byte, then records; sources 0 to 3 are the relay.
+    let handshake = |source| {
+        vec![
+            (c(source, true, false, 2), challenge.clone()),
+            (c(source, false, false, 2), accept.clone()),
+        ]
+    };
+    let mut steps = handshake(0);
+    steps.extend(from(0, &one_club));
+    steps.extend([
+        (c(0, false, true, 5), keepalive.clone()),
+        (c(0, false, true, 2), leave(LeaveReason::EndOfStream)?),
+    ]);
+    write_with(dir, "viewer", "watch", &[0], &owned(steps))?;
+    let mut steps = handshake(1);
+    // Chunks 0 to 2 and the first manifest lost, more than FEC rebuilds:
+    // NACKs, then gaps.
+    steps.extend(
+        from(4, &one_club)
+            .into_iter()
+            .enumerate()
+            .filter(|&(i, _)| !matches!(i, 1..=4))
+            .map(|(_, s)| s),
+    );
+    for advance in [2, 3, 3, 4, 5] {
+        steps.push((c(0, false, true, advance), keepalive.clone()));
+    }
+    write_with(dir, "viewer", "lossy", &[0b110], &owned(steps))?;
+    let mut steps = Vec::new();
+    for reason in [
+        RejectReason::BadCookie,
+        RejectReason::Full,
+        RejectReason::UnknownStream,
+    ] {
+        steps.extend(handshake(2));
+        steps.push((c(2, false, true, 4), reject(reason)?));
+    }
+    steps.push((c(3, false, true, 6), leave(LeaveReason::ShuttingDown)?));
+    steps.push((c(5, false, true, 7), challenge.clone()));
+    write_with(dir, "viewer", "refused", &[1], &owned(steps))?;
+
+    // client_session: sources 0 to 2 are the first upstream, 3 to 5 the
+    // second.
+    let mut steps = handshake(0);
+    steps.extend(
+        from(1, &one_club)
+            .into_iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 1 && i != 8)
+            .map(|(_, s)| s),
+    );
+    for advance in [2, 3, 4, 5, 5] {
+        steps.push((c(2, false, true, advance), nack.clone()));
+    }
+    steps.push((c(0, false, true, 6), leave(LeaveReason::ShuttingDown)?));
+    write(dir, "client_session", "subscribe", &owned(steps))?;
+    let mut steps = vec![
+        (c(6, false, true, 5), hello.clone()),
+        (c(0, false, true, 5), reject(RejectReason::Full)?),
+        (c(7, false, true, 6), accept.clone()),
+    ];
+    steps.extend(handshake(3));
+    steps.extend([
+        (c(3, false, true, 6), keepalive.clone()),
+        (c(4, false, true, 5), reject(RejectReason::NotSubscribed)?),
+        (c(4, true, true, 2), challenge.clone()),
+        (c(5, false, true, 2), reject(RejectReason::TokenInvalid)?),
+        (c(5, false, true, 7), leave(LeaveReason::EndOfStream)?),
+    ]);
+    write(dir, "client_session", "failover", &owned(steps))?;
+
+    // peer: upload byte, then records; 0 and 1 are the relay, 2 to 5 peers.
+    let candidates = |club| -> Result<Vec<u8>> {
+        let mut peers = Peers::new(stream, club);
+        for a in [
+            "198.51.100.31:4000",
+            "198.51.100.32:4000",
+            "[2001:db8::33]:4000",
+        ] {
+            peers.push(a.parse()?);
+        }
+        encode(&Message::Peers(peers))
+    };
+    let mut steps = handshake(0);
+    steps.push((c(0, false, false, 1), two_clubs[0].clone()));
+    steps.extend([
+        (c(1, false, true, 4), candidates(0)?),
+        (c(1, false, true, 4), candidates(1)?),
+        (c(2, true, false, 2), challenge.clone()),
+        (c(2, false, false, 2), accept.clone()),
+        (c(3, false, false, 1), hello.clone()),
+        (c(3, true, false, 1), subscribe(0b1, None)?),
+        (c(3, false, false, 1), have.clone()),
+    ]);
+    steps.extend(from(2, &two_clubs[1..]));
+    steps.extend([
+        (c(3, false, true, 3), nack.clone()),
+        (
+            c(0, false, true, 4),
+            encode(&Message::Introduce(Introduce {
+                stream,
+                addr: "198.51.100.31:4001".parse()?,
+            }))?,
+        ),
+        (c(2, false, true, 5), leave(LeaveReason::Expired)?),
+        (c(4, false, true, 6), keepalive.clone()),
+    ]);
+    write_with(dir, "peer", "neighbours", &[80], &owned(steps))?;
+    let mut steps = handshake(1);
+    steps.extend(from(0, &two_clubs));
+    steps.extend([
+        (c(6, false, false, 1), two_clubs[2].clone()),
+        (c(7, false, true, 4), hello.clone()),
+        (c(0, false, true, 5), leave(LeaveReason::EndOfStream)?),
+    ]);
+    write_with(dir, "peer", "viewer-only", &[0], &owned(steps))?;
+
+    // publisher: two config bytes, then records; source 0 to 3 is input,
+    // 4 to 6 a datagram, 7 the end.
+    let input: Vec<u8> = (0..100).collect();
+    let steps = vec![
+        (c(0, false, false, 1), input.clone()),
+        (c(4, false, false, 1), nack.clone()),
+        (c(1, false, true, 3), input[..10].to_vec()),
+        (c(6, false, true, 4), hello.clone()),
+        (c(2, false, true, 5), input.clone()),
+        (c(7, false, false, 1), Vec::new()),
+    ];
+    // Opaque, 32-byte chunks, 2 clubs; k = 4, m = 1.
+    write_with(
+        dir,
+        "publisher",
+        "opaque",
+        &[0b0001_0100, 0x43],
+        &owned(steps),
+    )?;
+    let steps = vec![
+        (
+            c(0, false, false, 1),
+            ts_stream()[..5 * TS_PACKET_LEN].to_vec(),
+        ),
+        (c(5, false, true, 3), keepalive.clone()),
+        (
+            c(3, false, true, 4),
+            ts_stream()[5 * TS_PACKET_LEN..].to_vec(),
+        ),
+        (c(0, false, true, 5), Vec::new()),
+    ];
+    // MPEG-TS, 376-byte chunks, 1 club; k = 2, m = 4.
+    write_with(dir, "publisher", "ts", &[0b0000_0011, 0x81], &owned(steps))?;
+    Ok(())
+}
+
+/// Writes `head` then `records` as one seed.
+fn write_with(dir: &Path, target: &str, name: &str, head: &[u8], records: &[u8]) -> Result {
+    write(dir, target, name, &[head, records].concat())
 }

@@ -21,6 +21,7 @@
 
 mod fanout;
 mod limiter;
+mod sources;
 mod stats;
 mod token_cache;
 mod upstream;
@@ -46,6 +47,7 @@ use crate::wire::{
 use crate::{StreamId, Time, Transmit};
 use fanout::{Fanout, Item};
 use limiter::HandshakeLimiter;
+use sources::ProvenSources;
 use token_cache::TokenCache;
 use upstream::Upstream;
 
@@ -157,6 +159,8 @@ struct Stream {
     mirror: bool,
     /// Blocks whose chunks came from the upstream without their manifest.
     awaiting: std::collections::BTreeMap<u64, Awaiting>,
+    /// Who may send chunks ahead of their manifest.
+    sources: ProvenSources,
 }
 
 /// A block waiting for its manifest from the upstream relay.
@@ -431,6 +435,7 @@ impl Relay {
             upstream: None,
             mirror: false,
             awaiting: Default::default(),
+            sources: ProvenSources::default(),
         });
         let i = self.streams.len() - 1;
         self.stream_index.insert(id, i);
@@ -595,15 +600,21 @@ impl Relay {
             self.stats.count(Rejection::WrongStream);
             return;
         }
+        let mut trusted = stream.sources.contains(from, now);
         if let Some(up) = &mut stream.upstream
             && up.server() == from
         {
             up.heard(now);
+            trusted = true;
         }
-        match stream.window.ingest(now, bytes) {
+        match stream.window.ingest_from(now, bytes, trusted) {
             Ok(Ingested::Descriptor) => {
+                stream.sources.prove(from, now);
                 self.fanout.push(index, Item::Descriptor);
                 self.export_item(index, Adopt::Descriptor);
+            }
+            Ok(Ingested::Verified) if ty == MessageType::Manifest => {
+                stream.sources.prove(from, now);
             }
             Ok(_) => {}
             Err(r) => self.stats.count(r),

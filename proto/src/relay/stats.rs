@@ -41,6 +41,9 @@ pub struct RelayStats {
     pub drop_bad_key: u64,
     /// Dropped: manifest never arrived.
     pub drop_manifest_missing: u64,
+    /// Dropped: DATA or PARITY before its manifest from an address not
+    /// proven to carry the stream.
+    pub drop_unproven: u64,
     /// Refused: SUBSCRIBE with a bad or expired cookie.
     pub drop_bad_cookie: u64,
     /// Dropped: a session message from an address with no subscription.
@@ -72,6 +75,7 @@ impl RelayStats {
             Rejection::WrongStream => &mut self.drop_wrong_stream,
             Rejection::BadStreamKey => &mut self.drop_bad_key,
             Rejection::ManifestMissing => &mut self.drop_manifest_missing,
+            Rejection::Unproven => &mut self.drop_unproven,
         };
         *c += 1;
     }
@@ -85,6 +89,7 @@ impl RelayStats {
             + self.drop_wrong_stream
             + self.drop_bad_key
             + self.drop_manifest_missing
+            + self.drop_unproven
             + self.drop_bad_cookie
             + self.drop_not_subscribed
             + self.drop_full

@@ -368,3 +368,55 @@ fn unread_events_do_not_pile_up() {
         Some(RelayEvent::SubscriberLeft(_, LeaveReason::Done))
     ));
 }
+
+/// Found by the flood: forged DATA for the stream, from anyone, sat
+/// unchecked in the window until its block's manifest came. One that
+/// claimed a block far ahead moved the window slot of the block in
+/// flight, so the real MANIFEST was refused as stale and the block lost.
+/// Now only a proven source may send chunks ahead of their manifest.
+#[test]
+fn forged_chunks_ahead_of_their_manifest_cannot_displace_real_ones() {
+    let (stream, datagrams) = published(600);
+    // 64 chunks, so 16 block slots: block B + 16 lands in B's slot.
+    let mut relay = Relay::new(RelayConfig {
+        window: WindowConfig {
+            capacity: 64,
+            ..WindowConfig::default()
+        },
+        ..RelayConfig::default()
+    });
+    let viewer: SocketAddr = "127.0.0.2:5000".parse().expect("addr");
+    let forger: SocketAddr = "127.0.0.66:6666".parse().expect("addr");
+    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    subscribe(&mut relay, t(0), viewer, stream);
+    let (mut published_chunks, mut forged, mut got) = (0, 0, 0);
+    let mut last_chunk: Option<Vec<u8>> = None;
+    for d in &datagrams[1..] {
+        // Ahead of every real datagram: a chunk claiming the block 16
+        // ahead of the last one seen, with a seq the window accepts.
+        if let Some(c) = &last_chunk {
+            let mut fake = c.clone();
+            let block = u64::from_be_bytes(c[44..52].try_into().expect("8 bytes"));
+            fake[44..52].copy_from_slice(&(block + 16).to_be_bytes());
+            let seq = u64::from_be_bytes(c[36..44].try_into().expect("8 bytes")) + 1;
+            fake[36..44].copy_from_slice(&seq.to_be_bytes());
+            fake[3] = (seq % 8) as u8;
+            relay.handle_datagram(t(1), forger, &fake);
+            forged += 1;
+        }
+        relay.handle_datagram(t(1), PUBLISHER, d);
+        if peek_type(d) == Ok(MessageType::Data) {
+            published_chunks += 1;
+            last_chunk = Some(d.clone());
+        }
+        got += drain_to(&mut relay, viewer)
+            .iter()
+            .filter(|b| peek_type(b) == Ok(MessageType::Data))
+            .count();
+    }
+    assert!(published_chunks > 100);
+    let s = relay.stats();
+    assert_eq!(got, published_chunks, "every real chunk got through: {s:?}");
+    assert_eq!(s.drop_unproven, forged, "{s:?}");
+    assert_eq!(s.drop_replayed, 0, "{s:?}");
+}

@@ -306,7 +306,12 @@ impl Window {
                 self.stats.manifests_verified += 1;
                 self.ready.push_back(Ready::Manifest { block });
                 let n = self.blocks.len() as u64;
-                if let Some(old) = (block + n / MIRROR_MARGIN).checked_sub(n) {
+                // Block ids and sequence numbers are the publisher's word,
+                // up to u64::MAX: no release near the top.
+                let old = block
+                    .checked_add(n / MIRROR_MARGIN)
+                    .and_then(|b| b.checked_sub(n));
+                if let Some(old) = old {
                     let slot = &mut self.blocks[(old % n) as usize];
                     if slot.block == old {
                         slot.release();
@@ -321,7 +326,10 @@ impl Window {
                 self.chunks[ci].adopt(seq, SharedBuf::clone(&buf), now, rebuilt);
                 self.on_chunk_verified(seq, block, keyframe, rebuilt);
                 let n = self.chunks.len() as u64;
-                if let Some(old) = (seq + n / MIRROR_MARGIN).checked_sub(n) {
+                let old = seq
+                    .checked_add(n / MIRROR_MARGIN)
+                    .and_then(|s| s.checked_sub(n));
+                if let Some(old) = old {
                     let slot = &mut self.chunks[(old % n) as usize];
                     if slot.seq == old {
                         slot.release();
@@ -347,11 +355,29 @@ impl Window {
         self.blocks.get((block % self.blocks.len() as u64) as usize)
     }
 
-    /// Ingests one datagram of type DATA, PARITY, MANIFEST or DESCRIPTOR.
+    /// Ingests one datagram of type DATA, PARITY, MANIFEST or DESCRIPTOR
+    /// from a trusted source.
     pub fn ingest(&mut self, now: Time, bytes: &[u8]) -> Result<Ingested, Rejection> {
+        self.ingest_from(now, bytes, true)
+    }
+
+    /// Ingests one datagram; `trusted` says whether its sender is known to
+    /// carry the stream. DATA and PARITY from an untrusted sender are taken
+    /// only once their block's MANIFEST is verified (so they are checked at
+    /// once): before that they would sit unchecked in a slot, where a
+    /// forger could overwrite a real chunk or move the slot to another
+    /// block ([`Rejection::Unproven`]).
+    pub fn ingest_from(
+        &mut self,
+        now: Time,
+        bytes: &[u8],
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
         match peek_type(bytes)? {
-            MessageType::Data => self.ingest_data(now, DataView::new_checked(bytes)?),
-            MessageType::Parity => self.ingest_parity(now, ParityView::new_checked(bytes)?),
+            MessageType::Data => self.ingest_data(now, DataView::new_checked(bytes)?, trusted),
+            MessageType::Parity => {
+                self.ingest_parity(now, ParityView::new_checked(bytes)?, trusted)
+            }
             MessageType::Manifest => self.ingest_manifest(now, ManifestView::new_checked(bytes)?),
             MessageType::Descriptor => self.ingest_descriptor(bytes),
             other => Err(Rejection::Malformed(DecodeError::UnknownType(other as u8))),
@@ -391,7 +417,12 @@ impl Window {
         }
     }
 
-    fn ingest_data(&mut self, now: Time, view: DataView<'_>) -> Result<Ingested, Rejection> {
+    fn ingest_data(
+        &mut self,
+        now: Time,
+        view: DataView<'_>,
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
         let data = *view.fields();
         if data.stream != self.key.id() {
             return Err(Rejection::WrongStream);
@@ -443,6 +474,9 @@ impl Window {
                 // The block's slot has moved on: this chunk is too old to check.
                 return Err(Rejection::Replayed);
             }
+            if !trusted {
+                return Err(Rejection::Unproven);
+            }
             let first_wait = !(self.blocks[bi].block == data.block && self.blocks[bi].awaiting);
             self.blocks[bi].claim(data.block);
             self.blocks[bi].awaiting = true;
@@ -479,7 +513,12 @@ impl Window {
         self.ready.push_back(Ready::Data { seq, rebuilt });
     }
 
-    fn ingest_parity(&mut self, now: Time, view: ParityView<'_>) -> Result<Ingested, Rejection> {
+    fn ingest_parity(
+        &mut self,
+        now: Time,
+        view: ParityView<'_>,
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
         let p = *view.fields();
         if p.stream != self.key.id() {
             return Err(Rejection::WrongStream);
@@ -491,6 +530,9 @@ impl Window {
         let slot = &mut self.blocks[bi];
         if slot.block > p.block && (slot.manifest_verified || slot.awaiting) {
             return Err(Rejection::Replayed);
+        }
+        if !(trusted || slot.block == p.block && slot.manifest_verified) {
+            return Err(Rejection::Unproven);
         }
         slot.claim(p.block);
         let idx = usize::from(p.index);

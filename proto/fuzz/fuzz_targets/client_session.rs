@@ -1,0 +1,166 @@
+//! The client side of the handshake (`ClientSession`, crate-private),
+//! driven through the one owner whose every move is visible: a relay that
+//! takes the stream from two upstream relays, with failover.
+//!
+//! Input format: see `common/mod.rs`. Sources 0 to 2 are the first
+//! upstream, 3 to 5 the second, 6 and 7 strangers. With the fix bit, a
+//! CHALLENGE echoes the nonce of the last HELLO sent to its source, so
+//! the session reaches SUBSCRIBE, ACCEPT, keepalives, silence and
+//! restarts; MANIFESTs and DESCRIPTORs are signed, so stream data flows
+//! and lost manifests are NACKed upstream.
+//!
+//! Asserted after every step:
+//! - to an upstream the relay sends only HELLO (padded), SUBSCRIBE
+//!   carrying a cookie that upstream issued, KEEPALIVE, NACK and LEAVE,
+//!   beyond the CHALLENGE or REJECT any address may get in answer (at
+//!   most one per datagram, no larger);
+//! - `UpstreamSubscribed` only after that upstream sent an ACCEPT, and the
+//!   subscription always names one of the two upstreams;
+//! - stream data the relay sends is vouched for by the stream's key;
+//! - after timers ran, the next timer is in the future.
+
+#![no_main]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::{Amplification, Fixer, Oracle, T0, check_hello, check_progress, steps, stream};
+use libfuzzer_sys::fuzz_target;
+use shoal_proto::relay::{Relay, RelayConfig, RelayEvent};
+use shoal_proto::window::WindowConfig;
+use shoal_proto::wire::{Cookie, Message, MessageType, peek_type};
+
+fn addrs() -> [SocketAddr; 8] {
+    let first: SocketAddr = "192.0.2.20:7400".parse().expect("an address");
+    let second: SocketAddr = "[2001:db8::20]:7400".parse().expect("an address");
+    [
+        first,
+        first,
+        first,
+        second,
+        second,
+        second,
+        "192.0.2.20:7401".parse().expect("an address"),
+        "198.51.100.7:5000".parse().expect("an address"),
+    ]
+}
+
+struct Harness {
+    relay: Relay,
+    servers: [SocketAddr; 2],
+    amplification: Amplification,
+    oracle: Oracle,
+    fixer: Fixer,
+    /// Cookies each upstream issued in a CHALLENGE.
+    cookies: HashMap<SocketAddr, Vec<Cookie>>,
+    /// Upstreams that sent an ACCEPT for the stream.
+    accepted: HashSet<SocketAddr>,
+    sent: Vec<(SocketAddr, Vec<u8>)>,
+}
+
+impl Harness {
+    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
+        self.sent.clear();
+        while let Some((to, buf)) = self.relay.poll_send() {
+            self.sent.push((to, buf.to_vec()));
+        }
+        for (to, bytes) in &self.sent {
+            self.oracle.check_sent(bytes);
+            self.fixer.sent(*to, bytes);
+            check_hello(bytes);
+            if let Ok(Message::Subscribe(s)) = Message::parse(bytes) {
+                assert!(
+                    self.cookies.get(to).is_some_and(|c| c.contains(&s.cookie)),
+                    "SUBSCRIBE to {to} with a cookie it never issued"
+                );
+            }
+        }
+        let servers = self.servers;
+        self.amplification.check(input, &self.sent, |to, bytes| {
+            servers.contains(&to)
+                && matches!(
+                    peek_type(bytes),
+                    Ok(MessageType::Hello
+                        | MessageType::Subscribe
+                        | MessageType::Keepalive
+                        | MessageType::Nack
+                        | MessageType::Leave)
+                )
+        });
+        while let Some(event) = self.relay.poll_event() {
+            if let RelayEvent::UpstreamSubscribed(server, id) = event {
+                assert_eq!(id, stream());
+                assert!(
+                    self.accepted.contains(&server),
+                    "subscribed to {server} without its ACCEPT"
+                );
+            }
+        }
+        for status in self.relay.upstreams() {
+            assert!(self.servers.contains(&status.server));
+            assert!(!status.subscribed || self.accepted.contains(&status.server));
+        }
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let addrs = addrs();
+    let servers = [addrs[0], addrs[3]];
+    let config = RelayConfig {
+        window: WindowConfig {
+            capacity: 128,
+            ..WindowConfig::default()
+        },
+        max_subscribers: 2,
+        max_streams: 2,
+        cookie_secret: [5; 32],
+        accept_publishers: false,
+        ..RelayConfig::default()
+    };
+    let mut now = T0;
+    let mut h = Harness {
+        relay: Relay::new(config),
+        servers,
+        amplification: Amplification::default(),
+        oracle: Oracle::default(),
+        fixer: Fixer::default(),
+        cookies: HashMap::new(),
+        accepted: HashSet::new(),
+        sent: Vec::new(),
+    };
+    h.relay
+        .add_upstreams(now, &servers, stream())
+        .expect("a valid stream");
+    h.drain(None);
+    for step in steps(input) {
+        now += step.advance;
+        let from = addrs[step.source];
+        let bytes = h.fixer.fix(from, step.fix, step.datagram).to_vec();
+        h.oracle.fed(&bytes);
+        h.amplification.fed(from, &bytes);
+        match Message::parse(&bytes) {
+            Ok(Message::Challenge(c)) => {
+                let list = h.cookies.entry(from).or_default();
+                if !list.contains(&c.cookie) {
+                    list.push(c.cookie);
+                }
+            }
+            Ok(Message::Accept(a)) if a.stream == stream() => {
+                h.accepted.insert(from);
+            }
+            _ => {}
+        }
+        h.relay.handle_datagram(now, from, &bytes);
+        h.drain(Some((from, bytes.len())));
+        if step.timers {
+            h.relay.handle_timeout(now);
+            check_progress(now, h.relay.poll_timeout());
+            h.drain(None);
+        }
+    }
+    h.relay.handle_timeout(now + Duration::from_secs(3600));
+    h.drain(None);
+});

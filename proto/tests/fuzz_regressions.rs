@@ -1,0 +1,159 @@
+//! Inputs the fuzz targets (`proto/fuzz/`) found to crash, replayed against
+//! the same API so that each stays fixed. One test per crash, named after
+//! the target that found it; the bytes are the minimised input's datagrams.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shoal_proto::Time;
+use shoal_proto::integrity::PublisherKey;
+use shoal_proto::peer::{Peer, PeerConfig};
+use shoal_proto::viewer::{Viewer, ViewerConfig};
+use shoal_proto::window::WindowConfig;
+use shoal_proto::wire::Message;
+
+/// The fuzz targets' publisher key seed and first clock reading.
+const SEED: [u8; 32] = [1; 32];
+const T0: Time = Time::from_micros(1_700_000_000_000_000);
+
+/// `peer`: a DESCRIPTOR signed by the stream's own key whose bitrate is
+/// near `u64::MAX` (`ff 68 06 90 69 06 90 69` at bytes 40..48). The
+/// peer's upkeep added 5% to it for DATA headers and overflowed, so one
+/// signed datagram from a careless or hostile publisher panicked every
+/// peer of the stream (debug builds) or wrapped its upload slots (release).
+#[test]
+fn peer_survives_a_descriptor_with_a_huge_bitrate() {
+    let mut descriptor: [u8; 128] = [
+        0x01, 0x04, 0x00, 0x02, 0x04, 0x02, 0x00, 0x10, 0x8a, 0x88, 0xe3, 0xdd, 0x74, 0x09, 0xf1,
+        0x95, 0xfd, 0x52, 0xdb, 0x2d, 0x3c, 0xba, 0x5d, 0x72, 0xca, 0x67, 0x09, 0xbf, 0x1d, 0x94,
+        0x12, 0x1b, 0xf3, 0x74, 0x88, 0x01, 0xb4, 0x0f, 0x6f, 0x5c, 0xff, 0x68, 0x06, 0x90, 0x69,
+        0x06, 0x90, 0x69, 0x00, 0x00, 0x00, 0x01, 0x00, 0x32, 0x00, 0x00, 0xf3, 0x74, 0x01, 0xb4,
+        0x0f, 0x5c, 0x00, 0x00, 0x00, 0x88, 0x01, 0xb4, 0x0f, 0x6f, 0x5c, 0x00, 0x00, 0x00, 0x88,
+        0x01, 0xb4, 0x0f, 0x88, 0x01, 0xb4, 0x0f, 0x5c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x88, 0x01, 0xb4, 0x0f, 0x6f, 0x5c, 0x12, 0x1b, 0xf3, 0x74,
+        0x88, 0x01, 0xb4, 0x0f, 0x5c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x88, 0x01, 0xb4, 0x0f, 0x6f, 0x5c,
+    ];
+    // The fuzz target signs it (its fix bit), as the publisher would.
+    let key = PublisherKey::from_seed(SEED);
+    key.sign_trailer(&mut descriptor);
+    let relay: SocketAddr = "192.0.2.30:7400".parse().expect("addr");
+    let mut peer = fuzzed_peer(relay, 0);
+    let now = T0 + Duration::from_millis(1);
+    peer.handle_datagram(now, relay, &descriptor);
+    while peer.poll_transmit().is_some() {}
+    peer.handle_timeout(now + Duration::from_secs(3600));
+    while peer.poll_transmit().is_some() {}
+    // The descriptor verified (the crash needs it to), and the peer goes on.
+    peer.handle_timeout(now + Duration::from_secs(3601));
+    assert!(peer.poll_timeout().is_some());
+}
+
+/// `viewer` (also `client_session` and `peer`, through the same session):
+/// subscribed, then one stream datagram from the relay (a truncated
+/// DESCRIPTOR: only its arrival counts) marks the stream as flowing, then
+/// nothing for 3 s. The session's silence probe (a KEEPALIVE 300 ms after
+/// a flowing stream stops) was sent only if the regular keepalive was not
+/// due as well; when both were due, the keepalive went out but the probe
+/// stayed pending at a time in the past, so `poll_timeout` kept returning
+/// it and an IO loop would spin until the relay spoke again.
+#[test]
+fn viewer_timers_move_forward_when_probe_and_keepalive_fall_due_together() {
+    let mut challenge: [u8; 36] = [
+        0x01, 0x11, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x06, 0x0a,
+        0x24, 0x18, 0x1e, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let accept: [u8; 44] = [
+        0x01, 0x13, 0x03, 0xe8, 0x8a, 0x88, 0xe3, 0xdd, 0x74, 0x09, 0xf1, 0x95, 0xfd, 0x52, 0xdb,
+        0x2d, 0x3c, 0xba, 0x5d, 0x72, 0xca, 0x67, 0x09, 0xbf, 0x1d, 0x94, 0x12, 0x1b, 0xf3, 0x74,
+        0x88, 0x01, 0xb4, 0x0f, 0x6f, 0x5c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+    ];
+    let truncated_descriptor: [u8; 16] = [
+        0x01, 0x04, 0x00, 0x01, 0x04, 0x02, 0x00, 0x10, 0x8a, 0x88, 0xe3, 0xdd, 0xf1, 0x95, 0xfd,
+        0x52,
+    ];
+    let relay: SocketAddr = "192.0.2.10:7400".parse().expect("addr");
+    let mut config = ViewerConfig::new(relay, PublisherKey::from_seed(SEED).stream_id());
+    config.window = WindowConfig {
+        capacity: 128,
+        manifest_wait: Duration::from_millis(500),
+    };
+    config.nonce_seed = 0;
+    let mut viewer = Viewer::new(config, T0).expect("a valid stream");
+    // The fuzz target echoes the HELLO's nonce (its fix bit), as a relay
+    // would.
+    let mut nonce = None;
+    while let Some(t) = viewer.poll_transmit() {
+        if let Ok(Message::Hello(h)) = Message::parse(t.payload) {
+            nonce = Some(h.nonce);
+        }
+    }
+    let Ok(Message::Challenge(mut c)) = Message::parse(&challenge) else {
+        panic!("a CHALLENGE");
+    };
+    c.nonce = nonce.expect("a HELLO");
+    let len = Message::Challenge(c).emit(&mut challenge).expect("room");
+    assert_eq!(len, challenge.len());
+    let ms = |ms| T0 + Duration::from_millis(ms);
+    viewer.handle_datagram(ms(10), relay, &challenge);
+    viewer.handle_datagram(ms(20), relay, &accept);
+    assert!(viewer.is_subscribed());
+    viewer.handle_datagram(ms(20), relay, &truncated_descriptor);
+    let now = ms(3020);
+    viewer.handle_datagram(now, relay, &[]);
+    viewer.handle_timeout(now);
+    while viewer.poll_transmit().is_some() {}
+    let next = viewer.poll_timeout().expect("a timer");
+    assert!(next > now, "poll_timeout {next:?} is not after {now:?}");
+}
+
+/// `peer`: a MANIFEST signed by the stream's key for block `u64::MAX`
+/// (bytes 40..48 all `ff`), from the relay. The peer's viewer verified it
+/// and handed it to the upload side, whose window adopted it and computed
+/// the oldest block to release as `block + n / 8 - n`, overflowing on the
+/// addition (the same for a chunk's sequence number near `u64::MAX`).
+#[test]
+fn peer_adopts_a_manifest_for_the_last_block_id() {
+    let mut manifest: [u8; 200] = [
+        0x01, 0x03, 0x04, 0x01, 0x00, 0x1c, 0x00, 0x00, 0x8a, 0x88, 0xe3, 0xdd, 0x74, 0x09, 0xf1,
+        0x95, 0xfd, 0x52, 0xdb, 0x2d, 0x3c, 0xba, 0x5d, 0x72, 0xca, 0x67, 0x09, 0xbf, 0x1d, 0x94,
+        0x12, 0x1b, 0xf3, 0x74, 0x88, 0x01, 0xb4, 0x0f, 0x6f, 0x5c, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xff, 0xff, 0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x03, 0x78, 0x30, 0x81, 0xfb, 0xb7, 0xe0, 0x00, 0x60, 0xe2, 0x59, 0x9f,
+        0x53, 0x1d, 0x74, 0x61, 0x4d, 0xbb, 0x4d, 0xbb, 0x32, 0x4d, 0xbb, 0x32, 0x2a, 0xbb, 0x32,
+        0x00, 0x06, 0x0a, 0x24, 0x18, 0x1e, 0x43, 0xe8, 0x45, 0x61, 0x6c, 0x4d, 0xbb, 0x32, 0x4d,
+        0x32, 0x4d, 0xbb, 0x32, 0x32, 0x4d, 0xbb, 0x32, 0x00, 0x06, 0x0a, 0x24, 0x18, 0x1e, 0x43,
+        0xe8, 0x45, 0x61, 0x6c, 0x4d, 0xbb, 0x32, 0x4d, 0xbb, 0x32, 0x32, 0x4d, 0xbb, 0x32, 0x4d,
+        0xbb, 0x32, 0x32, 0x4d, 0xbb, 0x32, 0x00, 0x06, 0x0a, 0x24, 0x18, 0x1e, 0x43, 0xe8, 0x45,
+        0x61, 0x6c, 0x4d, 0xbb, 0x32, 0x4d, 0xbb, 0x32, 0x32, 0x4d, 0xbb, 0x32, 0x06, 0x69, 0x1e,
+        0x43, 0xe8, 0x45, 0x61, 0x6c, 0x4d, 0xbb, 0x32, 0x4d, 0xbb, 0x32, 0x32, 0x4d, 0x32, 0x00,
+        0x06, 0x0a, 0x24, 0x18, 0x1e, 0x43, 0xe8, 0x45, 0x61, 0x6c, 0x4d, 0xbb, 0x32, 0x4d, 0xbb,
+        0x32, 0x32, 0x4d, 0xbb, 0x32,
+    ];
+    PublisherKey::from_seed(SEED).sign_trailer(&mut manifest);
+    let relay: SocketAddr = "192.0.2.30:7400".parse().expect("addr");
+    let mut peer = fuzzed_peer(relay, 100_000);
+    peer.handle_datagram(T0, relay, &manifest);
+    while peer.poll_transmit().is_some() {}
+    peer.handle_timeout(T0);
+    while peer.poll_transmit().is_some() {}
+    peer.handle_timeout(T0 + Duration::from_secs(3600));
+    assert!(peer.poll_timeout().is_some());
+}
+
+/// A peer configured as the `peer` fuzz target makes it.
+fn fuzzed_peer(relay: SocketAddr, upload_limit_bps: u64) -> Peer {
+    let mut config = PeerConfig::new(relay, PublisherKey::from_seed(SEED).stream_id());
+    config.upload_limit_bps = upload_limit_bps;
+    config.max_subscribers = 3;
+    config.cookie_secret = [9; 32];
+    config.nonce_seed = 3;
+    config.window = WindowConfig {
+        capacity: 128,
+        manifest_wait: Duration::from_millis(500),
+    };
+    let mut peer = Peer::new(config, T0).expect("a valid stream");
+    while peer.poll_transmit().is_some() {}
+    peer
+}
