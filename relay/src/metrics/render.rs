@@ -143,7 +143,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
-    let reasons: [(&str, Field); 18] = [
+    let reasons: [(&str, Field); 19] = [
         ("malformed", |s| s.relay.drop_malformed),
         ("forged", |s| s.relay.drop_forged),
         ("corrupted", |s| s.relay.drop_corrupted),
@@ -151,6 +151,7 @@ fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
         ("wrong_stream", |s| s.relay.drop_wrong_stream),
         ("bad_key", |s| s.relay.drop_bad_key),
         ("manifest_missing", |s| s.relay.drop_manifest_missing),
+        ("unproven", |s| s.relay.drop_unproven),
         ("bad_cookie", |s| s.relay.drop_bad_cookie),
         ("not_subscribed", |s| s.relay.drop_not_subscribed),
         ("full", |s| s.relay.drop_full),
