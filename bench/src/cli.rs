@@ -23,8 +23,11 @@ const MAX_RUN: Duration = Duration::from_secs(4 * 3600);
 /// relay CPU and (with --baseline) the machine's raw-socket limit to the
 /// same destinations.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "shoal-bench", version)]
+#[command(name = "shoal-bench", version, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// Another mode than the measurement (see `shoal-bench help flood`).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Virtual viewers, each with its own UDP socket on its own loopback
     /// address (127.10.x.y).
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -76,6 +79,42 @@ pub struct Args {
     /// Time after every viewer has subscribed before measuring.
     #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
     pub warmup: Duration,
+    /// FEC block of the source: K data chunks and M parity symbols, such
+    /// as 16,4 or 4,1 (a smaller block reaches the viewers sooner).
+    #[arg(long, value_name = "K,M", default_value = "16,4", value_parser = parse_fec)]
+    pub fec: (u8, u8),
+    /// During the measurement, a second process (`shoal-bench flood`)
+    /// sends this many malformed, truncated, oversized and forged
+    /// datagrams per second at the relay.
+    #[arg(long, value_name = "PER_SEC")]
+    pub flood: Option<u64>,
+    /// With --flood: only these kinds of datagram (comma-separated, as
+    /// the report names them, such as forged_data,hello) [default: all].
+    #[arg(long, value_name = "LIST", value_delimiter = ',', requires = "flood")]
+    pub flood_kinds: Vec<String>,
+    /// Each second this share of the viewers leaves (half with LEAVE,
+    /// half by closing the socket) and as many new viewers join on fresh
+    /// sockets: 10%, or 0.1.
+    #[arg(long, value_name = "PCT", value_parser = parse_share)]
+    pub churn: Option<f64>,
+    /// With --relay: the relay's Prometheus endpoint (its --metrics), read
+    /// for its counters and subscriber gauge.
+    #[arg(long, value_name = "ADDR", requires = "relay")]
+    pub relay_metrics: Option<SocketAddr>,
+}
+
+/// The modes besides the measurement.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Sends malformed, random, truncated, oversized and forged datagrams
+    /// at a relay at a paced rate, then prints what it sent as JSON. This
+    /// is what `--flood` runs in its own process.
+    Flood(crate::flood::FloodArgs),
+    /// Runs the relay (the library `shoal relay` runs, with its flags)
+    /// until stdin closes, printing its address: a relay in its own
+    /// process for the soak test when the `shoal` binary is not built.
+    #[command(hide = true)]
+    Relay(Box<shoal_relay::config::RelayArgs>),
 }
 
 impl Args {
@@ -112,6 +151,20 @@ impl Args {
                 self.bitrate,
                 self.fps
             );
+        }
+        let (k, m) = self.fec;
+        if k == 0
+            || usize::from(k) > shoal_proto::fec::MAX_K
+            || usize::from(m) > shoal_proto::fec::MAX_M
+        {
+            bail!(
+                "--fec {k},{m}: K must be 1..={} and M 0..={}, such as 16,4 or 4,1",
+                shoal_proto::fec::MAX_K,
+                shoal_proto::fec::MAX_M
+            );
+        }
+        if self.flood == Some(0) {
+            bail!("--flood 0: give a rate above zero, such as 200000, or leave --flood out");
         }
         if self.duration.is_zero() {
             bail!("--duration 0s: must be longer than zero, such as 10s");
@@ -150,6 +203,29 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown unit {other:?}; {HINT}")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("out of range; {HINT}"))
+}
+
+/// `K,M`: data chunks and parity symbols per FEC block.
+fn parse_fec(text: &str) -> Result<(u8, u8), String> {
+    const HINT: &str = "use K,M such as 16,4 or 4,1";
+    let (k, m) = text.split_once(',').ok_or_else(|| HINT.to_owned())?;
+    let k = k.trim().parse().map_err(|_| HINT.to_owned())?;
+    let m = m.trim().parse().map_err(|_| HINT.to_owned())?;
+    Ok((k, m))
+}
+
+/// A share from 0 to 1: `10%` or `0.1`.
+fn parse_share(text: &str) -> Result<f64, String> {
+    const HINT: &str = "use a share such as 10% or 0.1";
+    let t = text.trim();
+    let value: f64 = match t.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().map_err(|_| HINT.to_owned())? / 100.0,
+        None => t.parse().map_err(|_| HINT.to_owned())?,
+    };
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("{text}: must be between 0% and 100%"));
+    }
+    Ok(value)
 }
 
 /// An IPv4 address: the viewers' sockets are on 127.10.x.y, so they can

@@ -15,10 +15,17 @@
 //! baseline, then the table (stdout), `--json FILE` and `--plot FILE.svg`.
 //! `--find-max` repeats the run with more and more viewers (see
 //! [`search`]) and reports the largest count within the limits.
+//!
+//! Two stress modes ride on the same run: `--flood RATE` starts a second
+//! process, `shoal-bench flood` (see [`flood`]), that sends garbage and
+//! forgeries at the relay during the measurement; `--churn PCT` replaces
+//! that share of the viewers every second and samples the relay's memory,
+//! subscriber gauge and file descriptors (see [`soak`]).
 
 mod baseline;
 mod cli;
 mod clock;
+mod flood;
 mod net;
 mod plot;
 mod report;
@@ -26,6 +33,7 @@ mod run;
 mod search;
 mod seqs;
 mod shared;
+mod soak;
 mod source;
 mod sys;
 mod target;
@@ -37,6 +45,24 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    if let Some(cli::Command::Flood(flood)) = &args.command {
+        return match flood::send::run(flood) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("shoal-bench flood: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(cli::Command::Relay(relay)) = &args.command {
+        return match target::serve_until_stdin_closes(relay) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("shoal-bench relay: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = args.check().and_then(|()| {
         if args.find_max {
             search::run(&args)

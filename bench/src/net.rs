@@ -1,5 +1,6 @@
 //! Sockets for many viewers: one epoll per viewer thread, and recvmmsg
-//! into a reusable batch of buffers.
+//! into a reusable batch of buffers, with each datagram's kernel receive
+//! time (SO_TIMESTAMPNS) where the socket asked for it.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -7,6 +8,38 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 /// Room for any v1 datagram (at most 1452 bytes) and then some.
 const BUF_LEN: usize = 2048;
+/// Room for one SCM_TIMESTAMPNS control message.
+// SAFETY: CMSG_SPACE is arithmetic on its argument; it touches no memory.
+const CTRL_LEN: usize = unsafe { libc::CMSG_SPACE(size_of::<libc::timespec>() as u32) } as usize;
+
+/// Asks the kernel to stamp each datagram `fd` receives with the time it
+/// arrived (CLOCK_REALTIME), read back by [`RecvBatch::received_at`].
+pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: `on` is a live c_int and its size is given.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&raw const on).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Nanoseconds since the epoch on CLOCK_REALTIME, the clock of the
+/// kernel's receive timestamps.
+pub fn realtime_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
 
 /// An epoll instance, level-triggered, one token per registered socket.
 #[derive(Debug)]
@@ -84,6 +117,8 @@ pub struct RecvBatch {
     // Referenced by `hdrs` through raw pointers; kept alive here.
     _iovs: Box<[libc::iovec]>,
     addrs: Box<[libc::sockaddr_in]>,
+    // Referenced by `hdrs` through raw pointers too.
+    _ctrl: Box<[u8]>,
     hdrs: Box<[libc::mmsghdr]>,
 }
 
@@ -110,10 +145,12 @@ impl RecvBatch {
         // SAFETY: sockaddr_in is plain data; all-zero is valid.
         let mut addrs: Box<[libc::sockaddr_in]> =
             (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        let mut ctrl = vec![0u8; n * CTRL_LEN].into_boxed_slice();
         let hdrs = iovs
             .iter_mut()
             .zip(addrs.iter_mut())
-            .map(|(iov, addr)| {
+            .zip(ctrl.chunks_mut(CTRL_LEN))
+            .map(|((iov, addr), ctrl)| {
                 // SAFETY: mmsghdr is plain data; all-zero is valid (null
                 // pointers with zero lengths).
                 let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
@@ -121,6 +158,8 @@ impl RecvBatch {
                 h.msg_hdr.msg_iovlen = 1;
                 h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
                 h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_hdr.msg_control = ctrl.as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = CTRL_LEN as _;
                 h
             })
             .collect();
@@ -128,6 +167,7 @@ impl RecvBatch {
             bufs,
             _iovs: iovs,
             addrs,
+            _ctrl: ctrl,
             hdrs,
         }
     }
@@ -138,12 +178,14 @@ impl RecvBatch {
         for h in self.hdrs.iter_mut() {
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             h.msg_hdr.msg_flags = 0;
+            h.msg_hdr.msg_controllen = CTRL_LEN as _;
             h.msg_len = 0;
         }
         let vlen = libc::c_uint::try_from(self.hdrs.len()).unwrap_or(libc::c_uint::MAX);
         // SAFETY: every header points at a live iovec over a live buffer of
-        // BUF_LEN bytes and at a live sockaddr_in of the length given, all
-        // owned by `self` and not otherwise borrowed during the call.
+        // BUF_LEN bytes, at a live sockaddr_in and at CTRL_LEN live control
+        // bytes, of the lengths given, all owned by `self` and not
+        // otherwise borrowed during the call.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
@@ -164,6 +206,32 @@ impl RecvBatch {
             io::ErrorKind::ConnectionRefused => Ok(0),
             _ => Err(err),
         }
+    }
+
+    /// When datagram `i` of the last call reached the socket, nanoseconds
+    /// on CLOCK_REALTIME, if the socket asked for timestamps.
+    pub fn received_at(&self, i: usize) -> Option<u64> {
+        let h = &self.hdrs[i].msg_hdr;
+        if h.msg_controllen == 0 || h.msg_flags & libc::MSG_CTRUNC != 0 {
+            return None;
+        }
+        // SAFETY: `h` is a header the kernel filled in the last call: its
+        // control pointer and length describe bytes inside `self.ctrl`,
+        // which the CMSG macros walk without leaving; the timestamp is read
+        // unaligned from a message whose type says it holds one.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts = libc::CMSG_DATA(c).cast::<libc::timespec>().read_unaligned();
+                    let secs = u64::try_from(ts.tv_sec).ok()?;
+                    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+                    return Some(secs * 1_000_000_000 + nanos);
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
     }
 
     /// Datagram `i` of the last call, and who sent it.
@@ -199,11 +267,35 @@ mod tests {
         let tokens: Vec<u64> = epoll.wait(1000).expect("wait").collect();
         assert_eq!(tokens, [42]);
         assert_eq!(batch.recv(rx.as_raw_fd()).expect("recv"), 3);
+        assert_eq!(batch.received_at(0), None, "no timestamps asked for");
         let (bytes, from) = batch.datagram(2);
         assert_eq!(bytes, [2; 10]);
         assert_eq!(
             std::net::SocketAddr::V4(from),
             tx.local_addr().expect("addr")
         );
+    }
+
+    #[test]
+    fn timestamps_come_with_the_datagrams() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        rx.set_nonblocking(true).expect("nonblocking");
+        enable_timestamps(rx.as_raw_fd()).expect("SO_TIMESTAMPNS");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let before = realtime_nanos();
+        tx.send_to(&[7; 10], rx.local_addr().expect("addr"))
+            .expect("send");
+        let mut batch = RecvBatch::new(4);
+        let mut n = 0;
+        for _ in 0..100 {
+            n = batch.recv(rx.as_raw_fd()).expect("recv");
+            if n > 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(n, 1);
+        let at = batch.received_at(0).expect("a timestamp");
+        assert!(at >= before && at <= realtime_nanos(), "{before} {at}");
     }
 }

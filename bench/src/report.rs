@@ -11,6 +11,9 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::search::{self, Step};
+use crate::soak::Soak;
+
+pub use crate::flood::figures::FloodFigures;
 
 /// Everything a run measured. Field names are the JSON keys.
 #[derive(Debug, Clone, Serialize)]
@@ -55,8 +58,12 @@ pub struct Report {
     /// core (summed over threads).
     pub viewers_cpu_percent: f64,
     /// One-way latency, source send to viewer receive, microseconds; null
-    /// when no chunk was measured.
+    /// when no chunk was measured. The receive is the kernel's timestamp of
+    /// the datagram's arrival in the viewer's socket (SO_TIMESTAMPNS) when
+    /// `kernel_timestamps`, else when the viewer's thread read it.
     pub latency_us: Option<Latency>,
+    /// Whether every datagram was dated by the kernel on arrival.
+    pub kernel_timestamps: bool,
     /// Latency the relay itself adds (arrival to send completion), from
     /// its own histograms over the measurement; null for an external relay.
     pub relay_added_latency_us: Option<RelayLatency>,
@@ -89,6 +96,18 @@ pub struct Report {
     pub relay_cpus: Vec<usize>,
     /// CPUs the load generator was pinned to.
     pub generator_cpus: Vec<usize>,
+    /// Data chunks per FEC block of the source.
+    pub fec_k: u8,
+    /// Parity symbols per FEC block.
+    pub fec_m: u8,
+    /// With --flood: what the flood process sent and where the relay
+    /// counted it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flood: Option<FloodFigures>,
+    /// With --churn: the joins, and the relay's memory, subscribers and
+    /// file descriptors over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<Soak>,
     /// With --find-max: the most viewers served within the limits at this
     /// bitrate (0 if even the smallest step failed). The other figures
     /// are those of that step.
@@ -230,13 +249,16 @@ impl Report {
         rows.push((
             "run",
             format!(
-                "{} viewers x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks",
+                "{} viewers x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks, \
+                 FEC {}+{}",
                 self.viewers,
                 rate(self.bitrate_bps as f64),
                 self.duration_s,
                 self.warmup_s,
                 self.fps,
-                self.chunk_bytes
+                self.chunk_bytes,
+                self.fec_k,
+                self.fec_m
             ),
         ));
         rows.push((
@@ -279,8 +301,17 @@ impl Report {
             "latency us",
             match self.latency_us {
                 Some(l) => format!(
-                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to viewer receive)",
-                    l.p50, l.p90, l.p99, l.p999, l.max
+                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to {})",
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.p999,
+                    l.max,
+                    if self.kernel_timestamps {
+                        "arrival in the viewer's socket"
+                    } else {
+                        "the viewer's read"
+                    }
                 ),
                 None => "no chunk measured".to_owned(),
             },
@@ -369,6 +400,12 @@ impl Report {
                 ),
             ));
         }
+        if let Some(f) = &self.flood {
+            f.rows(&mut rows);
+        }
+        if let Some(s) = &self.soak {
+            s.rows(&mut rows);
+        }
         if let Some(max) = self.max_viewers {
             rows.push((
                 "max viewers",
@@ -433,7 +470,7 @@ fn rate(bps: f64) -> String {
 }
 
 /// A count, rounded, with thousands separated for reading.
-fn count(v: f64) -> String {
+pub fn count(v: f64) -> String {
     let n = v.round() as u64;
     let digits = n.to_string();
     let mut out = String::new();
@@ -539,6 +576,7 @@ pub(crate) mod tests {
             source_cpu_percent: 1.0,
             viewers_cpu_percent: 2.0,
             latency_us: Latency::of(&h),
+            kernel_timestamps: true,
             relay_added_latency_us: None,
             baseline: None,
             fps: 30,
@@ -554,6 +592,10 @@ pub(crate) mod tests {
             viewer_send_errors: 0,
             relay_cpus: vec![0],
             generator_cpus: vec![1],
+            fec_k: 16,
+            fec_m: 4,
+            flood: None,
+            soak: None,
             max_viewers: None,
             steps: None,
             latency_cdf: cdf(&h),

@@ -1,5 +1,6 @@
-//! One run, start to end: relay, viewers, source, warm-up, measurement,
-//! drain, optional baseline, results.
+//! One run, start to end: relay, viewers, source, warm-up, measurement
+//! (with the flood process and the soak samples, if asked for), drain,
+//! optional baseline, results.
 
 use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
@@ -13,8 +14,12 @@ use shoal_relay::io::BackendKind;
 use crate::baseline::{self, LoopResult, Mode};
 use crate::cli::Args;
 use crate::clock::Clock;
-use crate::report::{self, Baseline, Latency, Progress, RelayFigures, RelayLatency, Report};
+use crate::flood::{FloodReport, Flooder};
+use crate::report::{
+    self, Baseline, FloodFigures, Latency, Progress, RelayFigures, RelayLatency, Report,
+};
 use crate::shared::{Phase, Shared, UNSET};
+use crate::soak::{Joins, Sampler, Soak};
 use crate::source::{self, SourceConfig, SourceReport};
 use crate::sys;
 use crate::target::{RelayCounters, Target};
@@ -29,6 +34,9 @@ const DRAIN_MAX: Duration = Duration::from_secs(5);
 /// Extra wait for the relay's workers to publish counters that cover the
 /// whole measurement (they publish about every 250 ms).
 const METRICS_SETTLE: Duration = Duration::from_millis(300);
+/// After a flood, also the relay window's wait for a manifest (500 ms):
+/// forged DATA held for one is counted only when the wait ends.
+const FLOOD_SETTLE: Duration = Duration::from_millis(600);
 /// How long each baseline loop runs.
 const BASELINE_TIME: Duration = Duration::from_secs(2);
 /// How often the main thread looks at the progress.
@@ -111,6 +119,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         Some(addr) => Target::External {
             addr,
             pid: args.relay_pid,
+            metrics: args.relay_metrics,
         },
         None => Target::start(
             args.backend.unwrap_or(BackendKind::Auto),
@@ -145,6 +154,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             bitrate_bps: args.bitrate,
             fps: args.fps,
             chunk: args.chunk,
+            fec: args.fec,
             cpus: generator_cpus.first().copied().into_iter().collect(),
         },
         Arc::clone(&shared),
@@ -160,6 +170,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             // Two seconds of the stream, to tell duplicates from late
             // arrivals.
             window_span: (chunks_per_sec * 2).clamp(4096, 65536) as usize,
+            churn: args.churn.unwrap_or(0.0),
+            rcvbuf,
         },
         &shared,
     )?;
@@ -181,20 +193,49 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     // The measurement. Its start is aligned with a fresh publication of
     // the relay's counters, so they cover the same span.
     let relay_before = target.fresh_counters()?;
+    let socket_drops_before = sys::udp_port_drops(relay_addr.port()).ok();
+    let flooder = match args.flood {
+        Some(rate) => Some(Flooder::start(
+            relay_addr,
+            rate,
+            args.duration,
+            &generator_cpus,
+            &args.flood_kinds,
+        )?),
+        None => None,
+    };
+    let mut sampler = args.churn.map(|_| Sampler::new(&target));
     let cpu_before = CpuSample::take(&target);
     let start = Instant::now();
     shared.set_phase(Phase::Measure);
-    let throughput = measure(args, &shared, &mut progress, start);
+    let throughput = measure(
+        args,
+        &shared,
+        &mut progress,
+        start,
+        &target,
+        sampler.as_mut(),
+    );
     let source_report = running.stop_source()?;
     let elapsed = start.elapsed();
     let cpu = CpuSample::take(&target).since(&cpu_before, elapsed);
     progress.show("draining");
     drain(&shared);
+    let flood = match flooder {
+        Some(f) => {
+            progress.show("waiting for the flood process");
+            Some(f.finish()?)
+        }
+        None => None,
+    };
     let relay_after = match relay_before {
         Some(before) => {
             // Every worker publishes again after the source stopped: the
             // counters then hold everything the measured chunks caused.
             std::thread::sleep(METRICS_SETTLE);
+            if flood.is_some() {
+                std::thread::sleep(FLOOD_SETTLE);
+            }
             target
                 .counters()?
                 .map(|after| after.since(&before))
@@ -203,6 +244,11 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         None => None,
     };
     let backend = target.backend();
+    let socket_drops = sys::udp_port_drops(relay_addr.port())
+        .ok()
+        .zip(socket_drops_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let in_process = matches!(target, Target::InProcess(_));
 
     // From here the relay is gone (or idle): viewers only listen.
     shared.set_phase(Phase::Baseline);
@@ -243,6 +289,9 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             relay_cpus,
             generator_cpus,
             throughput,
+            flood: flood.map(|f| (f, socket_drops)),
+            soak: sampler.map(|s| (s, in_process)),
+            shared: Arc::clone(&shared),
         },
     ))
 }
@@ -282,6 +331,8 @@ fn measure(
     shared: &Shared,
     progress: &mut Progress,
     start: Instant,
+    target: &Target,
+    mut sampler: Option<&mut Sampler>,
 ) -> Vec<(f64, f64)> {
     let end = start + args.duration;
     let mut samples = Vec::new();
@@ -307,6 +358,9 @@ fn measure(
         }
         if now >= end {
             return samples;
+        }
+        if let Some(s) = sampler.as_deref_mut() {
+            s.tick(now.duration_since(start).as_secs_f64(), target, shared);
         }
         let chunks = shared.rx_chunks.load(Ordering::Relaxed);
         let dt = now.duration_since(last.0).as_secs_f64();
@@ -400,6 +454,11 @@ struct Assembly {
     relay_cpus: Vec<usize>,
     generator_cpus: Vec<usize>,
     throughput: Vec<(f64, f64)>,
+    /// The flood's report and the kernel's drops at the relay's port.
+    flood: Option<(FloodReport, Option<u64>)>,
+    /// The soak sampler, and whether the relay ran in this process.
+    soak: Option<(Sampler, bool)>,
+    shared: Arc<Shared>,
 }
 
 fn assemble(args: &Args, a: Assembly) -> Report {
@@ -411,13 +470,24 @@ fn assemble(args: &Args, a: Assembly) -> Report {
     let mut bytes = 0;
     let mut leaves = 0;
     let mut send_errors = 0;
+    let mut unstamped = 0;
     let mut rejects = std::collections::BTreeMap::new();
     let mut latency = viewers::latency_histogram();
+    let mut joins = Joins {
+        total: a.shared.joins.load(Ordering::Relaxed),
+        served: a.shared.joins_served.load(Ordering::Relaxed),
+        ..Joins::default()
+    };
     for t in &a.threads {
+        joins.late += t.joins_late;
+        joins.unserved += t.joins_unserved;
+        joins.pending += t.joins_pending;
         for (_, v) in &t.viewers {
-            // A viewer that subscribed late owes only what followed its start.
+            // A viewer that subscribed late owes only what followed its
+            // start; one that left, only what came before it left.
             let from = a.first_seq.max(v.start_seq.unwrap_or(a.first_seq));
-            let owed = a.end_seq.saturating_sub(from);
+            let to = v.end_seq.map_or(a.end_seq, |e| e.min(a.end_seq));
+            let owed = to.saturating_sub(from);
             expected += owed;
             delivered += v.delivered.min(owed);
             duplicates += v.duplicates;
@@ -426,6 +496,7 @@ fn assemble(args: &Args, a: Assembly) -> Report {
         datagrams += t.measured_datagrams;
         bytes += t.measured_bytes;
         leaves += t.leaves;
+        unstamped += t.unstamped;
         send_errors += t.send_errors;
         for (why, n) in &t.rejects {
             *rejects.entry(why.clone()).or_insert(0) += n;
@@ -504,6 +575,15 @@ fn assemble(args: &Args, a: Assembly) -> Report {
         viewer_send_errors: send_errors,
         relay_cpus: a.relay_cpus,
         generator_cpus: a.generator_cpus,
+        kernel_timestamps: unstamped == 0,
+        fec_k: args.fec.0,
+        fec_m: args.fec.1,
+        flood: a.flood.map(|(flooder, socket_drops)| {
+            FloodFigures::new(flooder, socket_drops, a.relay.as_ref())
+        }),
+        soak: a.soak.map(|(sampler, in_process)| -> Soak {
+            sampler.finish(args.churn.unwrap_or(0.0), args.viewers, joins, in_process)
+        }),
     }
 }
 

@@ -55,6 +55,13 @@ pub struct Shared {
     pub rx_datagrams: AtomicU64,
     /// Measured DATA chunks delivered so far.
     pub rx_chunks: AtomicU64,
+    /// The newest DATA seq the source has sent ([`UNSET`] before the
+    /// first).
+    pub newest_seq: AtomicU64,
+    /// With churn: viewers that joined on a fresh socket so far.
+    pub joins: AtomicU64,
+    /// Of those, the ones whose first DATA came within the join deadline.
+    pub joins_served: AtomicU64,
 }
 
 impl Shared {
@@ -69,6 +76,9 @@ impl Shared {
             subscribed: AtomicUsize::new(0),
             rx_datagrams: AtomicU64::new(0),
             rx_chunks: AtomicU64::new(0),
+            newest_seq: AtomicU64::new(UNSET),
+            joins: AtomicU64::new(0),
+            joins_served: AtomicU64::new(0),
         }
     }
 

@@ -37,6 +37,8 @@ pub struct SourceConfig {
     pub fps: u32,
     /// Chunk payload bytes.
     pub chunk: u16,
+    /// FEC block: data chunks and parity symbols.
+    pub fec: (u8, u8),
     /// CPUs to run on; empty to leave the thread unpinned.
     pub cpus: Vec<usize>,
 }
@@ -85,6 +87,8 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         codec: Codec::Opaque,
         chunk_size: config.chunk,
         bitrate_bps: config.bitrate_bps,
+        k: config.fec.0,
+        m: config.fec.1,
         ..PublisherConfig::default()
     };
     let mut publisher = Publisher::new(
@@ -131,6 +135,9 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
             {
                 let seq = data.fields().seq;
                 shared.sent.record(seq, shared.clock.now());
+                shared
+                    .newest_seq
+                    .store(seq, std::sync::atomic::Ordering::Relaxed);
                 end_seq = end_seq.max(seq + 1);
                 report.chunks += 1;
             }

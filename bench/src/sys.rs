@@ -118,6 +118,45 @@ pub fn threads_cpu_ticks(prefixes: &[&str]) -> io::Result<(u64, usize)> {
     Ok((ticks, threads))
 }
 
+/// Resident memory of process `pid` (`self` for this one), KiB, from
+/// `/proc/PID/status` (VmRSS).
+pub fn rss_kib(pid: &str) -> io::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no VmRSS line"))
+}
+
+/// Open file descriptors of process `pid` (`self` for this one).
+pub fn fd_count(pid: &str) -> io::Result<u64> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64)
+}
+
+/// Datagrams the kernel dropped, since each socket was made, on the IPv4
+/// UDP sockets bound to `port` (every worker's socket of a relay: they
+/// share the port), from `/proc/net/udp`: a full receive buffer is where
+/// a flood the relay cannot keep up with is lost.
+pub fn udp_port_drops(port: u16) -> io::Result<u64> {
+    let text = std::fs::read_to_string("/proc/net/udp")?;
+    Ok(parse_udp_drops(&text, port))
+}
+
+/// Sums the last column (drops) of the `/proc/net/udp` lines whose local
+/// address has `port`.
+fn parse_udp_drops(text: &str, port: u16) -> u64 {
+    let want = format!(":{port:04X}");
+    text.lines()
+        .skip(1)
+        .filter(|l| {
+            l.split_ascii_whitespace()
+                .nth(1)
+                .is_some_and(|local| local.ends_with(&want))
+        })
+        .filter_map(|l| l.split_ascii_whitespace().last()?.parse::<u64>().ok())
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +167,19 @@ mod tests {
                     250 75 0 0 20 0 3 0 100 1000 10 18446744073709551615";
         assert_eq!(parse_stat_ticks(line), Some(325));
         assert_eq!(parse_stat_ticks("1 (x) S 1 2"), None);
+    }
+
+    #[test]
+    fn udp_drops_are_summed_per_port() {
+        let text = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  1: 0100007F:1CE8 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 12
+  2: 0100007F:1CE8 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 3
+  3: 0100007F:1CE9 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 100
+";
+        assert_eq!(parse_udp_drops(text, 0x1ce8), 15);
+        assert_eq!(parse_udp_drops(text, 7), 0);
+        assert!(rss_kib("self").expect("VmRSS") > 0);
+        assert!(fd_count("self").expect("fds") >= 3);
     }
 
     #[test]

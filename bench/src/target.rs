@@ -1,10 +1,12 @@
 //! The relay under test: started in this process (the default), or one
 //! already running elsewhere on this machine (`--relay ADDR`). Either way
-//! it can be sampled for CPU time and, when in-process, for its own
-//! counters and relay-added latency histogram.
+//! it can be sampled for CPU time and for its own counters: in-process
+//! from its workers' snapshots (with the relay-added latency histogram),
+//! external from its Prometheus endpoint (`--relay-metrics`).
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, SocketAddrV4};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, SocketAddrV4, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,8 @@ pub enum Target {
         addr: SocketAddrV4,
         /// Its process, for CPU time.
         pid: Option<u32>,
+        /// Its Prometheus endpoint, for its counters.
+        metrics: Option<SocketAddr>,
     },
 }
 
@@ -48,10 +52,15 @@ pub struct RelayCounters {
     pub received: u64,
     /// Stream datagrams sent to subscribers.
     pub forwarded: u64,
-    /// Datagrams dropped by the relay core, all reasons.
+    /// Datagrams dropped, all reasons: by the relay core, as longer than a
+    /// receive buffer (`truncated`) and on a full hand-off queue between
+    /// workers (`handoff_full`).
     pub dropped: u64,
     /// The same by reason (only reasons that occurred).
     pub drops: BTreeMap<&'static str, u64>,
+    /// Datagrams taken as exact copies of what the relay already holds:
+    /// not drops, and not forwarded again.
+    pub duplicates: u64,
     /// Trains dropped because a send queue was full.
     pub tx_dropped: u64,
     /// Failed sends.
@@ -77,11 +86,14 @@ impl RelayCounters {
             for (why, n) in drop_reasons(&s.relay) {
                 *drops.entry(why).or_insert(0) += n;
             }
+            *drops.entry("truncated").or_insert(0) += s.io.rx_truncated;
+            *drops.entry("handoff_full").or_insert(0) += s.handoffs_dropped;
         }
         Ok(Self {
             received: snaps.iter().map(|s| s.io.rx_datagrams).sum(),
             forwarded: snaps.iter().map(|s| s.relay.forwarded).sum(),
-            dropped: snaps.iter().map(|s| s.relay.dropped()).sum(),
+            dropped: drops.values().sum(),
+            duplicates: snaps.iter().map(|s| s.relay.duplicates).sum(),
             drops,
             tx_dropped: snaps.iter().map(|s| s.io.tx_dropped).sum(),
             tx_errors: snaps.iter().map(|s| s.io.tx_errors).sum(),
@@ -113,6 +125,7 @@ impl RelayCounters {
             received: self.received.saturating_sub(earlier.received),
             forwarded: self.forwarded.saturating_sub(earlier.forwarded),
             dropped: self.dropped.saturating_sub(earlier.dropped),
+            duplicates: self.duplicates.saturating_sub(earlier.duplicates),
             drops,
             tx_dropped: self.tx_dropped.saturating_sub(earlier.tx_dropped),
             tx_errors: self.tx_errors.saturating_sub(earlier.tx_errors),
@@ -125,7 +138,7 @@ impl RelayCounters {
 
 /// Each drop counter of the relay core with its name, as in
 /// [`RelayStats::dropped`].
-fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 11] {
+fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 16] {
     [
         ("malformed", s.drop_malformed),
         ("forged", s.drop_forged),
@@ -134,11 +147,132 @@ fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 11] {
         ("wrong_stream", s.drop_wrong_stream),
         ("bad_key", s.drop_bad_key),
         ("manifest_missing", s.drop_manifest_missing),
+        ("unproven", s.drop_unproven),
         ("bad_cookie", s.drop_bad_cookie),
         ("not_subscribed", s.drop_not_subscribed),
         ("full", s.drop_full),
         ("rate_limited", s.drop_rate_limited),
+        ("token_missing", s.drop_token_missing),
+        ("token_invalid", s.drop_token_invalid),
+        ("token_expired", s.drop_token_expired),
+        ("token_scope", s.drop_token_scope),
     ]
+}
+
+/// Family names in the relay's metrics text (after its `shoal_relay_`
+/// prefix) and what they fill.
+const METRICS_PREFIX: &str = "shoal_relay_";
+
+impl RelayCounters {
+    /// The counters from the relay's Prometheus text: the totals (series
+    /// without a `worker` label). No latency histogram is exported there,
+    /// so it stays empty.
+    fn parse_metrics(text: &str) -> anyhow::Result<Self> {
+        let mut c = Self {
+            received: 0,
+            forwarded: 0,
+            dropped: 0,
+            drops: BTreeMap::new(),
+            duplicates: 0,
+            tx_dropped: 0,
+            tx_errors: 0,
+            rx_no_buffer: 0,
+            subscribers: 0,
+            latency_us: latency_histogram(),
+        };
+        let mut seen = false;
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix(METRICS_PREFIX) else {
+                continue;
+            };
+            let Some((series, value)) = rest.rsplit_once(' ') else {
+                continue;
+            };
+            let Ok(value) = value.parse::<f64>() else {
+                continue;
+            };
+            let value = value as u64;
+            if let Some(labels) = series
+                .strip_prefix("drops_total{reason=\"")
+                .and_then(|l| l.strip_suffix("\"}"))
+            {
+                if labels == "tx_queue_full" {
+                    c.tx_dropped = value;
+                } else if let Some(&name) = KNOWN_REASONS.iter().find(|&&r| r == labels) {
+                    c.drops.insert(name, value);
+                }
+                continue;
+            }
+            match series {
+                "io_rx_datagrams_total" => c.received = value,
+                "forwarded_total" => c.forwarded = value,
+                "duplicates_total" => c.duplicates = value,
+                "io_tx_errors_total" => c.tx_errors = value,
+                "io_rx_no_buffer_total" => c.rx_no_buffer = value,
+                "subscribers" => {
+                    c.subscribers = value;
+                    seen = true;
+                }
+                _ => {}
+            }
+        }
+        if !seen {
+            bail!("no {METRICS_PREFIX}subscribers in the relay's metrics; is it a shoal relay?");
+        }
+        c.drops.retain(|_, n| *n > 0);
+        c.dropped = c.drops.values().sum();
+        Ok(c)
+    }
+}
+
+/// Drop reasons the relay's metrics name, besides `tx_queue_full`.
+const KNOWN_REASONS: [&str; 18] = [
+    "malformed",
+    "forged",
+    "corrupted",
+    "replayed",
+    "wrong_stream",
+    "bad_key",
+    "manifest_missing",
+    "unproven",
+    "bad_cookie",
+    "not_subscribed",
+    "full",
+    "rate_limited",
+    "token_missing",
+    "token_invalid",
+    "token_expired",
+    "token_scope",
+    "truncated",
+    "handoff_full",
+];
+
+/// `GET /metrics` from `addr`, bounded to a few seconds.
+fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
+    let timeout = Duration::from_secs(3);
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("--relay-metrics {addr}: cannot connect"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .with_context(|| format!("--relay-metrics {addr}: reading the answer"))?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") =>
+        {
+            Ok(body.to_owned())
+        }
+        _ => bail!(
+            "--relay-metrics {addr}: not a metrics answer: {:?}",
+            text.lines().next().unwrap_or("")
+        ),
+    }
 }
 
 impl Target {
@@ -194,12 +328,25 @@ impl Target {
         }
     }
 
-    /// The in-process relay's counters (as last published by its workers,
-    /// up to a quarter second old).
+    /// The relay's process id as `/proc` names it: `self` when in-process.
+    pub fn proc_pid(&self) -> Option<String> {
+        match self {
+            Self::InProcess(_) => Some("self".to_owned()),
+            Self::External { pid, .. } => pid.map(|p| p.to_string()),
+        }
+    }
+
+    /// The relay's counters: the in-process relay's as last published by
+    /// its workers (up to a quarter second old), an external relay's from
+    /// its metrics endpoint, if given.
     pub fn counters(&self) -> anyhow::Result<Option<RelayCounters>> {
         match self {
             Self::InProcess(server) => RelayCounters::sum(&server.metrics().snapshots()).map(Some),
-            Self::External { .. } => Ok(None),
+            Self::External {
+                metrics: Some(addr),
+                ..
+            } => RelayCounters::parse_metrics(&scrape(*addr)?).map(Some),
+            Self::External { metrics: None, .. } => Ok(None),
         }
     }
 
@@ -208,7 +355,12 @@ impl Target {
     /// quarter second old.
     pub fn fresh_counters(&self) -> anyhow::Result<Option<RelayCounters>> {
         let Self::InProcess(server) = self else {
-            return Ok(None);
+            // An external relay's endpoint shows what its workers last
+            // published: wait out one publication period.
+            if self.counters()?.is_some() {
+                std::thread::sleep(PUBLISH_WAIT);
+            }
+            return self.counters();
         };
         let mark = |snaps: &[WorkerSnapshot]| {
             snaps.iter().find(|s| s.worker == 0).map(|s| {
@@ -236,5 +388,45 @@ impl Target {
         if let Self::InProcess(server) = self {
             server.shutdown();
         }
+    }
+}
+
+/// Runs a relay with the settings `args` give (as `shoal relay` would)
+/// until stdin reaches its end, after printing its address on stdout.
+pub fn serve_until_stdin_closes(args: &RelayArgs) -> anyhow::Result<()> {
+    let settings = Settings::load(args).context("the relay's settings")?;
+    let server = Server::start(&settings).context("cannot start the relay")?;
+    println!("{}", server.local_addr());
+    let mut sink = [0u8; 64];
+    let mut stdin = std::io::stdin();
+    while stdin.read(&mut sink).is_ok_and(|n| n > 0) {}
+    server.shutdown();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_text_gives_the_totals() {
+        let text = "\
+# TYPE shoal_relay_subscribers gauge
+shoal_relay_subscribers 8
+shoal_relay_subscribers{worker=\"1\"} 3
+shoal_relay_io_rx_datagrams_total 1000
+shoal_relay_forwarded_total 700
+shoal_relay_drops_total{reason=\"malformed\"} 40
+shoal_relay_drops_total{reason=\"truncated\"} 2
+shoal_relay_drops_total{reason=\"forged\"} 0
+shoal_relay_drops_total{reason=\"tx_queue_full\"} 5
+";
+        let c = RelayCounters::parse_metrics(text).expect("parses");
+        assert_eq!(c.subscribers, 8);
+        assert_eq!((c.received, c.forwarded, c.tx_dropped), (1000, 700, 5));
+        assert_eq!(c.dropped, 42);
+        assert_eq!(c.drops.get("malformed"), Some(&40));
+        assert!(!c.drops.contains_key("forged"));
+        assert!(RelayCounters::parse_metrics("nothing").is_err());
     }
 }

@@ -7,6 +7,15 @@
 //! each waiting on one epoll for all of its sockets and reading a ready
 //! socket with recvmmsg. A thread wakes at least every [`TICK_MS`] to run
 //! the viewers' timers and look at the phase; it never spins.
+//!
+//! With churn, each thread replaces its share of its viewers once a second
+//! while measuring, in turn: the old one leaves (every other one with a
+//! LEAVE, the rest silently) and its socket is closed; a new viewer on a
+//! fresh socket at the same address (a new port) starts the handshake and
+//! asks to start at the source's newest seq: the bench's opaque stream has
+//! a keyframe only at seq 0, where the relay would otherwise start a new
+//! viewer (with up to 256 chunks of catch-up) for as long as its window
+//! holds it.
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
@@ -23,10 +32,13 @@ use shoal_proto::wire::{
     peek_type,
 };
 
-use crate::net::{Epoll, RecvBatch};
+use crate::net::{self, Epoll, RecvBatch};
 use crate::seqs::{Arrival, SeqWindow};
 use crate::shared::{Phase, Shared};
 use crate::sys;
+use churn::Churn;
+
+mod churn;
 
 /// Longest epoll wait, in milliseconds.
 const TICK_MS: i32 = 10;
@@ -43,6 +55,9 @@ const BATCH: usize = 64;
 const BATCHES_PER_WAKE: usize = 4;
 /// Highest one-way latency recorded, in microseconds (60 s).
 const LATENCY_MAX_US: u64 = 60_000_000;
+/// A viewer that joins by churn is served if its first DATA comes within
+/// this long (nanoseconds).
+pub const JOIN_DEADLINE: u64 = 2_000_000_000;
 
 /// The loopback address of viewer `i`: 127.10.x.y with y in 1..=250.
 pub fn address(i: usize) -> Ipv4Addr {
@@ -57,20 +72,24 @@ pub fn latency_histogram() -> Histogram<u64> {
 /// Binds `count` viewer sockets, non-blocking, each with a receive buffer
 /// of `rcvbuf` bytes (as far as the system allows).
 pub fn bind(count: usize, rcvbuf: usize) -> anyhow::Result<Vec<UdpSocket>> {
-    (0..count)
-        .map(|i| {
-            let addr = SocketAddrV4::new(address(i), 0);
-            let socket = UdpSocket::bind(addr).with_context(|| {
-                format!(
-                    "viewer {i}: cannot bind {addr}; every viewer needs its own loopback \
-                     address and a file descriptor: lower --viewers"
-                )
-            })?;
-            socket.set_nonblocking(true)?;
-            let _ = sys::set_buffer(&socket, sys::Buffer::Receive, rcvbuf);
-            Ok(socket)
-        })
-        .collect()
+    (0..count).map(|i| bind_one(i, rcvbuf)).collect()
+}
+
+/// Binds viewer `i`'s socket on a fresh port.
+fn bind_one(i: usize, rcvbuf: usize) -> anyhow::Result<UdpSocket> {
+    let addr = SocketAddrV4::new(address(i), 0);
+    let socket = UdpSocket::bind(addr).with_context(|| {
+        format!(
+            "viewer {i}: cannot bind {addr}; every viewer needs its own loopback address and a \
+             file descriptor: lower --viewers"
+        )
+    })?;
+    socket.set_nonblocking(true)?;
+    let _ = sys::set_buffer(&socket, sys::Buffer::Receive, rcvbuf);
+    // Latency is taken when the datagram reached the socket, not when this
+    // viewer's thread (one of a few serving thousands) got round to it.
+    let _ = net::enable_timestamps(socket.as_raw_fd());
+    Ok(socket)
 }
 
 /// What the viewer threads need to know.
@@ -87,6 +106,10 @@ pub struct ViewerConfig {
     pub cpus: Vec<usize>,
     /// Seqs each viewer remembers behind its highest, to tell duplicates.
     pub window_span: usize,
+    /// Share of the viewers replaced each second while measuring (0: none).
+    pub churn: f64,
+    /// Receive buffer of a replacement's socket.
+    pub rcvbuf: usize,
 }
 
 /// One viewer's counts over the measured range.
@@ -100,12 +123,16 @@ pub struct ViewerResult {
     pub duplicates: u64,
     /// Measured DATA chunks that arrived after a higher seq.
     pub out_of_order: u64,
+    /// For a viewer that left (churn): one past the highest seq it got;
+    /// it owes nothing after. `None` while it stays.
+    pub end_seq: Option<u64>,
 }
 
 /// One thread's results.
 #[derive(Debug)]
 pub struct ThreadReport {
-    /// Per viewer, in the order given to the thread.
+    /// Per viewer, in the order given to the thread, then those replaced
+    /// by churn.
     pub viewers: Vec<(usize, ViewerResult)>,
     /// One-way latency of measured chunks, microseconds.
     pub latency_us: Histogram<u64>,
@@ -119,6 +146,14 @@ pub struct ThreadReport {
     pub leaves: u64,
     /// Datagrams the viewers could not send (HELLO, SUBSCRIBE, KEEPALIVE).
     pub send_errors: u64,
+    /// Churn: joins whose first DATA came after [`JOIN_DEADLINE`].
+    pub joins_late: u64,
+    /// Churn: joins that got no DATA at all within [`JOIN_DEADLINE`].
+    pub joins_unserved: u64,
+    /// Churn: joins still within their deadline at the end.
+    pub joins_pending: u64,
+    /// Datagrams without a kernel timestamp (dated when read instead).
+    pub unstamped: u64,
 }
 
 /// Starts the viewer threads over `sockets` (viewer `i` on thread
@@ -163,6 +198,12 @@ struct Tally {
     rejects: BTreeMap<String, u64>,
     leaves: u64,
     send_errors: u64,
+    /// Viewers replaced by churn, with their results.
+    retired: Vec<(usize, ViewerResult)>,
+    joins_late: u64,
+    joins_unserved: u64,
+    /// Datagrams without a kernel timestamp.
+    unstamped: u64,
 }
 
 /// What a viewer needs to know about the moment.
@@ -197,7 +238,12 @@ fn run(
         rejects: BTreeMap::new(),
         leaves: 0,
         send_errors: 0,
+        retired: Vec::new(),
+        joins_late: 0,
+        joins_unserved: 0,
+        unstamped: 0,
     };
+    let mut churn = Churn::default();
     let mut ready = Vec::with_capacity(1024);
     let mut last_timers = 0;
     loop {
@@ -217,6 +263,9 @@ fn run(
             for v in &mut viewers {
                 v.on_timer(&now, &mut tally);
             }
+            if config.churn > 0.0 && now.phase == Phase::Measure {
+                churn.turn(&mut viewers, &epoll, config, &now, &mut tally)?;
+            }
             shared.rx_chunks.fetch_add(
                 std::mem::take(&mut tally.unflushed_chunks),
                 Ordering::Relaxed,
@@ -235,16 +284,26 @@ fn run(
                 if n == 0 {
                     break;
                 }
-                // One clock read per batch: the datagrams in it were all
-                // waiting when the call returned.
-                now.nanos = shared.clock.now();
+                // One clock read per batch; each datagram is dated by its
+                // kernel timestamp, as its age then (realtime) subtracted
+                // from the run's clock, or else by the read.
+                let read_at = shared.clock.now();
+                let wall = net::realtime_nanos();
                 now.phase = shared.phase();
                 now.first_seq = shared.first_seq();
                 shared.rx_datagrams.fetch_add(n as u64, Ordering::Relaxed);
                 for i in 0..n {
+                    now.nanos = match batch.received_at(i) {
+                        Some(at) => read_at.saturating_sub(wall.saturating_sub(at)),
+                        None => {
+                            tally.unstamped += 1;
+                            read_at
+                        }
+                    };
                     let (bytes, from) = batch.datagram(i);
                     v.on_datagram(bytes, from, &now, &mut tally);
                 }
+                now.nanos = read_at;
                 if n < BATCH {
                     break;
                 }
@@ -254,14 +313,32 @@ fn run(
     shared
         .rx_chunks
         .fetch_add(tally.unflushed_chunks, Ordering::Relaxed);
+    let end = shared.clock.now();
+    let mut joins_pending = 0;
+    for v in &viewers {
+        match v.joined_at {
+            Some(t) if !v.served && end.saturating_sub(t) >= JOIN_DEADLINE => {
+                tally.joins_unserved += 1;
+            }
+            Some(_) if !v.served => joins_pending += 1,
+            _ => {}
+        }
+    }
+    let mut results: Vec<(usize, ViewerResult)> =
+        viewers.iter().map(|v| (v.index, v.result)).collect();
+    results.append(&mut tally.retired);
     Ok(ThreadReport {
-        viewers: viewers.iter().map(|v| (v.index, v.result)).collect(),
+        viewers: results,
         latency_us: tally.latency_us,
         measured_datagrams: tally.measured_datagrams,
         measured_bytes: tally.measured_bytes,
         rejects: tally.rejects,
         leaves: tally.leaves,
         send_errors: tally.send_errors,
+        joins_late: tally.joins_late,
+        joins_unserved: tally.joins_unserved,
+        joins_pending,
+        unstamped: tally.unstamped,
     })
 }
 
@@ -288,6 +365,10 @@ struct Viewer {
     counted: bool,
     seen: SeqWindow,
     result: ViewerResult,
+    /// When it joined by churn (nanoseconds); `None` for the run's own.
+    joined_at: Option<u64>,
+    /// Whether DATA has reached it.
+    served: bool,
 }
 
 impl Viewer {
@@ -305,7 +386,16 @@ impl Viewer {
             counted: false,
             seen: SeqWindow::new(window_span),
             result: ViewerResult::default(),
+            joined_at: None,
+            served: false,
         }
+    }
+
+    /// Its result as it leaves: it owes nothing past what it got.
+    fn retire(&self) -> (usize, ViewerResult) {
+        let mut result = self.result;
+        result.end_seq = Some(self.seen.highest().map_or(0, |h| h + 1));
+        (self.index, result)
     }
 
     fn send(&self, msg: &Message<'_>, now: &Now<'_>, tally: &mut Tally) {
@@ -397,6 +487,16 @@ impl Viewer {
     }
 
     fn on_data(&mut self, seq: u64, now: &Now<'_>, tally: &mut Tally) {
+        if !self.served {
+            self.served = true;
+            if let Some(t) = self.joined_at {
+                if now.nanos.saturating_sub(t) <= JOIN_DEADLINE {
+                    now.shared.joins_served.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    tally.joins_late += 1;
+                }
+            }
+        }
         let arrival = self.seen.insert(seq);
         // Before the measurement (first_seq unset) nothing is counted.
         if seq < now.first_seq {
@@ -422,11 +522,14 @@ impl Viewer {
         match msg {
             Message::Challenge(c) if self.state == State::Hello && c.nonce == self.nonce => {
                 self.state = State::Subscribing(now.nanos);
+                let newest = now.shared.newest_seq.load(Ordering::Relaxed);
+                let start_seq =
+                    (self.joined_at.is_some() && newest != crate::shared::UNSET).then_some(newest);
                 self.send(
                     &Message::Subscribe(Subscribe {
                         stream: now.stream,
                         clubs: u64::MAX,
-                        start_seq: None,
+                        start_seq,
                         cookie: c.cookie,
                         token: &[],
                     }),
