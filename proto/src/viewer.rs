@@ -330,7 +330,10 @@ impl Viewer {
                 if from == self.config.relay {
                     self.session.heard(now);
                 }
-                let result = self.window.ingest(now, bytes);
+                // A viewer trusts its relay; an ordinary peer (exporting)
+                // has checked that `from` is its relay or a neighbour.
+                let trusted = from == self.config.relay || self.export;
+                let result = self.window.ingest_from(now, bytes, trusted);
                 if self.export
                     && result == Ok(Ingested::Descriptor)
                     && let Some(d) = self.window.descriptor_buf()

@@ -152,6 +152,9 @@ pub struct Window {
     chunks: Vec<ChunkSlot>,
     blocks: Vec<BlockSlot>,
     newest_seq: Option<u64>,
+    /// The newest block whose MANIFEST verified: unverified items may not
+    /// claim a block slot more than half the slots beyond it.
+    newest_block: Option<u64>,
     latest_keyframe: Option<u64>,
     pending: VecDeque<(Time, u64, u64)>,
     ready: VecDeque<Ready>,
@@ -171,6 +174,7 @@ impl Window {
             chunks: (0..capacity).map(|_| ChunkSlot::default()).collect(),
             blocks: (0..blocks).map(|_| BlockSlot::default()).collect(),
             newest_seq: None,
+            newest_block: None,
             latest_keyframe: None,
             pending: VecDeque::new(),
             ready: VecDeque::new(),
@@ -304,6 +308,7 @@ impl Window {
                     }
                 }
                 self.stats.manifests_verified += 1;
+                self.note_manifest(block);
                 self.ready.push_back(Ready::Manifest { block });
                 let n = self.blocks.len() as u64;
                 // Block ids and sequence numbers are the publisher's word,
@@ -477,6 +482,9 @@ impl Window {
             if !trusted {
                 return Err(Rejection::Unproven);
             }
+            if self.too_far_ahead(data.block) {
+                return Err(Rejection::Replayed);
+            }
             let first_wait = !(self.blocks[bi].block == data.block && self.blocks[bi].awaiting);
             self.blocks[bi].claim(data.block);
             self.blocks[bi].awaiting = true;
@@ -489,6 +497,23 @@ impl Window {
                 .push_back((now + self.config.manifest_wait, data.seq, data.block));
             Ok(Ingested::Pending)
         }
+    }
+
+    fn note_manifest(&mut self, block: u64) {
+        if self.newest_block.is_none_or(|b| block > b) {
+            self.newest_block = Some(block);
+        }
+    }
+
+    /// Whether an unverified DATA or PARITY of `block` is too far ahead to
+    /// hold: it would claim the slot of a block still in flight (slots are
+    /// reused modulo their count), so a forger could make the window
+    /// refuse that block's real MANIFEST. Real traffic runs at most a block
+    /// or two ahead of the newest MANIFEST.
+    fn too_far_ahead(&self, block: u64) -> bool {
+        let lookahead = self.blocks.len() as u64 / 2;
+        self.newest_block
+            .is_some_and(|b| block > b.saturating_add(lookahead))
     }
 
     fn on_chunk_verified(&mut self, seq: u64, block: u64, keyframe: bool, rebuilt: bool) {
@@ -533,6 +558,11 @@ impl Window {
         }
         if !(trusted || slot.block == p.block && slot.manifest_verified) {
             return Err(Rejection::Unproven);
+        }
+        let far = self.too_far_ahead(p.block);
+        let slot = &mut self.blocks[bi];
+        if !(slot.block == p.block && slot.manifest_verified) && far {
+            return Err(Rejection::Replayed);
         }
         slot.claim(p.block);
         let idx = usize::from(p.index);
@@ -603,6 +633,7 @@ impl Window {
         slot.claim(man.block);
         slot.set_manifest(view.as_bytes(), &man);
         self.stats.manifests_verified += 1;
+        self.note_manifest(man.block);
         self.ready.push_back(Ready::Manifest { block: man.block });
         self.verify_waiting(man.block, bi);
         self.try_rebuild(now, man.block);
