@@ -115,6 +115,18 @@ fn main() -> Result {
         StreamId([0; 32]).to_string().as_bytes(),
     )?;
 
+    let signed = shoal_proto::token::Token {
+        stream,
+        scope: shoal_proto::token::Scope::ALL,
+        expires: 1 << 41,
+        id: 7,
+    }
+    .sign(&key);
+    write(&dir, "token", "bytes", &[&[0][..], &signed[..]].concat())?;
+    let text = shoal_proto::token::to_text(&signed);
+    write(&dir, "token", "text", &[&[1][..], text.as_bytes()].concat())?;
+    write(&dir, "token", "expired", &[&[2][..], &signed[..]].concat())?;
+
     let published = publish(&key)?;
     let all: Vec<(u8, &[u8])> = published.iter().map(|d| (0, &d[..])).collect();
     write(&dir, "window_ingest", "in-order", &records(&all))?;
