@@ -198,7 +198,9 @@ impl RelayCounters {
             {
                 if labels == "tx_queue_full" {
                     c.tx_dropped = value;
-                } else if let Some(&name) = KNOWN_REASONS.iter().find(|&&r| r == labels) {
+                } else if let Some(name) =
+                    shoal_relay::metrics::drop_reasons().find(|&r| r == labels)
+                {
                     c.drops.insert(name, value);
                 }
                 continue;
@@ -224,28 +226,6 @@ impl RelayCounters {
         Ok(c)
     }
 }
-
-/// Drop reasons the relay's metrics name, besides `tx_queue_full`.
-const KNOWN_REASONS: [&str; 18] = [
-    "malformed",
-    "forged",
-    "corrupted",
-    "replayed",
-    "wrong_stream",
-    "bad_key",
-    "manifest_missing",
-    "unproven",
-    "bad_cookie",
-    "not_subscribed",
-    "full",
-    "rate_limited",
-    "token_missing",
-    "token_invalid",
-    "token_expired",
-    "token_scope",
-    "truncated",
-    "handoff_full",
-];
 
 /// `GET /metrics` from `addr`, bounded to a few seconds.
 fn scrape(addr: SocketAddr) -> anyhow::Result<String> {

@@ -59,26 +59,32 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
     window.handle_timeout(Time::from_micros(10_000_000));
 }
 
+/// A publisher of opaque data keyed by `[seed; 32]`, and an empty window
+/// for its stream.
+fn publisher_and_window(seed: u8) -> (crate::publisher::Publisher, Window) {
+    use crate::publisher::{Publisher, PublisherConfig};
+    let key = PublisherKey::from_seed([seed; 32]);
+    let window = Window::new(
+        StreamKey::new(key.stream_id()).expect("key"),
+        WindowConfig::default(),
+    );
+    let config = PublisherConfig {
+        codec: crate::wire::Codec::Opaque,
+        ..PublisherConfig::default()
+    };
+    let relay = "127.0.0.1:7400".parse().expect("addr");
+    let publisher = Publisher::new(key, config, vec![relay], Time::ZERO).expect("publisher");
+    (publisher, window)
+}
+
 /// A copy of a verified chunk is a duplicate only if it is exact: an
 /// altered one is blamed on its sender (a neighbour that corrupts chunks
 /// the receiver already has is caught too).
 #[test]
 fn an_altered_copy_of_a_held_chunk_is_corrupted_not_a_duplicate() {
-    use crate::publisher::{Publisher, PublisherConfig};
-    use crate::wire::{Codec, MessageType, peek_type};
+    use crate::wire::{MessageType, peek_type};
 
-    let key = PublisherKey::from_seed([2; 32]);
-    let stream = key.stream_id();
-    let relay = "127.0.0.1:7400".parse().expect("addr");
-    let config = PublisherConfig {
-        codec: Codec::Opaque,
-        ..PublisherConfig::default()
-    };
-    let mut publisher = Publisher::new(key, config, vec![relay], Time::ZERO).expect("publisher");
-    let mut window = Window::new(
-        StreamKey::new(stream).expect("key"),
-        WindowConfig::default(),
-    );
+    let (mut publisher, mut window) = publisher_and_window(2);
     let mut chunk = None;
     for ms in 0..200u64 {
         let now = Time::from_micros(ms * 1000);
@@ -106,21 +112,9 @@ fn an_altered_copy_of_a_held_chunk_is_corrupted_not_a_duplicate() {
 /// real MANIFEST is not refused as stale and nothing is lost.
 #[test]
 fn a_chunk_claiming_a_block_far_ahead_cannot_take_the_slot_of_one_in_flight() {
-    use crate::publisher::{Publisher, PublisherConfig};
-    use crate::wire::{Codec, MessageType, peek_type};
+    use crate::wire::{MessageType, peek_type};
 
-    let key = PublisherKey::from_seed([5; 32]);
-    let stream = key.stream_id();
-    let relay = "127.0.0.1:7400".parse().expect("addr");
-    let config = PublisherConfig {
-        codec: Codec::Opaque,
-        ..PublisherConfig::default()
-    };
-    let mut publisher = Publisher::new(key, config, vec![relay], Time::ZERO).expect("publisher");
-    let mut window = Window::new(
-        StreamKey::new(stream).expect("key"),
-        WindowConfig::default(),
-    );
+    let (mut publisher, mut window) = publisher_and_window(5);
     let slots = window.blocks.len() as u64;
     let mut first_copy_seen = std::collections::HashSet::new();
     let (mut chunks, mut verified, mut fakes) = (0, 0, 0);

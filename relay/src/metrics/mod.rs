@@ -19,6 +19,7 @@ use shoal_proto::window::WindowStats;
 use crate::io::BackendStats;
 
 pub use http::serve;
+pub use render::drop_reasons;
 
 /// Highest relay-added latency recorded, in microseconds (60 s).
 pub const LATENCY_MAX_US: u64 = 60_000_000;

@@ -142,34 +142,41 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
     out.out
 }
 
+/// Each drop reason of `drops_total` and what it sums.
+const DROP_REASONS: [(&str, Field); 19] = [
+    ("malformed", |s| s.relay.drop_malformed),
+    ("forged", |s| s.relay.drop_forged),
+    ("corrupted", |s| s.relay.drop_corrupted),
+    ("replayed", |s| s.relay.drop_replayed),
+    ("wrong_stream", |s| s.relay.drop_wrong_stream),
+    ("bad_key", |s| s.relay.drop_bad_key),
+    ("manifest_missing", |s| s.relay.drop_manifest_missing),
+    ("unproven", |s| s.relay.drop_unproven),
+    ("bad_cookie", |s| s.relay.drop_bad_cookie),
+    ("not_subscribed", |s| s.relay.drop_not_subscribed),
+    ("full", |s| s.relay.drop_full),
+    ("token_missing", |s| s.relay.drop_token_missing),
+    ("token_invalid", |s| s.relay.drop_token_invalid),
+    ("token_expired", |s| s.relay.drop_token_expired),
+    ("token_scope", |s| s.relay.drop_token_scope),
+    ("rate_limited", |s| s.handshakes_rate_limited),
+    ("truncated", |s| s.io.rx_truncated),
+    ("tx_queue_full", |s| s.io.tx_dropped),
+    ("handoff_full", |s| s.handoffs_dropped),
+];
+
+/// The `reason` labels of `drops_total`, in the order they are written.
+pub fn drop_reasons() -> impl Iterator<Item = &'static str> {
+    DROP_REASONS.iter().map(|&(name, _)| name)
+}
+
 fn drops(out: &mut Text, snaps: &[WorkerSnapshot]) {
-    let reasons: [(&str, Field); 19] = [
-        ("malformed", |s| s.relay.drop_malformed),
-        ("forged", |s| s.relay.drop_forged),
-        ("corrupted", |s| s.relay.drop_corrupted),
-        ("replayed", |s| s.relay.drop_replayed),
-        ("wrong_stream", |s| s.relay.drop_wrong_stream),
-        ("bad_key", |s| s.relay.drop_bad_key),
-        ("manifest_missing", |s| s.relay.drop_manifest_missing),
-        ("unproven", |s| s.relay.drop_unproven),
-        ("bad_cookie", |s| s.relay.drop_bad_cookie),
-        ("not_subscribed", |s| s.relay.drop_not_subscribed),
-        ("full", |s| s.relay.drop_full),
-        ("token_missing", |s| s.relay.drop_token_missing),
-        ("token_invalid", |s| s.relay.drop_token_invalid),
-        ("token_expired", |s| s.relay.drop_token_expired),
-        ("token_scope", |s| s.relay.drop_token_scope),
-        ("rate_limited", |s| s.handshakes_rate_limited),
-        ("truncated", |s| s.io.rx_truncated),
-        ("tx_queue_full", |s| s.io.tx_dropped),
-        ("handoff_full", |s| s.handoffs_dropped),
-    ];
     out.family(
         "drops_total",
         "counter",
         "Datagrams dropped, by reason, summed over workers (tx_queue_full counts GSO trains).",
     );
-    for (reason, value) in reasons {
+    for (reason, value) in DROP_REASONS {
         out.sample("drops_total", &[("reason", reason)], sum(snaps, value));
     }
 }
@@ -414,21 +421,7 @@ mod tests {
         ] {
             assert_eq!(value(&text, &format!("{p}{series}")), want, "{series}");
         }
-        for reason in [
-            "malformed",
-            "forged",
-            "corrupted",
-            "replayed",
-            "wrong_stream",
-            "bad_key",
-            "manifest_missing",
-            "bad_cookie",
-            "not_subscribed",
-            "full",
-            "rate_limited",
-            "truncated",
-            "tx_queue_full",
-        ] {
+        for reason in drop_reasons() {
             value(&text, &format!("{p}drops_total{{reason=\"{reason}\"}}"));
         }
         let stream = StreamId([1; 32]);
