@@ -45,7 +45,6 @@ fn five_percent_loss_each_way_is_repaired() {
     let link = Link::create(pid);
     Link::drop_incoming_udp(&link.viewer, RELAY_TO_VIEWER);
     Link::drop_incoming_udp(&link.relay, VIEWER_TO_RELAY);
-    let relay_addr = format!("{}:{PORT}", link.relay.addr);
 
     let input = ts::stream(PACKETS);
     let input_path = dir.path("input.ts");
@@ -54,43 +53,8 @@ fn five_percent_loss_each_way_is_repaired() {
     fs::write(&input_path, &input).expect("write the input");
     let stream = keygen(&key_path);
 
-    let mut relay = Proc::spawn(
-        "relay",
-        in_ns(&link.relay)
-            .args(["relay", "--listen", &relay_addr])
-            .args(["--metrics", "off", "--workers", "1", "--no-pin"])
-            // A GSO train passes nftables as one packet, so the rule would
-            // drop whole trains; without GSO it drops single datagrams, as
-            // the loss it stands for would.
-            .arg("--no-gso"),
-        &dir,
-    );
-    relay.wait_for_stderr("relay listening", DEADLINE);
-
     let t0 = Instant::now();
-    // Not --quiet: its last status line tells what was repaired.
-    let mut watch = Proc::spawn(
-        "watch",
-        in_ns(&link.viewer)
-            .args(["watch", "--stream", &stream, "--relay", &relay_addr])
-            .arg("--output")
-            .arg(&output_path),
-        &dir,
-    );
-    // Subscribed before the first byte is published.
-    watch.wait_for_stderr("shoal: subscribed", DEADLINE);
-    let mut publish = Proc::spawn(
-        "publish",
-        in_ns(&link.relay)
-            .arg("publish")
-            .arg("--key")
-            .arg(&key_path)
-            .args(["--relay", &relay_addr])
-            .arg("--input")
-            .arg(&input_path)
-            .arg("--quiet"),
-        &dir,
-    );
+    let [mut relay, mut watch, mut publish] = start(&link, &dir, &stream);
     let published = publish.wait_success(DEADLINE);
     let watched = watch.wait_success(DEADLINE);
     let to_viewer = Link::counters(&link.viewer);
@@ -163,7 +127,6 @@ fn a_two_second_burst_of_thirty_percent_loss_is_survived() {
     let link = Link::create(pid * 10 + 1);
     Link::count_incoming_udp(&link.viewer);
     Link::count_incoming_udp(&link.relay);
-    let relay_addr = format!("{}:{PORT}", link.relay.addr);
 
     let input = ts::stream(BURST_PACKETS);
     let input_path = dir.path("input.ts");
@@ -172,35 +135,7 @@ fn a_two_second_burst_of_thirty_percent_loss_is_survived() {
     fs::write(&input_path, &input).expect("write the input");
     let stream = keygen(&key_path);
 
-    let mut relay = Proc::spawn(
-        "relay",
-        in_ns(&link.relay)
-            .args(["relay", "--listen", &relay_addr])
-            .args(["--metrics", "off", "--workers", "1", "--no-pin", "--no-gso"]),
-        &dir,
-    );
-    relay.wait_for_stderr("relay listening", DEADLINE);
-    let mut watch = Proc::spawn(
-        "watch",
-        in_ns(&link.viewer)
-            .args(["watch", "--stream", &stream, "--relay", &relay_addr])
-            .arg("--output")
-            .arg(&output_path),
-        &dir,
-    );
-    watch.wait_for_stderr("shoal: subscribed", DEADLINE);
-    let mut publish = Proc::spawn(
-        "publish",
-        in_ns(&link.relay)
-            .arg("publish")
-            .arg("--key")
-            .arg(&key_path)
-            .args(["--relay", &relay_addr])
-            .arg("--input")
-            .arg(&input_path)
-            .arg("--quiet"),
-        &dir,
-    );
+    let [mut relay, mut watch, mut publish] = start(&link, &dir, &stream);
     let mut growth = Growth::new(vec![output_path.clone()]);
     growth.until("the viewer plays", DEADLINE, |g| g.len(0) >= BEFORE_BURST);
 
@@ -289,6 +224,49 @@ fn a_two_second_burst_of_thirty_percent_loss_is_survived() {
             at.saturating_duration_since(burst_start)
         );
     }
+}
+
+/// Starts, in order and each ready before the next: the relay (in the
+/// relay's namespace), `shoal watch` writing `output.ts` (in the viewer's),
+/// subscribed before the first byte is published, and `shoal publish` of
+/// `input.ts` with the key `key` (beside the relay).
+fn start(link: &Link, dir: &TempDir, stream: &str) -> [Proc; 3] {
+    let relay_addr = format!("{}:{PORT}", link.relay.addr);
+    let mut relay = Proc::spawn(
+        "relay",
+        in_ns(&link.relay)
+            .args(["relay", "--listen", &relay_addr])
+            .args(["--metrics", "off", "--workers", "1", "--no-pin"])
+            // A GSO train passes nftables as one packet, so the rule would
+            // drop whole trains; without GSO it drops single datagrams, as
+            // the loss it stands for would.
+            .arg("--no-gso"),
+        dir,
+    );
+    relay.wait_for_stderr("relay listening", DEADLINE);
+    // Not --quiet: its last status line tells what was repaired.
+    let mut watch = Proc::spawn(
+        "watch",
+        in_ns(&link.viewer)
+            .args(["watch", "--stream", stream, "--relay", &relay_addr])
+            .arg("--output")
+            .arg(dir.path("output.ts")),
+        dir,
+    );
+    watch.wait_for_stderr("shoal: subscribed", DEADLINE);
+    let publish = Proc::spawn(
+        "publish",
+        in_ns(&link.relay)
+            .arg("publish")
+            .arg("--key")
+            .arg(dir.path("key"))
+            .args(["--relay", &relay_addr])
+            .arg("--input")
+            .arg(dir.path("input.ts"))
+            .arg("--quiet"),
+        dir,
+    );
+    [relay, watch, publish]
 }
 
 /// `shoal ...` inside `side`'s namespace.
