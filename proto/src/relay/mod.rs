@@ -906,7 +906,13 @@ impl Relay {
         let live_edge = window.newest_seq().map_or(0, |n| n + 1);
         let start_seq = match s.start_seq {
             Some(seq) => seq.clamp(window.oldest_seq(), live_edge),
-            None => window.latest_keyframe().unwrap_or(live_edge),
+            // A keyframe further back than one catch-up can cover would
+            // cost a burst of old chunks and still leave a hole: start at
+            // the live edge and let the viewer wait for the next one.
+            None => window
+                .latest_keyframe()
+                .filter(|&k| live_edge.saturating_sub(k) <= self.config.nack_limit as u64)
+                .unwrap_or(live_edge),
         };
         let sub = Subscriber {
             addr: from,

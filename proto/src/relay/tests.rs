@@ -295,7 +295,7 @@ fn chunks_whose_manifest_never_comes_are_counted_as_drops() {
 
 #[test]
 fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
-    let (stream, datagrams) = published(1500);
+    let (stream, datagrams) = published(600);
     let mut relay = Relay::new(RelayConfig::default());
     for d in &datagrams {
         relay.handle_datagram(t(0), PUBLISHER, d);
@@ -419,4 +419,41 @@ fn forged_chunks_ahead_of_their_manifest_cannot_displace_real_ones() {
     assert_eq!(got, published_chunks, "every real chunk got through: {s:?}");
     assert_eq!(s.drop_unproven, forged, "{s:?}");
     assert_eq!(s.drop_replayed, 0, "{s:?}");
+}
+
+/// A late joiner starts at the newest keyframe only while one catch-up
+/// (`nack_limit` chunks) reaches the live edge from it; beyond that, at the
+/// live edge. (Found by the soak: an opaque stream flags only its first
+/// chunk, and every joiner got 256 old chunks.)
+#[test]
+fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
+    let start_of = |ms: u64| {
+        let (stream, datagrams) = published(ms);
+        let mut relay = Relay::new(RelayConfig::default());
+        for d in &datagrams {
+            relay.handle_datagram(t(0), PUBLISHER, d);
+        }
+        while relay.poll_send().is_some() {}
+        let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
+        subscribe(&mut relay, t(1), viewer, stream);
+        let live_edge = relay
+            .window(&stream)
+            .and_then(Window::newest_seq)
+            .map_or(0, |n| n + 1);
+        let start = drain_to(&mut relay, viewer)
+            .iter()
+            .find_map(|b| match Message::parse(b) {
+                Ok(Message::Accept(a)) => Some(a.start_seq),
+                _ => None,
+            })
+            .expect("an ACCEPT");
+        (start, live_edge)
+    };
+    // Only the first chunk of an opaque stream is a keyframe.
+    let (start, live_edge) = start_of(300);
+    assert!(live_edge > 16 && live_edge <= 256, "{live_edge}");
+    assert_eq!(start, 0, "the keyframe is in reach");
+    let (start, live_edge) = start_of(1500);
+    assert!(live_edge > 256, "{live_edge}");
+    assert_eq!(start, live_edge, "the keyframe is too far back");
 }
