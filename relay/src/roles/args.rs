@@ -92,8 +92,11 @@ pub(super) fn parse_latency(text: &str) -> anyhow::Result<Duration> {
     Ok(latency)
 }
 
-/// `--wait`: a time; 0 waits for ever.
+/// `--wait`: a time; 0 (with or without a unit) waits for ever.
 pub(super) fn parse_wait(text: &str) -> anyhow::Result<Duration> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
     crate::config::parse_duration(text).map_err(|why| anyhow::anyhow!("--wait {text:?}: {why}"))
 }
 

@@ -8,6 +8,7 @@ mod output;
 pub mod peer;
 mod progress;
 pub mod publish;
+mod stop;
 pub mod token;
 mod udp;
 pub mod watch;

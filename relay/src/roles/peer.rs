@@ -27,6 +27,7 @@ use shoal_proto::viewer::ViewerEvent;
 use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_wait};
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
+use super::stop::StopFlag;
 use super::udp::{is_transient, random_seed};
 use crate::os::wall_clock;
 
@@ -123,6 +124,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         progress: Progress::new(&args.relay, &args.stream, args.quiet, started, wait),
         lingering: None,
         status: Status::new(started),
+        stop: StopFlag::install()?,
     };
     run.run()
 }
@@ -146,6 +148,9 @@ struct Run {
     /// After the end of the stream: serving other peers until then.
     lingering: Option<Time>,
     status: Status,
+    /// SIGINT or SIGTERM: leave the relay, the neighbours and the peers
+    /// served, and end.
+    stop: StopFlag,
 }
 
 impl Run {
@@ -157,6 +162,15 @@ impl Run {
                 self.peer.handle_timeout(now);
             }
             if self.drain(now)? == Step::Done {
+                return self.leave();
+            }
+            if self.stop.is_set() {
+                if self.lingering.is_none() {
+                    self.output.finish()?;
+                }
+                if !self.quiet {
+                    eprintln!("shoal: stopped");
+                }
                 return self.leave();
             }
             match self.lingering {

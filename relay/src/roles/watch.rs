@@ -20,6 +20,7 @@ use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_wait};
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
+use super::stop::StopFlag;
 use super::udp::{is_transient, random_seed};
 
 /// Longest wait for a datagram before the loop looks at the clock again.
@@ -99,6 +100,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         quiet: args.quiet,
         progress: Progress::new(&args.relay, &args.stream, args.quiet, started, wait),
         status: Status::new(started),
+        stop: StopFlag::install()?,
     };
     watch.run()
 }
@@ -120,6 +122,8 @@ struct Watch {
     quiet: bool,
     progress: Progress,
     status: Status,
+    /// SIGINT or SIGTERM: leave the relay and end.
+    stop: StopFlag,
 }
 
 impl Watch {
@@ -131,6 +135,18 @@ impl Watch {
                 self.viewer.handle_timeout(now);
             }
             if self.drain(now)? == Step::Done {
+                return Ok(());
+            }
+            if self.stop.is_set() {
+                // LEAVE, so the relay stops sending now rather than at
+                // the subscription's timeout.
+                self.viewer.close();
+                self.send_queued()?;
+                self.output.finish()?;
+                if !self.quiet {
+                    self.status.print(wall_clock(), &self.viewer.stats());
+                    eprintln!("shoal: stopped");
+                }
                 return Ok(());
             }
             self.progress.check(now, self.viewer.is_subscribed())?;

@@ -15,19 +15,16 @@ mod pacing;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::os::wall_clock;
 
-use anyhow::Context;
 use crossbeam_channel::RecvTimeoutError;
 use shoal_proto::Time;
 use shoal_proto::fec;
 use shoal_proto::publisher::{Publisher, PublisherConfig, PublisherStats};
 use shoal_proto::ts::{PROBE_LEN, looks_like_ts};
-use signal_hook::consts::{SIGINT, SIGTERM};
 
 use self::input::{Input, NOT_TS, Source, UDP_IDLE_END};
 use super::keygen::load_key;
@@ -94,14 +91,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         ..PublisherConfig::default()
     };
     let links = links::Links::open(&relays)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [SIGINT, SIGTERM] {
-        // A second signal while the first is being handled exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install signal handlers")?;
-    }
+    let stop = super::stop::StopFlag::install()?.shared();
     let inputs = input::start(&source)?;
     let stream = key.stream_id();
     let publisher = Publisher::new(key, config, relays.clone(), wall_clock())
