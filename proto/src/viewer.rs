@@ -305,7 +305,11 @@ impl Viewer {
 
     fn resume_seq(&self) -> Option<u64> {
         if self.config.resume_live && self.started {
-            return self.window.newest_seq().map(|n| n + 1).or(self.next_play);
+            return self
+                .window
+                .newest_seq()
+                .map(|n| n.saturating_add(1))
+                .or(self.next_play);
         }
         self.next_play
     }
@@ -404,7 +408,8 @@ impl Viewer {
     /// that did arrive, plus the budget.
     fn deadline(&self, seq: u64) -> Option<Time> {
         let newest = self.window.newest_seq()?;
-        (seq + 1..=newest.min(seq + 4096))
+        // Sequence numbers are the publisher's word, up to u64::MAX.
+        (seq.saturating_add(1)..=newest.min(seq.saturating_add(4096)))
             .find_map(|s| self.window.chunk(s))
             .map(|c| Time::from_micros(c.timestamp_us) + self.config.latency)
     }
@@ -534,7 +539,10 @@ impl Viewer {
             let deadline = self.deadline(seq);
             let overtaken = club_nack.is_some_and(|clubs| {
                 let step = u64::from(clubs);
-                (1..=2).any(|k| self.window.chunk(seq + k * step).is_some())
+                (1..=2).any(|k| {
+                    seq.checked_add(k * step)
+                        .is_some_and(|s| self.window.chunk(s).is_some())
+                })
             });
             let Some(m) = self.missing.get_mut(&seq) else {
                 continue;
@@ -581,7 +589,9 @@ impl Viewer {
                 continue;
             }
             run = match run {
-                Some((start, len)) if start + u64::from(len) == seq && len < u16::MAX => {
+                Some((start, len))
+                    if start.checked_add(u64::from(len)) == Some(seq) && len < u16::MAX =>
+                {
                     Some((start, len + 1))
                 }
                 Some((start, len)) => {
@@ -678,5 +688,73 @@ impl Viewer {
         .into_iter()
         .flatten()
         .min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::{PublisherKey, chunk_hash};
+    use crate::wire::{Data, DataFlags, Manifest, SIGNATURE_LEN};
+
+    /// Found by the `peer` fuzz target in CI: a missing chunk's deadline
+    /// looked at the chunks after it with `seq + 1` and `seq + 4096`,
+    /// which overflowed for a stream near the top of the sequence space
+    /// (sequence numbers are the publisher's word, up to `u64::MAX`).
+    #[test]
+    fn a_deadline_near_the_end_of_the_sequence_space_does_not_overflow() {
+        let key = PublisherKey::from_seed([9; 32]);
+        let stream = key.stream_id();
+        let relay = "127.0.0.1:7400".parse().expect("addr");
+        let mut viewer = Viewer::new(ViewerConfig::new(relay, stream), Time::ZERO).expect("viewer");
+        let seq = u64::MAX - 16;
+        let (flags, timestamp_us, payload) = (DataFlags::KEYFRAME, 5_000_000, b"last");
+        let hash = chunk_hash(flags, timestamp_us, payload);
+        let man = Manifest {
+            k: 1,
+            m: 0,
+            symbol_len: 0,
+            stream,
+            block: u64::MAX / 2,
+            first_seq: seq,
+            hashes: &hash,
+            signature: [0; SIGNATURE_LEN],
+        };
+        let mut buf = vec![0; man.buffer_len()];
+        let n = man.emit(&mut buf).expect("emit");
+        buf.truncate(n);
+        key.sign_trailer(&mut buf);
+        assert_eq!(
+            viewer.window.ingest(Time::ZERO, &buf),
+            Ok(Ingested::Verified)
+        );
+        let data = Data {
+            flags: DataFlags::from_bits(flags).expect("flags"),
+            club: 0,
+            stream,
+            seq,
+            block: u64::MAX / 2,
+            timestamp_us,
+            index: 0,
+            payload,
+        };
+        let mut buf = vec![0; data.buffer_len()];
+        let n = data.emit(&mut buf).expect("emit");
+        assert_eq!(
+            viewer.window.ingest(Time::ZERO, &buf[..n]),
+            Ok(Ingested::Verified)
+        );
+        // Every seq from just before the chunk to the very last.
+        for missing in (seq - 2..=u64::MAX).rev().take(20) {
+            let deadline = viewer.deadline(missing);
+            if missing < seq {
+                assert_eq!(
+                    deadline,
+                    Some(Time::from_micros(timestamp_us) + viewer.config.latency)
+                );
+            } else {
+                assert_eq!(deadline, None, "{missing}");
+            }
+        }
     }
 }
