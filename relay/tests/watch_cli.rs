@@ -23,34 +23,12 @@ const SOME_STREAM: u8 = 42;
 
 #[test]
 fn bad_stream_is_named() {
-    let (status, err, _) = run(
-        &["watch", "--stream", "x", "--relay", "127.0.0.1:7400"],
-        Duration::from_secs(5),
-    );
-    assert!(!status.success());
-    assert_one_line(
-        &err,
-        "--stream \"x\": not a stream id (52 base32 characters, as printed by shoal keygen)",
-    );
+    assert_bad_stream_named("watch");
 }
 
 #[test]
 fn bad_relay_is_named() {
-    let id = stream_id(SOME_STREAM);
-    for relay in [
-        "nowhere",
-        "127.0.0.1",
-        "http://127.0.0.1:7400",
-        "127.0.0.1:0",
-    ] {
-        let (status, err, _) = run(
-            &["watch", "--stream", &id, "--relay", relay],
-            Duration::from_secs(5),
-        );
-        assert!(!status.success(), "{relay} must fail");
-        assert_one_line(&err, &format!("--relay {relay:?}"));
-        assert!(err.contains("HOST:PORT"), "the fix is given: {err}");
-    }
+    assert_bad_relay_named("watch", &stream_id(SOME_STREAM));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! to other peers: an ordinary peer in the swarm ([`Peer`]).
 //!
 //! One UDP socket, on `--listen`, drives the peer: wait for a datagram
-//! until the peer's next timer (at most [`MAX_WAIT`]), feed it, run the
+//! until the peer's next timer (at most [`MAX_WAIT`](super::udp::MAX_WAIT)), feed it, run the
 //! timers, send what it queued (to the relay, its neighbours and the peers
 //! it serves), then write the chunks it released. Other peers reach it at
 //! the socket's address, as the relay sees it.
@@ -28,11 +28,9 @@ use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_w
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
 use super::stop::StopFlag;
-use super::udp::{is_transient, random_seed};
+use super::udp::{is_transient, random_seed, recv_until};
 use crate::os::wall_clock;
 
-/// Longest wait for a datagram before the loop looks at the clock again.
-const MAX_WAIT: Duration = Duration::from_millis(50);
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// Longest the peer goes on serving other peers after the end of the
@@ -186,16 +184,7 @@ impl Run {
                 }
             }
 
-            let now = wall_clock();
-            let wait = self
-                .peer
-                .poll_timeout()
-                .map_or(MAX_WAIT, |t| t.saturating_since(now))
-                .clamp(Duration::from_millis(1), MAX_WAIT);
-            self.socket
-                .set_read_timeout(Some(wait))
-                .context("setting the socket's read timeout")?;
-            match self.socket.recv_from(&mut buf) {
+            match recv_until(&self.socket, self.peer.poll_timeout(), &mut buf) {
                 Ok((n, from)) => {
                     if from == self.relay {
                         self.progress.heard = true;

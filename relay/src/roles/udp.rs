@@ -1,9 +1,39 @@
-//! What the client roles (`watch`, `peer`) share about their UDP socket:
-//! which errors to shrug off, and where handshake nonces come from.
+//! What the client roles (`watch`, `peer`, the demo's crowd) share about
+//! their UDP sockets: how long to wait for a datagram, which errors to
+//! shrug off, and where handshake nonces come from.
 
 use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use shoal_proto::Time;
 
 use crate::os::wall_clock;
+
+/// Longest a client role waits for a datagram before it looks at its
+/// timers, its output and signals again.
+pub(super) const MAX_WAIT: Duration = Duration::from_millis(50);
+
+/// How long to wait for a datagram when the next timer is due at `timer`:
+/// until then, but at least 1 ms (a loop never spins) and at most
+/// `longest`.
+pub(super) fn wait_until(timer: Option<Time>, longest: Duration) -> Duration {
+    let now = wall_clock();
+    timer
+        .map_or(longest, |t| t.saturating_since(now))
+        .clamp(Duration::from_millis(1), longest)
+}
+
+/// One datagram from `socket`, waiting until `timer` at most (see
+/// [`wait_until`], with [`MAX_WAIT`]).
+pub(super) fn recv_until(
+    socket: &UdpSocket,
+    timer: Option<Time>,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr)> {
+    socket.set_read_timeout(Some(wait_until(timer, MAX_WAIT)))?;
+    socket.recv_from(buf)
+}
 
 /// Errors a lossy network gives a UDP socket now and then, which change
 /// nothing: a read timeout, a signal, an ICMP port unreachable from an

@@ -2,7 +2,7 @@
 //! reassembled bytes, in order, to stdout, a file or UDP.
 //!
 //! One UDP socket drives a [`Viewer`]: wait for a datagram until the
-//! viewer's next timer (at most [`MAX_WAIT`]), feed it, run the timers,
+//! viewer's next timer (at most [`MAX_WAIT`](super::udp::MAX_WAIT)), feed it, run the timers,
 //! send what it queued, then write the chunks it released. The end of the
 //! stream flushes the output and exits 0; so does a reader closing our
 //! stdout. A relay that never answers, or that does not carry the stream,
@@ -21,10 +21,8 @@ use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_w
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
 use super::stop::StopFlag;
-use super::udp::{is_transient, random_seed};
+use super::udp::{is_transient, random_seed, recv_until};
 
-/// Longest wait for a datagram before the loop looks at the clock again.
-const MAX_WAIT: Duration = Duration::from_millis(50);
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 
@@ -154,16 +152,7 @@ impl Watch {
                 self.status.maybe_print(now, &self.viewer.stats());
             }
 
-            let now = wall_clock();
-            let wait = self
-                .viewer
-                .poll_timeout()
-                .map_or(MAX_WAIT, |t| t.saturating_since(now))
-                .clamp(Duration::from_millis(1), MAX_WAIT);
-            self.socket
-                .set_read_timeout(Some(wait))
-                .context("setting the socket's read timeout")?;
-            match self.socket.recv_from(&mut buf) {
+            match recv_until(&self.socket, self.viewer.poll_timeout(), &mut buf) {
                 Ok((n, from)) => {
                     if from == self.relay {
                         self.progress.heard = true;

@@ -51,6 +51,39 @@ pub fn stream_id(seed: u8) -> String {
         .to_string()
 }
 
+/// `shoal ROLE` (watch or peer) with a malformed `--stream` fails with one
+/// line naming it and what a stream id looks like.
+pub fn assert_bad_stream_named(role: &str) {
+    let (status, err, _) = run(
+        &[role, "--stream", "x", "--relay", "127.0.0.1:7400"],
+        Duration::from_secs(5),
+    );
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        "--stream \"x\": not a stream id (52 base32 characters, as printed by shoal keygen)",
+    );
+}
+
+/// `shoal ROLE` (watch or peer) with each kind of bad `--relay` fails with
+/// one line naming it and the fix; `stream` is a valid id.
+pub fn assert_bad_relay_named(role: &str, stream: &str) {
+    for relay in [
+        "nowhere",
+        "127.0.0.1",
+        "http://127.0.0.1:7400",
+        "127.0.0.1:0",
+    ] {
+        let (status, err, _) = run(
+            &[role, "--stream", stream, "--relay", relay],
+            Duration::from_secs(5),
+        );
+        assert!(!status.success(), "{relay} must fail");
+        assert_one_line(&err, &format!("--relay {relay:?}"));
+        assert!(err.contains("HOST:PORT"), "the fix is given: {err}");
+    }
+}
+
 /// `err` is one line that contains `needle`, and no panic.
 pub fn assert_one_line(err: &str, needle: &str) {
     assert!(err.contains(needle), "the error names {needle}: {err}");

@@ -20,6 +20,7 @@ use shoal_proto::{StreamId, Time};
 
 use super::pattern::Digest;
 use crate::os::wall_clock;
+use crate::roles::udp::wait_until;
 
 /// Longest wait in `poll(2)`.
 const MAX_WAIT: Duration = Duration::from_millis(20);
@@ -252,13 +253,8 @@ pub fn drive(
         if members.iter().all(|m| m.ended) || Instant::now() >= deadline {
             break;
         }
-        let now = wall_clock();
-        let wait = members
-            .iter()
-            .filter_map(|m| m.viewer.poll_timeout())
-            .min()
-            .map_or(MAX_WAIT, |t| t.saturating_since(now))
-            .clamp(Duration::from_millis(1), MAX_WAIT);
+        let timer = members.iter().filter_map(|m| m.viewer.poll_timeout()).min();
+        let wait = wait_until(timer, MAX_WAIT);
         for fd in &mut fds {
             fd.revents = 0;
         }
