@@ -25,10 +25,19 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 /// server that restarted and forgot the subscription says NOT_SUBSCRIBED
 /// now rather than at the next keepalive.
 const PROBE_AFTER: Duration = Duration::from_millis(300);
-/// Stream datagrams at most this far apart mean the stream is flowing
-/// (blocks close every `block_ms`; an idle stream only repeats its
-/// DESCRIPTOR every second).
-const FLOWING_GAP: Duration = Duration::from_millis(250);
+/// Stream datagrams at most this far apart mean the stream is flowing: a
+/// live stream's blocks close every `block_ms` (50 ms by default), while
+/// an idle one only repeats its DESCRIPTOR every second.
+pub(crate) const FLOWING_GAP: Duration = Duration::from_millis(250);
+
+/// How long one server (a relay's upstream, a viewer's relay) may go
+/// without a working subscription before the next one in its list is
+/// tried.
+pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
+
+/// How long a server that was delivering a flowing stream may then send
+/// nothing before the next server is tried (with more than one).
+pub const STALL_AFTER: Duration = Duration::from_millis(500);
 
 /// Where the handshake is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

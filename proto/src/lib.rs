@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod cookie;
+pub mod entry;
 pub mod fec;
 pub mod integrity;
 pub mod peer;

@@ -10,6 +10,14 @@
 //! cannot rebuild is NACKed, after the block has had time to complete and
 //! only while a repair can still arrive before the deadline.
 //!
+//! A viewer given [`ViewerConfig::fallbacks`] fails over the way a
+//! relay's upstream does: when its relay has not accepted the subscription
+//! within [`FAILOVER_AFTER`], when a flowing stream from it stops for
+//! [`STALL_AFTER`], or at once when it leaves (other than at the end of
+//! the stream), the viewer subscribes to the next relay in the list
+//! (wrapping round), resuming from the next chunk to play. Only the relay
+//! in use ([`Viewer::relay`]) is trusted.
+//!
 //! Run loop: `handle_datagram` / `handle_timeout`, then drain
 //! `poll_transmit` and `poll_event`, then wait until `poll_timeout`.
 
@@ -17,7 +25,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::client::{ClientSession, SessionEvent, SessionState};
+use crate::client::{
+    ClientSession, FAILOVER_AFTER, FLOWING_GAP, STALL_AFTER, SessionEvent, SessionState,
+};
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::window::{Adopt, Ingested, Ready, Window, WindowConfig};
@@ -32,6 +42,9 @@ use crate::{StreamId, Time, Transmit};
 pub struct ViewerConfig {
     /// The relay to subscribe to.
     pub relay: SocketAddr,
+    /// Further relays, in order of preference, tried after `relay` when
+    /// the relay in use fails (empty: stay with `relay`).
+    pub fallbacks: Vec<SocketAddr>,
     /// The stream.
     pub stream: StreamId,
     /// Longest a chunk may take from publisher to output.
@@ -61,6 +74,7 @@ impl ViewerConfig {
     pub fn new(relay: SocketAddr, stream: StreamId) -> Self {
         Self {
             relay,
+            fallbacks: Vec::new(),
             stream,
             latency: Duration::from_millis(500),
             window: WindowConfig {
@@ -105,6 +119,14 @@ pub enum ViewerEvent {
     Rejected(RejectReason),
     /// The stream ended; nothing more will come.
     EndOfStream,
+    /// The viewer left its relay for the next one in its list and has
+    /// started subscribing there.
+    RelayChanged {
+        /// The relay left.
+        from: SocketAddr,
+        /// The relay now in use.
+        to: SocketAddr,
+    },
 }
 
 /// What the viewer counted.
@@ -130,6 +152,8 @@ pub struct ViewerStats {
     pub max_latency_us: u64,
     /// Latest latency at output, in microseconds.
     pub last_latency_us: u64,
+    /// Moves to the next relay in the list.
+    pub relay_changes: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,6 +170,95 @@ const NACK_TRIES: u8 = 6;
 /// missing chunk is NACKed (reordering allowance).
 pub const CLUB_REORDER: Duration = Duration::from_millis(20);
 const TICK: Duration = Duration::from_millis(10);
+
+/// The relays a viewer may use, and when to leave the one in use: the
+/// rules of a relay's upstream list.
+#[derive(Debug)]
+struct Relays {
+    /// `ViewerConfig::relay`, then the fallbacks.
+    list: Vec<SocketAddr>,
+    current: usize,
+    /// Since when the relay in use has had no working subscription.
+    down_since: Option<Time>,
+    /// When the relay in use last sent stream data.
+    stream_heard: Option<Time>,
+    /// Whether its last two stream datagrams were at most [`FLOWING_GAP`]
+    /// apart.
+    flowing: bool,
+    /// Seed of the current session's nonces.
+    nonce_seed: u64,
+}
+
+impl Relays {
+    fn new(config: &ViewerConfig, now: Time) -> Self {
+        let mut list = Vec::with_capacity(1 + config.fallbacks.len());
+        list.push(config.relay);
+        list.extend_from_slice(&config.fallbacks);
+        Self {
+            list,
+            current: 0,
+            down_since: Some(now),
+            stream_heard: None,
+            flowing: false,
+            nonce_seed: config.nonce_seed,
+        }
+    }
+
+    fn can_move(&self) -> bool {
+        self.list.len() > 1
+    }
+
+    /// Stream data arrived from the relay in use.
+    fn heard(&mut self, now: Time) {
+        self.flowing = self
+            .stream_heard
+            .is_some_and(|t| now.saturating_since(t) <= FLOWING_GAP);
+        self.stream_heard = Some(now);
+    }
+
+    /// Keeps `down_since` in step with the session.
+    fn note(&mut self, now: Time, state: SessionState) {
+        if state == SessionState::Subscribed {
+            if self.down_since.take().is_some() {
+                // A (re)subscription starts the stall rule afresh: the
+                // stream must flow again before its silence counts, or a
+                // relay that took a while to take us back would be left
+                // at once.
+                self.stream_heard = None;
+                self.flowing = false;
+            }
+        } else {
+            self.down_since.get_or_insert(now);
+        }
+    }
+
+    /// When the relay in use is given up, with the session in `state`: a
+    /// subscription not working for [`FAILOVER_AFTER`], or a flowing
+    /// stream silent for [`STALL_AFTER`]. None with a single relay or after
+    /// a final refusal.
+    fn deadline(&self, state: SessionState) -> Option<Time> {
+        if !self.can_move() || state == SessionState::Closed {
+            return None;
+        }
+        if state == SessionState::Subscribed {
+            self.stream_heard
+                .filter(|_| self.flowing)
+                .map(|t| t + STALL_AFTER)
+        } else {
+            self.down_since.map(|t| t + FAILOVER_AFTER)
+        }
+    }
+
+    /// Moves to the next relay (wrapping round) and returns it.
+    fn next(&mut self, now: Time) -> SocketAddr {
+        self.current = (self.current + 1) % self.list.len();
+        self.down_since = Some(now);
+        self.stream_heard = None;
+        self.flowing = false;
+        self.nonce_seed = self.nonce_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        self.list[self.current]
+    }
+}
 
 /// A viewer. See the module docs.
 #[derive(Debug)]
@@ -170,6 +283,7 @@ pub struct Viewer {
     last_ingest: Option<Result<Ingested, Rejection>>,
     /// Per club, where a chunk's first NACK goes (else the relay).
     nack_route: [Option<SocketAddr>; MAX_CLUBS as usize],
+    relays: Relays,
 }
 
 impl Viewer {
@@ -188,6 +302,7 @@ impl Viewer {
         session.start(now, &mut tx);
         Ok(Self {
             window: Window::new(key, config.window),
+            relays: Relays::new(&config, now),
             config,
             session,
             tx,
@@ -230,6 +345,7 @@ impl Viewer {
             self.config.clubs = clubs;
             self.session.set_clubs(clubs);
             self.session.start(now, &mut self.tx);
+            self.relays.note(now, self.session.state());
         }
     }
 
@@ -255,6 +371,12 @@ impl Viewer {
     /// The newest chunk held, if any.
     pub fn newest_seq(&self) -> Option<u64> {
         self.window.newest_seq()
+    }
+
+    /// The relay in use now: [`ViewerConfig::relay`] until the viewer
+    /// fails over to a fallback.
+    pub fn relay(&self) -> SocketAddr {
+        self.session.server()
     }
 
     /// Round-trip time to the relay, smoothed.
@@ -331,12 +453,15 @@ impl Viewer {
             | MessageType::Parity
             | MessageType::Manifest
             | MessageType::Descriptor => {
-                if from == self.config.relay {
+                let relay = from == self.relay();
+                if relay {
                     self.session.heard(now);
+                    self.relays.heard(now);
                 }
-                // A viewer trusts its relay; an ordinary peer (exporting)
-                // has checked that `from` is its relay or a neighbour.
-                let trusted = from == self.config.relay || self.export;
+                // A viewer trusts its relay (the one in use, not one it
+                // left); an ordinary peer (exporting) has checked that
+                // `from` is its relay or a neighbour.
+                let trusted = relay || self.export;
                 let result = self.window.ingest_from(now, bytes, trusted);
                 if self.export
                     && result == Ok(Ingested::Descriptor)
@@ -357,7 +482,7 @@ impl Viewer {
                 }
                 self.drain_window(now);
             }
-            _ if from == self.config.relay => {
+            _ if from == self.relay() => {
                 let Ok(msg) = Message::parse(bytes) else {
                     self.stats.rejected += 1;
                     return;
@@ -372,11 +497,22 @@ impl Viewer {
                         self.events.push_back(ViewerEvent::Subscribed { start_seq });
                     }
                     Some(SessionEvent::Rejected(r)) => {
-                        self.events.push_back(ViewerEvent::Rejected(r))
+                        self.events.push_back(ViewerEvent::Rejected(r));
+                        // A relay that is going away will not take us.
+                        if r == RejectReason::ShuttingDown
+                            && self.session.state() != SessionState::Closed
+                            && self.relays.can_move()
+                        {
+                            self.fail_over(now);
+                        }
                     }
                     Some(SessionEvent::ServerLeft(LeaveReason::EndOfStream)) => self.end(),
+                    Some(SessionEvent::ServerLeft(_)) if self.relays.can_move() => {
+                        self.fail_over(now);
+                    }
                     Some(SessionEvent::ServerLeft(_)) | None => {}
                 }
+                self.relays.note(now, self.session.state());
             }
             _ => self.stats.rejected += 1,
         }
@@ -625,9 +761,8 @@ impl Viewer {
         }
         if !nack.entries().is_empty() {
             self.stats.nacks_sent += 1;
-            let _ = self
-                .tx
-                .push_message(self.config.relay, &Message::Nack(nack));
+            let relay = self.relay();
+            let _ = self.tx.push_message(relay, &Message::Nack(nack));
         }
         for (to, n) in routed {
             self.stats.nacks_sent += 1;
@@ -654,8 +789,17 @@ impl Viewer {
         }
         let resume = self.resume_seq();
         let report = self.report();
-        self.session
-            .handle_timeout(now, resume, report, &mut self.tx);
+        if self
+            .relays
+            .deadline(self.session.state())
+            .is_some_and(|t| now >= t)
+        {
+            self.fail_over(now);
+        } else {
+            self.session
+                .handle_timeout(now, resume, report, &mut self.tx);
+        }
+        self.relays.note(now, self.session.state());
         self.window.handle_timeout(now);
         self.drain_window(now);
         if self.next_tick.is_some_and(|t| now >= t) {
@@ -681,6 +825,7 @@ impl Viewer {
             .and_then(|n| self.deadline(n));
         [
             self.session.poll_timeout(),
+            self.relays.deadline(self.session.state()),
             self.window.poll_timeout(),
             self.next_tick,
             play,
@@ -689,13 +834,396 @@ impl Viewer {
         .flatten()
         .min()
     }
+
+    /// Leaves the relay in use for the next in the list and starts
+    /// subscribing there, from the next chunk to play.
+    fn fail_over(&mut self, now: Time) {
+        let from = self.relay();
+        // A LEAVE in case it still serves us (a stall on the path only).
+        self.session.close(&mut self.tx);
+        let to = self.relays.next(now);
+        self.session = ClientSession::new(
+            to,
+            self.config.stream,
+            self.config.clubs,
+            self.config.token.clone(),
+            self.relays.nonce_seed,
+        );
+        self.session.start(now, &mut self.tx);
+        self.stats.relay_changes += 1;
+        self.events
+            .push_back(ViewerEvent::RelayChanged { from, to });
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::integrity::{PublisherKey, chunk_hash};
-    use crate::wire::{Data, DataFlags, Manifest, SIGNATURE_LEN};
+    use crate::publisher::{Publisher, PublisherConfig};
+    use crate::wire::{
+        Accept, Challenge, Codec, Cookie, Data, DataFlags, Leave, Manifest, SIGNATURE_LEN,
+    };
+
+    const A: &str = "127.0.0.1:7401";
+    const B: &str = "127.0.0.1:7402";
+
+    fn t(ms: u64) -> Time {
+        Time::from_micros(1_000_000 + ms * 1000)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    fn emit(msg: &Message<'_>) -> Vec<u8> {
+        let mut buf = vec![0; msg.buffer_len()];
+        let n = msg.emit(&mut buf).expect("emit");
+        buf.truncate(n);
+        buf
+    }
+
+    /// The datagrams queued, with their destinations, emptying the queue.
+    fn sent(v: &mut Viewer) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(t) = v.poll_transmit() {
+            out.push((t.dst, t.payload.to_vec()));
+        }
+        out
+    }
+
+    /// The destinations of the HELLOs among `sent`.
+    fn hellos(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<SocketAddr> {
+        sent.iter()
+            .filter(|(_, b)| matches!(Message::parse(b), Ok(Message::Hello(_))))
+            .map(|(to, _)| *to)
+            .collect()
+    }
+
+    fn events(v: &mut Viewer) -> Vec<ViewerEvent> {
+        std::iter::from_fn(|| v.poll_event()).collect()
+    }
+
+    /// A publisher of opaque bytes, fed 400 bytes a millisecond.
+    struct Feed {
+        publisher: Publisher,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            let config = PublisherConfig {
+                codec: Codec::Opaque,
+                ..PublisherConfig::default()
+            };
+            let key = PublisherKey::from_seed([5; 32]);
+            let publisher = Publisher::new(key, config, vec![addr(A)], t(0)).expect("publisher");
+            Self { publisher }
+        }
+
+        fn stream(&self) -> StreamId {
+            self.publisher.stream_id()
+        }
+
+        /// The datagrams published over `ms`, by the time each was sent.
+        fn run(&mut self, ms: std::ops::Range<u64>) -> Vec<(Time, Vec<u8>)> {
+            let mut out = Vec::new();
+            for step in ms {
+                let now = t(step);
+                self.publisher.handle_input(now, &[step as u8; 400]);
+                if self.publisher.poll_timeout().is_some_and(|at| at <= now) {
+                    self.publisher.handle_timeout(now);
+                }
+                while let Some(tx) = self.publisher.poll_transmit() {
+                    out.push((now, tx.payload.to_vec()));
+                }
+            }
+            out
+        }
+    }
+
+    /// Runs the viewer's timers due up to `now`, then hands it `datagrams`
+    /// from `from`; returns the time of the last.
+    fn deliver(v: &mut Viewer, from: SocketAddr, datagrams: &[(Time, Vec<u8>)]) -> Time {
+        let mut last = Time::ZERO;
+        for (now, bytes) in datagrams {
+            while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
+                v.handle_timeout(at);
+            }
+            v.handle_datagram(*now, from, bytes);
+            last = *now;
+        }
+        last
+    }
+
+    /// Answers the viewer's HELLO to `relay` with a CHALLENGE and its
+    /// SUBSCRIBE with an ACCEPT; returns the SUBSCRIBE's start.
+    fn accept(v: &mut Viewer, now: Time, relay: SocketAddr, start_seq: u64) -> Option<u64> {
+        let out = sent(v);
+        answer(v, now, relay, &out, start_seq)
+    }
+
+    /// [`accept`], with the HELLO among `out`, sent earlier.
+    fn answer(
+        v: &mut Viewer,
+        now: Time,
+        relay: SocketAddr,
+        out: &[(SocketAddr, Vec<u8>)],
+        start_seq: u64,
+    ) -> Option<u64> {
+        let nonce = out
+            .iter()
+            .rev()
+            .find_map(|(to, b)| match Message::parse(b) {
+                Ok(Message::Hello(h)) if *to == relay => Some(h.nonce),
+                _ => None,
+            })
+            .expect("a HELLO to the relay");
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        v.handle_datagram(
+            now,
+            relay,
+            &emit(&Message::Challenge(Challenge { nonce, cookie })),
+        );
+        let resume = sent(v)
+            .iter()
+            .find_map(|(to, b)| match Message::parse(b) {
+                Ok(Message::Subscribe(s)) if *to == relay => Some(s.start_seq),
+                _ => None,
+            })
+            .expect("a SUBSCRIBE to the relay");
+        let accept = Accept {
+            keepalive_ms: 1000,
+            stream: v.config.stream,
+            start_seq,
+        };
+        v.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
+        assert!(v.is_subscribed());
+        assert_eq!(v.relay(), relay);
+        resume
+    }
+
+    /// A viewer of `feed` on A with B as its fallback, subscribed to A.
+    fn on_a_with_b(feed: &Feed) -> Viewer {
+        let mut config = ViewerConfig::new(addr(A), feed.stream());
+        config.fallbacks = vec![addr(B)];
+        let mut v = Viewer::new(config, t(0)).expect("viewer");
+        assert_eq!(accept(&mut v, t(0), addr(A), 0), None);
+        events(&mut v);
+        v
+    }
+
+    fn leave(v: &Viewer, reason: LeaveReason) -> Vec<u8> {
+        emit(&Message::Leave(Leave {
+            reason,
+            stream: v.config.stream,
+        }))
+    }
+
+    #[test]
+    fn a_stalled_relay_is_left_for_the_next_after_the_stall_time() {
+        let mut feed = Feed::new();
+        let mut v = on_a_with_b(&feed);
+        let last = deliver(&mut v, addr(A), &feed.run(0..300));
+        let played: Vec<u64> = events(&mut v)
+            .into_iter()
+            .filter_map(|e| match e {
+                ViewerEvent::Chunk { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect();
+        let next = played.last().expect("chunks played") + 1;
+        assert_eq!(v.next_play, Some(next));
+        // A falls silent. (The session probes it with a KEEPALIVE first.)
+        let stall = last + STALL_AFTER;
+        let mut now = last;
+        while v.relay() == addr(A) {
+            now = v.poll_timeout().expect("a timer");
+            assert!(now <= stall, "still on A at {now:?}");
+            v.handle_timeout(now);
+        }
+        assert_eq!(now, stall);
+        assert_eq!(
+            events(&mut v),
+            [ViewerEvent::RelayChanged {
+                from: addr(A),
+                to: addr(B)
+            }]
+        );
+        assert_eq!(v.stats().relay_changes, 1);
+        assert!(v.poll_timeout().is_some_and(|at| at > now));
+        let out = sent(&mut v);
+        assert_eq!(hellos(&out), [addr(B)]);
+        // A LEAVE to A, in case only the path to it broke.
+        assert!(out.iter().any(|(to, b)| *to == addr(A)
+            && matches!(Message::parse(b), Ok(Message::Leave(_)))));
+        // B continues from the next chunk to play.
+        let resume = answer(&mut v, now, addr(B), &out, next);
+        assert_eq!(resume, Some(next));
+        assert_eq!(
+            events(&mut v),
+            [ViewerEvent::Subscribed { start_seq: next }]
+        );
+        assert_eq!(v.relay(), addr(B));
+    }
+
+    #[test]
+    fn a_silent_relay_is_left_for_the_next_after_the_failover_time() {
+        let stream = PublisherKey::from_seed([5; 32]).stream_id();
+        let mut config = ViewerConfig::new(addr(A), stream);
+        config.fallbacks = vec![addr(B)];
+        let mut v = Viewer::new(config, t(0)).expect("viewer");
+        let mut to = hellos(&sent(&mut v));
+        let mut now = t(0);
+        while v.relay() == addr(A) {
+            now = v.poll_timeout().expect("a timer");
+            v.handle_timeout(now);
+            to.extend(hellos(&sent(&mut v)));
+        }
+        assert_eq!(now, t(0) + FAILOVER_AFTER);
+        assert_eq!(to.last(), Some(&addr(B)));
+        assert!(to[..to.len() - 1].iter().all(|&a| a == addr(A)), "{to:?}");
+        assert_eq!(
+            events(&mut v),
+            [ViewerEvent::RelayChanged {
+                from: addr(A),
+                to: addr(B)
+            }]
+        );
+        // B is silent too: back to A (the list wraps round).
+        while v.relay() == addr(B) {
+            now = v.poll_timeout().expect("a timer");
+            v.handle_timeout(now);
+        }
+        assert_eq!(now, t(0) + FAILOVER_AFTER * 2);
+        assert_eq!(v.relay(), addr(A));
+        assert_eq!(v.stats().relay_changes, 2);
+    }
+
+    #[test]
+    fn a_relay_that_keeps_refusing_is_left_but_a_final_refusal_is_final() {
+        let stream = PublisherKey::from_seed([5; 32]).stream_id();
+        let reject = |reason| {
+            emit(&Message::Reject(crate::wire::Reject {
+                reason,
+                versions: crate::wire::SUPPORTED_VERSIONS,
+                stream,
+            }))
+        };
+        let mut config = ViewerConfig::new(addr(A), stream);
+        config.fallbacks = vec![addr(B)];
+        let mut v = Viewer::new(config.clone(), t(0)).expect("viewer");
+        // A is full, every time it is asked.
+        let mut now = t(0);
+        while v.relay() == addr(A) {
+            if !hellos(&sent(&mut v)).is_empty() {
+                v.handle_datagram(now, addr(A), &reject(RejectReason::Full));
+            }
+            now = v.poll_timeout().expect("a timer");
+            v.handle_timeout(now);
+        }
+        assert_eq!(now, t(0) + FAILOVER_AFTER);
+        assert!(events(&mut v).contains(&ViewerEvent::RelayChanged {
+            from: addr(A),
+            to: addr(B)
+        }));
+        // A token A will never take: no move, as without fallbacks.
+        let mut v = Viewer::new(config, t(0)).expect("viewer");
+        v.handle_datagram(t(10), addr(A), &reject(RejectReason::TokenInvalid));
+        assert_eq!(
+            events(&mut v),
+            [ViewerEvent::Rejected(RejectReason::TokenInvalid)]
+        );
+        assert_eq!(v.poll_timeout(), None);
+        v.handle_timeout(t(10) + FAILOVER_AFTER * 2);
+        assert_eq!(v.relay(), addr(A));
+        assert_eq!(v.stats().relay_changes, 0);
+    }
+
+    #[test]
+    fn without_fallbacks_a_silent_relay_is_never_left() {
+        let stream = PublisherKey::from_seed([5; 32]).stream_id();
+        let mut v = Viewer::new(ViewerConfig::new(addr(A), stream), t(0)).expect("viewer");
+        let mut to = hellos(&sent(&mut v));
+        let mut now = t(0);
+        while now < t(30_000) {
+            let next = v.poll_timeout().expect("a timer");
+            assert!(next > now, "timer went back: {next:?}");
+            now = next;
+            v.handle_timeout(now);
+            let out = sent(&mut v);
+            assert_eq!(hellos(&out).len(), out.len(), "only HELLOs");
+            to.extend(hellos(&out));
+        }
+        assert!(to.len() > 10);
+        assert!(to.iter().all(|&a| a == addr(A)));
+        assert_eq!(v.relay(), addr(A));
+        assert_eq!(v.stats().relay_changes, 0);
+        assert!(events(&mut v).is_empty());
+    }
+
+    #[test]
+    fn a_relay_shutting_down_is_left_at_once() {
+        let feed = Feed::new();
+        let mut v = on_a_with_b(&feed);
+        let bye = leave(&v, LeaveReason::ShuttingDown);
+        v.handle_datagram(t(100), addr(A), &bye);
+        assert_eq!(v.relay(), addr(B));
+        let out = sent(&mut v);
+        assert_eq!(hellos(&out), [addr(B)]);
+        assert_eq!(
+            events(&mut v),
+            [ViewerEvent::RelayChanged {
+                from: addr(A),
+                to: addr(B)
+            }]
+        );
+        assert_eq!(answer(&mut v, t(110), addr(B), &out, 0), Some(0));
+    }
+
+    #[test]
+    fn the_end_of_the_stream_is_not_a_reason_to_move() {
+        let feed = Feed::new();
+        let mut v = on_a_with_b(&feed);
+        let end = leave(&v, LeaveReason::EndOfStream);
+        v.handle_datagram(t(100), addr(A), &end);
+        assert_eq!(v.relay(), addr(A));
+        assert!(v.is_ended());
+        assert_eq!(events(&mut v), [ViewerEvent::EndOfStream]);
+        assert_eq!(v.stats().relay_changes, 0);
+        assert!(hellos(&sent(&mut v)).is_empty());
+        assert_eq!(v.poll_timeout(), None);
+    }
+
+    #[test]
+    fn stream_data_from_a_relay_left_behind_is_not_trusted() {
+        let mut feed = Feed::new();
+        let mut v = on_a_with_b(&feed);
+        deliver(&mut v, addr(A), &feed.run(0..100));
+        let bye = leave(&v, LeaveReason::ShuttingDown);
+        v.handle_datagram(t(100), addr(A), &bye);
+        assert_eq!(v.relay(), addr(B));
+        accept(&mut v, t(100), addr(B), 0);
+        // The next block's first DATA, before its MANIFEST.
+        let block = feed.run(100..160);
+        let data = block
+            .iter()
+            .find(|(_, b)| peek_type(b) == Ok(MessageType::Data))
+            .map(|(_, b)| b.clone())
+            .expect("a DATA");
+        v.handle_datagram(t(160), addr(A), &data);
+        assert_eq!(v.take_ingest_result(), Some(Err(Rejection::Unproven)));
+        // Nothing from A counts as B's stream flowing.
+        deliver(&mut v, addr(A), &block);
+        assert_eq!(v.relays.stream_heard, None);
+        assert_eq!(v.relay(), addr(B));
+        assert_eq!(v.poll_timeout().map(|at| at > t(160)), Some(true));
+        // From B, stream data counts.
+        v.handle_datagram(t(161), addr(B), &data);
+        assert_eq!(v.relays.stream_heard, Some(t(161)));
+    }
 
     /// Found by the `peer` fuzz target in CI: a missing chunk's deadline
     /// looked at the chunks after it with `seq + 1` and `seq + 4096`,

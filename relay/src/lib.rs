@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod cpu;
+pub mod dht;
 pub mod io;
 pub mod metrics;
 pub mod os;

@@ -9,6 +9,7 @@ use shoal_proto::relay::Relay;
 
 use crate::config::Settings;
 use crate::cpu;
+use crate::dht::announce::Announcer;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
 use crate::os::{random_bytes, wall_clock};
@@ -28,6 +29,8 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     hub: MetricsHub,
     metrics_addr: Option<SocketAddr>,
+    /// With `--announce`: the DHT node announcing this relay.
+    announcer: Option<Announcer>,
 }
 
 impl Server {
@@ -157,6 +160,16 @@ impl Server {
                 }
             }
         }
+        let announcer = match &settings.announce {
+            Some(options) => match Announcer::start(options, addr, hub.clone()) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    stop(&peers, handles);
+                    return Err(e.context("--announce"));
+                }
+            },
+            None => None,
+        };
         tracing::info!(
             %addr,
             workers,
@@ -171,6 +184,7 @@ impl Server {
             workers: handles,
             hub,
             metrics_addr,
+            announcer,
         })
     }
 
@@ -197,6 +211,9 @@ impl Server {
     /// Stops intake, tells every subscriber (LEAVE), and waits for the
     /// workers to exit.
     pub fn shutdown(self) {
+        if let Some(a) = self.announcer {
+            a.stop();
+        }
         stop(&self.peers, self.workers);
     }
 }

@@ -112,6 +112,7 @@ impl Harness {
                     self.ended = true;
                 }
                 ViewerEvent::Subscribed { .. } | ViewerEvent::Rejected(_) => {}
+                ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
             }
         }
         assert!(self.peer.stats().subscribers <= MAX_SUBSCRIBERS as u64);

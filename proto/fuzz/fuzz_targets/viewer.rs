@@ -15,7 +15,8 @@
 //!   after the end of the stream;
 //! - `Subscribed` only after the relay sent an ACCEPT;
 //! - everything goes to the relay, HELLOs padded;
-//! - after timers ran, the next timer is in the future.
+//! - after timers ran, the next timer is in the future;
+//! - with one relay, the viewer never moves.
 
 #![no_main]
 
@@ -91,6 +92,7 @@ impl Harness {
                     assert!(self.accepted, "subscribed without an ACCEPT");
                 }
                 ViewerEvent::Rejected(_) => {}
+                ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
             }
         }
     }

@@ -105,6 +105,9 @@ const UPLOAD_BURST: Duration = Duration::from_millis(250);
 pub struct PeerConfig {
     /// The relay it joins through.
     pub relay: SocketAddr,
+    /// Further relays, in order of preference, its viewer fails over to
+    /// when the relay in use fails (see [`ViewerConfig::fallbacks`]).
+    pub fallbacks: Vec<SocketAddr>,
     /// The stream.
     pub stream: StreamId,
     /// Longest a chunk may take from publisher to output.
@@ -134,6 +137,7 @@ impl PeerConfig {
     pub fn new(relay: SocketAddr, stream: StreamId) -> Self {
         Self {
             relay,
+            fallbacks: Vec::new(),
             stream,
             latency: Duration::from_secs(2),
             upload_limit_bps: 8_000_000,
@@ -224,6 +228,11 @@ pub struct Peer {
     rng: u64,
     stats: PeerStats,
     held: Option<(SocketAddr, SharedBuf)>,
+    /// The viewer's relay when last looked at.
+    relay: SocketAddr,
+    /// The viewer moved to another relay, which is owed a MEMBER once it
+    /// has accepted the subscription.
+    member_owed: bool,
 }
 
 impl Peer {
@@ -237,6 +246,7 @@ impl Peer {
         vc.resume_live = true;
         vc.club_nack = true;
         vc.token = config.token.clone();
+        vc.fallbacks = config.fallbacks.clone();
         let mut viewer = Viewer::new(vc, now)?;
         viewer.set_export(true);
         let mut upload = Relay::new(RelayConfig {
@@ -260,6 +270,8 @@ impl Peer {
                 mask: 0,
             },
             rng: config.nonce_seed | 1,
+            relay: config.relay,
+            member_owed: false,
             config,
             viewer,
             upload,
@@ -321,6 +333,11 @@ impl Peer {
     /// Addresses of the peers its upload side serves.
     pub fn subscriber_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.upload.subscriber_addrs()
+    }
+
+    /// The relay in use now (see [`Viewer::relay`]).
+    pub fn relay(&self) -> SocketAddr {
+        self.viewer.relay()
     }
 
     /// Clubs asked of the relay.
@@ -398,7 +415,7 @@ impl Peer {
                 | MessageType::Descriptor
         );
         let source = self.source_index(from);
-        if from == self.config.relay {
+        if from == self.viewer.relay() {
             match ty {
                 MessageType::Peers | MessageType::Introduce => self.relay_says(bytes),
                 _ => {
@@ -418,7 +435,39 @@ impl Peer {
         } else {
             self.control(now, from, source, ty, bytes);
         }
+        self.follow_relay(now);
         self.drain_exports(now, Some(from));
+    }
+
+    /// Notices the viewer moving to another relay, and sends that relay
+    /// the MEMBER as soon as it has accepted the subscription (it takes
+    /// MEMBER from subscribers only) rather than at the next repeat.
+    fn follow_relay(&mut self, now: Time) {
+        let relay = self.viewer.relay();
+        if relay != self.relay {
+            self.relay = relay;
+            self.member_owed = true;
+        }
+        if self.member_owed && self.viewer.is_subscribed() {
+            self.member_owed = false;
+            self.send_member(now);
+        }
+    }
+
+    /// Tells the relay in use which clubs it is a member of, once it has
+    /// picked them (an uploader only).
+    fn send_member(&mut self, now: Time) {
+        if self.config.upload_limit_bps == 0 || self.clubs == 0 {
+            return;
+        }
+        self.next_member = now + MEMBER_EVERY;
+        let member = Member {
+            stream: self.config.stream,
+            clubs: self.member,
+            upload_kbps: self.upload_kbps(),
+        };
+        let relay = self.viewer.relay();
+        self.viewer.push_message(relay, &Message::Member(member));
     }
 
     /// PEERS and INTRODUCE from the relay.
@@ -591,7 +640,7 @@ impl Peer {
                 }
             }
         }
-        let relay = self.config.relay;
+        let relay = self.viewer.relay();
         if peers_serve && Some(relay) != from && self.viewer.clubs() & (1 << club) != 0 {
             let _ = self.tx.push_message(relay, &msg);
         }
@@ -631,6 +680,7 @@ impl Peer {
         self.now = now;
         self.bucket.refill(now);
         self.viewer.handle_timeout(now);
+        self.follow_relay(now);
         self.upload.handle_timeout(now);
         while self.upload.poll_event().is_some() {}
         let resume = self.viewer.newest_seq().map(|n| n + 1);
@@ -717,15 +767,8 @@ impl Peer {
             / wire_bps;
         self.upload
             .set_club_slots(Some(u32::try_from(slots).unwrap_or(u32::MAX)));
-        if now >= self.next_member && self.config.upload_limit_bps > 0 {
-            self.next_member = now + MEMBER_EVERY;
-            let member = Member {
-                stream: self.config.stream,
-                clubs: self.member,
-                upload_kbps: self.upload_kbps(),
-            };
-            self.viewer
-                .push_message(self.config.relay, &Message::Member(member));
+        if now >= self.next_member {
+            self.send_member(now);
         }
         self.banned.retain(|_, until| now < *until);
         self.expire_sources(now);
@@ -793,6 +836,7 @@ impl Peer {
             .filter(|a| {
                 !self.banned.contains_key(a)
                     && *a != self.config.relay
+                    && !self.config.fallbacks.contains(a)
                     && !self.sources.iter().any(|s| s.addr == *a)
             })
             .collect();
@@ -809,8 +853,8 @@ impl Peer {
             stream: self.config.stream,
             addr: pick,
         };
-        self.viewer
-            .push_message(self.config.relay, &Message::Introduce(intro));
+        let relay = self.viewer.relay();
+        self.viewer.push_message(relay, &Message::Introduce(intro));
     }
 
     fn ask_peers(&mut self, now: Time, club: u8) {
@@ -820,7 +864,8 @@ impl Peer {
         }
         self.asked[ci] = Some(now);
         let ask = Message::Peers(Peers::new(self.config.stream, club));
-        self.viewer.push_message(self.config.relay, &ask);
+        let relay = self.viewer.relay();
+        self.viewer.push_message(relay, &ask);
         // For the last hop, neighbours' neighbours will do as well.
         if self.member & (1 << club) == 0 {
             let working: Vec<SocketAddr> = self
@@ -862,4 +907,115 @@ fn is_stream_data(bytes: &[u8]) -> bool {
         peek_type(bytes),
         Ok(MessageType::Data | MessageType::Parity | MessageType::Manifest)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::PublisherKey;
+    use crate::publisher::{Publisher, PublisherConfig};
+    use crate::wire::{Accept, Challenge, Codec, Cookie, Leave};
+
+    const A: &str = "127.0.0.1:7401";
+    const B: &str = "127.0.0.1:7402";
+
+    fn t(ms: u64) -> Time {
+        Time::from_micros(1_000_000 + ms * 1000)
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    fn emit(msg: &Message<'_>) -> Vec<u8> {
+        let mut buf = vec![0; msg.buffer_len()];
+        let n = msg.emit(&mut buf).expect("emit");
+        buf.truncate(n);
+        buf
+    }
+
+    fn sent(p: &mut Peer) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Some(t) = p.poll_transmit() {
+            out.push((t.dst, t.payload.to_vec()));
+        }
+        out
+    }
+
+    fn members_to(out: &[(SocketAddr, Vec<u8>)]) -> Vec<SocketAddr> {
+        out.iter()
+            .filter(|(_, b)| matches!(Message::parse(b), Ok(Message::Member(_))))
+            .map(|(to, _)| *to)
+            .collect()
+    }
+
+    /// Answers the HELLO to `relay` among `out` and the SUBSCRIBE that
+    /// follows; returns what the peer sent after the ACCEPT.
+    fn accept(
+        p: &mut Peer,
+        now: Time,
+        relay: SocketAddr,
+        out: &[(SocketAddr, Vec<u8>)],
+    ) -> Vec<(SocketAddr, Vec<u8>)> {
+        let nonce = out
+            .iter()
+            .find_map(|(to, b)| match Message::parse(b) {
+                Ok(Message::Hello(h)) if *to == relay => Some(h.nonce),
+                _ => None,
+            })
+            .expect("a HELLO to the relay");
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        p.handle_datagram(
+            now,
+            relay,
+            &emit(&Message::Challenge(Challenge { nonce, cookie })),
+        );
+        sent(p);
+        let accept = Accept {
+            keepalive_ms: 1000,
+            stream: p.config.stream,
+            start_seq: 0,
+        };
+        p.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
+        sent(p)
+    }
+
+    #[test]
+    fn a_peer_sends_its_member_to_the_relay_its_viewer_moved_to() {
+        let config = PublisherConfig {
+            codec: Codec::Opaque,
+            ..PublisherConfig::default()
+        };
+        let key = PublisherKey::from_seed([5; 32]);
+        let publisher = Publisher::new(key, config, vec![addr(A)], t(0)).expect("publisher");
+        let mut config = PeerConfig::new(addr(A), publisher.stream_id());
+        config.fallbacks = vec![addr(B)];
+        let mut p = Peer::new(config, t(0)).expect("peer");
+        let out = sent(&mut p);
+        accept(&mut p, t(0), addr(A), &out);
+        p.handle_datagram(t(10), addr(A), publisher.descriptor());
+        // Upkeep picks clubs and tells A.
+        let mut out = Vec::new();
+        while let Some(now) = p.poll_timeout().filter(|&at| at <= t(200)) {
+            p.handle_timeout(now);
+            out.extend(sent(&mut p));
+        }
+        assert_eq!(members_to(&out), [addr(A)]);
+        // A shuts down: the viewer moves to B, which gets the MEMBER as
+        // soon as it accepts, not at the next repeat.
+        let bye = Leave {
+            reason: LeaveReason::ShuttingDown,
+            stream: p.config.stream,
+        };
+        p.handle_datagram(t(300), addr(A), &emit(&Message::Leave(bye)));
+        assert_eq!(p.relay(), addr(B));
+        let out = sent(&mut p);
+        assert!(members_to(&out).is_empty());
+        let after = accept(&mut p, t(310), addr(B), &out);
+        assert_eq!(members_to(&after), [addr(B)]);
+        assert_eq!(p.stats().viewer.relay_changes, 1);
+    }
 }

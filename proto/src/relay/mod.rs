@@ -385,6 +385,14 @@ impl Relay {
         self.streams.len()
     }
 
+    /// Streams whose signed DESCRIPTOR this relay holds: the ones it can
+    /// serve now (a relay announces these on the DHT).
+    pub fn live_streams(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.streams
+            .iter()
+            .filter_map(|s| s.window.descriptor().map(|(d, _)| d.stream))
+    }
+
     /// Counters. Chunks and parity that waited in vain for their manifest
     /// are counted by the windows, and summed in here.
     pub fn stats(&self) -> RelayStats {

@@ -19,25 +19,13 @@
 //! the input costs at most one needless switch.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use crate::client::{ClientSession, SessionEvent, SessionState};
+pub use crate::client::{FAILOVER_AFTER, STALL_AFTER};
+
+use crate::client::{ClientSession, FLOWING_GAP, SessionEvent, SessionState};
 use crate::transmit::TxQueue;
 use crate::wire::{Keepalive, Message};
 use crate::{StreamId, Time};
-
-/// How long one upstream may go without a working subscription before the
-/// next is tried.
-pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
-
-/// How long a server that was delivering a flowing stream may then send
-/// nothing before the next server is tried (with more than one).
-pub const STALL_AFTER: Duration = Duration::from_millis(500);
-
-/// Stream datagrams at most this far apart mean the stream is flowing: a
-/// live stream's blocks close every `block_ms` (50 ms by default), while
-/// an idle one only repeats its DESCRIPTOR every second.
-const FLOWING_GAP: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
 pub(crate) struct Upstream {
@@ -203,6 +191,8 @@ impl Upstream {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::wire::{Accept, Challenge, Cookie};
 

@@ -26,6 +26,8 @@ pub(super) struct FileConfig {
     pub(super) streams: Option<Vec<String>>,
     pub(super) upstream_tokens: Option<Vec<String>>,
     pub(super) require_token: Option<bool>,
+    pub(super) announce: Option<bool>,
+    pub(super) dht_bootstrap: Option<Vec<String>>,
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) keepalive: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]

@@ -28,6 +28,7 @@ use shoal_proto::StreamId;
 use shoal_proto::relay::RelayConfig;
 use shoal_proto::window::WindowConfig;
 
+use crate::dht::DhtOptions;
 use crate::io::BackendKind;
 use file::FileConfig;
 
@@ -120,6 +121,15 @@ pub struct RelayArgs {
     /// (made by `shoal token` with the stream's key).
     #[arg(long)]
     pub require_token: bool,
+    /// Take part in the BitTorrent Mainline DHT as a full node and announce
+    /// this relay under every stream it carries, so viewers find it by the
+    /// stream id alone.
+    #[arg(long)]
+    pub announce: bool,
+    /// A DHT node to join the DHT through (with --announce), HOST:PORT;
+    /// repeatable; replaces the default public bootstrap nodes.
+    #[arg(long = "dht-bootstrap", value_name = "HOST:PORT")]
+    pub dht_bootstrap: Vec<String>,
     /// Keepalive interval asked of subscribers [default: 1s].
     #[arg(long, value_name = "TIME")]
     pub keepalive: Option<String>,
@@ -167,6 +177,8 @@ pub struct Settings {
     pub upstream_tokens: Vec<Vec<u8>>,
     /// Refuse subscribers without a valid access token.
     pub require_token: bool,
+    /// With `--announce`: how to join the DHT to announce the relay.
+    pub announce: Option<DhtOptions>,
     /// Keepalive interval asked of subscribers.
     pub keepalive: Duration,
     /// A subscriber silent this long is dropped; longer than `keepalive`.
@@ -372,6 +384,23 @@ impl Settings {
             parse::token,
         )?;
         let require_token = args.require_token || f.require_token.unwrap_or(false);
+        let (dht_bootstrap, bootstrap_from) = layers.list(
+            Key::DHT_BOOTSTRAP,
+            &args.dht_bootstrap,
+            f.dht_bootstrap.as_deref(),
+            crate::dht::bootstrap_node,
+        )?;
+        let announce = args.announce || f.announce.unwrap_or(false);
+        if !announce && !dht_bootstrap.is_empty() {
+            bail!(
+                "{}{} given without {}: add {} (a relay joins the DHT only to announce itself)",
+                file_prefix(bootstrap_from),
+                Key::DHT_BOOTSTRAP.bare_name(bootstrap_from),
+                Key::ANNOUNCE.bare_name(bootstrap_from),
+                add_fix(bootstrap_from, "--announce", "announce = true"),
+            );
+        }
+        let announce = announce.then(|| DhtOptions::with_bootstrap(dht_bootstrap));
         let pin = !args.no_pin && f.pin.unwrap_or(true);
         let gso = !args.no_gso && f.gso.unwrap_or(true);
         let log = layers
@@ -397,6 +426,7 @@ impl Settings {
             streams: dedup(streams),
             upstream_tokens,
             require_token,
+            announce,
             keepalive,
             subscriber_timeout,
             pin,
@@ -431,6 +461,8 @@ impl Key {
     const UPSTREAMS: Key = Key::new("upstream", "upstreams");
     const STREAMS: Key = Key::new("stream", "streams");
     const UPSTREAM_TOKENS: Key = Key::new("upstream-token", "upstream_tokens");
+    const ANNOUNCE: Key = Key::new("announce", "announce");
+    const DHT_BOOTSTRAP: Key = Key::new("dht-bootstrap", "dht_bootstrap");
     const KEEPALIVE: Key = Key::new("keepalive", "keepalive");
     const SUBSCRIBER_TIMEOUT: Key = Key::new("subscriber-timeout", "subscriber_timeout");
     const LOG: Key = Key::new("log", "log");

@@ -29,6 +29,7 @@ fn defaults() -> Settings {
         streams: Vec::new(),
         upstream_tokens: Vec::new(),
         require_token: false,
+        announce: None,
         keepalive: Duration::from_secs(1),
         subscriber_timeout: Duration::from_secs(5),
         pin: true,
@@ -395,4 +396,49 @@ fn limits_and_times_are_checked() {
 fn the_flags_are_well_formed() {
     use clap::CommandFactory as _;
     Cli::command().debug_assert();
+}
+
+#[test]
+fn announce_takes_bootstrap_nodes_from_flags_or_the_file() {
+    let s = Settings::load(&flags(&["--announce", "--dht-bootstrap", "127.0.0.1:6881"]))
+        .expect("loads");
+    let options = s.announce.expect("announcing");
+    assert_eq!(
+        options.bootstrap,
+        Some(vec!["127.0.0.1:6881".parse().expect("literal")])
+    );
+    let s = from_file(
+        &RelayArgs::default(),
+        "announce = true\ndht_bootstrap = [\"127.0.0.2:7000\"]\n",
+    )
+    .expect("loads");
+    assert!(s.announce.expect("announcing").is_local());
+    let s = Settings::load(&flags(&["--announce"])).expect("loads");
+    assert_eq!(s.announce.expect("announcing").bootstrap, None);
+}
+
+#[test]
+fn dht_bootstrap_without_announce_names_the_fix() {
+    let e = error(Settings::load(&flags(&[
+        "--dht-bootstrap",
+        "127.0.0.1:6881",
+    ])));
+    assert!(
+        e.contains("--dht-bootstrap given without --announce: add --announce"),
+        "{e}"
+    );
+    let e = error(from_file(
+        &RelayArgs::default(),
+        "dht_bootstrap = [\"127.0.0.1:6881\"]\n",
+    ));
+    assert!(e.contains("announce = true"), "{e}");
+    let e = error(Settings::load(&flags(&[
+        "--announce",
+        "--dht-bootstrap",
+        "nowhere",
+    ])));
+    assert!(
+        e.starts_with("--dht-bootstrap \"nowhere\": not HOST:PORT"),
+        "{e}"
+    );
 }

@@ -13,6 +13,7 @@ mod render;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
+use shoal_proto::StreamId;
 use shoal_proto::relay::RelayStats;
 use shoal_proto::window::WindowStats;
 
@@ -45,6 +46,9 @@ pub struct WorkerSnapshot {
     pub subscribers: u64,
     /// Streams carried now.
     pub streams: u64,
+    /// Of those, the ones with a verified DESCRIPTOR: what the relay can
+    /// serve, and announces on the DHT with `--announce`.
+    pub live_streams: Vec<StreamId>,
     /// Its upstream subscriptions.
     pub upstreams: Vec<UpstreamStatus>,
     /// Relay-added latency (arrival to send), in microseconds, since start;
@@ -128,6 +132,7 @@ mod tests {
             io: BackendStats::default(),
             subscribers: 0,
             streams: 0,
+            live_streams: Vec::new(),
             upstreams: Vec::new(),
             latency_us: latency_histogram(),
             handshakes_rate_limited: 0,

@@ -3,6 +3,7 @@
 
 mod args;
 pub mod demo;
+mod join;
 pub mod keygen;
 mod output;
 pub mod peer;

@@ -24,11 +24,13 @@ use shoal_proto::Time;
 use shoal_proto::peer::{Peer, PeerConfig, PeerStats};
 use shoal_proto::viewer::ViewerEvent;
 
-use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_wait};
+use super::args::{parse_latency, parse_stream, parse_token, parse_wait};
+use super::join;
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
 use super::stop::StopFlag;
 use super::udp::{is_transient, random_seed, recv_until};
+use crate::dht::DhtArgs;
 use crate::os::wall_clock;
 
 /// How often the status line is printed.
@@ -44,8 +46,12 @@ pub struct PeerArgs {
     #[arg(long, value_name = "ID")]
     pub stream: String,
     /// The relay to join the swarm through: HOST:PORT (or shoal://HOST:PORT).
+    /// Without it, the stream's relays are found on the BitTorrent Mainline
+    /// DHT by the stream id, and the fastest to answer is joined.
     #[arg(long, value_name = "ADDR")]
-    pub relay: String,
+    pub relay: Option<String>,
+    #[command(flatten)]
+    pub dht: DhtArgs,
     /// Where the stream goes: - for stdout, a file path, or udp://HOST:PORT.
     #[arg(long, value_name = "-|PATH|udp://HOST:PORT", default_value = "-")]
     pub output: String,
@@ -79,7 +85,6 @@ pub struct PeerArgs {
 /// Runs `shoal peer`.
 pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     let stream = parse_stream(&args.stream)?;
-    let relay = parse_relay(&args.relay)?;
     let latency = parse_latency(&args.latency)?;
     let wait = parse_wait(&args.wait)?;
     let token = match &args.token {
@@ -87,10 +92,13 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let upload_limit = parse_upload_limit(&args.upload_limit)?;
-    let listen = parse_listen(args.listen.as_deref(), relay)?;
     let target = Target::parse(&args.output)?;
+    let join = join::plan(args.relay.as_deref(), &args.dht, &stream, args.quiet)?;
+    let relay = join.relay;
+    let listen = parse_listen(args.listen.as_deref(), relay)?;
 
     let mut config = PeerConfig::new(relay, stream);
+    config.fallbacks = join.fallbacks;
     config.latency = latency;
     config.upload_limit_bps = upload_limit;
     config.token = token;
@@ -119,7 +127,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         output,
         relay,
         quiet: args.quiet,
-        progress: Progress::new(&args.relay, &args.stream, args.quiet, started, wait),
+        progress: Progress::new(&join.relay_text, &args.stream, args.quiet, started, wait),
         lingering: None,
         status: Status::new(started),
         stop: StopFlag::install()?,
@@ -229,6 +237,13 @@ impl Run {
                 }
                 ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
                 ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
+                ViewerEvent::RelayChanged { from, to } => {
+                    if !self.quiet {
+                        eprintln!("shoal: relay {from} stopped serving; moved to relay {to}");
+                    }
+                    self.relay = to;
+                    self.progress.moved_to(to);
+                }
                 ViewerEvent::EndOfStream => return self.ended(now),
             }
         }

@@ -58,6 +58,14 @@ impl Progress {
         &self.stream_text
     }
 
+    /// The viewer moved to relay `to` (its relay stopped serving): errors
+    /// name the new one, and its refusals start afresh.
+    pub(crate) fn moved_to(&mut self, to: std::net::SocketAddr) {
+        self.relay_text = to.to_string();
+        self.unknown_since = None;
+        self.noted = None;
+    }
+
     /// The relay accepted: earlier refusals are forgotten.
     pub(crate) fn subscribed(&mut self) {
         self.unknown_since = None;

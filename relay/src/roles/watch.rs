@@ -17,11 +17,13 @@ use anyhow::Context;
 use shoal_proto::Time;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 
-use super::args::{parse_latency, parse_relay, parse_stream, parse_token, parse_wait};
+use super::args::{parse_latency, parse_stream, parse_token, parse_wait};
+use super::join;
 use super::output::{Output, Target, Written};
 use super::progress::Progress;
 use super::stop::StopFlag;
 use super::udp::{is_transient, random_seed, recv_until};
+use crate::dht::DhtArgs;
 
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -32,9 +34,13 @@ pub struct WatchArgs {
     /// The stream to watch (its id, as printed by shoal keygen).
     #[arg(long, value_name = "ID")]
     pub stream: String,
-    /// The relay to subscribe to: HOST:PORT (or shoal://HOST:PORT).
+    /// The relay to subscribe to: HOST:PORT (or shoal://HOST:PORT). Without
+    /// it, the stream's relays are found on the BitTorrent Mainline DHT by
+    /// the stream id, and the fastest to answer is joined.
     #[arg(long, value_name = "ADDR")]
-    pub relay: String,
+    pub relay: Option<String>,
+    #[command(flatten)]
+    pub dht: DhtArgs,
     /// Where the stream goes: - for stdout, a file path, or udp://HOST:PORT.
     #[arg(long, value_name = "-|PATH|udp://HOST:PORT", default_value = "-")]
     pub output: String,
@@ -60,7 +66,6 @@ pub struct WatchArgs {
 /// Runs `shoal watch`.
 pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let stream = parse_stream(&args.stream)?;
-    let relay = parse_relay(&args.relay)?;
     let latency = parse_latency(&args.latency)?;
     let wait = parse_wait(&args.wait)?;
     let token = match &args.token {
@@ -68,8 +73,11 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let target = Target::parse(&args.output)?;
+    let join = join::plan(args.relay.as_deref(), &args.dht, &stream, args.quiet)?;
+    let relay = join.relay;
 
     let mut config = ViewerConfig::new(relay, stream);
+    config.fallbacks = join.fallbacks;
     config.latency = latency;
     config.nonce_seed = random_seed();
     config.token = token;
@@ -96,7 +104,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         output,
         relay,
         quiet: args.quiet,
-        progress: Progress::new(&args.relay, &args.stream, args.quiet, started, wait),
+        progress: Progress::new(&join.relay_text, &args.stream, args.quiet, started, wait),
         status: Status::new(started),
         stop: StopFlag::install()?,
     };
@@ -199,6 +207,13 @@ impl Watch {
                 }
                 ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
                 ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
+                ViewerEvent::RelayChanged { from, to } => {
+                    if !self.quiet {
+                        eprintln!("shoal: relay {from} stopped serving; moved to relay {to}");
+                    }
+                    self.relay = to;
+                    self.progress.moved_to(to);
+                }
                 ViewerEvent::EndOfStream => step = Step::Done,
             }
         }

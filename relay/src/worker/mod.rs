@@ -269,6 +269,7 @@ impl Worker {
             io: self.backend.stats(),
             subscribers: self.relay.subscriber_count() as u64,
             streams: self.relay.stream_count() as u64,
+            live_streams: self.relay.live_streams().collect(),
             upstreams,
             latency_us: self.latency.clone(),
             handshakes_rate_limited: relay.drop_rate_limited,

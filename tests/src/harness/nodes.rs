@@ -167,7 +167,9 @@ impl ViewerNode {
                 }
                 ViewerEvent::Gap { from, to } => self.gaps.push((from, to)),
                 ViewerEvent::EndOfStream => self.ended = true,
-                ViewerEvent::Subscribed { .. } | ViewerEvent::Rejected(_) => {}
+                ViewerEvent::Subscribed { .. }
+                | ViewerEvent::Rejected(_)
+                | ViewerEvent::RelayChanged { .. } => {}
             }
         }
     }

@@ -59,7 +59,9 @@ impl PeerNode {
                 }
                 ViewerEvent::Gap { .. } => self.gaps += 1,
                 ViewerEvent::EndOfStream => self.ended = true,
-                ViewerEvent::Subscribed { .. } | ViewerEvent::Rejected(_) => {}
+                ViewerEvent::Subscribed { .. }
+                | ViewerEvent::Rejected(_)
+                | ViewerEvent::RelayChanged { .. } => {}
             }
         }
     }

@@ -188,6 +188,8 @@ impl Member {
                 ViewerEvent::Rejected(reason) => {
                     tracing::debug!(?reason, "viewer refused");
                 }
+                // The demo's viewers have one relay.
+                ViewerEvent::RelayChanged { .. } => {}
                 ViewerEvent::EndOfStream => self.ended = true,
             }
         }

@@ -28,6 +28,8 @@ use shoal_proto::ts::{PROBE_LEN, looks_like_ts};
 
 use self::input::{Input, NOT_TS, Source, UDP_IDLE_END};
 use super::keygen::load_key;
+use crate::dht::record::{RecordContent, RecordKeeper};
+use crate::dht::{DhtArgs, DhtOptions};
 
 /// How often the status line is printed.
 const STATUS_INTERVAL: Duration = Duration::from_secs(1);
@@ -64,6 +66,11 @@ pub struct PublishArgs {
     /// No status line on stderr.
     #[arg(long)]
     pub quiet: bool,
+    /// The publisher keeps a signed record of its relays on the BitTorrent
+    /// Mainline DHT, under the stream key, so viewers find them by the
+    /// stream id alone.
+    #[command(flatten)]
+    pub dht: DhtArgs,
 }
 
 /// Chunks and parity symbols per block.
@@ -94,8 +101,10 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     let stop = super::stop::StopFlag::install()?.shared();
     let inputs = input::start(&source)?;
     let stream = key.stream_id();
+    let seed = key.seed();
     let publisher = Publisher::new(key, config, relays.clone(), wall_clock())
         .map_err(|e| anyhow::anyhow!("--fec / --chunk-time: {e}"))?;
+    let record = keep_record(&args.dht, seed, &relays, publisher.descriptor(), args.quiet)?;
     let banner = format!(
         "shoal: publishing stream {stream} to {} relay(s)",
         relays.len()
@@ -108,7 +117,49 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         banner: (!args.quiet).then_some(banner),
         send_errors: 0,
     };
-    session.run(&inputs, &stop, source.is_udp())
+    let result = session.run(&inputs, &stop, source.is_udp());
+    if let Some(keeper) = record {
+        keeper.stop();
+    }
+    result
+}
+
+/// Starts keeping the stream's entry-point record on the DHT, unless
+/// `--no-dht`. On the public DHT, loopback relays are left out of it (no
+/// one else could reach them), and with only those there is no record.
+fn keep_record(
+    dht: &DhtArgs,
+    seed: [u8; 32],
+    relays: &[SocketAddr],
+    descriptor: &[u8],
+    quiet: bool,
+) -> anyhow::Result<Option<RecordKeeper>> {
+    let Some(options) = DhtOptions::from_args(dht)? else {
+        return Ok(None);
+    };
+    let entry_points: Vec<SocketAddr> = relays
+        .iter()
+        .filter(|a| options.is_local() || !a.ip().is_loopback())
+        .copied()
+        .collect();
+    if entry_points.is_empty() {
+        if !quiet {
+            eprintln!(
+                "shoal: no DHT record: every --relay is a loopback address, which no one on \
+                 the public DHT can reach (give --dht-bootstrap for a local DHT; --no-dht \
+                 silences this)"
+            );
+        }
+        return Ok(None);
+    }
+    let descriptor_hash = shoal_proto::wire::Descriptor::parse(descriptor)
+        .map(|d| shoal_proto::entry::descriptor_hash(&d))
+        .unwrap_or([0; 32]);
+    let content = RecordContent {
+        entry_points,
+        descriptor_hash,
+    };
+    RecordKeeper::start(&options, seed, content, quiet).map(Some)
 }
 
 /// One publish, from first input to the last datagram.
