@@ -261,6 +261,9 @@ fn start(link: &Link, dir: &TempDir, stream: &str) -> [Proc; 3] {
             .arg("--key")
             .arg(dir.path("key"))
             .args(["--relay", &relay_addr])
+            // A veth address is not loopback: without this the publisher
+            // would try to store its record on the public DHT.
+            .arg("--no-dht")
             .arg("--input")
             .arg(dir.path("input.ts"))
             .arg("--quiet"),

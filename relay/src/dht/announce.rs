@@ -13,14 +13,12 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use futures_lite::future::block_on;
 use shoal_proto::StreamId;
 
+use super::chore::Chore;
 use super::{DhtOptions, announce_target};
 use crate::metrics::MetricsHub;
 
@@ -33,10 +31,7 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 /// The running announcer; [`Announcer::stop`] ends it.
 #[derive(Debug)]
-pub struct Announcer {
-    stop: Sender<()>,
-    thread: JoinHandle<()>,
-}
+pub struct Announcer(Chore);
 
 impl Announcer {
     /// Joins the DHT as a full node and starts announcing `relay` (the
@@ -44,50 +39,43 @@ impl Announcer {
     /// with its port) for the streams the workers report to `hub`.
     pub fn start(options: &DhtOptions, relay: SocketAddr, hub: MetricsHub) -> anyhow::Result<Self> {
         let dht = options.start(true)?.as_async();
-        let (stop, stopped) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("shoal-dht".into())
-            .spawn(move || {
-                let mut due: HashMap<StreamId, Instant> = HashMap::new();
-                loop {
-                    let now = Instant::now();
-                    let live: Vec<StreamId> = hub
-                        .snapshots()
-                        .iter()
-                        .flat_map(|s| s.live_streams.iter().copied())
-                        .collect();
-                    due.retain(|s, _| live.contains(s));
-                    for stream in live {
-                        if due.get(&stream).is_some_and(|&t| now < t) {
-                            continue;
-                        }
-                        let target = announce_target(&stream);
-                        let next = match block_on(dht.announce_peer(target, Some(relay.port()))) {
-                            Ok(_) => {
-                                tracing::info!(%stream, %relay, "announced on the DHT");
-                                ANNOUNCE_EVERY
-                            }
-                            Err(e) => {
-                                tracing::warn!(%stream, "cannot announce on the DHT ({e}); retrying in {RETRY_AFTER:?}");
-                                RETRY_AFTER
-                            }
-                        };
-                        due.insert(stream, Instant::now() + next);
-                    }
-                    match stopped.recv_timeout(LOOK_EVERY) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                    }
+        let mut due: HashMap<StreamId, Instant> = HashMap::new();
+        Chore::spawn(move || {
+            let now = Instant::now();
+            let live: Vec<StreamId> = hub
+                .snapshots()
+                .iter()
+                .flat_map(|s| s.live_streams.iter().copied())
+                .collect();
+            due.retain(|s, _| live.contains(s));
+            for stream in live {
+                if due.get(&stream).is_some_and(|&t| now < t) {
+                    continue;
                 }
-            })
-            .context("cannot start the DHT thread")?;
-        Ok(Self { stop, thread })
+                let target = announce_target(&stream);
+                let next = match block_on(dht.announce_peer(target, Some(relay.port()))) {
+                    Ok(_) => {
+                        tracing::info!(%stream, %relay, "announced on the DHT");
+                        ANNOUNCE_EVERY
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            %stream,
+                            "cannot announce on the DHT ({e}); retrying in {RETRY_AFTER:?}"
+                        );
+                        RETRY_AFTER
+                    }
+                };
+                due.insert(stream, Instant::now() + next);
+            }
+            Some(LOOK_EVERY)
+        })
+        .map(Self)
     }
 
     /// Stops announcing (the announcements age out of the DHT) and leaves
     /// the DHT.
     pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+        self.0.stop();
     }
 }

@@ -20,6 +20,7 @@
 //! (`shoal_proto::entry`), so the two never need to agree on types.
 
 pub mod announce;
+mod chore;
 mod node;
 pub mod probe;
 pub mod record;

@@ -11,16 +11,14 @@
 //! an item.
 
 use std::net::SocketAddr;
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_lite::future::block_on;
 use mainline::MutableItem;
 use shoal_proto::entry::{EntryRecord, MAX_ENTRY_POINTS, RECORD_SALT, sign_record};
 use shoal_proto::integrity::PublisherKey;
 
+use super::chore::Chore;
 use super::{DhtOptions, unix_now};
 
 /// How long a record is good for, from when it is stored.
@@ -42,10 +40,7 @@ pub struct RecordContent {
 
 /// The running record keeper; [`RecordKeeper::stop`] ends it.
 #[derive(Debug)]
-pub struct RecordKeeper {
-    stop: Sender<()>,
-    thread: JoinHandle<()>,
-}
+pub struct RecordKeeper(Chore);
 
 impl RecordKeeper {
     /// Joins the DHT and keeps the record stored, signed with the key
@@ -57,56 +52,46 @@ impl RecordKeeper {
         quiet: bool,
     ) -> anyhow::Result<Self> {
         let dht = options.start(false)?.as_async();
-        let (stop, stopped) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("shoal-dht".into())
-            .spawn(move || {
-                let key = PublisherKey::from_seed(seed);
-                let mut last_seq = 0i64;
-                loop {
-                    let seq = next_seq(last_seq);
-                    last_seq = seq;
-                    let wait = match item(&key, seq, &content) {
-                        Ok(item) => match block_on(dht.put_mutable(item, None)) {
-                            Ok(outcome) => {
-                                if !quiet {
-                                    eprintln!(
-                                        "shoal: stored the stream's entry points on the DHT \
-                                         (record seq {seq}, {} relay(s), kept by {} node(s))",
-                                        content.entry_points.len().min(MAX_ENTRY_POINTS),
-                                        outcome.stored_at
-                                    );
-                                }
-                                REFRESH_EVERY
-                            }
-                            Err(e) => {
-                                eprintln!(
-                                    "shoal: cannot store the stream's entry points on the DHT \
-                                     ({e}); retrying in {} s",
-                                    RETRY_AFTER.as_secs()
-                                );
-                                RETRY_AFTER
-                            }
-                        },
-                        Err(e) => {
-                            eprintln!("shoal: no DHT record: {e}");
-                            return;
-                        }
-                    };
-                    match stopped.recv_timeout(wait) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
-                    }
+        let key = PublisherKey::from_seed(seed);
+        let mut last_seq = 0i64;
+        Chore::spawn(move || {
+            let seq = next_seq(last_seq);
+            last_seq = seq;
+            let item = match item(&key, seq, &content) {
+                Ok(item) => item,
+                Err(e) => {
+                    eprintln!("shoal: no DHT record: {e}");
+                    return None;
                 }
-            })
-            .context("cannot start the DHT thread")?;
-        Ok(Self { stop, thread })
+            };
+            match block_on(dht.put_mutable(item, None)) {
+                Ok(outcome) => {
+                    if !quiet {
+                        eprintln!(
+                            "shoal: stored the stream's entry points on the DHT (record seq \
+                             {seq}, {} relay(s), kept by {} node(s))",
+                            content.entry_points.len().min(MAX_ENTRY_POINTS),
+                            outcome.stored_at
+                        );
+                    }
+                    Some(REFRESH_EVERY)
+                }
+                Err(e) => {
+                    eprintln!(
+                        "shoal: cannot store the stream's entry points on the DHT ({e}); \
+                         retrying in {} s",
+                        RETRY_AFTER.as_secs()
+                    );
+                    Some(RETRY_AFTER)
+                }
+            }
+        })
+        .map(Self)
     }
 
     /// Stops refreshing; the record stays on the DHT until it expires.
     pub fn stop(self) {
-        let _ = self.stop.send(());
-        let _ = self.thread.join();
+        self.0.stop();
     }
 }
 
