@@ -323,11 +323,8 @@ impl ClientSession {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testutil::t;
     use crate::wire::{Accept, Challenge, Reject};
-
-    fn t(ms: u64) -> Time {
-        Time::from_micros(1_000_000 + ms * 1000)
-    }
 
     const STREAM: StreamId = StreamId([9; 32]);
 

@@ -22,7 +22,6 @@
 //! | 1 | count: 1..=[`MAX_ENTRY_POINTS`] |
 //! | count × 7 or 19 | family (4 or 6), address (4 or 16), port (2) |
 
-use core::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -375,17 +374,6 @@ impl RecordBook {
     /// The seq of the newest record accepted, if any.
     pub fn newest_seq(&self) -> Option<i64> {
         self.newest
-    }
-}
-
-impl fmt::Display for EntryRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut sep = "";
-        for addr in &self.entry_points {
-            write!(f, "{sep}{addr}")?;
-            sep = ", ";
-        }
-        write!(f, " (expires {})", self.expires)
     }
 }
 

@@ -5,12 +5,15 @@
 pub mod client;
 pub mod cookie;
 pub mod entry;
+mod failover;
 pub mod fec;
 pub mod integrity;
 pub mod peer;
 pub mod publisher;
 pub mod relay;
 pub mod stream_id;
+#[cfg(test)]
+mod testutil;
 pub mod time;
 pub mod token;
 pub mod transmit;

@@ -13,7 +13,7 @@
 //! A viewer given [`ViewerConfig::fallbacks`] fails over the way a
 //! relay's upstream does: when its relay has not accepted the subscription
 //! within [`FAILOVER_AFTER`], when a flowing stream from it stops for
-//! [`STALL_AFTER`], or at once when it leaves (other than at the end of
+//! [`STALL_AFTER`](crate::client::STALL_AFTER), or at once when it leaves (other than at the end of
 //! the stream), the viewer subscribes to the next relay in the list
 //! (wrapping round), resuming from the next chunk to play. Only the relay
 //! in use ([`Viewer::relay`]) is trusted.
@@ -25,9 +25,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::client::{
-    ClientSession, FAILOVER_AFTER, FLOWING_GAP, STALL_AFTER, SessionEvent, SessionState,
-};
+use crate::client::{ClientSession, FAILOVER_AFTER, SessionEvent, SessionState};
+use crate::failover::ServerList;
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::window::{Adopt, Ingested, Ready, Window, WindowConfig};
@@ -176,44 +175,17 @@ const TICK: Duration = Duration::from_millis(10);
 #[derive(Debug)]
 struct Relays {
     /// `ViewerConfig::relay`, then the fallbacks.
-    list: Vec<SocketAddr>,
-    current: usize,
+    list: ServerList,
     /// Since when the relay in use has had no working subscription.
     down_since: Option<Time>,
-    /// When the relay in use last sent stream data.
-    stream_heard: Option<Time>,
-    /// Whether its last two stream datagrams were at most [`FLOWING_GAP`]
-    /// apart.
-    flowing: bool,
-    /// Seed of the current session's nonces.
-    nonce_seed: u64,
 }
 
 impl Relays {
     fn new(config: &ViewerConfig, now: Time) -> Self {
-        let mut list = Vec::with_capacity(1 + config.fallbacks.len());
-        list.push(config.relay);
-        list.extend_from_slice(&config.fallbacks);
         Self {
-            list,
-            current: 0,
+            list: ServerList::new(config.relay, &config.fallbacks, config.nonce_seed),
             down_since: Some(now),
-            stream_heard: None,
-            flowing: false,
-            nonce_seed: config.nonce_seed,
         }
-    }
-
-    fn can_move(&self) -> bool {
-        self.list.len() > 1
-    }
-
-    /// Stream data arrived from the relay in use.
-    fn heard(&mut self, now: Time) {
-        self.flowing = self
-            .stream_heard
-            .is_some_and(|t| now.saturating_since(t) <= FLOWING_GAP);
-        self.stream_heard = Some(now);
     }
 
     /// Keeps `down_since` in step with the session.
@@ -224,8 +196,7 @@ impl Relays {
                 // stream must flow again before its silence counts, or a
                 // relay that took a while to take us back would be left
                 // at once.
-                self.stream_heard = None;
-                self.flowing = false;
+                self.list.forget_stream();
             }
         } else {
             self.down_since.get_or_insert(now);
@@ -234,16 +205,14 @@ impl Relays {
 
     /// When the relay in use is given up, with the session in `state`: a
     /// subscription not working for [`FAILOVER_AFTER`], or a flowing
-    /// stream silent for [`STALL_AFTER`]. None with a single relay or after
+    /// stream silent for [`STALL_AFTER`](crate::client::STALL_AFTER). None with a single relay or after
     /// a final refusal.
     fn deadline(&self, state: SessionState) -> Option<Time> {
-        if !self.can_move() || state == SessionState::Closed {
+        if !self.list.can_move() || state == SessionState::Closed {
             return None;
         }
         if state == SessionState::Subscribed {
-            self.stream_heard
-                .filter(|_| self.flowing)
-                .map(|t| t + STALL_AFTER)
+            self.list.stall_deadline(true)
         } else {
             self.down_since.map(|t| t + FAILOVER_AFTER)
         }
@@ -251,12 +220,8 @@ impl Relays {
 
     /// Moves to the next relay (wrapping round) and returns it.
     fn next(&mut self, now: Time) -> SocketAddr {
-        self.current = (self.current + 1) % self.list.len();
         self.down_since = Some(now);
-        self.stream_heard = None;
-        self.flowing = false;
-        self.nonce_seed = self.nonce_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        self.list[self.current]
+        self.list.advance()
     }
 }
 
@@ -456,7 +421,7 @@ impl Viewer {
                 let relay = from == self.relay();
                 if relay {
                     self.session.heard(now);
-                    self.relays.heard(now);
+                    self.relays.list.heard(now);
                 }
                 // A viewer trusts its relay (the one in use, not one it
                 // left); an ordinary peer (exporting) has checked that
@@ -501,13 +466,13 @@ impl Viewer {
                         // A relay that is going away will not take us.
                         if r == RejectReason::ShuttingDown
                             && self.session.state() != SessionState::Closed
-                            && self.relays.can_move()
+                            && self.relays.list.can_move()
                         {
                             self.fail_over(now);
                         }
                     }
                     Some(SessionEvent::ServerLeft(LeaveReason::EndOfStream)) => self.end(),
-                    Some(SessionEvent::ServerLeft(_)) if self.relays.can_move() => {
+                    Some(SessionEvent::ServerLeft(_)) if self.relays.list.can_move() => {
                         self.fail_over(now);
                     }
                     Some(SessionEvent::ServerLeft(_)) | None => {}
@@ -847,7 +812,7 @@ impl Viewer {
             self.config.stream,
             self.config.clubs,
             self.config.token.clone(),
-            self.relays.nonce_seed,
+            self.relays.list.nonce_seed(),
         );
         self.session.start(now, &mut self.tx);
         self.stats.relay_changes += 1;
@@ -859,29 +824,16 @@ impl Viewer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::STALL_AFTER;
     use crate::integrity::{PublisherKey, chunk_hash};
     use crate::publisher::{Publisher, PublisherConfig};
+    use crate::testutil::{addr, emit, t};
     use crate::wire::{
         Accept, Challenge, Codec, Cookie, Data, DataFlags, Leave, Manifest, SIGNATURE_LEN,
     };
 
     const A: &str = "127.0.0.1:7401";
     const B: &str = "127.0.0.1:7402";
-
-    fn t(ms: u64) -> Time {
-        Time::from_micros(1_000_000 + ms * 1000)
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().expect("addr")
-    }
-
-    fn emit(msg: &Message<'_>) -> Vec<u8> {
-        let mut buf = vec![0; msg.buffer_len()];
-        let n = msg.emit(&mut buf).expect("emit");
-        buf.truncate(n);
-        buf
-    }
 
     /// The datagrams queued, with their destinations, emptying the queue.
     fn sent(v: &mut Viewer) -> Vec<(SocketAddr, Vec<u8>)> {
@@ -1217,12 +1169,12 @@ mod tests {
         assert_eq!(v.take_ingest_result(), Some(Err(Rejection::Unproven)));
         // Nothing from A counts as B's stream flowing.
         deliver(&mut v, addr(A), &block);
-        assert_eq!(v.relays.stream_heard, None);
+        assert_eq!(v.relays.list.stream_heard(), None);
         assert_eq!(v.relay(), addr(B));
         assert_eq!(v.poll_timeout().map(|at| at > t(160)), Some(true));
         // From B, stream data counts.
         v.handle_datagram(t(161), addr(B), &data);
-        assert_eq!(v.relays.stream_heard, Some(t(161)));
+        assert_eq!(v.relays.list.stream_heard(), Some(t(161)));
     }
 
     /// Found by the `peer` fuzz target in CI: a missing chunk's deadline

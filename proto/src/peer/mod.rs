@@ -914,25 +914,11 @@ mod tests {
     use super::*;
     use crate::integrity::PublisherKey;
     use crate::publisher::{Publisher, PublisherConfig};
+    use crate::testutil::{addr, emit, t};
     use crate::wire::{Accept, Challenge, Codec, Cookie, Leave};
 
     const A: &str = "127.0.0.1:7401";
     const B: &str = "127.0.0.1:7402";
-
-    fn t(ms: u64) -> Time {
-        Time::from_micros(1_000_000 + ms * 1000)
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().expect("addr")
-    }
-
-    fn emit(msg: &Message<'_>) -> Vec<u8> {
-        let mut buf = vec![0; msg.buffer_len()];
-        let n = msg.emit(&mut buf).expect("emit");
-        buf.truncate(n);
-        buf
-    }
 
     fn sent(p: &mut Peer) -> Vec<(SocketAddr, Vec<u8>)> {
         let mut out = Vec::new();

@@ -12,9 +12,7 @@ use crate::wire::{Codec, HELLO_MIN_LEN, Hello};
 pub(super) const PUBLISHER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
 
-pub(super) fn t(ms: u64) -> Time {
-    Time::from_micros(1_000_000 + ms * 1000)
-}
+pub(super) use crate::testutil::t;
 
 /// Runs a publisher for `ms` and returns every datagram it sent.
 pub(super) fn published(ms: u64) -> (StreamId, Vec<Vec<u8>>) {

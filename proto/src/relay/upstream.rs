@@ -11,7 +11,7 @@
 //! A server that dies while it serves the stream is noticed sooner: a
 //! live stream arrives in blocks a few tens of milliseconds apart, so when
 //! the stream was flowing and the current server then sends nothing for
-//! [`STALL_AFTER`], the next server is tried at once. The server that has
+//! [`STALL_AFTER`](crate::client::STALL_AFTER), the next server is tried at once. The server that has
 //! the stream resumes it from this relay's next chunk, and the chunks its
 //! catch-up covers (§11.3) were never missed downstream, only late: a
 //! relay's window and its viewers' latency budget absorb the switch. An
@@ -20,29 +20,23 @@
 
 use std::net::SocketAddr;
 
-pub use crate::client::{FAILOVER_AFTER, STALL_AFTER};
+pub use crate::client::FAILOVER_AFTER;
 
-use crate::client::{ClientSession, FLOWING_GAP, SessionEvent, SessionState};
+use crate::client::{ClientSession, SessionEvent, SessionState};
+use crate::failover::ServerList;
 use crate::transmit::TxQueue;
 use crate::wire::{Keepalive, Message};
 use crate::{StreamId, Time};
 
 #[derive(Debug)]
 pub(crate) struct Upstream {
-    servers: Vec<SocketAddr>,
-    current: usize,
+    servers: ServerList,
     stream: StreamId,
     /// Access token for the upstream (§11.10), empty if none.
     token: Vec<u8>,
     session: ClientSession,
     /// Since when there has been no working subscription.
     down_since: Option<Time>,
-    nonce_seed: u64,
-    /// When the current server last sent stream data.
-    stream_heard: Option<Time>,
-    /// Whether its last two stream datagrams were [`FLOWING_GAP`] apart
-    /// or less.
-    flowing: bool,
     pub(crate) failovers: u64,
 }
 
@@ -56,19 +50,22 @@ impl Upstream {
         nonce_seed: u64,
         tx: &mut TxQueue,
     ) -> Option<Self> {
-        let first = *servers.first()?;
-        let mut session = ClientSession::new(first, stream, u64::MAX, token.clone(), nonce_seed);
+        let (&first, rest) = servers.split_first()?;
+        let servers = ServerList::new(first, rest, nonce_seed);
+        let mut session = ClientSession::new(
+            servers.current(),
+            stream,
+            u64::MAX,
+            token.clone(),
+            nonce_seed,
+        );
         session.start(now, tx);
         Some(Self {
             servers,
-            current: 0,
             stream,
             token,
             session,
             down_since: Some(now),
-            nonce_seed,
-            stream_heard: None,
-            flowing: false,
             failovers: 0,
         })
     }
@@ -80,7 +77,7 @@ impl Upstream {
 
     /// Whether `addr` is one of this upstream's servers.
     pub(crate) fn is_server(&self, addr: SocketAddr) -> bool {
-        self.servers.contains(&addr)
+        self.servers.contains(addr)
     }
 
     /// Whether the current server has accepted the subscription.
@@ -90,20 +87,14 @@ impl Upstream {
 
     /// Stream data arrived from the current server.
     pub(crate) fn heard(&mut self, now: Time) {
-        self.flowing = self
-            .stream_heard
-            .is_some_and(|t| now.saturating_since(t) <= FLOWING_GAP);
-        self.stream_heard = Some(now);
+        self.servers.heard(now);
         self.session.heard(now);
     }
 
     /// When the current server, silent since a flowing stream's last
     /// datagram, is given up for the next one.
     fn stall_deadline(&self) -> Option<Time> {
-        let stalls = self.servers.len() > 1 && self.flowing && self.subscribed();
-        self.stream_heard
-            .filter(|_| stalls)
-            .map(|t| t + STALL_AFTER)
+        self.servers.stall_deadline(self.subscribed())
     }
 
     pub(crate) fn handle(
@@ -164,21 +155,17 @@ impl Upstream {
     /// it) and starts a fresh handshake there.
     fn fail_over(&mut self, now: Time, tx: &mut TxQueue) {
         self.down_since = Some(now);
-        if self.servers.len() < 2 && self.session.state() != SessionState::Closed {
+        if !self.servers.can_move() && self.session.state() != SessionState::Closed {
             return;
         }
-        self.current = (self.current + 1) % self.servers.len();
         self.failovers += 1;
-        self.stream_heard = None;
-        self.flowing = false;
-        self.nonce_seed = self.nonce_seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let server = self.servers[self.current];
+        let server = self.servers.advance();
         self.session = ClientSession::new(
             server,
             self.stream,
             u64::MAX,
             self.token.clone(),
-            self.nonce_seed,
+            self.servers.nonce_seed(),
         );
         self.session.start(now, tx);
     }
@@ -194,18 +181,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::client::STALL_AFTER;
+    use crate::testutil::{addr, t};
     use crate::wire::{Accept, Challenge, Cookie};
 
     const A: &str = "127.0.0.1:1";
     const B: &str = "127.0.0.1:2";
-
-    fn t(ms: u64) -> Time {
-        Time::from_micros(1_000_000 + ms * 1000)
-    }
-
-    fn addr(s: &str) -> SocketAddr {
-        s.parse().expect("addr")
-    }
 
     /// The HELLO nonces sent, by destination, emptying the queue.
     fn hellos(tx: &mut TxQueue) -> Vec<(SocketAddr, u64)> {

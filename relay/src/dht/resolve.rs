@@ -59,8 +59,6 @@ pub struct EntryPoints {
     pub ranked: Vec<(SocketAddr, Duration)>,
     /// The good record, if one was found: its sequence number.
     pub record_seq: Option<i64>,
-    /// Its descriptor hash (all zero if the publisher gave none).
-    pub descriptor_hash: Option<[u8; 32]>,
     /// Entry points that came from the record (the others were announced).
     from_record: Vec<SocketAddr>,
 }
@@ -109,11 +107,9 @@ pub fn discover(
     let ranked = probe::rank(&candidates, PROBE_PATIENCE)?;
     let reachable = |a: &SocketAddr| ranked.reachable.iter().any(|(r, _)| r == a);
     let mut record_seq = None;
-    let mut descriptor_hash = None;
     if let Some((seq, record)) = &found.record {
         if record.entry_points.iter().any(reachable) {
             record_seq = Some(*seq);
-            descriptor_hash = Some(record.descriptor_hash);
         } else {
             note(format!(
                 "ignored the DHT record (seq {seq}): it names no reachable entry point \
@@ -137,7 +133,6 @@ pub fn discover(
     Ok(EntryPoints {
         ranked: ranked.reachable,
         record_seq,
-        descriptor_hash,
         from_record,
     })
 }

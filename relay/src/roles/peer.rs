@@ -125,7 +125,6 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
         peer,
         socket,
         output,
-        relay,
         quiet: args.quiet,
         progress: Progress::new(&join.relay_text, &args.stream, args.quiet, started, wait),
         lingering: None,
@@ -148,7 +147,6 @@ struct Run {
     peer: Peer,
     socket: UdpSocket,
     output: Output,
-    relay: SocketAddr,
     quiet: bool,
     progress: Progress,
     /// After the end of the stream: serving other peers until then.
@@ -194,7 +192,7 @@ impl Run {
 
             match recv_until(&self.socket, self.peer.poll_timeout(), &mut buf) {
                 Ok((n, from)) => {
-                    if from == self.relay {
+                    if from == self.peer.relay() {
                         self.progress.heard = true;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
@@ -237,13 +235,7 @@ impl Run {
                 }
                 ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
                 ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
-                ViewerEvent::RelayChanged { from, to } => {
-                    if !self.quiet {
-                        eprintln!("shoal: relay {from} stopped serving; moved to relay {to}");
-                    }
-                    self.relay = to;
-                    self.progress.moved_to(to);
-                }
+                ViewerEvent::RelayChanged { from, to } => self.progress.moved(from, to),
                 ViewerEvent::EndOfStream => return self.ended(now),
             }
         }
@@ -290,13 +282,14 @@ impl Run {
     }
 
     fn send_queued(&mut self) -> anyhow::Result<()> {
+        let relay = self.peer.relay();
         while let Some(t) = self.peer.poll_transmit() {
             match self.socket.send_to(t.payload, t.dst) {
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => {}
                 // Another peer may be unreachable; the peer replaces a
                 // neighbour that goes silent, so only the relay matters.
-                Err(e) if t.dst != self.relay => {
+                Err(e) if t.dst != relay => {
                     tracing::trace!(error = %e, dst = %t.dst, "send to a peer failed");
                 }
                 Err(e) => {

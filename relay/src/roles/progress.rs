@@ -58,9 +58,13 @@ impl Progress {
         &self.stream_text
     }
 
-    /// The viewer moved to relay `to` (its relay stopped serving): errors
-    /// name the new one, and its refusals start afresh.
-    pub(crate) fn moved_to(&mut self, to: std::net::SocketAddr) {
+    /// The viewer moved from relay `from`, which stopped serving, to
+    /// `to`: says so (unless quiet); errors name the new one, and its
+    /// refusals start afresh.
+    pub(crate) fn moved(&mut self, from: std::net::SocketAddr, to: std::net::SocketAddr) {
+        if !self.quiet {
+            eprintln!("shoal: relay {from} stopped serving; moved to relay {to}");
+        }
         self.relay_text = to.to_string();
         self.unknown_since = None;
         self.noted = None;

@@ -102,7 +102,6 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
         viewer,
         socket,
         output,
-        relay,
         quiet: args.quiet,
         progress: Progress::new(&join.relay_text, &args.stream, args.quiet, started, wait),
         status: Status::new(started),
@@ -124,7 +123,6 @@ struct Watch {
     viewer: Viewer,
     socket: UdpSocket,
     output: Output,
-    relay: SocketAddr,
     quiet: bool,
     progress: Progress,
     status: Status,
@@ -162,7 +160,7 @@ impl Watch {
 
             match recv_until(&self.socket, self.viewer.poll_timeout(), &mut buf) {
                 Ok((n, from)) => {
-                    if from == self.relay {
+                    if from == self.viewer.relay() {
                         self.progress.heard = true;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
@@ -170,7 +168,8 @@ impl Watch {
                 }
                 Err(e) if is_transient(&e) => {}
                 Err(e) => {
-                    return Err(e).with_context(|| format!("receiving from relay {}", self.relay));
+                    return Err(e)
+                        .with_context(|| format!("receiving from relay {}", self.viewer.relay()));
                 }
             }
         }
@@ -207,13 +206,7 @@ impl Watch {
                 }
                 ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
                 ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
-                ViewerEvent::RelayChanged { from, to } => {
-                    if !self.quiet {
-                        eprintln!("shoal: relay {from} stopped serving; moved to relay {to}");
-                    }
-                    self.relay = to;
-                    self.progress.moved_to(to);
-                }
+                ViewerEvent::RelayChanged { from, to } => self.progress.moved(from, to),
                 ViewerEvent::EndOfStream => step = Step::Done,
             }
         }

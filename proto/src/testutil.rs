@@ -1,0 +1,25 @@
+//! Helpers the crate's unit tests share.
+
+use std::net::SocketAddr;
+
+use crate::Time;
+use crate::wire::Message;
+
+/// `ms` milliseconds after a fixed start (1 s, so that times before it
+/// exist).
+pub(crate) fn t(ms: u64) -> Time {
+    Time::from_micros(1_000_000 + ms * 1000)
+}
+
+/// A literal address.
+pub(crate) fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+/// `msg`'s datagram.
+pub(crate) fn emit(msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0; msg.buffer_len()];
+    let n = msg.emit(&mut buf).expect("emit");
+    buf.truncate(n);
+    buf
+}
