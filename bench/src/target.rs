@@ -138,12 +138,13 @@ impl RelayCounters {
 
 /// Each drop counter of the relay core with its name, as in
 /// [`RelayStats::dropped`].
-fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 16] {
+fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 17] {
     [
         ("malformed", s.drop_malformed),
         ("forged", s.drop_forged),
         ("corrupted", s.drop_corrupted),
         ("replayed", s.drop_replayed),
+        ("stale", s.drop_stale),
         ("wrong_stream", s.drop_wrong_stream),
         ("bad_key", s.drop_bad_key),
         ("manifest_missing", s.drop_manifest_missing),

@@ -430,6 +430,7 @@ mod tests {
             revision: 1,
             block_ms: 50,
             issued_at_us: 1_767_225_600_000_000,
+            epoch: 1_767_225_600_000_000,
             signature: [0; 64],
         }
     }

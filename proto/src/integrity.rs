@@ -36,9 +36,15 @@ pub enum Rejection {
     /// or its position disagrees with the manifest.
     #[error("content does not match its signed manifest")]
     Corrupted,
-    /// Older than the window or the newest revision, or too far ahead.
-    #[error("replayed or stale")]
+    /// Older than the window, the newest revision or the run followed, or
+    /// too far ahead.
+    #[error("replayed: older than what is held")]
     Replayed,
+    /// A DESCRIPTOR or MANIFEST that would start or move a run, but whose
+    /// signed time is outside the freshness bound: recorded data replayed
+    /// as live, or a publisher clock far off (SPEC §9.2).
+    #[error("stale: its signed time is outside the freshness bound")]
+    Stale,
     /// An exact copy of something already verified (network duplication,
     /// the publisher's repeated manifest, a repair that crossed the
     /// original). Harmless; counted apart from the drops.

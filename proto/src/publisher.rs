@@ -110,6 +110,9 @@ pub struct Publisher {
     block: Vec<PendingChunk>,
     block_started: Option<Time>,
     partial_since: Option<Time>,
+    /// This run's epoch (SPEC §8.1): the clock when it started, and its
+    /// first `seq` and block.
+    epoch: u64,
     next_seq: u64,
     next_block: u64,
     next_descriptor: Option<Time>,
@@ -130,7 +133,9 @@ impl core::fmt::Debug for Publisher {
 }
 
 impl Publisher {
-    /// A publisher sending to `relays`, signing with `key`.
+    /// A publisher sending to `relays`, signing with `key`, starting a run
+    /// at `now`: its epoch, first `seq` and first block are `now` in
+    /// microseconds, so pass the wall clock (SPEC §8.1).
     pub fn new(
         key: PublisherKey,
         config: PublisherConfig,
@@ -163,8 +168,9 @@ impl Publisher {
             block: Vec::with_capacity(fec::MAX_K),
             block_started: None,
             partial_since: None,
-            next_seq: 0,
-            next_block: 0,
+            epoch: now.as_micros(),
+            next_seq: now.as_micros(),
+            next_block: now.as_micros(),
             next_descriptor: None,
             encoder: fec::Encoder::new(),
             symbols: Vec::new(),
@@ -194,6 +200,13 @@ impl Publisher {
         }
     }
 
+    /// This run's epoch: the clock at `new`, which is also the run's first
+    /// sequence number and block id, so that a restarted publisher's run
+    /// sorts after every earlier one (SPEC §8.1).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
     /// Sequence number the next chunk will get.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -213,6 +226,7 @@ impl Publisher {
                 .unwrap_or(u16::MAX)
                 .max(1),
             issued_at_us: now.as_micros(),
+            epoch: self.epoch,
             signature: [0; SIGNATURE_LEN],
         };
         if d.emit(&mut self.descriptor).is_ok() {
@@ -255,7 +269,7 @@ impl Publisher {
             });
             self.block_started.get_or_insert(now);
             if self.block.len() >= usize::from(self.config.k) {
-                self.close_block();
+                self.close_block(now);
             }
         }
     }
@@ -277,7 +291,7 @@ impl Publisher {
                 payload: chunk.payload,
             });
             if self.block.len() >= usize::from(self.config.k) {
-                self.close_block();
+                self.close_block(now);
             }
         }
         match self.block.last_mut() {
@@ -288,7 +302,7 @@ impl Publisher {
                 payload: Vec::new(),
             }),
         }
-        self.close_block();
+        self.close_block(now);
         self.finished = true;
         self.partial_since = None;
     }
@@ -299,7 +313,7 @@ impl Publisher {
     }
 
     /// Signs, encodes and queues the current block.
-    fn close_block(&mut self) {
+    fn close_block(&mut self, now: Time) {
         self.block_started = None;
         let k = self.block.len();
         if k == 0 {
@@ -369,6 +383,8 @@ impl Publisher {
             stream,
             block: block_id,
             first_seq,
+            epoch: self.epoch,
+            timestamp_us: now.as_micros(),
             hashes: &hashes[..(k + m) * HASH_LEN],
             signature: [0; SIGNATURE_LEN],
         };
@@ -431,7 +447,7 @@ impl Publisher {
         if let Some(started) = self.block_started
             && now >= started + self.config.block_time
         {
-            self.close_block();
+            self.close_block(now);
         }
         if let Some(t) = self.next_descriptor
             && now >= t

@@ -114,6 +114,14 @@ pub enum ViewerEvent {
         /// One past the last lost.
         to: u64,
     },
+    /// The stream moved to a later run of its publisher (it restarted),
+    /// or jumped ahead within its run: what the old run still owed is
+    /// given up (a [`ViewerEvent::Gap`] comes first if playout had begun),
+    /// and output continues at the new run's first keyframe.
+    NewRun {
+        /// The run now followed (SPEC §8.1).
+        epoch: u64,
+    },
     /// The relay refused for good.
     Rejected(RejectReason),
     /// The stream ended; nothing more will come.
@@ -153,6 +161,9 @@ pub struct ViewerStats {
     pub last_latency_us: u64,
     /// Moves to the next relay in the list.
     pub relay_changes: u64,
+    /// Times the stream moved to a later run of its publisher (a restart)
+    /// or jumped ahead: each a signalled gap.
+    pub resets: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -493,6 +504,11 @@ impl Viewer {
                 Ready::Manifest { block } => {
                     self.awaiting_manifest.remove(&block);
                 }
+                Ready::Reset {
+                    epoch,
+                    floor_seq,
+                    previous,
+                } => self.reset(epoch, floor_seq, previous),
                 Ready::Data { .. } | Ready::Parity { .. } => {}
             }
             if self.export
@@ -503,6 +519,30 @@ impl Viewer {
                     .push_back((Adopt::Ready(r), SharedBuf::clone(buf)));
             }
         }
+    }
+
+    /// The window moved to a later run of the publisher (or jumped ahead):
+    /// what the old run still owed is a gap, and playout starts again at
+    /// the new run's first keyframe, so the output never mixes two runs.
+    fn reset(&mut self, epoch: u64, floor_seq: u64, previous: Option<u64>) {
+        self.stats.resets += 1;
+        self.missing.clear();
+        self.awaiting_manifest.clear();
+        let Some(next) = self.next_play.filter(|&n| n < floor_seq) else {
+            self.events.push_back(ViewerEvent::NewRun { epoch });
+            return;
+        };
+        if self.started {
+            // Everything of the old run from the play point on is lost.
+            self.stats.lost += previous.map_or(0, |p| (p + 1).saturating_sub(next));
+            self.events.push_back(ViewerEvent::Gap {
+                from: next,
+                to: floor_seq,
+            });
+        }
+        self.next_play = Some(floor_seq);
+        self.started = false;
+        self.events.push_back(ViewerEvent::NewRun { epoch });
     }
 
     /// The deadline of a missing chunk: the timestamp of the next chunk
@@ -521,6 +561,11 @@ impl Viewer {
         let Some(mut next) = self.next_play else {
             return;
         };
+        if !self.started && self.window.newest_seq().is_some() {
+            // Before the first keyframe (at the start, or after a new run
+            // began long ago) nothing below the window can come any more.
+            next = next.max(self.window.oldest_seq());
+        }
         loop {
             if self.ended {
                 break;
@@ -1197,6 +1242,8 @@ mod tests {
             stream,
             block: u64::MAX / 2,
             first_seq: seq,
+            epoch: 0,
+            timestamp_us: 0,
             hashes: &hash,
             signature: [0; SIGNATURE_LEN],
         };

@@ -9,15 +9,23 @@
 //!   the stream from A (then B), the viewers watch C. A is SIGKILLed; C
 //!   fails over to B and the viewers' output stalls for at most 2 s.
 //!
-//! Either way every output packet is one of the input's, whole and in
-//! order; what is missing is one stretch, which the viewer counts as lost
-//! chunks. Each test prints its figures (`--nocapture` shows them).
+//! - `publisher_restart`: the publisher is SIGKILLed mid-stream and started
+//!   again with the same key, its input picking up later (as a restarted
+//!   encoder would); the viewers continue into the new run within 2 s.
+//! - `replayed_recording`: a recording of an earlier run is replayed to a
+//!   fresh relay before the live publisher starts; the viewers get the
+//!   whole live stream.
+//!
+//! Every output packet is one of the input's, whole and in order; what is
+//! missing is one stretch, which the viewer counts as lost chunks. Each
+//! test prints its figures (`--nocapture` shows them).
 
 mod support;
 #[path = "netns_loss/ts.rs"]
 mod ts;
 
 use std::fs;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use support::cli::{Growth, Proc, TempDir, keygen, lost_in, metric_sum, scrape, shoal};
@@ -195,6 +203,150 @@ fn upstream_lost() {
     drop((b, c));
 }
 
+/// Where the restarted publisher's input starts: a GOP boundary well
+/// after anything the first run could have sent before the kill (about
+/// 2 s of stream), as a live encoder restarted a moment later would.
+const RESTART_AT: usize = ts::GOP * 6;
+
+#[test]
+fn publisher_restart() {
+    let run = Run::new("pubrestart");
+    let mut relay = run.relay("relay", "127.0.0.1:0", &[]);
+    let addr = relay.logged_addr("addr", STEP).to_string();
+    let mut viewers = run.viewers(&addr);
+    let mut first = run.publish(&[&addr]);
+    let mut growth = Growth::new(run.outputs());
+    growth.until("every viewer plays", STEP, |g| {
+        (0..VIEWERS).all(|i| g.len(i) >= BEFORE_FAULT)
+    });
+    first.kill();
+    let input = run.input();
+    fs::write(
+        run.dir.path("rest.ts"),
+        &input[RESTART_AT * ts::PACKET_LEN..],
+    )
+    .expect("write the rest");
+    let mut second = run.publish_file("rest.ts", &[&addr]);
+    let restarted = Instant::now();
+    growth.until("every viewer ends", STEP, |_| {
+        viewers.iter_mut().all(Proc::exited)
+    });
+    second.wait_success(STEP);
+    for (i, viewer) in viewers.iter_mut().enumerate() {
+        viewer.wait_success(STEP);
+        let report = run.check(i, viewer, &input);
+        assert!(
+            viewer.stderr().contains("shoal: the publisher restarted"),
+            "viewer {i} did not say the publisher restarted:\n{}",
+            viewer.stderr()
+        );
+        // The new run shows as the first gap ending at or after it.
+        let gap = report
+            .gaps
+            .iter()
+            .find(|g| g.from + g.packets >= RESTART_AT)
+            .unwrap_or_else(|| panic!("viewer {i}: no gap before the new run: {report:?}"));
+        let resumed = growth
+            .passed(i, gap.resumed_at as u64)
+            .map(|at| at.saturating_duration_since(restarted))
+            .unwrap_or_else(|| panic!("viewer {i}: the new run never played"));
+        eprintln!(
+            "faults publisher_restart: viewer {i}: gap of {} packets ({:.2} s of stream) at \
+             input packet {}; the new run played {} ms after the publisher restarted; {} \
+             gap(s) in all, {} chunks counted lost; {}",
+            gap.packets,
+            ts::seconds(gap.packets),
+            gap.from,
+            resumed.as_millis(),
+            report.gaps.len(),
+            report.lost,
+            report.status,
+        );
+        assert!(
+            resumed <= RESUME_LIMIT,
+            "viewer {i} played the new run {resumed:?} after the restart"
+        );
+    }
+    drop(relay);
+}
+
+/// A recorder on loopback: what `shoal publish` sends it, until `limit`.
+fn record(socket: &UdpSocket, limit: Duration) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    while start.elapsed() < limit {
+        if let Ok(n) = socket.recv(&mut buf) {
+            out.push(buf[..n].to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn replayed_recording() {
+    let run = Run::new("replay");
+    let input = run.input();
+    // An earlier run, of other stream content, recorded for about 1.2 s
+    // and stopped before its end (no END_OF_STREAM in the recording).
+    fs::write(
+        run.dir.path("earlier.ts"),
+        &input[ts::GOP * 10 * ts::PACKET_LEN..],
+    )
+    .expect("write the earlier input");
+    let recorder = UdpSocket::bind("127.0.0.1:0").expect("bind the recorder");
+    let rec_addr = recorder.local_addr().expect("addr").to_string();
+    let mut earlier = run.publish_file("earlier.ts", &[&rec_addr]);
+    let recording = record(&recorder, Duration::from_millis(1_200));
+    earlier.kill();
+    assert!(recording.len() > 300, "recorded {}", recording.len());
+
+    let mut relay = run.relay("relay", "127.0.0.1:0", &["--metrics", "127.0.0.1:0"]);
+    let addr = relay.logged_addr("addr", STEP);
+    let metrics = relay.logged_addr("metrics", STEP);
+    for d in &recording {
+        recorder.send_to(d, addr).expect("replay");
+        // Paced like the stream, roughly, so the relay's socket keeps up.
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut viewers = run.viewers(&addr.to_string());
+    let mut live = run.publish(&[&addr.to_string()]);
+    let mut growth = Growth::new(run.outputs());
+    growth.until("every viewer ends", STEP, |_| {
+        viewers.iter_mut().all(Proc::exited)
+    });
+    live.wait_success(STEP);
+    let text = scrape(metrics);
+    for (i, viewer) in viewers.iter_mut().enumerate() {
+        viewer.wait_success(STEP);
+        let output = fs::read(run.dir.path(&format!("out{i}.ts"))).expect("read an output");
+        let before = output.len().saturating_sub(input.len());
+        eprintln!(
+            "faults replayed_recording: viewer {i}: {} bytes of the replayed recording, then \
+             the live stream ({} bytes); {}",
+            before,
+            input.len(),
+            viewer.last_status(),
+        );
+        assert!(
+            output.ends_with(&input),
+            "viewer {i} did not get the whole live stream ({} bytes out, {} in)",
+            output.len(),
+            input.len()
+        );
+    }
+    eprintln!(
+        "faults replayed_recording: {} datagrams of an earlier run replayed to a fresh relay; \
+         relay drops: replayed {}, stale {}",
+        recording.len(),
+        metric_sum(&text, "shoal_relay_drops_total{reason=\"replayed\"}"),
+        metric_sum(&text, "shoal_relay_drops_total{reason=\"stale\"}"),
+    );
+}
+
 /// One test's files and stream.
 struct Run {
     dir: TempDir,
@@ -266,14 +418,19 @@ impl Run {
     }
 
     fn publish(&self, relays: &[&str]) -> Proc {
+        self.publish_file("input.ts", relays)
+    }
+
+    /// `shoal publish` of the file `name` in the test's directory.
+    fn publish_file(&self, name: &str, relays: &[&str]) -> Proc {
         let mut cmd = shoal(&["publish", "--input"]);
-        cmd.arg(self.dir.path("input.ts"))
+        cmd.arg(self.dir.path(name))
             .arg("--key")
             .arg(self.dir.path("key"));
         for r in relays {
             cmd.args(["--relay", r]);
         }
-        Proc::spawn("publish", &mut cmd, &self.dir)
+        Proc::spawn(&format!("publish-{name}"), &mut cmd, &self.dir)
     }
 
     /// Checks viewer `i`'s output against the input: every packet the

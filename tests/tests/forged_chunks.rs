@@ -31,14 +31,18 @@ fn forged_and_corrupted_chunks_never_reach_a_viewer() {
     // Manifests for the real stream, signed by someone else.
     let forger = PublisherKey::from_seed([9; 32]);
     let hashes = [0x5a; 20 * 16];
+    // The publisher's run: its blocks and sequence numbers start here.
+    let epoch = star.net.node(star.publisher).publisher.epoch();
     for block in 0..20u64 {
         let forged = Manifest {
             k: 16,
             m: 4,
             symbol_len: 1328,
             stream: star.stream_id,
-            block,
-            first_seq: block * 16,
+            block: epoch + block,
+            first_seq: epoch + block * 16,
+            epoch,
+            timestamp_us: epoch,
             hashes: &hashes,
             signature: [0; 64],
         };

@@ -384,6 +384,8 @@ impl Crafter {
                     stream: self.stream,
                     block: seq / 4,
                     first_seq: seq - seq % 4,
+                    epoch: 0,
+                    timestamp_us: r,
                     hashes: &self.pool[at..at + 5 * 16],
                     signature,
                 };

@@ -224,6 +224,8 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
         stream,
         block: 4,
         first_seq: 16,
+        epoch: 0,
+        timestamp_us: 1_700_000_000_000_000,
         hashes: &hashes,
         signature: [0; SIGNATURE_LEN],
     };
@@ -238,6 +240,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
         revision: 1,
         block_ms: 50,
         issued_at_us: 1_700_000_000_000_000,
+        epoch: 0,
         signature: [0; SIGNATURE_LEN],
     };
     let subscribe = Subscribe {

@@ -62,6 +62,10 @@ fn check_ready(window: &mut Window) {
             }
             Ready::Parity { block, index } => check_parity(window, block, index),
             Ready::AwaitingManifest { .. } => {}
+            Ready::Reset { floor_seq, .. } => {
+                assert!(window.newest_seq().is_none_or(|n| n >= floor_seq));
+                assert!(window.oldest_seq() >= floor_seq);
+            }
         }
     }
     if let Some((descriptor, bytes)) = window.descriptor() {

@@ -579,7 +579,7 @@ impl Peer {
                     self.drop_source(now, i, BAN, false);
                 }
             }
-            Err(Rejection::Replayed) => {
+            Err(Rejection::Replayed | Rejection::Stale) => {
                 if let Some(i) = source {
                     self.stats.poisoned += 1;
                     if self.sources[i].stale(now) > REPLAY_LIMIT {

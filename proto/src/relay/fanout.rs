@@ -32,6 +32,7 @@ fn order(stream: usize, item: Item) -> (u8, usize, u64, u8) {
         Item::Ready(Ready::Manifest { block }) => (1, stream, block, 0),
         Item::Ready(Ready::Parity { block, index }) => (2, stream, block, index),
         Item::Ready(Ready::AwaitingManifest { block }) => (3, stream, block, 0),
+        Item::Ready(Ready::Reset { floor_seq, .. }) => (3, stream, floor_seq, 0),
         Item::Descriptor => (4, stream, 0, 0),
     }
 }

@@ -653,6 +653,13 @@ impl Relay {
                 Ready::Manifest { block } => {
                     stream.awaiting.remove(&block);
                 }
+                // A later run (or a jump ahead): what was awaited is gone.
+                // Subscribers follow by themselves, as the new run's items
+                // reach them; mirrors by the items they adopt.
+                Ready::Reset { .. } => {
+                    stream.awaiting.clear();
+                    continue;
+                }
                 _ => {}
             }
             if !matches!(ready, Ready::AwaitingManifest { .. }) {
@@ -1270,7 +1277,7 @@ impl Relay {
                         .block_span(block)
                         .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq)
             }
-            Item::Ready(Ready::AwaitingManifest { .. }) => false,
+            Item::Ready(Ready::AwaitingManifest { .. } | Ready::Reset { .. }) => false,
         }
     }
 

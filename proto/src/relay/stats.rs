@@ -35,6 +35,9 @@ pub struct RelayStats {
     pub drop_corrupted: u64,
     /// Dropped: duplicate, stale or replayed.
     pub drop_replayed: u64,
+    /// Dropped: a DESCRIPTOR or MANIFEST that would start or move a run
+    /// with a signed time outside the freshness bound (recorded data).
+    pub drop_stale: u64,
     /// Dropped: for a stream this relay does not carry, or wrong club.
     pub drop_wrong_stream: u64,
     /// Dropped: the stream id is not a valid key.
@@ -71,6 +74,7 @@ impl RelayStats {
             Rejection::Forged => &mut self.drop_forged,
             Rejection::Corrupted => &mut self.drop_corrupted,
             Rejection::Replayed => &mut self.drop_replayed,
+            Rejection::Stale => &mut self.drop_stale,
             Rejection::Duplicate => &mut self.duplicates,
             Rejection::WrongStream => &mut self.drop_wrong_stream,
             Rejection::BadStreamKey => &mut self.drop_bad_key,
@@ -86,6 +90,7 @@ impl RelayStats {
             + self.drop_forged
             + self.drop_corrupted
             + self.drop_replayed
+            + self.drop_stale
             + self.drop_wrong_stream
             + self.drop_bad_key
             + self.drop_manifest_missing

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, published, subscribe, subscribe_clubs, t};
+use super::tests::{FIRST_SEQ, PUBLISHER, drain_to, published, subscribe, subscribe_clubs, t};
 use super::*;
 use crate::wire::{DataView, Member};
 
@@ -40,10 +40,10 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
     subscribe(&mut relay, t(1), a, stream);
     subscribe(&mut relay, t(1), b, stream);
     while relay.poll_send().is_some() {}
-    // `a` holds chunks 0..8 already.
+    // `a` holds the first 8 chunks already.
     let have = Have {
         stream,
-        base: 0,
+        base: FIRST_SEQ,
         mask: 0xff,
     };
     send(&mut relay, t(2), a, &Message::Have(have));
@@ -60,8 +60,11 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
         }
     }
     let (to_a, to_b) = (data_seqs(&to_a), data_seqs(&to_b));
-    assert!(to_b.contains(&0) && to_b.contains(&7), "{to_b:?}");
-    assert!(to_a.iter().all(|&s| s >= 8), "{to_a:?}");
+    assert!(
+        to_b.contains(&FIRST_SEQ) && to_b.contains(&(FIRST_SEQ + 7)),
+        "{to_b:?}"
+    );
+    assert!(to_a.iter().all(|&s| s >= FIRST_SEQ + 8), "{to_a:?}");
     assert_eq!(to_a.len() + 8, to_b.len());
 }
 

@@ -14,6 +14,9 @@ pub(super) const PUBLISHER: SocketAddr =
 
 pub(super) use crate::testutil::t;
 
+/// The first `seq` (and block) of [`published`]'s run: its epoch, `t(0)`.
+pub(super) const FIRST_SEQ: u64 = 1_000_000;
+
 /// Runs a publisher for `ms` and returns every datagram it sent.
 pub(super) fn published(ms: u64) -> (StreamId, Vec<Vec<u8>>) {
     let key = PublisherKey::from_seed([3; 32]);
@@ -23,6 +26,7 @@ pub(super) fn published(ms: u64) -> (StreamId, Vec<Vec<u8>>) {
     };
     let relay: SocketAddr = "127.0.0.1:7400".parse().expect("addr");
     let mut p = Publisher::new(key, config, vec![relay], t(0)).expect("publisher");
+    assert_eq!(p.epoch(), FIRST_SEQ);
     let mut out = Vec::new();
     for step in 0..ms {
         let now = t(step);
@@ -325,7 +329,7 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
     let mut nack = Nack::new(stream);
     nack.push(crate::wire::NackEntry {
         kind: NackKind::Chunks,
-        start: 0,
+        start: FIRST_SEQ,
         len: 64,
     });
     let msg = Message::Nack(nack);
@@ -335,7 +339,7 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
     // NACKs are answered for every club (an ordinary peer asks its relay
     // for chunks of clubs its peers lost), never beyond the request.
     let resent = data_seqs(drain_to(&mut relay, peer));
-    let expected: Vec<u64> = (0..64).collect();
+    let expected: Vec<u64> = (FIRST_SEQ..FIRST_SEQ + 64).collect();
     assert_eq!(resent, expected);
 }
 
@@ -449,9 +453,10 @@ fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
     };
     // Only the first chunk of an opaque stream is a keyframe.
     let (start, live_edge) = start_of(300);
-    assert!(live_edge > 16 && live_edge <= 256, "{live_edge}");
-    assert_eq!(start, 0, "the keyframe is in reach");
+    let live = live_edge - FIRST_SEQ;
+    assert!(live > 16 && live <= 256, "{live}");
+    assert_eq!(start, FIRST_SEQ, "the keyframe is in reach");
     let (start, live_edge) = start_of(1500);
-    assert!(live_edge > 256, "{live_edge}");
+    assert!(live_edge - FIRST_SEQ > 256, "{live_edge}");
     assert_eq!(start, live_edge, "the keyframe is too far back");
 }

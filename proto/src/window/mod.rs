@@ -13,6 +13,7 @@
 //! bytes for every subscriber.
 
 mod rebuild;
+mod run;
 mod slots;
 
 use std::collections::VecDeque;
@@ -24,6 +25,8 @@ use crate::wire::{
     DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, peek_type,
 };
 use crate::{StreamId, Time, fec};
+pub use run::{CLOCK_SKEW, MAX_AGE, is_fresh};
+use run::{Run, Standing};
 use slots::{BlockSlot, ChunkSlot, SlotState};
 
 /// Window sizes and timing.
@@ -72,6 +75,18 @@ pub enum Ready {
         /// The block.
         block: u64,
     },
+    /// The window moved to a later run of the publisher, or jumped ahead
+    /// within its run (see [`run`]): everything it held is gone, and
+    /// nothing below `floor_seq` will be taken again. A player resumes
+    /// there after a gap.
+    Reset {
+        /// The run now followed.
+        epoch: u64,
+        /// Where the window now starts.
+        floor_seq: u64,
+        /// The newest `seq` held before.
+        previous: Option<u64>,
+    },
 }
 
 /// A mirror keeps this fraction of its window less than the owner (1/8):
@@ -111,6 +126,8 @@ pub struct WindowStats {
     pub manifests_verified: u64,
     /// Chunks or symbols dropped because their manifest never came.
     pub manifest_missing: u64,
+    /// Times the window moved to a later run or jumped ahead in its run.
+    pub resets: u64,
 }
 
 /// A verified chunk, borrowed from the window.
@@ -156,6 +173,8 @@ pub struct Window {
     /// claim a block slot more than half the slots beyond it.
     newest_block: Option<u64>,
     latest_keyframe: Option<u64>,
+    /// The publisher's run followed, and where it starts.
+    run: Run,
     pending: VecDeque<(Time, u64, u64)>,
     ready: VecDeque<Ready>,
     rebuild: rebuild::Rebuilder,
@@ -176,6 +195,7 @@ impl Window {
             newest_seq: None,
             newest_block: None,
             latest_keyframe: None,
+            run: Run::default(),
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             rebuild: rebuild::Rebuilder::default(),
@@ -210,8 +230,17 @@ impl Window {
 
     /// Oldest sequence number the window can still hold.
     pub fn oldest_seq(&self) -> u64 {
-        self.newest_seq
-            .map_or(0, |n| (n + 1).saturating_sub(self.config.capacity as u64))
+        self.newest_seq.map_or(self.run.floor_seq, |n| {
+            (n + 1)
+                .saturating_sub(self.config.capacity as u64)
+                .max(self.run.floor_seq)
+        })
+    }
+
+    /// The publisher's run the window follows (its epoch), once a
+    /// DESCRIPTOR or MANIFEST verified.
+    pub fn epoch(&self) -> Option<u64> {
+        self.run.epoch
     }
 
     /// The next verified item to forward or play.
@@ -276,7 +305,7 @@ impl Window {
             Ready::Manifest { block } => self.manifest_buf(block),
             Ready::Data { seq, .. } => self.chunk_buf(seq),
             Ready::Parity { block, index } => self.parity_buf(block, index),
-            Ready::AwaitingManifest { .. } => None,
+            Ready::AwaitingManifest { .. } | Ready::Reset { .. } => None,
         }
     }
 
@@ -347,7 +376,9 @@ impl Window {
                 self.blocks[bi].adopt_parity(usize::from(index), buf);
                 self.ready.push_back(Ready::Parity { block, index });
             }
-            Adopt::Ready(Ready::AwaitingManifest { .. }) => {}
+            // A mirror follows its owner's run by the items it adopts:
+            // a later run's sequence numbers sort after the earlier's.
+            Adopt::Ready(Ready::AwaitingManifest { .. } | Ready::Reset { .. }) => {}
         }
         Ok(())
     }
@@ -384,25 +415,37 @@ impl Window {
                 self.ingest_parity(now, ParityView::new_checked(bytes)?, trusted)
             }
             MessageType::Manifest => self.ingest_manifest(now, ManifestView::new_checked(bytes)?),
-            MessageType::Descriptor => self.ingest_descriptor(bytes),
+            MessageType::Descriptor => self.ingest_descriptor(now, bytes),
             other => Err(Rejection::Malformed(DecodeError::UnknownType(other as u8))),
         }
     }
 
-    fn ingest_descriptor(&mut self, bytes: &[u8]) -> Result<Ingested, Rejection> {
+    fn ingest_descriptor(&mut self, now: Time, bytes: &[u8]) -> Result<Ingested, Rejection> {
         let d = Descriptor::parse(bytes)?;
-        if let Some((current, raw)) = &self.descriptor {
-            if raw.as_slice() == bytes {
-                return Err(Rejection::Duplicate);
+        let standing = self.run.standing(d.epoch);
+        match standing {
+            Standing::Behind => return Err(Rejection::Replayed),
+            Standing::Current => {
+                if let Some((current, raw)) = &self.descriptor {
+                    if raw.as_slice() == bytes {
+                        return Err(Rejection::Duplicate);
+                    }
+                    if d.epoch == current.epoch
+                        && (d.revision, d.issued_at_us) <= (current.revision, current.issued_at_us)
+                    {
+                        return Err(Rejection::Replayed);
+                    }
+                }
             }
-            if d.revision < current.revision {
-                return Err(Rejection::Replayed);
-            }
-            if d.revision == current.revision && d.issued_at_us <= current.issued_at_us {
-                return Err(Rejection::Replayed);
-            }
+            Standing::NewRun => {}
         }
         self.key.verify_descriptor(bytes, &d)?;
+        if standing == Standing::NewRun {
+            if !is_fresh(now, d.issued_at_us) {
+                return Err(Rejection::Stale);
+            }
+            self.start_run(d.epoch, d.epoch, d.epoch);
+        }
         // Reuse the previous descriptor's buffer when nobody else holds it.
         let mut buf = self.descriptor.take().map(|(_, b)| b).unwrap_or_default();
         slots::writable(&mut buf).extend_from_slice(bytes);
@@ -410,9 +453,53 @@ impl Window {
         Ok(Ingested::Descriptor)
     }
 
+    /// Follows run `epoch` from `floor_seq` and `floor_block` on, forgetting
+    /// everything held (see [`run`]). Slots keep their buffers.
+    fn start_run(&mut self, epoch: u64, floor_seq: u64, floor_block: u64) {
+        let had_run = self.run.epoch.is_some();
+        self.run = Run {
+            epoch: Some(epoch),
+            floor_seq,
+            floor_block,
+        };
+        if self
+            .descriptor
+            .as_ref()
+            .is_some_and(|(d, _)| d.epoch < epoch)
+        {
+            self.descriptor = None;
+        }
+        if !had_run {
+            // The first run seen: nothing to forget but items held, which
+            // the floor and the manifests still sort out.
+            return;
+        }
+        for c in &mut self.chunks {
+            c.state = SlotState::Empty;
+        }
+        for b in &mut self.blocks {
+            b.forget();
+        }
+        let previous = self.newest_seq.take();
+        self.newest_block = None;
+        self.latest_keyframe = None;
+        self.pending.clear();
+        // Items of the old run not yet drained are gone with it.
+        self.ready.clear();
+        self.stats.resets += 1;
+        self.ready.push_back(Ready::Reset {
+            epoch,
+            floor_seq,
+            previous,
+        });
+    }
+
     /// Whether `seq` is inside what the window may hold: not older than its
     /// tail and not absurdly far ahead of its head.
     fn seq_in_range(&self, seq: u64) -> bool {
+        if seq < self.run.floor_seq {
+            return false;
+        }
         match self.newest_seq {
             None => true,
             Some(newest) => {
@@ -437,7 +524,7 @@ impl Window {
         {
             return Err(Rejection::WrongStream);
         }
-        if !self.seq_in_range(data.seq) {
+        if !self.seq_in_range(data.seq) || self.run.below_floor(data.seq, data.block) {
             return Err(Rejection::Replayed);
         }
         let cap = self.chunks.len() as u64;
@@ -548,7 +635,7 @@ impl Window {
         if p.stream != self.key.id() {
             return Err(Rejection::WrongStream);
         }
-        if !self.seq_in_range(p.first_seq) {
+        if !self.seq_in_range(p.first_seq) || self.run.below_floor(p.first_seq, p.block) {
             return Err(Rejection::Replayed);
         }
         let bi = (p.block % self.blocks.len() as u64) as usize;
@@ -614,21 +701,50 @@ impl Window {
         if man.stream != self.key.id() {
             return Err(Rejection::WrongStream);
         }
-        if !self.seq_in_range(man.first_seq) {
-            return Err(Rejection::Replayed);
-        }
-        let bi = (man.block % self.blocks.len() as u64) as usize;
-        {
-            let slot = &self.blocks[bi];
-            if slot.block == man.block && slot.manifest_verified {
-                return Err(Rejection::Duplicate);
-            }
-            if slot.block > man.block && (slot.manifest_verified || slot.awaiting) {
+        let mut standing = self.run.standing(man.epoch);
+        if standing == Standing::Current {
+            if self.run.below_floor(man.first_seq, man.block) {
                 return Err(Rejection::Replayed);
             }
+            // Beyond the window ahead: only the publisher can sign it, so
+            // the run has moved on; the window follows if it is fresh.
+            let ahead = self
+                .newest_seq
+                .is_some_and(|n| man.first_seq > n.saturating_add(self.config.capacity as u64));
+            if ahead {
+                standing = Standing::NewRun;
+            }
+        }
+        let bi = (man.block % self.blocks.len() as u64) as usize;
+        match standing {
+            Standing::Behind => return Err(Rejection::Replayed),
+            Standing::Current => {
+                if !self.seq_in_range(man.first_seq) {
+                    return Err(Rejection::Replayed);
+                }
+                let slot = &self.blocks[bi];
+                if slot.block == man.block && slot.manifest_verified {
+                    return Err(Rejection::Duplicate);
+                }
+                if slot.block > man.block && (slot.manifest_verified || slot.awaiting) {
+                    return Err(Rejection::Replayed);
+                }
+            }
+            Standing::NewRun => {}
         }
         // One signature check per block, and only for a block not yet held.
         self.key.verify_manifest(&view)?;
+        if standing == Standing::NewRun {
+            if !is_fresh(now, man.timestamp_us) {
+                return Err(Rejection::Stale);
+            }
+            if self.run.standing(man.epoch) == Standing::NewRun {
+                // A later run (or the first seen) starts at its epoch.
+                self.start_run(man.epoch, man.epoch, man.epoch);
+            } else {
+                self.start_run(man.epoch, man.first_seq, man.block);
+            }
+        }
         let slot = &mut self.blocks[bi];
         slot.claim(man.block);
         slot.set_manifest(view.as_bytes(), &man);
@@ -752,3 +868,6 @@ impl Window {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod run_tests;

@@ -198,6 +198,17 @@ impl BlockSlot {
         }
     }
 
+    /// Forgets what the slot holds, keeping its buffers (the window moved
+    /// to another run).
+    pub(super) fn forget(&mut self) {
+        self.manifest_verified = false;
+        self.awaiting = false;
+        self.have_data = 0;
+        for p in &mut self.parity {
+            p.state = SlotState::Empty;
+        }
+    }
+
     pub(super) fn set_manifest(&mut self, datagram: &[u8], man: &Manifest<'_>) {
         fill(&mut self.manifest, datagram);
         self.set_fields(man);

@@ -24,6 +24,8 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
             stream,
             block: 3,
             first_seq,
+            epoch: 0,
+            timestamp_us: 0,
             hashes: &hashes,
             signature: [0; SIGNATURE_LEN],
         };
@@ -45,6 +47,8 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
         stream,
         block: 3,
         first_seq: u64::MAX - 16,
+        epoch: 0,
+        timestamp_us: 0,
         hashes: &hashes,
         signature: [0; SIGNATURE_LEN],
     };

@@ -11,8 +11,12 @@
 //! |  revision u32                 | 48..52
 //! |  block_ms u16 | reserved u16  | 52..56
 //! |  issued_at_us u64             | 56..64
-//! |  ed25519 signature (64 bytes) | 64..128
+//! |  epoch u64                    | 64..72
+//! |  ed25519 signature (64 bytes) | 72..136
 //! ```
+//!
+//! `epoch` names the publisher's run (SPEC §8.1): its wall clock in
+//! microseconds when the run started, and the run's first `seq` and block.
 
 use super::cursor::{BufferTooSmall, Writer};
 use super::manifest::SIGNATURE_LEN;
@@ -21,7 +25,7 @@ use crate::StreamId;
 use crate::fec::{MAX_K, MAX_M};
 
 /// Length of a DESCRIPTOR datagram.
-pub const DESCRIPTOR_LEN: usize = 128;
+pub const DESCRIPTOR_LEN: usize = 136;
 
 /// Largest club count: club sets travel as a 64-bit mask.
 pub const MAX_CLUBS: u8 = 64;
@@ -59,7 +63,11 @@ pub struct Descriptor {
     pub block_ms: u16,
     /// Publisher's clock when signed, in microseconds.
     pub issued_at_us: u64,
-    /// Signature over bytes 0..64.
+    /// The publisher's run: its clock in microseconds when the run
+    /// started, also the run's first `seq` and first block. A later run
+    /// has a higher epoch and supersedes every earlier one (SPEC §8.1).
+    pub epoch: u64,
+    /// Signature over bytes 0..72.
     pub signature: [u8; SIGNATURE_LEN],
 }
 
@@ -82,6 +90,7 @@ impl Descriptor {
         let block_ms = r.u16()?;
         r.reserved(2)?;
         let issued_at_us = r.u64()?;
+        let epoch = r.u64()?;
         let signature = r.array()?;
         r.finish()?;
         if clubs == 0 || clubs > MAX_CLUBS {
@@ -110,6 +119,7 @@ impl Descriptor {
             revision,
             block_ms,
             issued_at_us,
+            epoch,
             signature,
         })
     }
@@ -129,6 +139,7 @@ impl Descriptor {
         w.u16(self.block_ms);
         w.zeros(2);
         w.u64(self.issued_at_us);
+        w.u64(self.epoch);
         w.put(&self.signature);
         Ok(w.finish())
     }

@@ -9,9 +9,16 @@
 //! |  stream id (32 bytes)         |  8..40
 //! |  block      u64               | 40..48
 //! |  first_seq  u64               | 48..56
-//! |  (k + m) x 16-byte hashes     | 56..
+//! |  epoch      u64               | 56..64
+//! |  timestamp_us u64             | 64..72
+//! |  (k + m) x 16-byte hashes     | 72..
 //! |  ed25519 signature (64 bytes) |
 //! ```
+//!
+//! `epoch` names the publisher's run (as in the DESCRIPTOR) and
+//! `timestamp_us` is the publisher's clock when it signed the block: a
+//! receiver takes a new run only from a fresh MANIFEST or DESCRIPTOR, so
+//! recorded data cannot be replayed as live (SPEC §9.2).
 //!
 //! The first k hashes are the DATA chunks by index, the next m the PARITY
 //! symbols by index. The signature covers every byte before it.
@@ -25,7 +32,7 @@ use crate::fec::{MAX_K, MAX_M, SYMBOL_HEADER_LEN};
 pub const HASH_LEN: usize = 16;
 
 /// Bytes before the hashes.
-pub const MANIFEST_HEADER_LEN: usize = 56;
+pub const MANIFEST_HEADER_LEN: usize = 72;
 
 /// Length of an ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -45,6 +52,10 @@ pub struct Manifest<'a> {
     pub block: u64,
     /// Sequence number of the block's first chunk.
     pub first_seq: u64,
+    /// The publisher's run (SPEC §8.1).
+    pub epoch: u64,
+    /// Publisher's clock when the block was signed, in microseconds.
+    pub timestamp_us: u64,
     /// `(k + m) * 16` bytes of hashes.
     pub hashes: &'a [u8],
     /// Signature over every byte before it.
@@ -63,6 +74,8 @@ impl<'a> Manifest<'a> {
         let stream = StreamId(r.array()?);
         let block = r.u64()?;
         let first_seq = r.u64()?;
+        let epoch = r.u64()?;
+        let timestamp_us = r.u64()?;
         if k == 0 || usize::from(k) > MAX_K {
             return Err(DecodeError::Field("k"));
         }
@@ -81,6 +94,10 @@ impl<'a> Manifest<'a> {
         if first_seq.checked_add(u64::from(k)).is_none() {
             return Err(DecodeError::Field("first_seq"));
         }
+        // A run starts at its epoch: nothing of it lies before.
+        if first_seq < epoch || block < epoch {
+            return Err(DecodeError::Field("epoch"));
+        }
         let hashes = r.take((usize::from(k) + usize::from(m)) * HASH_LEN)?;
         let signature = r.array()?;
         r.finish()?;
@@ -91,6 +108,8 @@ impl<'a> Manifest<'a> {
             stream,
             block,
             first_seq,
+            epoch,
+            timestamp_us,
             hashes,
             signature,
         })
@@ -112,6 +131,8 @@ impl<'a> Manifest<'a> {
         w.put(self.stream.as_bytes());
         w.u64(self.block);
         w.u64(self.first_seq);
+        w.u64(self.epoch);
+        w.u64(self.timestamp_us);
         w.put(self.hashes);
         w.put(&self.signature);
         Ok(w.finish())

@@ -120,12 +120,22 @@ fn manifest() -> impl Strategy<Value = Case> {
                 Just((k, m)),
                 symbol_len,
                 (stream(), any::<u64>(), any::<u64>()),
+                (any::<u64>(), any::<u64>()),
                 bytes((usize::from(k) + usize::from(m)) * HASH_LEN),
                 any::<[u8; SIGNATURE_LEN]>(),
             )
         })
         .prop_map(
-            |((k, m), symbol_len, (stream, block, first_seq), hashes, signature)| {
+            |(
+                (k, m),
+                symbol_len,
+                (stream, block, first_seq),
+                (epoch, timestamp_us),
+                hashes,
+                signature,
+            )| {
+                // A run starts at its epoch: no block or seq before it.
+                let epoch = epoch.min(block).min(first_seq);
                 let man = Manifest {
                     k,
                     m,
@@ -133,6 +143,8 @@ fn manifest() -> impl Strategy<Value = Case> {
                     stream,
                     block,
                     first_seq,
+                    epoch,
+                    timestamp_us,
                     hashes: &[],
                     signature,
                 };
@@ -156,13 +168,14 @@ fn descriptor() -> impl Strategy<Value = Case> {
             any::<u32>(),
             1..=u16::MAX,
             any::<u64>(),
+            any::<u64>(),
         ),
         any::<[u8; SIGNATURE_LEN]>(),
     )
         .prop_map(
             |(
                 (codec, clubs, k, m, chunk_size),
-                (stream, bitrate_bps, revision, block_ms, issued_at_us),
+                (stream, bitrate_bps, revision, block_ms, issued_at_us, epoch),
                 signature,
             )| {
                 let d = Descriptor {
@@ -176,6 +189,7 @@ fn descriptor() -> impl Strategy<Value = Case> {
                     revision,
                     block_ms,
                     issued_at_us,
+                    epoch,
                     signature,
                 };
                 (Message::Descriptor(d), Vec::new())

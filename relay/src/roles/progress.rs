@@ -70,6 +70,17 @@ impl Progress {
         self.noted = None;
     }
 
+    /// The stream's publisher restarted (a new run, SPEC §8.1), or the
+    /// stream jumped ahead: says so once (unless quiet).
+    pub(crate) fn new_run(&mut self, epoch: u64) {
+        if !self.quiet {
+            eprintln!(
+                "shoal: the publisher restarted (run {epoch}); output continues at its first \
+                 keyframe after a gap"
+            );
+        }
+    }
+
     /// The relay accepted: earlier refusals are forgotten.
     pub(crate) fn subscribed(&mut self) {
         self.unknown_since = None;

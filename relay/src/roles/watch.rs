@@ -205,6 +205,7 @@ impl Watch {
                     wrote = true;
                 }
                 ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
+                ViewerEvent::NewRun { epoch } => self.progress.new_run(epoch),
                 ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
                 ViewerEvent::RelayChanged { from, to } => self.progress.moved(from, to),
                 ViewerEvent::EndOfStream => step = Step::Done,

@@ -169,7 +169,8 @@ impl ViewerNode {
                 ViewerEvent::EndOfStream => self.ended = true,
                 ViewerEvent::Subscribed { .. }
                 | ViewerEvent::Rejected(_)
-                | ViewerEvent::RelayChanged { .. } => {}
+                | ViewerEvent::RelayChanged { .. }
+                | ViewerEvent::NewRun { .. } => {}
             }
         }
     }

@@ -61,7 +61,8 @@ impl PeerNode {
                 ViewerEvent::EndOfStream => self.ended = true,
                 ViewerEvent::Subscribed { .. }
                 | ViewerEvent::Rejected(_)
-                | ViewerEvent::RelayChanged { .. } => {}
+                | ViewerEvent::RelayChanged { .. }
+                | ViewerEvent::NewRun { .. } => {}
             }
         }
     }

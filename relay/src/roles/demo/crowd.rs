@@ -189,7 +189,7 @@ impl Member {
                     tracing::debug!(?reason, "viewer refused");
                 }
                 // The demo's viewers have one relay.
-                ViewerEvent::RelayChanged { .. } => {}
+                ViewerEvent::RelayChanged { .. } | ViewerEvent::NewRun { .. } => {}
                 ViewerEvent::EndOfStream => self.ended = true,
             }
         }
