@@ -201,6 +201,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             args.duration,
             &generator_cpus,
             &args.flood_kinds,
+            shared.epoch.load(Ordering::Acquire),
         )?),
         None => None,
     };

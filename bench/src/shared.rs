@@ -58,6 +58,9 @@ pub struct Shared {
     /// The newest DATA seq the source has sent ([`UNSET`] before the
     /// first).
     pub newest_seq: AtomicU64,
+    /// The source's run epoch (its first seq and block; SPEC §8.1), 0
+    /// until the source starts.
+    pub epoch: AtomicU64,
     /// With churn: viewers that joined on a fresh socket so far.
     pub joins: AtomicU64,
     /// Of those, the ones whose first DATA came within the join deadline.
@@ -77,6 +80,7 @@ impl Shared {
             rx_datagrams: AtomicU64::new(0),
             rx_chunks: AtomicU64::new(0),
             newest_seq: AtomicU64::new(UNSET),
+            epoch: AtomicU64::new(0),
             joins: AtomicU64::new(0),
             joins_served: AtomicU64::new(0),
         }

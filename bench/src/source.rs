@@ -98,6 +98,9 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         wall_clock(),
     )
     .context("cannot make the publisher")?;
+    shared
+        .epoch
+        .store(publisher.epoch(), std::sync::atomic::Ordering::Release);
     let mut frames = FrameClock::new(config.bitrate_bps, config.fps, Instant::now());
     let mut frame = Vec::new();
     let mut report = SourceReport::default();

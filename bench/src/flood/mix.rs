@@ -16,9 +16,9 @@ pub const RELAY_RX_BUFFER: usize = 2048;
 pub const MAX_FLOOD_DATAGRAM: usize = 9000;
 /// Forged DATA carries this much payload (the bench source's chunk).
 const FORGED_PAYLOAD: usize = 1316;
-/// Forged seqs fall in `0..NEAR_SEQS` three times in four (where a stream
-/// that started recently is, so they pass the window's range check and
-/// reach the costlier checks), otherwise anywhere.
+/// Forged seqs fall in `epoch..epoch + NEAR_SEQS` three times in four
+/// (where a stream that started recently is, so they pass the window's
+/// range check and reach the costlier checks), otherwise anywhere.
 const NEAR_SEQS: u64 = 4096;
 /// Clubs of the bench source (the publisher's default): forged DATA
 /// names the club its seq belongs to, to pass the club check.
@@ -185,6 +185,8 @@ pub struct Crafter {
     rng: Rng,
     pool: Vec<u8>,
     stream: StreamId,
+    /// The stream's run epoch: where forged seqs cluster.
+    epoch: u64,
     /// The kinds to make (all when empty).
     only: Vec<Kind>,
     /// One full datagram of each message type, for [`Kind::Truncated`].
@@ -199,7 +201,7 @@ pub struct Crafter {
 
 impl Crafter {
     /// A crafter forging for `stream`, seeded with `seed`.
-    pub fn new(seed: u64, stream: StreamId) -> Self {
+    pub fn new(seed: u64, stream: StreamId, epoch: u64) -> Self {
         let mut rng = Rng::new(seed);
         let pool: Vec<u8> = (0..POOL / 8)
             .flat_map(|_| rng.next().to_le_bytes())
@@ -208,6 +210,7 @@ impl Crafter {
             rng,
             pool,
             stream,
+            epoch,
             only: Vec::new(),
             templates: Vec::new(),
             hello_len: 0,
@@ -344,10 +347,14 @@ impl Crafter {
     fn emit_valid(&mut self, kind: Kind, out: &mut [u8]) -> usize {
         let near = !self.rng.next().is_multiple_of(4);
         let seq = if near {
-            self.rng.next() % NEAR_SEQS
+            self.epoch.saturating_add(self.rng.next() % NEAR_SEQS)
         } else {
             self.rng.next()
         };
+        // Blocks of four from the epoch on, as a MANIFEST must (SPEC §8.1).
+        let epoch = self.epoch.min(seq);
+        let first_seq = epoch + ((seq - epoch) & !3);
+        let block = epoch + (seq - epoch) / 4;
         let r = self.rng.next();
         let msg = match kind {
             Kind::ForgedData | Kind::OtherStream => {
@@ -362,7 +369,7 @@ impl Crafter {
                     club: (seq % CLUBS) as u8,
                     stream,
                     seq,
-                    block: seq / 4,
+                    block,
                     timestamp_us: r >> 8,
                     index: (seq % 4) as u8,
                     payload: &self.pool[at..at + FORGED_PAYLOAD],
@@ -382,9 +389,9 @@ impl Crafter {
                     m: 1,
                     symbol_len: (FORGED_PAYLOAD + 4) as u16,
                     stream: self.stream,
-                    block: seq / 4,
-                    first_seq: seq - seq % 4,
-                    epoch: 0,
+                    block,
+                    first_seq,
+                    epoch,
                     timestamp_us: r,
                     hashes: &self.pool[at..at + 5 * 16],
                     signature,
@@ -452,7 +459,7 @@ mod tests {
     use shoal_proto::wire::peek_type;
 
     fn crafter() -> Crafter {
-        Crafter::new(7, crate::source::stream_id())
+        Crafter::new(7, crate::source::stream_id(), 1_700_000_000_000_000)
     }
 
     #[test]

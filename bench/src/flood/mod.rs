@@ -39,6 +39,11 @@ pub struct FloodArgs {
     /// [default: the bench source's].
     #[arg(long, value_name = "HEX", default_value = "")]
     pub stream: String,
+    /// The stream's run epoch (SPEC §8.1): its first seq and block. Forged
+    /// DATA and MANIFESTs name seqs just after it, where the live stream
+    /// is, and forged MANIFESTs carry it.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub epoch: u64,
     /// Source ports (sockets) to send from, in turn.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub ports: usize,
@@ -118,13 +123,15 @@ impl Flooder {
         duration: Duration,
         cpus: &[usize],
         kinds: &[String],
+        epoch: u64,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this program to run the flood")?;
         let mut cmd = Command::new(exe);
         cmd.arg("flood")
             .args(["--target", &target.to_string()])
             .args(["--rate", &rate.to_string()])
-            .args(["--duration", &format!("{}ms", duration.as_millis())]);
+            .args(["--duration", &format!("{}ms", duration.as_millis())])
+            .args(["--epoch", &epoch.to_string()]);
         if !cpus.is_empty() {
             let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
             cmd.args(["--cpus", &list.join(",")]);

@@ -59,7 +59,7 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
     let gso = !args.no_gso && gso_supported(&sockets[0]);
     let stream = super::parse_stream(&args.stream)?;
     let seed = u64::from(std::process::id()) ^ 0x5eed_f100d;
-    let mut crafter = Crafter::new(seed, stream);
+    let mut crafter = Crafter::new(seed, stream, args.epoch);
     crafter.only(&args.kinds);
     let mut sender = Sender {
         crafter,

@@ -307,3 +307,6 @@ pub(crate) fn put_header(w: &mut cursor::Writer<'_>, ty: MessageType) {
 mod swarm_tests;
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod vector_tests;

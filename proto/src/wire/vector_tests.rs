@@ -1,0 +1,118 @@
+//! SPEC Appendix A.2 and A.3, pinned: the DESCRIPTOR and the block's
+//! MANIFEST, DATA and PARITY datagrams the reference code makes must be
+//! the bytes the SPEC prints.
+
+use super::*;
+use crate::fec::{Encoder, symbol_len, write_symbol};
+use crate::integrity::{PublisherKey, chunk_hash, parity_hash};
+
+const SPEC: &str = include_str!("../../SPEC.md");
+/// A.1's key, A.2's signing time and the run's epoch.
+const SEED: [u8; 32] = [7; 32];
+const T: u64 = 1_767_225_600_000_000;
+
+/// `bytes` as the SPEC prints them: hex, 32 bytes a line.
+fn spec_hex(bytes: &[u8]) -> String {
+    bytes
+        .chunks(32)
+        .map(|line| line.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn assert_in_spec(what: &str, bytes: &[u8]) {
+    let hex = spec_hex(bytes);
+    assert!(SPEC.contains(&hex), "{what} is not in SPEC.md:\n{hex}");
+}
+
+#[test]
+fn appendix_a2_descriptor() {
+    let key = PublisherKey::from_seed(SEED);
+    let d = Descriptor {
+        codec: Codec::MpegTs,
+        clubs: 8,
+        k: 2,
+        m: 2,
+        chunk_size: 1316,
+        stream: key.stream_id(),
+        bitrate_bps: 3_000_000,
+        revision: 1,
+        block_ms: 50,
+        issued_at_us: T,
+        epoch: T,
+        signature: [0; SIGNATURE_LEN],
+    };
+    let mut buf = [0u8; DESCRIPTOR_LEN];
+    d.emit(&mut buf).expect("emit");
+    key.sign_trailer(&mut buf);
+    assert_in_spec("A.2 DESCRIPTOR", &buf);
+}
+
+#[test]
+fn appendix_a3_block() {
+    let key = PublisherKey::from_seed(SEED);
+    let stream = key.stream_id();
+    let chunks: [(u8, u64, &[u8]); 2] =
+        [(0x01, T + 100_000, b"hello"), (0x02, T + 120_000, b"abc")];
+    let len = symbol_len(5);
+    let mut symbols = Vec::new();
+    let mut hashes = Vec::new();
+    for (flags, ts, payload) in chunks {
+        let mut sym = vec![0u8; len];
+        write_symbol(flags, ts, payload, &mut sym).expect("symbol");
+        symbols.push(sym);
+        hashes.extend_from_slice(&chunk_hash(flags, ts, payload));
+    }
+    let mut parity = Vec::new();
+    Encoder::new()
+        .encode(&symbols, 2, |_, p| parity.push(p.to_vec()))
+        .expect("encode");
+    for p in &parity {
+        hashes.extend_from_slice(&parity_hash(p));
+    }
+    let man = Manifest {
+        k: 2,
+        m: 2,
+        symbol_len: len as u16,
+        stream,
+        block: T,
+        first_seq: T,
+        epoch: T,
+        timestamp_us: T + 130_000,
+        hashes: &hashes,
+        signature: [0; SIGNATURE_LEN],
+    };
+    let mut buf = vec![0u8; man.buffer_len()];
+    man.emit(&mut buf).expect("emit");
+    key.sign_trailer(&mut buf);
+    assert_eq!(buf.len(), 200);
+    assert_in_spec("A.3 MANIFEST", &buf);
+
+    let (flags, ts, payload) = chunks[0];
+    let data = Data {
+        flags: DataFlags::from_bits(flags).expect("flags"),
+        club: (T % 8) as u8,
+        stream,
+        seq: T,
+        block: T,
+        timestamp_us: ts,
+        index: 0,
+        payload,
+    };
+    let mut out = vec![0u8; data.buffer_len()];
+    data.emit(&mut out).expect("emit");
+    assert_in_spec("A.3 DATA", &out);
+
+    let p = Parity {
+        k: 2,
+        m: 2,
+        stream,
+        block: T,
+        first_seq: T,
+        index: 0,
+        symbol: &parity[0],
+    };
+    let mut out = vec![0u8; p.buffer_len()];
+    p.emit(&mut out).expect("emit");
+    assert_in_spec("A.3 PARITY", &out);
+}
