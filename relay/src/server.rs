@@ -12,7 +12,7 @@ use crate::cpu;
 use crate::dht::announce::Announcer;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
-use crate::os::{random_bytes, wall_clock};
+use crate::os::{self, random_bytes};
 use crate::worker::{Owners, Peer, Router, ToWorker, Worker};
 
 /// Queue depth between two workers: enough for a burst of a few thousand
@@ -116,9 +116,9 @@ impl Server {
                     };
                     let mut relay = Relay::new(config);
                     relay.set_export(peers_w.len() > 1);
-                    // proto's time is already the wall clock here.
-                    let now = wall_clock();
-                    relay.set_wall_clock(now, now.as_micros() / 1_000_000);
+                    // proto's time is monotonic; token expiry needs the
+                    // wall clock, which the worker refreshes as it runs.
+                    relay.set_wall_clock(os::now(), os::unix_secs());
                     let mut worker = Worker::new(
                         id,
                         relay,
@@ -130,7 +130,7 @@ impl Server {
                         hub_w,
                     );
                     if id == 0 {
-                        let now = wall_clock();
+                        let now = os::now();
                         for stream in &streams {
                             if let Err(e) = worker.relay.add_upstreams(now, &upstreams, *stream) {
                                 let _ = ready.send(Err(format!("stream {stream}: {e}")));

@@ -29,7 +29,7 @@ use shoal_proto::relay::{Export, Relay, RelayEvent};
 
 use crate::io::{Backend, Sink, Waker};
 use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
-use crate::os::wall_clock;
+use crate::os;
 pub(crate) use route::{Owners, Router};
 use train::TrainBuilder;
 
@@ -125,7 +125,7 @@ impl Worker {
         let mut next_publish = Instant::now();
         let mut stopping = false;
         loop {
-            let now = wall_clock();
+            let now = os::now();
             let instant = Instant::now();
             while let Ok(msg) = self.inbox.try_recv() {
                 match msg {
@@ -254,6 +254,9 @@ impl Worker {
     /// outside the data plane for the allocation test.
     fn publish(&mut self) {
         IN_WORKER.with(|w| w.set(false));
+        // Token expiry is wall time, proto's `now` is not: re-pair them so a
+        // wall-clock step reaches token checks within one snapshot period.
+        self.relay.set_wall_clock(os::now(), os::unix_secs());
         self.publish_snapshot();
         IN_WORKER.with(|w| w.set(true));
     }
@@ -314,7 +317,7 @@ impl Sink for Turn<'_> {
     fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
         let (now, instant) = *self
             .clock
-            .get_or_insert_with(|| (wall_clock(), Instant::now()));
+            .get_or_insert_with(|| (os::now(), Instant::now()));
         self.born.get_or_insert(instant);
         if let Some(stream) = Relay::ingest_stream(bytes) {
             match self.router.route(&stream) {

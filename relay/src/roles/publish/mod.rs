@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::os::wall_clock;
+use crate::os;
 
 use crossbeam_channel::RecvTimeoutError;
 use shoal_proto::Time;
@@ -102,7 +102,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     let inputs = input::start(&source)?;
     let stream = key.stream_id();
     let seed = key.seed();
-    let publisher = Publisher::new(key, config, relays.clone(), wall_clock())
+    let publisher = Publisher::new(key, config, relays.clone(), os::now())
         .map_err(|e| anyhow::anyhow!("--fec / --chunk-time: {e}"))?;
     let record = keep_record(&args.dht, seed, &relays, publisher.descriptor(), args.quiet)?;
     let banner = format!(
@@ -188,7 +188,7 @@ impl Session {
             if self.publisher.is_finished() {
                 break;
             }
-            let now = wall_clock();
+            let now = os::now();
             self.status
                 .maybe_print(now, self.publisher.stats(), self.send_errors);
             if stop.load(Ordering::Relaxed) {
@@ -208,17 +208,17 @@ impl Session {
             .unwrap_or(now + SIGNAL_POLL);
             match inputs.recv_timeout(deadline.saturating_since(now)) {
                 Ok(Input::Bytes(bytes)) => {
-                    let now = wall_clock();
+                    let now = os::now();
                     last_input = Some(now);
                     self.feed(now, bytes)?;
                 }
                 Ok(Input::End) | Err(RecvTimeoutError::Disconnected) => {
-                    self.end(wall_clock())?;
+                    self.end(os::now())?;
                 }
                 Ok(Input::Failed(message)) => anyhow::bail!("{message}"),
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            let now = wall_clock();
+            let now = os::now();
             if idle_end.is_some_and(|t| now >= t) {
                 self.end(now)?;
             } else if self.publisher.poll_timeout().is_some_and(|t| now >= t) {
@@ -227,7 +227,7 @@ impl Session {
         }
         self.status
             .print_final(self.publisher.stats(), self.send_errors);
-        match self.links.refused_at_end(wall_clock()) {
+        match self.links.refused_at_end(os::now()) {
             Some(why) => anyhow::bail!(why),
             None => Ok(()),
         }
@@ -274,7 +274,7 @@ impl Session {
     }
 
     fn send_all(&mut self) -> anyhow::Result<()> {
-        let now = wall_clock();
+        let now = os::now();
         while let Some(transmit) = self.publisher.poll_transmit() {
             // A relay that is down answers with ICMP, which a later send on
             // its socket reports; the stream goes on to the others.
@@ -300,7 +300,7 @@ impl Status {
     fn new(quiet: bool) -> Self {
         Self {
             quiet,
-            next: wall_clock() + STATUS_INTERVAL,
+            next: os::now() + STATUS_INTERVAL,
             last: PublisherStats::default(),
         }
     }
