@@ -6,8 +6,12 @@
 //! datagram, then wait for input until the publisher's next timer, the next
 //! status line or a signal check, whichever is first. End of input (EOF,
 //! five quiet seconds on UDP, SIGINT or SIGTERM) flushes the last block
-//! with end of stream flagged, sends it, and exits 0. A second SIGINT or
-//! SIGTERM exits at once.
+//! with end of stream flagged, sends it, and exits 0 (1 if no relay was
+//! taking datagrams by then). A second SIGINT or SIGTERM exits at once.
+//!
+//! A relay that is down never ends the publish while input flows: its
+//! datagrams are dropped and it is retried with backoff ([`links`]), with
+//! a line on stderr once a second until it is back.
 
 mod input;
 mod links;
@@ -184,13 +188,12 @@ impl Session {
     ) -> anyhow::Result<()> {
         let mut last_input: Option<Time> = None;
         loop {
-            self.send_all()?;
+            self.send_all();
             if self.publisher.is_finished() {
                 break;
             }
             let now = os::now();
-            self.status
-                .maybe_print(now, self.publisher.stats(), self.send_errors);
+            self.report(now);
             if stop.load(Ordering::Relaxed) {
                 self.end(now)?;
                 continue;
@@ -225,8 +228,11 @@ impl Session {
                 self.publisher.handle_timeout(now);
             }
         }
-        self.status
-            .print_final(self.publisher.stats(), self.send_errors);
+        self.status.print_final(
+            self.publisher.stats(),
+            self.send_errors,
+            self.links.dropped(),
+        );
         match self.links.refused_at_end(os::now()) {
             Some(why) => anyhow::bail!(why),
             None => Ok(()),
@@ -273,19 +279,39 @@ impl Session {
         Ok(())
     }
 
-    fn send_all(&mut self) -> anyhow::Result<()> {
+    /// Sends every queued datagram; a relay that refuses costs its own
+    /// datagrams only (see [`links`]).
+    fn send_all(&mut self) {
         let now = os::now();
         while let Some(transmit) = self.publisher.poll_transmit() {
-            // A relay that is down answers with ICMP, which a later send on
-            // its socket reports; the stream goes on to the others.
-            if !self.links.send(now, transmit.dst, transmit.payload) {
+            if self.links.send(now, transmit.dst, transmit.payload) == links::Fate::Failed {
                 self.send_errors += 1;
             }
         }
-        match self.links.all_refusing(now) {
-            Some(why) => anyhow::bail!(why),
-            None => Ok(()),
+    }
+
+    /// Once a second: the status line, and a line per relay that is down
+    /// or has just come back (even with `--quiet`: these are faults).
+    fn report(&mut self, now: Time) {
+        if !self.status.due(now) {
+            return;
         }
+        for outage in self.links.outages(now) {
+            match outage {
+                links::Report::Down(addr, lasted) if lasted >= STATUS_INTERVAL => eprintln!(
+                    "shoal publish: relay {addr} unreachable for {} s; still publishing, retrying",
+                    lasted.as_secs()
+                ),
+                links::Report::Back(addr, lasted) => eprintln!(
+                    "shoal publish: relay {addr} is back after {} s unreachable; sending to it again",
+                    lasted.as_secs()
+                ),
+                links::Report::Down(..) => {}
+            }
+        }
+        let dropped = self.links.dropped();
+        self.status
+            .print(now, self.publisher.stats(), self.send_errors, dropped);
     }
 }
 
@@ -305,10 +331,12 @@ impl Status {
         }
     }
 
-    fn maybe_print(&mut self, now: Time, stats: PublisherStats, send_errors: u64) {
-        if now < self.next {
-            return;
-        }
+    /// Whether the next line is due.
+    fn due(&self, now: Time) -> bool {
+        now >= self.next
+    }
+
+    fn print(&mut self, now: Time, stats: PublisherStats, send_errors: u64, dropped: u64) {
         let elapsed = STATUS_INTERVAL + now.saturating_since(self.next);
         self.next = now + STATUS_INTERVAL;
         let bits = (stats.bytes_in - self.last.bytes_in) * 8;
@@ -319,31 +347,34 @@ impl Status {
                 "shoal: {} chunks, {} blocks, {kbps} kbit/s in{}",
                 stats.chunks,
                 stats.blocks,
-                errors_note(stats, send_errors)
+                errors_note(stats, send_errors, dropped)
             );
         }
     }
 
-    fn print_final(&self, stats: PublisherStats, send_errors: u64) {
+    fn print_final(&self, stats: PublisherStats, send_errors: u64, dropped: u64) {
         if !self.quiet {
             eprintln!(
                 "shoal: done: {} chunks, {} blocks, {} bytes{}",
                 stats.chunks,
                 stats.blocks,
                 stats.bytes_in,
-                errors_note(stats, send_errors)
+                errors_note(stats, send_errors, dropped)
             );
         }
     }
 }
 
-fn errors_note(stats: PublisherStats, send_errors: u64) -> String {
+fn errors_note(stats: PublisherStats, send_errors: u64, dropped: u64) -> String {
     let mut note = String::new();
     if stats.bytes_discarded > 0 {
         note += &format!(", {} bytes discarded (not TS)", stats.bytes_discarded);
     }
     if send_errors > 0 {
         note += &format!(", {send_errors} sends failed");
+    }
+    if dropped > 0 {
+        note += &format!(", {dropped} datagrams dropped (relay unreachable)");
     }
     note
 }
