@@ -82,6 +82,8 @@ pub(crate) struct Worker {
     wake: Vec<bool>,
     /// Items or datagrams another worker's queue had no room for.
     pub(crate) handoff_drops: u64,
+    /// Test-only: panic at this time ([`crate::supervise::TEST_PANIC_ENV`]).
+    pub(crate) test_panic_at: Option<Instant>,
 }
 
 impl Worker {
@@ -110,6 +112,7 @@ impl Worker {
             latency: latency_histogram(),
             wake,
             handoff_drops: 0,
+            test_panic_at: None,
         }
     }
 
@@ -155,6 +158,12 @@ impl Worker {
             if instant >= next_publish || stopping {
                 self.publish();
                 next_publish = instant + PUBLISH_EVERY;
+                if self.test_panic_at.is_some_and(|t| instant >= t) {
+                    panic!(
+                        "{}: the panic a test asked for",
+                        crate::supervise::TEST_PANIC_ENV
+                    );
+                }
             }
             let timeout = if stopping {
                 Duration::ZERO
