@@ -16,9 +16,12 @@
 mod input;
 mod links;
 mod pacing;
+mod status;
+mod udp;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -27,16 +30,14 @@ use crate::os;
 use crossbeam_channel::RecvTimeoutError;
 use shoal_proto::Time;
 use shoal_proto::fec;
-use shoal_proto::publisher::{Publisher, PublisherConfig, PublisherStats};
+use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::ts::{PROBE_LEN, looks_like_ts};
 
 use self::input::{Input, NOT_TS, Source, UDP_IDLE_END};
+use self::status::{Losses, STATUS_INTERVAL, Status};
 use super::keygen::load_key;
 use crate::dht::record::{RecordContent, RecordKeeper};
 use crate::dht::{DhtArgs, DhtOptions};
-
-/// How often the status line is printed.
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest wait between signal checks.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
@@ -52,6 +53,12 @@ pub struct PublishArgs {
     pub relays: Vec<String>,
     /// The stream: `-` for stdin, a file (paced at its PCR rate), or
     /// `udp://HOST:PORT` to listen for `ffmpeg -f mpegts udp://...`.
+    ///
+    /// UDP takes ffmpeg's query syntax: `?sources=IP[,IP...]` (or
+    /// `source=`; an IP:PORT names one socket) takes datagrams only from
+    /// those senders, and `max_rate=RATE` (such as 20Mbit, or off) caps
+    /// the input rate; the default cap is 100Mbit. What either turns away
+    /// is dropped and counted on the status line.
     #[arg(long, value_name = "INPUT", default_value = "-")]
     pub input: String,
     /// Forward error correction as K,M: M parity symbols per K chunks.
@@ -103,7 +110,8 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     };
     let links = links::Links::open(&relays)?;
     let stop = super::stop::StopFlag::install()?.shared();
-    let inputs = input::start(&source)?;
+    let input_drops = Arc::new(udp::Drops::default());
+    let inputs = input::start(&source, &input_drops)?;
     let stream = key.stream_id();
     let seed = key.seed();
     let publisher = Publisher::new(key, config, relays.clone(), os::now())
@@ -120,6 +128,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         probe: (!matches!(source, Source::File(_))).then(Vec::new),
         banner: (!args.quiet).then_some(banner),
         send_errors: 0,
+        input_drops,
     };
     let result = session.run(&inputs, &stop, source.is_udp());
     if let Some(keeper) = record {
@@ -177,6 +186,8 @@ struct Session {
     /// Printed once the input proves good, so a bad input gets one line.
     banner: Option<String>,
     send_errors: u64,
+    /// What the UDP input's filters turned away.
+    input_drops: Arc<udp::Drops>,
 }
 
 impl Session {
@@ -202,7 +213,7 @@ impl Session {
             let deadline = [
                 self.publisher.poll_timeout(),
                 idle_end,
-                Some(self.status.next),
+                Some(self.status.next()),
                 Some(now + SIGNAL_POLL),
             ]
             .into_iter()
@@ -228,11 +239,8 @@ impl Session {
                 self.publisher.handle_timeout(now);
             }
         }
-        self.status.print_final(
-            self.publisher.stats(),
-            self.send_errors,
-            self.links.dropped(),
-        );
+        self.status
+            .print_final(self.publisher.stats(), &self.losses());
         match self.links.refused_at_end(os::now()) {
             Some(why) => anyhow::bail!(why),
             None => Ok(()),
@@ -309,74 +317,19 @@ impl Session {
                 links::Report::Down(..) => {}
             }
         }
-        let dropped = self.links.dropped();
-        self.status
-            .print(now, self.publisher.stats(), self.send_errors, dropped);
+        let losses = self.losses();
+        self.status.print(now, self.publisher.stats(), &losses);
     }
-}
 
-/// The once-a-second status line.
-struct Status {
-    quiet: bool,
-    next: Time,
-    last: PublisherStats,
-}
-
-impl Status {
-    fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            next: os::now() + STATUS_INTERVAL,
-            last: PublisherStats::default(),
+    fn losses(&self) -> Losses {
+        let (other_source, over_rate) = self.input_drops.read();
+        Losses {
+            send_errors: self.send_errors,
+            relay_unreachable: self.links.dropped(),
+            other_source,
+            over_rate,
         }
     }
-
-    /// Whether the next line is due.
-    fn due(&self, now: Time) -> bool {
-        now >= self.next
-    }
-
-    fn print(&mut self, now: Time, stats: PublisherStats, send_errors: u64, dropped: u64) {
-        let elapsed = STATUS_INTERVAL + now.saturating_since(self.next);
-        self.next = now + STATUS_INTERVAL;
-        let bits = (stats.bytes_in - self.last.bytes_in) * 8;
-        let kbps = bits * 1000 / elapsed.as_micros().max(1) as u64;
-        self.last = stats;
-        if !self.quiet {
-            eprintln!(
-                "shoal: {} chunks, {} blocks, {kbps} kbit/s in{}",
-                stats.chunks,
-                stats.blocks,
-                errors_note(stats, send_errors, dropped)
-            );
-        }
-    }
-
-    fn print_final(&self, stats: PublisherStats, send_errors: u64, dropped: u64) {
-        if !self.quiet {
-            eprintln!(
-                "shoal: done: {} chunks, {} blocks, {} bytes{}",
-                stats.chunks,
-                stats.blocks,
-                stats.bytes_in,
-                errors_note(stats, send_errors, dropped)
-            );
-        }
-    }
-}
-
-fn errors_note(stats: PublisherStats, send_errors: u64, dropped: u64) -> String {
-    let mut note = String::new();
-    if stats.bytes_discarded > 0 {
-        note += &format!(", {} bytes discarded (not TS)", stats.bytes_discarded);
-    }
-    if send_errors > 0 {
-        note += &format!(", {send_errors} sends failed");
-    }
-    if dropped > 0 {
-        note += &format!(", {dropped} datagrams dropped (relay unreachable)");
-    }
-    note
 }
 
 fn resolve_relay(text: &str) -> anyhow::Result<SocketAddr> {
