@@ -33,6 +33,10 @@ pub(super) const LAST_RETRY: Duration = Duration::from_secs(1);
 /// back: its outage is over and its backoff starts again from the first.
 const SETTLED: Duration = Duration::from_millis(1500);
 
+/// An outage is reported once it has lasted this long: a lone refusal (a
+/// relay restarting) is not worth a line.
+const WORTH_SAYING: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Link {
     addr: SocketAddr,
@@ -52,6 +56,8 @@ struct Outage {
     /// No datagram goes to the relay before this: the backoff.
     retry_at: Option<Time>,
     error: io::Error,
+    /// Whether it was reported as down, so its end is reported too.
+    reported: bool,
 }
 
 /// What became of one datagram.
@@ -116,19 +122,23 @@ impl Links {
         self.0.iter().map(|l| l.dropped).sum()
     }
 
-    /// Each relay in an outage, or just back from one (reported once).
+    /// Each relay down for [`WORTH_SAYING`] or more, and each one just
+    /// back from such an outage (once).
     pub(super) fn outages(&mut self, now: Time) -> Vec<Report> {
         let mut out = Vec::new();
         for link in &mut self.0 {
-            let Some(outage) = &link.outage else {
+            let Some(outage) = &mut link.outage else {
                 continue;
             };
             if now.saturating_since(outage.last_refusal) >= SETTLED {
-                let lasted = outage.last_refusal.saturating_since(outage.since);
-                out.push(Report::Back(link.addr, lasted));
+                if outage.reported {
+                    let lasted = outage.last_refusal.saturating_since(outage.since);
+                    out.push(Report::Back(link.addr, lasted));
+                }
                 link.outage = None;
                 link.backoff = FIRST_RETRY;
-            } else {
+            } else if now.saturating_since(outage.since) >= WORTH_SAYING {
+                outage.reported = true;
                 out.push(Report::Down(link.addr, now.saturating_since(outage.since)));
             }
         }
@@ -194,6 +204,7 @@ impl Link {
                             last_refusal: now,
                             retry_at,
                             error: e,
+                            reported: false,
                         });
                     }
                 }
@@ -247,14 +258,16 @@ mod tests {
         // Due: one probe leaves, and the refusal it earns doubles the wait.
         until_refused(&mut links, t(100), dst);
         assert_eq!(links.send(t(250), dst, b"x"), Fate::Dropped);
-        assert_eq!(
-            links.outages(t(250)),
-            vec![Report::Down(dst, Duration::from_millis(250))]
-        );
+        // Too short to be worth a line yet.
+        assert_eq!(links.outages(t(250)), vec![]);
         // The backoff never passes LAST_RETRY.
         for i in 0..10 {
             until_refused(&mut links, t(1_000 + i * 1_000), dst);
         }
+        assert_eq!(
+            links.outages(t(10_500)),
+            vec![Report::Down(dst, Duration::from_millis(10_500))]
+        );
         assert_ne!(links.send(t(11_000), dst, b"x"), Fate::Dropped);
         assert!(links.refused_at_end(t(11_000)).is_some());
     }
@@ -264,21 +277,38 @@ mod tests {
         let dst = closed_port();
         let mut links = Links::open(&[dst]).expect("open");
         until_refused(&mut links, t(0), dst);
+        until_refused(&mut links, t(1_000), dst);
+        assert_eq!(
+            links.outages(t(1_050)),
+            vec![Report::Down(dst, Duration::from_millis(1_050))]
+        );
         let relay = UdpSocket::bind(dst).expect("the relay comes back");
         relay
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
         // The next try after the backoff reaches it, and so does the rest.
-        assert_eq!(links.send(t(100), dst, b"probe"), Fate::Left);
-        assert_eq!(links.send(t(101), dst, b"more"), Fate::Left);
+        assert_eq!(links.send(t(1_200), dst, b"probe"), Fate::Left);
+        assert_eq!(links.send(t(1_201), dst, b"more"), Fate::Left);
         let mut buf = [0; 16];
         let n = relay.recv(&mut buf).expect("the probe arrives");
         assert_eq!(&buf[..n], b"probe");
-        assert_eq!(links.refused_at_end(t(2_000)), None);
+        assert_eq!(links.refused_at_end(t(3_000)), None);
         assert_eq!(
-            links.outages(t(2_000)),
-            vec![Report::Back(dst, Duration::ZERO)]
+            links.outages(t(3_000)),
+            vec![Report::Back(dst, Duration::from_secs(1))]
         );
-        assert_eq!(links.outages(t(3_000)), vec![]);
+        assert_eq!(links.outages(t(4_000)), vec![]);
+    }
+
+    #[test]
+    fn a_lone_refusal_is_not_reported() {
+        let dst = closed_port();
+        let mut links = Links::open(&[dst]).expect("open");
+        until_refused(&mut links, t(0), dst);
+        let _relay = UdpSocket::bind(dst).expect("the relay comes back");
+        assert_eq!(links.send(t(100), dst, b"x"), Fate::Left);
+        assert_eq!(links.outages(t(500)), vec![]);
+        assert_eq!(links.outages(t(2_000)), vec![]);
+        assert_eq!(links.send(t(2_001), dst, b"x"), Fate::Left);
     }
 }

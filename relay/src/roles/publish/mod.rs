@@ -34,7 +34,7 @@ use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::ts::{PROBE_LEN, looks_like_ts};
 
 use self::input::{Input, NOT_TS, Source, UDP_IDLE_END};
-use self::status::{Losses, STATUS_INTERVAL, Status};
+use self::status::{Losses, Status};
 use super::keygen::load_key;
 use crate::dht::record::{RecordContent, RecordKeeper};
 use crate::dht::{DhtArgs, DhtOptions};
@@ -306,7 +306,7 @@ impl Session {
         }
         for outage in self.links.outages(now) {
             match outage {
-                links::Report::Down(addr, lasted) if lasted >= STATUS_INTERVAL => eprintln!(
+                links::Report::Down(addr, lasted) => eprintln!(
                     "shoal publish: relay {addr} unreachable for {} s; still publishing, retrying",
                     lasted.as_secs()
                 ),
@@ -314,7 +314,6 @@ impl Session {
                     "shoal publish: relay {addr} is back after {} s unreachable; sending to it again",
                     lasted.as_secs()
                 ),
-                links::Report::Down(..) => {}
             }
         }
         let losses = self.losses();

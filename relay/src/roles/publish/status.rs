@@ -10,7 +10,7 @@ use shoal_proto::publisher::PublisherStats;
 use crate::os;
 
 /// How often the status line is printed.
-pub(super) const STATUS_INTERVAL: Duration = Duration::from_secs(1);
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Datagrams lost, by cause, since the start.
 #[derive(Debug, Clone, Copy, Default)]
