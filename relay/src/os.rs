@@ -132,6 +132,49 @@ mod tests {
     }
 
     #[test]
+    fn a_publisher_timer_fires_across_a_backward_wall_step() {
+        use shoal_proto::integrity::PublisherKey;
+        use shoal_proto::publisher::{Publisher, PublisherConfig};
+        use shoal_proto::wire::{MessageType, peek_type};
+
+        let wall = Arc::new(AtomicU64::new(1_800_000_000_000_000));
+        let source = Arc::clone(&wall);
+        let clock = Clock::new(move || Time::from_micros(source.load(Ordering::Relaxed)));
+        let relay = std::net::SocketAddr::from(([127, 0, 0, 1], 7400));
+        let mut publisher = Publisher::new(
+            PublisherKey::from_seed([7; 32]),
+            PublisherConfig::default(),
+            vec![relay],
+            clock.now(),
+        )
+        .expect("a publisher");
+        // Less than a chunk (a packet is taken once the next one's sync
+        // byte frames it): it goes out when its chunk time runs out.
+        let mut packet = [0xff_u8; 188];
+        packet[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x10]);
+        publisher.handle_input(clock.now(), &packet.repeat(3));
+        while publisher.poll_transmit().is_some() {}
+
+        wall.fetch_sub(HOUR, Ordering::Relaxed);
+
+        // Its timers (chunk time, then block time) run on the clock alone.
+        let started = Instant::now();
+        let mut data = 0;
+        while data == 0 {
+            let due = publisher.poll_timeout().expect("a timer");
+            while clock.now() < due {
+                assert!(started.elapsed() < PATIENCE, "a timer never came due");
+                std::hint::spin_loop();
+            }
+            publisher.handle_timeout(clock.now());
+            while let Some(t) = publisher.poll_transmit() {
+                data += usize::from(peek_type(t.payload) == Ok(MessageType::Data));
+            }
+        }
+        assert_eq!(data, 1, "the partial chunk went out");
+    }
+
+    #[test]
     fn a_forward_wall_step_fires_nothing_early() {
         let wall = Arc::new(AtomicU64::new(1_800_000_000_000_000));
         let source = Arc::clone(&wall);
