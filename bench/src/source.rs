@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shoal_relay::os::wall_clock;
+use shoal_relay::os;
 
 use anyhow::Context;
 use shoal_proto::StreamId;
@@ -95,7 +95,7 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         PublisherKey::from_seed(KEY_SEED),
         publisher_config,
         vec![config.relay],
-        wall_clock(),
+        os::now(),
     )
     .context("cannot make the publisher")?;
     shared
@@ -123,12 +123,12 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         if let Some(bytes) = frames.due(now) {
             frame.clear();
             frame.resize(bytes, (frames.index % 251) as u8);
-            publisher.handle_input(wall_clock(), &frame);
+            publisher.handle_input(os::now(), &frame);
         }
         if frames.take_stalled() {
             report.stalls += 1;
         }
-        let wall_now = wall_clock();
+        let wall_now = os::now();
         if publisher.poll_timeout().is_some_and(|t| t <= wall_now) {
             publisher.handle_timeout(wall_now);
         }
@@ -155,7 +155,7 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         let wake = frames.next_at();
         let timer = publisher
             .poll_timeout()
-            .map(|t| Duration::from_micros(t.as_micros().saturating_sub(wall_clock().as_micros())));
+            .map(|t| Duration::from_micros(t.as_micros().saturating_sub(os::now().as_micros())));
         let sleep = wake
             .saturating_duration_since(Instant::now())
             .min(timer.unwrap_or(MAX_SLEEP))

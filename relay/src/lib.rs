@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod os;
 pub mod roles;
 pub mod server;
+pub mod supervise;
 pub mod worker;

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use shoal_relay::config::{RelayArgs, Settings};
 use shoal_relay::roles;
 use shoal_relay::server::Server;
+use shoal_relay::supervise::{EXIT_WORKER_DIED, WorkerPanic};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -53,7 +54,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("shoal: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<WorkerPanic>().is_some() {
+                ExitCode::from(EXIT_WORKER_DIED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -64,10 +69,22 @@ fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     // Signals are taken before the workers start, so none is missed.
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let server = Server::start(&settings)?;
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!(signal, "stopping: telling subscribers");
+    // A worker that dies ends the wait as a signal would (see
+    // shoal_relay::supervise).
+    let handle = signals.handle();
+    server.on_worker_exit(move || handle.close())?;
+    let signal = signals.forever().next();
+    match signal {
+        Some(signal) => tracing::info!(signal, "stopping: telling subscribers"),
+        None => tracing::error!("a worker stopped; stopping the relay"),
     }
-    server.shutdown();
+    let panics = server.shutdown();
+    if let Some(panic) = panics.into_iter().next() {
+        return Err(panic.into());
+    }
+    if signal.is_none() {
+        anyhow::bail!("a worker stopped without a signal or a panic; this is a bug");
+    }
     tracing::info!("stopped");
     Ok(())
 }

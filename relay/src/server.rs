@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use shoal_proto::relay::Relay;
@@ -12,7 +13,8 @@ use crate::cpu;
 use crate::dht::announce::Announcer;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
-use crate::os::{random_bytes, wall_clock};
+use crate::os::{self, random_bytes};
+use crate::supervise::{self, ExitNotice, WorkerPanic};
 use crate::worker::{Owners, Peer, Router, ToWorker, Worker};
 
 /// Queue depth between two workers: enough for a burst of a few thousand
@@ -31,6 +33,8 @@ pub struct Server {
     metrics_addr: Option<SocketAddr>,
     /// With `--announce`: the DHT node announcing this relay.
     announcer: Option<Announcer>,
+    /// A worker's id when its thread ends, however it ends.
+    exits: crossbeam_channel::Receiver<usize>,
 }
 
 impl Server {
@@ -76,6 +80,8 @@ impl Server {
             ..IoConfig::default()
         };
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(workers);
+        let (exit_tx, exits) = crossbeam_channel::bounded(workers);
+        let test_panic_at = supervise::test_panic_after()?.map(|after| Instant::now() + after);
         let mut handles = Vec::new();
         for (id, (socket, inbox)) in sockets.into_iter().zip(inboxes).enumerate() {
             let mut config = settings.relay_config();
@@ -96,9 +102,14 @@ impl Server {
                 .pin
                 .then(|| cpus.get(id % cpus.len().max(1)).copied())
                 .flatten();
+            let notice = ExitNotice {
+                worker: id,
+                tx: exit_tx.clone(),
+            };
             let handle = std::thread::Builder::new()
                 .name(format!("shoal-worker-{id}"))
                 .spawn(move || {
+                    let _notice = notice;
                     if let Some(cpu) = cpu
                         && let Err(e) = cpu::pin_to(&[cpu])
                     {
@@ -116,9 +127,9 @@ impl Server {
                     };
                     let mut relay = Relay::new(config);
                     relay.set_export(peers_w.len() > 1);
-                    // proto's time is already the wall clock here.
-                    let now = wall_clock();
-                    relay.set_wall_clock(now, now.as_micros() / 1_000_000);
+                    // proto's time is monotonic; token expiry needs the
+                    // wall clock, which the worker refreshes as it runs.
+                    relay.set_wall_clock(os::now(), os::unix_secs());
                     let mut worker = Worker::new(
                         id,
                         relay,
@@ -130,7 +141,7 @@ impl Server {
                         hub_w,
                     );
                     if id == 0 {
-                        let now = wall_clock();
+                        let now = os::now();
                         for stream in &streams {
                             if let Err(e) = worker.relay.add_upstreams(now, &upstreams, *stream) {
                                 let _ = ready.send(Err(format!("stream {stream}: {e}")));
@@ -138,6 +149,7 @@ impl Server {
                             }
                             worker.own(*stream);
                         }
+                        worker.test_panic_at = test_panic_at;
                     }
                     let _ = ready.send(Ok(worker.backend.name()));
                     worker.run();
@@ -185,7 +197,24 @@ impl Server {
             hub,
             metrics_addr,
             announcer,
+            exits,
         })
+    }
+
+    /// Calls `f` (once, on a thread of its own) when any worker thread
+    /// ends: after [`Server::shutdown`], or when one panics. The main
+    /// thread uses it to stop waiting for a signal (see [`supervise`]).
+    pub fn on_worker_exit(&self, f: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+        let exits = self.exits.clone();
+        std::thread::Builder::new()
+            .name("shoal-supervisor".to_owned())
+            .spawn(move || {
+                if exits.recv().is_ok() {
+                    f();
+                }
+            })
+            .context("cannot start the supervisor thread")?;
+        Ok(())
     }
 
     /// The address subscribers and publishers use.
@@ -209,23 +238,31 @@ impl Server {
     }
 
     /// Stops intake, tells every subscriber (LEAVE), and waits for the
-    /// workers to exit.
-    pub fn shutdown(self) {
+    /// workers to exit. Returns the workers that had panicked, each logged
+    /// as an error.
+    pub fn shutdown(self) -> Vec<WorkerPanic> {
         if let Some(a) = self.announcer {
             a.stop();
         }
-        stop(&self.peers, self.workers);
+        stop(&self.peers, self.workers)
     }
 }
 
-fn stop(peers: &[Peer], workers: Vec<JoinHandle<()>>) {
+fn stop(peers: &[Peer], workers: Vec<JoinHandle<()>>) -> Vec<WorkerPanic> {
     for p in peers {
         let _ = p.tx.send(ToWorker::Shutdown);
         p.waker.wake();
     }
+    let mut panics = Vec::new();
     for w in workers {
-        let _ = w.join();
+        let thread = w.thread().name().unwrap_or("a worker").to_owned();
+        if let Err(payload) = w.join() {
+            let message = supervise::panic_message(&*payload);
+            tracing::error!(thread, panic = message, "worker panicked");
+            panics.push(WorkerPanic { thread, message });
+        }
     }
+    panics
 }
 
 /// `auto` becomes a concrete backend once, with one log line when io_uring

@@ -15,6 +15,10 @@
 //! - `replayed_recording`: a recording of an earlier run is replayed to a
 //!   fresh relay before the live publisher starts; the viewers get the
 //!   whole live stream.
+//! - `publish_outlives_relay`: the publisher starts with no relay at its
+//!   address and keeps publishing (no exit, a line a second on stderr);
+//!   once a socket listens there it gets datagrams within 1 s, and a
+//!   `shoal relay` started there later serves a `shoal watch` the stream.
 //!
 //! Every output packet is one of the input's, whole and in order; what is
 //! missing is one stretch, which the viewer counts as lost chunks. Each
@@ -40,6 +44,11 @@ const BEFORE_FAULT: u64 = (1_400 * ts::PACKET_LEN) as u64;
 const STEP: Duration = Duration::from_secs(25);
 /// The viewers' output must resume within this after the fault.
 const RESUME_LIMIT: Duration = Duration::from_secs(2);
+/// A publisher sends to a relay that is back within its longest retry
+/// (1 s), plus scheduling slack.
+const RETRY_LIMIT: Duration = Duration::from_millis(1500);
+/// A viewer that joins a relay which just came back plays within this.
+const PLAY_LIMIT: Duration = Duration::from_secs(5);
 
 #[test]
 fn restart() {
@@ -347,10 +356,96 @@ fn replayed_recording() {
     );
 }
 
+#[test]
+fn publish_outlives_relay() {
+    // About 12.6 s of stream: the outage takes 5 s of it.
+    let run = Run::with_packets("outage", ts::GOP * 24);
+    // A port with nothing on it: the kernel answers ICMP port unreachable.
+    let addr = UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .to_string();
+    let started = Instant::now();
+    let mut publish = run.publish(&[&addr]);
+    // Past the three seconds after which publish used to give up.
+    publish.wait_for_stderr("unreachable for 4 s; still publishing, retrying", STEP);
+
+    // Something listens again: datagrams flow within the longest retry.
+    let listener = UdpSocket::bind(&addr).expect("take the relay's port");
+    listener
+        .set_read_timeout(Some(STEP))
+        .expect("a read timeout");
+    let back = Instant::now();
+    let mut buf = [0; 2048];
+    listener.recv(&mut buf).expect("a datagram from publish");
+    let resumed = back.elapsed();
+    drop(listener);
+
+    // A real relay there serves a viewer the stream.
+    let mut relay = run.relay("relay", &addr, &[]);
+    relay.wait_for_stderr("relay listening", STEP);
+    let listening = Instant::now();
+    let out = run.dir.path("late.ts");
+    let mut cmd = shoal(&["watch", "--stream", &run.stream, "--relay", &addr]);
+    cmd.arg("--output").arg(&out);
+    let mut viewer = Proc::spawn("watch", &mut cmd, &run.dir);
+    let mut growth = Growth::new(vec![out.clone()]);
+    growth.until("the late viewer plays", STEP, |g| {
+        g.len(0) >= BEFORE_FAULT / 4
+    });
+    let played = listening.elapsed();
+    assert!(
+        !publish.exited(),
+        "publish ended early:\n{}",
+        publish.stderr()
+    );
+
+    publish.wait_success(STEP);
+    viewer.wait_success(STEP);
+    let input = run.input();
+    let output = fs::read(&out).expect("read the output");
+    let runs = ts::runs(&input, &output).unwrap_or_else(|why| panic!("corrupt output: {why}"));
+    let status = viewer.last_status();
+    let published = publish.stderr();
+    let outage_lines = published
+        .lines()
+        .filter(|l| l.contains("still publishing, retrying"))
+        .count();
+    eprintln!(
+        "faults publish_outlives_relay: 1 viewer, 2 Mbit/s, {:.1} s of stream; no relay for \
+         the first {:.1} s; datagrams again {} ms after a socket listened; viewer output {} ms \
+         after the relay listened; {} run(s) of output, {} packets; {outage_lines} outage \
+         line(s); viewer: {status}; publish: {}",
+        ts::seconds(run.packets),
+        (listening - started).as_secs_f64(),
+        resumed.as_millis(),
+        played.as_millis(),
+        runs.len(),
+        runs.iter().map(|r| r.packets).sum::<usize>(),
+        published
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("shoal: done"))
+            .unwrap_or_default(),
+    );
+    assert!(
+        resumed <= RETRY_LIMIT,
+        "publish resumed {resumed:?} after the relay's port listened"
+    );
+    assert!(
+        played <= PLAY_LIMIT,
+        "the viewer played {played:?} after the relay listened"
+    );
+    assert!(outage_lines >= 4, "a line a second:\n{published}");
+    assert_eq!(lost_in(&status), 0, "{status}");
+}
+
 /// One test's files and stream.
 struct Run {
     dir: TempDir,
     stream: String,
+    /// TS packets in the input.
+    packets: usize,
 }
 
 /// What one viewer's output shows.
@@ -374,10 +469,18 @@ struct Gap {
 
 impl Run {
     fn new(name: &str) -> Self {
+        Self::with_packets(name, PACKETS)
+    }
+
+    fn with_packets(name: &str, packets: usize) -> Self {
         let dir = TempDir::create(&format!("shoal-faults-{name}-{}", std::process::id()));
-        fs::write(dir.path("input.ts"), ts::stream(PACKETS)).expect("write the input");
+        fs::write(dir.path("input.ts"), ts::stream(packets)).expect("write the input");
         let stream = keygen(&dir.path("key"));
-        Self { dir, stream }
+        Self {
+            dir,
+            stream,
+            packets,
+        }
     }
 
     fn input(&self) -> Vec<u8> {
@@ -442,7 +545,7 @@ impl Run {
         let first = runs.first().expect("some output");
         let last = runs.last().expect("some output");
         assert_eq!(first.first, 0, "viewer {i} started at the first packet");
-        assert_eq!(last.end(), PACKETS, "viewer {i} played to the end");
+        assert_eq!(last.end(), self.packets, "viewer {i} played to the end");
         let gaps = runs
             .windows(2)
             .map(|w| Gap {

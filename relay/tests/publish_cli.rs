@@ -161,19 +161,20 @@ fn input_that_is_not_ts_is_refused() {
 }
 
 #[test]
-fn a_relay_that_is_not_there_is_an_error() {
+fn a_relay_that_is_not_there_is_retried_then_an_error_at_the_end() {
     let dir = scratch("norelay");
     let key = keygen(&dir);
     let input = dir.join("live.ts");
-    // Longer than the three seconds after which publish gives up.
-    std::fs::write(&input, ts_file(6000, Duration::from_secs(6))).expect("write");
+    // Long enough for a few of the once-a-second outage lines.
+    let span = Duration::from_millis(4500);
+    std::fs::write(&input, ts_file(4500, span)).expect("write");
     // A port with nothing bound to it: the kernel answers ICMP port
     // unreachable.
     let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let relay_addr = closed.local_addr().expect("addr").to_string();
     drop(closed);
     let started = Instant::now();
-    let err = failure(&publish(&[
+    let out = publish(&[
         "--quiet",
         "--key",
         key.to_str().expect("utf8"),
@@ -181,12 +182,32 @@ fn a_relay_that_is_not_there_is_an_error() {
         &relay_addr,
         "--input",
         input.to_str().expect("utf8"),
-    ]));
+    ]);
     let took = started.elapsed();
-    assert!(err.contains("no relay takes the stream"), "{err}");
-    assert!(err.contains(&relay_addr), "{err}");
-    assert!(err.contains("shoal relay"), "{err}");
-    assert!(took < Duration::from_secs(5), "gave up after {took:?}");
+    assert!(!out.status.success(), "must fail");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    // The whole input was published: nobody gave up.
+    assert!(
+        took >= span - Duration::from_millis(50),
+        "gave up after {took:?}"
+    );
+    assert!(took < span + Duration::from_secs(3), "ended after {took:?}");
+    // Once a second while it lasts, even with --quiet: it is a fault.
+    let prefix = format!("shoal publish: relay {relay_addr} unreachable for ");
+    let outages = err
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.ends_with(" s; still publishing, retrying"))
+        .count();
+    assert!(outages >= 2, "{err}");
+    // At the end, one line with the fix.
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("no relay took the end of the stream"),
+        "{err}"
+    );
+    assert!(last.contains(&relay_addr), "{err}");
+    assert!(last.contains("shoal relay"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -41,5 +41,5 @@ pub fn announce_target(stream: &StreamId) -> Id {
 
 /// Seconds since the Unix epoch, by the wall clock.
 fn unix_now() -> u64 {
-    crate::os::wall_clock().as_micros() / 1_000_000
+    crate::os::unix_secs()
 }

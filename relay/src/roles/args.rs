@@ -71,7 +71,7 @@ pub(super) fn parse_token(text: &str, stream: &StreamId) -> anyhow::Result<Vec<u
             t.stream
         );
     }
-    let now = crate::os::wall_clock().as_micros() / 1_000_000;
+    let now = crate::os::unix_secs();
     if now >= t.expires {
         anyhow::bail!(
             "--token: {} ({} s ago); ask the stream's owner for a new one",

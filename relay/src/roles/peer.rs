@@ -31,7 +31,7 @@ use super::progress::Progress;
 use super::stop::StopFlag;
 use super::udp::{is_transient, random_seed, recv_until};
 use crate::dht::DhtArgs;
-use crate::os::wall_clock;
+use crate::os;
 
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -104,10 +104,10 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     config.token = token;
     // Forgeable cookies would let anyone make this peer send to any
     // address: no stand-in for the OS's randomness here.
-    config.cookie_secret = crate::os::random_bytes()
+    config.cookie_secret = os::random_bytes()
         .context("cannot read /dev/urandom for the upload side's cookie secret")?;
     config.nonce_seed = random_seed();
-    let started = wall_clock();
+    let started = os::now();
     let peer = Peer::new(config, started).map_err(|e| {
         anyhow::anyhow!(
             "--stream {:?}: not a valid stream key ({e}); copy the id printed by shoal keygen",
@@ -161,7 +161,7 @@ impl Run {
     fn run(&mut self) -> anyhow::Result<()> {
         let mut buf = vec![0u8; 65536];
         loop {
-            let now = wall_clock();
+            let now = os::now();
             if self.peer.poll_timeout().is_some_and(|t| t <= now) {
                 self.peer.handle_timeout(now);
             }
@@ -196,7 +196,7 @@ impl Run {
                         self.progress.heard = true;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
-                    self.peer.handle_datagram(wall_clock(), from, bytes);
+                    self.peer.handle_datagram(os::now(), from, bytes);
                 }
                 Err(e) if is_noise(&e) => {}
                 Err(e) => return Err(e).context("receiving on the peer's socket"),
@@ -256,7 +256,7 @@ impl Run {
         self.output.finish()?;
         if !self.quiet {
             let stats = self.peer.stats();
-            self.status.print(wall_clock(), &stats);
+            self.status.print(os::now(), &stats);
             if stats.subscribers > 0 {
                 eprintln!(
                     "shoal: end of stream; serving {} peers for up to {} s",

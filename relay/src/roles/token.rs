@@ -34,7 +34,7 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
     let scope = Scope::parse(&args.scope)
         .filter(|s| s.bits() != 0)
         .ok_or_else(|| anyhow::anyhow!("--scope {:?}: use watch, or watch,upload", args.scope))?;
-    let now = crate::os::wall_clock().as_micros() / 1_000_000;
+    let now = crate::os::unix_secs();
     let t = Token {
         stream: key.stream_id(),
         scope,

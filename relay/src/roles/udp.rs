@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use shoal_proto::Time;
 
-use crate::os::wall_clock;
+use crate::os;
 
 /// Longest a client role waits for a datagram before it looks at its
 /// timers, its output and signals again.
@@ -18,7 +18,7 @@ pub(super) const MAX_WAIT: Duration = Duration::from_millis(50);
 /// until then, but at least 1 ms (a loop never spins) and at most
 /// `longest`.
 pub(super) fn wait_until(timer: Option<Time>, longest: Duration) -> Duration {
-    let now = wall_clock();
+    let now = os::now();
     timer
         .map_or(longest, |t| t.saturating_since(now))
         .clamp(Duration::from_millis(1), longest)
@@ -54,8 +54,8 @@ pub(super) fn is_transient(e: &io::Error) -> bool {
 /// Handshake nonces must not be guessable; the clock and pid stand in only
 /// if /dev/urandom cannot be read.
 pub(super) fn random_seed() -> u64 {
-    match crate::os::random_bytes() {
+    match os::random_bytes() {
         Ok(bytes) => u64::from_le_bytes(bytes),
-        Err(_) => wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32),
+        Err(_) => os::wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32),
     }
 }

@@ -11,7 +11,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use crate::os::wall_clock;
+use crate::os;
 
 use anyhow::Context;
 use shoal_proto::Time;
@@ -81,7 +81,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     config.latency = latency;
     config.nonce_seed = random_seed();
     config.token = token;
-    let started = wall_clock();
+    let started = os::now();
     let viewer = Viewer::new(config, started).map_err(|e| {
         anyhow::anyhow!(
             "--stream {:?}: not a valid stream key ({e}); copy the id printed by shoal keygen",
@@ -134,7 +134,7 @@ impl Watch {
     fn run(&mut self) -> anyhow::Result<()> {
         let mut buf = vec![0u8; 65536];
         loop {
-            let now = wall_clock();
+            let now = os::now();
             if self.viewer.poll_timeout().is_some_and(|t| t <= now) {
                 self.viewer.handle_timeout(now);
             }
@@ -148,7 +148,7 @@ impl Watch {
                 self.send_queued()?;
                 self.output.finish()?;
                 if !self.quiet {
-                    self.status.print(wall_clock(), &self.viewer.stats());
+                    self.status.print(os::now(), &self.viewer.stats());
                     eprintln!("shoal: stopped");
                 }
                 return Ok(());
@@ -164,7 +164,7 @@ impl Watch {
                         self.progress.heard = true;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
-                    self.viewer.handle_datagram(wall_clock(), from, bytes);
+                    self.viewer.handle_datagram(os::now(), from, bytes);
                 }
                 Err(e) if is_transient(&e) => {}
                 Err(e) => {
@@ -216,7 +216,7 @@ impl Watch {
             self.send_queued()?;
             self.output.finish()?;
             if !self.quiet {
-                self.status.print(wall_clock(), &self.viewer.stats());
+                self.status.print(os::now(), &self.viewer.stats());
                 eprintln!("shoal: end of stream");
             }
             return Ok(Step::Done);

@@ -29,7 +29,7 @@ use shoal_proto::relay::{Export, Relay, RelayEvent};
 
 use crate::io::{Backend, Sink, Waker};
 use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
-use crate::os::wall_clock;
+use crate::os;
 pub(crate) use route::{Owners, Router};
 use train::TrainBuilder;
 
@@ -82,6 +82,8 @@ pub(crate) struct Worker {
     wake: Vec<bool>,
     /// Items or datagrams another worker's queue had no room for.
     pub(crate) handoff_drops: u64,
+    /// Test-only: panic at this time ([`crate::supervise::TEST_PANIC_ENV`]).
+    pub(crate) test_panic_at: Option<Instant>,
 }
 
 impl Worker {
@@ -110,6 +112,7 @@ impl Worker {
             latency: latency_histogram(),
             wake,
             handoff_drops: 0,
+            test_panic_at: None,
         }
     }
 
@@ -125,7 +128,7 @@ impl Worker {
         let mut next_publish = Instant::now();
         let mut stopping = false;
         loop {
-            let now = wall_clock();
+            let now = os::now();
             let instant = Instant::now();
             while let Ok(msg) = self.inbox.try_recv() {
                 match msg {
@@ -155,6 +158,12 @@ impl Worker {
             if instant >= next_publish || stopping {
                 self.publish();
                 next_publish = instant + PUBLISH_EVERY;
+                if self.test_panic_at.is_some_and(|t| instant >= t) {
+                    panic!(
+                        "{}: the panic a test asked for",
+                        crate::supervise::TEST_PANIC_ENV
+                    );
+                }
             }
             let timeout = if stopping {
                 Duration::ZERO
@@ -254,6 +263,9 @@ impl Worker {
     /// outside the data plane for the allocation test.
     fn publish(&mut self) {
         IN_WORKER.with(|w| w.set(false));
+        // Token expiry is wall time, proto's `now` is not: re-pair them so a
+        // wall-clock step reaches token checks within one snapshot period.
+        self.relay.set_wall_clock(os::now(), os::unix_secs());
         self.publish_snapshot();
         IN_WORKER.with(|w| w.set(true));
     }
@@ -314,7 +326,7 @@ impl Sink for Turn<'_> {
     fn datagram(&mut self, from: SocketAddr, bytes: &[u8]) {
         let (now, instant) = *self
             .clock
-            .get_or_insert_with(|| (wall_clock(), Instant::now()));
+            .get_or_insert_with(|| (os::now(), Instant::now()));
         self.born.get_or_insert(instant);
         if let Some(stream) = Relay::ingest_stream(bytes) {
             match self.router.route(&stream) {

@@ -19,7 +19,7 @@ use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use shoal_proto::{StreamId, Time};
 
 use super::pattern::Digest;
-use crate::os::wall_clock;
+use crate::os;
 use crate::roles::udp::wait_until;
 
 /// Longest wait in `poll(2)`.
@@ -105,7 +105,7 @@ impl Member {
             .context("making a viewer socket nonblocking")?;
         let mut config = ViewerConfig::new(relay, stream);
         config.nonce_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let viewer = Viewer::new(config, wall_clock())
+        let viewer = Viewer::new(config, os::now())
             .map_err(|e| anyhow::anyhow!("viewer {i} cannot be made: {e}"))?;
         Ok(Self {
             viewer,
@@ -139,7 +139,7 @@ impl Member {
                         continue;
                     }
                     let bytes = buf.get(..n).unwrap_or_default();
-                    self.viewer.handle_datagram(wall_clock(), from, bytes);
+                    self.viewer.handle_datagram(os::now(), from, bytes);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // WouldBlock, or an ICMP error from an earlier send.
@@ -233,7 +233,7 @@ pub fn drive(
                 m.read(&mut buf, loss);
             }
         }
-        let now = wall_clock();
+        let now = os::now();
         {
             let mut tally = tally.lock().unwrap_or_else(PoisonError::into_inner);
             for m in &mut members {

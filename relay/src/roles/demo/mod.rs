@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::os::wall_clock;
+use crate::os;
 
 use anyhow::Context;
 use shoal_proto::integrity::PublisherKey;
@@ -133,7 +133,7 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
     let seed = random_seed();
     let key = PublisherKey::from_seed(seed);
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot open the publisher's socket")?;
-    let publisher = Publisher::new(key, PublisherConfig::default(), vec![relay], wall_clock())
+    let publisher = Publisher::new(key, PublisherConfig::default(), vec![relay], os::now())
         .map_err(|e| anyhow::anyhow!("the publisher cannot be made: {e}"))?;
     let stream = publisher.stream_id();
     let nonce_seed = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
@@ -204,18 +204,18 @@ fn publish(
             frame.clear();
             pattern.next_frame(&mut frame);
             bytes += frame.len() as u64;
-            publisher.handle_input(wall_clock(), &frame);
+            publisher.handle_input(os::now(), &frame);
         }
         pump(&mut publisher, &socket)?;
         let next = started + FRAME_TIME * u32::try_from(pattern.frames()).unwrap_or(u32::MAX);
         let timer = publisher
             .poll_timeout()
-            .map_or(FRAME_TIME, |t| t.saturating_since(wall_clock()));
+            .map_or(FRAME_TIME, |t| t.saturating_since(os::now()));
         let wait = next.saturating_duration_since(Instant::now()).min(timer);
         // A floor, so that a timer already due cannot make this spin.
         thread::sleep(wait.max(Duration::from_micros(100)));
     }
-    publisher.finish(wall_clock());
+    publisher.finish(os::now());
     pump(&mut publisher, &socket)?;
     Ok(Published {
         chunks: publisher.stats().chunks,
@@ -226,7 +226,7 @@ fn publish(
 
 /// Runs due timers and sends every queued datagram.
 fn pump(publisher: &mut Publisher, socket: &UdpSocket) -> anyhow::Result<()> {
-    let now = wall_clock();
+    let now = os::now();
     if publisher.poll_timeout().is_some_and(|t| t <= now) {
         publisher.handle_timeout(now);
     }
@@ -359,10 +359,10 @@ fn parse_loss(text: &str) -> anyhow::Result<f64> {
 /// A fresh stream key seed; the clock and pid stand in only if
 /// /dev/urandom cannot be read.
 fn random_seed() -> [u8; 32] {
-    let urandom = crate::os::random_bytes::<32>();
+    let urandom = os::random_bytes::<32>();
     let mut bytes = urandom.as_ref().map_or([0u8; 32], |b| *b);
     if urandom.is_err() {
-        let fallback = wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32);
+        let fallback = os::wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32);
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = (fallback.rotate_left(i as u32 * 8) & 0xFF) as u8 ^ i as u8;
         }

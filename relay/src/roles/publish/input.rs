@@ -7,8 +7,10 @@
 
 use std::fs::File;
 use std::io::{Read, Seek};
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::UdpSocket;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use shoal_proto::ts::{PROBE_LEN, SYNC_BYTE, TS_PACKET_LEN, looks_like_ts};
 
 use super::pacing::{FALLBACK_BPS, Pacer};
+use super::udp::{Drops, RateCap, UdpUrl};
 
 /// The one-line complaint about input that is not a transport stream.
 pub const NOT_TS: &str =
@@ -44,27 +47,19 @@ pub enum Source {
     Stdin,
     /// A recorded file, paced at its PCR rate.
     File(PathBuf),
-    /// Datagrams arriving on this address (`ffmpeg -f mpegts udp://...`).
-    Udp(SocketAddr),
+    /// Datagrams arriving on an address (`ffmpeg -f mpegts udp://...`),
+    /// from the senders and within the rate its URL allows.
+    Udp(UdpUrl),
 }
 
 impl Source {
-    /// Parses `-`, `udp://HOST:PORT` or a path.
+    /// Parses `-`, `udp://HOST:PORT[?QUERY]` or a path.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         if text == "-" {
             return Ok(Self::Stdin);
         }
-        if let Some(addr) = text.strip_prefix("udp://") {
-            let addr = addr
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut addrs| addrs.next())
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--input {text:?}: not an address; use udp://HOST:PORT such as udp://127.0.0.1:5000"
-                    )
-                })?;
-            return Ok(Self::Udp(addr));
+        if let Some(rest) = text.strip_prefix("udp://") {
+            return UdpUrl::parse(rest, text).map(Self::Udp);
         }
         Ok(Self::File(PathBuf::from(text)))
     }
@@ -86,11 +81,12 @@ pub enum Input {
     Failed(String),
 }
 
-/// Opens `source` and starts its reader thread.
+/// Opens `source` and starts its reader thread; `drops` counts what the
+/// UDP input's filters turn away.
 ///
 /// A file is checked for MPEG-TS here, before anything is sent; stdin and
 /// UDP are checked by the caller as their first bytes arrive.
-pub fn start(source: &Source) -> anyhow::Result<Receiver<Input>> {
+pub fn start(source: &Source, drops: &Arc<Drops>) -> anyhow::Result<Receiver<Input>> {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_DEPTH);
     match source {
         Source::Stdin => {
@@ -111,14 +107,17 @@ pub fn start(source: &Source) -> anyhow::Result<Receiver<Input>> {
             let name = path.display().to_string();
             spawn("file", move || read_paced(file, &name, &tx))?;
         }
-        Source::Udp(addr) => {
+        Source::Udp(url) => {
+            let addr = url.listen;
             let socket = UdpSocket::bind(addr)
                 .with_context(|| format!("--input udp://{addr}: cannot listen"))?;
             // The sender does not wait for us: room for bursts (a keyframe,
             // a stalled thread) keeps them from being dropped. The kernel may
             // grant less (net.core.rmem_max); that only costs headroom.
             let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(UDP_RECV_BUFFER);
-            spawn("udp", move || read_udp(&socket, &tx))?;
+            let url = url.clone();
+            let drops = Arc::clone(drops);
+            spawn("udp", move || read_udp(&socket, &url, &drops, &tx))?;
         }
     }
     Ok(rx)
@@ -234,13 +233,24 @@ fn next_unit(bytes: &[u8], eof: bool) -> usize {
     }
 }
 
-/// Feeds datagrams as they arrive; the main loop decides when UDP input
-/// has ended.
-fn read_udp(socket: &UdpSocket, tx: &Sender<Input>) {
+/// Feeds datagrams as they arrive, those the URL's filters take; the main
+/// loop decides when UDP input has ended.
+fn read_udp(socket: &UdpSocket, url: &UdpUrl, drops: &Drops, tx: &Sender<Input>) {
     let mut buf = vec![0; MAX_DATAGRAM];
+    let mut cap = url.max_rate.map(|rate| RateCap::new(rate, Instant::now()));
     loop {
-        match socket.recv(&mut buf) {
-            Ok(n) => {
+        match socket.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                if !url.allows(from) {
+                    drops.other_source.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                if let Some(cap) = &mut cap
+                    && !cap.admit(Instant::now(), n)
+                {
+                    drops.over_rate.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 if tx.send(Input::Bytes(buf[..n].to_vec())).is_err() {
                     return;
                 }
@@ -264,10 +274,10 @@ mod tests {
     #[test]
     fn sources_parse() {
         assert_eq!(Source::parse("-").ok(), Some(Source::Stdin));
-        assert_eq!(
-            Source::parse("udp://127.0.0.1:5000").ok(),
-            Some(Source::Udp(SocketAddr::from(([127, 0, 0, 1], 5000))))
-        );
+        assert!(matches!(
+            Source::parse("udp://127.0.0.1:5000"),
+            Ok(Source::Udp(url)) if url.listen == std::net::SocketAddr::from(([127, 0, 0, 1], 5000))
+        ));
         assert_eq!(
             Source::parse("in.ts").ok(),
             Some(Source::File(PathBuf::from("in.ts")))

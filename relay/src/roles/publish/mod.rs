@@ -6,33 +6,38 @@
 //! datagram, then wait for input until the publisher's next timer, the next
 //! status line or a signal check, whichever is first. End of input (EOF,
 //! five quiet seconds on UDP, SIGINT or SIGTERM) flushes the last block
-//! with end of stream flagged, sends it, and exits 0. A second SIGINT or
-//! SIGTERM exits at once.
+//! with end of stream flagged, sends it, and exits 0 (1 if no relay was
+//! taking datagrams by then). A second SIGINT or SIGTERM exits at once.
+//!
+//! A relay that is down never ends the publish while input flows: its
+//! datagrams are dropped and it is retried with backoff ([`links`]), with
+//! a line on stderr once a second until it is back.
 
 mod input;
 mod links;
 mod pacing;
+mod status;
+mod udp;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::os::wall_clock;
+use crate::os;
 
 use crossbeam_channel::RecvTimeoutError;
 use shoal_proto::Time;
 use shoal_proto::fec;
-use shoal_proto::publisher::{Publisher, PublisherConfig, PublisherStats};
+use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::ts::{PROBE_LEN, looks_like_ts};
 
 use self::input::{Input, NOT_TS, Source, UDP_IDLE_END};
+use self::status::{Losses, Status};
 use super::keygen::load_key;
 use crate::dht::record::{RecordContent, RecordKeeper};
 use crate::dht::{DhtArgs, DhtOptions};
-
-/// How often the status line is printed.
-const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest wait between signal checks.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
@@ -48,6 +53,12 @@ pub struct PublishArgs {
     pub relays: Vec<String>,
     /// The stream: `-` for stdin, a file (paced at its PCR rate), or
     /// `udp://HOST:PORT` to listen for `ffmpeg -f mpegts udp://...`.
+    ///
+    /// UDP takes ffmpeg's query syntax: `?sources=IP[,IP...]` (or
+    /// `source=`; an IP:PORT names one socket) takes datagrams only from
+    /// those senders, and `max_rate=RATE` (such as 20Mbit, or off) caps
+    /// the input rate; the default cap is 100Mbit. What either turns away
+    /// is dropped and counted on the status line.
     #[arg(long, value_name = "INPUT", default_value = "-")]
     pub input: String,
     /// Forward error correction as K,M: M parity symbols per K chunks.
@@ -99,10 +110,11 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     };
     let links = links::Links::open(&relays)?;
     let stop = super::stop::StopFlag::install()?.shared();
-    let inputs = input::start(&source)?;
+    let input_drops = Arc::new(udp::Drops::default());
+    let inputs = input::start(&source, &input_drops)?;
     let stream = key.stream_id();
     let seed = key.seed();
-    let publisher = Publisher::new(key, config, relays.clone(), wall_clock())
+    let publisher = Publisher::new(key, config, relays.clone(), os::now())
         .map_err(|e| anyhow::anyhow!("--fec / --chunk-time: {e}"))?;
     let record = keep_record(&args.dht, seed, &relays, publisher.descriptor(), args.quiet)?;
     let banner = format!(
@@ -116,6 +128,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         probe: (!matches!(source, Source::File(_))).then(Vec::new),
         banner: (!args.quiet).then_some(banner),
         send_errors: 0,
+        input_drops,
     };
     let result = session.run(&inputs, &stop, source.is_udp());
     if let Some(keeper) = record {
@@ -173,6 +186,8 @@ struct Session {
     /// Printed once the input proves good, so a bad input gets one line.
     banner: Option<String>,
     send_errors: u64,
+    /// What the UDP input's filters turned away.
+    input_drops: Arc<udp::Drops>,
 }
 
 impl Session {
@@ -184,13 +199,12 @@ impl Session {
     ) -> anyhow::Result<()> {
         let mut last_input: Option<Time> = None;
         loop {
-            self.send_all()?;
+            self.send_all();
             if self.publisher.is_finished() {
                 break;
             }
-            let now = wall_clock();
-            self.status
-                .maybe_print(now, self.publisher.stats(), self.send_errors);
+            let now = os::now();
+            self.report(now);
             if stop.load(Ordering::Relaxed) {
                 self.end(now)?;
                 continue;
@@ -199,7 +213,7 @@ impl Session {
             let deadline = [
                 self.publisher.poll_timeout(),
                 idle_end,
-                Some(self.status.next),
+                Some(self.status.next()),
                 Some(now + SIGNAL_POLL),
             ]
             .into_iter()
@@ -208,17 +222,17 @@ impl Session {
             .unwrap_or(now + SIGNAL_POLL);
             match inputs.recv_timeout(deadline.saturating_since(now)) {
                 Ok(Input::Bytes(bytes)) => {
-                    let now = wall_clock();
+                    let now = os::now();
                     last_input = Some(now);
                     self.feed(now, bytes)?;
                 }
                 Ok(Input::End) | Err(RecvTimeoutError::Disconnected) => {
-                    self.end(wall_clock())?;
+                    self.end(os::now())?;
                 }
                 Ok(Input::Failed(message)) => anyhow::bail!("{message}"),
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            let now = wall_clock();
+            let now = os::now();
             if idle_end.is_some_and(|t| now >= t) {
                 self.end(now)?;
             } else if self.publisher.poll_timeout().is_some_and(|t| now >= t) {
@@ -226,8 +240,8 @@ impl Session {
             }
         }
         self.status
-            .print_final(self.publisher.stats(), self.send_errors);
-        match self.links.refused_at_end(wall_clock()) {
+            .print_final(self.publisher.stats(), &self.losses());
+        match self.links.refused_at_end(os::now()) {
             Some(why) => anyhow::bail!(why),
             None => Ok(()),
         }
@@ -273,79 +287,48 @@ impl Session {
         Ok(())
     }
 
-    fn send_all(&mut self) -> anyhow::Result<()> {
-        let now = wall_clock();
+    /// Sends every queued datagram; a relay that refuses costs its own
+    /// datagrams only (see [`links`]).
+    fn send_all(&mut self) {
+        let now = os::now();
         while let Some(transmit) = self.publisher.poll_transmit() {
-            // A relay that is down answers with ICMP, which a later send on
-            // its socket reports; the stream goes on to the others.
-            if !self.links.send(now, transmit.dst, transmit.payload) {
+            if self.links.send(now, transmit.dst, transmit.payload) == links::Fate::Failed {
                 self.send_errors += 1;
             }
         }
-        match self.links.all_refusing(now) {
-            Some(why) => anyhow::bail!(why),
-            None => Ok(()),
-        }
-    }
-}
-
-/// The once-a-second status line.
-struct Status {
-    quiet: bool,
-    next: Time,
-    last: PublisherStats,
-}
-
-impl Status {
-    fn new(quiet: bool) -> Self {
-        Self {
-            quiet,
-            next: wall_clock() + STATUS_INTERVAL,
-            last: PublisherStats::default(),
-        }
     }
 
-    fn maybe_print(&mut self, now: Time, stats: PublisherStats, send_errors: u64) {
-        if now < self.next {
+    /// Once a second: the status line, and a line per relay that is down
+    /// or has just come back (even with `--quiet`: these are faults).
+    fn report(&mut self, now: Time) {
+        if !self.status.due(now) {
             return;
         }
-        let elapsed = STATUS_INTERVAL + now.saturating_since(self.next);
-        self.next = now + STATUS_INTERVAL;
-        let bits = (stats.bytes_in - self.last.bytes_in) * 8;
-        let kbps = bits * 1000 / elapsed.as_micros().max(1) as u64;
-        self.last = stats;
-        if !self.quiet {
-            eprintln!(
-                "shoal: {} chunks, {} blocks, {kbps} kbit/s in{}",
-                stats.chunks,
-                stats.blocks,
-                errors_note(stats, send_errors)
-            );
+        for outage in self.links.outages(now) {
+            match outage {
+                links::Report::Down(addr, lasted) => eprintln!(
+                    "shoal publish: relay {addr} unreachable for {} s; still publishing, retrying",
+                    lasted.as_secs()
+                ),
+                links::Report::Back(addr, lasted) => eprintln!(
+                    "shoal publish: relay {addr} is back after {} s unreachable; sending to it again",
+                    lasted.as_secs()
+                ),
+            }
         }
+        let losses = self.losses();
+        self.status.print(now, self.publisher.stats(), &losses);
     }
 
-    fn print_final(&self, stats: PublisherStats, send_errors: u64) {
-        if !self.quiet {
-            eprintln!(
-                "shoal: done: {} chunks, {} blocks, {} bytes{}",
-                stats.chunks,
-                stats.blocks,
-                stats.bytes_in,
-                errors_note(stats, send_errors)
-            );
+    fn losses(&self) -> Losses {
+        let (other_source, over_rate) = self.input_drops.read();
+        Losses {
+            send_errors: self.send_errors,
+            relay_unreachable: self.links.dropped(),
+            other_source,
+            over_rate,
         }
     }
-}
-
-fn errors_note(stats: PublisherStats, send_errors: u64) -> String {
-    let mut note = String::new();
-    if stats.bytes_discarded > 0 {
-        note += &format!(", {} bytes discarded (not TS)", stats.bytes_discarded);
-    }
-    if send_errors > 0 {
-        note += &format!(", {send_errors} sends failed");
-    }
-    note
 }
 
 fn resolve_relay(text: &str) -> anyhow::Result<SocketAddr> {
