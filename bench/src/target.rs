@@ -138,13 +138,14 @@ impl RelayCounters {
 
 /// Each drop counter of the relay core with its name, as in
 /// [`RelayStats::dropped`].
-fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 17] {
+fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 18] {
     [
         ("malformed", s.drop_malformed),
         ("forged", s.drop_forged),
         ("corrupted", s.drop_corrupted),
         ("replayed", s.drop_replayed),
         ("stale", s.drop_stale),
+        ("throttled", s.drop_throttled),
         ("wrong_stream", s.drop_wrong_stream),
         ("bad_key", s.drop_bad_key),
         ("manifest_missing", s.drop_manifest_missing),

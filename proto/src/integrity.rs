@@ -45,6 +45,11 @@ pub enum Rejection {
     /// as live, or a publisher clock far off (SPEC §9.2).
     #[error("stale: its signed time is outside the freshness bound")]
     Stale,
+    /// A MANIFEST or DESCRIPTOR not checked: the stream's budget for
+    /// signature checks that fail is spent (a flood of forgeries), and it
+    /// agrees with nothing held for its block (SPEC §9.2).
+    #[error("not checked: the budget for failing signature checks is spent")]
+    Throttled,
     /// An exact copy of something already verified (network duplication,
     /// the publisher's repeated manifest, a repair that crossed the
     /// original). Harmless; counted apart from the drops.

@@ -38,6 +38,9 @@ pub struct RelayStats {
     /// Dropped: a DESCRIPTOR or MANIFEST that would start or move a run
     /// with a signed time outside the freshness bound (recorded data).
     pub drop_stale: u64,
+    /// Dropped unchecked: a MANIFEST or DESCRIPTOR while the stream's
+    /// budget for failing signature checks is spent (a forgery flood).
+    pub drop_throttled: u64,
     /// Dropped: for a stream this relay does not carry, or wrong club.
     pub drop_wrong_stream: u64,
     /// Dropped: the stream id is not a valid key.
@@ -75,6 +78,7 @@ impl RelayStats {
             Rejection::Corrupted => &mut self.drop_corrupted,
             Rejection::Replayed => &mut self.drop_replayed,
             Rejection::Stale => &mut self.drop_stale,
+            Rejection::Throttled => &mut self.drop_throttled,
             Rejection::Duplicate => &mut self.duplicates,
             Rejection::WrongStream => &mut self.drop_wrong_stream,
             Rejection::BadStreamKey => &mut self.drop_bad_key,
@@ -91,6 +95,7 @@ impl RelayStats {
             + self.drop_corrupted
             + self.drop_replayed
             + self.drop_stale
+            + self.drop_throttled
             + self.drop_wrong_stream
             + self.drop_bad_key
             + self.drop_manifest_missing

@@ -12,6 +12,7 @@
 //! caller's receive buffer into its slot; senders then borrow the slot's
 //! bytes for every subscriber.
 
+mod guard;
 mod rebuild;
 mod run;
 mod slots;
@@ -25,6 +26,7 @@ use crate::wire::{
     DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, peek_type,
 };
 use crate::{StreamId, Time, fec};
+pub use guard::{FAILED_BURST, FAILED_PER_SEC, TRIES_PER_BLOCK};
 pub use run::{CLOCK_SKEW, MAX_AGE, is_fresh};
 use run::{Run, Standing};
 use slots::{BlockSlot, ChunkSlot, SlotState};
@@ -128,6 +130,10 @@ pub struct WindowStats {
     pub manifest_missing: u64,
     /// Times the window moved to a later run or jumped ahead in its run.
     pub resets: u64,
+    /// Signature checks that failed (forged MANIFESTs and DESCRIPTORs).
+    pub failed_checks: u64,
+    /// MANIFESTs and DESCRIPTORs refused unchecked (THROTTLED).
+    pub throttled: u64,
 }
 
 /// A verified chunk, borrowed from the window.
@@ -175,6 +181,8 @@ pub struct Window {
     latest_keyframe: Option<u64>,
     /// The publisher's run followed, and where it starts.
     run: Run,
+    /// Bounds the signature checks that fail.
+    guard: guard::Guard,
     pending: VecDeque<(Time, u64, u64)>,
     ready: VecDeque<Ready>,
     rebuild: rebuild::Rebuilder,
@@ -196,6 +204,7 @@ impl Window {
             newest_block: None,
             latest_keyframe: None,
             run: Run::default(),
+            guard: guard::Guard::default(),
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             rebuild: rebuild::Rebuilder::default(),
@@ -439,7 +448,7 @@ impl Window {
             }
             Standing::NewRun => {}
         }
-        self.key.verify_descriptor(bytes, &d)?;
+        self.checked(now, None, false, |key| key.verify_descriptor(bytes, &d))?;
         if standing == Standing::NewRun {
             if !is_fresh(now, d.issued_at_us) {
                 return Err(Rejection::Stale);
@@ -451,6 +460,26 @@ impl Window {
         slots::writable(&mut buf).extend_from_slice(bytes);
         self.descriptor = Some((d, buf));
         Ok(Ingested::Descriptor)
+    }
+
+    /// Runs a signature check if the guard allows it (see [`guard`]).
+    fn checked(
+        &mut self,
+        now: Time,
+        block: Option<u64>,
+        evidence: bool,
+        check: impl FnOnce(&StreamKey) -> Result<(), Rejection>,
+    ) -> Result<(), Rejection> {
+        if !self.guard.may_check(now, block, evidence) {
+            self.stats.throttled += 1;
+            return Err(Rejection::Throttled);
+        }
+        let result = check(&self.key);
+        if result == Err(Rejection::Forged) {
+            self.guard.failed(block);
+            self.stats.failed_checks += 1;
+        }
+        result
     }
 
     /// Follows run `epoch` from `floor_seq` and `floor_block` on, forgetting
@@ -580,6 +609,8 @@ impl Window {
                     .push_back(Ready::AwaitingManifest { block: data.block });
             }
             self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Pending, false);
+            self.chunks[ci].pending_hash =
+                chunk_hash(data.flags.bits(), data.timestamp_us, data.payload);
             self.pending
                 .push_back((now + self.config.manifest_wait, data.seq, data.block));
             Ok(Ingested::Pending)
@@ -682,6 +713,9 @@ impl Window {
             let first_wait = !slot.awaiting;
             slot.awaiting = true;
             slot.store_parity(idx, view.as_bytes(), SlotState::Pending);
+            if let Some(ps) = slot.parity.get_mut(idx) {
+                ps.pending_hash = parity_hash(p.symbol);
+            }
             if first_wait {
                 self.ready
                     .push_back(Ready::AwaitingManifest { block: p.block });
@@ -732,8 +766,16 @@ impl Window {
             }
             Standing::NewRun => {}
         }
-        // One signature check per block, and only for a block not yet held.
-        self.key.verify_manifest(&view)?;
+        // One signature check per block, and only for a block not yet
+        // held; a flood of forgeries is bounded by the guard.
+        let (block, evidence) = match standing {
+            Standing::Current => (
+                Some(man.block),
+                self.blocks[bi].agrees_with_pending(&man, &self.chunks),
+            ),
+            _ => (None, false),
+        };
+        self.checked(now, block, evidence, |key| key.verify_manifest(&view))?;
         if standing == Standing::NewRun {
             if !is_fresh(now, man.timestamp_us) {
                 return Err(Rejection::Stale);
@@ -871,3 +913,6 @@ mod tests;
 
 #[cfg(test)]
 mod run_tests;
+
+#[cfg(test)]
+mod flood_tests;

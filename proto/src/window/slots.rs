@@ -52,6 +52,10 @@ fn fill(buf: &mut SharedBuf, src: &[u8]) {
 pub(super) struct ChunkSlot {
     pub(super) seq: u64,
     pub(super) state: SlotState,
+    /// While pending: its chunk hash, computed once on arrival, so that a
+    /// MANIFEST can be told to agree with it without hashing (see
+    /// `guard`).
+    pub(super) pending_hash: [u8; HASH_LEN],
     pub(super) bytes: SharedBuf,
     arrived: Time,
     rebuilt: bool,
@@ -138,6 +142,8 @@ impl ChunkSlot {
 #[derive(Debug)]
 pub(super) struct ParitySlot {
     pub(super) state: SlotState,
+    /// While pending: its parity hash (see [`ChunkSlot::pending_hash`]).
+    pub(super) pending_hash: [u8; HASH_LEN],
     pub(super) bytes: SharedBuf,
 }
 
@@ -147,6 +153,7 @@ impl Default for ParitySlot {
     fn default() -> Self {
         Self {
             state: SlotState::Empty,
+            pending_hash: [0; HASH_LEN],
             bytes: empty(),
         }
     }
@@ -157,6 +164,7 @@ impl Default for ChunkSlot {
         Self {
             seq: 0,
             state: SlotState::Empty,
+            pending_hash: [0; HASH_LEN],
             bytes: empty(),
             arrived: Time::ZERO,
             rebuilt: false,
@@ -257,6 +265,28 @@ impl BlockSlot {
             return None;
         }
         self.hash_at(usize::from(index))
+    }
+
+    /// Whether `man` agrees with a chunk or symbol held for this block
+    /// while it waits for its MANIFEST: the evidence that lets a MANIFEST
+    /// be checked whatever the guard's budget. Compares stored hashes
+    /// only; hashes nothing.
+    pub(super) fn agrees_with_pending(&self, man: &Manifest<'_>, chunks: &[ChunkSlot]) -> bool {
+        if self.block != man.block || !self.awaiting || chunks.is_empty() {
+            return false;
+        }
+        let cap = chunks.len() as u64;
+        let chunk = (0..man.k).any(|i| {
+            let seq = man.first_seq + u64::from(i);
+            let c = &chunks[(seq % cap) as usize];
+            c.seq == seq
+                && c.state == SlotState::Pending
+                && man.data_hash(usize::from(i)) == Some(&c.pending_hash[..])
+        });
+        chunk
+            || self.parity.iter().enumerate().any(|(j, p)| {
+                p.state == SlotState::Pending && man.parity_hash(j) == Some(&p.pending_hash[..])
+            })
     }
 
     pub(super) fn parity_hash(&self, index: usize) -> Option<[u8; HASH_LEN]> {

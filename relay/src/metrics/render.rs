@@ -143,12 +143,13 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 /// Each drop reason of `drops_total` and what it sums.
-const DROP_REASONS: [(&str, Field); 20] = [
+const DROP_REASONS: [(&str, Field); 21] = [
     ("malformed", |s| s.relay.drop_malformed),
     ("forged", |s| s.relay.drop_forged),
     ("corrupted", |s| s.relay.drop_corrupted),
     ("replayed", |s| s.relay.drop_replayed),
     ("stale", |s| s.relay.drop_stale),
+    ("throttled", |s| s.relay.drop_throttled),
     ("wrong_stream", |s| s.relay.drop_wrong_stream),
     ("bad_key", |s| s.relay.drop_bad_key),
     ("manifest_missing", |s| s.relay.drop_manifest_missing),
