@@ -113,6 +113,9 @@ impl Harness {
                 }
                 ViewerEvent::Subscribed { .. } | ViewerEvent::Rejected(_) => {}
                 ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
+                // A later run (or a jump ahead): output goes on above
+                // `next`, which the Gap before it (if any) moved.
+                ViewerEvent::NewRun { .. } => assert!(!self.ended, "a new run after the end"),
             }
         }
         assert!(self.peer.stats().subscribers <= MAX_SUBSCRIBERS as u64);

@@ -93,6 +93,9 @@ impl Harness {
                 }
                 ViewerEvent::Rejected(_) => {}
                 ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
+                // A later run (or a jump ahead): output goes on above
+                // `next`, which the Gap before it (if any) moved.
+                ViewerEvent::NewRun { .. } => assert!(!self.ended, "a new run after the end"),
             }
         }
     }
