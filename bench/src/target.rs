@@ -138,7 +138,7 @@ impl RelayCounters {
 
 /// Each drop counter of the relay core with its name, as in
 /// [`RelayStats::dropped`].
-fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 16] {
+fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 18] {
     [
         ("malformed", s.drop_malformed),
         ("forged", s.drop_forged),
@@ -156,6 +156,8 @@ fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 16] {
         ("token_invalid", s.drop_token_invalid),
         ("token_expired", s.drop_token_expired),
         ("token_scope", s.drop_token_scope),
+        ("not_allowed", s.drop_not_allowed),
+        ("source_streams", s.drop_source_streams),
     ]
 }
 

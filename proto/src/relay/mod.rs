@@ -19,7 +19,9 @@
 //! Amplification: an address that has not echoed a valid cookie gets only
 //! CHALLENGE or REJECT, each no longer than the datagram it answers.
 
+mod admission;
 mod fanout;
+mod host;
 mod limiter;
 mod sources;
 mod stats;
@@ -45,7 +47,9 @@ use crate::wire::{
     peek_type,
 };
 use crate::{StreamId, Time, Transmit};
+use admission::Refusal;
 use fanout::{Fanout, Item};
+use host::{Host, HostCounts};
 use limiter::HandshakeLimiter;
 use sources::ProvenSources;
 use token_cache::TokenCache;
@@ -68,8 +72,21 @@ pub struct RelayConfig {
     /// makes cookies forgeable: every real deployment (the IO shell) MUST
     /// set it from the OS's secure random source at start.
     pub cookie_secret: [u8; 32],
-    /// Take new streams from any publisher whose descriptor verifies.
+    /// Take new streams from publishers whose descriptor verifies (within
+    /// `publishers`, `max_streams` and `max_streams_per_source`).
     pub accept_publishers: bool,
+    /// The only streams that may be created (by a publisher's or an
+    /// upstream's DESCRIPTOR, or a SUBSCRIBE waiting for one); empty: any.
+    /// Streams pulled with [`Relay::add_upstreams`] are carried whatever
+    /// this says.
+    pub publishers: Vec<StreamId>,
+    /// Streams one source host (IPv4 address, IPv6 /64) may have created
+    /// and still hold, by DESCRIPTOR or by SUBSCRIBE.
+    pub max_streams_per_source: usize,
+    /// A stream not pulled from an upstream with no verified DESCRIPTOR,
+    /// MANIFEST or DATA for this long is removed (one that never had any
+    /// is kept while it has subscribers waiting).
+    pub stream_idle_timeout: Duration,
     /// Most chunks one NACK is answered with.
     pub nack_limit: usize,
     /// Seed for handshake nonces toward upstreams.
@@ -101,6 +118,9 @@ impl Default for RelayConfig {
             subscriber_timeout: Duration::from_secs(5),
             cookie_secret: [0; 32],
             accept_publishers: true,
+            publishers: Vec::new(),
+            max_streams_per_source: 4,
+            stream_idle_timeout: Duration::from_secs(30),
             nack_limit: 256,
             nonce_seed: 1,
             handshake_rate: 20,
@@ -117,6 +137,10 @@ impl Default for RelayConfig {
 pub enum RelayEvent {
     /// A stream appeared (first verified descriptor, or an upstream added).
     StreamAdded(StreamId),
+    /// An idle stream was removed (see
+    /// [`RelayConfig::stream_idle_timeout`]) or forgotten
+    /// ([`Relay::remove_stream`]); its subscribers were told.
+    StreamRemoved(StreamId),
     /// A subscriber was accepted.
     SubscriberJoined(SocketAddr, StreamId),
     /// A subscriber left or expired.
@@ -161,6 +185,15 @@ struct Stream {
     awaiting: std::collections::BTreeMap<u64, Awaiting>,
     /// Who may send chunks ahead of their manifest.
     sources: ProvenSources,
+    /// Verified data last came (or, for a stream never live, a subscriber
+    /// last waited).
+    last_active: Option<Time>,
+    /// The host that created it, counted against its stream limit.
+    creator: Option<Host>,
+    /// Pulled from upstreams by configuration: never idle.
+    configured: bool,
+    /// A free slot: see [`Relay::remove_stream`].
+    vacant: bool,
 }
 
 /// A block waiting for its manifest from the upstream relay.
@@ -237,6 +270,14 @@ pub struct Relay {
     /// Tokens already verified, by signature, so that a token shared by
     /// many viewers costs one signature check.
     tokens: TokenCache,
+    /// Slots of removed streams, for the next stream.
+    free_streams: Vec<usize>,
+    /// Streams held per creating host.
+    stream_hosts: HostCounts,
+    /// Window counters of removed streams, so totals never go back.
+    retired: crate::window::WindowStats,
+    /// When to look for idle streams next.
+    next_idle_sweep: Option<Time>,
 }
 
 /// Most events kept for [`Relay::poll_event`].
@@ -278,6 +319,10 @@ impl Relay {
             next_manifest_nack: None,
             wall_clock: (Time::ZERO, 0),
             tokens: TokenCache::default(),
+            free_streams: Vec::new(),
+            stream_hosts: HostCounts::default(),
+            retired: Default::default(),
+            next_idle_sweep: None,
         }
     }
 
@@ -369,7 +414,7 @@ impl Relay {
 
     /// Window counters summed over every stream.
     pub fn window_stats(&self) -> crate::window::WindowStats {
-        let mut sum = crate::window::WindowStats::default();
+        let mut sum = self.retired;
         for s in &self.streams {
             let w = s.window.stats();
             sum.chunks_verified += w.chunks_verified;
@@ -382,7 +427,7 @@ impl Relay {
 
     /// Streams carried.
     pub fn stream_count(&self) -> usize {
-        self.streams.len()
+        self.streams.len() - self.free_streams.len()
     }
 
     /// Streams whose signed DESCRIPTOR this relay holds: the ones it can
@@ -417,6 +462,14 @@ impl Relay {
             .map(|&i| &self.streams[i].window)
     }
 
+    /// Whether this relay ingests (verifies) `stream` itself, rather than
+    /// mirroring another worker's window of it.
+    pub fn ingests(&self, stream: &StreamId) -> bool {
+        self.stream_index
+            .get(stream)
+            .is_some_and(|&i| !self.streams[i].mirror)
+    }
+
     /// The next event. Events wait in a queue of at most [`MAX_EVENTS`];
     /// an owner that reads none loses the oldest, never memory.
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
@@ -434,18 +487,31 @@ impl Relay {
         if let Some(&i) = self.stream_index.get(&id) {
             return Ok(i);
         }
-        if self.streams.len() >= self.config.max_streams {
+        if self.stream_count() >= self.config.max_streams {
             return Err(Rejection::WrongStream);
         }
         let key = StreamKey::new(id)?;
-        self.streams.push(Stream {
+        let stream = Stream {
             window: Window::new(key, self.config.window),
             upstream: None,
             mirror: false,
             awaiting: Default::default(),
             sources: ProvenSources::default(),
-        });
-        let i = self.streams.len() - 1;
+            last_active: None,
+            creator: None,
+            configured: false,
+            vacant: false,
+        };
+        let i = match self.free_streams.pop() {
+            Some(i) => {
+                self.streams[i] = stream;
+                i
+            }
+            None => {
+                self.streams.push(stream);
+                self.streams.len() - 1
+            }
+        };
         self.stream_index.insert(id, i);
         self.event(RelayEvent::StreamAdded(id));
         Ok(i)
@@ -478,6 +544,7 @@ impl Relay {
             .find(|t| Token::parse(t).is_ok_and(|t| t.stream == stream))
             .cloned()
             .unwrap_or_default();
+        self.streams[i].configured = true;
         self.streams[i].upstream =
             Upstream::new(now, servers.to_vec(), stream, token, seed, &mut self.tx);
         Ok(())
@@ -580,6 +647,12 @@ impl Relay {
         let index = match self.stream_index.get(&id) {
             Some(&i) => i,
             None if ty == MessageType::Descriptor && self.config.accept_publishers => {
+                // The cheap checks first: a refused stream costs no
+                // signature check.
+                if let Err(r) = self.may_create(&id, Some(Host::of(from.ip()))) {
+                    self.stats.count_refusal(r);
+                    return;
+                }
                 // Check the descriptor before creating anything for it.
                 let valid = crate::wire::Descriptor::parse(bytes)
                     .map_err(Rejection::from)
@@ -588,10 +661,10 @@ impl Relay {
                     self.stats.count(r);
                     return;
                 }
-                match self.add_stream(id) {
+                match self.create_stream(now, id, Some(Host::of(from.ip()))) {
                     Ok(i) => i,
                     Err(r) => {
-                        self.stats.count(r);
+                        self.stats.count_refusal(r);
                         return;
                     }
                 }
@@ -615,7 +688,11 @@ impl Relay {
             up.heard(now);
             trusted = true;
         }
-        match stream.window.ingest_from(now, bytes, trusted) {
+        let ingested = stream.window.ingest_from(now, bytes, trusted);
+        if matches!(ingested, Ok(Ingested::Descriptor | Ingested::Verified)) {
+            stream.last_active = Some(now);
+        }
+        match ingested {
             Ok(Ingested::Descriptor) => {
                 stream.sources.prove(from, now);
                 self.fanout.push(index, Item::Descriptor);
@@ -879,24 +956,29 @@ impl Relay {
         } else {
             true
         };
+        let existing = self.sub_index.get(&from).copied();
+        let host = Host::of(from.ip());
         // A relay that takes publishers holds a subscription to a stream
-        // that has not gone live yet, so viewers can wait for its start.
+        // that has not gone live yet, so viewers can wait for its start;
+        // such a stream counts against the subscriber's host.
         let known = self.stream_index.get(&s.stream).copied();
         let stream = match known {
             Some(i) => i,
-            None if self.config.accept_publishers => match self.add_stream(s.stream) {
-                Ok(i) => i,
-                Err(_) => {
-                    self.reject(from, RejectReason::UnknownStream, s.stream);
-                    return;
+            None if self.config.accept_publishers => {
+                match self.create_stream(now, s.stream, Some(host)) {
+                    Ok(i) => i,
+                    Err(r) => {
+                        self.stats.count_refusal(r);
+                        self.reject(from, r.reject_reason(), s.stream);
+                        return;
+                    }
                 }
-            },
+            }
             None => {
                 self.reject(from, RejectReason::UnknownStream, s.stream);
                 return;
             }
         };
-        let existing = self.sub_index.get(&from).copied();
         let previous = existing.and_then(|i| self.subs[i].as_ref());
         let over_slots = self.club_slots.is_some_and(|slots| {
             let freed = previous.map_or(0, |p| p.clubs.count_ones());
@@ -1224,6 +1306,7 @@ impl Relay {
             self.next_sweep =
                 (!self.sub_index.is_empty()).then(|| now + self.config.subscriber_timeout / 4);
         }
+        self.sweep_idle_streams(now);
     }
 
     /// When `handle_timeout` should next run.
@@ -1236,6 +1319,7 @@ impl Relay {
         windows
             .chain(upstreams)
             .chain(self.next_sweep)
+            .chain(self.next_idle_sweep)
             .chain(self.next_manifest_nack)
             .min()
     }
@@ -1329,6 +1413,8 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod admission_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]
