@@ -20,6 +20,7 @@
 //! CHALLENGE or REJECT, each no longer than the datagram it answers.
 
 mod admission;
+mod budget;
 mod fanout;
 mod host;
 mod limiter;
@@ -48,6 +49,7 @@ use crate::wire::{
 };
 use crate::{StreamId, Time, Transmit};
 use admission::Refusal;
+use budget::{BudgetRule, RepairBudget};
 use fanout::{Fanout, Item};
 use host::{Host, HostCounts};
 use limiter::HandshakeLimiter;
@@ -172,6 +174,8 @@ struct Subscriber {
     /// May announce itself as an uploader (MEMBER): its token's scope, or
     /// always when tokens are not required.
     may_upload: bool,
+    /// What it may still cost in repairs.
+    budget: RepairBudget,
 }
 
 #[derive(Debug)]
@@ -789,7 +793,7 @@ impl Relay {
                     if let Some(sub) = &mut self.subs[i] {
                         sub.last_heard = now;
                     }
-                    self.serve_nack(from, i, n);
+                    self.serve_nack(now, from, i, n);
                 }
                 None => self.not_subscribed(from, len, n.stream),
             },
@@ -804,7 +808,7 @@ impl Relay {
                 if let Some(&i) = self.sub_index.get(&from)
                     && p.addrs().is_empty()
                 {
-                    self.answer_peers(from, i, p.club);
+                    self.answer_peers(now, from, i, p.club);
                 }
             }
             Message::Have(h) => {
@@ -990,8 +994,10 @@ impl Relay {
             self.reject(from, RejectReason::Full, s.stream);
             return;
         }
-        let (member, upload_kbps, joined) =
-            previous.map_or((0, 0, now), |p| (p.member, p.upload_kbps, p.joined));
+        let (member, upload_kbps, joined, budget) = previous
+            .map_or((0, 0, now, RepairBudget::full()), |p| {
+                (p.member, p.upload_kbps, p.joined, p.budget)
+            });
         let window = &self.streams[stream].window;
         let live_edge = window.newest_seq().map_or(0, |n| n + 1);
         let start_seq = match s.start_seq {
@@ -1017,6 +1023,7 @@ impl Relay {
             have: None,
             intros: (now, 0),
             may_upload,
+            budget,
         };
         let index = match existing {
             Some(i) => {
@@ -1051,7 +1058,9 @@ impl Relay {
         if let Some(d) = self.streams[stream].window.descriptor_buf() {
             self.tx.push_shared(from, d);
         }
-        self.catch_up(index, start_seq, live_edge);
+        // A subscription's first catch-up is free; a resubscription's is a
+        // repair like any other.
+        self.catch_up(now, index, start_seq, live_edge, existing.is_some());
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now + self.config.subscriber_timeout / 4);
         }
@@ -1097,17 +1106,45 @@ impl Relay {
         Some(checked.map(|t| t.scope))
     }
 
-    /// Sends a new subscriber what the window already holds from its start.
-    fn catch_up(&mut self, sub: usize, from_seq: u64, to_seq: u64) {
+    /// Sends a subscriber what the window already holds from its start;
+    /// paid from its repair budget if `paid`.
+    fn catch_up(&mut self, now: Time, sub: usize, from_seq: u64, to_seq: u64, paid: bool) {
         let Some(s) = &self.subs[sub] else { return };
         let (addr, stream, clubs) = (s.addr, s.stream, s.clubs);
         let to = to_seq.min(from_seq + self.config.nack_limit as u64);
-        self.send_range(addr, stream, clubs, from_seq, to);
+        let mut budget = paid.then(|| self.repair_budget(now, sub)).flatten();
+        let (_, cut) = self.send_range(addr, stream, clubs, from_seq, to, budget.as_mut());
+        self.settle_repair(sub, budget, cut);
+    }
+
+    /// Subscriber `sub`'s repair budget, refilled to `now` by its stream's
+    /// rule (see [`budget`]).
+    fn repair_budget(&mut self, now: Time, sub: usize) -> Option<RepairBudget> {
+        let s = self.subs[sub].as_ref()?;
+        let bitrate = self.streams[s.stream]
+            .window
+            .descriptor()
+            .map(|(d, _)| d.bitrate_bps);
+        let mut budget = s.budget;
+        budget.refill(now, BudgetRule::new(bitrate, self.config.nack_limit));
+        Some(budget)
+    }
+
+    /// Keeps what is left of a repair budget; counts a refusal if the
+    /// answer was `cut` short.
+    fn settle_repair(&mut self, sub: usize, budget: Option<RepairBudget>, cut: bool) {
+        if let (Some(b), Some(s)) = (budget, self.subs[sub].as_mut()) {
+            s.budget = b;
+        }
+        if cut {
+            self.stats.drop_repair_budget += 1;
+        }
     }
 
     /// Queues the chunks `from..to` of the clubs in `clubs` that the window
-    /// holds, each block's manifest before its first chunk. Returns chunks
-    /// queued.
+    /// holds, each block's manifest before its first chunk, paying each
+    /// datagram from `budget` if given. Returns chunks queued, and whether
+    /// the budget ran out before the end.
     fn send_range(
         &mut self,
         addr: SocketAddr,
@@ -1115,8 +1152,10 @@ impl Relay {
         clubs: u64,
         from: u64,
         to: u64,
-    ) -> u64 {
+        mut budget: Option<&mut RepairBudget>,
+    ) -> (u64, bool) {
         let window = &self.streams[stream].window;
+        let mut pay = |buf: &SharedBuf| budget.as_deref_mut().is_none_or(|b| b.spend(buf.len()));
         let mut last_block = None;
         let mut sent = 0;
         for seq in from..to {
@@ -1129,48 +1168,63 @@ impl Relay {
             if last_block != Some(chunk.block) && self.config.forward_manifests {
                 last_block = Some(chunk.block);
                 if let Some(m) = window.manifest_buf(chunk.block) {
+                    if !pay(m) {
+                        return (sent, true);
+                    }
                     self.tx.push_shared(addr, m);
                 }
             }
             if let Some(buf) = window.chunk_buf(seq) {
+                if !pay(buf) {
+                    return (sent, true);
+                }
                 self.tx.push_shared(addr, buf);
                 sent += 1;
             }
         }
-        sent
+        (sent, false)
     }
 
-    fn serve_nack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
+    fn serve_nack(&mut self, now: Time, from: SocketAddr, sub: usize, nack: &Nack) {
         let Some(s) = &self.subs[sub] else { return };
         // A NACK is answered for every club: a proven subscriber asks, the
-        // answer is bounded by `nack_limit`, and an ordinary peer asks its
-        // relay for chunks its peers lost.
+        // answer is bounded by `nack_limit` and by its repair budget, and
+        // an ordinary peer asks its relay for chunks its peers lost.
         let (stream, clubs) = (s.stream, u64::MAX);
         if self.streams[stream].window.stream() != nack.stream {
             return;
         }
-        let mut budget = self.config.nack_limit as u64;
+        let mut budget = self.repair_budget(now, sub);
+        let mut cut = false;
+        let mut items = self.config.nack_limit as u64;
         for e in nack.entries() {
-            if budget == 0 {
+            if items == 0 || cut {
                 break;
             }
-            let len = u64::from(e.len).min(budget);
+            let len = u64::from(e.len).min(items);
             match e.kind {
                 NackKind::Chunks => {
                     let end = e.start.saturating_add(len);
-                    let sent = self.send_range(from, stream, clubs, e.start, end);
+                    let (sent, stopped) =
+                        self.send_range(from, stream, clubs, e.start, end, budget.as_mut());
                     self.stats.nack_served += sent;
+                    cut = stopped;
                 }
                 NackKind::Manifests => {
                     for block in e.start..e.start.saturating_add(len) {
                         if let Some(m) = self.streams[stream].window.manifest_buf(block) {
+                            if !budget.as_mut().is_none_or(|b| b.spend(m.len())) {
+                                cut = true;
+                                break;
+                            }
                             self.tx.push_shared(from, m);
                         }
                     }
                 }
             }
-            budget -= len;
+            items -= len;
         }
+        self.settle_repair(sub, budget, cut);
     }
 
     /// Answers a PEERS request with up to [`MAX_PEERS`] members of `club`,
@@ -1178,7 +1232,7 @@ impl Relay {
     /// only members that joined before it: club links then always run
     /// from older to newer members, so they never form a cycle cut off
     /// from the relay.
-    fn answer_peers(&mut self, from: SocketAddr, sub: usize, club: u8) {
+    fn answer_peers(&mut self, now: Time, from: SocketAddr, sub: usize, club: u8) {
         let Some(s) = &self.subs[sub] else { return };
         let (stream, joined, asker_member) = (s.stream, s.joined, s.member);
         let mut peers = Peers::new(self.streams[stream].window.stream(), club);
@@ -1210,7 +1264,13 @@ impl Relay {
         for &addr in chosen.iter().take(seen.min(MAX_PEERS)) {
             peers.push(addr);
         }
-        let _ = self.tx.push_message(from, &Message::Peers(peers));
+        let answer = Message::Peers(peers);
+        let mut budget = self.repair_budget(now, sub);
+        let paid = budget.as_mut().is_none_or(|b| b.spend(answer.buffer_len()));
+        self.settle_repair(sub, budget, !paid);
+        if paid {
+            let _ = self.tx.push_message(from, &answer);
+        }
     }
 
     fn remove_subscriber(&mut self, index: usize, reason: LeaveReason, tell: bool) {
@@ -1415,6 +1475,8 @@ impl Relay {
 
 #[cfg(test)]
 mod admission_tests;
+#[cfg(test)]
+mod repair_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]
