@@ -1,5 +1,5 @@
-//! Who may create streams, and idle streams (issue 15, item 4), in virtual
-//! time.
+//! Who may create streams, idle streams, and per-host subscription caps
+//! (issue 15, items 4 and 5c), in virtual time.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -258,6 +258,50 @@ fn subscribers_cannot_fill_the_table_with_empty_streams() {
         }
     }
     assert_eq!(relay.stream_count(), 0, "the empty streams were removed");
+}
+
+#[test]
+fn one_host_holds_at_most_its_share_of_subscriptions() {
+    let (stream, datagrams) = published(50);
+    let mut relay = Relay::new(RelayConfig {
+        max_subscriptions_per_ip: 64,
+        handshake_rate: 0,
+        ..RelayConfig::default()
+    });
+    relay.handle_datagram(t(0), PUBLISHER, descriptor(&datagrams));
+    // 100 IPv4 ports of one address, then 100 addresses of one IPv6 /64.
+    let hosts: [Box<dyn Fn(u16) -> SocketAddr>; 2] = [
+        Box::new(|i| SocketAddr::from(([192, 0, 2, 7], 10_000 + i))),
+        Box::new(|i| {
+            let ip =
+                std::net::Ipv6Addr::from(0x2001_0db8_0000_0042u128 << 64 | u128::from(i) << 16);
+            SocketAddr::new(ip.into(), 10_000)
+        }),
+    ];
+    for host in &hosts {
+        let mut rejects = Vec::new();
+        for i in 0..100 {
+            subscribe(&mut relay, t(1), host(i), stream);
+            rejects.extend(answers(&mut relay, host(i)).1);
+        }
+        assert_eq!(rejects, [RejectReason::RateLimited; 36]);
+    }
+    assert_eq!(relay.subscriber_count(), 128);
+    assert_eq!(relay.stats().drop_source_subscriptions, 72);
+    // A resubscription is not a new one; another host is not affected; a
+    // place freed by a LEAVE is taken again.
+    subscribe(&mut relay, t(2), hosts[0](0), stream);
+    assert!(answers(&mut relay, hosts[0](0)).1.is_empty());
+    subscribe(&mut relay, t(2), addr("192.0.2.8:1"), stream);
+    assert!(answers(&mut relay, addr("192.0.2.8:1")).1.is_empty());
+    let leave = crate::testutil::emit(&Message::Leave(Leave {
+        reason: LeaveReason::Done,
+        stream,
+    }));
+    relay.handle_datagram(t(3), hosts[0](5), &leave);
+    subscribe(&mut relay, t(3), hosts[0](99), stream);
+    assert!(answers(&mut relay, hosts[0](99)).1.is_empty());
+    assert_eq!(relay.stats().drop_source_subscriptions, 72);
 }
 
 #[test]

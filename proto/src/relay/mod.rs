@@ -89,6 +89,8 @@ pub struct RelayConfig {
     /// MANIFEST or DATA for this long is removed (one that never had any
     /// is kept while it has subscribers waiting).
     pub stream_idle_timeout: Duration,
+    /// Subscriptions one source host (IPv4 address, IPv6 /64) may hold.
+    pub max_subscriptions_per_ip: usize,
     /// Most chunks one NACK is answered with.
     pub nack_limit: usize,
     /// Seed for handshake nonces toward upstreams.
@@ -123,6 +125,7 @@ impl Default for RelayConfig {
             publishers: Vec::new(),
             max_streams_per_source: 4,
             stream_idle_timeout: Duration::from_secs(30),
+            max_subscriptions_per_ip: 64,
             nack_limit: 256,
             nonce_seed: 1,
             handshake_rate: 20,
@@ -278,6 +281,8 @@ pub struct Relay {
     free_streams: Vec<usize>,
     /// Streams held per creating host.
     stream_hosts: HostCounts,
+    /// Subscriptions held per host.
+    sub_hosts: HostCounts,
     /// Window counters of removed streams, so totals never go back.
     retired: crate::window::WindowStats,
     /// When to look for idle streams next.
@@ -325,6 +330,7 @@ impl Relay {
             tokens: TokenCache::default(),
             free_streams: Vec::new(),
             stream_hosts: HostCounts::default(),
+            sub_hosts: HostCounts::default(),
             retired: Default::default(),
             next_idle_sweep: None,
         }
@@ -962,6 +968,13 @@ impl Relay {
         };
         let existing = self.sub_index.get(&from).copied();
         let host = Host::of(from.ip());
+        if existing.is_none()
+            && self.sub_hosts.get(host) as usize >= self.config.max_subscriptions_per_ip
+        {
+            self.stats.drop_source_subscriptions += 1;
+            self.reject(from, RejectReason::RateLimited, s.stream);
+            return;
+        }
         // A relay that takes publishers holds a subscription to a stream
         // that has not gone live yet, so viewers can wait for its start;
         // such a stream counts against the subscriber's host.
@@ -1042,6 +1055,7 @@ impl Relay {
                     }
                 };
                 self.sub_index.insert(from, i);
+                self.sub_hosts.add(host);
                 i
             }
         };
@@ -1278,6 +1292,7 @@ impl Relay {
             return;
         };
         self.sub_index.remove(&sub.addr);
+        self.sub_hosts.remove(Host::of(sub.addr.ip()));
         self.free_subs.push(index);
         if tell {
             let leave = Leave {

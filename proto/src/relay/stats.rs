@@ -68,6 +68,9 @@ pub struct RelayStats {
     /// Refused: a DESCRIPTOR or SUBSCRIBE that would create a stream beyond
     /// its source host's `max_streams_per_source`.
     pub drop_source_streams: u64,
+    /// Refused: a SUBSCRIBE beyond its source host's
+    /// `max_subscriptions_per_ip`.
+    pub drop_source_subscriptions: u64,
     /// Cut short: a NACK, PEERS or resubscription answer beyond the
     /// subscriber's repair budget (counted once per request).
     pub drop_repair_budget: u64,
@@ -122,6 +125,7 @@ impl RelayStats {
             + self.drop_token_scope
             + self.drop_not_allowed
             + self.drop_source_streams
+            + self.drop_source_subscriptions
             + self.drop_repair_budget
     }
 }

@@ -25,6 +25,7 @@ pub(super) struct FileConfig {
     pub(super) max_streams_per_source: Option<usize>,
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) stream_idle_timeout: Option<String>,
+    pub(super) max_subscriptions_per_ip: Option<usize>,
     pub(super) handshake_rate: Option<u32>,
     pub(super) upstreams: Option<Vec<String>>,
     pub(super) streams: Option<Vec<String>>,

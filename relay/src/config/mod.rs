@@ -68,6 +68,7 @@ const DEFAULT_MAX_STREAMS: usize = 64;
 const DEFAULT_HANDSHAKE_RATE: u32 = 20;
 const DEFAULT_MAX_STREAMS_PER_SOURCE: usize = 4;
 const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_SUBSCRIPTIONS_PER_IP: usize = 64;
 /// The shortest `stream_idle_timeout`: a live stream sends a DESCRIPTOR
 /// each second, so a shorter one could remove a stream between two.
 pub const MIN_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -120,6 +121,10 @@ pub struct RelayArgs {
     /// --stream) [default: 30s].
     #[arg(long, value_name = "TIME")]
     pub stream_idle_timeout: Option<String>,
+    /// Subscriptions one source host (IPv4 address, IPv6 /64) may hold
+    /// [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions_per_ip: Option<usize>,
     /// Subscriber handshakes allowed per source IP per second, in bursts
     /// of up to twice that [default: 20].
     #[arg(long, value_name = "N")]
@@ -188,6 +193,8 @@ pub struct Settings {
     pub max_streams_per_source: usize,
     /// A stream with no verified data this long is removed.
     pub stream_idle_timeout: Duration,
+    /// Subscriptions one source host may hold.
+    pub max_subscriptions_per_ip: usize,
     /// Subscriber handshakes per source IP per second.
     pub handshake_rate: u32,
     /// Handshakes one source IP may make at once (twice the rate).
@@ -248,6 +255,7 @@ impl Settings {
             publishers: self.publishers.clone(),
             max_streams_per_source: self.max_streams_per_source,
             stream_idle_timeout: self.stream_idle_timeout,
+            max_subscriptions_per_ip: self.max_subscriptions_per_ip,
             keepalive_interval: self.keepalive,
             subscriber_timeout: self.subscriber_timeout,
             handshake_rate: self.handshake_rate,
@@ -361,6 +369,14 @@ impl Settings {
                 },
             )?
             .unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT);
+        let max_subscriptions_per_ip = layers
+            .one(
+                Key::MAX_SUBSCRIPTIONS_PER_IP,
+                args.max_subscriptions_per_ip,
+                f.max_subscriptions_per_ip,
+                at_least_one,
+            )?
+            .unwrap_or(DEFAULT_MAX_SUBSCRIPTIONS_PER_IP);
         let handshake_rate = layers
             .one(
                 Key::HANDSHAKE_RATE,
@@ -481,6 +497,7 @@ impl Settings {
             publishers: dedup(publishers),
             max_streams_per_source,
             stream_idle_timeout,
+            max_subscriptions_per_ip,
             handshake_rate,
             handshake_burst: handshake_rate.saturating_mul(2),
             upstreams: dedup(upstreams),
@@ -522,6 +539,8 @@ impl Key {
     const MAX_STREAMS_PER_SOURCE: Key =
         Key::new("max-streams-per-source", "max_streams_per_source");
     const STREAM_IDLE_TIMEOUT: Key = Key::new("stream-idle-timeout", "stream_idle_timeout");
+    const MAX_SUBSCRIPTIONS_PER_IP: Key =
+        Key::new("max-subscriptions-per-ip", "max_subscriptions_per_ip");
     const HANDSHAKE_RATE: Key = Key::new("handshake-rate", "handshake_rate");
     const UPSTREAMS: Key = Key::new("upstream", "upstreams");
     const STREAMS: Key = Key::new("stream", "streams");

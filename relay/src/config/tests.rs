@@ -26,6 +26,7 @@ fn defaults() -> Settings {
         publishers: Vec::new(),
         max_streams_per_source: 4,
         stream_idle_timeout: Duration::from_secs(30),
+        max_subscriptions_per_ip: 64,
         handshake_rate: 20,
         handshake_burst: 40,
         upstreams: Vec::new(),
@@ -90,6 +91,7 @@ fn the_example_file_parses_to_the_defaults() {
         "publishers",
         "max_streams_per_source",
         "stream_idle_timeout",
+        "max_subscriptions_per_ip",
         "handshake_rate",
         "upstreams",
         "streams",
@@ -116,6 +118,7 @@ fn the_default_relay_config_matches_the_core() {
     assert_eq!(ours.publishers, core.publishers);
     assert_eq!(ours.max_streams_per_source, core.max_streams_per_source);
     assert_eq!(ours.stream_idle_timeout, core.stream_idle_timeout);
+    assert_eq!(ours.max_subscriptions_per_ip, core.max_subscriptions_per_ip);
     assert_eq!(ours.keepalive_interval, core.keepalive_interval);
     assert_eq!(ours.subscriber_timeout, core.subscriber_timeout);
     assert_eq!(ours.cookie_secret, [0; 32], "left for the server to fill");
@@ -459,6 +462,7 @@ fn admission_settings_come_from_the_file_and_the_flags() {
         publishers = ["{}", "{}"]
         max_streams_per_source = 2
         stream_idle_timeout = "1m"
+        max_subscriptions_per_ip = 500
         "#,
         id(4),
         id(5)
@@ -467,8 +471,10 @@ fn admission_settings_come_from_the_file_and_the_flags() {
     assert_eq!(only_file.publishers, vec![id(4), id(5)]);
     assert_eq!(only_file.max_streams_per_source, 2);
     assert_eq!(only_file.stream_idle_timeout, Duration::from_secs(60));
+    assert_eq!(only_file.max_subscriptions_per_ip, 500);
     let config = only_file.relay_config();
     assert_eq!(config.publishers, vec![id(4), id(5)]);
+    assert_eq!(config.max_subscriptions_per_ip, 500);
 
     let six = id(6).to_string();
     let args = flags(&[
@@ -504,5 +510,13 @@ fn bad_admission_settings_name_the_field_and_the_fix() {
     assert_eq!(
         error(Settings::load(&flags(&["--max-streams-per-source", "0"]))),
         "--max-streams-per-source 0: must be at least 1"
+    );
+    let e = error(from_file(
+        &RelayArgs::default(),
+        "max_subscriptions_per_ip = 0",
+    ));
+    assert_eq!(
+        e,
+        "config file relay.toml: max_subscriptions_per_ip 0: must be at least 1"
     );
 }

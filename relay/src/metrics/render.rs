@@ -148,7 +148,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 /// Each drop reason of `drops_total` and what it sums.
-const DROP_REASONS: [(&str, Field); 22] = [
+const DROP_REASONS: [(&str, Field); 23] = [
     ("malformed", |s| s.relay.drop_malformed),
     ("forged", |s| s.relay.drop_forged),
     ("corrupted", |s| s.relay.drop_corrupted),
@@ -166,6 +166,9 @@ const DROP_REASONS: [(&str, Field); 22] = [
     ("token_scope", |s| s.relay.drop_token_scope),
     ("not_allowed", |s| s.relay.drop_not_allowed),
     ("source_streams", |s| s.relay.drop_source_streams),
+    ("source_subscriptions", |s| {
+        s.relay.drop_source_subscriptions
+    }),
     ("repair_budget", |s| s.relay.drop_repair_budget),
     ("rate_limited", |s| s.handshakes_rate_limited),
     ("truncated", |s| s.io.rx_truncated),
