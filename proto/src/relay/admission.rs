@@ -19,7 +19,9 @@
 //!   never went live (no DESCRIPTOR held) is kept while subscribers wait
 //!   for it, so the timeout counts from its last subscriber. Streams pulled
 //!   from an upstream by configuration are never removed: the relay keeps
-//!   asking its upstreams for them, as it was told to.
+//!   asking its upstreams for them, as it was told to (an upstream that
+//!   removed the stream says LEAVE END_OF_STREAM, and the upstream session
+//!   subscribes again).
 //!
 //! Mirrors (streams adopted from the worker that ingests them) and
 //! configured streams are created without these checks: the owner, or the

@@ -354,3 +354,90 @@ fn a_mirror_goes_when_its_owner_says_so_not_by_its_own_clock() {
     assert_eq!(answers(&mut mirror, viewer).0, [LeaveReason::EndOfStream]);
     assert_eq!(mirror.subscriber_count(), 0);
 }
+
+#[test]
+fn a_configured_downstream_resubscribes_when_its_upstream_lets_an_idle_stream_go() {
+    let (stream, datagrams) = published(6000);
+    let a_addr = addr("10.0.0.1:7400");
+    let b_addr = addr("10.0.0.2:7400");
+    let viewer = addr("192.0.2.40:5000");
+    let mut a = Relay::new(RelayConfig {
+        stream_idle_timeout: Duration::from_secs(2),
+        ..RelayConfig::default()
+    });
+    let mut b = Relay::new(RelayConfig {
+        stream_idle_timeout: Duration::from_secs(2),
+        ..RelayConfig::default()
+    });
+    b.add_upstream(t(0), a_addr, stream).expect("upstream");
+    subscribe(&mut b, t(0), viewer, stream);
+    let mut viewer_data = Vec::new();
+    // The publisher sends the first half of its stream, is silent for 6 s,
+    // then sends the rest (as if it had been cut off and came back).
+    let half = datagrams.len() as u64 / 2;
+    let restart = half + 6000;
+    let mut next = 0;
+    for ms in 0..restart + half + 1000 {
+        let now = t(ms);
+        if (ms < half || ms >= restart)
+            && let Some(d) = datagrams.get(next)
+        {
+            a.handle_datagram(now, PUBLISHER, d);
+            next += 1;
+        }
+        for r in [&mut a, &mut b] {
+            if r.poll_timeout().is_some_and(|at| at <= now) {
+                r.handle_timeout(now);
+            }
+        }
+        // Deliver what each relay sent the other (no loss, no delay).
+        let mut to_b = Vec::new();
+        while let Some((dst, buf)) = a.poll_send() {
+            if dst == b_addr {
+                to_b.push(buf);
+            }
+        }
+        for d in &to_b {
+            b.handle_datagram(now, a_addr, d);
+        }
+        let mut to_a = Vec::new();
+        while let Some((dst, buf)) = b.poll_send() {
+            if dst == a_addr {
+                to_a.push(buf);
+            } else if dst == viewer && peek_type(&buf) == Ok(MessageType::Data) {
+                viewer_data.push(ms);
+            }
+        }
+        for d in &to_a {
+            a.handle_datagram(now, b_addr, d);
+        }
+        // The viewer keeps its subscription to b.
+        if ms % 500 == 0 {
+            let keepalive = crate::testutil::emit(&Message::Keepalive(Keepalive {
+                stream,
+                highest_seq: 0,
+                lost: 0,
+                fec_repaired: 0,
+                nack_repaired: 0,
+                latency_us: 0,
+            }));
+            b.handle_datagram(now, viewer, &keepalive);
+        }
+    }
+    assert_eq!(a.stats().streams_removed, 1, "a let the idle stream go");
+    assert_eq!(
+        b.stats().streams_removed,
+        0,
+        "b keeps its configured stream"
+    );
+    let before = viewer_data.iter().filter(|&&ms| ms < half).count();
+    let after = viewer_data.iter().filter(|&&ms| ms >= restart).count();
+    assert!(
+        before > 300,
+        "b's viewer got {before} chunks before the pause"
+    );
+    assert!(
+        after > 300,
+        "b's viewer got {after} chunks after the restart"
+    );
+}
