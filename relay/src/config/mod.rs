@@ -125,8 +125,8 @@ pub struct RelayArgs {
     /// [default: 64].
     #[arg(long, value_name = "N")]
     pub max_subscriptions_per_ip: Option<usize>,
-    /// Subscriber handshakes allowed per source IP per second, in bursts
-    /// of up to twice that [default: 20].
+    /// Subscriber handshakes allowed per source host (IPv4 address, IPv6
+    /// /64) per second, in bursts of up to twice that [default: 20].
     #[arg(long, value_name = "N")]
     pub handshake_rate: Option<u32>,
     /// Relay to pull --stream from; repeat for failover, in order.
