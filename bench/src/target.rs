@@ -138,7 +138,7 @@ impl RelayCounters {
 
 /// Each drop counter of the relay core with its name, as in
 /// [`RelayStats::dropped`].
-fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 18] {
+fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 22] {
     [
         ("malformed", s.drop_malformed),
         ("forged", s.drop_forged),
@@ -158,6 +158,10 @@ fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 18] {
         ("token_invalid", s.drop_token_invalid),
         ("token_expired", s.drop_token_expired),
         ("token_scope", s.drop_token_scope),
+        ("not_allowed", s.drop_not_allowed),
+        ("source_streams", s.drop_source_streams),
+        ("source_subscriptions", s.drop_source_subscriptions),
+        ("repair_budget", s.drop_repair_budget),
     ]
 }
 

@@ -88,6 +88,7 @@ impl Server {
             // Each worker owns the subscribers the kernel steers to it, so
             // the limit is shared out; the hash spreads them about evenly.
             config.max_subscribers = settings.max_subscribers.div_ceil(workers);
+            config.max_subscriptions_per_ip = settings.max_subscriptions_per_ip.div_ceil(workers);
             config.cookie_secret = secret;
             config.nonce_seed = u64::from_le_bytes(
                 random_bytes().context("cannot read /dev/urandom for a nonce seed")?,

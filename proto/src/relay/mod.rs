@@ -19,8 +19,12 @@
 //! Amplification: an address that has not echoed a valid cookie gets only
 //! CHALLENGE or REJECT, each no longer than the datagram it answers.
 
+mod admission;
+mod budget;
 mod fanout;
+mod host;
 mod limiter;
+mod repair;
 mod sources;
 mod stats;
 mod token_cache;
@@ -45,7 +49,10 @@ use crate::wire::{
     peek_type,
 };
 use crate::{StreamId, Time, Transmit};
+use admission::Refusal;
+use budget::RepairBudget;
 use fanout::{Fanout, Item};
+use host::{Host, HostCounts};
 use limiter::HandshakeLimiter;
 use sources::ProvenSources;
 use token_cache::TokenCache;
@@ -68,8 +75,23 @@ pub struct RelayConfig {
     /// makes cookies forgeable: every real deployment (the IO shell) MUST
     /// set it from the OS's secure random source at start.
     pub cookie_secret: [u8; 32],
-    /// Take new streams from any publisher whose descriptor verifies.
+    /// Take new streams from publishers whose descriptor verifies (within
+    /// `publishers`, `max_streams` and `max_streams_per_source`).
     pub accept_publishers: bool,
+    /// The only streams that may be created (by a publisher's or an
+    /// upstream's DESCRIPTOR, or a SUBSCRIBE waiting for one); empty: any.
+    /// Streams pulled with [`Relay::add_upstreams`] are carried whatever
+    /// this says.
+    pub publishers: Vec<StreamId>,
+    /// Streams one source host (IPv4 address, IPv6 /64) may have created
+    /// and still hold, by DESCRIPTOR or by SUBSCRIBE.
+    pub max_streams_per_source: usize,
+    /// A stream not pulled from an upstream with no verified DESCRIPTOR,
+    /// MANIFEST or DATA for this long is removed (one that never had any
+    /// is kept while it has subscribers waiting).
+    pub stream_idle_timeout: Duration,
+    /// Subscriptions one source host (IPv4 address, IPv6 /64) may hold.
+    pub max_subscriptions_per_ip: usize,
     /// Most chunks one NACK is answered with.
     pub nack_limit: usize,
     /// Seed for handshake nonces toward upstreams.
@@ -101,6 +123,10 @@ impl Default for RelayConfig {
             subscriber_timeout: Duration::from_secs(5),
             cookie_secret: [0; 32],
             accept_publishers: true,
+            publishers: Vec::new(),
+            max_streams_per_source: 4,
+            stream_idle_timeout: Duration::from_secs(30),
+            max_subscriptions_per_ip: 64,
             nack_limit: 256,
             nonce_seed: 1,
             handshake_rate: 20,
@@ -117,6 +143,10 @@ impl Default for RelayConfig {
 pub enum RelayEvent {
     /// A stream appeared (first verified descriptor, or an upstream added).
     StreamAdded(StreamId),
+    /// An idle stream was removed (see
+    /// [`RelayConfig::stream_idle_timeout`]) or forgotten
+    /// ([`Relay::remove_stream`]); its subscribers were told.
+    StreamRemoved(StreamId),
     /// A subscriber was accepted.
     SubscriberJoined(SocketAddr, StreamId),
     /// A subscriber left or expired.
@@ -148,6 +178,8 @@ struct Subscriber {
     /// May announce itself as an uploader (MEMBER): its token's scope, or
     /// always when tokens are not required.
     may_upload: bool,
+    /// What it may still cost in repairs.
+    budget: RepairBudget,
 }
 
 #[derive(Debug)]
@@ -161,6 +193,15 @@ struct Stream {
     awaiting: std::collections::BTreeMap<u64, Awaiting>,
     /// Who may send chunks ahead of their manifest.
     sources: ProvenSources,
+    /// Verified data last came (or, for a stream never live, a subscriber
+    /// last waited).
+    last_active: Option<Time>,
+    /// The host that created it, counted against its stream limit.
+    creator: Option<Host>,
+    /// Pulled from upstreams by configuration: never idle.
+    configured: bool,
+    /// A free slot: see [`Relay::remove_stream`].
+    vacant: bool,
 }
 
 /// A block waiting for its manifest from the upstream relay.
@@ -237,6 +278,16 @@ pub struct Relay {
     /// Tokens already verified, by signature, so that a token shared by
     /// many viewers costs one signature check.
     tokens: TokenCache,
+    /// Slots of removed streams, for the next stream.
+    free_streams: Vec<usize>,
+    /// Streams held per creating host.
+    stream_hosts: HostCounts,
+    /// Subscriptions held per host.
+    sub_hosts: HostCounts,
+    /// Window counters of removed streams, so totals never go back.
+    retired: crate::window::WindowStats,
+    /// When to look for idle streams next.
+    next_idle_sweep: Option<Time>,
 }
 
 /// Most events kept for [`Relay::poll_event`].
@@ -278,6 +329,11 @@ impl Relay {
             next_manifest_nack: None,
             wall_clock: (Time::ZERO, 0),
             tokens: TokenCache::default(),
+            free_streams: Vec::new(),
+            stream_hosts: HostCounts::default(),
+            sub_hosts: HostCounts::default(),
+            retired: Default::default(),
+            next_idle_sweep: None,
         }
     }
 
@@ -369,7 +425,7 @@ impl Relay {
 
     /// Window counters summed over every stream.
     pub fn window_stats(&self) -> crate::window::WindowStats {
-        let mut sum = crate::window::WindowStats::default();
+        let mut sum = self.retired;
         for s in &self.streams {
             let w = s.window.stats();
             sum.chunks_verified += w.chunks_verified;
@@ -382,7 +438,7 @@ impl Relay {
 
     /// Streams carried.
     pub fn stream_count(&self) -> usize {
-        self.streams.len()
+        self.streams.len() - self.free_streams.len()
     }
 
     /// Streams whose signed DESCRIPTOR this relay holds: the ones it can
@@ -417,6 +473,14 @@ impl Relay {
             .map(|&i| &self.streams[i].window)
     }
 
+    /// Whether this relay ingests (verifies) `stream` itself, rather than
+    /// mirroring another worker's window of it.
+    pub fn ingests(&self, stream: &StreamId) -> bool {
+        self.stream_index
+            .get(stream)
+            .is_some_and(|&i| !self.streams[i].mirror)
+    }
+
     /// The next event. Events wait in a queue of at most [`MAX_EVENTS`];
     /// an owner that reads none loses the oldest, never memory.
     pub fn poll_event(&mut self) -> Option<RelayEvent> {
@@ -434,18 +498,31 @@ impl Relay {
         if let Some(&i) = self.stream_index.get(&id) {
             return Ok(i);
         }
-        if self.streams.len() >= self.config.max_streams {
+        if self.stream_count() >= self.config.max_streams {
             return Err(Rejection::WrongStream);
         }
         let key = StreamKey::new(id)?;
-        self.streams.push(Stream {
+        let stream = Stream {
             window: Window::new(key, self.config.window),
             upstream: None,
             mirror: false,
             awaiting: Default::default(),
             sources: ProvenSources::default(),
-        });
-        let i = self.streams.len() - 1;
+            last_active: None,
+            creator: None,
+            configured: false,
+            vacant: false,
+        };
+        let i = match self.free_streams.pop() {
+            Some(i) => {
+                self.streams[i] = stream;
+                i
+            }
+            None => {
+                self.streams.push(stream);
+                self.streams.len() - 1
+            }
+        };
         self.stream_index.insert(id, i);
         self.event(RelayEvent::StreamAdded(id));
         Ok(i)
@@ -478,6 +555,7 @@ impl Relay {
             .find(|t| Token::parse(t).is_ok_and(|t| t.stream == stream))
             .cloned()
             .unwrap_or_default();
+        self.streams[i].configured = true;
         self.streams[i].upstream =
             Upstream::new(now, servers.to_vec(), stream, token, seed, &mut self.tx);
         Ok(())
@@ -580,6 +658,12 @@ impl Relay {
         let index = match self.stream_index.get(&id) {
             Some(&i) => i,
             None if ty == MessageType::Descriptor && self.config.accept_publishers => {
+                // The cheap checks first: a refused stream costs no
+                // signature check.
+                if let Err(r) = self.may_create(&id, Some(Host::of(from.ip()))) {
+                    self.stats.count_refusal(r);
+                    return;
+                }
                 // Check the descriptor before creating anything for it.
                 let valid = crate::wire::Descriptor::parse(bytes)
                     .map_err(Rejection::from)
@@ -588,10 +672,10 @@ impl Relay {
                     self.stats.count(r);
                     return;
                 }
-                match self.add_stream(id) {
+                match self.create_stream(now, id, Some(Host::of(from.ip()))) {
                     Ok(i) => i,
                     Err(r) => {
-                        self.stats.count(r);
+                        self.stats.count_refusal(r);
                         return;
                     }
                 }
@@ -615,7 +699,11 @@ impl Relay {
             up.heard(now);
             trusted = true;
         }
-        match stream.window.ingest_from(now, bytes, trusted) {
+        let ingested = stream.window.ingest_from(now, bytes, trusted);
+        if matches!(ingested, Ok(Ingested::Descriptor | Ingested::Verified)) {
+            stream.last_active = Some(now);
+        }
+        match ingested {
             Ok(Ingested::Descriptor) => {
                 stream.sources.prove(from, now);
                 self.fanout.push(index, Item::Descriptor);
@@ -719,7 +807,7 @@ impl Relay {
                     if let Some(sub) = &mut self.subs[i] {
                         sub.last_heard = now;
                     }
-                    self.serve_nack(from, i, n);
+                    self.serve_nack(now, from, i, n);
                 }
                 None => self.not_subscribed(from, len, n.stream),
             },
@@ -734,7 +822,7 @@ impl Relay {
                 if let Some(&i) = self.sub_index.get(&from)
                     && p.addrs().is_empty()
                 {
-                    self.answer_peers(from, i, p.club);
+                    self.answer_peers(now, from, i, p.club);
                 }
             }
             Message::Have(h) => {
@@ -886,24 +974,36 @@ impl Relay {
         } else {
             true
         };
+        let existing = self.sub_index.get(&from).copied();
+        let host = Host::of(from.ip());
+        if existing.is_none()
+            && self.sub_hosts.get(host) as usize >= self.config.max_subscriptions_per_ip
+        {
+            self.stats.drop_source_subscriptions += 1;
+            self.reject(from, RejectReason::RateLimited, s.stream);
+            return;
+        }
         // A relay that takes publishers holds a subscription to a stream
-        // that has not gone live yet, so viewers can wait for its start.
+        // that has not gone live yet, so viewers can wait for its start;
+        // such a stream counts against the subscriber's host.
         let known = self.stream_index.get(&s.stream).copied();
         let stream = match known {
             Some(i) => i,
-            None if self.config.accept_publishers => match self.add_stream(s.stream) {
-                Ok(i) => i,
-                Err(_) => {
-                    self.reject(from, RejectReason::UnknownStream, s.stream);
-                    return;
+            None if self.config.accept_publishers => {
+                match self.create_stream(now, s.stream, Some(host)) {
+                    Ok(i) => i,
+                    Err(r) => {
+                        self.stats.count_refusal(r);
+                        self.reject(from, r.reject_reason(), s.stream);
+                        return;
+                    }
                 }
-            },
+            }
             None => {
                 self.reject(from, RejectReason::UnknownStream, s.stream);
                 return;
             }
         };
-        let existing = self.sub_index.get(&from).copied();
         let previous = existing.and_then(|i| self.subs[i].as_ref());
         let over_slots = self.club_slots.is_some_and(|slots| {
             let freed = previous.map_or(0, |p| p.clubs.count_ones());
@@ -915,8 +1015,10 @@ impl Relay {
             self.reject(from, RejectReason::Full, s.stream);
             return;
         }
-        let (member, upload_kbps, joined) =
-            previous.map_or((0, 0, now), |p| (p.member, p.upload_kbps, p.joined));
+        let (member, upload_kbps, joined, budget) = previous
+            .map_or((0, 0, now, RepairBudget::full()), |p| {
+                (p.member, p.upload_kbps, p.joined, p.budget)
+            });
         let window = &self.streams[stream].window;
         let live_edge = window.newest_seq().map_or(0, |n| n + 1);
         let start_seq = match s.start_seq {
@@ -942,6 +1044,7 @@ impl Relay {
             have: None,
             intros: (now, 0),
             may_upload,
+            budget,
         };
         let index = match existing {
             Some(i) => {
@@ -960,6 +1063,7 @@ impl Relay {
                     }
                 };
                 self.sub_index.insert(from, i);
+                self.sub_hosts.add(host);
                 i
             }
         };
@@ -976,7 +1080,9 @@ impl Relay {
         if let Some(d) = self.streams[stream].window.descriptor_buf() {
             self.tx.push_shared(from, d);
         }
-        self.catch_up(index, start_seq, live_edge);
+        // A subscription's first catch-up is free; a resubscription's is a
+        // repair like any other.
+        self.catch_up(now, index, start_seq, live_edge, existing.is_some());
         if self.next_sweep.is_none() {
             self.next_sweep = Some(now + self.config.subscriber_timeout / 4);
         }
@@ -1022,88 +1128,12 @@ impl Relay {
         Some(checked.map(|t| t.scope))
     }
 
-    /// Sends a new subscriber what the window already holds from its start.
-    fn catch_up(&mut self, sub: usize, from_seq: u64, to_seq: u64) {
-        let Some(s) = &self.subs[sub] else { return };
-        let (addr, stream, clubs) = (s.addr, s.stream, s.clubs);
-        let to = to_seq.min(from_seq + self.config.nack_limit as u64);
-        self.send_range(addr, stream, clubs, from_seq, to);
-    }
-
-    /// Queues the chunks `from..to` of the clubs in `clubs` that the window
-    /// holds, each block's manifest before its first chunk. Returns chunks
-    /// queued.
-    fn send_range(
-        &mut self,
-        addr: SocketAddr,
-        stream: usize,
-        clubs: u64,
-        from: u64,
-        to: u64,
-    ) -> u64 {
-        let window = &self.streams[stream].window;
-        let mut last_block = None;
-        let mut sent = 0;
-        for seq in from..to {
-            let Some(chunk) = window.chunk(seq) else {
-                continue;
-            };
-            if !Self::in_clubs(window, clubs, seq) {
-                continue;
-            }
-            if last_block != Some(chunk.block) && self.config.forward_manifests {
-                last_block = Some(chunk.block);
-                if let Some(m) = window.manifest_buf(chunk.block) {
-                    self.tx.push_shared(addr, m);
-                }
-            }
-            if let Some(buf) = window.chunk_buf(seq) {
-                self.tx.push_shared(addr, buf);
-                sent += 1;
-            }
-        }
-        sent
-    }
-
-    fn serve_nack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
-        let Some(s) = &self.subs[sub] else { return };
-        // A NACK is answered for every club: a proven subscriber asks, the
-        // answer is bounded by `nack_limit`, and an ordinary peer asks its
-        // relay for chunks its peers lost.
-        let (stream, clubs) = (s.stream, u64::MAX);
-        if self.streams[stream].window.stream() != nack.stream {
-            return;
-        }
-        let mut budget = self.config.nack_limit as u64;
-        for e in nack.entries() {
-            if budget == 0 {
-                break;
-            }
-            let len = u64::from(e.len).min(budget);
-            match e.kind {
-                NackKind::Chunks => {
-                    let end = e.start.saturating_add(len);
-                    let sent = self.send_range(from, stream, clubs, e.start, end);
-                    self.stats.nack_served += sent;
-                }
-                NackKind::Manifests => {
-                    for block in e.start..e.start.saturating_add(len) {
-                        if let Some(m) = self.streams[stream].window.manifest_buf(block) {
-                            self.tx.push_shared(from, m);
-                        }
-                    }
-                }
-            }
-            budget -= len;
-        }
-    }
-
     /// Answers a PEERS request with up to [`MAX_PEERS`] members of `club`,
     /// sampled at random. An asker that is itself a member of `club` gets
     /// only members that joined before it: club links then always run
     /// from older to newer members, so they never form a cycle cut off
     /// from the relay.
-    fn answer_peers(&mut self, from: SocketAddr, sub: usize, club: u8) {
+    fn answer_peers(&mut self, now: Time, from: SocketAddr, sub: usize, club: u8) {
         let Some(s) = &self.subs[sub] else { return };
         let (stream, joined, asker_member) = (s.stream, s.joined, s.member);
         let mut peers = Peers::new(self.streams[stream].window.stream(), club);
@@ -1135,7 +1165,13 @@ impl Relay {
         for &addr in chosen.iter().take(seen.min(MAX_PEERS)) {
             peers.push(addr);
         }
-        let _ = self.tx.push_message(from, &Message::Peers(peers));
+        let answer = Message::Peers(peers);
+        let mut budget = self.repair_budget(now, sub);
+        let paid = budget.as_mut().is_none_or(|b| b.spend(answer.buffer_len()));
+        self.settle_repair(sub, budget, !paid);
+        if paid {
+            let _ = self.tx.push_message(from, &answer);
+        }
     }
 
     fn remove_subscriber(&mut self, index: usize, reason: LeaveReason, tell: bool) {
@@ -1143,6 +1179,7 @@ impl Relay {
             return;
         };
         self.sub_index.remove(&sub.addr);
+        self.sub_hosts.remove(Host::of(sub.addr.ip()));
         self.free_subs.push(index);
         if tell {
             let leave = Leave {
@@ -1231,6 +1268,7 @@ impl Relay {
             self.next_sweep =
                 (!self.sub_index.is_empty()).then(|| now + self.config.subscriber_timeout / 4);
         }
+        self.sweep_idle_streams(now);
     }
 
     /// When `handle_timeout` should next run.
@@ -1243,6 +1281,7 @@ impl Relay {
         windows
             .chain(upstreams)
             .chain(self.next_sweep)
+            .chain(self.next_idle_sweep)
             .chain(self.next_manifest_nack)
             .min()
     }
@@ -1336,6 +1375,10 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod admission_tests;
+#[cfg(test)]
+mod repair_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]

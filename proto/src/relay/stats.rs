@@ -68,9 +68,34 @@ pub struct RelayStats {
     pub drop_token_expired: u64,
     /// Ignored: MEMBER from a subscriber whose token lacks UPLOAD.
     pub drop_token_scope: u64,
+    /// Refused: a DESCRIPTOR or SUBSCRIBE that would create a stream not in
+    /// the relay's `publishers` list.
+    pub drop_not_allowed: u64,
+    /// Refused: a DESCRIPTOR or SUBSCRIBE that would create a stream beyond
+    /// its source host's `max_streams_per_source`.
+    pub drop_source_streams: u64,
+    /// Refused: a SUBSCRIBE beyond its source host's
+    /// `max_subscriptions_per_ip`.
+    pub drop_source_subscriptions: u64,
+    /// Cut short: a NACK, PEERS or resubscription answer beyond the
+    /// subscriber's repair budget (counted once per request).
+    pub drop_repair_budget: u64,
+    /// Streams removed for being idle (not drops).
+    pub streams_removed: u64,
 }
 
 impl RelayStats {
+    /// Counts a stream that was not created.
+    pub(crate) fn count_refusal(&mut self, r: super::Refusal) {
+        let c = match r {
+            super::Refusal::NotAllowed => &mut self.drop_not_allowed,
+            super::Refusal::SourceLimit => &mut self.drop_source_streams,
+            super::Refusal::Full => &mut self.drop_full,
+            super::Refusal::BadKey => &mut self.drop_bad_key,
+        };
+        *c += 1;
+    }
+
     pub(crate) fn count(&mut self, r: Rejection) {
         let c = match r {
             Rejection::Malformed(_) => &mut self.drop_malformed,
@@ -108,5 +133,9 @@ impl RelayStats {
             + self.drop_token_invalid
             + self.drop_token_expired
             + self.drop_token_scope
+            + self.drop_not_allowed
+            + self.drop_source_streams
+            + self.drop_source_subscriptions
+            + self.drop_repair_budget
     }
 }

@@ -21,6 +21,11 @@ pub(super) struct FileConfig {
     pub(super) window: Option<String>,
     pub(super) max_subscribers: Option<usize>,
     pub(super) max_streams: Option<usize>,
+    pub(super) publishers: Option<Vec<String>>,
+    pub(super) max_streams_per_source: Option<usize>,
+    #[serde(default, deserialize_with = "text_or_number")]
+    pub(super) stream_idle_timeout: Option<String>,
+    pub(super) max_subscriptions_per_ip: Option<usize>,
     pub(super) handshake_rate: Option<u32>,
     pub(super) upstreams: Option<Vec<String>>,
     pub(super) streams: Option<Vec<String>>,

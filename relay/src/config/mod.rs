@@ -66,6 +66,12 @@ const DEFAULT_WINDOW: usize = 2048;
 const DEFAULT_MAX_SUBSCRIBERS: usize = 10_000;
 const DEFAULT_MAX_STREAMS: usize = 64;
 const DEFAULT_HANDSHAKE_RATE: u32 = 20;
+const DEFAULT_MAX_STREAMS_PER_SOURCE: usize = 4;
+const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_SUBSCRIPTIONS_PER_IP: usize = 64;
+/// The shortest `stream_idle_timeout`: a live stream sends a DESCRIPTOR
+/// each second, so a shorter one could remove a stream between two.
+pub const MIN_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(1);
 const DEFAULT_SUBSCRIBER_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_LOG: &str = "info";
@@ -102,8 +108,25 @@ pub struct RelayArgs {
     /// Most streams carried [default: 64].
     #[arg(long, value_name = "N")]
     pub max_streams: Option<usize>,
-    /// Subscriber handshakes allowed per source IP per second, in bursts
-    /// of up to twice that [default: 20].
+    /// Carry only this stream (id as printed by shoal keygen), from its
+    /// publisher or an upstream; repeatable. Without any, every stream
+    /// whose DESCRIPTOR verifies may be created.
+    #[arg(long = "publisher", value_name = "ID")]
+    pub publishers: Vec<String>,
+    /// Streams one source host (IPv4 address, IPv6 /64) may create, by
+    /// DESCRIPTOR or by SUBSCRIBE, and still hold [default: 4].
+    #[arg(long, value_name = "N")]
+    pub max_streams_per_source: Option<usize>,
+    /// Remove a stream with no verified data for this long (not those of
+    /// --stream) [default: 30s].
+    #[arg(long, value_name = "TIME")]
+    pub stream_idle_timeout: Option<String>,
+    /// Subscriptions one source host (IPv4 address, IPv6 /64) may hold
+    /// [default: 64].
+    #[arg(long, value_name = "N")]
+    pub max_subscriptions_per_ip: Option<usize>,
+    /// Subscriber handshakes allowed per source host (IPv4 address, IPv6
+    /// /64) per second, in bursts of up to twice that [default: 20].
     #[arg(long, value_name = "N")]
     pub handshake_rate: Option<u32>,
     /// Relay to pull --stream from; repeat for failover, in order.
@@ -164,6 +187,14 @@ pub struct Settings {
     pub max_subscribers: usize,
     /// Most streams carried.
     pub max_streams: usize,
+    /// The only streams that may be created; empty: any.
+    pub publishers: Vec<StreamId>,
+    /// Streams one source host may create and hold.
+    pub max_streams_per_source: usize,
+    /// A stream with no verified data this long is removed.
+    pub stream_idle_timeout: Duration,
+    /// Subscriptions one source host may hold.
+    pub max_subscriptions_per_ip: usize,
     /// Subscriber handshakes per source IP per second.
     pub handshake_rate: u32,
     /// Handshakes one source IP may make at once (twice the rate).
@@ -221,6 +252,10 @@ impl Settings {
             },
             max_subscribers: self.max_subscribers,
             max_streams: self.max_streams,
+            publishers: self.publishers.clone(),
+            max_streams_per_source: self.max_streams_per_source,
+            stream_idle_timeout: self.stream_idle_timeout,
+            max_subscriptions_per_ip: self.max_subscriptions_per_ip,
             keepalive_interval: self.keepalive,
             subscriber_timeout: self.subscriber_timeout,
             handshake_rate: self.handshake_rate,
@@ -303,6 +338,45 @@ impl Settings {
                 at_least_one,
             )?
             .unwrap_or(DEFAULT_MAX_STREAMS);
+        let (publishers, _) = layers.list(
+            Key::PUBLISHERS,
+            &args.publishers,
+            f.publishers.as_deref(),
+            parse::stream,
+        )?;
+        let max_streams_per_source = layers
+            .one(
+                Key::MAX_STREAMS_PER_SOURCE,
+                args.max_streams_per_source,
+                f.max_streams_per_source,
+                at_least_one,
+            )?
+            .unwrap_or(DEFAULT_MAX_STREAMS_PER_SOURCE);
+        let stream_idle_timeout = layers
+            .one(
+                Key::STREAM_IDLE_TIMEOUT,
+                args.stream_idle_timeout.as_deref().map(Bare),
+                f.stream_idle_timeout.as_deref().map(Bare),
+                |t| {
+                    let time = parse::duration(t.0)?;
+                    if time < MIN_STREAM_IDLE_TIMEOUT {
+                        return Err(format!(
+                            "must be at least {MIN_STREAM_IDLE_TIMEOUT:?} (a live stream sends a \
+                             DESCRIPTOR each second); use a time such as 30s"
+                        ));
+                    }
+                    Ok(time)
+                },
+            )?
+            .unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT);
+        let max_subscriptions_per_ip = layers
+            .one(
+                Key::MAX_SUBSCRIPTIONS_PER_IP,
+                args.max_subscriptions_per_ip,
+                f.max_subscriptions_per_ip,
+                at_least_one,
+            )?
+            .unwrap_or(DEFAULT_MAX_SUBSCRIPTIONS_PER_IP);
         let handshake_rate = layers
             .one(
                 Key::HANDSHAKE_RATE,
@@ -420,6 +494,10 @@ impl Settings {
             window_chunks,
             max_subscribers,
             max_streams,
+            publishers: dedup(publishers),
+            max_streams_per_source,
+            stream_idle_timeout,
+            max_subscriptions_per_ip,
             handshake_rate,
             handshake_burst: handshake_rate.saturating_mul(2),
             upstreams: dedup(upstreams),
@@ -457,6 +535,12 @@ impl Key {
     const WINDOW: Key = Key::new("window", "window");
     const MAX_SUBSCRIBERS: Key = Key::new("max-subscribers", "max_subscribers");
     const MAX_STREAMS: Key = Key::new("max-streams", "max_streams");
+    const PUBLISHERS: Key = Key::new("publisher", "publishers");
+    const MAX_STREAMS_PER_SOURCE: Key =
+        Key::new("max-streams-per-source", "max_streams_per_source");
+    const STREAM_IDLE_TIMEOUT: Key = Key::new("stream-idle-timeout", "stream_idle_timeout");
+    const MAX_SUBSCRIPTIONS_PER_IP: Key =
+        Key::new("max-subscriptions-per-ip", "max_subscriptions_per_ip");
     const HANDSHAKE_RATE: Key = Key::new("handshake-rate", "handshake_rate");
     const UPSTREAMS: Key = Key::new("upstream", "upstreams");
     const STREAMS: Key = Key::new("stream", "streams");

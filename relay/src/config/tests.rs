@@ -23,6 +23,10 @@ fn defaults() -> Settings {
         window_chunks: 2048,
         max_subscribers: 10_000,
         max_streams: 64,
+        publishers: Vec::new(),
+        max_streams_per_source: 4,
+        stream_idle_timeout: Duration::from_secs(30),
+        max_subscriptions_per_ip: 64,
         handshake_rate: 20,
         handshake_burst: 40,
         upstreams: Vec::new(),
@@ -84,6 +88,10 @@ fn the_example_file_parses_to_the_defaults() {
         "window",
         "max_subscribers",
         "max_streams",
+        "publishers",
+        "max_streams_per_source",
+        "stream_idle_timeout",
+        "max_subscriptions_per_ip",
         "handshake_rate",
         "upstreams",
         "streams",
@@ -107,6 +115,10 @@ fn the_default_relay_config_matches_the_core() {
     assert_eq!(ours.window, core.window);
     assert_eq!(ours.max_subscribers, core.max_subscribers);
     assert_eq!(ours.max_streams, core.max_streams);
+    assert_eq!(ours.publishers, core.publishers);
+    assert_eq!(ours.max_streams_per_source, core.max_streams_per_source);
+    assert_eq!(ours.stream_idle_timeout, core.stream_idle_timeout);
+    assert_eq!(ours.max_subscriptions_per_ip, core.max_subscriptions_per_ip);
     assert_eq!(ours.keepalive_interval, core.keepalive_interval);
     assert_eq!(ours.subscriber_timeout, core.subscriber_timeout);
     assert_eq!(ours.cookie_secret, [0; 32], "left for the server to fill");
@@ -440,5 +452,71 @@ fn dht_bootstrap_without_announce_names_the_fix() {
     assert!(
         e.starts_with("--dht-bootstrap \"nowhere\": not HOST:PORT"),
         "{e}"
+    );
+}
+
+#[test]
+fn admission_settings_come_from_the_file_and_the_flags() {
+    let file = format!(
+        r#"
+        publishers = ["{}", "{}"]
+        max_streams_per_source = 2
+        stream_idle_timeout = "1m"
+        max_subscriptions_per_ip = 500
+        "#,
+        id(4),
+        id(5)
+    );
+    let only_file = from_file(&RelayArgs::default(), &file).expect("file loads");
+    assert_eq!(only_file.publishers, vec![id(4), id(5)]);
+    assert_eq!(only_file.max_streams_per_source, 2);
+    assert_eq!(only_file.stream_idle_timeout, Duration::from_secs(60));
+    assert_eq!(only_file.max_subscriptions_per_ip, 500);
+    let config = only_file.relay_config();
+    assert_eq!(config.publishers, vec![id(4), id(5)]);
+    assert_eq!(config.max_subscriptions_per_ip, 500);
+
+    let six = id(6).to_string();
+    let args = flags(&[
+        "--publisher",
+        &six,
+        "--publisher",
+        &six,
+        "--stream-idle-timeout",
+        "10s",
+    ]);
+    let both = from_file(&args, &file).expect("file and flags load");
+    assert_eq!(both.publishers, vec![id(6)], "flags replace the list");
+    assert_eq!(both.stream_idle_timeout, Duration::from_secs(10));
+    assert_eq!(both.max_streams_per_source, 2, "file kept where no flag");
+}
+
+#[test]
+fn bad_admission_settings_name_the_field_and_the_fix() {
+    assert_eq!(
+        error(Settings::load(&flags(&["--publisher", "xyz"]))),
+        r#"--publisher "xyz": not a stream id (52 base32 characters, as printed by shoal keygen)"#
+    );
+    let e = error(from_file(&RelayArgs::default(), r#"publishers = ["nope"]"#));
+    assert!(
+        e.starts_with(r#"config file relay.toml: publishers "nope": not a stream id"#),
+        "{e}"
+    );
+    assert_eq!(
+        error(Settings::load(&flags(&["--stream-idle-timeout", "1s"]))),
+        "--stream-idle-timeout 1s: must be at least 3s (a live stream sends a DESCRIPTOR each \
+         second); use a time such as 30s"
+    );
+    assert_eq!(
+        error(Settings::load(&flags(&["--max-streams-per-source", "0"]))),
+        "--max-streams-per-source 0: must be at least 1"
+    );
+    let e = error(from_file(
+        &RelayArgs::default(),
+        "max_subscriptions_per_ip = 0",
+    ));
+    assert_eq!(
+        e,
+        "config file relay.toml: max_subscriptions_per_ip 0: must be at least 1"
     );
 }

@@ -39,7 +39,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
         );
     }
 
-    let counters: [(&str, &str, Field); 17] = [
+    let counters: [(&str, &str, Field); 18] = [
         (
             "datagrams_in_total",
             "Datagrams handled by the relay core.",
@@ -87,6 +87,11 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
             "subscribers_expired_total",
             "Subscribers dropped for missing keepalives.",
             |s| s.relay.expired,
+        ),
+        (
+            "streams_removed_total",
+            "Streams removed after stream_idle_timeout without data.",
+            |s| s.relay.streams_removed,
         ),
         (
             "chunks_verified_total",
@@ -143,7 +148,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 /// Each drop reason of `drops_total` and what it sums.
-const DROP_REASONS: [(&str, Field); 21] = [
+const DROP_REASONS: [(&str, Field); 25] = [
     ("malformed", |s| s.relay.drop_malformed),
     ("forged", |s| s.relay.drop_forged),
     ("corrupted", |s| s.relay.drop_corrupted),
@@ -161,6 +166,12 @@ const DROP_REASONS: [(&str, Field); 21] = [
     ("token_invalid", |s| s.relay.drop_token_invalid),
     ("token_expired", |s| s.relay.drop_token_expired),
     ("token_scope", |s| s.relay.drop_token_scope),
+    ("not_allowed", |s| s.relay.drop_not_allowed),
+    ("source_streams", |s| s.relay.drop_source_streams),
+    ("source_subscriptions", |s| {
+        s.relay.drop_source_subscriptions
+    }),
+    ("repair_budget", |s| s.relay.drop_repair_budget),
     ("rate_limited", |s| s.handshakes_rate_limited),
     ("truncated", |s| s.io.rx_truncated),
     ("tx_queue_full", |s| s.io.tx_dropped),

@@ -42,6 +42,10 @@ thread_local! {
 /// How often a worker publishes its counters for the metrics endpoint.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
+/// Untold removals kept per mirror worker (see `Worker::forgets`); past
+/// it, the oldest is dropped and counted as a hand-off drop.
+const MAX_FORGETS: usize = 256;
+
 /// What one worker sends another.
 #[derive(Debug)]
 pub(crate) enum ToWorker {
@@ -54,6 +58,9 @@ pub(crate) enum ToWorker {
         bytes: Vec<u8>,
         born: Instant,
     },
+    /// The sender, the stream's owner, removed it (idle): remove the
+    /// mirror and tell its subscribers.
+    Forget(shoal_proto::StreamId),
     /// Stop intake, tell subscribers, exit.
     Shutdown,
 }
@@ -84,6 +91,11 @@ pub(crate) struct Worker {
     pub(crate) handoff_drops: u64,
     /// Test-only: panic at this time ([`crate::supervise::TEST_PANIC_ENV`]).
     pub(crate) test_panic_at: Option<Instant>,
+    /// Streams this worker removed that a mirror (worker, stream) has not
+    /// been told of yet, its queue having been full: retried each turn. A
+    /// mirror is only removed on its owner's word, so this is not given
+    /// up while there is room: at most [`MAX_FORGETS`] per worker.
+    forgets: Vec<(usize, shoal_proto::StreamId)>,
 }
 
 impl Worker {
@@ -113,6 +125,7 @@ impl Worker {
             wake,
             handoff_drops: 0,
             test_panic_at: None,
+            forgets: Vec::new(),
         }
     }
 
@@ -142,8 +155,9 @@ impl Worker {
                         born: b,
                     } => {
                         born = Some(born.map_or(b, |x| x.min(b)));
-                        self.relay.handle_datagram(now, from, &bytes);
+                        self.handed(now, from, bytes, b);
                     }
+                    ToWorker::Forget(stream) => self.relay.remove_stream(&stream),
                     ToWorker::Shutdown => {
                         stopping = true;
                         self.relay.shutdown();
@@ -154,6 +168,7 @@ impl Worker {
                 self.relay.handle_timeout(now);
             }
             self.log_events();
+            self.tell_forgets();
             self.flush(born.take().unwrap_or(instant));
             if instant >= next_publish || stopping {
                 self.publish();
@@ -200,13 +215,52 @@ impl Worker {
         tracing::debug!(worker = self.id, "worker stopped");
     }
 
-    /// Logs what the relay core reports (and so keeps its queue empty).
+    /// A datagram another worker handed over. Ingest is routed again: the
+    /// stream may have been removed here and claimed elsewhere since the
+    /// sender looked it up.
+    fn handed(&mut self, now: Time, from: SocketAddr, bytes: Vec<u8>, born: Instant) {
+        let owner = match Relay::ingest_stream(&bytes) {
+            Some(stream) => {
+                route_ingest(&mut self.relay, &mut self.router, now, from, &bytes, stream)
+            }
+            None => {
+                self.relay.handle_datagram(now, from, &bytes);
+                None
+            }
+        };
+        if let Some(w) = owner
+            && let Some(peer) = self.peers.get(w)
+        {
+            match peer.tx.try_send(ToWorker::Datagram { from, bytes, born }) {
+                Ok(()) => self.wake[w] = true,
+                Err(_) => self.handoff_drops += 1,
+            }
+        }
+    }
+
+    /// Logs what the relay core reports (and so keeps its queue empty), and
+    /// tells the mirrors when this worker let a stream it owned go.
     fn log_events(&mut self) {
         let id = self.id;
         while let Some(event) = self.relay.poll_event() {
             match event {
                 RelayEvent::StreamAdded(s) => {
                     tracing::info!(worker = id, stream = %s, "stream added")
+                }
+                RelayEvent::StreamRemoved(s) => {
+                    tracing::info!(worker = id, stream = %s, "stream removed");
+                    if self.router.forget(&s) {
+                        for w in (0..self.peers.len()).filter(|&w| w != id) {
+                            if self.forgets.contains(&(w, s)) {
+                                continue;
+                            }
+                            if self.forgets.len() >= MAX_FORGETS * self.peers.len() {
+                                self.forgets.remove(0);
+                                self.handoff_drops += 1;
+                            }
+                            self.forgets.push((w, s));
+                        }
+                    }
                 }
                 RelayEvent::UpstreamSubscribed(from, s) => {
                     tracing::info!(worker = id, upstream = %from, stream = %s, "subscribed upstream");
@@ -222,6 +276,25 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Tells the mirrors of the streams this worker removed, as far as
+    /// their queues have room.
+    fn tell_forgets(&mut self) {
+        let (peers, wake) = (&self.peers, &mut self.wake);
+        self.forgets.retain(|&(w, stream)| {
+            let Some(peer) = peers.get(w) else {
+                return false;
+            };
+            match peer.tx.try_send(ToWorker::Forget(stream)) {
+                Ok(()) => {
+                    wake[w] = true;
+                    false
+                }
+                Err(TrySendError::Full(_)) => true,
+                Err(TrySendError::Disconnected(_)) => false,
+            }
+        });
     }
 
     /// Hands verified items to the mirrors and sends what the relay has.
@@ -329,19 +402,8 @@ impl Sink for Turn<'_> {
             .get_or_insert_with(|| (os::now(), Instant::now()));
         self.born.get_or_insert(instant);
         if let Some(stream) = Relay::ingest_stream(bytes) {
-            match self.router.route(&stream) {
-                route::Route::Here => self.relay.handle_datagram(now, from, bytes),
-                route::Route::To(w) => self.hand_to(w, from, bytes, instant),
-                route::Route::Unknown => {
-                    let relay = &mut *self.relay;
-                    let claimed = self.router.claim_with(stream, || {
-                        relay.handle_datagram(now, from, bytes);
-                        relay.window(&stream).is_some()
-                    });
-                    if let Some(w) = claimed {
-                        self.hand_to(w, from, bytes, instant);
-                    }
-                }
+            if let Some(w) = route_ingest(self.relay, self.router, now, from, bytes, stream) {
+                self.hand_to(w, from, bytes, instant);
             }
         } else if self.id != 0 && self.upstreams.contains(&from) {
             self.hand_to(0, from, bytes, instant);
@@ -358,6 +420,31 @@ impl Sink for Turn<'_> {
             }
             Err(e) => tracing::trace!("send failed: {e}"),
         }
+    }
+}
+
+/// Ingests a stream datagram here if this worker owns the stream, or
+/// claims the stream if nobody does and it takes; otherwise returns the
+/// worker to hand it to.
+fn route_ingest(
+    relay: &mut Relay,
+    router: &mut Router,
+    now: Time,
+    from: SocketAddr,
+    bytes: &[u8],
+    stream: shoal_proto::StreamId,
+) -> Option<usize> {
+    match router.route(&stream) {
+        route::Route::Here => {
+            relay.handle_datagram(now, from, bytes);
+            None
+        }
+        route::Route::To(w) => Some(w),
+        route::Route::Unknown => router.claim_with(stream, || {
+            relay.handle_datagram(now, from, bytes);
+            // Not a mirror left over from a previous owner.
+            relay.ingests(&stream)
+        }),
     }
 }
 

@@ -1,0 +1,137 @@
+//! Repair answers within each subscriber's budget (issue 15, item 5a), in
+//! virtual time.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::budget::BudgetRule;
+use super::tests::{FIRST_SEQ, PUBLISHER, drain_to, published, subscribe, t};
+use super::*;
+use crate::testutil::{addr, emit};
+use crate::wire::NackEntry;
+
+/// A NACK for `len` chunks from each of the `starts`.
+fn nack(stream: StreamId, starts: impl IntoIterator<Item = u64>, len: u16) -> Vec<u8> {
+    let mut n = Nack::new(stream);
+    for start in starts {
+        n.push(NackEntry {
+            kind: NackKind::Chunks,
+            start,
+            len,
+        });
+    }
+    emit(&Message::Nack(n))
+}
+
+/// HELLO, then SUBSCRIBE with RESUME from `seq`.
+fn subscribe_from(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId, seq: u64) {
+    let hello = Message::Hello(crate::wire::Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: crate::wire::HELLO_MIN_LEN as u16,
+    });
+    relay.handle_datagram(now, from, &emit(&hello));
+    let cookie = drain_to(relay, from)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Challenge(c)) => Some(c.cookie),
+            _ => None,
+        })
+        .expect("a challenge");
+    let sub = Message::Subscribe(crate::wire::Subscribe {
+        stream,
+        clubs: u64::MAX,
+        start_seq: Some(seq),
+        cookie,
+        token: &[],
+    });
+    relay.handle_datagram(now, from, &emit(&sub));
+}
+
+fn bytes(bufs: &[SharedBuf]) -> u64 {
+    bufs.iter().map(|b| b.len() as u64).sum()
+}
+
+#[test]
+fn a_nack_loop_gets_at_most_the_budget_and_honest_nacks_are_answered() {
+    let (stream, datagrams) = published(2000);
+    let mut relay = Relay::new(RelayConfig::default());
+    for (i, d) in datagrams.iter().enumerate() {
+        relay.handle_datagram(t(i as u64 / 10), PUBLISHER, d);
+    }
+    while relay.poll_send().is_some() {}
+    let newest = relay
+        .window(&stream)
+        .and_then(Window::newest_seq)
+        .expect("chunks");
+    assert!(newest - FIRST_SEQ > 500, "{newest} chunks held");
+    let start = t(1000);
+    let greedy: SocketAddr = addr("192.0.2.66:4000");
+    let honest: SocketAddr = addr("192.0.2.77:4000");
+    subscribe(&mut relay, start, greedy, stream);
+    subscribe(&mut relay, start, honest, stream);
+    // The first catch-up is free.
+    drain_to(&mut relay, greedy);
+    while relay.poll_send().is_some() {}
+
+    // For one virtual second: the greedy subscriber asks for the whole
+    // window every millisecond; the honest one for two chunks every 100 ms.
+    let whole = nack(stream, (0..32).map(|e| FIRST_SEQ + e * 64), 64);
+    let mut greedy_got = Vec::new();
+    let (mut honest_asked, mut honest_got) = (0, 0);
+    for ms in 0..1000 {
+        let now = start + Duration::from_millis(ms);
+        relay.handle_datagram(now, greedy, &whole);
+        if ms % 100 == 0 {
+            let seq = FIRST_SEQ + ms / 2;
+            relay.handle_datagram(now, honest, &nack(stream, [seq], 2));
+            honest_asked += 2;
+        }
+        let mut honest_bufs = Vec::new();
+        while let Some((dst, b)) = relay.poll_send() {
+            if dst == greedy {
+                greedy_got.push(b);
+            } else if dst == honest {
+                honest_bufs.push(b);
+            }
+        }
+        honest_got += honest_bufs
+            .iter()
+            .filter(|b| peek_type(b) == Ok(MessageType::Data))
+            .count();
+    }
+    let rule = BudgetRule::new(Some(3_000_000), 256);
+    let allowed = rule.burst + rule.bytes_per_sec;
+    assert!(
+        bytes(&greedy_got) <= allowed,
+        "the greedy subscriber got {} bytes, over the budget of {allowed}",
+        bytes(&greedy_got)
+    );
+    // It got most of what it may (less one answer's last datagram a turn).
+    assert!(bytes(&greedy_got) > allowed * 9 / 10);
+    assert_eq!(honest_got, honest_asked, "the honest NACKs were answered");
+    assert!(relay.stats().drop_repair_budget > 900);
+}
+
+#[test]
+fn a_resubscription_pays_for_its_catch_up() {
+    let (stream, datagrams) = published(2000);
+    let mut relay = Relay::new(RelayConfig::default());
+    for (i, d) in datagrams.iter().enumerate() {
+        relay.handle_datagram(t(i as u64 / 10), PUBLISHER, d);
+    }
+    while relay.poll_send().is_some() {}
+    let viewer = addr("192.0.2.66:4000");
+    let now = t(1000);
+    let rule = BudgetRule::new(Some(3_000_000), 256);
+    let mut each = Vec::new();
+    for _ in 0..10 {
+        subscribe_from(&mut relay, now, viewer, stream, FIRST_SEQ);
+        each.push(bytes(&drain_to(&mut relay, viewer)));
+    }
+    let total: u64 = each.iter().sum();
+    assert!(each[0] > 200_000, "a catch-up of {} bytes", each[0]);
+    // The first catch-up, then one budget, plus ACCEPTs and DESCRIPTORs.
+    assert!(total <= each[0] + rule.burst + 10 * 400, "{each:?}");
+    assert!(relay.stats().drop_repair_budget >= 8);
+}
