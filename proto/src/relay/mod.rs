@@ -275,6 +275,9 @@ pub struct Relay {
     /// A monotonic time and the Unix second it corresponded to: the clock
     /// token expiry is checked against.
     wall_clock: (Time, u64),
+    /// Bounds the signature checks that fail on DESCRIPTORs for streams
+    /// not carried yet (the windows bound their own).
+    new_streams: crate::window::Guard,
     /// Tokens already verified, by signature, so that a token shared by
     /// many viewers costs one signature check.
     tokens: TokenCache,
@@ -329,6 +332,7 @@ impl Relay {
             next_manifest_nack: None,
             wall_clock: (Time::ZERO, 0),
             tokens: TokenCache::default(),
+            new_streams: crate::window::Guard::default(),
             free_streams: Vec::new(),
             stream_hosts: HostCounts::default(),
             sub_hosts: HostCounts::default(),
@@ -664,11 +668,19 @@ impl Relay {
                     self.stats.count_refusal(r);
                     return;
                 }
-                // Check the descriptor before creating anything for it.
-                let valid = crate::wire::Descriptor::parse(bytes)
-                    .map_err(Rejection::from)
-                    .and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
+                // Check the descriptor before creating anything for it,
+                // within the relay's budget for checks that fail (forged
+                // descriptors for streams it does not carry).
+                let parsed = crate::wire::Descriptor::parse(bytes).map_err(Rejection::from);
+                if parsed.is_ok() && !self.new_streams.may_check(now, None, false) {
+                    self.stats.count(Rejection::Throttled);
+                    return;
+                }
+                let valid = parsed.and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
                 if let Err(r) = valid {
+                    if r == Rejection::Forged {
+                        self.new_streams.failed(None);
+                    }
                     self.stats.count(r);
                     return;
                 }

@@ -460,3 +460,47 @@ fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
     assert!(live_edge - FIRST_SEQ > 256, "{live_edge}");
     assert_eq!(start, live_edge, "the keyframe is too far back");
 }
+
+/// Forged DESCRIPTORs for streams the relay does not carry (valid keys,
+/// random signatures) cost a bounded number of signature checks: the
+/// relay's budget for checks that fail, then THROTTLED.
+#[test]
+fn forged_descriptors_for_new_streams_cost_a_bounded_number_of_checks() {
+    use crate::wire::{Codec, DESCRIPTOR_LEN, Descriptor};
+    let mut relay = Relay::new(RelayConfig::default());
+    let seconds = 3u64;
+    let mut sent = 0u64;
+    for i in 0..3000u64 {
+        let key = PublisherKey::from_seed([(i % 251) as u8 + 1; 32]);
+        let mut signature = [0x33u8; 64];
+        signature[63] &= 0x0f;
+        signature[0] = i as u8;
+        let d = Descriptor {
+            codec: Codec::Opaque,
+            clubs: 8,
+            k: 16,
+            m: 4,
+            chunk_size: 1316,
+            stream: key.stream_id(),
+            bitrate_bps: 1_000_000,
+            revision: 1,
+            block_ms: 50,
+            issued_at_us: t(0).as_micros(),
+            epoch: t(0).as_micros(),
+            signature,
+        };
+        let mut buf = [0u8; DESCRIPTOR_LEN];
+        d.emit(&mut buf).expect("emit");
+        let from = SocketAddr::from(([192, 0, 2, (i % 200) as u8 + 1], 5000));
+        relay.handle_datagram(t(i * seconds * 1000 / 3000), from, &buf);
+        sent += 1;
+    }
+    let s = relay.stats();
+    assert!(
+        s.drop_forged <= crate::window::FAILED_BURST + crate::window::FAILED_PER_SEC * seconds,
+        "{} failed checks for {sent} forgeries",
+        s.drop_forged
+    );
+    assert!(s.drop_throttled >= sent / 2, "{s:?}");
+    assert_eq!(relay.stream_count(), 0);
+}

@@ -42,7 +42,7 @@ pub const FAILED_BURST: u64 = 50;
 const REMEMBERED: usize = 64;
 
 #[derive(Debug, Clone)]
-pub(super) struct Guard {
+pub(crate) struct Guard {
     /// Per block (by id modulo [`REMEMBERED`]): the block and its failed
     /// checks.
     failures: [(u64, u8); REMEMBERED],
@@ -74,7 +74,7 @@ impl Guard {
     /// Whether a candidate for `block` (`None`: a DESCRIPTOR, or a MANIFEST
     /// that would start or move a run) may be checked now; `evidence`:
     /// it agrees with something held for its block.
-    pub(super) fn may_check(&mut self, now: Time, block: Option<u64>, evidence: bool) -> bool {
+    pub(crate) fn may_check(&mut self, now: Time, block: Option<u64>, evidence: bool) -> bool {
         if evidence {
             return true;
         }
@@ -92,7 +92,7 @@ impl Guard {
     }
 
     /// A check of a candidate for `block` failed.
-    pub(super) fn failed(&mut self, block: Option<u64>) {
+    pub(crate) fn failed(&mut self, block: Option<u64>) {
         self.tokens = self.tokens.saturating_sub(1_000_000);
         if let Some(b) = block {
             let slot = &mut self.failures[(b % REMEMBERED as u64) as usize];

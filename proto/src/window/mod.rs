@@ -26,6 +26,7 @@ use crate::wire::{
     DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, peek_type,
 };
 use crate::{StreamId, Time, fec};
+pub(crate) use guard::Guard;
 pub use guard::{FAILED_BURST, FAILED_PER_SEC, TRIES_PER_BLOCK};
 pub use run::{CLOCK_SKEW, MAX_AGE, is_fresh};
 use run::{Run, Standing};
@@ -182,7 +183,7 @@ pub struct Window {
     /// The publisher's run followed, and where it starts.
     run: Run,
     /// Bounds the signature checks that fail.
-    guard: guard::Guard,
+    guard: Guard,
     pending: VecDeque<(Time, u64, u64)>,
     ready: VecDeque<Ready>,
     rebuild: rebuild::Rebuilder,
@@ -204,7 +205,7 @@ impl Window {
             newest_block: None,
             latest_keyframe: None,
             run: Run::default(),
-            guard: guard::Guard::default(),
+            guard: Guard::default(),
             pending: VecDeque::new(),
             ready: VecDeque::new(),
             rebuild: rebuild::Rebuilder::default(),
