@@ -102,12 +102,15 @@ fuzz_target!(|input: &[u8]| {
     let mut now = T0;
     let key = PublisherKey::from_seed(PUBLISHER.seed());
     let publisher = Publisher::new(key, config, relays.to_vec(), now).expect("a valid config");
+    // A run's chunks count from its epoch, the clock at the start.
+    let epoch = publisher.epoch();
+    assert_eq!(epoch, T0.as_micros());
     let mut h = Harness {
         publisher,
         relays,
         config,
         oracle: Oracle::default(),
-        next_seq: [0; 2],
+        next_seq: [epoch; 2],
         ended: [false; 2],
     };
     for step in steps(input) {
@@ -129,6 +132,6 @@ fuzz_target!(|input: &[u8]| {
     h.drain();
     assert_eq!(h.ended, [true; 2], "the end went out to every relay");
     let chunks = h.publisher.stats().chunks;
-    assert_eq!(h.next_seq, [chunks; 2]);
-    assert_eq!(h.publisher.next_seq(), chunks);
+    assert_eq!(h.next_seq, [epoch + chunks; 2]);
+    assert_eq!(h.publisher.next_seq(), epoch + chunks);
 });

@@ -1032,9 +1032,12 @@ impl Relay {
                 (p.member, p.upload_kbps, p.joined, p.budget)
             });
         let window = &self.streams[stream].window;
-        let live_edge = window.newest_seq().map_or(0, |n| n + 1);
+        // Before the run's first chunk, its start (the window's floor).
+        let live_edge = window.newest_seq().map_or(window.oldest_seq(), |n| n + 1);
         let start_seq = match s.start_seq {
-            Some(seq) => seq.clamp(window.oldest_seq(), live_edge),
+            // Never `clamp`: a bound the subscriber's numbers cross must
+            // not panic.
+            Some(seq) => seq.max(window.oldest_seq()).min(live_edge),
             // A keyframe further back than one catch-up can cover would
             // cost a burst of old chunks and still leave a hole: start at
             // the live edge and let the viewer wait for the next one.

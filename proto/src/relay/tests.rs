@@ -504,3 +504,46 @@ fn forged_descriptors_for_new_streams_cost_a_bounded_number_of_checks() {
     assert!(s.drop_throttled >= sent / 2, "{s:?}");
     assert_eq!(relay.stream_count(), 0);
 }
+
+/// Found by the `relay` fuzz target: a SUBSCRIBE with RESUME to a stream
+/// whose run is known (a verified DESCRIPTOR) but which has no chunk yet
+/// clamped its `seq` between the run's start and 0, and panicked. It
+/// starts at the run's start.
+#[test]
+fn a_resume_before_the_first_chunk_starts_at_the_run() {
+    let (stream, datagrams) = published(10);
+    let mut relay = Relay::new(RelayConfig::default());
+    // The DESCRIPTOR only.
+    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    while relay.poll_send().is_some() {}
+    let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
+    let hello = crate::testutil::emit(&Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: HELLO_MIN_LEN as u16,
+    }));
+    relay.handle_datagram(t(1), viewer, &hello);
+    let cookie = drain_to(&mut relay, viewer)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Challenge(c)) => Some(c.cookie),
+            _ => None,
+        })
+        .expect("a challenge");
+    let sub = crate::testutil::emit(&Message::Subscribe(crate::wire::Subscribe {
+        stream,
+        clubs: u64::MAX,
+        start_seq: Some(5),
+        cookie,
+        token: &[],
+    }));
+    relay.handle_datagram(t(2), viewer, &sub);
+    let start = drain_to(&mut relay, viewer)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Accept(a)) => Some(a.start_seq),
+            _ => None,
+        })
+        .expect("an ACCEPT");
+    assert_eq!(start, FIRST_SEQ);
+}
