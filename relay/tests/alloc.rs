@@ -71,7 +71,7 @@ fn no_allocation_per_chunk(backend: BackendKind) {
         .collect();
     subscribe_all(&mut subs);
     let run = |subs: &mut [Sub], source: &mut Source, blocks: usize| {
-        let target = source.chunks() + blocks as u64 * 16;
+        let target = source.next_seq() + blocks as u64 * 16;
         let mut sent = 0;
         let mut last = Instant::now();
         let ok = drive(subs, Duration::from_secs(60), |subs| {

@@ -27,7 +27,7 @@ fn chained_relays(backend: BackendKind) {
             .flat_map(|w| &w.upstreams)
             .any(|u| u.subscribed && u.server == a.local_addr())
     });
-    let first = source.chunks();
+    let first = source.next_seq();
     let blocks = 6;
     let mut sent = 0;
     let mut last = Instant::now();

@@ -22,16 +22,18 @@ fn nack_served_from_window(backend: BackendKind) {
     assert!(all, "the subscriber got the stream");
     let original = subs[0].data.clone();
 
-    // Ask again for chunks 10..30, as a viewer that lost them would.
+    // Ask again for the run's chunks 10..30, as a viewer that lost them
+    // would.
+    let base = source.publisher.epoch();
     subs[0].seqs.clear();
     subs[0].data.clear();
-    subs[0].nack(10, 20);
+    subs[0].nack(base + 10, 20);
     let resent = drive(&mut subs, Duration::from_secs(10), |s| {
         s[0].seqs.len() >= 20
     });
     assert!(resent, "the NACK was answered");
-    assert_eq!(subs[0].seqs, (10..30).collect::<Vec<_>>());
-    for seq in 10..30 {
+    assert_eq!(subs[0].seqs, (base + 10..base + 30).collect::<Vec<_>>());
+    for seq in base + 10..base + 30 {
         assert_eq!(
             subs[0].data[&seq], original[&seq],
             "chunk {seq} resent exactly"

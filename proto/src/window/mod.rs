@@ -331,6 +331,15 @@ impl Window {
         match item {
             Adopt::Descriptor => {
                 let d = Descriptor::parse(&buf)?;
+                // Follow the owner's run, so that a subscriber here starts
+                // where one on the owner would.
+                if self.run.standing(d.epoch) == Standing::NewRun {
+                    self.run = Run {
+                        epoch: Some(d.epoch),
+                        floor_seq: d.epoch,
+                        floor_block: d.epoch,
+                    };
+                }
                 self.descriptor = Some((d, buf));
             }
             Adopt::Ready(Ready::Manifest { block }) => {

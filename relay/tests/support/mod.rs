@@ -144,6 +144,11 @@ impl Source {
     pub fn chunks(&self) -> u64 {
         self.fed
     }
+
+    /// The seq of the next chunk: a run's seqs count from its epoch.
+    pub fn next_seq(&self) -> u64 {
+        self.publisher.epoch() + self.fed
+    }
 }
 
 /// The loopback address of subscriber `i`: each its own IP, as viewers on
