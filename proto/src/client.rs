@@ -8,6 +8,15 @@
 //! owner's next wanted sequence number. A flowing stream that stops gets
 //! one KEEPALIVE at once, so a server that restarted (and forgot us) says
 //! NOT_SUBSCRIBED within a fraction of a second, not at the next keepalive.
+//!
+//! Binding (SPEC §11.7): ACCEPT brings the session id the server drew for
+//! the subscription; the session stamps it on what it sends and drops a
+//! server LEAVE that does not carry it, so that a spoofer who knows both
+//! addresses cannot end the session. REJECT cannot be bound (its layout is
+//! the same in every version), so a REJECT is acted on only in the state
+//! it answers, and one that would end the session for good does so only
+//! before the server ever accepted it: after that a spoofed REJECT costs
+//! at most a new handshake.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -74,6 +83,8 @@ pub(crate) struct ClientSession {
     nonce_seed: u64,
     nonce: u64,
     cookie: Option<Cookie>,
+    /// The session id from the latest ACCEPT; `None` before the first.
+    session: Option<u64>,
     attempt_delay: Duration,
     next_timer: Time,
     hello_sent_at: Time,
@@ -106,6 +117,7 @@ impl ClientSession {
             nonce_seed,
             nonce: 0,
             cookie: None,
+            session: None,
             attempt_delay: FIRST_RETRY,
             next_timer: Time::ZERO,
             hello_sent_at: Time::ZERO,
@@ -129,6 +141,17 @@ impl ClientSession {
 
     pub(crate) fn state(&self) -> SessionState {
         self.state
+    }
+
+    /// The session id to put in what the owner sends the server: the one
+    /// from the latest ACCEPT (0 before any, which no server draws).
+    pub(crate) fn id(&self) -> u64 {
+        self.session.unwrap_or(0)
+    }
+
+    /// Whether a server session message carrying `session` is ours.
+    pub(crate) fn owns(&self, session: u64) -> bool {
+        self.session == Some(session)
     }
 
     fn next_nonce(&mut self) -> u64 {
@@ -207,6 +230,7 @@ impl ClientSession {
                 if a.stream == self.stream && self.state == SessionState::Subscribing =>
             {
                 self.state = SessionState::Subscribed;
+                self.session = Some(a.session);
                 self.keepalive_interval = Duration::from_millis(u64::from(a.keepalive_ms));
                 self.next_timer = now + self.keepalive_interval;
                 Some(SessionEvent::Accepted {
@@ -216,7 +240,7 @@ impl ClientSession {
             // A REJECT about another stream is not ours (several sessions
             // can share a socket); all zero means "not about a stream".
             Message::Reject(r)
-                if self.state != SessionState::Closed
+                if answers(self.state, r.reason)
                     && (r.stream == self.stream || r.stream == StreamId([0; 32])) =>
             {
                 match r.reason {
@@ -224,24 +248,28 @@ impl ClientSession {
                         self.start(now, tx);
                         None
                     }
-                    RejectReason::RateLimited
-                    | RejectReason::ShuttingDown
-                    | RejectReason::Full
-                    | RejectReason::UnknownStream => {
-                        // Retry later from HELLO: a live stream may not have
-                        // reached this server yet.
+                    // Final only before the server ever accepted this
+                    // session: after that it may be spoofed (§14), and a
+                    // retry every few seconds costs little.
+                    reason if is_final(reason) && self.session.is_none() => {
+                        self.state = SessionState::Closed;
+                        Some(SessionEvent::Rejected(reason))
+                    }
+                    // Retry later from HELLO: a live stream may not have
+                    // reached this server yet, and it may have room then.
+                    reason => {
                         self.state = SessionState::Hello;
                         self.backoff();
                         self.next_timer = now + self.attempt_delay;
-                        Some(SessionEvent::Rejected(r.reason))
-                    }
-                    reason => {
-                        self.state = SessionState::Closed;
                         Some(SessionEvent::Rejected(reason))
                     }
                 }
             }
-            Message::Leave(l) if l.stream == self.stream && self.state != SessionState::Closed => {
+            Message::Leave(l)
+                if l.stream == self.stream
+                    && self.owns(l.session)
+                    && self.state != SessionState::Closed =>
+            {
                 if l.reason == LeaveReason::EndOfStream {
                     self.state = SessionState::Closed;
                 } else {
@@ -273,6 +301,10 @@ impl ClientSession {
         report: Keepalive,
         tx: &mut TxQueue,
     ) {
+        let report = Keepalive {
+            session: self.id(),
+            ..report
+        };
         if self.probe_at().is_some_and(|t| now >= t) {
             // Due now: if the regular timer is due too, its KEEPALIVE (or
             // restart) below is the probe; either way `probe_at` must not
@@ -313,11 +345,36 @@ impl ClientSession {
             let leave = Leave {
                 reason: LeaveReason::Done,
                 stream: self.stream,
+                session: self.id(),
             };
             let _ = tx.push_message(self.server, &Message::Leave(leave));
         }
         self.state = SessionState::Closed;
     }
+}
+
+/// Whether a REJECT for `reason` can answer what a session in `state`
+/// last sent: HELLO in state HELLO, SUBSCRIBE in SUBSCRIBING, KEEPALIVE or
+/// NACK in SUBSCRIBED. Any other is stale or spoofed and is ignored.
+fn answers(state: SessionState, reason: RejectReason) -> bool {
+    use RejectReason::*;
+    match state {
+        SessionState::Hello => matches!(reason, UnsupportedVersion | RateLimited | ShuttingDown),
+        SessionState::Subscribing => !matches!(reason, UnsupportedVersion | NotSubscribed),
+        SessionState::Subscribed => reason == NotSubscribed,
+        SessionState::Closed => false,
+    }
+}
+
+/// REJECT reasons a retry with the same request will not fix.
+fn is_final(reason: RejectReason) -> bool {
+    matches!(
+        reason,
+        RejectReason::UnsupportedVersion
+            | RejectReason::TokenRequired
+            | RejectReason::TokenInvalid
+            | RejectReason::TokenExpired
+    )
 }
 
 #[cfg(test)]
@@ -331,6 +388,7 @@ mod tests {
     fn report() -> Keepalive {
         Keepalive {
             stream: STREAM,
+            session: 0,
             highest_seq: 0,
             lost: 0,
             fec_repaired: 0,
@@ -366,6 +424,7 @@ mod tests {
         let accept = Accept {
             keepalive_ms: 1000,
             stream: STREAM,
+            session: 42,
             start_seq: 0,
         };
         s.handle(t(0), &Message::Accept(accept), None, tx);
