@@ -467,3 +467,181 @@ mod tests {
         assert_eq!(s.poll_timeout(), Some(t(1000)));
     }
 }
+
+#[cfg(test)]
+mod binding_tests {
+    //! The client's half of binding (SPEC §11.7): its messages carry the
+    //! id from ACCEPT, a server LEAVE without it is ignored, and a REJECT
+    //! counts only in the state it answers.
+
+    use super::*;
+    use crate::testutil::t;
+    use crate::wire::{Accept, Challenge, MessageType, Reject};
+
+    const STREAM: StreamId = StreamId([9; 32]);
+    const ID: u64 = 0x5e55_1011;
+
+    fn report() -> Keepalive {
+        Keepalive {
+            stream: STREAM,
+            session: 0,
+            highest_seq: 0,
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        }
+    }
+
+    fn drain(tx: &mut TxQueue) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| tx.pop().map(|t| t.payload.to_vec())).collect()
+    }
+
+    /// A session in state SUBSCRIBING (answering the CHALLENGE).
+    fn subscribing(s: &mut ClientSession, now: Time, tx: &mut TxQueue) {
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        let nonce = drain(tx)
+            .iter()
+            .find_map(|d| match Message::parse(d) {
+                Ok(Message::Hello(h)) => Some(h.nonce),
+                _ => None,
+            })
+            .expect("a HELLO");
+        s.handle(
+            now,
+            &Message::Challenge(Challenge { nonce, cookie }),
+            None,
+            tx,
+        );
+        assert_eq!(s.state(), SessionState::Subscribing);
+        drain(tx);
+    }
+
+    fn subscribed(tx: &mut TxQueue) -> ClientSession {
+        let server = "127.0.0.1:7400".parse().expect("addr");
+        let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
+        s.start(t(0), tx);
+        assert_eq!(s.id(), 0, "no id before ACCEPT");
+        subscribing(&mut s, t(0), tx);
+        let accept = Accept {
+            keepalive_ms: 1000,
+            stream: STREAM,
+            session: ID,
+            start_seq: 0,
+        };
+        s.handle(t(0), &Message::Accept(accept), None, tx);
+        assert_eq!(s.state(), SessionState::Subscribed);
+        s
+    }
+
+    fn leave(reason: LeaveReason, session: u64) -> Message<'static> {
+        Message::Leave(Leave {
+            reason,
+            stream: STREAM,
+            session,
+        })
+    }
+
+    fn reject(reason: RejectReason) -> Message<'static> {
+        Message::Reject(Reject {
+            reason,
+            versions: SUPPORTED_VERSIONS,
+            stream: STREAM,
+        })
+    }
+
+    #[test]
+    fn keepalives_and_the_leave_carry_the_id_from_accept() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        assert_eq!(s.id(), ID);
+        s.handle_timeout(t(1000), None, report(), &mut tx);
+        s.close(&mut tx);
+        let sent: Vec<(MessageType, u64)> = drain(&mut tx)
+            .iter()
+            .map(|d| match Message::parse(d) {
+                Ok(Message::Keepalive(k)) => (MessageType::Keepalive, k.session),
+                Ok(Message::Leave(l)) => (MessageType::Leave, l.session),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [(MessageType::Keepalive, ID), (MessageType::Leave, ID)]
+        );
+    }
+
+    #[test]
+    fn a_server_leave_without_the_id_is_ignored() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        for reason in [LeaveReason::EndOfStream, LeaveReason::ShuttingDown] {
+            for guess in [0, ID ^ 1, u64::MAX] {
+                let event = s.handle(t(5), &leave(reason, guess), None, &mut tx);
+                assert_eq!(event, None);
+                assert_eq!(s.state(), SessionState::Subscribed);
+            }
+        }
+        let event = s.handle(t(6), &leave(LeaveReason::EndOfStream, ID), None, &mut tx);
+        assert_eq!(
+            event,
+            Some(SessionEvent::ServerLeft(LeaveReason::EndOfStream))
+        );
+        assert_eq!(s.state(), SessionState::Closed);
+    }
+
+    #[test]
+    fn a_subscribed_session_takes_only_not_subscribed_from_a_reject() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        for reason in [
+            RejectReason::UnsupportedVersion,
+            RejectReason::UnknownStream,
+            RejectReason::BadCookie,
+            RejectReason::Full,
+            RejectReason::TokenRequired,
+            RejectReason::TokenInvalid,
+            RejectReason::TokenExpired,
+            RejectReason::RateLimited,
+            RejectReason::ShuttingDown,
+        ] {
+            assert_eq!(s.handle(t(5), &reject(reason), None, &mut tx), None);
+            assert_eq!(s.state(), SessionState::Subscribed, "{reason:?}");
+        }
+        assert!(drain(&mut tx).is_empty());
+        // NOT_SUBSCRIBED answers a KEEPALIVE: a new handshake, at worst.
+        s.handle(t(5), &reject(RejectReason::NotSubscribed), None, &mut tx);
+        assert_eq!(s.state(), SessionState::Hello);
+    }
+
+    #[test]
+    fn a_final_reject_ends_only_a_session_never_accepted() {
+        let mut tx = TxQueue::default();
+        let server = "127.0.0.1:7400".parse().expect("addr");
+        // Never accepted: TOKEN_INVALID to its SUBSCRIBE is final, but not
+        // while it waits for a CHALLENGE (a REJECT then answers nothing).
+        let mut fresh = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
+        fresh.start(t(0), &mut tx);
+        let token = reject(RejectReason::TokenInvalid);
+        assert_eq!(fresh.handle(t(0), &token, None, &mut tx), None);
+        assert_eq!(fresh.state(), SessionState::Hello);
+        subscribing(&mut fresh, t(1), &mut tx);
+        fresh.handle(t(1), &token, None, &mut tx);
+        assert_eq!(fresh.state(), SessionState::Closed);
+        // Accepted once, then restarted (a spoofed NOT_SUBSCRIBED): a final
+        // REJECT now means "later", so a spoofer cannot end it.
+        let mut s = subscribed(&mut tx);
+        s.handle(t(5), &reject(RejectReason::NotSubscribed), None, &mut tx);
+        subscribing(&mut s, t(5), &mut tx);
+        let event = s.handle(t(5), &token, None, &mut tx);
+        assert_eq!(
+            event,
+            Some(SessionEvent::Rejected(RejectReason::TokenInvalid))
+        );
+        assert_eq!(s.state(), SessionState::Hello);
+        assert!(s.poll_timeout().is_some(), "it retries");
+    }
+}

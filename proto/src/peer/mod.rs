@@ -650,7 +650,12 @@ impl Peer {
         }
         let club = (seq % u64::from(self.clubs)) as u8;
         // Each server gets it with its own session id.
-        let have = |session| Message::Have(Have { session, ..self.have });
+        let have = |session| {
+            Message::Have(Have {
+                session,
+                ..self.have
+            })
+        };
         let mut peers_serve = false;
         for s in &self.sources {
             if s.club == club && s.working() {
@@ -746,7 +751,10 @@ impl Peer {
         if now >= self.next_beacon {
             self.next_beacon = now + BEACON_EVERY;
             for (addr, session) in self.upload.subscriber_sessions() {
-                let have = Have { session, ..self.have };
+                let have = Have {
+                    session,
+                    ..self.have
+                };
                 let _ = self.tx.push_message(addr, &Message::Have(have));
             }
         }

@@ -865,8 +865,9 @@ impl Relay {
             .push_message(intro.addr, &Message::Introduce(forward));
     }
 
+    /// REJECT NOT_SUBSCRIBED to a KEEPALIVE or NACK from an address with
+    /// no subscription ([`Relay::bound`] counted it), if no larger.
     fn not_subscribed(&mut self, from: SocketAddr, len: usize, stream: StreamId) {
-        self.stats.drop_not_subscribed += 1;
         if len >= crate::wire::REJECT_LEN {
             self.reject(from, RejectReason::NotSubscribed, stream);
         }
@@ -1412,6 +1413,8 @@ impl Relay {
     }
 }
 
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]

@@ -90,7 +90,6 @@ pub(super) fn subscribe_with_token(
     relay.handle_datagram(now, from, &buf[..n]);
 }
 
-/// What `relay` sends to `to`, shared buffers and all.
 /// The session id the relay gave the subscriber at `addr` (0 if none).
 pub(super) fn session(relay: &Relay, addr: SocketAddr) -> u64 {
     relay
@@ -100,6 +99,7 @@ pub(super) fn session(relay: &Relay, addr: SocketAddr) -> u64 {
         .map_or(0, |s| s.session)
 }
 
+/// What `relay` sends to `to`, shared buffers and all.
 pub(super) fn drain_to(relay: &mut Relay, to: SocketAddr) -> Vec<SharedBuf> {
     let mut out = Vec::new();
     while let Some((dst, b)) = relay.poll_send() {

@@ -385,14 +385,14 @@ fn have() -> impl Strategy<Value = Case> {
 fn member() -> impl Strategy<Value = Case> {
     (stream(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
         |(stream, session, clubs, upload_kbps)| {
-        let m = Member {
-            stream,
-            session,
-            clubs,
-            upload_kbps,
-        };
-        (Message::Member(m), Vec::new())
-    },
+            let m = Member {
+                stream,
+                session,
+                clubs,
+                upload_kbps,
+            };
+            (Message::Member(m), Vec::new())
+        },
     )
 }
 
