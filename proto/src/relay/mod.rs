@@ -993,7 +993,10 @@ impl Relay {
         let window = &self.streams[stream].window;
         let live_edge = window.newest_seq().map_or(0, |n| n + 1);
         let start_seq = match s.start_seq {
-            Some(seq) => seq.clamp(window.oldest_seq(), live_edge),
+            // An empty window that knows its run holds from the run's
+            // epoch on, above the live edge of 0 (§11.3): no lower bound
+            // past the upper one (clamp would panic on this input).
+            Some(seq) => seq.clamp(window.oldest_seq().min(live_edge), live_edge),
             // A keyframe further back than one catch-up can cover would
             // cost a burst of old chunks and still leave a hole: start at
             // the live edge and let the viewer wait for the next one.

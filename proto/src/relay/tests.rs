@@ -470,3 +470,45 @@ fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
     assert!(live_edge - FIRST_SEQ > 256, "{live_edge}");
     assert_eq!(start, live_edge, "the keyframe is too far back");
 }
+
+/// Found by the relay fuzz target: a RESUME to a stream whose run is
+/// known (its DESCRIPTOR verified) but which has no chunk yet asked
+/// `clamp` for a lower bound (the epoch) above the upper one (0).
+#[test]
+fn a_resume_before_the_first_chunk_starts_at_the_live_edge() {
+    let (stream, datagrams) = published(100);
+    let mut relay = Relay::new(RelayConfig::default());
+    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    let from = SocketAddr::from(([127, 0, 0, 12], 7000));
+    let hello = Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: HELLO_MIN_LEN as u16,
+    });
+    let mut buf = vec![0; 1500];
+    let n = hello.emit(&mut buf).expect("emit");
+    relay.handle_datagram(t(1), from, &buf[..n]);
+    let cookie = drain_to(&mut relay, from)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Challenge(c)) => Some(c.cookie),
+            _ => None,
+        })
+        .expect("a challenge");
+    let sub = Message::Subscribe(crate::wire::Subscribe {
+        stream,
+        clubs: u64::MAX,
+        start_seq: Some(FIRST_SEQ + 5),
+        cookie,
+        token: &[],
+    });
+    let n = sub.emit(&mut buf).expect("emit");
+    relay.handle_datagram(t(1), from, &buf[..n]);
+    let start = drain_to(&mut relay, from)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Accept(a)) => Some(a.start_seq),
+            _ => None,
+        });
+    assert_eq!(start, Some(0));
+}
