@@ -156,7 +156,7 @@ fn spoofed_keepalives_do_not_keep_a_departed_subscriber() {
     let mut guess = 1u64;
     let mut leave = None;
     while now < t(0) + timeout * 2 && leave.is_none() {
-        now = now + Duration::from_millis(100);
+        now += Duration::from_millis(100);
         guess = guess.wrapping_mul(6364136223846793005).wrapping_add(1);
         let keepalive = &everything(stream, guess, a)[0];
         send(&mut relay, now, a, keepalive);
