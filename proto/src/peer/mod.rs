@@ -64,8 +64,8 @@ use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use crate::window::{Adopt, Ready, WindowConfig};
 use crate::wire::{
-    Have, Introduce, Keepalive, LeaveReason, MAX_CLUBS, Member, Message, MessageType, Peers, Punch,
-    peek_type,
+    HAVE_LEN, Have, Introduce, Keepalive, LeaveReason, MAX_CLUBS, Member, Message, MessageType,
+    Peers, Punch, peek_type,
 };
 use crate::{StreamId, Time, Transmit};
 use bucket::Bucket;
@@ -533,12 +533,23 @@ impl Peer {
             }
             _ => {
                 // A HAVE with our session id at the neighbour is its
-                // beacon to us; with the id our upload side gave it, it is
-                // about what it holds, for the upload side.
+                // beacon to us: only that shows it alive as our server
+                // (a HAVE it sends as our subscriber, with the id our
+                // upload side gave it, is about what it holds, for the
+                // upload side, and proves nothing about its serving).
                 if let (Message::Have(h), Some(i)) = (&msg, source)
                     && self.sources[i].session.owns(h.session)
                 {
                     self.sources[i].heard(now);
+                    // If it is our subscriber too, what it holds is news
+                    // to the upload side, in the session we gave it.
+                    if let Some(session) = self.upload.subscriber_session(from) {
+                        let mut buf = [0u8; HAVE_LEN];
+                        let have = Message::Have(Have { session, ..*h });
+                        if have.emit(&mut buf).is_ok() {
+                            self.upload.handle_datagram(now, from, &buf);
+                        }
+                    }
                     return;
                 }
                 debug_assert!(ty != MessageType::Data);
@@ -1039,3 +1050,6 @@ mod tests {
         assert_eq!(p.stats().viewer.relay_changes, 1);
     }
 }
+
+#[cfg(test)]
+mod binding_tests;

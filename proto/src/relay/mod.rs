@@ -337,6 +337,12 @@ impl Relay {
         self.subs.iter().flatten().map(|s| s.addr)
     }
 
+    /// The session id of the subscriber at `addr`, if there is one.
+    pub fn subscriber_session(&self, addr: SocketAddr) -> Option<u64> {
+        let &i = self.sub_index.get(&addr)?;
+        self.subs[i].as_ref().map(|s| s.session)
+    }
+
     /// The current subscribers' addresses with their session ids, for
     /// what an owner sends them itself (an ordinary peer's HAVE).
     pub fn subscriber_sessions(&self) -> impl Iterator<Item = (SocketAddr, u64)> + '_ {
