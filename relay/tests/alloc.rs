@@ -71,7 +71,8 @@ fn no_allocation_per_chunk(backend: BackendKind) {
         .collect();
     subscribe_all(&mut subs);
     let run = |subs: &mut [Sub], source: &mut Source, blocks: usize| {
-        let target = source.chunks() + blocks as u64 * 16;
+        // Sequence numbers start at the run's epoch (SPEC §4.2).
+        let target = source.publisher.epoch() + source.chunks() + blocks as u64 * 16;
         let mut sent = 0;
         let mut last = Instant::now();
         let ok = drive(subs, Duration::from_secs(60), |subs| {

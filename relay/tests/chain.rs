@@ -27,7 +27,8 @@ fn chained_relays(backend: BackendKind) {
             .flat_map(|w| &w.upstreams)
             .any(|u| u.subscribed && u.server == a.local_addr())
     });
-    let first = source.chunks();
+    // Sequence numbers start at the run's epoch (SPEC §4.2).
+    let first = source.publisher.epoch() + source.chunks();
     let blocks = 6;
     let mut sent = 0;
     let mut last = Instant::now();

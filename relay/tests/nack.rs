@@ -25,13 +25,15 @@ fn nack_served_from_window(backend: BackendKind) {
     // Ask again for chunks 10..30, as a viewer that lost them would.
     subs[0].seqs.clear();
     subs[0].data.clear();
-    subs[0].nack(10, 20);
+    // Sequence numbers start at the run's epoch (SPEC §4.2).
+    let first = source.publisher.epoch();
+    subs[0].nack(first + 10, 20);
     let resent = drive(&mut subs, Duration::from_secs(10), |s| {
         s[0].seqs.len() >= 20
     });
     assert!(resent, "the NACK was answered");
-    assert_eq!(subs[0].seqs, (10..30).collect::<Vec<_>>());
-    for seq in 10..30 {
+    assert_eq!(subs[0].seqs, (first + 10..first + 30).collect::<Vec<_>>());
+    for seq in first + 10..first + 30 {
         assert_eq!(
             subs[0].data[&seq], original[&seq],
             "chunk {seq} resent exactly"
