@@ -138,7 +138,7 @@ impl RelayCounters {
 
 /// Each drop counter of the relay core with its name, as in
 /// [`RelayStats::dropped`].
-fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 22] {
+fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 23] {
     [
         ("malformed", s.drop_malformed),
         ("forged", s.drop_forged),
@@ -152,6 +152,7 @@ fn drop_reasons(s: &RelayStats) -> [(&'static str, u64); 22] {
         ("unproven", s.drop_unproven),
         ("bad_cookie", s.drop_bad_cookie),
         ("not_subscribed", s.drop_not_subscribed),
+        ("bad_session", s.drop_bad_session),
         ("full", s.drop_full),
         ("rate_limited", s.drop_rate_limited),
         ("token_missing", s.drop_token_missing),

@@ -8,6 +8,15 @@
 //! owner's next wanted sequence number. A flowing stream that stops gets
 //! one KEEPALIVE at once, so a server that restarted (and forgot us) says
 //! NOT_SUBSCRIBED within a fraction of a second, not at the next keepalive.
+//!
+//! Binding (SPEC §11.7): ACCEPT brings the session id the server drew for
+//! the subscription; the session stamps it on what it sends and drops a
+//! server LEAVE that does not carry it, so that a spoofer who knows both
+//! addresses cannot end the session. REJECT cannot be bound (its layout is
+//! the same in every version), so a REJECT is acted on only in the state
+//! it answers, and one that would end the session for good does so only
+//! before the server ever accepted it: after that a spoofed REJECT costs
+//! at most a new handshake.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -74,6 +83,8 @@ pub(crate) struct ClientSession {
     nonce_seed: u64,
     nonce: u64,
     cookie: Option<Cookie>,
+    /// The session id from the latest ACCEPT; `None` before the first.
+    session: Option<u64>,
     attempt_delay: Duration,
     next_timer: Time,
     hello_sent_at: Time,
@@ -106,6 +117,7 @@ impl ClientSession {
             nonce_seed,
             nonce: 0,
             cookie: None,
+            session: None,
             attempt_delay: FIRST_RETRY,
             next_timer: Time::ZERO,
             hello_sent_at: Time::ZERO,
@@ -129,6 +141,17 @@ impl ClientSession {
 
     pub(crate) fn state(&self) -> SessionState {
         self.state
+    }
+
+    /// The session id to put in what the owner sends the server: the one
+    /// from the latest ACCEPT (0 before any, which no server draws).
+    pub(crate) fn id(&self) -> u64 {
+        self.session.unwrap_or(0)
+    }
+
+    /// Whether a server session message carrying `session` is ours.
+    pub(crate) fn owns(&self, session: u64) -> bool {
+        self.session == Some(session)
     }
 
     fn next_nonce(&mut self) -> u64 {
@@ -207,6 +230,7 @@ impl ClientSession {
                 if a.stream == self.stream && self.state == SessionState::Subscribing =>
             {
                 self.state = SessionState::Subscribed;
+                self.session = Some(a.session);
                 self.keepalive_interval = Duration::from_millis(u64::from(a.keepalive_ms));
                 self.next_timer = now + self.keepalive_interval;
                 Some(SessionEvent::Accepted {
@@ -216,7 +240,7 @@ impl ClientSession {
             // A REJECT about another stream is not ours (several sessions
             // can share a socket); all zero means "not about a stream".
             Message::Reject(r)
-                if self.state != SessionState::Closed
+                if answers(self.state, r.reason)
                     && (r.stream == self.stream || r.stream == StreamId([0; 32])) =>
             {
                 match r.reason {
@@ -224,24 +248,28 @@ impl ClientSession {
                         self.start(now, tx);
                         None
                     }
-                    RejectReason::RateLimited
-                    | RejectReason::ShuttingDown
-                    | RejectReason::Full
-                    | RejectReason::UnknownStream => {
-                        // Retry later from HELLO: a live stream may not have
-                        // reached this server yet.
+                    // Final only before the server ever accepted this
+                    // session: after that it may be spoofed (§14), and a
+                    // retry every few seconds costs little.
+                    reason if is_final(reason) && self.session.is_none() => {
+                        self.state = SessionState::Closed;
+                        Some(SessionEvent::Rejected(reason))
+                    }
+                    // Retry later from HELLO: a live stream may not have
+                    // reached this server yet, and it may have room then.
+                    reason => {
                         self.state = SessionState::Hello;
                         self.backoff();
                         self.next_timer = now + self.attempt_delay;
-                        Some(SessionEvent::Rejected(r.reason))
-                    }
-                    reason => {
-                        self.state = SessionState::Closed;
                         Some(SessionEvent::Rejected(reason))
                     }
                 }
             }
-            Message::Leave(l) if l.stream == self.stream && self.state != SessionState::Closed => {
+            Message::Leave(l)
+                if l.stream == self.stream
+                    && self.owns(l.session)
+                    && self.state != SessionState::Closed =>
+            {
                 if l.reason == LeaveReason::EndOfStream {
                     self.state = SessionState::Closed;
                 } else {
@@ -273,6 +301,10 @@ impl ClientSession {
         report: Keepalive,
         tx: &mut TxQueue,
     ) {
+        let report = Keepalive {
+            session: self.id(),
+            ..report
+        };
         if self.probe_at().is_some_and(|t| now >= t) {
             // Due now: if the regular timer is due too, its KEEPALIVE (or
             // restart) below is the probe; either way `probe_at` must not
@@ -313,11 +345,36 @@ impl ClientSession {
             let leave = Leave {
                 reason: LeaveReason::Done,
                 stream: self.stream,
+                session: self.id(),
             };
             let _ = tx.push_message(self.server, &Message::Leave(leave));
         }
         self.state = SessionState::Closed;
     }
+}
+
+/// Whether a REJECT for `reason` can answer what a session in `state`
+/// last sent: HELLO in state HELLO, SUBSCRIBE in SUBSCRIBING, KEEPALIVE or
+/// NACK in SUBSCRIBED. Any other is stale or spoofed and is ignored.
+fn answers(state: SessionState, reason: RejectReason) -> bool {
+    use RejectReason::*;
+    match state {
+        SessionState::Hello => matches!(reason, UnsupportedVersion | RateLimited | ShuttingDown),
+        SessionState::Subscribing => !matches!(reason, UnsupportedVersion | NotSubscribed),
+        SessionState::Subscribed => reason == NotSubscribed,
+        SessionState::Closed => false,
+    }
+}
+
+/// REJECT reasons a retry with the same request will not fix.
+fn is_final(reason: RejectReason) -> bool {
+    matches!(
+        reason,
+        RejectReason::UnsupportedVersion
+            | RejectReason::TokenRequired
+            | RejectReason::TokenInvalid
+            | RejectReason::TokenExpired
+    )
 }
 
 #[cfg(test)]
@@ -331,6 +388,7 @@ mod tests {
     fn report() -> Keepalive {
         Keepalive {
             stream: STREAM,
+            session: 0,
             highest_seq: 0,
             lost: 0,
             fec_repaired: 0,
@@ -366,6 +424,7 @@ mod tests {
         let accept = Accept {
             keepalive_ms: 1000,
             stream: STREAM,
+            session: 42,
             start_seq: 0,
         };
         s.handle(t(0), &Message::Accept(accept), None, tx);
@@ -406,5 +465,183 @@ mod tests {
         // A DESCRIPTOR a second, nothing else.
         s.heard(t(500));
         assert_eq!(s.poll_timeout(), Some(t(1000)));
+    }
+}
+
+#[cfg(test)]
+mod binding_tests {
+    //! The client's half of binding (SPEC §11.7): its messages carry the
+    //! id from ACCEPT, a server LEAVE without it is ignored, and a REJECT
+    //! counts only in the state it answers.
+
+    use super::*;
+    use crate::testutil::t;
+    use crate::wire::{Accept, Challenge, MessageType, Reject};
+
+    const STREAM: StreamId = StreamId([9; 32]);
+    const ID: u64 = 0x5e55_1011;
+
+    fn report() -> Keepalive {
+        Keepalive {
+            stream: STREAM,
+            session: 0,
+            highest_seq: 0,
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        }
+    }
+
+    fn drain(tx: &mut TxQueue) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| tx.pop().map(|t| t.payload.to_vec())).collect()
+    }
+
+    /// A session in state SUBSCRIBING (answering the CHALLENGE).
+    fn subscribing(s: &mut ClientSession, now: Time, tx: &mut TxQueue) {
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        let nonce = drain(tx)
+            .iter()
+            .find_map(|d| match Message::parse(d) {
+                Ok(Message::Hello(h)) => Some(h.nonce),
+                _ => None,
+            })
+            .expect("a HELLO");
+        s.handle(
+            now,
+            &Message::Challenge(Challenge { nonce, cookie }),
+            None,
+            tx,
+        );
+        assert_eq!(s.state(), SessionState::Subscribing);
+        drain(tx);
+    }
+
+    fn subscribed(tx: &mut TxQueue) -> ClientSession {
+        let server = "127.0.0.1:7400".parse().expect("addr");
+        let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
+        s.start(t(0), tx);
+        assert_eq!(s.id(), 0, "no id before ACCEPT");
+        subscribing(&mut s, t(0), tx);
+        let accept = Accept {
+            keepalive_ms: 1000,
+            stream: STREAM,
+            session: ID,
+            start_seq: 0,
+        };
+        s.handle(t(0), &Message::Accept(accept), None, tx);
+        assert_eq!(s.state(), SessionState::Subscribed);
+        s
+    }
+
+    fn leave(reason: LeaveReason, session: u64) -> Message<'static> {
+        Message::Leave(Leave {
+            reason,
+            stream: STREAM,
+            session,
+        })
+    }
+
+    fn reject(reason: RejectReason) -> Message<'static> {
+        Message::Reject(Reject {
+            reason,
+            versions: SUPPORTED_VERSIONS,
+            stream: STREAM,
+        })
+    }
+
+    #[test]
+    fn keepalives_and_the_leave_carry_the_id_from_accept() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        assert_eq!(s.id(), ID);
+        s.handle_timeout(t(1000), None, report(), &mut tx);
+        s.close(&mut tx);
+        let sent: Vec<(MessageType, u64)> = drain(&mut tx)
+            .iter()
+            .map(|d| match Message::parse(d) {
+                Ok(Message::Keepalive(k)) => (MessageType::Keepalive, k.session),
+                Ok(Message::Leave(l)) => (MessageType::Leave, l.session),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            sent,
+            [(MessageType::Keepalive, ID), (MessageType::Leave, ID)]
+        );
+    }
+
+    #[test]
+    fn a_server_leave_without_the_id_is_ignored() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        for reason in [LeaveReason::EndOfStream, LeaveReason::ShuttingDown] {
+            for guess in [0, ID ^ 1, u64::MAX] {
+                let event = s.handle(t(5), &leave(reason, guess), None, &mut tx);
+                assert_eq!(event, None);
+                assert_eq!(s.state(), SessionState::Subscribed);
+            }
+        }
+        let event = s.handle(t(6), &leave(LeaveReason::EndOfStream, ID), None, &mut tx);
+        assert_eq!(
+            event,
+            Some(SessionEvent::ServerLeft(LeaveReason::EndOfStream))
+        );
+        assert_eq!(s.state(), SessionState::Closed);
+    }
+
+    #[test]
+    fn a_subscribed_session_takes_only_not_subscribed_from_a_reject() {
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        for reason in [
+            RejectReason::UnsupportedVersion,
+            RejectReason::UnknownStream,
+            RejectReason::BadCookie,
+            RejectReason::Full,
+            RejectReason::TokenRequired,
+            RejectReason::TokenInvalid,
+            RejectReason::TokenExpired,
+            RejectReason::RateLimited,
+            RejectReason::ShuttingDown,
+        ] {
+            assert_eq!(s.handle(t(5), &reject(reason), None, &mut tx), None);
+            assert_eq!(s.state(), SessionState::Subscribed, "{reason:?}");
+        }
+        assert!(drain(&mut tx).is_empty());
+        // NOT_SUBSCRIBED answers a KEEPALIVE: a new handshake, at worst.
+        s.handle(t(5), &reject(RejectReason::NotSubscribed), None, &mut tx);
+        assert_eq!(s.state(), SessionState::Hello);
+    }
+
+    #[test]
+    fn a_final_reject_ends_only_a_session_never_accepted() {
+        let mut tx = TxQueue::default();
+        let server = "127.0.0.1:7400".parse().expect("addr");
+        // Never accepted: TOKEN_INVALID to its SUBSCRIBE is final, but not
+        // while it waits for a CHALLENGE (a REJECT then answers nothing).
+        let mut fresh = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
+        fresh.start(t(0), &mut tx);
+        let token = reject(RejectReason::TokenInvalid);
+        assert_eq!(fresh.handle(t(0), &token, None, &mut tx), None);
+        assert_eq!(fresh.state(), SessionState::Hello);
+        subscribing(&mut fresh, t(1), &mut tx);
+        fresh.handle(t(1), &token, None, &mut tx);
+        assert_eq!(fresh.state(), SessionState::Closed);
+        // Accepted once, then restarted (a spoofed NOT_SUBSCRIBED): a final
+        // REJECT now means "later", so a spoofer cannot end it.
+        let mut s = subscribed(&mut tx);
+        s.handle(t(5), &reject(RejectReason::NotSubscribed), None, &mut tx);
+        subscribing(&mut s, t(5), &mut tx);
+        let event = s.handle(t(5), &token, None, &mut tx);
+        assert_eq!(
+            event,
+            Some(SessionEvent::Rejected(RejectReason::TokenInvalid))
+        );
+        assert_eq!(s.state(), SessionState::Hello);
+        assert!(s.poll_timeout().is_some(), "it retries");
     }
 }

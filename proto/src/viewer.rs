@@ -258,7 +258,8 @@ pub struct Viewer {
     /// What ingest did with the last stream datagram.
     last_ingest: Option<Result<Ingested, Rejection>>,
     /// Per club, where a chunk's first NACK goes (else the relay).
-    nack_route: [Option<SocketAddr>; MAX_CLUBS as usize],
+    /// Per club: the peer serving it and our session id with it.
+    nack_route: [Option<(SocketAddr, u64)>; MAX_CLUBS as usize],
     relays: Relays,
 }
 
@@ -331,11 +332,24 @@ impl Viewer {
     }
 
     /// Sends the first NACK for chunks of `club` to `to` (the peer that
-    /// serves it) rather than to the relay; later tries go to the relay.
-    pub fn set_nack_route(&mut self, club: u8, to: Option<SocketAddr>) {
+    /// serves it, with the session id it gave us) rather than to the
+    /// relay; later tries go to the relay.
+    pub fn set_nack_route(&mut self, club: u8, to: Option<(SocketAddr, u64)>) {
         if let Some(slot) = self.nack_route.get_mut(usize::from(club)) {
             *slot = to;
         }
+    }
+
+    /// The session id of the subscription to the relay in use (0 before
+    /// its first ACCEPT), for an ordinary peer's own messages to it.
+    pub(crate) fn session_id(&self) -> u64 {
+        self.session.id()
+    }
+
+    /// Whether a session message from the relay carrying `session` belongs
+    /// to the subscription to it.
+    pub(crate) fn owns_session(&self, session: u64) -> bool {
+        self.session.owns(session)
     }
 
     /// Queues a datagram (an ordinary peer's own control messages share
@@ -675,7 +689,7 @@ impl Viewer {
                 Duration::from_millis(u64::from(d.block_ms))
             })
             + rtt / 2;
-        let mut nack = Nack::new(self.config.stream);
+        let mut nack = Nack::new(self.config.stream, self.session.id());
         let mut run: Option<(u64, u16)> = None;
         let seqs: Vec<u64> = self.missing.keys().copied().collect();
         let club_of = self.window.descriptor().map(|(d, _)| d.clubs.max(1));
@@ -713,7 +727,7 @@ impl Viewer {
             let first = m.nacks == 1;
             if let Some(clubs) = club_of
                 && first
-                && let Some(to) = self.nack_route[(seq % u64::from(clubs)) as usize]
+                && let Some((to, session)) = self.nack_route[(seq % u64::from(clubs)) as usize]
             {
                 let entry = NackEntry {
                     kind: NackKind::Chunks,
@@ -727,7 +741,7 @@ impl Viewer {
                         }
                     }
                     None => {
-                        let mut n = Nack::new(self.config.stream);
+                        let mut n = Nack::new(self.config.stream, session);
                         n.push(entry);
                         routed.push((to, n));
                     }
@@ -784,6 +798,7 @@ impl Viewer {
         let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
         Keepalive {
             stream: self.config.stream,
+            session: self.session.id(),
             highest_seq: self.window.newest_seq().unwrap_or(0),
             lost: sat(self.stats.lost),
             fec_repaired: sat(self.stats.fec_repaired),
@@ -994,6 +1009,7 @@ mod tests {
         let accept = Accept {
             keepalive_ms: 1000,
             stream: v.config.stream,
+            session: 42,
             start_seq,
         };
         v.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
@@ -1016,6 +1032,7 @@ mod tests {
         emit(&Message::Leave(Leave {
             reason,
             stream: v.config.stream,
+            session: 42,
         }))
     }
 
@@ -1109,13 +1126,31 @@ mod tests {
                 stream,
             }))
         };
+        // A REJECT counts only in answer to a SUBSCRIBE (§11.7): the
+        // session gets there with A's CHALLENGE.
+        let challenge = |v: &mut Viewer, now, out: &[(SocketAddr, Vec<u8>)]| {
+            let nonce = out.iter().find_map(|(_, b)| match Message::parse(b) {
+                Ok(Message::Hello(h)) => Some(h.nonce),
+                _ => None,
+            });
+            let cookie = Cookie {
+                issued_at_us: 0,
+                tag: [0; 16],
+            };
+            if let Some(nonce) = nonce {
+                let c = Message::Challenge(Challenge { nonce, cookie });
+                v.handle_datagram(now, addr(A), &emit(&c));
+            }
+            nonce.is_some()
+        };
         let mut config = ViewerConfig::new(addr(A), stream);
         config.fallbacks = vec![addr(B)];
         let mut v = Viewer::new(config.clone(), t(0)).expect("viewer");
         // A is full, every time it is asked.
         let mut now = t(0);
         while v.relay() == addr(A) {
-            if !hellos(&sent(&mut v)).is_empty() {
+            let out = sent(&mut v);
+            if challenge(&mut v, now, &out) {
                 v.handle_datagram(now, addr(A), &reject(RejectReason::Full));
             }
             now = v.poll_timeout().expect("a timer");
@@ -1128,6 +1163,8 @@ mod tests {
         }));
         // A token A will never take: no move, as without fallbacks.
         let mut v = Viewer::new(config, t(0)).expect("viewer");
+        let out = sent(&mut v);
+        assert!(challenge(&mut v, t(10), &out));
         v.handle_datagram(t(10), addr(A), &reject(RejectReason::TokenInvalid));
         assert_eq!(
             events(&mut v),

@@ -44,13 +44,14 @@ fn spoofed_victim_gets_no_stream_data_and_no_amplification() {
     }));
     let keepalive = encode(&Message::Keepalive(Keepalive {
         stream,
+        session: 1,
         highest_seq: 0,
         lost: 0,
         fec_repaired: 0,
         nack_repaired: 0,
         latency_us: 0,
     }));
-    let mut nack = Nack::new(stream);
+    let mut nack = Nack::new(stream, 1);
     nack.push(NackEntry {
         kind: NackKind::Chunks,
         start: 0,

@@ -5,8 +5,9 @@
 
 use shoal_proto::StreamId;
 use shoal_proto::wire::{
-    Cookie, DATA_HEADER_LEN, Data, DataFlags, HELLO_MIN_LEN, Hello, Keepalive, Leave, LeaveReason,
-    MAX_DATAGRAM_LEN, Manifest, Message, Nack, NackEntry, NackKind, SUPPORTED_VERSIONS, Subscribe,
+    Cookie, DATA_HEADER_LEN, Data, DataFlags, HELLO_MIN_LEN, Have, Hello, Introduce, Keepalive,
+    Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Member, Message, Nack, NackEntry, NackKind,
+    Peers, SUPPORTED_VERSIONS, Subscribe,
 };
 
 /// The relay's receive buffers (both backends): a longer datagram is
@@ -61,12 +62,22 @@ pub enum Kind {
     Keepalive,
     /// NACK from an address with no subscription: `not_subscribed`.
     Nack,
+    /// LEAVE, PEERS, HAVE, MEMBER or INTRODUCE (one type per train) for the
+    /// bench's stream with a random session id (SPEC §11.4): what an
+    /// off-path spoofer sends to end or steer a subscription. From the
+    /// flood's own ports, which have none, `not_subscribed`; in a
+    /// subscriber's name (a raw socket, `relay/tests/spoofed.rs`),
+    /// `bad_session`. Never answered either way.
+    Session,
 }
+
+/// How many message types [`Kind::Session`] trains rotate through.
+const SESSION_TYPES: usize = 5;
 
 /// Each kind's share of the trains, per thousand (a train of small
 /// datagrams holds more of them than one of jumbo frames).
-const MIX: [(Kind, u32); 11] = [
-    (Kind::Random, 250),
+const MIX: [(Kind, u32); 12] = [
+    (Kind::Random, 230),
     (Kind::Truncated, 200),
     (Kind::Oversized, 40),
     (Kind::Jumbo, 60),
@@ -77,11 +88,12 @@ const MIX: [(Kind, u32); 11] = [
     (Kind::Subscribe, 30),
     (Kind::Keepalive, 50),
     (Kind::Nack, 20),
+    (Kind::Session, 20),
 ];
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Random,
         Self::Truncated,
         Self::Oversized,
@@ -93,6 +105,7 @@ impl Kind {
         Self::Subscribe,
         Self::Keepalive,
         Self::Nack,
+        Self::Session,
     ];
 
     /// The kind named `name` (as in reports).
@@ -114,6 +127,7 @@ impl Kind {
             Self::Subscribe => "subscribe_bad_cookie",
             Self::Keepalive => "keepalive_unknown",
             Self::Nack => "nack_unknown",
+            Self::Session => "session_spoofed",
         }
     }
 
@@ -128,6 +142,7 @@ impl Kind {
             Self::Hello => &["rate_limited"],
             Self::Subscribe => &["bad_cookie"],
             Self::Keepalive | Self::Nack => &["not_subscribed"],
+            Self::Session => &["not_subscribed", "bad_session"],
         }
     }
 }
@@ -197,6 +212,8 @@ pub struct Crafter {
     keepalive_len: usize,
     nack_len: usize,
     manifest_len: usize,
+    /// Emitted lengths of [`Kind::Session`]'s message types.
+    session_lens: [usize; SESSION_TYPES],
 }
 
 impl Crafter {
@@ -218,6 +235,7 @@ impl Crafter {
             keepalive_len: 0,
             nack_len: 0,
             manifest_len: 0,
+            session_lens: [0; SESSION_TYPES],
         };
         let mut buf = vec![0u8; MAX_FLOOD_DATAGRAM];
         let mut emit = |c: &mut Self, kind: Kind| -> Vec<u8> {
@@ -233,10 +251,14 @@ impl Crafter {
         (c.hello_len, c.subscribe_len, c.keepalive_len, c.nack_len) =
             (hello.len(), subscribe.len(), keepalive.len(), nack.len());
         c.manifest_len = manifest.len();
+        for t in 0..SESSION_TYPES {
+            c.session_lens[t] = c.emit_session(t, &mut buf);
+        }
         let mut leave = [0u8; 64];
         let leave_len = Message::Leave(Leave {
             reason: LeaveReason::Done,
             stream,
+            session: 0,
         })
         .emit(&mut leave)
         .expect("a LEAVE fits 64 bytes");
@@ -301,6 +323,10 @@ impl Crafter {
             Kind::Subscribe => self.subscribe_len,
             Kind::Keepalive => self.keepalive_len,
             Kind::Nack => self.nack_len,
+            Kind::Session => {
+                template = self.rng.range(0, SESSION_TYPES - 1);
+                self.session_lens[template]
+            }
         };
         Train {
             kind,
@@ -328,6 +354,14 @@ impl Crafter {
                     // Random through and through: not a v1 datagram.
                     out[0] = 0xff;
                 }
+            }
+            Kind::Session => {
+                let n = self.emit_session(train.template, out);
+                debug_assert_eq!(
+                    n, train.len,
+                    "session type {} changed length",
+                    train.template
+                );
             }
             Kind::Truncated => {
                 // The template's own bytes: randomised, a cut past the
@@ -425,6 +459,7 @@ impl Crafter {
             }
             Kind::Keepalive => Message::Keepalive(Keepalive {
                 stream: self.stream,
+                session: self.rng.next(),
                 highest_seq: seq,
                 lost: r as u32,
                 fec_repaired: 0,
@@ -432,7 +467,7 @@ impl Crafter {
                 latency_us: (r >> 32) as u32,
             }),
             Kind::Nack => {
-                let mut nack = Nack::new(self.stream);
+                let mut nack = Nack::new(self.stream, self.rng.next());
                 nack.push(NackEntry {
                     kind: NackKind::Chunks,
                     start: seq,
@@ -440,11 +475,48 @@ impl Crafter {
                 });
                 Message::Nack(nack)
             }
-            Kind::Random | Kind::Truncated | Kind::Oversized | Kind::Jumbo => {
-                unreachable!("{kind:?} is not a message")
+            Kind::Random | Kind::Truncated | Kind::Oversized | Kind::Jumbo | Kind::Session => {
+                unreachable!("{kind:?} is not made here")
             }
         };
         msg.emit(out).expect("a control message fits its train")
+    }
+
+    /// Emits session message type `t` (of [`SESSION_TYPES`]) for the
+    /// stream with a random session id; returns its length.
+    fn emit_session(&mut self, t: usize, out: &mut [u8]) -> usize {
+        let session = self.rng.next();
+        let r = self.rng.next();
+        let stream = self.stream;
+        let msg = match t {
+            0 => Message::Leave(Leave {
+                reason: LeaveReason::Done,
+                stream,
+                session,
+            }),
+            1 => Message::Peers(Peers::new(stream, session, (r % CLUBS) as u8)),
+            2 => Message::Have(Have {
+                stream,
+                session,
+                base: self.epoch.saturating_add(r % NEAR_SEQS),
+                mask: u64::MAX,
+            }),
+            3 => Message::Member(Member {
+                stream,
+                session,
+                clubs: u64::MAX,
+                upload_kbps: r as u32,
+            }),
+            _ => {
+                let ip = std::net::Ipv4Addr::from((r >> 32) as u32);
+                Message::Introduce(Introduce {
+                    stream,
+                    session,
+                    addr: std::net::SocketAddr::from((ip, r as u16)),
+                })
+            }
+        };
+        msg.emit(out).expect("a session message fits its train")
     }
 
     fn random_stream(&mut self) -> StreamId {
@@ -475,6 +547,7 @@ mod tests {
     fn every_kind_is_what_it_claims() {
         let mut c = crafter();
         let mut seen = std::collections::BTreeSet::new();
+        let mut sessions = std::collections::BTreeSet::new();
         let mut buf = vec![0u8; MAX_FLOOD_DATAGRAM];
         for _ in 0..20_000 {
             let train = c.plan();
@@ -503,6 +576,20 @@ mod tests {
                 Kind::Subscribe => assert!(matches!(parsed, Ok(Message::Subscribe(_)))),
                 Kind::Keepalive => assert!(matches!(parsed, Ok(Message::Keepalive(_)))),
                 Kind::Nack => assert!(matches!(parsed, Ok(Message::Nack(_)))),
+                Kind::Session => {
+                    // One of the session types, for the bench's stream, each
+                    // with its own random session id.
+                    let (stream, session) = match parsed {
+                        Ok(Message::Leave(m)) => (m.stream, m.session),
+                        Ok(Message::Peers(m)) => (m.stream, m.session),
+                        Ok(Message::Have(m)) => (m.stream, m.session),
+                        Ok(Message::Member(m)) => (m.stream, m.session),
+                        Ok(Message::Introduce(m)) => (m.stream, m.session),
+                        other => panic!("not a session message: {other:?}"),
+                    };
+                    assert_eq!(stream, c.stream);
+                    assert!(sessions.insert(session), "a repeated session id");
+                }
             }
         }
         assert_eq!(seen.len(), Kind::ALL.len(), "{seen:?}");

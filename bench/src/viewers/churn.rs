@@ -57,6 +57,7 @@ impl Churn {
                     &Message::Leave(Leave {
                         reason: LeaveReason::Done,
                         stream: now.stream,
+                        session: old.session,
                     }),
                     now,
                     tally,

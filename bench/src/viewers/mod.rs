@@ -358,6 +358,8 @@ struct Viewer {
     socket: UdpSocket,
     state: State,
     nonce: u64,
+    /// The session id from ACCEPT: its KEEPALIVE and LEAVE carry it.
+    session: u64,
     last_hello: Option<u64>,
     last_keepalive: u64,
     keepalive_every: u64,
@@ -380,6 +382,7 @@ impl Viewer {
             socket,
             state: State::Hello,
             nonce,
+            session: 0,
             last_hello: None,
             last_keepalive: 0,
             keepalive_every: DEFAULT_KEEPALIVE,
@@ -444,6 +447,7 @@ impl Viewer {
                     self.send(
                         &Message::Keepalive(Keepalive {
                             stream: now.stream,
+                            session: self.session,
                             highest_seq: self.seen.highest().unwrap_or(0),
                             lost: 0,
                             fec_repaired: 0,
@@ -539,6 +543,7 @@ impl Viewer {
             }
             Message::Accept(a) if a.stream == now.stream && self.state != State::Subscribed => {
                 self.state = State::Subscribed;
+                self.session = a.session;
                 // A later re-subscription keeps the first start: what the
                 // viewer missed in between counts as lost.
                 self.result.start_seq.get_or_insert(a.start_seq);

@@ -27,6 +27,10 @@ mod common;
 
 use common::{SEED, T0, control};
 
+/// The session id of every session datagram here; with the fix bit a
+/// harness replaces it by the one the state machine uses (SPEC §11.4).
+const SESSION: u64 = 0x0123_4567_89ab_cdef;
+
 type Result<T = ()> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 fn main() -> Result {
@@ -250,7 +254,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
         cookie,
         token: b"token",
     };
-    let mut nack = Nack::new(stream);
+    let mut nack = Nack::new(stream, SESSION);
     nack.push(NackEntry {
         kind: NackKind::Chunks,
         start: 16,
@@ -261,7 +265,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
         start: 4,
         len: 1,
     });
-    let mut peers = Peers::new(stream, 1);
+    let mut peers = Peers::new(stream, SESSION, 1);
     peers.push(SocketAddr::from(([192, 0, 2, 1], 4433)));
     peers.push("[2001:db8::1]:4433".parse()?);
 
@@ -357,6 +361,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             encode(&Message::Accept(Accept {
                 keepalive_ms: 1000,
                 stream,
+                session: SESSION,
                 start_seq: 16,
             }))?,
         ),
@@ -372,6 +377,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             "keepalive",
             encode(&Message::Keepalive(Keepalive {
                 stream,
+                session: SESSION,
                 highest_seq: 99,
                 lost: 1,
                 fec_repaired: 2,
@@ -385,17 +391,19 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             encode(&Message::Leave(Leave {
                 reason: LeaveReason::EndOfStream,
                 stream,
+                session: SESSION,
             }))?,
         ),
         ("peers", encode(&Message::Peers(peers))?),
         (
             "peers-request",
-            encode(&Message::Peers(Peers::new(stream, 0)))?,
+            encode(&Message::Peers(Peers::new(stream, SESSION, 0)))?,
         ),
         (
             "have",
             encode(&Message::Have(Have {
                 stream,
+                session: SESSION,
                 base: 16,
                 mask: 0b1011,
             }))?,
@@ -404,6 +412,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             "member",
             encode(&Message::Member(Member {
                 stream,
+                session: SESSION,
                 clubs: 0b101,
                 upload_kbps: 4000,
             }))?,
@@ -412,6 +421,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             "member-viewer",
             encode(&Message::Member(Member {
                 stream,
+                session: SESSION,
                 clubs: 0,
                 upload_kbps: 0,
             }))?,
@@ -420,6 +430,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             "introduce",
             encode(&Message::Introduce(Introduce {
                 stream,
+                session: SESSION,
                 addr: SocketAddr::from(([192, 0, 2, 7], 5000)),
             }))?,
         ),
@@ -427,6 +438,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             "introduce-v6",
             encode(&Message::Introduce(Introduce {
                 stream,
+                session: SESSION,
                 addr: "[2001:db8::1]:6000".parse()?,
             }))?,
         ),
@@ -583,6 +595,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     let accept = encode(&Message::Accept(Accept {
         keepalive_ms: 1000,
         stream,
+        session: SESSION,
         start_seq: 0,
     }))?;
     let reject = |reason| {
@@ -592,16 +605,21 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
             stream,
         }))
     };
-    let leave = |reason| encode(&Message::Leave(Leave { reason, stream }));
+    let leave = |reason| encode(&Message::Leave(Leave {
+            reason,
+            stream,
+            session: SESSION,
+        }));
     let keepalive = encode(&Message::Keepalive(Keepalive {
         stream,
+        session: SESSION,
         highest_seq: 3,
         lost: 0,
         fec_repaired: 0,
         nack_repaired: 0,
         latency_us: 1000,
     }))?;
-    let mut nack = Nack::new(stream);
+    let mut nack = Nack::new(stream, SESSION);
     nack.push(NackEntry {
         kind: NackKind::Chunks,
         start: 0,
@@ -613,14 +631,16 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
         len: 1,
     });
     let nack = encode(&Message::Nack(nack))?;
-    let peers_request = encode(&Message::Peers(Peers::new(stream, 0)))?;
+    let peers_request = encode(&Message::Peers(Peers::new(stream, SESSION, 0)))?;
     let member = encode(&Message::Member(Member {
         stream,
+        session: SESSION,
         clubs: 0b11,
         upload_kbps: 4000,
     }))?;
     let have = encode(&Message::Have(Have {
         stream,
+        session: SESSION,
         base: 0,
         mask: 0b101,
     }))?;
@@ -648,38 +668,39 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     ];
     steps.extend(from(0, &one_club));
     steps.extend([
-        (c(1, false, true, 2), nack.clone()),
-        (c(1, false, true, 5), keepalive.clone()),
-        (c(1, false, true, 6), leave(LeaveReason::Done)?),
+        (c(1, true, true, 2), nack.clone()),
+        (c(1, true, true, 5), keepalive.clone()),
+        (c(1, true, true, 6), leave(LeaveReason::Done)?),
     ]);
     write(dir, "relay", "publish-subscribe", &owned(steps))?;
     let mut steps = vec![(c(0, false, false, 0), one_club[0].clone())];
     for s in [1, 2] {
         steps.push((c(s, false, false, 1), hello.clone()));
         steps.push((c(s, true, false, 1), subscribe(1, Some(0))?));
-        steps.push((c(s, false, false, 1), member.clone()));
+        steps.push((c(s, true, false, 1), member.clone()));
     }
     steps.extend(from(0, &one_club[1..]));
     steps.extend([
-        (c(1, false, false, 1), peers_request.clone()),
+        (c(1, true, false, 1), peers_request.clone()),
         (
-            c(1, false, false, 1),
+            c(1, true, false, 1),
             encode(&Message::Introduce(Introduce {
                 stream,
+                session: SESSION,
                 addr: "198.51.100.1:1001".parse()?,
             }))?,
         ),
-        (c(2, false, false, 1), have.clone()),
-        (c(2, false, true, 7), keepalive.clone()),
+        (c(2, true, false, 1), have.clone()),
+        (c(2, true, true, 7), keepalive.clone()),
     ]);
     write(dir, "relay", "two-subscribers", &owned(steps))?;
     let steps = vec![
         (c(3, false, false, 0), hello.clone()),
         (c(3, false, false, 0), subscribe(u64::MAX, None)?),
-        (c(4, false, false, 1), keepalive.clone()),
-        (c(5, false, false, 1), nack.clone()),
+        (c(4, true, false, 1), keepalive.clone()),
+        (c(5, true, false, 1), nack.clone()),
         (c(6, false, false, 1), old_hello.clone()),
-        (c(7, false, true, 3), peers_request.clone()),
+        (c(7, true, true, 3), peers_request.clone()),
         (c(0, false, false, 1), one_club[1].clone()),
         (c(4, false, true, 7), hello.clone()),
         (c(4, true, true, 7), subscribe(u64::MAX, None)?),
@@ -696,8 +717,8 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     let mut steps = handshake(0);
     steps.extend(from(0, &one_club));
     steps.extend([
-        (c(0, false, true, 5), keepalive.clone()),
-        (c(0, false, true, 2), leave(LeaveReason::EndOfStream)?),
+        (c(0, true, true, 5), keepalive.clone()),
+        (c(0, true, true, 2), leave(LeaveReason::EndOfStream)?),
     ]);
     write_with(dir, "viewer", "watch", &[0], &owned(steps))?;
     let mut steps = handshake(1);
@@ -711,7 +732,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
             .map(|(_, s)| s),
     );
     for advance in [2, 3, 3, 4, 5] {
-        steps.push((c(0, false, true, advance), keepalive.clone()));
+        steps.push((c(0, true, true, advance), keepalive.clone()));
     }
     write_with(dir, "viewer", "lossy", &[0b110], &owned(steps))?;
     let mut steps = Vec::new();
@@ -723,7 +744,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
         steps.extend(handshake(2));
         steps.push((c(2, false, true, 4), reject(reason)?));
     }
-    steps.push((c(3, false, true, 6), leave(LeaveReason::ShuttingDown)?));
+    steps.push((c(3, true, true, 6), leave(LeaveReason::ShuttingDown)?));
     steps.push((c(5, false, true, 7), challenge.clone()));
     write_with(dir, "viewer", "refused", &[1], &owned(steps))?;
 
@@ -738,9 +759,9 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
             .map(|(_, s)| s),
     );
     for advance in [2, 3, 4, 5, 5] {
-        steps.push((c(2, false, true, advance), nack.clone()));
+        steps.push((c(2, true, true, advance), nack.clone()));
     }
-    steps.push((c(0, false, true, 6), leave(LeaveReason::ShuttingDown)?));
+    steps.push((c(0, true, true, 6), leave(LeaveReason::ShuttingDown)?));
     write(dir, "client_session", "subscribe", &owned(steps))?;
     let mut steps = vec![
         (c(6, false, true, 5), hello.clone()),
@@ -749,17 +770,17 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     ];
     steps.extend(handshake(3));
     steps.extend([
-        (c(3, false, true, 6), keepalive.clone()),
+        (c(3, true, true, 6), keepalive.clone()),
         (c(4, false, true, 5), reject(RejectReason::NotSubscribed)?),
         (c(4, true, true, 2), challenge.clone()),
         (c(5, false, true, 2), reject(RejectReason::TokenInvalid)?),
-        (c(5, false, true, 7), leave(LeaveReason::EndOfStream)?),
+        (c(5, true, true, 7), leave(LeaveReason::EndOfStream)?),
     ]);
     write(dir, "client_session", "failover", &owned(steps))?;
 
     // peer: upload byte, then records; 0 and 1 are the relay, 2 to 5 peers.
     let candidates = |club| -> Result<Vec<u8>> {
-        let mut peers = Peers::new(stream, club);
+        let mut peers = Peers::new(stream, SESSION, club);
         for a in [
             "198.51.100.31:4000",
             "198.51.100.32:4000",
@@ -772,26 +793,27 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     let mut steps = handshake(0);
     steps.push((c(0, false, false, 1), two_clubs[0].clone()));
     steps.extend([
-        (c(1, false, true, 4), candidates(0)?),
-        (c(1, false, true, 4), candidates(1)?),
+        (c(1, true, true, 4), candidates(0)?),
+        (c(1, true, true, 4), candidates(1)?),
         (c(2, true, false, 2), challenge.clone()),
         (c(2, false, false, 2), accept.clone()),
         (c(3, false, false, 1), hello.clone()),
         (c(3, true, false, 1), subscribe(0b1, None)?),
-        (c(3, false, false, 1), have.clone()),
+        (c(3, true, false, 1), have.clone()),
     ]);
     steps.extend(from(2, &two_clubs[1..]));
     steps.extend([
-        (c(3, false, true, 3), nack.clone()),
+        (c(3, true, true, 3), nack.clone()),
         (
-            c(0, false, true, 4),
+            c(0, true, true, 4),
             encode(&Message::Introduce(Introduce {
                 stream,
+                session: SESSION,
                 addr: "198.51.100.31:4001".parse()?,
             }))?,
         ),
-        (c(2, false, true, 5), leave(LeaveReason::Expired)?),
-        (c(4, false, true, 6), keepalive.clone()),
+        (c(2, true, true, 5), leave(LeaveReason::Expired)?),
+        (c(4, true, true, 6), keepalive.clone()),
     ]);
     write_with(dir, "peer", "neighbours", &[80], &owned(steps))?;
     let mut steps = handshake(1);
@@ -799,7 +821,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     steps.extend([
         (c(6, false, false, 1), two_clubs[2].clone()),
         (c(7, false, true, 4), hello.clone()),
-        (c(0, false, true, 5), leave(LeaveReason::EndOfStream)?),
+        (c(0, true, true, 5), leave(LeaveReason::EndOfStream)?),
     ]);
     write_with(dir, "peer", "viewer-only", &[0], &owned(steps))?;
 
@@ -808,7 +830,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
     let input: Vec<u8> = (0..100).collect();
     let steps = vec![
         (c(0, false, false, 1), input.clone()),
-        (c(4, false, false, 1), nack.clone()),
+        (c(4, true, false, 1), nack.clone()),
         (c(1, false, true, 3), input[..10].to_vec()),
         (c(6, false, true, 4), hello.clone()),
         (c(2, false, true, 5), input.clone()),
@@ -827,7 +849,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
             c(0, false, false, 1),
             ts_stream()[..5 * TS_PACKET_LEN].to_vec(),
         ),
-        (c(5, false, true, 3), keepalive.clone()),
+        (c(5, true, true, 3), keepalive.clone()),
         (
             c(3, false, true, 4),
             ts_stream()[5 * TS_PACKET_LEN..].to_vec(),

@@ -111,7 +111,11 @@ impl Harness {
                     assert!(!self.ended, "two ends");
                     self.ended = true;
                 }
-                ViewerEvent::Subscribed { .. } | ViewerEvent::Rejected(_) => {}
+                // A later run starts above everything an earlier one sent
+                // (SPEC §4.2), so the checks above hold across it.
+                ViewerEvent::Subscribed { .. }
+                | ViewerEvent::Rejected(_)
+                | ViewerEvent::NewRun { .. } => {}
                 ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
                 // A later run (or a jump ahead): output goes on above
                 // `next`, which the Gap before it (if any) moved.

@@ -91,7 +91,9 @@ impl Harness {
                 ViewerEvent::Subscribed { .. } => {
                     assert!(self.accepted, "subscribed without an ACCEPT");
                 }
-                ViewerEvent::Rejected(_) => {}
+                // A later run starts above everything an earlier one sent
+                // (SPEC §4.2), so the checks above hold across it.
+                ViewerEvent::Rejected(_) | ViewerEvent::NewRun { .. } => {}
                 ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
                 // A later run (or a jump ahead): output goes on above
                 // `next`, which the Gap before it (if any) moved.

@@ -64,8 +64,8 @@ use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use crate::window::{Adopt, Ready, WindowConfig};
 use crate::wire::{
-    Have, Introduce, Keepalive, LeaveReason, MAX_CLUBS, Member, Message, MessageType, Peers, Punch,
-    peek_type,
+    HAVE_LEN, Have, Introduce, Keepalive, LeaveReason, MAX_CLUBS, Member, Message, MessageType,
+    Peers, Punch, peek_type,
 };
 use crate::{StreamId, Time, Transmit};
 use bucket::Bucket;
@@ -266,6 +266,7 @@ impl Peer {
             bucket: Bucket::new(config.upload_limit_bps, UPLOAD_BURST, now),
             have: Have {
                 stream: config.stream,
+                session: 0, // set per destination
                 base: 0,
                 mask: 0,
             },
@@ -463,6 +464,7 @@ impl Peer {
         self.next_member = now + MEMBER_EVERY;
         let member = Member {
             stream: self.config.stream,
+            session: self.viewer.session_id(),
             clubs: self.member,
             upload_kbps: self.upload_kbps(),
         };
@@ -470,11 +472,16 @@ impl Peer {
         self.viewer.push_message(relay, &Message::Member(member));
     }
 
-    /// PEERS and INTRODUCE from the relay.
+    /// PEERS and INTRODUCE from the relay, if they carry the session id
+    /// of our subscription to it (a spoofer's would steer our PUNCHes and
+    /// neighbours).
     fn relay_says(&mut self, bytes: &[u8]) {
+        let ours = |stream: StreamId, session| {
+            stream == self.config.stream && self.viewer.owns_session(session)
+        };
         match Message::parse(bytes) {
-            Ok(Message::Peers(p)) if p.stream == self.config.stream => self.add_candidates(&p),
-            Ok(Message::Introduce(i)) if i.stream == self.config.stream => {
+            Ok(Message::Peers(p)) if ours(p.stream, p.session) => self.add_candidates(&p),
+            Ok(Message::Introduce(i)) if ours(i.stream, i.session) => {
                 self.stats.punches_sent += 1;
                 let punch = Punch {
                     stream: self.config.stream,
@@ -512,7 +519,12 @@ impl Peer {
         };
         match (&msg, source) {
             (Message::Punch(_), _) => {}
-            (Message::Peers(p), Some(_)) if !p.addrs().is_empty() => self.add_candidates(p),
+            // A neighbour's answers count only with our session id with it.
+            (Message::Peers(p), Some(i))
+                if !p.addrs().is_empty() && self.sources[i].session.owns(p.session) =>
+            {
+                self.add_candidates(p)
+            }
             (Message::Challenge(_) | Message::Accept(_) | Message::Reject(_), Some(i)) => {
                 self.session_message(now, i, &msg)
             }
@@ -520,8 +532,25 @@ impl Peer {
                 self.session_message(now, i, &msg);
             }
             _ => {
-                if let (Message::Have(_), Some(i)) = (&msg, source) {
+                // A HAVE with our session id at the neighbour is its
+                // beacon to us: only that shows it alive as our server
+                // (a HAVE it sends as our subscriber, with the id our
+                // upload side gave it, is about what it holds, for the
+                // upload side, and proves nothing about its serving).
+                if let (Message::Have(h), Some(i)) = (&msg, source)
+                    && self.sources[i].session.owns(h.session)
+                {
                     self.sources[i].heard(now);
+                    // If it is our subscriber too, what it holds is news
+                    // to the upload side, in the session we gave it.
+                    if let Some(session) = self.upload.subscriber_session(from) {
+                        let mut buf = [0u8; HAVE_LEN];
+                        let have = Message::Have(Have { session, ..*h });
+                        if have.emit(&mut buf).is_ok() {
+                            self.upload.handle_datagram(now, from, &buf);
+                        }
+                    }
+                    return;
                 }
                 debug_assert!(ty != MessageType::Data);
                 self.upload.handle_datagram(now, from, bytes);
@@ -538,6 +567,7 @@ impl Peer {
             Some(SessionEvent::Accepted { .. }) => {
                 let member = Member {
                     stream: self.config.stream,
+                    session: src.session.id(),
                     clubs: self.member,
                     upload_kbps,
                 };
@@ -630,19 +660,25 @@ impl Peer {
             return;
         }
         let club = (seq % u64::from(self.clubs)) as u8;
-        let msg = Message::Have(self.have);
+        // Each server gets it with its own session id.
+        let have = |session| {
+            Message::Have(Have {
+                session,
+                ..self.have
+            })
+        };
         let mut peers_serve = false;
         for s in &self.sources {
             if s.club == club && s.working() {
                 peers_serve = true;
                 if Some(s.addr) != from {
-                    let _ = self.tx.push_message(s.addr, &msg);
+                    let _ = self.tx.push_message(s.addr, &have(s.session.id()));
                 }
             }
         }
         let relay = self.viewer.relay();
         if peers_serve && Some(relay) != from && self.viewer.clubs() & (1 << club) != 0 {
-            let _ = self.tx.push_message(relay, &msg);
+            let _ = self.tx.push_message(relay, &have(self.viewer.session_id()));
         }
     }
 
@@ -686,6 +722,7 @@ impl Peer {
         let resume = self.viewer.newest_seq().map(|n| n + 1);
         let report = Keepalive {
             stream: self.config.stream,
+            session: 0, // each session stamps its own
             highest_seq: resume.map_or(0, |s| s - 1),
             lost: 0,
             fec_repaired: 0,
@@ -724,8 +761,12 @@ impl Peer {
         // served, so that they do not take the end for a failure.
         if now >= self.next_beacon {
             self.next_beacon = now + BEACON_EVERY;
-            for addr in self.upload.subscriber_addrs() {
-                let _ = self.tx.push_message(addr, &Message::Have(self.have));
+            for (addr, session) in self.upload.subscriber_sessions() {
+                let have = Have {
+                    session,
+                    ..self.have
+                };
+                let _ = self.tx.push_message(addr, &Message::Have(have));
             }
         }
         if self.viewer.is_ended() {
@@ -781,7 +822,7 @@ impl Peer {
                 .sources
                 .iter()
                 .find(|s| s.club == club && s.working())
-                .map(|s| s.addr);
+                .map(|s| (s.addr, s.session.id()));
             self.viewer.set_nack_route(club, route);
         }
     }
@@ -851,6 +892,7 @@ impl Peer {
         self.sources.push(src);
         let intro = Introduce {
             stream: self.config.stream,
+            session: self.viewer.session_id(),
             addr: pick,
         };
         let relay = self.viewer.relay();
@@ -863,20 +905,21 @@ impl Peer {
             return;
         }
         self.asked[ci] = Some(now);
-        let ask = Message::Peers(Peers::new(self.config.stream, club));
+        let ask = Peers::new(self.config.stream, self.viewer.session_id(), club);
         let relay = self.viewer.relay();
-        self.viewer.push_message(relay, &ask);
+        self.viewer.push_message(relay, &Message::Peers(ask));
         // For the last hop, neighbours' neighbours will do as well.
         if self.member & (1 << club) == 0 {
-            let working: Vec<SocketAddr> = self
+            let working: Vec<(SocketAddr, u64)> = self
                 .sources
                 .iter()
                 .filter(|s| s.working())
-                .map(|s| s.addr)
+                .map(|s| (s.addr, s.session.id()))
                 .collect();
             if !working.is_empty() {
-                let to = working[(self.next_random() % working.len() as u64) as usize];
-                let _ = self.tx.push_message(to, &ask);
+                let (to, session) = working[(self.next_random() % working.len() as u64) as usize];
+                let ask = Peers::new(self.config.stream, session, club);
+                let _ = self.tx.push_message(to, &Message::Peers(ask));
             }
         }
     }
@@ -963,6 +1006,7 @@ mod tests {
         let accept = Accept {
             keepalive_ms: 1000,
             stream: p.config.stream,
+            session: 42,
             start_seq: 0,
         };
         p.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
@@ -995,6 +1039,7 @@ mod tests {
         let bye = Leave {
             reason: LeaveReason::ShuttingDown,
             stream: p.config.stream,
+            session: 42,
         };
         p.handle_datagram(t(300), addr(A), &emit(&Message::Leave(bye)));
         assert_eq!(p.relay(), addr(B));
@@ -1005,3 +1050,6 @@ mod tests {
         assert_eq!(p.stats().viewer.relay_changes, 1);
     }
 }
+
+#[cfg(test)]
+mod binding_tests;

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tests::{PUBLISHER, drain_to, published, subscribe, t};
+use super::tests::{PUBLISHER, drain_to, published, session, subscribe, t};
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
@@ -152,6 +152,7 @@ fn junk_streams_are_capped_per_source_and_leave_when_idle() {
     // last data, in virtual time, while the viewer keeps its subscription.
     let keepalive = Message::Keepalive(Keepalive {
         stream: junk0,
+        session: session(&relay, junk_viewer),
         highest_seq: 0,
         lost: 0,
         fec_repaired: 0,
@@ -222,10 +223,11 @@ fn subscribers_cannot_fill_the_table_with_empty_streams() {
     assert_eq!(relay.stats().drop_source_streams, 6);
     // While they wait (with keepalives) the streams stay; once they leave,
     // the empty streams go after the idle timeout.
-    let leave = |id| {
+    let leave = |id, session| {
         crate::testutil::emit(&Message::Leave(Leave {
             reason: LeaveReason::Done,
             stream: id,
+            session,
         }))
     };
     for ms in (0..=80_000).step_by(500) {
@@ -233,9 +235,11 @@ fn subscribers_cannot_fill_the_table_with_empty_streams() {
         for j in 0..4u32 {
             let from = SocketAddr::from(([203, 0, 113, 5], 6000 + j as u16));
             let (id, _) = throwaway(500 + j);
+            let session = session(&relay, from);
             let msg = if ms < 40_000 {
                 crate::testutil::emit(&Message::Keepalive(Keepalive {
                     stream: id,
+                    session,
                     highest_seq: 0,
                     lost: 0,
                     fec_repaired: 0,
@@ -243,7 +247,7 @@ fn subscribers_cannot_fill_the_table_with_empty_streams() {
                     latency_us: 0,
                 }))
             } else {
-                leave(id)
+                leave(id, session)
             };
             relay.handle_datagram(now, from, &msg);
         }
@@ -297,6 +301,7 @@ fn one_host_holds_at_most_its_share_of_subscriptions() {
     let leave = crate::testutil::emit(&Message::Leave(Leave {
         reason: LeaveReason::Done,
         stream,
+        session: session(&relay, hosts[0](5)),
     }));
     relay.handle_datagram(t(3), hosts[0](5), &leave);
     subscribe(&mut relay, t(3), hosts[0](99), stream);
@@ -325,6 +330,7 @@ fn a_mirror_goes_when_its_owner_says_so_not_by_its_own_clock() {
     // stream go; the mirror, which runs no idle timer, keeps it until told.
     let keepalive = crate::testutil::emit(&Message::Keepalive(Keepalive {
         stream,
+        session: session(&mirror, viewer),
         highest_seq: 0,
         lost: 0,
         fec_repaired: 0,
@@ -415,6 +421,7 @@ fn a_configured_downstream_resubscribes_when_its_upstream_lets_an_idle_stream_go
         if ms % 500 == 0 {
             let keepalive = crate::testutil::emit(&Message::Keepalive(Keepalive {
                 stream,
+                session: session(&b, viewer),
                 highest_seq: 0,
                 lost: 0,
                 fec_repaired: 0,

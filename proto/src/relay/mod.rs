@@ -18,6 +18,11 @@
 //!
 //! Amplification: an address that has not echoed a valid cookie gets only
 //! CHALLENGE or REJECT, each no longer than the datagram it answers.
+//!
+//! Binding: each subscription has a session id, drawn at its first ACCEPT
+//! ([`session_ids`]); every later session message must carry it, or it is
+//! dropped unanswered and counted (`drop_bad_session`). The one check is
+//! [`Relay::bound`]; what the relay sends a subscriber carries the id too.
 
 mod admission;
 mod budget;
@@ -25,6 +30,7 @@ mod fanout;
 mod host;
 mod limiter;
 mod repair;
+mod session_ids;
 mod sources;
 mod stats;
 mod token_cache;
@@ -54,6 +60,7 @@ use budget::RepairBudget;
 use fanout::{Fanout, Item};
 use host::{Host, HostCounts};
 use limiter::HandshakeLimiter;
+use session_ids::SessionIds;
 use sources::ProvenSources;
 use token_cache::TokenCache;
 use upstream::Upstream;
@@ -160,6 +167,8 @@ pub enum RelayEvent {
 #[derive(Debug)]
 struct Subscriber {
     addr: SocketAddr,
+    /// Its session id (ACCEPT): every session message it sends carries it.
+    session: u64,
     stream: usize,
     clubs: u64,
     start_seq: u64,
@@ -251,6 +260,7 @@ pub struct Export {
 pub struct Relay {
     config: RelayConfig,
     cookies: CookieJar,
+    session_ids: SessionIds,
     streams: Vec<Stream>,
     stream_index: HashMap<StreamId, usize>,
     subs: Vec<Option<Subscriber>>,
@@ -296,6 +306,18 @@ pub struct Relay {
 /// Most events kept for [`Relay::poll_event`].
 pub const MAX_EVENTS: usize = 1024;
 
+/// Why a session message was not taken from its source (see
+/// [`Relay::bound`]); the drop is already counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unbound {
+    /// No subscription at the source address.
+    NoSubscription,
+    /// A subscription, but not this session id.
+    BadSession,
+    /// The session's, but for another stream.
+    OtherStream,
+}
+
 /// INTRODUCE requests forwarded per subscriber per second.
 const INTRODUCE_RATE: u32 = 20;
 
@@ -312,6 +334,7 @@ impl Relay {
         let rng = (u64::from_be_bytes(seed) ^ config.nonce_seed) | 1;
         Self {
             cookies: CookieJar::new(config.cookie_secret),
+            session_ids: SessionIds::new(config.cookie_secret, config.nonce_seed),
             config,
             streams: Vec::new(),
             stream_index: HashMap::new(),
@@ -372,6 +395,18 @@ impl Relay {
     /// Addresses of the current subscribers.
     pub fn subscriber_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.subs.iter().flatten().map(|s| s.addr)
+    }
+
+    /// The session id of the subscriber at `addr`, if there is one.
+    pub fn subscriber_session(&self, addr: SocketAddr) -> Option<u64> {
+        let &i = self.sub_index.get(&addr)?;
+        self.subs[i].as_ref().map(|s| s.session)
+    }
+
+    /// The current subscribers' addresses with their session ids, for
+    /// what an owner sends them itself (an ordinary peer's HAVE).
+    pub fn subscriber_sessions(&self) -> impl Iterator<Item = (SocketAddr, u64)> + '_ {
+        self.subs.iter().flatten().map(|s| (s.addr, s.session))
     }
 
     fn next_random(&mut self) -> u64 {
@@ -577,6 +612,7 @@ impl Relay {
             let leave = Leave {
                 reason: LeaveReason::ShuttingDown,
                 stream: self.streams[sub.stream].window.stream(),
+                session: sub.session,
             };
             let _ = self.tx.push_message(sub.addr, &Message::Leave(leave));
         }
@@ -805,40 +841,40 @@ impl Relay {
                 let _ = self.tx.push_message(from, &Message::Challenge(c));
             }
             Message::Subscribe(s) => self.subscribe(now, from, s),
-            Message::Keepalive(k) => match self.sub_index.get(&from) {
-                Some(&i) => {
+            Message::Keepalive(k) => match self.bound(now, from, k.stream, k.session) {
+                Ok(i) => {
                     if let Some(sub) = &mut self.subs[i] {
-                        sub.last_heard = now;
                         sub.report = Some(*k);
                     }
                 }
-                None => self.not_subscribed(from, len, k.stream),
+                Err(Unbound::NoSubscription) => self.not_subscribed(from, len, k.stream),
+                Err(_) => {}
             },
-            Message::Nack(n) => match self.sub_index.get(&from) {
-                Some(&i) => {
-                    if let Some(sub) = &mut self.subs[i] {
-                        sub.last_heard = now;
+            Message::Nack(n) => match self.bound(now, from, n.stream, n.session) {
+                Ok(i) => self.serve_nack(now, from, i, n),
+                Err(Unbound::NoSubscription) => self.not_subscribed(from, len, n.stream),
+                Err(_) => {}
+            },
+            Message::Leave(l) => {
+                if self.sub_index.contains_key(&from) {
+                    if let Ok(i) = self.bound(now, from, l.stream, l.session) {
+                        self.remove_subscriber(i, LeaveReason::Done, false);
                     }
-                    self.serve_nack(now, from, i, n);
-                }
-                None => self.not_subscribed(from, len, n.stream),
-            },
-            Message::Leave(_) => {
-                if let Some(i) = self.sub_index.get(&from).copied() {
-                    self.remove_subscriber(i, LeaveReason::Done, false);
                 } else {
                     self.upstream_message(now, from, msg);
                 }
             }
             Message::Peers(p) => {
-                if let Some(&i) = self.sub_index.get(&from)
+                if let Ok(i) = self.bound(now, from, p.stream, p.session)
                     && p.addrs().is_empty()
                 {
                     self.answer_peers(now, from, i, p.club);
                 }
             }
             Message::Have(h) => {
-                if let Some(sub) = self.subscriber_of(now, from, h.stream) {
+                if let Ok(i) = self.bound(now, from, h.stream, h.session)
+                    && let Some(sub) = &mut self.subs[i]
+                {
                     let newer = sub.have.is_none_or(|old| h.base >= old.base);
                     if newer {
                         sub.have = Some(*h);
@@ -846,7 +882,9 @@ impl Relay {
                 }
             }
             Message::Member(m) => {
-                if let Some(sub) = self.subscriber_of(now, from, m.stream) {
+                if let Ok(i) = self.bound(now, from, m.stream, m.session)
+                    && let Some(sub) = &mut self.subs[i]
+                {
                     if !sub.may_upload && m.clubs != 0 {
                         self.stats.drop_token_scope += 1;
                         return;
@@ -863,31 +901,49 @@ impl Relay {
         }
     }
 
-    /// The subscriber at `from`, if it takes `stream`; marks it heard.
-    fn subscriber_of(
+    /// The subscriber a session message from `from` for `stream`, carrying
+    /// `session`, belongs to: the one check every session message after
+    /// the handshake passes (SPEC §11.4). Marks it heard; counts a drop.
+    fn bound(
         &mut self,
         now: Time,
         from: SocketAddr,
         stream: StreamId,
-    ) -> Option<&mut Subscriber> {
-        let &i = self.sub_index.get(&from)?;
-        let sub = self.subs[i].as_mut()?;
+        session: u64,
+    ) -> Result<usize, Unbound> {
+        let sub = self
+            .sub_index
+            .get(&from)
+            .and_then(|&i| Some((i, self.subs[i].as_mut()?)));
+        let Some((i, sub)) = sub else {
+            self.stats.drop_not_subscribed += 1;
+            return Err(Unbound::NoSubscription);
+        };
+        // The id first: a spoofer's guess is counted as what it is,
+        // whatever stream it names.
+        if sub.session != session {
+            self.stats.drop_bad_session += 1;
+            return Err(Unbound::BadSession);
+        }
         if self.streams[sub.stream].window.stream() != stream {
-            return None;
+            self.stats.drop_not_subscribed += 1;
+            return Err(Unbound::OtherStream);
         }
         sub.last_heard = now;
-        Some(sub)
+        Ok(i)
     }
 
     /// Forwards a subscriber's INTRODUCE to the subscriber it names, with
     /// the requester's address, so that the named peer PUNCHes toward it.
     fn introduce(&mut self, now: Time, from: SocketAddr, intro: &Introduce) {
+        let Ok(requester) = self.bound(now, from, intro.stream, intro.session) else {
+            return;
+        };
         let Some(&target) = self.sub_index.get(&intro.addr) else {
             self.stats.drop_not_subscribed += 1;
             return;
         };
-        let Some(sub) = self.subscriber_of(now, from, intro.stream) else {
-            self.stats.drop_not_subscribed += 1;
+        let Some(sub) = self.subs[requester].as_mut() else {
             return;
         };
         let stream = sub.stream;
@@ -899,15 +955,14 @@ impl Relay {
             return;
         }
         sub.intros.1 += 1;
-        if self.subs[target]
-            .as_ref()
-            .is_none_or(|t| t.stream != stream)
-        {
+        let Some(target) = self.subs[target].as_ref().filter(|t| t.stream == stream) else {
             self.stats.drop_not_subscribed += 1;
             return;
-        }
+        };
+        // The receiver checks the id of its own subscription.
         let forward = Introduce {
             stream: intro.stream,
+            session: target.session,
             addr: from,
         };
         self.stats.introduced += 1;
@@ -916,14 +971,31 @@ impl Relay {
             .push_message(intro.addr, &Message::Introduce(forward));
     }
 
+    /// REJECT NOT_SUBSCRIBED to a KEEPALIVE or NACK from an address with
+    /// no subscription ([`Relay::bound`] counted it), if no larger.
     fn not_subscribed(&mut self, from: SocketAddr, len: usize, stream: StreamId) {
-        self.stats.drop_not_subscribed += 1;
         if len >= crate::wire::REJECT_LEN {
             self.reject(from, RejectReason::NotSubscribed, stream);
         }
     }
 
     fn upstream_message(&mut self, now: Time, from: SocketAddr, msg: &Message<'_>) {
+        if let Message::Leave(l) = msg {
+            // A LEAVE ends an upstream session only with its id (§11.7).
+            let owned = self.streams.iter().any(|s| {
+                s.upstream
+                    .as_ref()
+                    .is_some_and(|u| u.server() == from && u.owns(l.session))
+            });
+            if !owned {
+                if self.is_upstream(from) {
+                    self.stats.drop_bad_session += 1;
+                } else {
+                    self.stats.drop_not_subscribed += 1;
+                }
+                return;
+            }
+        }
         for i in 0..self.streams.len() {
             let resume = self.streams[i].window.newest_seq().map(|s| s + 1);
             let Some(up) = &mut self.streams[i].upstream else {
@@ -1031,6 +1103,13 @@ impl Relay {
             .map_or((0, 0, now, RepairBudget::full()), |p| {
                 (p.member, p.upload_kbps, p.joined, p.budget)
             });
+        // A replacement keeps the session id: the answer to a retransmitted
+        // SUBSCRIBE must not change it under the client, and the cookie
+        // already proved the address (§11.3).
+        let session = match previous {
+            Some(p) => p.session,
+            None => self.session_ids.draw(from),
+        };
         let window = &self.streams[stream].window;
         // Before the run's first chunk, its start (the window's floor).
         let live_edge = window.newest_seq().map_or(window.oldest_seq(), |n| n + 1);
@@ -1048,6 +1127,7 @@ impl Relay {
         };
         let sub = Subscriber {
             addr: from,
+            session,
             stream,
             clubs: s.clubs,
             start_seq,
@@ -1089,6 +1169,7 @@ impl Relay {
                 .unwrap_or(u16::MAX)
                 .max(1),
             stream: s.stream,
+            session,
             start_seq,
         };
         let _ = self.tx.push_message(from, &Message::Accept(accept));
@@ -1151,7 +1232,7 @@ impl Relay {
     fn answer_peers(&mut self, now: Time, from: SocketAddr, sub: usize, club: u8) {
         let Some(s) = &self.subs[sub] else { return };
         let (stream, joined, asker_member) = (s.stream, s.joined, s.member);
-        let mut peers = Peers::new(self.streams[stream].window.stream(), club);
+        let mut peers = Peers::new(self.streams[stream].window.stream(), s.session, club);
         let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
         let older_only = asker_member & bit != 0;
         let mut chosen = [from; MAX_PEERS];
@@ -1200,6 +1281,7 @@ impl Relay {
             let leave = Leave {
                 reason,
                 stream: self.streams[sub.stream].window.stream(),
+                session: sub.session,
             };
             let _ = self.tx.push_message(sub.addr, &Message::Leave(leave));
         }
@@ -1218,7 +1300,7 @@ impl Relay {
             if !up.subscribed() {
                 continue;
             }
-            let mut nack = Nack::new(s.window.stream());
+            let mut nack = Nack::new(s.window.stream(), up.id());
             s.awaiting.retain(|_, a| a.nacks < MANIFEST_NACK_TRIES);
             for (&block, a) in &mut s.awaiting {
                 let due = now >= a.noticed + MANIFEST_NACK_AFTER
@@ -1258,6 +1340,7 @@ impl Relay {
             if let Some(up) = &mut self.streams[i].upstream {
                 let report = Keepalive {
                     stream: stream_id,
+                    session: 0, // the session stamps its own
                     highest_seq: resume.map_or(0, |s| s - 1),
                     lost: 0,
                     fec_repaired: 0,
@@ -1394,6 +1477,8 @@ impl Relay {
 mod admission_tests;
 #[cfg(test)]
 mod repair_tests;
+#[cfg(test)]
+mod session_tests;
 #[cfg(test)]
 mod swarm_tests;
 #[cfg(test)]

@@ -5,14 +5,19 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::budget::BudgetRule;
-use super::tests::{FIRST_SEQ, PUBLISHER, drain_to, published, subscribe, t};
+use super::tests::{FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, t};
 use super::*;
 use crate::testutil::{addr, emit};
 use crate::wire::NackEntry;
 
 /// A NACK for `len` chunks from each of the `starts`.
-fn nack(stream: StreamId, starts: impl IntoIterator<Item = u64>, len: u16) -> Vec<u8> {
-    let mut n = Nack::new(stream);
+fn nack(
+    stream: StreamId,
+    session: u64,
+    starts: impl IntoIterator<Item = u64>,
+    len: u16,
+) -> Vec<u8> {
+    let mut n = Nack::new(stream, session);
     for start in starts {
         n.push(NackEntry {
             kind: NackKind::Chunks,
@@ -76,7 +81,12 @@ fn a_nack_loop_gets_at_most_the_budget_and_honest_nacks_are_answered() {
 
     // For one virtual second: the greedy subscriber asks for the whole
     // window every millisecond; the honest one for two chunks every 100 ms.
-    let whole = nack(stream, (0..32).map(|e| FIRST_SEQ + e * 64), 64);
+    let whole = nack(
+        stream,
+        session(&relay, greedy),
+        (0..32).map(|e| FIRST_SEQ + e * 64),
+        64,
+    );
     let mut greedy_got = Vec::new();
     let (mut honest_asked, mut honest_got) = (0, 0);
     for ms in 0..1000 {
@@ -84,7 +94,8 @@ fn a_nack_loop_gets_at_most_the_budget_and_honest_nacks_are_answered() {
         relay.handle_datagram(now, greedy, &whole);
         if ms % 100 == 0 {
             let seq = FIRST_SEQ + ms / 2;
-            relay.handle_datagram(now, honest, &nack(stream, [seq], 2));
+            let ask = nack(stream, session(&relay, honest), [seq], 2);
+            relay.handle_datagram(now, honest, &ask);
             honest_asked += 2;
         }
         let mut honest_bufs = Vec::new();

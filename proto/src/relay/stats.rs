@@ -54,6 +54,9 @@ pub struct RelayStats {
     pub drop_bad_cookie: u64,
     /// Dropped: a session message from an address with no subscription.
     pub drop_not_subscribed: u64,
+    /// Dropped unanswered: a session message from a subscriber's address
+    /// without its session id (spoofed, or from an ended session).
+    pub drop_bad_session: u64,
     /// Refused: subscriber or stream limit reached.
     pub drop_full: u64,
     /// Dropped unanswered: HELLO, or SUBSCRIBE with a token to check, over
@@ -127,6 +130,7 @@ impl RelayStats {
             + self.drop_unproven
             + self.drop_bad_cookie
             + self.drop_not_subscribed
+            + self.drop_bad_session
             + self.drop_full
             + self.drop_rate_limited
             + self.drop_token_missing

@@ -3,7 +3,9 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{FIRST_SEQ, PUBLISHER, drain_to, published, subscribe, subscribe_clubs, t};
+use super::tests::{
+    FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, subscribe_clubs, t,
+};
 use super::*;
 use crate::wire::{DataView, Member};
 
@@ -43,6 +45,7 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
     // `a` holds the first 8 chunks already.
     let have = Have {
         stream,
+        session: session(&relay, a),
         base: FIRST_SEQ,
         mask: 0xff,
     };
@@ -71,6 +74,7 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
 fn member(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId, clubs: u64) {
     let m = Member {
         stream,
+        session: session(relay, from),
         clubs,
         upload_kbps: 3000,
     };
@@ -84,7 +88,8 @@ fn ask_peers(
     stream: StreamId,
     club: u8,
 ) -> Vec<SocketAddr> {
-    send(relay, now, from, &Message::Peers(Peers::new(stream, club)));
+    let ask = Peers::new(stream, session(relay, from), club);
+    send(relay, now, from, &Message::Peers(ask));
     drain_to(relay, from)
         .iter()
         .find_map(|b| match Message::parse(b) {
@@ -128,7 +133,14 @@ fn introduce_is_forwarded_to_a_subscriber_only_and_rate_limited() {
     subscribe(&mut relay, t(1), a, stream);
     subscribe(&mut relay, t(1), b, stream);
     while relay.poll_send().is_some() {}
-    let intro = |to| Message::Introduce(Introduce { stream, addr: to });
+    let session_a = session(&relay, a);
+    let intro = |to| {
+        Message::Introduce(Introduce {
+            stream,
+            session: session_a,
+            addr: to,
+        })
+    };
     send(&mut relay, t(2), a, &intro(b));
     let forwarded: Vec<_> = drain_to(&mut relay, b)
         .iter()
@@ -195,6 +207,7 @@ fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
     let accept = Accept {
         keepalive_ms: 1000,
         stream,
+        session: 77,
         start_seq: 0,
     };
     send(&mut relay, t(2), upstream, &Message::Accept(accept));

@@ -90,6 +90,15 @@ pub(super) fn subscribe_with_token(
     relay.handle_datagram(now, from, &buf[..n]);
 }
 
+/// The session id the relay gave the subscriber at `addr` (0 if none).
+pub(super) fn session(relay: &Relay, addr: SocketAddr) -> u64 {
+    relay
+        .sub_index
+        .get(&addr)
+        .and_then(|&i| relay.subs[i].as_ref())
+        .map_or(0, |s| s.session)
+}
+
 /// What `relay` sends to `to`, shared buffers and all.
 pub(super) fn drain_to(relay: &mut Relay, to: SocketAddr) -> Vec<SharedBuf> {
     let mut out = Vec::new();
@@ -326,7 +335,7 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
         caught_up.iter().all(|s| s % u64::from(clubs) == 1),
         "{caught_up:?}"
     );
-    let mut nack = Nack::new(stream);
+    let mut nack = Nack::new(stream, session(&relay, peer));
     nack.push(crate::wire::NackEntry {
         kind: NackKind::Chunks,
         start: FIRST_SEQ,
@@ -356,6 +365,7 @@ fn unread_events_do_not_pile_up() {
         let leave = Message::Leave(Leave {
             reason: LeaveReason::Done,
             stream,
+            session: session(&relay, from),
         });
         let mut buf = vec![0; leave.buffer_len()];
         let n = leave.emit(&mut buf).expect("emit");

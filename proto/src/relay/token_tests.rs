@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, published, subscribe_with_token, t};
+use super::tests::{PUBLISHER, drain_to, published, session, subscribe_with_token, t};
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::wire::{Member, Peers};
@@ -182,17 +182,14 @@ fn without_the_upload_scope_a_subscriber_is_never_handed_out_as_a_peer() {
     for a in [addr(1), addr(2)] {
         let m = Member {
             stream,
+            session: session(&relay, a),
             clubs: 1,
             upload_kbps: 1000,
         };
         send(&mut relay, t(2), a, &Message::Member(m));
     }
-    send(
-        &mut relay,
-        t(3),
-        asker,
-        &Message::Peers(Peers::new(stream, 0)),
-    );
+    let ask = Peers::new(stream, session(&relay, asker), 0);
+    send(&mut relay, t(3), asker, &Message::Peers(ask));
     let listed: Vec<SocketAddr> = drain_to(&mut relay, asker)
         .iter()
         .find_map(|b| match Message::parse(b) {

@@ -75,6 +75,16 @@ impl Upstream {
         self.session.server()
     }
 
+    /// The session id to put in what the relay sends the server itself.
+    pub(crate) fn id(&self) -> u64 {
+        self.session.id()
+    }
+
+    /// Whether a server session message carrying `session` is this one's.
+    pub(crate) fn owns(&self, session: u64) -> bool {
+        self.session.owns(session)
+    }
+
     /// Whether `addr` is one of this upstream's servers.
     pub(crate) fn is_server(&self, addr: SocketAddr) -> bool {
         self.servers.contains(addr)
@@ -218,6 +228,7 @@ mod tests {
         let accept = Accept {
             keepalive_ms: 1000,
             stream,
+            session: 42,
             start_seq: 0,
         };
         up.handle(t(0), &Message::Accept(accept), None, tx);
@@ -229,6 +240,7 @@ mod tests {
     fn report() -> Keepalive {
         Keepalive {
             stream: StreamId([7; 32]),
+            session: 0,
             highest_seq: 0,
             lost: 0,
             fec_repaired: 0,

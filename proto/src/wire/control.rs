@@ -1,19 +1,26 @@
 //! Session messages: KEEPALIVE, NACK, LEAVE, PEERS.
 //!
+//! Every one carries the subscription's session id (from ACCEPT) at
+//! offset 36, right after the stream id: it binds the message to the
+//! handshake, so that a spoofer who knows only the addresses cannot end,
+//! keep or steer a session (SPEC §11.4, §14).
+//!
 //! ```text
-//! KEEPALIVE (60 bytes)                   NACK (36 + 11 x count bytes)
+//! KEEPALIVE (68 bytes)                   NACK (44 + 11 x count bytes)
 //!  0 version  1 0x15  2 reserved u16      0 version  1 0x16  2 count  3 rsvd
 //!  4 stream id (32)                       4 stream id (32)
-//! 36 highest_seq u64                     36 count x { kind u8, start u64, len u16 }
-//! 44 lost u32
-//! 48 fec_repaired u32                    LEAVE (36 bytes)
-//! 52 nack_repaired u32                    0 version  1 0x17  2 reason  3 rsvd
-//! 56 latency_us u32                       4 stream id (32)
-//!
-//! PEERS (36 + 19 x count bytes)
+//! 36 session u64                         36 session u64
+//! 44 highest_seq u64                     44 count x { kind u8, start u64, len u16 }
+//! 52 lost u32
+//! 56 fec_repaired u32                    LEAVE (44 bytes)
+//! 60 nack_repaired u32                    0 version  1 0x17  2 reason  3 rsvd
+//! 64 latency_us u32                       4 stream id (32)
+//!                                        36 session u64
+//! PEERS (44 + 19 x count bytes)
 //!  0 version  1 0x18  2 club  3 count (0 = a request)
 //!  4 stream id (32)
-//! 36 count x { family u8 (4 or 6), address 16 bytes (IPv4 in the first 4), port u16 }
+//! 36 session u64
+//! 44 count x { family u8 (4 or 6), address 16 bytes (IPv4 in the first 4), port u16 }
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -22,11 +29,11 @@ use super::cursor::{BufferTooSmall, Reader, Writer};
 use super::{DecodeError, MessageType, header, put_header};
 use crate::StreamId;
 
-const KEEPALIVE_LEN: usize = 60;
-const NACK_FIXED_LEN: usize = 36;
+const KEEPALIVE_LEN: usize = 68;
+const NACK_FIXED_LEN: usize = 44;
 const NACK_ENTRY_LEN: usize = 11;
-const LEAVE_LEN: usize = 36;
-const PEERS_FIXED_LEN: usize = 36;
+const LEAVE_LEN: usize = 44;
+const PEERS_FIXED_LEN: usize = 44;
 const PEER_ENTRY_LEN: usize = 19;
 
 /// A subscriber's keepalive with its receiver report.
@@ -34,6 +41,8 @@ const PEER_ENTRY_LEN: usize = 19;
 pub struct Keepalive {
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT.
+    pub session: u64,
     /// Highest sequence number received.
     pub highest_seq: u64,
     /// Chunks given up as lost (played out as a gap).
@@ -53,6 +62,7 @@ impl Keepalive {
         r.reserved(2)?;
         let out = Self {
             stream: StreamId(r.array()?),
+            session: r.u64()?,
             highest_seq: r.u64()?,
             lost: r.u32()?,
             fec_repaired: r.u32()?,
@@ -74,6 +84,7 @@ impl Keepalive {
         put_header(&mut w, MessageType::Keepalive);
         w.zeros(2);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         w.u64(self.highest_seq);
         w.u32(self.lost);
         w.u32(self.fec_repaired);
@@ -112,15 +123,18 @@ pub const MAX_NACK_ENTRIES: usize = 32;
 pub struct Nack {
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT.
+    pub session: u64,
     entries: [NackEntry; MAX_NACK_ENTRIES],
     count: u8,
 }
 
 impl Nack {
-    /// An empty NACK for `stream`.
-    pub fn new(stream: StreamId) -> Self {
+    /// An empty NACK for `stream` in session `session`.
+    pub fn new(stream: StreamId, session: u64) -> Self {
         Self {
             stream,
+            session,
             entries: [NackEntry {
                 kind: NackKind::Chunks,
                 start: 0,
@@ -160,7 +174,8 @@ impl Nack {
         if count == 0 || count > MAX_NACK_ENTRIES {
             return Err(DecodeError::Field("count"));
         }
-        let mut nack = Self::new(StreamId(r.array()?));
+        let stream = StreamId(r.array()?);
+        let mut nack = Self::new(stream, r.u64()?);
         for _ in 0..count {
             let kind = match r.u8()? {
                 0 => NackKind::Chunks,
@@ -190,6 +205,7 @@ impl Nack {
         w.u8(self.count);
         w.zeros(1);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         for e in self.entries() {
             w.u8(e.kind as u8);
             w.u64(e.start);
@@ -220,6 +236,8 @@ pub struct Leave {
     pub reason: LeaveReason,
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT.
+    pub session: u64,
 }
 
 impl Leave {
@@ -235,8 +253,13 @@ impl Leave {
         };
         r.reserved(1)?;
         let stream = StreamId(r.array()?);
+        let session = r.u64()?;
         r.finish()?;
-        Ok(Self { reason, stream })
+        Ok(Self {
+            reason,
+            stream,
+            session,
+        })
     }
 
     /// Bytes [`Leave::emit`] writes.
@@ -251,6 +274,7 @@ impl Leave {
         w.u8(self.reason as u8);
         w.zeros(1);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         Ok(w.finish())
     }
 }
@@ -268,16 +292,21 @@ pub struct Peers {
     pub club: u8,
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT (the asker's in a
+    /// request, the receiver's in an answer).
+    pub session: u64,
     addrs: [PeerAddr; MAX_PEERS],
     count: u8,
 }
 
 impl Peers {
-    /// An empty PEERS (a request) for `club` of `stream`.
-    pub fn new(stream: StreamId, club: u8) -> Self {
+    /// An empty PEERS (a request) for `club` of `stream` in session
+    /// `session`.
+    pub fn new(stream: StreamId, session: u64, club: u8) -> Self {
         Self {
             club,
             stream,
+            session,
             addrs: [SocketAddr::from(([0, 0, 0, 0], 0)); MAX_PEERS],
             count: 0,
         }
@@ -310,7 +339,8 @@ impl Peers {
         if count > MAX_PEERS {
             return Err(DecodeError::Field("count"));
         }
-        let mut peers = Self::new(StreamId(r.array()?), club);
+        let stream = StreamId(r.array()?);
+        let mut peers = Self::new(stream, r.u64()?, club);
         for _ in 0..count {
             peers.push(read_addr(&mut r)?);
         }
@@ -330,6 +360,7 @@ impl Peers {
         w.u8(self.club);
         w.u8(self.count);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         for &addr in self.addrs() {
             write_addr(&mut w, addr);
         }

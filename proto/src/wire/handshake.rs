@@ -7,11 +7,11 @@
 //!  8 nonce u64                          12 cookie: issued_at_us u64, tag 16 bytes
 //! 16 zero padding
 //!
-//! SUBSCRIBE (78 + token bytes)          ACCEPT (44 bytes)
+//! SUBSCRIBE (78 + token bytes)          ACCEPT (52 bytes)
 //!  0 version  1 0x12  2 flags  3 rsvd    0 version  1 0x13  2 keepalive_ms u16
 //!  4 stream id (32)                      4 stream id (32)
-//! 36 clubs u64 (bit c = club c)         36 start_seq u64
-//! 44 start_seq u64 (flag RESUME)
+//! 36 clubs u64 (bit c = club c)         36 session u64 (binds the session)
+//! 44 start_seq u64 (flag RESUME)        44 start_seq u64
 //! 52 cookie (24)                        REJECT (40 bytes)
 //! 76 token_len u16                       0 version  1 0x14  2 reason  3 rsvd
 //! 78 token                               4 versions u32  8 stream id (32, or zero)
@@ -28,7 +28,7 @@ pub const CHALLENGE_LEN: usize = 36;
 /// Length of REJECT.
 pub const REJECT_LEN: usize = 40;
 /// Length of ACCEPT.
-pub const ACCEPT_LEN: usize = 44;
+pub const ACCEPT_LEN: usize = 52;
 /// Largest access token in a SUBSCRIBE.
 pub const TOKEN_MAX_LEN: usize = 512;
 const SUBSCRIBE_FIXED_LEN: usize = 78;
@@ -221,6 +221,9 @@ pub struct Accept {
     pub keepalive_ms: u16,
     /// The stream.
     pub stream: StreamId,
+    /// The session id the server drew for this subscription: every later
+    /// session message either side sends carries it (SPEC §11.4).
+    pub session: u64,
     /// The first sequence number the server will send.
     pub start_seq: u64,
 }
@@ -231,6 +234,7 @@ impl Accept {
         let mut r = header(bytes, MessageType::Accept)?;
         let keepalive_ms = r.u16()?;
         let stream = StreamId(r.array()?);
+        let session = r.u64()?;
         let start_seq = r.u64()?;
         r.finish()?;
         if keepalive_ms == 0 {
@@ -239,6 +243,7 @@ impl Accept {
         Ok(Self {
             keepalive_ms,
             stream,
+            session,
             start_seq,
         })
     }
@@ -254,6 +259,7 @@ impl Accept {
         put_header(&mut w, MessageType::Accept);
         w.u16(self.keepalive_ms);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         w.u64(self.start_seq);
         Ok(w.finish())
     }

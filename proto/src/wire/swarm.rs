@@ -1,17 +1,23 @@
 //! Swarm messages between ordinary peers and their relay: HAVE, MEMBER,
 //! INTRODUCE, PUNCH (SPEC §6.10 to §6.13).
 //!
+//! HAVE, MEMBER and INTRODUCE run inside a subscription and carry its
+//! session id (from ACCEPT) at offset 36, as the messages of `control`
+//! do. PUNCH does not: it opens a NAT before any handshake.
+//!
 //! ```text
-//! HAVE (52 bytes)                        MEMBER (48 bytes)
+//! HAVE (60 bytes)                        MEMBER (56 bytes)
 //!  0 version  1 0x19  2 reserved u16      0 version  1 0x1a  2 reserved u16
 //!  4 stream id (32)                       4 stream id (32)
-//! 36 base u64                            36 clubs u64 (member of)
-//! 44 mask u64 (bit i: holds base + i)    44 upload_kbps u32
+//! 36 session u64                         36 session u64
+//! 44 base u64                            44 clubs u64 (member of)
+//! 52 mask u64 (bit i: holds base + i)    52 upload_kbps u32
 //!
-//! INTRODUCE (55 bytes)                   PUNCH (36 bytes)
+//! INTRODUCE (63 bytes)                   PUNCH (36 bytes)
 //!  0 version  1 0x1b  2 reserved u16      0 version  1 0x1c  2 reserved u16
 //!  4 stream id (32)                       4 stream id (32)
-//! 36 family u8, address 16, port u16
+//! 36 session u64
+//! 44 family u8, address 16, port u16
 //! ```
 
 use super::control::{PeerAddr, read_addr, write_addr};
@@ -20,11 +26,11 @@ use super::{DecodeError, MessageType, header, put_header};
 use crate::StreamId;
 
 /// Bytes in a HAVE.
-pub const HAVE_LEN: usize = 52;
+pub const HAVE_LEN: usize = 60;
 /// Bytes in a MEMBER.
-pub const MEMBER_LEN: usize = 48;
+pub const MEMBER_LEN: usize = 56;
 /// Bytes in an INTRODUCE.
-pub const INTRODUCE_LEN: usize = 55;
+pub const INTRODUCE_LEN: usize = 63;
 /// Bytes in a PUNCH.
 pub const PUNCH_LEN: usize = 36;
 
@@ -34,6 +40,8 @@ pub const PUNCH_LEN: usize = 36;
 pub struct Have {
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT.
+    pub session: u64,
     /// Sequence number of bit 0.
     pub base: u64,
     /// Bit `i` set: the sender holds chunk `base + i`.
@@ -47,6 +55,7 @@ impl Have {
         r.reserved(2)?;
         let out = Self {
             stream: StreamId(r.array()?),
+            session: r.u64()?,
             base: r.u64()?,
             mask: r.u64()?,
         };
@@ -72,6 +81,7 @@ impl Have {
         put_header(&mut w, MessageType::Have);
         w.zeros(2);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         w.u64(self.base);
         w.u64(self.mask);
         Ok(w.finish())
@@ -84,6 +94,8 @@ impl Have {
 pub struct Member {
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT.
+    pub session: u64,
     /// Club mask of the clubs it forwards (0: a pure viewer).
     pub clubs: u64,
     /// Upload capacity offered to the swarm, in kbit/s.
@@ -97,6 +109,7 @@ impl Member {
         r.reserved(2)?;
         let out = Self {
             stream: StreamId(r.array()?),
+            session: r.u64()?,
             clubs: r.u64()?,
             upload_kbps: r.u32()?,
         };
@@ -115,6 +128,7 @@ impl Member {
         put_header(&mut w, MessageType::Member);
         w.zeros(2);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         w.u64(self.clubs);
         w.u32(self.upload_kbps);
         Ok(w.finish())
@@ -128,6 +142,8 @@ impl Member {
 pub struct Introduce {
     /// The stream.
     pub stream: StreamId,
+    /// The subscription's session id, from ACCEPT.
+    pub session: u64,
     /// The other peer.
     pub addr: PeerAddr,
 }
@@ -138,9 +154,14 @@ impl Introduce {
         let mut r = header(bytes, MessageType::Introduce)?;
         r.reserved(2)?;
         let stream = StreamId(r.array()?);
+        let session = r.u64()?;
         let addr = read_addr(&mut r)?;
         r.finish()?;
-        Ok(Self { stream, addr })
+        Ok(Self {
+            stream,
+            session,
+            addr,
+        })
     }
 
     /// Bytes [`Introduce::emit`] writes.
@@ -154,6 +175,7 @@ impl Introduce {
         put_header(&mut w, MessageType::Introduce);
         w.zeros(2);
         w.put(self.stream.as_bytes());
+        w.u64(self.session);
         write_addr(&mut w, self.addr);
         Ok(w.finish())
     }

@@ -9,14 +9,18 @@ use super::*;
 use crate::StreamId;
 
 const STREAM: StreamId = StreamId([7; 32]);
+/// The session id of the examples and of SPEC Appendix A.5 and A.6.
+const SESSION: u64 = 0x0123_4567_89ab_cdef;
 
 const INTRODUCE_V4: Introduce = Introduce {
     stream: STREAM,
+    session: SESSION,
     addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)), 5000),
 };
 
 const INTRODUCE_V6: Introduce = Introduce {
     stream: STREAM,
+    session: SESSION,
     addr: SocketAddr::new(
         IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
         6000,
@@ -29,6 +33,7 @@ const SWARM: [(Message<'static>, usize); 5] = [
     (
         Message::Have(Have {
             stream: STREAM,
+            session: SESSION,
             base: 1000,
             mask: 0b1011,
         }),
@@ -37,6 +42,7 @@ const SWARM: [(Message<'static>, usize); 5] = [
     (
         Message::Member(Member {
             stream: STREAM,
+            session: SESSION,
             clubs: 0b101,
             upload_kbps: 4000,
         }),
@@ -75,10 +81,13 @@ fn swarm_layouts() {
         assert_eq!(bytes[..4], [VERSION, ty, 0, 0]);
         assert_eq!(bytes[4..36], *STREAM.as_bytes());
     }
-    assert_eq!(have[36..44], 1000u64.to_be_bytes());
-    assert_eq!(have[44..], 0b1011u64.to_be_bytes());
-    assert_eq!(member[36..44], 0b101u64.to_be_bytes());
-    assert_eq!(member[44..], 4000u32.to_be_bytes());
+    // The session id right after the stream id, as in every bound message.
+    assert_eq!(have[36..44], SESSION.to_be_bytes());
+    assert_eq!(member[36..44], SESSION.to_be_bytes());
+    assert_eq!(have[44..52], 1000u64.to_be_bytes());
+    assert_eq!(have[52..], 0b1011u64.to_be_bytes());
+    assert_eq!(member[44..52], 0b101u64.to_be_bytes());
+    assert_eq!(member[52..], 4000u32.to_be_bytes());
     assert_eq!(punch.len(), 36);
 }
 
@@ -86,6 +95,7 @@ fn swarm_layouts() {
 fn have_holds_exactly_its_set_bits() {
     let have = Have {
         stream: STREAM,
+        session: SESSION,
         base: 1000,
         mask: 1 | 1 << 5 | 1 << 63,
     };
@@ -124,7 +134,7 @@ proptest! {
         offset in prop_oneof![0..80u64, any::<u64>()],
     ) {
         let seq = base.wrapping_add(offset);
-        let have = Have { stream: STREAM, base, mask };
+        let have = Have { stream: STREAM, session: SESSION, base, mask };
         let i = u128::from(seq).checked_sub(u128::from(base));
         let want = i.is_some_and(|i| i < 64 && mask >> i & 1 == 1);
         prop_assert_eq!(have.holds(seq), want);
@@ -136,8 +146,9 @@ fn introduce_carries_an_ipv4_or_ipv6_address() {
     let v4 = emitted(&Message::Introduce(INTRODUCE_V4));
     assert_eq!(v4[..4], [VERSION, 0x1b, 0, 0]);
     assert_eq!(v4[4..36], *STREAM.as_bytes());
+    assert_eq!(v4[36..44], SESSION.to_be_bytes());
     #[rustfmt::skip]
-    assert_eq!(v4[36..], [
+    assert_eq!(v4[44..], [
         4, 192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // family, address
         0x13, 0x88, // port 5000
     ]);
@@ -145,7 +156,7 @@ fn introduce_carries_an_ipv4_or_ipv6_address() {
 
     let v6 = emitted(&Message::Introduce(INTRODUCE_V6));
     #[rustfmt::skip]
-    assert_eq!(v6[36..], [
+    assert_eq!(v6[44..], [
         6, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // family, address
         0x17, 0x70, // port 6000
     ]);
@@ -160,7 +171,7 @@ fn introduce_carries_an_ipv4_or_ipv6_address() {
         ..INTRODUCE_V4
     };
     let bytes = emitted(&Message::Introduce(mapped));
-    assert_eq!(bytes[36], 6);
+    assert_eq!(bytes[44], 6);
     assert_eq!(Introduce::parse(&bytes), Ok(mapped));
 }
 
@@ -168,7 +179,7 @@ fn introduce_carries_an_ipv4_or_ipv6_address() {
 fn introduce_refuses_a_bad_address_entry() {
     let v4 = emitted(&Message::Introduce(INTRODUCE_V4));
     // The 12 bytes after an IPv4 address are padding.
-    for at in 41..53 {
+    for at in 49..61 {
         let mut bytes = v4.clone();
         bytes[at] = 1;
         assert_eq!(
@@ -179,11 +190,11 @@ fn introduce_refuses_a_bad_address_entry() {
     }
     // Any address bytes are fine for IPv6.
     let mut v6 = emitted(&Message::Introduce(INTRODUCE_V6));
-    v6[37..53].fill(0xFF);
+    v6[45..61].fill(0xFF);
     assert!(Introduce::parse(&v6).is_ok());
     for family in [0, 5, 0xFF] {
         let mut bytes = v4.clone();
-        bytes[36] = family;
+        bytes[44] = family;
         assert_eq!(Introduce::parse(&bytes), Err(DecodeError::Field("family")));
     }
 }
@@ -251,11 +262,13 @@ fn swarm_test_vectors() {
         |msg: Message<'_>| -> String { emitted(&msg).iter().map(|b| format!("{b:02x}")).collect() };
     let have = Have {
         stream,
+        session: SESSION,
         base: 16,
         mask: 0b1011,
     };
     let member = Member {
         stream,
+        session: SESSION,
         clubs: 0b101,
         upload_kbps: 4000,
     };
@@ -265,15 +278,15 @@ fn swarm_test_vectors() {
     };
     assert_eq!(
         hex(Message::Have(have)),
-        format!("01190000{id}0000000000000010000000000000000b")
+        format!("01190000{id}0123456789abcdef0000000000000010000000000000000b")
     );
     assert_eq!(
         hex(Message::Member(member)),
-        format!("011a0000{id}000000000000000500000fa0")
+        format!("011a0000{id}0123456789abcdef000000000000000500000fa0")
     );
     assert_eq!(
         hex(Message::Introduce(introduce)),
-        format!("011b0000{id}04c00002070000000000000000000000001388")
+        format!("011b0000{id}0123456789abcdef04c00002070000000000000000000000001388")
     );
     assert_eq!(
         hex(Message::Punch(Punch { stream })),

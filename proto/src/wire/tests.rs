@@ -239,14 +239,17 @@ fn subscribe() -> impl Strategy<Value = Case> {
 }
 
 fn accept() -> impl Strategy<Value = Case> {
-    (1..=u16::MAX, stream(), any::<u64>()).prop_map(|(keepalive_ms, stream, start_seq)| {
-        let a = Accept {
-            keepalive_ms,
-            stream,
-            start_seq,
-        };
-        (Message::Accept(a), Vec::new())
-    })
+    (1..=u16::MAX, stream(), any::<u64>(), any::<u64>()).prop_map(
+        |(keepalive_ms, stream, session, start_seq)| {
+            let a = Accept {
+                keepalive_ms,
+                stream,
+                session,
+                start_seq,
+            };
+            (Message::Accept(a), Vec::new())
+        },
+    )
 }
 
 const REJECT_REASONS: [RejectReason; 10] = [
@@ -279,10 +282,11 @@ fn reject() -> impl Strategy<Value = Case> {
 }
 
 fn keepalive() -> impl Strategy<Value = Case> {
-    (stream(), any::<u64>(), any::<[u32; 4]>()).prop_map(
-        |(stream, highest_seq, [lost, fec_repaired, nack_repaired, latency_us])| {
+    (stream(), any::<u64>(), any::<u64>(), any::<[u32; 4]>()).prop_map(
+        |(stream, session, highest_seq, [lost, fec_repaired, nack_repaired, latency_us])| {
             let k = Keepalive {
                 stream,
+                session,
                 highest_seq,
                 lost,
                 fec_repaired,
@@ -306,10 +310,11 @@ fn nack_entry() -> impl Strategy<Value = NackEntry> {
 fn nack() -> impl Strategy<Value = Case> {
     (
         stream(),
+        any::<u64>(),
         prop::collection::vec(nack_entry(), 1..=MAX_NACK_ENTRIES),
     )
-        .prop_map(|(stream, entries)| {
-            let mut n = Nack::new(stream);
+        .prop_map(|(stream, session, entries)| {
+            let mut n = Nack::new(stream, session);
             for e in entries {
                 assert!(n.push(e), "a valid entry fits");
             }
@@ -326,8 +331,16 @@ fn leave() -> impl Strategy<Value = Case> {
             Just(LeaveReason::EndOfStream),
         ],
         stream(),
+        any::<u64>(),
     )
-        .prop_map(|(reason, stream)| (Message::Leave(Leave { reason, stream }), Vec::new()))
+        .prop_map(|(reason, stream, session)| {
+            let l = Leave {
+                reason,
+                stream,
+                session,
+            };
+            (Message::Leave(l), Vec::new())
+        })
 }
 
 fn peer_addr() -> impl Strategy<Value = PeerAddr> {
@@ -343,10 +356,11 @@ fn peers() -> impl Strategy<Value = Case> {
     (
         any::<u8>(),
         stream(),
+        any::<u64>(),
         prop::collection::vec(peer_addr(), 0..=MAX_PEERS),
     )
-        .prop_map(|(club, stream, addrs)| {
-            let mut p = Peers::new(stream, club);
+        .prop_map(|(club, stream, session, addrs)| {
+            let mut p = Peers::new(stream, session, club);
             for a in addrs {
                 assert!(p.push(a), "at most MAX_PEERS addresses");
             }
@@ -355,26 +369,42 @@ fn peers() -> impl Strategy<Value = Case> {
 }
 
 fn have() -> impl Strategy<Value = Case> {
-    (stream(), any::<u64>(), any::<u64>()).prop_map(|(stream, base, mask)| {
-        let h = Have { stream, base, mask };
-        (Message::Have(h), Vec::new())
-    })
+    (stream(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(stream, session, base, mask)| {
+            let h = Have {
+                stream,
+                session,
+                base,
+                mask,
+            };
+            (Message::Have(h), Vec::new())
+        },
+    )
 }
 
 fn member() -> impl Strategy<Value = Case> {
-    (stream(), any::<u64>(), any::<u32>()).prop_map(|(stream, clubs, upload_kbps)| {
-        let m = Member {
-            stream,
-            clubs,
-            upload_kbps,
-        };
-        (Message::Member(m), Vec::new())
-    })
+    (stream(), any::<u64>(), any::<u64>(), any::<u32>()).prop_map(
+        |(stream, session, clubs, upload_kbps)| {
+            let m = Member {
+                stream,
+                session,
+                clubs,
+                upload_kbps,
+            };
+            (Message::Member(m), Vec::new())
+        },
+    )
 }
 
 fn introduce() -> impl Strategy<Value = Case> {
-    (stream(), peer_addr())
-        .prop_map(|(stream, addr)| (Message::Introduce(Introduce { stream, addr }), Vec::new()))
+    (stream(), any::<u64>(), peer_addr()).prop_map(|(stream, session, addr)| {
+        let i = Introduce {
+            stream,
+            session,
+            addr,
+        };
+        (Message::Introduce(i), Vec::new())
+    })
 }
 
 fn punch() -> impl Strategy<Value = Case> {
@@ -521,7 +551,7 @@ fn reserved_bits(msg: &Message<'_>, encoded: &[u8]) -> Vec<(usize, u8)> {
         | Message::Member(_)
         | Message::Punch(_) => whole(2..4),
         // The reserved u16, then the address entry's unused bytes as in PEERS.
-        Message::Introduce(i) if i.addr.is_ipv4() => [whole(2..4), whole(41..53)].concat(),
+        Message::Introduce(i) if i.addr.is_ipv4() => [whole(2..4), whole(49..61)].concat(),
         Message::Introduce(_) => whole(2..4),
         // The flag byte past RESUME, then the reserved byte.
         Message::Subscribe(_) => vec![(2, !0x01), (3, 0xFF)],
@@ -533,7 +563,7 @@ fn reserved_bits(msg: &Message<'_>, encoded: &[u8]) -> Vec<(usize, u8)> {
             .enumerate()
             .filter(|(_, a)| a.is_ipv4())
             .flat_map(|(i, _)| {
-                let entry = 36 + 19 * i;
+                let entry = 44 + 19 * i;
                 whole(entry + 5..entry + 17)
             })
             .collect(),

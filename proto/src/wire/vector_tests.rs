@@ -116,3 +116,91 @@ fn appendix_a3_block() {
     p.emit(&mut out).expect("emit");
     assert_in_spec("A.3 PARITY", &out);
 }
+
+/// A.5: the session datagrams, with the session id of A.5 and A.6.
+#[test]
+fn appendix_a5_session() {
+    use crate::cookie::CookieJar;
+    use std::net::SocketAddr;
+
+    const SESSION: u64 = 0x0123_4567_89ab_cdef;
+    let stream = PublisherKey::from_seed(SEED).stream_id();
+    let emit = |what: &str, msg: Message<'_>| {
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.emit(&mut buf).expect("emit");
+        assert_in_spec(what, &buf);
+    };
+    emit(
+        "A.5 HELLO",
+        Message::Hello(Hello {
+            versions: SUPPORTED_VERSIONS,
+            nonce: 0x0102_0304_0506_0708,
+            padded_len: HELLO_MIN_LEN as u16,
+        }),
+    );
+    let client: SocketAddr = "192.0.2.1:4000".parse().expect("addr");
+    let cookie = CookieJar::new([3; 32]).issue(crate::Time::from_micros(T), client);
+    emit(
+        "A.5 CHALLENGE",
+        Message::Challenge(Challenge {
+            nonce: 0x0102_0304_0506_0708,
+            cookie,
+        }),
+    );
+    emit(
+        "A.5 SUBSCRIBE",
+        Message::Subscribe(Subscribe {
+            stream,
+            clubs: u64::MAX,
+            start_seq: None,
+            cookie,
+            token: &[],
+        }),
+    );
+    emit(
+        "A.5 ACCEPT",
+        Message::Accept(Accept {
+            keepalive_ms: 1000,
+            stream,
+            session: SESSION,
+            start_seq: 0,
+        }),
+    );
+    emit(
+        "A.5 REJECT",
+        Message::Reject(Reject {
+            reason: RejectReason::UnsupportedVersion,
+            versions: SUPPORTED_VERSIONS,
+            stream: crate::StreamId([0; 32]),
+        }),
+    );
+    emit(
+        "A.5 KEEPALIVE",
+        Message::Keepalive(Keepalive {
+            stream,
+            session: SESSION,
+            highest_seq: 7,
+            lost: 1,
+            fec_repaired: 2,
+            nack_repaired: 3,
+            latency_us: 40_000,
+        }),
+    );
+    let mut nack = Nack::new(stream, SESSION);
+    for (kind, start, len) in [(NackKind::Chunks, 5, 3), (NackKind::Manifests, 1, 1)] {
+        nack.push(NackEntry { kind, start, len });
+    }
+    emit("A.5 NACK", Message::Nack(nack));
+    emit(
+        "A.5 LEAVE",
+        Message::Leave(Leave {
+            reason: LeaveReason::EndOfStream,
+            stream,
+            session: SESSION,
+        }),
+    );
+    let mut peers = Peers::new(stream, SESSION, 3);
+    peers.push("192.0.2.7:5000".parse().expect("addr"));
+    peers.push("[2001:db8::1]:6000".parse().expect("addr"));
+    emit("A.5 PEERS", Message::Peers(peers));
+}

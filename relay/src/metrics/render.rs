@@ -148,7 +148,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 /// Each drop reason of `drops_total` and what it sums.
-const DROP_REASONS: [(&str, Field); 25] = [
+const DROP_REASONS: [(&str, Field); 26] = [
     ("malformed", |s| s.relay.drop_malformed),
     ("forged", |s| s.relay.drop_forged),
     ("corrupted", |s| s.relay.drop_corrupted),
@@ -161,6 +161,7 @@ const DROP_REASONS: [(&str, Field); 25] = [
     ("unproven", |s| s.relay.drop_unproven),
     ("bad_cookie", |s| s.relay.drop_bad_cookie),
     ("not_subscribed", |s| s.relay.drop_not_subscribed),
+    ("bad_session", |s| s.relay.drop_bad_session),
     ("full", |s| s.relay.drop_full),
     ("token_missing", |s| s.relay.drop_token_missing),
     ("token_invalid", |s| s.relay.drop_token_invalid),

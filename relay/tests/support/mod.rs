@@ -174,6 +174,8 @@ pub struct Sub {
     pub stream: StreamId,
     pub state: SubState,
     pub start_seq: Option<u64>,
+    /// The session id from ACCEPT (0 before it).
+    pub session: u64,
     /// DATA sequence numbers in arrival order.
     pub seqs: Vec<u64>,
     /// DATA datagrams by sequence number (when `keep` is set).
@@ -196,6 +198,7 @@ impl Sub {
             stream,
             state: SubState::Hello,
             start_seq: None,
+            session: 0,
             seqs: Vec::new(),
             data: HashMap::new(),
             keep: false,
@@ -231,6 +234,7 @@ impl Sub {
     pub fn keepalive(&self) {
         self.send(&Message::Keepalive(Keepalive {
             stream: self.stream,
+            session: self.session,
             highest_seq: self.seqs.last().copied().unwrap_or(0),
             lost: 0,
             fec_repaired: 0,
@@ -240,7 +244,7 @@ impl Sub {
     }
 
     pub fn nack(&self, start: u64, len: u16) {
-        let mut n = Nack::new(self.stream);
+        let mut n = Nack::new(self.stream, self.session);
         n.push(NackEntry {
             kind: NackKind::Chunks,
             start,
@@ -288,8 +292,11 @@ impl Sub {
                     Ok(Message::Accept(a)) => {
                         self.state = SubState::Subscribed;
                         self.start_seq = Some(a.start_seq);
+                        self.session = a.session;
                     }
-                    Ok(Message::Leave(_)) => self.state = SubState::Left,
+                    Ok(Message::Leave(l)) if l.session == self.session => {
+                        self.state = SubState::Left
+                    }
                     _ => {}
                 }
             }

@@ -11,7 +11,9 @@
 //!   stream's key (a MANIFEST after its hashes are replaced by those of the
 //!   DATA and PARITY seen for its block), a CHALLENGE echoes the nonce of
 //!   the last HELLO sent to that source, a SUBSCRIBE carries the last
-//!   cookie issued to that source;
+//!   cookie issued to that source, and any other session message but
+//!   ACCEPT carries the session id last used with that source (SPEC
+//!   §11.4: without it the state machine drops it);
 //! - bit 4: run timers after the datagram;
 //! - bits 5..8: advance the clock first, by [`ADVANCE`]`[bits]`.
 //!
@@ -107,7 +109,28 @@ pub struct Fixer {
     nonces: HashMap<SocketAddr, u64>,
     /// The last cookie each address was issued.
     cookies: HashMap<SocketAddr, Cookie>,
+    /// The session id last used with each address: given it in an ACCEPT,
+    /// or carried in a session message sent to it.
+    sessions: HashMap<SocketAddr, u64>,
     buf: Vec<u8>,
+}
+
+/// Where every bound session message carries its session id (SPEC §6).
+const SESSION_AT: std::ops::Range<usize> = 36..44;
+
+/// The session id of a session message that carries one.
+fn session_of(msg: &Message<'_>) -> Option<u64> {
+    Some(match msg {
+        Message::Accept(m) => m.session,
+        Message::Keepalive(m) => m.session,
+        Message::Nack(m) => m.session,
+        Message::Leave(m) => m.session,
+        Message::Peers(m) => m.session,
+        Message::Have(m) => m.session,
+        Message::Member(m) => m.session,
+        Message::Introduce(m) => m.session,
+        _ => return None,
+    })
 }
 
 impl Fixer {
@@ -119,6 +142,11 @@ impl Fixer {
             }
             Ok(Message::Challenge(c)) => {
                 self.cookies.insert(to, c.cookie);
+            }
+            Ok(msg) => {
+                if let Some(session) = session_of(&msg) {
+                    self.sessions.insert(to, session);
+                }
             }
             _ => {}
         }
@@ -164,6 +192,16 @@ impl Fixer {
                 Ok(Message::Subscribe(mut s)) if self.cookies.contains_key(&from) => {
                     s.cookie = self.cookies[&from];
                     emit(&Message::Subscribe(s), &mut self.buf);
+                }
+                // A session message in the session the state machine
+                // holds with `from` (an ACCEPT is the server's to choose).
+                Ok(msg)
+                    if !matches!(msg, Message::Accept(_))
+                        && session_of(&msg).is_some()
+                        && self.sessions.contains_key(&from) =>
+                {
+                    self.buf.extend_from_slice(datagram);
+                    self.buf[SESSION_AT].copy_from_slice(&self.sessions[&from].to_be_bytes());
                 }
                 _ => {}
             },
