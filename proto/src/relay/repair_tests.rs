@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::budget::BudgetRule;
-use super::tests::{FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, t};
+use super::tests::{
+    FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, subscribe_from, t,
+};
 use super::*;
 use crate::testutil::{addr, emit};
 use crate::wire::NackEntry;
@@ -26,31 +28,6 @@ fn nack(
         });
     }
     emit(&Message::Nack(n))
-}
-
-/// HELLO, then SUBSCRIBE with RESUME from `seq`.
-fn subscribe_from(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId, seq: u64) {
-    let hello = Message::Hello(crate::wire::Hello {
-        versions: SUPPORTED_VERSIONS,
-        nonce: 1,
-        padded_len: crate::wire::HELLO_MIN_LEN as u16,
-    });
-    relay.handle_datagram(now, from, &emit(&hello));
-    let cookie = drain_to(relay, from)
-        .iter()
-        .find_map(|b| match Message::parse(b) {
-            Ok(Message::Challenge(c)) => Some(c.cookie),
-            _ => None,
-        })
-        .expect("a challenge");
-    let sub = Message::Subscribe(crate::wire::Subscribe {
-        stream,
-        clubs: u64::MAX,
-        start_seq: Some(seq),
-        cookie,
-        token: &[],
-    });
-    relay.handle_datagram(now, from, &emit(&sub));
 }
 
 fn bytes(bufs: &[SharedBuf]) -> u64 {

@@ -90,6 +90,37 @@ pub(super) fn subscribe_with_token(
     relay.handle_datagram(now, from, &buf[..n]);
 }
 
+/// HELLO, then SUBSCRIBE with RESUME from `seq`.
+pub(super) fn subscribe_from(
+    relay: &mut Relay,
+    now: Time,
+    from: SocketAddr,
+    stream: StreamId,
+    seq: u64,
+) {
+    let hello = Message::Hello(crate::wire::Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: crate::wire::HELLO_MIN_LEN as u16,
+    });
+    relay.handle_datagram(now, from, &crate::testutil::emit(&hello));
+    let cookie = drain_to(relay, from)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Challenge(c)) => Some(c.cookie),
+            _ => None,
+        })
+        .expect("a challenge");
+    let sub = Message::Subscribe(crate::wire::Subscribe {
+        stream,
+        clubs: u64::MAX,
+        start_seq: Some(seq),
+        cookie,
+        token: &[],
+    });
+    relay.handle_datagram(now, from, &crate::testutil::emit(&sub));
+}
+
 /// The session id the relay gave the subscriber at `addr` (0 if none).
 pub(super) fn session(relay: &Relay, addr: SocketAddr) -> u64 {
     relay
@@ -527,27 +558,7 @@ fn a_resume_before_the_first_chunk_starts_at_the_run() {
     relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
     while relay.poll_send().is_some() {}
     let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
-    let hello = crate::testutil::emit(&Message::Hello(Hello {
-        versions: SUPPORTED_VERSIONS,
-        nonce: 1,
-        padded_len: HELLO_MIN_LEN as u16,
-    }));
-    relay.handle_datagram(t(1), viewer, &hello);
-    let cookie = drain_to(&mut relay, viewer)
-        .iter()
-        .find_map(|b| match Message::parse(b) {
-            Ok(Message::Challenge(c)) => Some(c.cookie),
-            _ => None,
-        })
-        .expect("a challenge");
-    let sub = crate::testutil::emit(&Message::Subscribe(crate::wire::Subscribe {
-        stream,
-        clubs: u64::MAX,
-        start_seq: Some(5),
-        cookie,
-        token: &[],
-    }));
-    relay.handle_datagram(t(2), viewer, &sub);
+    subscribe_from(&mut relay, t(1), viewer, stream, 5);
     let start = drain_to(&mut relay, viewer)
         .iter()
         .find_map(|b| match Message::parse(b) {
