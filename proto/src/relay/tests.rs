@@ -98,10 +98,10 @@ pub(super) fn subscribe_from(
     stream: StreamId,
     seq: u64,
 ) {
-    let hello = Message::Hello(crate::wire::Hello {
+    let hello = Message::Hello(Hello {
         versions: SUPPORTED_VERSIONS,
         nonce: 1,
-        padded_len: crate::wire::HELLO_MIN_LEN as u16,
+        padded_len: HELLO_MIN_LEN as u16,
     });
     relay.handle_datagram(now, from, &crate::testutil::emit(&hello));
     let cookie = drain_to(relay, from)
