@@ -288,6 +288,9 @@ pub struct Relay {
     /// Bounds the signature checks that fail on DESCRIPTORs for streams
     /// not carried yet (the windows bound their own).
     new_streams: crate::window::Guard,
+    /// A DESCRIPTOR for a new stream that [`Relay::prove_new_stream`]
+    /// checked, taken by the next ingest of the same bytes unchecked.
+    proven_descriptor: Option<Vec<u8>>,
     /// Tokens already verified, by signature, so that a token shared by
     /// many viewers costs one signature check.
     tokens: TokenCache,
@@ -356,6 +359,7 @@ impl Relay {
             wall_clock: (Time::ZERO, 0),
             tokens: TokenCache::default(),
             new_streams: crate::window::Guard::default(),
+            proven_descriptor: None,
             free_streams: Vec::new(),
             stream_hosts: HostCounts::default(),
             sub_hosts: HostCounts::default(),
@@ -689,6 +693,66 @@ impl Relay {
         Some(StreamId(id))
     }
 
+    /// Checks a DESCRIPTOR for stream `id`, not carried here, before
+    /// anything is created for it: the cheap admission checks first (a
+    /// refused stream costs no signature check), then the signature,
+    /// within the relay's budget for checks that fail (forged descriptors
+    /// for streams it does not carry). Counts what it refuses.
+    fn check_new_stream(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        id: StreamId,
+        bytes: &[u8],
+    ) -> bool {
+        if let Err(r) = self.may_create(&id, Some(Host::of(from.ip()))) {
+            self.stats.count_refusal(r);
+            return false;
+        }
+        let parsed = crate::wire::Descriptor::parse(bytes).map_err(Rejection::from);
+        if parsed.is_ok() && !self.new_streams.may_check(now, None, false) {
+            self.stats.count(Rejection::Throttled);
+            return false;
+        }
+        let valid = parsed.and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
+        if let Err(r) = valid {
+            if r == Rejection::Forged {
+                self.new_streams.failed(None);
+            }
+            self.stats.count(r);
+            return false;
+        }
+        true
+    }
+
+    /// For the IO shell, before it takes the lock under which a worker
+    /// claims a stream nobody carries: checks a DESCRIPTOR for a stream
+    /// not carried here (see `check_new_stream`), so that the signature
+    /// check runs outside the lock and only once. `false`: the datagram
+    /// was refused and counted, and creates nothing; `true`: hand it to
+    /// [`Relay::handle_datagram`] (under the lock), which takes this
+    /// DESCRIPTOR without checking it again. Anything else is `true`.
+    pub fn prove_new_stream(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) -> bool {
+        if peek_type(bytes) != Ok(MessageType::Descriptor) || !self.config.accept_publishers {
+            return true;
+        }
+        let Some(id) = Self::stream_of(MessageType::Descriptor, bytes) else {
+            return true;
+        };
+        if self.stream_index.contains_key(&id) || self.shutting_down {
+            return true;
+        }
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        if !self.check_new_stream(now, from, id, bytes) {
+            return false;
+        }
+        self.stats.datagrams_in -= 1;
+        self.stats.bytes_in -= bytes.len() as u64;
+        self.proven_descriptor = Some(bytes.to_vec());
+        true
+    }
+
     fn ingest(&mut self, now: Time, from: SocketAddr, ty: MessageType, bytes: &[u8]) {
         let Some(id) = Self::stream_of(ty, bytes) else {
             self.stats
@@ -698,26 +762,11 @@ impl Relay {
         let index = match self.stream_index.get(&id) {
             Some(&i) => i,
             None if ty == MessageType::Descriptor && self.config.accept_publishers => {
-                // The cheap checks first: a refused stream costs no
-                // signature check.
-                if let Err(r) = self.may_create(&id, Some(Host::of(from.ip()))) {
-                    self.stats.count_refusal(r);
-                    return;
-                }
-                // Check the descriptor before creating anything for it,
-                // within the relay's budget for checks that fail (forged
-                // descriptors for streams it does not carry).
-                let parsed = crate::wire::Descriptor::parse(bytes).map_err(Rejection::from);
-                if parsed.is_ok() && !self.new_streams.may_check(now, None, false) {
-                    self.stats.count(Rejection::Throttled);
-                    return;
-                }
-                let valid = parsed.and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
-                if let Err(r) = valid {
-                    if r == Rejection::Forged {
-                        self.new_streams.failed(None);
-                    }
-                    self.stats.count(r);
+                let proven = self
+                    .proven_descriptor
+                    .take()
+                    .is_some_and(|p| p.as_slice() == bytes);
+                if !proven && !self.check_new_stream(now, from, id, bytes) {
                     return;
                 }
                 match self.create_stream(now, id, Some(Host::of(from.ip()))) {

@@ -568,3 +568,26 @@ fn a_resume_before_the_first_chunk_starts_at_the_run() {
         .expect("an ACCEPT");
     assert_eq!(start, FIRST_SEQ);
 }
+
+/// The IO shell checks a new stream's DESCRIPTOR before it locks the
+/// table workers claim streams in: a forged one is refused there and
+/// counted, a real one goes on to create the stream.
+#[test]
+fn a_new_streams_descriptor_is_proven_before_it_is_ingested() {
+    let (stream, datagrams) = published(200);
+    let mut relay = Relay::new(RelayConfig::default());
+    let mut forged = datagrams[0].clone();
+    if let Some(last) = forged.last_mut() {
+        *last ^= 1;
+    }
+    assert!(!relay.prove_new_stream(t(0), PUBLISHER, &forged));
+    assert_eq!(relay.stats().drop_forged, 1);
+    assert_eq!(relay.stats().datagrams_in, 1);
+    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[0]));
+    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    assert!(relay.window(&stream).is_some());
+    assert_eq!(relay.stats().datagrams_in, 2);
+    // Anything else, or a stream carried, is not its business.
+    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[0]));
+    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[1]));
+}

@@ -440,6 +440,10 @@ fn route_ingest(
             None
         }
         route::Route::To(w) => Some(w),
+        // A DESCRIPTOR of a stream nobody carries is checked (signature
+        // and admission) before the shared table is locked, so that a
+        // flood of them does not hold every worker's routing up.
+        route::Route::Unknown if !relay.prove_new_stream(now, from, bytes) => None,
         route::Route::Unknown => router.claim_with(stream, || {
             relay.handle_datagram(now, from, bytes);
             // Not a mirror left over from a previous owner.
