@@ -92,6 +92,10 @@ pub struct Args {
     /// the report names them, such as forged_data,hello) [default: all].
     #[arg(long, value_name = "LIST", value_delimiter = ',', requires = "flood")]
     pub flood_kinds: Vec<String>,
+    /// With --flood: send it in the name of the source's own address (a
+    /// raw socket; root), so that the relay takes it for its publisher's.
+    #[arg(long, requires = "flood")]
+    pub flood_spoof_source: bool,
     /// Each second this share of the viewers leaves (half with LEAVE,
     /// half by closing the socket) and as many new viewers join on fresh
     /// sockets: 10%, or 0.1.

@@ -202,6 +202,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             &generator_cpus,
             &args.flood_kinds,
             shared.epoch.load(Ordering::Acquire),
+            args.flood_spoof_source.then(|| {
+                let port = shared.source_port.load(Ordering::Acquire);
+                SocketAddrV4::new(
+                    std::net::Ipv4Addr::LOCALHOST,
+                    u16::try_from(port).unwrap_or(0),
+                )
+            }),
         )?),
         None => None,
     };

@@ -61,6 +61,9 @@ pub struct Shared {
     /// The source's run epoch (its first seq and block; SPEC §8.1), 0
     /// until the source starts.
     pub epoch: AtomicU64,
+    /// The port of the source's socket on 127.0.0.1 (0 before it binds):
+    /// where a spoofed flood pretends to come from.
+    pub source_port: AtomicU64,
     /// With churn: viewers that joined on a fresh socket so far.
     pub joins: AtomicU64,
     /// Of those, the ones whose first DATA came within the join deadline.
@@ -81,6 +84,7 @@ impl Shared {
             rx_chunks: AtomicU64::new(0),
             newest_seq: AtomicU64::new(UNSET),
             epoch: AtomicU64::new(0),
+            source_port: AtomicU64::new(0),
             joins: AtomicU64::new(0),
             joins_served: AtomicU64::new(0),
         }

@@ -71,6 +71,11 @@ pub fn spawn(
     shared: Arc<Shared>,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<SourceReport>>> {
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind the source's socket")?;
+    if let Ok(addr) = socket.local_addr() {
+        shared
+            .source_port
+            .store(u64::from(addr.port()), std::sync::atomic::Ordering::Release);
+    }
     // Bursts of a whole frame: let the kernel queue them rather than block.
     let _ = sys::set_buffer(&socket, sys::Buffer::Send, 8 << 20);
     std::thread::Builder::new()

@@ -10,6 +10,7 @@
 pub mod figures;
 pub mod mix;
 pub mod send;
+pub mod spoof;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -44,6 +45,12 @@ pub struct FloodArgs {
     /// is, and forged MANIFESTs carry it.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub epoch: u64,
+    /// Send every datagram in this address's name, through a raw socket
+    /// (root), instead of from the flood's own ports: the relay cannot
+    /// tell them from that sender's (the load tool passes its source's
+    /// address: forgeries "from the publisher").
+    #[arg(long, value_name = "ADDR")]
+    pub spoof_from: Option<SocketAddrV4>,
     /// Source ports (sockets) to send from, in turn.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub ports: usize,
@@ -87,6 +94,9 @@ pub struct FloodReport {
     pub gso: bool,
     /// Source ports it sent from.
     pub ports: usize,
+    /// The address it sent in the name of, if it spoofed one.
+    #[serde(default)]
+    pub spoofed_from: Option<String>,
 }
 
 /// The stream id from 64 hex digits, or the bench source's when empty.
@@ -124,6 +134,7 @@ impl Flooder {
         cpus: &[usize],
         kinds: &[String],
         epoch: u64,
+        spoof_from: Option<SocketAddrV4>,
     ) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("cannot find this program to run the flood")?;
         let mut cmd = Command::new(exe);
@@ -132,6 +143,9 @@ impl Flooder {
             .args(["--rate", &rate.to_string()])
             .args(["--duration", &format!("{}ms", duration.as_millis())])
             .args(["--epoch", &epoch.to_string()]);
+        if let Some(from) = spoof_from {
+            cmd.args(["--spoof-from", &from.to_string()]);
+        }
         if !cpus.is_empty() {
             let list: Vec<String> = cpus.iter().map(usize::to_string).collect();
             cmd.args(["--cpus", &list.join(",")]);

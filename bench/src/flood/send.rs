@@ -74,6 +74,12 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
     let mut total: u64 = 0;
     let mut turn = 0usize;
     let mut reply_buf = [0u8; 2048];
+    let mut spoofer = match args.spoof_from {
+        Some(_) => Some(super::spoof::Spoofer::new().context(
+            "--spoof-from needs a raw socket: run as root (CAP_NET_RAW), or leave it out",
+        )?),
+        None => None,
+    };
     loop {
         let now = Instant::now();
         if now >= end {
@@ -85,7 +91,12 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
         // Bounded work per look at the clock, so the end is kept.
         let mut calls = 0;
         while total < due && calls < 64 {
-            total += sender.send_call(socket, due - total);
+            total += match (&mut spoofer, args.spoof_from) {
+                (Some(spoofer), Some(from)) => {
+                    sender.send_spoofed(spoofer, from, args.target, due - total)
+                }
+                _ => sender.send_call(socket, due - total),
+            };
             calls += 1;
         }
         sender.read_replies(&sockets[turn % sockets.len()], &mut reply_buf);
@@ -107,8 +118,9 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
         sent_by_kind: sender.sent,
         send_failures: sender.failures,
         replies: sender.replies,
-        gso,
-        ports: sockets.len(),
+        gso: gso && spoofer.is_none(),
+        ports: if spoofer.is_some() { 0 } else { sockets.len() },
+        spoofed_from: args.spoof_from.map(|a| a.to_string()),
     };
     println!(
         "{}",
@@ -172,6 +184,31 @@ impl Sender {
                 0
             }
         }
+    }
+
+    /// Sends up to `budget` datagrams (at most 256) one by one through a
+    /// raw socket in `from`'s name; returns how many the kernel took.
+    fn send_spoofed(
+        &mut self,
+        spoofer: &mut super::spoof::Spoofer,
+        from: std::net::SocketAddrV4,
+        to: std::net::SocketAddrV4,
+        budget: u64,
+    ) -> u64 {
+        let mut buf = [0u8; MAX_FLOOD_DATAGRAM];
+        let mut sent = 0;
+        for _ in 0..budget.min(256) {
+            let train = self.crafter.plan();
+            self.crafter.write(train, &mut buf);
+            match spoofer.send(from, to, &buf[..train.len]) {
+                Ok(()) => {
+                    *self.sent.entry(train.kind.name().to_owned()).or_default() += 1;
+                    sent += 1;
+                }
+                Err(_) => self.failures += 1,
+            }
+        }
+        sent
     }
 
     /// Counts what the relay sent back to `socket`.
