@@ -101,6 +101,11 @@ pub struct Args {
     /// sockets: 10%, or 0.1.
     #[arg(long, value_name = "PCT", value_parser = parse_share)]
     pub churn: Option<f64>,
+    /// This many of the viewers (the first ones) NACK the whole window
+    /// every millisecond, abusing repairs: the relay answers each within
+    /// its repair budget and counts the rest (`repair_budget`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub greedy_viewers: usize,
     /// With --relay: the relay's Prometheus endpoint (its --metrics), read
     /// for its counters and subscriber gauge.
     #[arg(long, value_name = "ADDR", requires = "relay")]

@@ -172,6 +172,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             window_span: (chunks_per_sec * 2).clamp(4096, 65536) as usize,
             churn: args.churn.unwrap_or(0.0),
             rcvbuf,
+            greedy: args.greedy_viewers,
         },
         &shared,
     )?;

@@ -28,8 +28,8 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 use shoal_proto::StreamId;
 use shoal_proto::wire::{
-    DataView, HELLO_MIN_LEN, Hello, Keepalive, Message, MessageType, SUPPORTED_VERSIONS, Subscribe,
-    peek_type,
+    DataView, HELLO_MIN_LEN, Hello, Keepalive, MAX_NACK_ENTRIES, Message, MessageType, Nack,
+    NackEntry, NackKind, SUPPORTED_VERSIONS, Subscribe, peek_type,
 };
 
 use crate::net::{self, Epoll, RecvBatch};
@@ -110,7 +110,15 @@ pub struct ViewerConfig {
     pub churn: f64,
     /// Receive buffer of a replacement's socket.
     pub rcvbuf: usize,
+    /// Viewers (the first ones) that NACK the whole window every
+    /// [`GREEDY_NACK_EVERY`]: subscribers abusing repairs (SPEC §11.6).
+    pub greedy: usize,
 }
+
+/// How often a greedy viewer asks for the whole window again.
+const GREEDY_NACK_EVERY: u64 = 1_000_000;
+/// Chunks a greedy NACK asks for per entry.
+const GREEDY_NACK_LEN: u16 = 64;
 
 /// One viewer's counts over the measured range.
 #[derive(Debug, Clone, Copy, Default)]
@@ -227,7 +235,9 @@ fn run(
         epoll
             .add(socket.as_raw_fd(), token as u64)
             .context("epoll_ctl")?;
-        viewers.push(Viewer::new(index, socket, config.window_span, shared));
+        let mut viewer = Viewer::new(index, socket, config.window_span, shared);
+        viewer.greedy = index < config.greedy;
+        viewers.push(viewer);
     }
     let mut batch = RecvBatch::new(BATCH);
     let mut tally = Tally {
@@ -371,6 +381,9 @@ struct Viewer {
     joined_at: Option<u64>,
     /// Whether DATA has reached it.
     served: bool,
+    /// Asks for the whole window every [`GREEDY_NACK_EVERY`].
+    greedy: bool,
+    last_nack: u64,
 }
 
 impl Viewer {
@@ -391,6 +404,8 @@ impl Viewer {
             result: ViewerResult::default(),
             joined_at: None,
             served: false,
+            greedy: false,
+            last_nack: 0,
         }
     }
 
@@ -402,7 +417,7 @@ impl Viewer {
     }
 
     fn send(&self, msg: &Message<'_>, now: &Now<'_>, tally: &mut Tally) {
-        let mut buf = [0u8; 128];
+        let mut buf = [0u8; 512];
         let sent = msg
             .emit(&mut buf)
             .ok()
@@ -442,6 +457,10 @@ impl Viewer {
                 }
             }
             State::Subscribed => {
+                if self.greedy && now.nanos.saturating_sub(self.last_nack) >= GREEDY_NACK_EVERY {
+                    self.last_nack = now.nanos;
+                    self.nack_everything(now, tally);
+                }
                 if now.nanos.saturating_sub(self.last_keepalive) >= self.keepalive_every {
                     self.last_keepalive = now.nanos;
                     self.send(
@@ -460,6 +479,24 @@ impl Viewer {
                 }
             }
         }
+    }
+
+    /// A NACK for the 2048 chunks behind the newest it has seen.
+    fn nack_everything(&self, now: &Now<'_>, tally: &mut Tally) {
+        let Some(highest) = self.seen.highest() else {
+            return;
+        };
+        let span = MAX_NACK_ENTRIES as u64 * u64::from(GREEDY_NACK_LEN);
+        let from = highest.saturating_sub(span);
+        let mut nack = Nack::new(now.stream, self.session);
+        for e in 0..MAX_NACK_ENTRIES as u64 {
+            nack.push(NackEntry {
+                kind: NackKind::Chunks,
+                start: from + e * u64::from(GREEDY_NACK_LEN),
+                len: GREEDY_NACK_LEN,
+            });
+        }
+        self.send(&Message::Nack(nack), now, tally);
     }
 
     fn on_datagram(&mut self, bytes: &[u8], from: SocketAddrV4, now: &Now<'_>, tally: &mut Tally) {
