@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod os;
 pub mod roles;
 pub mod server;
+pub mod spoof;
 pub mod supervise;
 pub mod worker;

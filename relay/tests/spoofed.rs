@@ -23,7 +23,6 @@
 mod support;
 
 use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use shoal_proto::StreamId;
@@ -37,73 +36,20 @@ use shoal_proto::wire::{
 use shoal_relay::io::BackendKind;
 use support::*;
 
-/// A raw socket that sends IPv4 packets with the headers we write.
-struct Spoofer(OwnedFd);
+/// A raw socket that sends in anyone's name (root).
+struct Spoofer(shoal_relay::spoof::Spoofer);
 
 impl Spoofer {
     fn new() -> Self {
-        // SAFETY: plain socket(2) call; a non-negative result is ours.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
-        assert!(
-            fd >= 0,
-            "a raw socket is needed to spoof (run as root): {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: fd was just created and is owned by nobody else.
-        Self(unsafe { OwnedFd::from_raw_fd(fd) })
+        Self(
+            shoal_relay::spoof::Spoofer::new()
+                .expect("a raw socket is needed to spoof (run as root)"),
+        )
     }
 
     /// Sends `payload` as UDP from `src` to `dst`.
-    fn send(&self, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
-        let udp_len = 8 + payload.len();
-        let total = 20 + udp_len;
-        let mut p = Vec::with_capacity(total);
-        p.extend_from_slice(&[
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0x40,
-            0,
-            64,
-            17,
-            0,
-            0,
-        ]);
-        p.extend_from_slice(&src.ip().octets());
-        p.extend_from_slice(&dst.ip().octets());
-        p.extend_from_slice(&src.port().to_be_bytes());
-        p.extend_from_slice(&dst.port().to_be_bytes());
-        p.extend_from_slice(&(udp_len as u16).to_be_bytes());
-        p.extend_from_slice(&[0, 0]); // no UDP checksum (allowed over IPv4)
-        p.extend_from_slice(payload);
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(dst.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: `p` and `addr` are live for the call; lengths are theirs.
-        let n = unsafe {
-            libc::sendto(
-                self.0.as_raw_fd(),
-                p.as_ptr().cast(),
-                p.len(),
-                0,
-                (&raw const addr).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(
-            n,
-            p.len() as isize,
-            "raw send: {}",
-            std::io::Error::last_os_error()
-        );
+    fn send(&mut self, src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) {
+        self.0.send(src, dst, payload).expect("raw send");
     }
 }
 
@@ -130,7 +76,7 @@ fn spoofed_subscribe_gets_no_data(backend: BackendKind) {
     let SocketAddr::V4(victim_addr) = victim.local_addr().expect("addr") else {
         panic!("IPv4");
     };
-    let spoofer = Spoofer::new();
+    let mut spoofer = Spoofer::new();
     let hello = encode(&Message::Hello(Hello {
         versions: SUPPORTED_VERSIONS,
         nonce: 9,
@@ -393,7 +339,7 @@ fn spoofed_session_messages_end_nothing_and_keep_nothing(backend: BackendKind) {
     let departed_at = Instant::now();
     let gone = v4(departed[0].socket.local_addr().expect("addr"));
 
-    let spoofer = Spoofer::new();
+    let mut spoofer = Spoofer::new();
     let mut guess = 0x9e37_79b9_7f4a_7c15u64;
     let mut next_guess = || {
         guess = guess

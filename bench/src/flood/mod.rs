@@ -10,7 +10,6 @@
 pub mod figures;
 pub mod mix;
 pub mod send;
-pub mod spoof;
 
 use std::collections::BTreeMap;
 use std::io::Read;

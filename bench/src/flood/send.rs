@@ -75,7 +75,7 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
     let mut turn = 0usize;
     let mut reply_buf = [0u8; 2048];
     let mut spoofer = match args.spoof_from {
-        Some(_) => Some(super::spoof::Spoofer::new().context(
+        Some(_) => Some(shoal_relay::spoof::Spoofer::new().context(
             "--spoof-from needs a raw socket: run as root (CAP_NET_RAW), or leave it out",
         )?),
         None => None,
@@ -190,7 +190,7 @@ impl Sender {
     /// raw socket in `from`'s name; returns how many the kernel took.
     fn send_spoofed(
         &mut self,
-        spoofer: &mut super::spoof::Spoofer,
+        spoofer: &mut shoal_relay::spoof::Spoofer,
         from: std::net::SocketAddrV4,
         to: std::net::SocketAddrV4,
         budget: u64,

@@ -1,7 +1,8 @@
-//! Sending flood datagrams in someone else's name: a raw IPv4 socket that
-//! writes the IP and UDP headers itself, so the relay sees them come from
-//! the address of its real publisher (`shoal-bench --flood-spoof-source`).
-//! Needs root (CAP_NET_RAW); loopback only, as the whole flood.
+//! UDP datagrams in someone else's name: a raw IPv4 socket that writes
+//! the IP and UDP headers itself, so the receiver sees them come from any
+//! address. For the spoofing tests (`relay/tests/spoofed.rs`) and the load
+//! tool's `--flood-spoof-source`; never used by a relay. Needs root
+//! (CAP_NET_RAW); its users send to loopback only.
 
 use std::io;
 use std::net::SocketAddrV4;
@@ -30,7 +31,7 @@ impl Spoofer {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Self {
             fd,
-            packet: Vec::with_capacity(HEADERS + super::mix::MAX_FLOOD_DATAGRAM),
+            packet: Vec::new(),
         })
     }
 
