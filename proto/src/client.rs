@@ -386,15 +386,7 @@ mod tests {
     const STREAM: StreamId = StreamId([9; 32]);
 
     fn report() -> Keepalive {
-        Keepalive {
-            stream: STREAM,
-            session: 0,
-            highest_seq: 0,
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
-        }
+        crate::testutil::keepalive(STREAM, 0)
     }
 
     /// The types of the queued datagrams, emptying the queue.
@@ -482,15 +474,7 @@ mod binding_tests {
     const ID: u64 = 0x5e55_1011;
 
     fn report() -> Keepalive {
-        Keepalive {
-            stream: STREAM,
-            session: 0,
-            highest_seq: 0,
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
-        }
+        crate::testutil::keepalive(STREAM, 0)
     }
 
     fn drain(tx: &mut TxQueue) -> Vec<Vec<u8>> {

@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::Time;
-use crate::wire::Message;
+use crate::wire::{Keepalive, Message};
+use crate::{StreamId, Time};
 
 /// `ms` milliseconds after a fixed start (1 s, so that times before it
 /// exist).
@@ -22,4 +22,17 @@ pub(crate) fn emit(msg: &Message<'_>) -> Vec<u8> {
     let n = msg.emit(&mut buf).expect("emit");
     buf.truncate(n);
     buf
+}
+
+/// A KEEPALIVE for `stream` in session `session` with an empty report.
+pub(crate) fn keepalive(stream: StreamId, session: u64) -> Keepalive {
+    Keepalive {
+        stream,
+        session,
+        highest_seq: 0,
+        lost: 0,
+        fec_repaired: 0,
+        nack_repaired: 0,
+        latency_us: 0,
+    }
 }

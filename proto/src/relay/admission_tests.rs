@@ -150,15 +150,10 @@ fn junk_streams_are_capped_per_source_and_leave_when_idle() {
     assert_eq!(relay.stats().drop_full, 1);
     // ...and the junk goes within the idle timeout (and a quarter) of its
     // last data, in virtual time, while the viewer keeps its subscription.
-    let keepalive = Message::Keepalive(Keepalive {
-        stream: junk0,
-        session: session(&relay, junk_viewer),
-        highest_seq: 0,
-        lost: 0,
-        fec_repaired: 0,
-        nack_repaired: 0,
-        latency_us: 0,
-    });
+    let keepalive = Message::Keepalive(crate::testutil::keepalive(
+        junk0,
+        session(&relay, junk_viewer),
+    ));
     let keepalive = crate::testutil::emit(&keepalive);
     let mut leaves = Vec::new();
     let mut gone_at = None;
@@ -237,15 +232,7 @@ fn subscribers_cannot_fill_the_table_with_empty_streams() {
             let (id, _) = throwaway(500 + j);
             let session = session(&relay, from);
             let msg = if ms < 40_000 {
-                crate::testutil::emit(&Message::Keepalive(Keepalive {
-                    stream: id,
-                    session,
-                    highest_seq: 0,
-                    lost: 0,
-                    fec_repaired: 0,
-                    nack_repaired: 0,
-                    latency_us: 0,
-                }))
+                crate::testutil::emit(&Message::Keepalive(crate::testutil::keepalive(id, session)))
             } else {
                 leave(id, session)
             };
@@ -328,15 +315,10 @@ fn a_mirror_goes_when_its_owner_says_so_not_by_its_own_clock() {
     drain_to(&mut mirror, viewer);
     // An hour later, with the viewer's keepalives, the owner has let the
     // stream go; the mirror, which runs no idle timer, keeps it until told.
-    let keepalive = crate::testutil::emit(&Message::Keepalive(Keepalive {
+    let keepalive = crate::testutil::emit(&Message::Keepalive(crate::testutil::keepalive(
         stream,
-        session: session(&mirror, viewer),
-        highest_seq: 0,
-        lost: 0,
-        fec_repaired: 0,
-        nack_repaired: 0,
-        latency_us: 0,
-    }));
+        session(&mirror, viewer),
+    )));
     for s in 1..=60 {
         let now = t(200 + s * 1000);
         owner.handle_timeout(now);
@@ -419,15 +401,10 @@ fn a_configured_downstream_resubscribes_when_its_upstream_lets_an_idle_stream_go
         }
         // The viewer keeps its subscription to b.
         if ms % 500 == 0 {
-            let keepalive = crate::testutil::emit(&Message::Keepalive(Keepalive {
+            let keepalive = crate::testutil::emit(&Message::Keepalive(crate::testutil::keepalive(
                 stream,
-                session: session(&b, viewer),
-                highest_seq: 0,
-                lost: 0,
-                fec_repaired: 0,
-                nack_repaired: 0,
-                latency_us: 0,
-            }));
+                session(&b, viewer),
+            )));
             b.handle_datagram(now, viewer, &keepalive);
         }
     }

@@ -39,15 +39,7 @@ fn everything(stream: StreamId, session: u64, other: SocketAddr) -> Vec<Message<
         len: 64,
     });
     vec![
-        Message::Keepalive(Keepalive {
-            stream,
-            session,
-            highest_seq: 0,
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
-        }),
+        Message::Keepalive(crate::testutil::keepalive(stream, session)),
         Message::Nack(nack),
         Message::Peers(Peers::new(stream, session, 0)),
         Message::Have(Have {

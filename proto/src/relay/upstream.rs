@@ -238,15 +238,7 @@ mod tests {
     }
 
     fn report() -> Keepalive {
-        Keepalive {
-            stream: StreamId([7; 32]),
-            session: 0,
-            highest_seq: 0,
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
-        }
+        crate::testutil::keepalive(StreamId([7; 32]), 0)
     }
 
     #[test]

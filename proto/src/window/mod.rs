@@ -821,11 +821,11 @@ impl Window {
             if slot.seq != seq || slot.state != SlotState::Pending {
                 continue;
             }
+            // The chunk's hash was computed when it arrived (`pending_hash`).
             let ok = DataView::new_checked(&slot.bytes).ok().is_some_and(|v| {
                 let d = v.fields();
                 d.block == block
-                    && self.blocks[bi].data_hash(seq, d.index)
-                        == Some(chunk_hash(d.flags.bits(), d.timestamp_us, d.payload))
+                    && self.blocks[bi].data_hash(seq, d.index) == Some(slot.pending_hash)
             });
             if ok {
                 let keyframe = slot.as_ref().keyframe;
@@ -849,7 +849,7 @@ impl Window {
                     && f.k == b.k
                     && f.m == b.m
                     && f.symbol.len() == usize::from(b.symbol_len)
-                    && Some(parity_hash(f.symbol)) == b.parity_hash(usize::from(index))
+                    && Some(p.pending_hash) == b.parity_hash(usize::from(index))
             });
             let b = &mut self.blocks[bi];
             if let Some(p) = b.parity.get_mut(usize::from(index)) {
