@@ -1,24 +1,22 @@
 //! The receiver's side: missing data symbols of a block, rebuilt.
 
-use core::fmt;
-
 use reed_solomon_simd::ReedSolomonDecoder;
 
-use super::{FecError, check_block, check_symbol_len};
+use super::{FecError, Reused, check_block, check_symbol_len};
 
 /// Rebuilds a block's missing data symbols, reusing its working space from
 /// block to block.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Decoder {
-    /// Created by the first block that has parity. `None` also after
-    /// reed-solomon-simd failed a reset, which leaves its decoder unusable.
-    codec: Option<ReedSolomonDecoder>,
+    codec: Reused<ReedSolomonDecoder>,
 }
 
 impl Decoder {
     /// A decoder; its working space is allocated by the first block.
     pub const fn new() -> Self {
-        Self { codec: None }
+        Self {
+            codec: Reused::new(),
+        }
     }
 
     /// Rebuilds the data symbols missing from a block of `k` data and `m`
@@ -56,7 +54,10 @@ impl Decoder {
         let mut codec = if m == 0 {
             None
         } else {
-            Some(self.prepare(k, m, symbol_len)?)
+            Some(self.codec.prepare(
+                |codec| codec.reset(k, m, symbol_len),
+                || ReedSolomonDecoder::new(k, m, symbol_len),
+            )?)
         };
 
         let mut have_originals = Seen::default();
@@ -101,29 +102,6 @@ impl Decoder {
             restored(index, symbol);
         }
         Ok(())
-    }
-
-    /// The codec, reset for a block of this shape (already checked, and
-    /// `m > 0`).
-    fn prepare(
-        &mut self,
-        k: usize,
-        m: usize,
-        symbol_len: usize,
-    ) -> Result<&mut ReedSolomonDecoder, FecError> {
-        super::reuse_codec(
-            &mut self.codec,
-            |codec| codec.reset(k, m, symbol_len),
-            || ReedSolomonDecoder::new(k, m, symbol_len),
-        )
-    }
-}
-
-impl fmt::Debug for Decoder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Decoder")
-            .field("allocated", &self.codec.is_some())
-            .finish()
     }
 }
 

@@ -1,24 +1,22 @@
 //! The publisher's side: parity symbols of a block.
 
-use core::fmt;
-
 use reed_solomon_simd::ReedSolomonEncoder;
 
-use super::{FecError, check_block, check_symbol_len};
+use super::{FecError, Reused, check_block, check_symbol_len};
 
 /// Computes a block's parity symbols, reusing its working space from block
 /// to block.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Encoder {
-    /// Created by the first block that has parity. `None` also after
-    /// reed-solomon-simd failed a reset, which leaves its encoder unusable.
-    codec: Option<ReedSolomonEncoder>,
+    codec: Reused<ReedSolomonEncoder>,
 }
 
 impl Encoder {
     /// An encoder; its working space is allocated by the first block.
     pub const fn new() -> Self {
-        Self { codec: None }
+        Self {
+            codec: Reused::new(),
+        }
     }
 
     /// Computes the `m` parity symbols of the block whose data symbols are
@@ -54,7 +52,10 @@ impl Encoder {
             return Ok(());
         }
 
-        let codec = self.prepare(k, m, symbol_len)?;
+        let codec = self.codec.prepare(
+            |codec| codec.reset(k, m, symbol_len),
+            || ReedSolomonEncoder::new(k, m, symbol_len),
+        )?;
         for original in originals {
             codec.add_original_shard(original)?;
         }
@@ -63,29 +64,6 @@ impl Encoder {
             emit(index, symbol);
         }
         Ok(())
-    }
-
-    /// The codec, reset for a block of this shape (already checked, and
-    /// `m > 0`).
-    fn prepare(
-        &mut self,
-        k: usize,
-        m: usize,
-        symbol_len: usize,
-    ) -> Result<&mut ReedSolomonEncoder, FecError> {
-        super::reuse_codec(
-            &mut self.codec,
-            |codec| codec.reset(k, m, symbol_len),
-            || ReedSolomonEncoder::new(k, m, symbol_len),
-        )
-    }
-}
-
-impl fmt::Debug for Encoder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Encoder")
-            .field("allocated", &self.codec.is_some())
-            .finish()
     }
 }
 

@@ -26,6 +26,8 @@
 //! space between blocks: once they have seen a block of a given size they do
 //! not allocate again for blocks no larger.
 
+use core::fmt;
+
 mod decoder;
 mod encoder;
 pub mod symbol;
@@ -155,23 +157,52 @@ fn check_symbol_len(symbol_len: usize) -> Result<(), FecError> {
     }
 }
 
-/// The codec in `slot`, reset for a new block shape, or a new one.
-///
-/// A failed reset leaves a reed-solomon-simd codec in a state where every
-/// later call panics, so it is taken out and dropped on failure.
-fn reuse_codec<C>(
-    slot: &mut Option<C>,
-    reset: impl FnOnce(&mut C) -> Result<(), reed_solomon_simd::Error>,
-    new: impl FnOnce() -> Result<C, reed_solomon_simd::Error>,
-) -> Result<&mut C, FecError> {
-    let codec = match slot.take() {
-        Some(mut codec) => {
-            reset(&mut codec)?;
-            codec
-        }
-        None => new()?,
-    };
-    Ok(slot.insert(codec))
+/// A reed-solomon-simd encoder or decoder, made by the first block that
+/// needs it and reset for each later block's shape, so that its working
+/// space is allocated once.
+pub(super) struct Reused<C> {
+    /// `None` until the first block with parity, and again after a failed
+    /// reset, which leaves a reed-solomon-simd codec in a state where every
+    /// later call panics: it is taken out and dropped.
+    codec: Option<C>,
+}
+
+impl<C> Reused<C> {
+    /// Nothing allocated yet.
+    pub(super) const fn new() -> Self {
+        Self { codec: None }
+    }
+
+    /// The codec, reset for a block's shape with `reset`, or made by
+    /// `make` for the first block (the shape already checked, and `m > 0`).
+    pub(super) fn prepare(
+        &mut self,
+        reset: impl FnOnce(&mut C) -> Result<(), reed_solomon_simd::Error>,
+        make: impl FnOnce() -> Result<C, reed_solomon_simd::Error>,
+    ) -> Result<&mut C, FecError> {
+        let codec = match self.codec.take() {
+            Some(mut codec) => {
+                reset(&mut codec)?;
+                codec
+            }
+            None => make()?,
+        };
+        Ok(self.codec.insert(codec))
+    }
+}
+
+impl<C> Default for Reused<C> {
+    fn default() -> Self {
+        Self { codec: None }
+    }
+}
+
+impl<C> fmt::Debug for Reused<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reused")
+            .field("allocated", &self.codec.is_some())
+            .finish()
+    }
 }
 
 #[cfg(test)]
