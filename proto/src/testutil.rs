@@ -26,13 +26,5 @@ pub(crate) fn emit(msg: &Message<'_>) -> Vec<u8> {
 
 /// A KEEPALIVE for `stream` in session `session` with an empty report.
 pub(crate) fn keepalive(stream: StreamId, session: u64) -> Keepalive {
-    Keepalive {
-        stream,
-        session,
-        highest_seq: 0,
-        lost: 0,
-        fec_repaired: 0,
-        nack_repaired: 0,
-        latency_us: 0,
-    }
+    Keepalive::empty(stream, session)
 }

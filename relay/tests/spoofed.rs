@@ -181,15 +181,7 @@ fn session_messages(stream: StreamId, session: u64, member: SocketAddr) -> Vec<V
         len: u16::MAX,
     });
     vec![
-        encode(&Message::Keepalive(Keepalive {
-            stream,
-            session,
-            highest_seq: 0,
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
-        })),
+        encode(&Message::Keepalive(Keepalive::empty(stream, session))),
         encode(&Message::Nack(nack)),
         encode(&Message::Peers(Peers::new(stream, session, 0))),
         encode(&Message::Have(Have {

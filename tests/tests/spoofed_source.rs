@@ -42,15 +42,7 @@ fn spoofed_victim_gets_no_stream_data_and_no_amplification() {
         },
         token: &[],
     }));
-    let keepalive = encode(&Message::Keepalive(Keepalive {
-        stream,
-        session: 1,
-        highest_seq: 0,
-        lost: 0,
-        fec_repaired: 0,
-        nack_repaired: 0,
-        latency_us: 0,
-    }));
+    let keepalive = encode(&Message::Keepalive(Keepalive::empty(stream, 1)));
     let mut nack = Nack::new(stream, 1);
     nack.push(NackEntry {
         kind: NackKind::Chunks,

@@ -56,6 +56,20 @@ pub struct Keepalive {
 }
 
 impl Keepalive {
+    /// A KEEPALIVE for `stream` in session `session` with an empty report:
+    /// nothing received, lost or repaired yet.
+    pub const fn empty(stream: StreamId, session: u64) -> Self {
+        Self {
+            stream,
+            session,
+            highest_seq: 0,
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        }
+    }
+
     /// Parses a KEEPALIVE.
     pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = header(bytes, MessageType::Keepalive)?;

@@ -152,13 +152,16 @@ impl Node for Echo {
     }
 }
 
-/// `n` datagrams, one per millisecond, from a sender to a sink over `link`;
-/// returns the network and the sink.
-fn one_way(seed: u64, n: u32, link: LinkConfig) -> (Network, NodeId<Sink>) {
+/// `n` ticks of `per_tick` datagrams, a millisecond apart, from a sender
+/// to a sink over `link`; returns the network and the sink.
+fn one_way(seed: u64, n: u32, per_tick: u32, link: LinkConfig) -> (Network, NodeId<Sink>) {
     let mut net = Network::new(seed);
     net.set_default_link(link);
     let sink = net.add_node(addr(2), Sink::default());
-    net.add_node(addr(1), Sender::new(addr(2), T0, n, ms(1)));
+    net.add_node(
+        addr(1),
+        Sender::new(addr(2), T0, n, ms(1)).per_tick(per_tick),
+    );
     net.run_until(T0 + ms(u64::from(n)) + ms(1_000));
     (net, sink)
 }
@@ -188,15 +191,8 @@ fn random_loss_matches_the_configured_rate() {
         loss: 0.1,
         ..LinkConfig::default()
     };
-    let mut net = Network::new(2);
-    net.set_default_link(link);
-    let sink = net.add_node(addr(2), Sink::default());
     // 100 000 datagrams: 100 per tick for 1000 ticks.
-    net.add_node(
-        addr(1),
-        Sender::new(addr(2), T0, 1_000, ms(1)).per_tick(100),
-    );
-    net.run_until(T0 + ms(2_000));
+    let (net, sink) = one_way(2, 1_000, 100, link);
 
     let n = 100_000.0;
     let received = net.node(sink).received.len() as f64;
@@ -223,14 +219,8 @@ fn burst_loss_comes_in_runs_of_one_over_p_bad_to_good() {
         },
         ..LinkConfig::default()
     };
-    let mut net = Network::new(3);
-    net.set_default_link(link);
-    let sink = net.add_node(addr(2), Sink::default());
-    net.add_node(
-        addr(1),
-        Sender::new(addr(2), T0, 1_000, ms(1)).per_tick(100),
-    );
-    net.run_until(T0 + ms(2_000));
+    // 100 000 datagrams: 100 per tick for 1000 ticks.
+    let (net, sink) = one_way(3, 1_000, 100, link);
 
     let seqs = net.node(sink).seqs();
     let (mut lost, mut bursts, mut expected) = (0u32, 0u32, 0u32);
@@ -257,7 +247,7 @@ fn duplication_happens_at_the_configured_rate() {
         duplicate: 0.05,
         ..LinkConfig::default()
     };
-    let (net, sink) = one_way(4, 20_000, link);
+    let (net, sink) = one_way(4, 20_000, 1, link);
     let duplicated = net.link_stats(addr(1), addr(2)).duplicated;
     assert_eq!(net.node(sink).received.len() as u64, 20_000 + duplicated);
     // Expect 1000, one standard deviation about 31.
@@ -275,7 +265,7 @@ fn reordering_happens_at_the_configured_rate() {
         reorder_delay: ms(5),
         ..LinkConfig::default()
     };
-    let (net, sink) = one_way(5, 10_000, link);
+    let (net, sink) = one_way(5, 10_000, 1, link);
     let seqs = net.node(sink).seqs();
     assert_eq!(seqs.len(), 10_000, "reordering loses nothing");
     let mut highest = None;
