@@ -381,7 +381,7 @@ fn is_final(reason: RejectReason) -> bool {
 mod tests {
     use super::*;
     use crate::testutil::t;
-    use crate::wire::{Accept, Challenge, Reject};
+    use crate::wire::Reject;
 
     const STREAM: StreamId = StreamId([9; 32]);
 
@@ -402,24 +402,9 @@ mod tests {
         let server = "127.0.0.1:7400".parse().expect("addr");
         let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
         s.start(t(0), tx);
-        let cookie = Cookie {
-            issued_at_us: 0,
-            tag: [0; 16],
-        };
-        let nonce = s.nonce;
-        s.handle(
-            t(0),
-            &Message::Challenge(Challenge { nonce, cookie }),
-            None,
-            tx,
-        );
-        let accept = Accept {
-            keepalive_ms: 1000,
-            stream: STREAM,
-            session: 42,
-            start_seq: 0,
-        };
-        s.handle(t(0), &Message::Accept(accept), None, tx);
+        for answer in crate::testutil::handshake_answers(STREAM, s.nonce) {
+            s.handle(t(0), &answer, None, tx);
+        }
         assert_eq!(s.state(), SessionState::Subscribed);
         sent(tx);
         s

@@ -28,3 +28,23 @@ pub(crate) fn emit(msg: &Message<'_>) -> Vec<u8> {
 pub(crate) fn keepalive(stream: StreamId, session: u64) -> Keepalive {
     Keepalive::empty(stream, session)
 }
+
+/// What a server answers a HELLO with `nonce` by, in order: a CHALLENGE
+/// (with a zero cookie) and an ACCEPT of session 42 with 1 s keepalives;
+/// for tests of the subscribing side.
+pub(crate) fn handshake_answers(stream: StreamId, nonce: u64) -> [Message<'static>; 2] {
+    let cookie = crate::wire::Cookie {
+        issued_at_us: 0,
+        tag: [0; 16],
+    };
+    let accept = crate::wire::Accept {
+        keepalive_ms: 1000,
+        stream,
+        session: 42,
+        start_seq: 0,
+    };
+    [
+        Message::Challenge(crate::wire::Challenge { nonce, cookie }),
+        Message::Accept(accept),
+    ]
+}

@@ -193,7 +193,6 @@ mod tests {
     use super::*;
     use crate::client::STALL_AFTER;
     use crate::testutil::{addr, t};
-    use crate::wire::{Accept, Challenge, Cookie};
 
     const A: &str = "127.0.0.1:1";
     const B: &str = "127.0.0.1:2";
@@ -215,23 +214,9 @@ mod tests {
         let mut up = Upstream::new(t(0), vec![addr(A), addr(B)], stream, Vec::new(), 1, tx)
             .expect("servers");
         let (_, nonce) = hellos(tx)[0];
-        let cookie = Cookie {
-            issued_at_us: 0,
-            tag: [0; 16],
-        };
-        up.handle(
-            t(0),
-            &Message::Challenge(Challenge { nonce, cookie }),
-            None,
-            tx,
-        );
-        let accept = Accept {
-            keepalive_ms: 1000,
-            stream,
-            session: 42,
-            start_seq: 0,
-        };
-        up.handle(t(0), &Message::Accept(accept), None, tx);
+        for answer in crate::testutil::handshake_answers(stream, nonce) {
+            up.handle(t(0), &answer, None, tx);
+        }
         assert!(up.subscribed());
         hellos(tx);
         up
