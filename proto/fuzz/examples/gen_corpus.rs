@@ -605,11 +605,13 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
             stream,
         }))
     };
-    let leave = |reason| encode(&Message::Leave(Leave {
+    let leave = |reason| {
+        encode(&Message::Leave(Leave {
             reason,
             stream,
             session: SESSION,
-        }));
+        }))
+    };
     let keepalive = encode(&Message::Keepalive(Keepalive {
         stream,
         session: SESSION,

@@ -25,10 +25,10 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use common::{Amplification, Fixer, Oracle, T0, check_hello, check_progress, steps, stream};
+use common::{Amplification, Fixer, Oracle, T0, check_hello, stream};
 use libfuzzer_sys::fuzz_target;
+use shoal_proto::Time;
 use shoal_proto::relay::{Relay, RelayConfig, RelayEvent};
 use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::{Cookie, Message, MessageType, peek_type};
@@ -106,6 +106,40 @@ impl Harness {
     }
 }
 
+impl common::Harness for Harness {
+    fn fixer(&mut self) -> &mut Fixer {
+        &mut self.fixer
+    }
+    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.oracle.fed(bytes);
+        self.amplification.fed(from, bytes);
+        match Message::parse(bytes) {
+            Ok(Message::Challenge(c)) => {
+                let list = self.cookies.entry(from).or_default();
+                if !list.contains(&c.cookie) {
+                    list.push(c.cookie);
+                }
+            }
+            Ok(Message::Accept(a)) if a.stream == stream() => {
+                self.accepted.insert(from);
+            }
+            _ => {}
+        }
+    }
+    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.relay.handle_datagram(now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.relay.handle_timeout(now);
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.relay.poll_timeout()
+    }
+    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
+        self.drain(input);
+    }
+}
+
 fuzz_target!(|input: &[u8]| {
     let addrs = addrs();
     let servers = [addrs[0], addrs[3]];
@@ -120,7 +154,7 @@ fuzz_target!(|input: &[u8]| {
         accept_publishers: false,
         ..RelayConfig::default()
     };
-    let mut now = T0;
+    let now = T0;
     let mut h = Harness {
         relay: Relay::new(config),
         servers,
@@ -135,32 +169,5 @@ fuzz_target!(|input: &[u8]| {
         .add_upstreams(now, &servers, stream())
         .expect("a valid stream");
     h.drain(None);
-    for step in steps(input) {
-        now += step.advance;
-        let from = addrs[step.source];
-        let bytes = h.fixer.fix(from, step.fix, step.datagram).to_vec();
-        h.oracle.fed(&bytes);
-        h.amplification.fed(from, &bytes);
-        match Message::parse(&bytes) {
-            Ok(Message::Challenge(c)) => {
-                let list = h.cookies.entry(from).or_default();
-                if !list.contains(&c.cookie) {
-                    list.push(c.cookie);
-                }
-            }
-            Ok(Message::Accept(a)) if a.stream == stream() => {
-                h.accepted.insert(from);
-            }
-            _ => {}
-        }
-        h.relay.handle_datagram(now, from, &bytes);
-        h.drain(Some((from, bytes.len())));
-        if step.timers {
-            h.relay.handle_timeout(now);
-            check_progress(now, h.relay.poll_timeout());
-            h.drain(None);
-        }
-    }
-    h.relay.handle_timeout(now + Duration::from_secs(3600));
-    h.drain(None);
+    common::play(&mut h, input, &addrs, now);
 });

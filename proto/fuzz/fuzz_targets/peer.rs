@@ -31,10 +31,10 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Amplification, Fixer, Oracle, T0, check_hello, check_progress, steps, stream};
+use common::{Amplification, Fixer, Oracle, PlayOrder, T0, check_hello, stream};
 use libfuzzer_sys::fuzz_target;
+use shoal_proto::Time;
 use shoal_proto::peer::{Peer, PeerConfig};
-use shoal_proto::viewer::ViewerEvent;
 use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::{MessageType, peek_type};
 
@@ -62,8 +62,7 @@ struct Harness {
     oracle: Oracle,
     fixer: Fixer,
     sent: Vec<(SocketAddr, Vec<u8>)>,
-    next: Option<u64>,
-    ended: bool,
+    order: PlayOrder,
 }
 
 impl Harness {
@@ -95,34 +94,31 @@ impl Harness {
                 )
         });
         while let Some(event) = self.peer.poll_event() {
-            match event {
-                ViewerEvent::Chunk { seq, .. } => {
-                    assert!(!self.ended, "chunk {seq} after the end");
-                    assert!(self.next.is_none_or(|n| seq >= n), "chunk {seq} replayed");
-                    self.next = Some(seq + 1);
-                }
-                ViewerEvent::Gap { from, to } => {
-                    assert!(!self.ended, "gap after the end");
-                    assert!(from < to, "empty gap {from}..{to}");
-                    assert!(self.next.is_none_or(|n| from >= n), "gap {from} replayed");
-                    self.next = Some(to);
-                }
-                ViewerEvent::EndOfStream => {
-                    assert!(!self.ended, "two ends");
-                    self.ended = true;
-                }
-                // A later run starts above everything an earlier one sent
-                // (SPEC §4.2), so the checks above hold across it.
-                ViewerEvent::Subscribed { .. }
-                | ViewerEvent::Rejected(_)
-                | ViewerEvent::NewRun { .. } => {}
-                ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
-                // A later run (or a jump ahead): output goes on above
-                // `next`, which the Gap before it (if any) moved.
-                ViewerEvent::NewRun { .. } => assert!(!self.ended, "a new run after the end"),
-            }
+            self.order.check(&event);
         }
         assert!(self.peer.stats().subscribers <= MAX_SUBSCRIBERS as u64);
+    }
+}
+
+impl common::Harness for Harness {
+    fn fixer(&mut self) -> &mut Fixer {
+        &mut self.fixer
+    }
+    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.oracle.fed(bytes);
+        self.amplification.fed(from, bytes);
+    }
+    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.peer.handle_datagram(now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.peer.handle_timeout(now);
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.peer.poll_timeout()
+    }
+    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
+        self.drain(input);
     }
 }
 
@@ -140,7 +136,7 @@ fuzz_target!(|input: &[u8]| {
         capacity: 128,
         manifest_wait: Duration::from_millis(500),
     };
-    let mut now = T0;
+    let now = T0;
     let mut h = Harness {
         peer: Peer::new(config, now).expect("a valid stream"),
         relay: addrs[0],
@@ -148,24 +144,8 @@ fuzz_target!(|input: &[u8]| {
         oracle: Oracle::default(),
         fixer: Fixer::default(),
         sent: Vec::new(),
-        next: None,
-        ended: false,
+        order: PlayOrder::default(),
     };
     h.drain(None);
-    for step in steps(input) {
-        now += step.advance;
-        let from = addrs[step.source];
-        let bytes = h.fixer.fix(from, step.fix, step.datagram).to_vec();
-        h.oracle.fed(&bytes);
-        h.amplification.fed(from, &bytes);
-        h.peer.handle_datagram(now, from, &bytes);
-        h.drain(Some((from, bytes.len())));
-        if step.timers {
-            h.peer.handle_timeout(now);
-            check_progress(now, h.peer.poll_timeout());
-            h.drain(None);
-        }
-    }
-    h.peer.handle_timeout(now + Duration::from_secs(3600));
-    h.drain(None);
+    common::play(&mut h, input, &addrs, now);
 });

@@ -22,10 +22,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use common::{Amplification, Fixer, Oracle, T0, check_progress, steps};
+use common::{Amplification, Fixer, Oracle, T0};
 use libfuzzer_sys::fuzz_target;
+use shoal_proto::Time;
 use shoal_proto::relay::{Relay, RelayConfig, RelayEvent};
 use shoal_proto::window::WindowConfig;
 
@@ -74,6 +74,28 @@ impl Harness {
     }
 }
 
+impl common::Harness for Harness {
+    fn fixer(&mut self) -> &mut Fixer {
+        &mut self.fixer
+    }
+    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.oracle.fed(bytes);
+        self.amplification.fed(from, bytes);
+    }
+    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.relay.handle_datagram(now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.relay.handle_timeout(now);
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.relay.poll_timeout()
+    }
+    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
+        self.drain(input);
+    }
+}
+
 fuzz_target!(|input: &[u8]| {
     let config = RelayConfig {
         window: WindowConfig {
@@ -94,22 +116,5 @@ fuzz_target!(|input: &[u8]| {
         fixer: Fixer::default(),
         sent: Vec::new(),
     };
-    let addrs = addrs();
-    let mut now = T0;
-    for step in steps(input) {
-        now += step.advance;
-        let from = addrs[step.source];
-        let bytes = h.fixer.fix(from, step.fix, step.datagram).to_vec();
-        h.oracle.fed(&bytes);
-        h.amplification.fed(from, &bytes);
-        h.relay.handle_datagram(now, from, &bytes);
-        h.drain(Some((from, bytes.len())));
-        if step.timers {
-            h.relay.handle_timeout(now);
-            check_progress(now, h.relay.poll_timeout());
-            h.drain(None);
-        }
-    }
-    h.relay.handle_timeout(now + Duration::from_secs(3600));
-    h.drain(None);
+    common::play(&mut h, input, &addrs(), T0);
 });

@@ -25,8 +25,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Fixer, Oracle, T0, check_hello, check_progress, steps, stream};
+use common::{Fixer, Oracle, PlayOrder, T0, check_hello, stream};
 use libfuzzer_sys::fuzz_target;
+use shoal_proto::Time;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent};
 use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::Message;
@@ -51,25 +52,21 @@ struct Harness {
     relay: SocketAddr,
     oracle: Oracle,
     fixer: Fixer,
-    /// The next sequence number playout may report.
-    next: Option<u64>,
-    ended: bool,
+    order: PlayOrder,
     accepted: bool,
 }
 
 impl Harness {
-    fn drain(&mut self) {
+    fn drain(&mut self, _input: Option<(SocketAddr, usize)>) {
         while let Some(t) = self.viewer.poll_transmit() {
             assert_eq!(t.dst, self.relay, "a viewer talks only to its relay");
             check_hello(t.payload);
             self.fixer.sent(t.dst, t.payload);
         }
         while let Some(event) = self.viewer.poll_event() {
+            self.order.check(&event);
             match event {
                 ViewerEvent::Chunk { seq, payload, .. } => {
-                    assert!(!self.ended, "chunk {seq} after the end");
-                    assert!(self.next.is_none_or(|n| seq >= n), "chunk {seq} replayed");
-                    self.next = Some(seq + 1);
                     let chunk = self
                         .viewer
                         .window()
@@ -78,28 +75,38 @@ impl Harness {
                     assert_eq!(chunk.payload(), &payload[..]);
                     self.oracle.check_data(chunk.datagram);
                 }
-                ViewerEvent::Gap { from, to } => {
-                    assert!(!self.ended, "gap after the end");
-                    assert!(from < to, "empty gap {from}..{to}");
-                    assert!(self.next.is_none_or(|n| from >= n), "gap {from} replayed");
-                    self.next = Some(to);
-                }
-                ViewerEvent::EndOfStream => {
-                    assert!(!self.ended, "two ends");
-                    self.ended = true;
-                }
                 ViewerEvent::Subscribed { .. } => {
                     assert!(self.accepted, "subscribed without an ACCEPT");
                 }
-                // A later run starts above everything an earlier one sent
-                // (SPEC §4.2), so the checks above hold across it.
-                ViewerEvent::Rejected(_) | ViewerEvent::NewRun { .. } => {}
-                ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
-                // A later run (or a jump ahead): output goes on above
-                // `next`, which the Gap before it (if any) moved.
-                ViewerEvent::NewRun { .. } => assert!(!self.ended, "a new run after the end"),
+                _ => {}
             }
         }
+    }
+}
+
+impl common::Harness for Harness {
+    fn fixer(&mut self) -> &mut Fixer {
+        &mut self.fixer
+    }
+    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
+        self.oracle.fed(bytes);
+        if from == self.relay
+            && matches!(Message::parse(bytes), Ok(Message::Accept(a)) if a.stream == stream())
+        {
+            self.accepted = true;
+        }
+    }
+    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.viewer.handle_datagram(now, from, bytes);
+    }
+    fn handle_timeout(&mut self, now: Time) {
+        self.viewer.handle_timeout(now);
+    }
+    fn poll_timeout(&self) -> Option<Time> {
+        self.viewer.poll_timeout()
+    }
+    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
+        self.drain(input);
     }
 }
 
@@ -118,35 +125,15 @@ fuzz_target!(|input: &[u8]| {
     config.club_nack = flags & 2 != 0;
     config.resume_live = flags & 4 != 0;
     config.nonce_seed = u64::from(flags >> 3);
-    let mut now = T0;
+    let now = T0;
     let mut h = Harness {
         viewer: Viewer::new(config, now).expect("a valid stream"),
         relay,
         oracle: Oracle::default(),
         fixer: Fixer::default(),
-        next: None,
-        ended: false,
+        order: PlayOrder::default(),
         accepted: false,
     };
-    h.drain();
-    for step in steps(input) {
-        now += step.advance;
-        let from = addrs[step.source];
-        let bytes = h.fixer.fix(from, step.fix, step.datagram).to_vec();
-        h.oracle.fed(&bytes);
-        if from == relay
-            && matches!(Message::parse(&bytes), Ok(Message::Accept(a)) if a.stream == stream())
-        {
-            h.accepted = true;
-        }
-        h.viewer.handle_datagram(now, from, &bytes);
-        h.drain();
-        if step.timers {
-            h.viewer.handle_timeout(now);
-            check_progress(now, h.viewer.poll_timeout());
-            h.drain();
-        }
-    }
-    h.viewer.handle_timeout(now + Duration::from_secs(3600));
-    h.drain();
+    h.drain(None);
+    common::play(&mut h, input, &addrs, now);
 });

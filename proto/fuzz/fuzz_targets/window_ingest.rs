@@ -15,40 +15,16 @@
 
 #![no_main]
 
-use std::collections::HashMap;
-use std::sync::LazyLock;
+mod common;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::{Fixer, KEY, T0, records};
 use libfuzzer_sys::fuzz_target;
-use shoal_proto::Time;
-use shoal_proto::integrity::{Hash, PublisherKey, StreamKey, chunk_hash, parity_hash};
+use shoal_proto::integrity::{chunk_hash, parity_hash};
 use shoal_proto::window::{Ready, Window, WindowConfig};
-use shoal_proto::wire::{
-    Data, DataView, HASH_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView, MessageType, Parity,
-    ParityView, SIGNATURE_LEN, peek_type,
-};
-
-/// Seed of the stream's key; `examples/gen_corpus.rs` publishes with it.
-const SEED: [u8; 32] = [1; 32];
-/// Clock at the first record; the corpus generator starts there too.
-const T0: Time = Time::from_micros(1_700_000_000_000_000);
-
-static PUBLISHER: LazyLock<PublisherKey> = LazyLock::new(|| PublisherKey::from_seed(SEED));
-static KEY: LazyLock<StreamKey> =
-    LazyLock::new(|| StreamKey::new(PUBLISHER.stream_id()).expect("a valid key"));
-
-/// Splits the input into `(control, datagram)` records.
-fn records(mut input: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
-    std::iter::from_fn(move || {
-        let [control, hi, lo, rest @ ..] = input else {
-            return None;
-        };
-        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
-        let (datagram, tail) = rest.split_at(len);
-        input = tail;
-        Some((*control, datagram))
-    })
-}
+use shoal_proto::wire::{DataView, ManifestView, ParityView};
 
 /// Everything the window reports must verify.
 fn check_ready(window: &mut Window) {
@@ -126,45 +102,6 @@ fn check_parity(window: &Window, block: u64, index: u8) {
     }
 }
 
-/// The hashes of the last DATA and PARITY datagrams seen, by block, parity
-/// or not, and index: what a publisher would sign into the block's manifest.
-#[derive(Default)]
-struct Seen(HashMap<(u64, bool, u8), Hash>);
-
-impl Seen {
-    fn note(&mut self, datagram: &[u8]) {
-        if let Ok(d) = Data::parse(datagram) {
-            let hash = chunk_hash(d.flags.bits(), d.timestamp_us, d.payload);
-            self.0.insert((d.block, false, d.index), hash);
-        } else if let Ok(p) = Parity::parse(datagram) {
-            self.0
-                .insert((p.block, true, p.index), parity_hash(p.symbol));
-        }
-    }
-
-    /// Signs `datagram` (a MANIFEST or DESCRIPTOR) into `buf` as the
-    /// publisher would, a MANIFEST's hashes first replaced by those seen
-    /// for its block.
-    fn forge<'b>(&self, datagram: &[u8], buf: &'b mut Vec<u8>) -> &'b [u8] {
-        buf.clear();
-        buf.extend_from_slice(datagram);
-        if let Ok(m) = Manifest::parse(datagram) {
-            let k = usize::from(m.k);
-            let slots = (0..m.k)
-                .map(|i| (false, i, usize::from(i)))
-                .chain((0..m.m).map(|i| (true, i, k + usize::from(i))));
-            for (parity, index, at) in slots {
-                if let Some(hash) = self.0.get(&(m.block, parity, index)) {
-                    let at = MANIFEST_HEADER_LEN + at * HASH_LEN;
-                    buf[at..at + HASH_LEN].copy_from_slice(hash);
-                }
-            }
-        }
-        PUBLISHER.sign_trailer(buf);
-        buf
-    }
-}
-
 fuzz_target!(|input: &[u8]| {
     // The smallest window (twice the largest block) wraps after 128 chunks
     // and 32 blocks, so eviction is within a short input's reach.
@@ -174,20 +111,12 @@ fuzz_target!(|input: &[u8]| {
     };
     let mut window = Window::new(KEY.clone(), config);
     let mut now = T0;
-    let mut seen = Seen::default();
-    let mut buf = Vec::new();
+    let mut fixer = Fixer::default();
+    // The window has no peers: the fixer only signs as the publisher.
+    let from = SocketAddr::from(([192, 0, 2, 1], 7400));
     for (control, datagram) in records(input) {
         now += Duration::from_millis(10 * u64::from(control >> 2));
-        seen.note(datagram);
-        let signed = matches!(
-            peek_type(datagram),
-            Ok(MessageType::Manifest | MessageType::Descriptor)
-        );
-        let bytes = if control & 1 != 0 && signed && datagram.len() >= SIGNATURE_LEN {
-            seen.forge(datagram, &mut buf)
-        } else {
-            datagram
-        };
+        let bytes = fixer.fix(from, control & 1 != 0, datagram);
         let _ = window.ingest(now, bytes);
         check_ready(&mut window);
         if control & 2 != 0 {

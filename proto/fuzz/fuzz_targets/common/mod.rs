@@ -27,6 +27,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use shoal_proto::integrity::{Hash, PublisherKey, StreamKey, chunk_hash, parity_hash};
+use shoal_proto::viewer::ViewerEvent;
 use shoal_proto::wire::{
     Cookie, Data, Descriptor, HASH_LEN, HELLO_MIN_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView,
     Message, MessageType, Parity, SIGNATURE_LEN, peek_type,
@@ -75,8 +76,8 @@ pub struct Step<'a> {
     pub datagram: &'a [u8],
 }
 
-/// Splits the input into steps.
-pub fn steps(mut input: &[u8]) -> impl Iterator<Item = Step<'_>> {
+/// Splits the input into `(control, datagram)` records.
+pub fn records(mut input: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
     std::iter::from_fn(move || {
         let [control, hi, lo, rest @ ..] = input else {
             return None;
@@ -84,14 +85,94 @@ pub fn steps(mut input: &[u8]) -> impl Iterator<Item = Step<'_>> {
         let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(rest.len());
         let (datagram, tail) = rest.split_at(len);
         input = tail;
-        Some(Step {
-            source: usize::from(control & 7),
-            fix: control & 8 != 0,
-            timers: control & 16 != 0,
-            advance: ADVANCE[usize::from(control >> 5)],
-            datagram,
-        })
+        Some((*control, datagram))
     })
+}
+
+/// Splits the input into steps.
+pub fn steps(input: &[u8]) -> impl Iterator<Item = Step<'_>> {
+    records(input).map(|(control, datagram)| Step {
+        source: usize::from(control & 7),
+        fix: control & 8 != 0,
+        timers: control & 16 != 0,
+        advance: ADVANCE[usize::from(control >> 5)],
+        datagram,
+    })
+}
+
+/// A state-machine target's harness, as [`play`] drives it.
+pub trait Harness {
+    /// Makes the datagram `from` valid as the step asks.
+    fn fixer(&mut self) -> &mut Fixer;
+    /// Notes a (fixed) datagram in the harness's oracles, before the state
+    /// machine sees it.
+    fn note(&mut self, from: SocketAddr, bytes: &[u8]);
+    /// The state machine's doors.
+    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]);
+    fn handle_timeout(&mut self, now: Time);
+    fn poll_timeout(&self) -> Option<Time>;
+    /// Drains and checks what the state machine sent and told; `input` is
+    /// the datagram just handled (`None`: timers ran).
+    fn drain(&mut self, input: Option<(SocketAddr, usize)>);
+}
+
+/// Feeds the input's steps to `h` from `now` on, datagrams from `addrs`,
+/// checking after every call; then lets an hour pass.
+pub fn play(h: &mut impl Harness, input: &[u8], addrs: &[SocketAddr; 8], mut now: Time) {
+    for step in steps(input) {
+        now += step.advance;
+        let from = addrs[step.source];
+        let bytes = h.fixer().fix(from, step.fix, step.datagram).to_vec();
+        h.note(from, &bytes);
+        h.handle_datagram(now, from, &bytes);
+        h.drain(Some((from, bytes.len())));
+        if step.timers {
+            h.handle_timeout(now);
+            check_progress(now, h.poll_timeout());
+            h.drain(None);
+        }
+    }
+    h.handle_timeout(now + Duration::from_secs(3600));
+    h.drain(None);
+}
+
+/// Playout moves forward: chunks and gaps in increasing order, nothing
+/// after the end of the stream, never a move to another relay (the
+/// targets give one).
+#[derive(Default)]
+pub struct PlayOrder {
+    /// The next sequence number playout may report.
+    next: Option<u64>,
+    ended: bool,
+}
+
+impl PlayOrder {
+    /// Checks one event of a viewer or a peer.
+    pub fn check(&mut self, event: &ViewerEvent) {
+        match *event {
+            ViewerEvent::Chunk { seq, .. } => {
+                assert!(!self.ended, "chunk {seq} after the end");
+                assert!(self.next.is_none_or(|n| seq >= n), "chunk {seq} replayed");
+                self.next = Some(seq + 1);
+            }
+            ViewerEvent::Gap { from, to } => {
+                assert!(!self.ended, "gap after the end");
+                assert!(from < to, "empty gap {from}..{to}");
+                assert!(self.next.is_none_or(|n| from >= n), "gap {from} replayed");
+                self.next = Some(to);
+            }
+            ViewerEvent::EndOfStream => {
+                assert!(!self.ended, "two ends");
+                self.ended = true;
+            }
+            // A later run (or a jump ahead) starts above everything an
+            // earlier one sent (SPEC §4.2): output goes on above `next`,
+            // which the Gap before it (if any) moved.
+            ViewerEvent::NewRun { .. } => assert!(!self.ended, "a new run after the end"),
+            ViewerEvent::RelayChanged { .. } => panic!("moved with no relay to fall back on"),
+            ViewerEvent::Subscribed { .. } | ViewerEvent::Rejected(_) => {}
+        }
+    }
 }
 
 /// The control byte for a step, for the corpus generator.
