@@ -10,7 +10,7 @@ use super::tests::{
 };
 use super::*;
 use crate::testutil::{addr, emit};
-use crate::wire::NackEntry;
+use crate::wire::{Nack, NackEntry, NackKind};
 
 /// A NACK for `len` chunks from each of the `starts`.
 fn nack(

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use super::tests::{PUBLISHER, drain_to, published, session, subscribe, t};
 use super::*;
-use crate::wire::Member;
+use crate::wire::{Accept, Challenge, Have, Introduce, Member, Nack, NackKind, Peers};
 
 fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
     let mut buf = vec![0; msg.buffer_len()];

@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 
+use super::swarm::INTRODUCE_RATE;
 use super::tests::{
     FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, subscribe_clubs, t,
 };
+use super::upstream::MANIFEST_NACK_AFTER;
 use super::*;
-use crate::wire::{DataView, Member};
+use crate::wire::{Accept, Challenge, DataView, Have, Introduce, Member, NackKind, Peers};
 
 fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
     let mut buf = vec![0; msg.buffer_len()];

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
-use crate::wire::{Codec, HELLO_MIN_LEN, Hello};
+use crate::wire::{Codec, HELLO_MIN_LEN, Hello, Nack, NackKind, SUPPORTED_VERSIONS};
 
 pub(super) const PUBLISHER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);

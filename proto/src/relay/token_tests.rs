@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use super::tests::{PUBLISHER, drain_to, published, session, subscribe_with_token, t};
 use super::*;
 use crate::integrity::PublisherKey;
+use crate::token::{Scope, Token};
 use crate::wire::{Member, Peers};
 
 /// Unix time the tests' relay believes it is at `t(0)`.

@@ -1,0 +1,328 @@
+//! Ingest: stream datagrams (DATA, PARITY, MANIFEST, DESCRIPTOR) into
+//! the stream's window, and what became verified out to fan-out and the
+//! mirrors.
+//!
+//! Each stream has one [`Window`] that verifies it (a signature per block,
+//! a hash per chunk). A DESCRIPTOR for a stream not carried yet is checked
+//! before anything is created for it, within the relay's budget for checks
+//! that fail. In a multi-threaded relay one worker ingests a stream and
+//! hands each verified item to the others ([`Relay::poll_export`]), which
+//! adopt it without checking it again ([`Relay::handle_adopt`]).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use super::fanout::Item;
+use super::host::Host;
+use super::sources::ProvenSources;
+use super::upstream::{Awaiting, MANIFEST_NACK_AFTER, MAX_AWAITING, Upstream};
+use super::{Relay, RelayEvent};
+use crate::integrity::{Rejection, StreamKey};
+use crate::transmit::SharedBuf;
+use crate::window::{Adopt, Ingested, Ready, Window};
+use crate::wire::{DecodeError, MessageType, peek_type};
+use crate::{StreamId, Time};
+
+/// A stream carried: its window and where its datagrams come from.
+#[derive(Debug)]
+pub(super) struct Stream {
+    pub(super) window: Window,
+    pub(super) upstream: Option<Upstream>,
+    /// Fed by [`Relay::handle_adopt`] from the relay worker that ingests
+    /// it, rather than by ingest here.
+    pub(super) mirror: bool,
+    /// Blocks whose chunks came from the upstream without their manifest.
+    pub(super) awaiting: BTreeMap<u64, Awaiting>,
+    /// Who may send chunks ahead of their manifest.
+    pub(super) sources: ProvenSources,
+    /// Verified data last came (or, for a stream never live, a subscriber
+    /// last waited).
+    pub(super) last_active: Option<Time>,
+    /// The host that created it, counted against its stream limit.
+    pub(super) creator: Option<Host>,
+    /// Pulled from upstreams by configuration: never idle.
+    pub(super) configured: bool,
+    /// A free slot: see [`Relay::remove_stream`].
+    pub(super) vacant: bool,
+}
+
+/// A verified item for the mirrors of a stream: see [`Relay::poll_export`].
+#[derive(Debug, Clone)]
+pub struct Export {
+    /// The stream.
+    pub stream: StreamId,
+    /// What it is.
+    pub item: Adopt,
+    /// Its datagram, shared.
+    pub buf: SharedBuf,
+}
+
+impl Relay {
+    /// The stream a DATA, PARITY, MANIFEST or DESCRIPTOR datagram belongs
+    /// to (unchecked); `None` for other datagrams. IO shells with several
+    /// workers route ingest by it.
+    pub fn ingest_stream(bytes: &[u8]) -> Option<StreamId> {
+        match peek_type(bytes).ok()? {
+            ty @ (MessageType::Data
+            | MessageType::Parity
+            | MessageType::Manifest
+            | MessageType::Descriptor) => Self::stream_of(ty, bytes),
+            _ => None,
+        }
+    }
+
+    fn stream_of(ty: MessageType, bytes: &[u8]) -> Option<StreamId> {
+        let at = match ty {
+            MessageType::Data | MessageType::Parity => 4,
+            _ => 8,
+        };
+        let mut id = [0; 32];
+        id.copy_from_slice(bytes.get(at..at + 32)?);
+        Some(StreamId(id))
+    }
+
+    /// Checks a DESCRIPTOR for stream `id`, not carried here, before
+    /// anything is created for it: the cheap admission checks first (a
+    /// refused stream costs no signature check), then the signature,
+    /// within the relay's budget for checks that fail (forged descriptors
+    /// for streams it does not carry). Counts what it refuses.
+    fn check_new_stream(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        id: StreamId,
+        bytes: &[u8],
+    ) -> bool {
+        if let Err(r) = self.may_create(&id, Some(Host::of(from.ip()))) {
+            self.stats.count_refusal(r);
+            return false;
+        }
+        let parsed = crate::wire::Descriptor::parse(bytes).map_err(Rejection::from);
+        if parsed.is_ok() && !self.new_streams.may_check(now, None, false) {
+            self.stats.count(Rejection::Throttled);
+            return false;
+        }
+        let valid = parsed.and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
+        if let Err(r) = valid {
+            if r == Rejection::Forged {
+                self.new_streams.failed(None);
+            }
+            self.stats.count(r);
+            return false;
+        }
+        true
+    }
+
+    /// For the IO shell, before it takes the lock under which a worker
+    /// claims a stream nobody carries: checks a DESCRIPTOR for a stream
+    /// not carried here (see `check_new_stream`), so that the signature
+    /// check runs outside the lock and only once. `false`: the datagram
+    /// was refused and counted, and creates nothing; `true`: hand it to
+    /// [`Relay::handle_datagram`] (under the lock), which takes this
+    /// DESCRIPTOR without checking it again. Anything else is `true`.
+    pub fn prove_new_stream(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) -> bool {
+        if peek_type(bytes) != Ok(MessageType::Descriptor) || !self.config.accept_publishers {
+            return true;
+        }
+        let Some(id) = Self::stream_of(MessageType::Descriptor, bytes) else {
+            return true;
+        };
+        if self.stream_index.contains_key(&id) || self.shutting_down {
+            return true;
+        }
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += bytes.len() as u64;
+        if !self.check_new_stream(now, from, id, bytes) {
+            return false;
+        }
+        self.stats.datagrams_in -= 1;
+        self.stats.bytes_in -= bytes.len() as u64;
+        self.proven_descriptor = Some(bytes.to_vec());
+        true
+    }
+
+    pub(super) fn ingest(&mut self, now: Time, from: SocketAddr, ty: MessageType, bytes: &[u8]) {
+        let Some(id) = Self::stream_of(ty, bytes) else {
+            self.stats
+                .count(Rejection::Malformed(DecodeError::Truncated));
+            return;
+        };
+        let index = match self.stream_index.get(&id) {
+            Some(&i) => i,
+            None if ty == MessageType::Descriptor && self.config.accept_publishers => {
+                let proven = self
+                    .proven_descriptor
+                    .take()
+                    .is_some_and(|p| p.as_slice() == bytes);
+                if !proven && !self.check_new_stream(now, from, id, bytes) {
+                    return;
+                }
+                match self.create_stream(now, id, Some(Host::of(from.ip()))) {
+                    Ok(i) => i,
+                    Err(r) => {
+                        self.stats.count_refusal(r);
+                        return;
+                    }
+                }
+            }
+            None => {
+                self.stats.count(Rejection::WrongStream);
+                return;
+            }
+        };
+        let stream = &mut self.streams[index];
+        if stream.mirror {
+            // The worker that ingests this stream verifies it; datagrams
+            // for it do not belong here (the IO shell routes them there).
+            self.stats.count(Rejection::WrongStream);
+            return;
+        }
+        let mut trusted = stream.sources.contains(from, now);
+        if let Some(up) = &mut stream.upstream
+            && up.server() == from
+        {
+            up.heard(now);
+            trusted = true;
+        }
+        let ingested = stream.window.ingest_from(now, bytes, trusted);
+        if matches!(ingested, Ok(Ingested::Descriptor | Ingested::Verified)) {
+            stream.last_active = Some(now);
+        }
+        match ingested {
+            Ok(Ingested::Descriptor) => {
+                stream.sources.prove(from, now);
+                self.fanout.push(index, Item::Descriptor);
+                self.export_item(index, Adopt::Descriptor);
+            }
+            Ok(Ingested::Verified) if ty == MessageType::Manifest => {
+                stream.sources.prove(from, now);
+            }
+            Ok(_) => {}
+            Err(r) => self.stats.count(r),
+        }
+        self.drain_ready(now, index);
+    }
+
+    pub(super) fn drain_ready(&mut self, now: Time, index: usize) {
+        while let Some(ready) = self.streams[index].window.poll_ready() {
+            let stream = &mut self.streams[index];
+            match ready {
+                // Taken from an upstream relay: ask it for a lost manifest.
+                Ready::AwaitingManifest { block } if stream.upstream.is_some() => {
+                    if stream.awaiting.len() >= MAX_AWAITING
+                        && let Some((&oldest, _)) = stream.awaiting.iter().next()
+                    {
+                        stream.awaiting.remove(&oldest);
+                    }
+                    stream.awaiting.entry(block).or_insert(Awaiting {
+                        noticed: now,
+                        last_nack: None,
+                        nacks: 0,
+                    });
+                    let due = now + MANIFEST_NACK_AFTER;
+                    self.next_manifest_nack =
+                        Some(self.next_manifest_nack.map_or(due, |t| t.min(due)));
+                }
+                Ready::Manifest { block } => {
+                    stream.awaiting.remove(&block);
+                }
+                // A later run (or a jump ahead): what was awaited is gone.
+                // Subscribers follow by themselves, as the new run's items
+                // reach them; mirrors by the items they adopt.
+                Ready::Reset { .. } => {
+                    stream.awaiting.clear();
+                    continue;
+                }
+                _ => {}
+            }
+            if !matches!(ready, Ready::AwaitingManifest { .. }) {
+                self.fanout.push(index, Item::Ready(ready));
+                self.export_item(index, Adopt::Ready(ready));
+            }
+        }
+    }
+
+    pub(super) fn add_stream(&mut self, id: StreamId) -> Result<usize, Rejection> {
+        if let Some(&i) = self.stream_index.get(&id) {
+            return Ok(i);
+        }
+        if self.stream_count() >= self.config.max_streams {
+            return Err(Rejection::WrongStream);
+        }
+        let key = StreamKey::new(id)?;
+        let stream = Stream {
+            window: Window::new(key, self.config.window),
+            upstream: None,
+            mirror: false,
+            awaiting: Default::default(),
+            sources: ProvenSources::default(),
+            last_active: None,
+            creator: None,
+            configured: false,
+            vacant: false,
+        };
+        let i = match self.free_streams.pop() {
+            Some(i) => {
+                self.streams[i] = stream;
+                i
+            }
+            None => {
+                self.streams.push(stream);
+                self.streams.len() - 1
+            }
+        };
+        self.stream_index.insert(id, i);
+        self.event(RelayEvent::StreamAdded(id));
+        Ok(i)
+    }
+
+    /// Makes the relay hand every item it verifies to [`Relay::poll_export`],
+    /// for the other workers of a multi-threaded relay to adopt.
+    pub fn set_export(&mut self, on: bool) {
+        self.export = on;
+    }
+
+    /// The next verified item to hand to the mirrors.
+    pub fn poll_export(&mut self) -> Option<Export> {
+        self.exports.pop_front()
+    }
+
+    fn export_item(&mut self, index: usize, item: Adopt) {
+        let stream = &self.streams[index];
+        if !self.export || stream.mirror {
+            return;
+        }
+        let buf = match item {
+            Adopt::Descriptor => stream.window.descriptor_buf(),
+            Adopt::Ready(r) => stream.window.ready_buf(r),
+        };
+        if let Some(buf) = buf {
+            self.exports.push_back(Export {
+                stream: stream.window.stream(),
+                item,
+                buf: SharedBuf::clone(buf),
+            });
+        }
+    }
+
+    /// Takes an item verified by the worker that ingests `stream` (see
+    /// [`Window::adopt`]) and fans it out to this relay's subscribers.
+    pub fn handle_adopt(&mut self, now: Time, export: Export) {
+        let index = match self.add_stream(export.stream) {
+            Ok(i) => i,
+            Err(r) => {
+                self.stats.count(r);
+                return;
+            }
+        };
+        let stream = &mut self.streams[index];
+        stream.mirror = true;
+        let descriptor = export.item == Adopt::Descriptor;
+        match stream.window.adopt(now, export.item, export.buf) {
+            Ok(()) if descriptor => self.fanout.push(index, Item::Descriptor),
+            Ok(()) => {}
+            Err(r) => self.stats.count(r),
+        }
+        self.drain_ready(now, index);
+    }
+}
