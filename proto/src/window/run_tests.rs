@@ -2,7 +2,7 @@
 //! and recorded data cannot be replayed as live (SPEC §8.1, §9.2).
 
 use super::*;
-use crate::integrity::PublisherKey;
+use crate::integrity::{PublisherKey, Rejection};
 use crate::publisher::{Publisher, PublisherConfig};
 
 const SEED: [u8; 32] = [7; 32];

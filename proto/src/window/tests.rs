@@ -1,8 +1,8 @@
 //! Regression tests for the window.
 
 use super::*;
-use crate::integrity::PublisherKey;
-use crate::wire::{HASH_LEN, Manifest, SIGNATURE_LEN};
+use crate::integrity::{PublisherKey, Rejection};
+use crate::wire::{DecodeError, HASH_LEN, Manifest, SIGNATURE_LEN};
 
 /// Found by the `window_ingest` fuzz target: a signed MANIFEST whose block
 /// would run past `u64::MAX` (`first_seq + k` overflowed in
