@@ -24,4 +24,4 @@ pub mod wire;
 
 pub use stream_id::StreamId;
 pub use time::Time;
-pub use transmit::Transmit;
+pub use transmit::{SharedTransmit, Transmit};

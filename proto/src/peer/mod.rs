@@ -377,7 +377,8 @@ impl Peer {
             return self.viewer.poll_transmit();
         }
         loop {
-            let (dst, buf) = self.upload.poll_send()?;
+            let t = self.upload.poll_transmit()?;
+            let (dst, buf) = (t.dst, SharedBuf::clone(t.payload));
             if is_stream_data(&buf) {
                 if !self.bucket.take(buf.len()) {
                     self.stats.upload_dropped += 1;

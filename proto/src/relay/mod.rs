@@ -45,12 +45,12 @@ pub use upstream::{FAILOVER_AFTER, UpstreamStatus};
 
 use crate::cookie::CookieJar;
 use crate::integrity::Rejection;
-use crate::transmit::{SharedBuf, TxQueue};
+use crate::transmit::TxQueue;
 use crate::window::{Window, WindowConfig};
 use crate::wire::{
     DecodeError, Keepalive, Leave, LeaveReason, Message, MessageType, RejectReason, peek_type,
 };
-use crate::{StreamId, Time, Transmit};
+use crate::{SharedTransmit, StreamId, Time};
 use admission::Refusal;
 use fanout::Fanout;
 use host::HostCounts;
@@ -456,33 +456,20 @@ impl Relay {
     }
 
     /// The next datagram to send: control replies first, then fan-out.
-    pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+    /// Its buffer may be kept past the next call (see [`SharedTransmit`]).
+    /// Fan-out items come subscriber by subscriber, so consecutive
+    /// datagrams to one address can go as one GSO train.
+    pub fn poll_transmit(&mut self) -> Option<SharedTransmit<'_>> {
         if !self.tx.is_empty() {
-            return self.tx.pop();
+            return self.tx.pop_shared();
         }
         let Some((dst, stream, item)) = self.next_fanout() else {
-            return self.tx.pop();
+            return self.tx.pop_shared();
         };
         let payload = Self::item_buf(&self.streams[stream].window, item)?;
         self.stats.forwarded += 1;
         self.stats.forwarded_bytes += payload.len() as u64;
-        Some(Transmit { dst, payload })
-    }
-
-    /// As [`Relay::poll_transmit`], for IO shells that send asynchronously
-    /// or in batches: the datagram comes as a [`SharedBuf`] that stays
-    /// valid as long as it is held (window slots are not rewritten while
-    /// shared). Fan-out items come subscriber by subscriber, so
-    /// consecutive datagrams to one address can go as one GSO train.
-    pub fn poll_send(&mut self) -> Option<(SocketAddr, SharedBuf)> {
-        if !self.tx.is_empty() {
-            return self.tx.pop_shared();
-        }
-        let (dst, stream, item) = self.next_fanout()?;
-        let buf = Self::item_buf(&self.streams[stream].window, item)?;
-        self.stats.forwarded += 1;
-        self.stats.forwarded_bytes += buf.len() as u64;
-        Some((dst, SharedBuf::clone(buf)))
+        Some(SharedTransmit { dst, payload })
     }
 }
 

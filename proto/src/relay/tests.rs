@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
+use crate::transmit::SharedBuf;
 use crate::wire::{Codec, HELLO_MIN_LEN, Hello, Nack, NackKind, SUPPORTED_VERSIONS};
 
 pub(super) const PUBLISHER: SocketAddr =
@@ -73,7 +74,7 @@ pub(super) fn subscribe_with_token(
     let n = hello.emit(&mut buf).expect("emit");
     relay.handle_datagram(now, from, &buf[..n]);
     let mut cookie = None;
-    while let Some((_, b)) = relay.poll_send() {
+    while let Some((_, b)) = kept(relay) {
         if let Ok(Message::Challenge(c)) = Message::parse(&b) {
             cookie = Some(c.cookie);
         }
@@ -130,10 +131,17 @@ pub(super) fn session(relay: &Relay, addr: SocketAddr) -> u64 {
         .map_or(0, |s| s.session)
 }
 
+/// The next datagram `relay` sends, kept as an IO shell keeps it.
+pub(super) fn kept(relay: &mut Relay) -> Option<(SocketAddr, SharedBuf)> {
+    relay
+        .poll_transmit()
+        .map(|t| (t.dst, SharedBuf::clone(t.payload)))
+}
+
 /// What `relay` sends to `to`, shared buffers and all.
 pub(super) fn drain_to(relay: &mut Relay, to: SocketAddr) -> Vec<SharedBuf> {
     let mut out = Vec::new();
-    while let Some((dst, b)) = relay.poll_send() {
+    while let Some((dst, b)) = kept(relay) {
         if dst == to {
             out.push(b);
         }
@@ -154,7 +162,7 @@ fn a_mirror_serves_the_owners_buffers_without_copying() {
     for (i, d) in datagrams.iter().enumerate() {
         let now = t(i as u64);
         owner.handle_datagram(now, PUBLISHER, d);
-        while owner.poll_send().is_some() {}
+        while owner.poll_transmit().is_some() {}
         while let Some(e) = owner.poll_export() {
             exports.push(e.buf.clone());
             mirror.handle_adopt(now, e);
@@ -224,7 +232,7 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     for port in 0..100u16 {
         let from = SocketAddr::from(([198, 51, 100, 7], 1000 + port));
         relay.handle_datagram(t(0), from, &buf[..n]);
-        while relay.poll_send().is_some() {
+        while relay.poll_transmit().is_some() {
             challenges += 1;
         }
     }
@@ -232,7 +240,7 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     assert_eq!(relay.stats().drop_rate_limited, 80);
     // Another address is served.
     relay.handle_datagram(t(0), SocketAddr::from(([198, 51, 100, 8], 1)), &buf[..n]);
-    assert!(relay.poll_send().is_some());
+    assert!(relay.poll_transmit().is_some());
 }
 
 #[test]
@@ -246,7 +254,7 @@ fn an_unanswered_upstream_fails_over_to_the_next() {
         .expect("stream");
     let hellos_to = |relay: &mut Relay| {
         let mut to = Vec::new();
-        while let Some((dst, b)) = relay.poll_send() {
+        while let Some((dst, b)) = kept(relay) {
             if peek_type(&b) == Ok(MessageType::Hello) {
                 to.push(dst);
             }
@@ -293,11 +301,11 @@ fn a_mirror_lets_go_of_buffers_before_the_owner_reuses_them() {
     let mut mirror = Relay::new(config);
     for (i, d) in datagrams.iter().enumerate() {
         owner.handle_datagram(t(i as u64), PUBLISHER, d);
-        while owner.poll_send().is_some() {}
+        while owner.poll_transmit().is_some() {}
         while let Some(e) = owner.poll_export() {
             mirror.handle_adopt(t(i as u64), e);
         }
-        while mirror.poll_send().is_some() {}
+        while mirror.poll_transmit().is_some() {}
     }
     let window = owner.window(&stream).expect("stream");
     let newest = window.newest_seq().expect("chunks");
@@ -342,7 +350,7 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
     for d in &datagrams {
         relay.handle_datagram(t(0), PUBLISHER, d);
     }
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let clubs = relay
         .window(&stream)
         .and_then(|w| w.descriptor().map(|(d, _)| d.clubs))
@@ -401,7 +409,7 @@ fn unread_events_do_not_pile_up() {
         let mut buf = vec![0; leave.buffer_len()];
         let n = leave.emit(&mut buf).expect("emit");
         relay.handle_datagram(t(1), from, &buf[..n]);
-        while relay.poll_send().is_some() {}
+        while relay.poll_transmit().is_some() {}
     }
     assert_eq!(relay.stats().accepted, 3000);
     assert_eq!(relay.events.len(), MAX_EVENTS);
@@ -476,7 +484,7 @@ fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
         for d in &datagrams {
             relay.handle_datagram(t(0), PUBLISHER, d);
         }
-        while relay.poll_send().is_some() {}
+        while relay.poll_transmit().is_some() {}
         let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
         subscribe(&mut relay, t(1), viewer, stream);
         let live_edge = relay
@@ -556,7 +564,7 @@ fn a_resume_before_the_first_chunk_starts_at_the_run() {
     let mut relay = Relay::new(RelayConfig::default());
     // The DESCRIPTOR only.
     relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
     subscribe_from(&mut relay, t(1), viewer, stream, 5);
     let start = drain_to(&mut relay, viewer)

@@ -317,7 +317,8 @@ impl Worker {
             }
         }
         self.wake_peers();
-        while let Some((dst, buf)) = self.relay.poll_send() {
+        while let Some(t) = self.relay.poll_transmit() {
+            let (dst, buf) = (t.dst, Arc::clone(t.payload));
             self.trains.add(&mut *self.backend, dst, buf, born);
         }
         self.trains.flush(&mut *self.backend, born);
