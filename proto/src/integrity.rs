@@ -58,6 +58,10 @@ pub enum Rejection {
     /// For a stream this node does not carry, or in the wrong club.
     #[error("wrong stream")]
     WrongStream,
+    /// For a stream not carried yet, while this node carries as many as
+    /// it may (`max_streams`).
+    #[error("stream limit reached")]
+    StreamLimit,
     /// The stream id is not a valid ed25519 public key.
     #[error("stream id is not a valid ed25519 key")]
     BadStreamKey,

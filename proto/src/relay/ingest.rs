@@ -247,7 +247,7 @@ impl Relay {
             return Ok(i);
         }
         if self.stream_count() >= self.config.max_streams {
-            return Err(Rejection::WrongStream);
+            return Err(Rejection::StreamLimit);
         }
         let key = StreamKey::new(id)?;
         let stream = Stream {

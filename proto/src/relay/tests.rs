@@ -214,6 +214,33 @@ fn a_mirror_refuses_direct_ingest_of_a_mirrored_stream() {
 }
 
 #[test]
+fn a_mirror_over_its_stream_limit_counts_stream_limit_not_wrong_stream() {
+    let (stream, datagrams) = published(10);
+    let mut owner = Relay::new(RelayConfig::default());
+    owner.set_export(true);
+    let mut mirror = Relay::new(RelayConfig {
+        max_streams: 0,
+        ..RelayConfig::default()
+    });
+    for d in &datagrams {
+        owner.handle_datagram(t(0), PUBLISHER, d);
+    }
+    let mut exports = 0;
+    while let Some(e) = owner.poll_export() {
+        mirror.handle_adopt(t(0), e);
+        exports += 1;
+    }
+    assert!(exports > 0);
+    assert!(mirror.window(&stream).is_none());
+    assert_eq!(mirror.stats().drop_stream_limit, exports);
+    assert_eq!(mirror.stats().drop_wrong_stream, 0);
+    assert_eq!(
+        mirror.add_upstream(t(0), PUBLISHER, stream),
+        Err(Rejection::StreamLimit)
+    );
+}
+
+#[test]
 fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     let config = RelayConfig {
         handshake_rate: 10,
