@@ -50,11 +50,6 @@ pub enum Rejection {
     /// agrees with nothing held for its block (SPEC §9.2).
     #[error("not checked: the budget for failing signature checks is spent")]
     Throttled,
-    /// An exact copy of something already verified (network duplication,
-    /// the publisher's repeated manifest, a repair that crossed the
-    /// original). Harmless; counted apart from the drops.
-    #[error("duplicate")]
-    Duplicate,
     /// For a stream this node does not carry, or in the wrong club.
     #[error("wrong stream")]
     WrongStream,

@@ -62,7 +62,7 @@ use crate::integrity::Rejection;
 use crate::relay::{Export, Relay, RelayConfig};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
-use crate::window::{Adopt, Ready, WindowConfig};
+use crate::window::{Adopt, Ingested, Ready, WindowConfig};
 use crate::wire::{
     HAVE_LEN, Have, Introduce, Keepalive, LeaveReason, MAX_CLUBS, Member, Message, MessageType,
     Peers, Punch, peek_type,
@@ -587,7 +587,7 @@ impl Peer {
             return;
         };
         match result {
-            Ok(_) => {
+            Ok(Ingested::Verified | Ingested::Pending | Ingested::Descriptor) => {
                 if source.is_some() {
                     self.stats.from_peers_bytes += len as u64;
                 } else {
@@ -597,7 +597,7 @@ impl Peer {
                     self.sources[i].heard(now);
                 }
             }
-            Err(Rejection::Duplicate) => {
+            Ok(Ingested::Duplicate) => {
                 self.stats.duplicate_bytes += len as u64;
                 if let Some(i) = source {
                     self.sources[i].heard(now);

@@ -197,6 +197,7 @@ impl Relay {
             Ok(Ingested::Verified) if ty == MessageType::Manifest => {
                 stream.sources.prove(from, now);
             }
+            Ok(Ingested::Duplicate) => self.stats.duplicates += 1,
             Ok(_) => {}
             Err(r) => self.stats.count(r),
         }

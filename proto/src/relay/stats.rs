@@ -112,7 +112,6 @@ impl RelayStats {
             Rejection::Replayed => &mut self.drop_replayed,
             Rejection::Stale => &mut self.drop_stale,
             Rejection::Throttled => &mut self.drop_throttled,
-            Rejection::Duplicate => &mut self.duplicates,
             Rejection::WrongStream => &mut self.drop_wrong_stream,
             Rejection::StreamLimit => &mut self.drop_stream_limit,
             Rejection::BadStreamKey => &mut self.drop_bad_key,

@@ -70,11 +70,11 @@ impl Window {
                 // A copy that differs from the verified chunk was altered
                 // on its way: blame its sender rather than excuse it as a
                 // duplicate.
-                return Err(if slot.is_copy(view.as_bytes()) {
-                    Rejection::Duplicate
+                return if slot.is_copy(view.as_bytes()) {
+                    Ok(Ingested::Duplicate)
                 } else {
-                    Rejection::Corrupted
-                });
+                    Err(Rejection::Corrupted)
+                };
             }
             if slot.state == SlotState::Verified
                 && self.newest_seq.is_some_and(|n| slot.seq + cap > n)
@@ -163,7 +163,7 @@ impl Window {
                 .get(idx)
                 .is_some_and(|s| s.state == SlotState::Verified)
             {
-                return Err(Rejection::Duplicate);
+                return Ok(Ingested::Duplicate);
             }
             if Some(parity_hash(p.symbol)) != slot.parity_hash(idx) {
                 return Err(Rejection::Corrupted);

@@ -116,6 +116,11 @@ pub enum Ingested {
     Pending,
     /// The stream's descriptor was updated.
     Descriptor,
+    /// An exact copy of something already verified (network duplication,
+    /// the publisher's repeated manifest, a repair that crossed the
+    /// original): harmless, and nothing changed. Not a refusal, so not a
+    /// drop; counted apart.
+    Duplicate,
 }
 
 /// Counters of what the window did.

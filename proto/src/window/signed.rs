@@ -26,7 +26,7 @@ impl Window {
             Standing::Current => {
                 if let Some((current, raw)) = &self.descriptor {
                     if raw.as_slice() == bytes {
-                        return Err(Rejection::Duplicate);
+                        return Ok(Ingested::Duplicate);
                     }
                     if d.epoch == current.epoch
                         && (d.revision, d.issued_at_us) <= (current.revision, current.issued_at_us)
@@ -83,7 +83,7 @@ impl Window {
                 }
                 let slot = &self.blocks[bi];
                 if slot.block == man.block && slot.manifest_verified {
-                    return Err(Rejection::Duplicate);
+                    return Ok(Ingested::Duplicate);
                 }
                 if slot.block > man.block && (slot.manifest_verified || slot.awaiting) {
                     return Err(Rejection::Replayed);
