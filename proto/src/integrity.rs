@@ -118,6 +118,38 @@ impl StreamKey {
             .ok_or(Rejection::Forged)?;
         self.verify(signed, &descriptor.signature)
     }
+
+    /// Checks a descriptor as [`StreamKey::verify_descriptor`] does, and
+    /// keeps the proof.
+    pub fn verified_descriptor<'a>(
+        &self,
+        bytes: &'a [u8],
+        descriptor: Descriptor,
+    ) -> Result<VerifiedDescriptor<'a>, Rejection> {
+        self.verify_descriptor(bytes, &descriptor)?;
+        Ok(VerifiedDescriptor { descriptor, bytes })
+    }
+}
+
+/// A DESCRIPTOR whose signature verified under its stream's key. Only
+/// [`StreamKey::verified_descriptor`] makes one, so a window may take it
+/// without checking it again ([`crate::window::Window::ingest_verified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedDescriptor<'a> {
+    descriptor: Descriptor,
+    bytes: &'a [u8],
+}
+
+impl<'a> VerifiedDescriptor<'a> {
+    /// The parsed descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The datagram that was verified.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
 }
 
 /// The secret half: only its holder can publish the stream.

@@ -11,6 +11,7 @@ use crate::publisher::{Publisher, PublisherConfig};
 use crate::testutil::addr;
 use crate::transmit::SharedBuf;
 use crate::wire::Codec;
+use crate::wire::MessageType;
 
 /// A throwaway stream: a fresh key's signed DESCRIPTOR.
 fn throwaway(seed: u32) -> (StreamId, Vec<u8>) {

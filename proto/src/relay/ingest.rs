@@ -17,10 +17,10 @@ use super::host::Host;
 use super::sources::ProvenSources;
 use super::upstream::{Awaiting, MANIFEST_NACK_AFTER, MAX_AWAITING, Upstream};
 use super::{Relay, RelayEvent};
-use crate::integrity::{Rejection, StreamKey};
+use crate::integrity::{Rejection, StreamKey, VerifiedDescriptor};
 use crate::transmit::SharedBuf;
 use crate::window::{Adopt, Ingested, Ready, Window};
-use crate::wire::{DecodeError, MessageType, peek_type};
+use crate::wire::{Descriptor, MessageType, StreamHeader};
 use crate::{StreamId, Time};
 
 /// A stream carried: its window and where its datagrams come from.
@@ -57,108 +57,116 @@ pub struct Export {
     pub buf: SharedBuf,
 }
 
-impl Relay {
-    /// The stream a DATA, PARITY, MANIFEST or DESCRIPTOR datagram belongs
-    /// to (unchecked); `None` for other datagrams. IO shells with several
-    /// workers route ingest by it.
-    pub fn ingest_stream(bytes: &[u8]) -> Option<StreamId> {
-        match peek_type(bytes).ok()? {
-            ty @ (MessageType::Data
-            | MessageType::Parity
-            | MessageType::Manifest
-            | MessageType::Descriptor) => Self::stream_of(ty, bytes),
-            _ => None,
+/// A stream datagram on its way in: its header, read once (see
+/// [`StreamHeader`]), and for the first DESCRIPTOR of a new stream the
+/// proof that its signature verified (see [`Relay::prove_new_stream`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamDatagram<'a> {
+    header: StreamHeader<'a>,
+    proven: Option<VerifiedDescriptor<'a>>,
+}
+
+impl<'a> From<StreamHeader<'a>> for StreamDatagram<'a> {
+    fn from(header: StreamHeader<'a>) -> Self {
+        Self {
+            header,
+            proven: None,
         }
     }
+}
 
-    fn stream_of(ty: MessageType, bytes: &[u8]) -> Option<StreamId> {
-        let at = match ty {
-            MessageType::Data | MessageType::Parity => 4,
-            _ => 8,
-        };
-        let mut id = [0; 32];
-        id.copy_from_slice(bytes.get(at..at + 32)?);
-        Some(StreamId(id))
+impl Relay {
+    /// Handles a stream datagram (DATA, PARITY, MANIFEST, DESCRIPTOR) whose
+    /// header the IO shell read to route it: as
+    /// [`Relay::handle_datagram`], without reading the header again.
+    pub fn handle_stream(&mut self, now: Time, from: SocketAddr, datagram: StreamDatagram<'_>) {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.header.as_bytes().len() as u64;
+        if self.shutting_down {
+            return;
+        }
+        self.ingest(now, from, datagram);
     }
 
-    /// Checks a DESCRIPTOR for stream `id`, not carried here, before
-    /// anything is created for it: the cheap admission checks first (a
-    /// refused stream costs no signature check), then the signature,
-    /// within the relay's budget for checks that fail (forged descriptors
-    /// for streams it does not carry). Counts what it refuses.
-    fn check_new_stream(
+    /// Checks a DESCRIPTOR for a stream not carried here, before anything
+    /// is created for it: the cheap admission checks first (a refused
+    /// stream costs no signature check), then the signature, within the
+    /// relay's budget for checks that fail (forged descriptors for streams
+    /// it does not carry). Counts what it refuses.
+    fn check_new_stream<'a>(
         &mut self,
         now: Time,
         from: SocketAddr,
-        id: StreamId,
-        bytes: &[u8],
-    ) -> bool {
+        header: StreamHeader<'a>,
+    ) -> Option<VerifiedDescriptor<'a>> {
+        let (id, bytes) = (header.stream(), header.as_bytes());
         if let Err(r) = self.may_create(&id, Some(Host::of(from.ip()))) {
             self.stats.count_refusal(r);
-            return false;
+            return None;
         }
-        let parsed = crate::wire::Descriptor::parse(bytes).map_err(Rejection::from);
+        let parsed = Descriptor::parse(bytes).map_err(Rejection::from);
         if parsed.is_ok() && !self.new_streams.may_check(now, None, false) {
             self.stats.count(Rejection::Throttled);
-            return false;
+            return None;
         }
-        let valid = parsed.and_then(|d| StreamKey::new(id)?.verify_descriptor(bytes, &d));
-        if let Err(r) = valid {
-            if r == Rejection::Forged {
-                self.new_streams.failed(None);
+        let valid = parsed.and_then(|d| StreamKey::new(id)?.verified_descriptor(bytes, d));
+        match valid {
+            Ok(v) => Some(v),
+            Err(r) => {
+                if r == Rejection::Forged {
+                    self.new_streams.failed(None);
+                }
+                self.stats.count(r);
+                None
             }
-            self.stats.count(r);
-            return false;
         }
-        true
     }
 
     /// For the IO shell, before it takes the lock under which a worker
     /// claims a stream nobody carries: checks a DESCRIPTOR for a stream
     /// not carried here (see `check_new_stream`), so that the signature
-    /// check runs outside the lock and only once. `false`: the datagram
-    /// was refused and counted, and creates nothing; `true`: hand it to
-    /// [`Relay::handle_datagram`] (under the lock), which takes this
-    /// DESCRIPTOR without checking it again. Anything else is `true`.
-    pub fn prove_new_stream(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) -> bool {
-        if peek_type(bytes) != Ok(MessageType::Descriptor) || !self.config.accept_publishers {
-            return true;
+    /// check runs outside the lock and only once. `None`: the datagram was
+    /// refused and counted, and creates nothing; otherwise hand what it
+    /// returns to [`Relay::handle_stream`] (under the lock), which takes
+    /// the DESCRIPTOR as verified. Any other datagram passes unchecked.
+    pub fn prove_new_stream<'a>(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        header: StreamHeader<'a>,
+    ) -> Option<StreamDatagram<'a>> {
+        let unchecked = StreamDatagram::from(header);
+        if header.message_type() != MessageType::Descriptor
+            || !self.config.accept_publishers
+            || self.stream_index.contains_key(&header.stream())
+            || self.shutting_down
+        {
+            return Some(unchecked);
         }
-        let Some(id) = Self::stream_of(MessageType::Descriptor, bytes) else {
-            return true;
-        };
-        if self.stream_index.contains_key(&id) || self.shutting_down {
-            return true;
-        }
+        let len = header.as_bytes().len() as u64;
         self.stats.datagrams_in += 1;
-        self.stats.bytes_in += bytes.len() as u64;
-        if !self.check_new_stream(now, from, id, bytes) {
-            return false;
-        }
+        self.stats.bytes_in += len;
+        let proven = self.check_new_stream(now, from, header)?;
         self.stats.datagrams_in -= 1;
-        self.stats.bytes_in -= bytes.len() as u64;
-        self.proven_descriptor = Some(bytes.to_vec());
-        true
+        self.stats.bytes_in -= len;
+        Some(StreamDatagram {
+            proven: Some(proven),
+            ..unchecked
+        })
     }
 
-    pub(super) fn ingest(&mut self, now: Time, from: SocketAddr, ty: MessageType, bytes: &[u8]) {
-        let Some(id) = Self::stream_of(ty, bytes) else {
-            self.stats
-                .count(Rejection::Malformed(DecodeError::Truncated));
-            return;
-        };
-        let index = match self.stream_index.get(&id) {
-            Some(&i) => i,
+    pub(super) fn ingest(&mut self, now: Time, from: SocketAddr, datagram: StreamDatagram<'_>) {
+        let StreamDatagram { header, proven } = datagram;
+        let (id, ty) = (header.stream(), header.message_type());
+        let (index, proven) = match self.stream_index.get(&id) {
+            Some(&i) => (i, proven),
             None if ty == MessageType::Descriptor && self.config.accept_publishers => {
-                let proven = self
-                    .proven_descriptor
-                    .take()
-                    .is_some_and(|p| p.as_slice() == bytes);
-                if !proven && !self.check_new_stream(now, from, id, bytes) {
+                let Some(proven) = proven.or_else(|| self.check_new_stream(now, from, header))
+                else {
                     return;
-                }
+                };
                 match self.create_stream(now, id, Some(Host::of(from.ip()))) {
-                    Ok(i) => i,
+                    Ok(i) => (i, Some(proven)),
                     Err(r) => {
                         self.stats.count_refusal(r);
                         return;
@@ -184,7 +192,10 @@ impl Relay {
             up.heard(now);
             trusted = true;
         }
-        let ingested = stream.window.ingest_from(now, bytes, trusted);
+        let ingested = match proven {
+            Some(d) => stream.window.ingest_verified(now, d),
+            None => stream.window.ingest_header(now, header, trusted),
+        };
         if matches!(ingested, Ok(Ingested::Descriptor | Ingested::Verified)) {
             stream.last_active = Some(now);
         }

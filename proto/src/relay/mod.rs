@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use ingest::Export;
+pub use ingest::{Export, StreamDatagram};
 pub use stats::RelayStats;
 pub use upstream::{FAILOVER_AFTER, UpstreamStatus};
 
@@ -48,7 +48,7 @@ use crate::integrity::Rejection;
 use crate::transmit::TxQueue;
 use crate::window::{Window, WindowConfig};
 use crate::wire::{
-    DecodeError, Keepalive, Leave, LeaveReason, Message, MessageType, RejectReason, peek_type,
+    DecodeError, Keepalive, Leave, LeaveReason, Message, RejectReason, StreamHeader, peek_type,
 };
 use crate::{SharedTransmit, StreamId, Time};
 use admission::Refusal;
@@ -193,9 +193,6 @@ pub struct Relay {
     /// Bounds the signature checks that fail on DESCRIPTORs for streams
     /// not carried yet (the windows bound their own).
     new_streams: crate::window::Guard,
-    /// A DESCRIPTOR for a new stream that [`Relay::prove_new_stream`]
-    /// checked, taken by the next ingest of the same bytes unchecked.
-    proven_descriptor: Option<Vec<u8>>,
     /// Tokens already verified, by signature, so that a token shared by
     /// many viewers costs one signature check.
     tokens: TokenCache,
@@ -249,7 +246,6 @@ impl Relay {
             wall_clock: (Time::ZERO, 0),
             tokens: TokenCache::default(),
             new_streams: crate::window::Guard::default(),
-            proven_descriptor: None,
             free_streams: Vec::new(),
             stream_hosts: HostCounts::default(),
             sub_hosts: HostCounts::default(),
@@ -359,15 +355,13 @@ impl Relay {
         if self.shutting_down {
             return;
         }
-        match ty {
-            MessageType::Data
-            | MessageType::Parity
-            | MessageType::Manifest
-            | MessageType::Descriptor => self.ingest(now, from, ty, bytes),
-            _ => match Message::parse(bytes) {
+        match StreamHeader::of(ty, bytes) {
+            Ok(Some(header)) => self.ingest(now, from, header.into()),
+            Ok(None) => match Message::parse(bytes) {
                 Ok(msg) => self.handle_control(now, from, bytes.len(), &msg),
                 Err(e) => self.stats.count(Rejection::Malformed(e)),
             },
+            Err(e) => self.stats.count(Rejection::Malformed(e)),
         }
     }
 

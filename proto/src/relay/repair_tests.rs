@@ -11,6 +11,7 @@ use super::tests::{
 use super::*;
 use crate::testutil::{addr, emit};
 use crate::transmit::SharedBuf;
+use crate::wire::MessageType;
 use crate::wire::{Nack, NackEntry, NackKind};
 
 /// A NACK for `len` chunks from each of the `starts`.

@@ -8,6 +8,7 @@ use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::transmit::SharedBuf;
+use crate::wire::MessageType;
 use crate::wire::{Codec, HELLO_MIN_LEN, Hello, Nack, NackKind, SUPPORTED_VERSIONS};
 
 pub(super) const PUBLISHER: SocketAddr =
@@ -615,14 +616,21 @@ fn a_new_streams_descriptor_is_proven_before_it_is_ingested() {
     if let Some(last) = forged.last_mut() {
         *last ^= 1;
     }
-    assert!(!relay.prove_new_stream(t(0), PUBLISHER, &forged));
+    let header = |bytes| StreamHeader::new(bytes).expect("a stream datagram");
+    assert!(
+        relay
+            .prove_new_stream(t(0), PUBLISHER, header(&forged))
+            .is_none()
+    );
     assert_eq!(relay.stats().drop_forged, 1);
     assert_eq!(relay.stats().datagrams_in, 1);
-    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[0]));
-    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    let proven = relay.prove_new_stream(t(0), PUBLISHER, header(&datagrams[0]));
+    let proven = proven.expect("a real DESCRIPTOR is proven");
+    relay.handle_stream(t(0), PUBLISHER, proven);
     assert!(relay.window(&stream).is_some());
     assert_eq!(relay.stats().datagrams_in, 2);
     // Anything else, or a stream carried, is not its business.
-    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[0]));
-    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[1]));
+    for d in &datagrams[..2] {
+        assert!(relay.prove_new_stream(t(0), PUBLISHER, header(d)).is_some());
+    }
 }

@@ -10,8 +10,11 @@
 use super::slots::SlotState;
 use super::{Ingested, Ready, Window};
 use crate::Time;
-use crate::integrity::{Rejection, chunk_hash, parity_hash};
-use crate::wire::{DataView, DecodeError, ManifestView, MessageType, ParityView, peek_type};
+use crate::integrity::{Rejection, VerifiedDescriptor, chunk_hash, parity_hash};
+use crate::wire::{
+    DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, StreamHeader,
+    peek_type,
+};
 
 impl Window {
     /// Ingests one datagram of type DATA, PARITY, MANIFEST or DESCRIPTOR
@@ -32,15 +35,50 @@ impl Window {
         bytes: &[u8],
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
-        match peek_type(bytes)? {
+        self.ingest_typed(now, peek_type(bytes)?, bytes, trusted)
+    }
+
+    /// As [`Window::ingest_from`], for a datagram whose header the caller
+    /// already read (a relay routes by it): the rest is parsed here, once.
+    pub fn ingest_header(
+        &mut self,
+        now: Time,
+        header: StreamHeader<'_>,
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
+        self.ingest_typed(now, header.message_type(), header.as_bytes(), trusted)
+    }
+
+    fn ingest_typed(
+        &mut self,
+        now: Time,
+        ty: MessageType,
+        bytes: &[u8],
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
+        match ty {
             MessageType::Data => self.ingest_data(now, DataView::new_checked(bytes)?, trusted),
             MessageType::Parity => {
                 self.ingest_parity(now, ParityView::new_checked(bytes)?, trusted)
             }
             MessageType::Manifest => self.ingest_manifest(now, ManifestView::new_checked(bytes)?),
-            MessageType::Descriptor => self.ingest_descriptor(now, bytes),
+            MessageType::Descriptor => {
+                self.ingest_descriptor(now, Descriptor::parse(bytes)?, bytes, None)
+            }
             other => Err(Rejection::Malformed(DecodeError::UnknownType(other as u8))),
         }
+    }
+
+    /// Ingests a DESCRIPTOR whose signature was checked already (a relay
+    /// checks a new stream's first one before it creates the window): its
+    /// signature is not checked again, everything else is.
+    pub fn ingest_verified(
+        &mut self,
+        now: Time,
+        descriptor: VerifiedDescriptor<'_>,
+    ) -> Result<Ingested, Rejection> {
+        let (d, bytes) = (*descriptor.descriptor(), descriptor.as_bytes());
+        self.ingest_descriptor(now, d, bytes, Some(descriptor))
     }
 
     fn ingest_data(

@@ -10,16 +10,19 @@ use super::run::{Run, Standing, is_fresh};
 use super::slots::{self, SlotState};
 use super::{Ingested, Ready, Window};
 use crate::Time;
-use crate::integrity::{Rejection, StreamKey};
+use crate::integrity::{Rejection, StreamKey, VerifiedDescriptor};
 use crate::wire::{DataView, Descriptor, ManifestView, ParityView};
 
 impl Window {
+    /// Takes descriptor `d`, datagram `bytes`; its signature is checked
+    /// unless `verified` proves it was.
     pub(super) fn ingest_descriptor(
         &mut self,
         now: Time,
+        d: Descriptor,
         bytes: &[u8],
+        verified: Option<VerifiedDescriptor<'_>>,
     ) -> Result<Ingested, Rejection> {
-        let d = Descriptor::parse(bytes)?;
         let standing = self.run.standing(d.epoch);
         match standing {
             Standing::Behind => return Err(Rejection::Replayed),
@@ -37,7 +40,14 @@ impl Window {
             }
             Standing::NewRun => {}
         }
-        self.checked(now, None, false, |key| key.verify_descriptor(bytes, &d))?;
+        match verified {
+            // Verified under the key of the stream it names: this one's?
+            Some(v) if v.descriptor().stream != self.key.id() => {
+                return Err(Rejection::WrongStream);
+            }
+            Some(_) => {}
+            None => self.checked(now, None, false, |key| key.verify_descriptor(bytes, &d))?,
+        }
         if standing == Standing::NewRun {
             if !is_fresh(now, d.issued_at_us) {
                 return Err(Rejection::Stale);
