@@ -50,14 +50,13 @@ pub enum Rejection {
     /// agrees with nothing held for its block (SPEC §9.2).
     #[error("not checked: the budget for failing signature checks is spent")]
     Throttled,
-    /// An exact copy of something already verified (network duplication,
-    /// the publisher's repeated manifest, a repair that crossed the
-    /// original). Harmless; counted apart from the drops.
-    #[error("duplicate")]
-    Duplicate,
     /// For a stream this node does not carry, or in the wrong club.
     #[error("wrong stream")]
     WrongStream,
+    /// For a stream not carried yet, while this node carries as many as
+    /// it may (`max_streams`).
+    #[error("stream limit reached")]
+    StreamLimit,
     /// The stream id is not a valid ed25519 public key.
     #[error("stream id is not a valid ed25519 key")]
     BadStreamKey,
@@ -118,6 +117,38 @@ impl StreamKey {
             .get(..bytes.len().saturating_sub(SIGNATURE_LEN))
             .ok_or(Rejection::Forged)?;
         self.verify(signed, &descriptor.signature)
+    }
+
+    /// Checks a descriptor as [`StreamKey::verify_descriptor`] does, and
+    /// keeps the proof.
+    pub fn verified_descriptor<'a>(
+        &self,
+        bytes: &'a [u8],
+        descriptor: Descriptor,
+    ) -> Result<VerifiedDescriptor<'a>, Rejection> {
+        self.verify_descriptor(bytes, &descriptor)?;
+        Ok(VerifiedDescriptor { descriptor, bytes })
+    }
+}
+
+/// A DESCRIPTOR whose signature verified under its stream's key. Only
+/// [`StreamKey::verified_descriptor`] makes one, so a window may take it
+/// without checking it again ([`crate::window::Window::ingest_verified`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedDescriptor<'a> {
+    descriptor: Descriptor,
+    bytes: &'a [u8],
+}
+
+impl<'a> VerifiedDescriptor<'a> {
+    /// The parsed descriptor.
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+
+    /// The datagram that was verified.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 }
 

@@ -85,4 +85,4 @@ pub mod wire;
 
 pub use stream_id::StreamId;
 pub use time::{Time, WallClock, WallTime};
-pub use transmit::Transmit;
+pub use transmit::{SharedTransmit, Transmit};

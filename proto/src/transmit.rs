@@ -22,6 +22,19 @@ pub struct Transmit<'a> {
     pub payload: &'a [u8],
 }
 
+/// A datagram to send whose buffer the IO shell may keep: how the relay
+/// hands out stored chunks (and its control replies) without copying, to
+/// shells that send asynchronously or in batches. Reading it costs what a
+/// [`Transmit`] does; keeping it costs one reference count
+/// (`SharedBuf::clone`), and window slots are not rewritten while shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SharedTransmit<'a> {
+    /// Where to send it.
+    pub dst: SocketAddr,
+    /// The datagram.
+    pub payload: &'a SharedBuf,
+}
+
 /// A FIFO of datagrams whose buffers are recycled: once warm it does not
 /// allocate. Queued datagrams are [`SharedBuf`]s, so stored chunks can be
 /// queued without a copy and IO shells can keep what they send.
@@ -114,13 +127,17 @@ impl TxQueue {
         })
     }
 
-    /// The next datagram, handed over: its buffer leaves the pool (only
-    /// control replies come from the pool; stream data is the window's).
-    pub(crate) fn pop_shared(&mut self) -> Option<(SocketAddr, SharedBuf)> {
+    /// As [`TxQueue::pop`], lending the shared buffer: a caller that keeps
+    /// it (clones it) takes it out of the pool, since a buffer still held
+    /// elsewhere is never reused.
+    pub(crate) fn pop_shared(&mut self) -> Option<SharedTransmit<'_>> {
         if let Some((_, buf)) = self.current.take() {
             self.give_back(buf);
         }
-        self.queue.pop_front()
+        self.current = self.queue.pop_front();
+        self.current
+            .as_ref()
+            .map(|(dst, payload)| SharedTransmit { dst: *dst, payload })
     }
 
     /// Keeps a sent buffer for reuse, unless someone else (a window) still

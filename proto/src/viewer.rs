@@ -463,9 +463,6 @@ impl Viewer {
                 self.last_ingest = Some(result);
                 if let Err(r) = result {
                     self.stats.rejected += 1;
-                    if r == Rejection::Duplicate {
-                        self.stats.rejected -= 1;
-                    }
                     if matches!(r, Rejection::Forged | Rejection::Corrupted) {
                         self.stats.rejected_integrity += 1;
                     }

@@ -64,8 +64,8 @@ struct Harness {
 impl Harness {
     fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
         self.sent.clear();
-        while let Some((to, buf)) = self.relay.poll_send() {
-            self.sent.push((to, buf.to_vec()));
+        while let Some(t) = self.relay.poll_transmit() {
+            self.sent.push((t.dst, t.payload.to_vec()));
         }
         for (to, bytes) in &self.sent {
             self.oracle.check_sent(bytes);

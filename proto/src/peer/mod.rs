@@ -62,7 +62,7 @@ use crate::integrity::Rejection;
 use crate::relay::{Export, Relay, RelayConfig};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
-use crate::window::{Adopt, Ready, WindowConfig};
+use crate::window::{Adopt, Ingested, Ready, WindowConfig};
 use crate::wire::{
     HAVE_LEN, Have, Introduce, Keepalive, LeaveReason, MAX_CLUBS, Member, Message, MessageType,
     Peers, Punch, peek_type,
@@ -377,7 +377,8 @@ impl Peer {
             return self.viewer.poll_transmit();
         }
         loop {
-            let (dst, buf) = self.upload.poll_send()?;
+            let t = self.upload.poll_transmit()?;
+            let (dst, buf) = (t.dst, SharedBuf::clone(t.payload));
             if is_stream_data(&buf) {
                 if !self.bucket.take(buf.len()) {
                     self.stats.upload_dropped += 1;
@@ -586,7 +587,7 @@ impl Peer {
             return;
         };
         match result {
-            Ok(_) => {
+            Ok(Ingested::Verified | Ingested::Pending | Ingested::Descriptor) => {
                 if source.is_some() {
                     self.stats.from_peers_bytes += len as u64;
                 } else {
@@ -596,7 +597,7 @@ impl Peer {
                     self.sources[i].heard(now);
                 }
             }
-            Err(Rejection::Duplicate) => {
+            Ok(Ingested::Duplicate) => {
                 self.stats.duplicate_bytes += len as u64;
                 if let Some(i) = source {
                     self.sources[i].heard(now);

@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::tests::{PUBLISHER, drain_to, published, session, subscribe, t};
+use super::tests::{PUBLISHER, drain_to, kept, published, session, subscribe, t};
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::testutil::addr;
+use crate::transmit::SharedBuf;
 use crate::wire::Codec;
+use crate::wire::MessageType;
 
 /// A throwaway stream: a fresh key's signed DESCRIPTOR.
 fn throwaway(seed: u32) -> (StreamId, Vec<u8>) {
@@ -241,7 +243,7 @@ fn subscribers_cannot_fill_the_table_with_empty_streams() {
         if relay.poll_timeout().is_some_and(|at| at <= now) {
             relay.handle_timeout(now);
         }
-        while relay.poll_send().is_some() {}
+        while relay.poll_transmit().is_some() {}
         // Kept while waited for, and for the idle timeout after the last
         // sweep that saw a subscriber (sweeps are a quarter timeout apart).
         if ms <= 62_000 {
@@ -306,7 +308,7 @@ fn a_mirror_goes_when_its_owner_says_so_not_by_its_own_clock() {
     for (i, d) in datagrams.iter().enumerate() {
         let now = t(i as u64);
         owner.handle_datagram(now, PUBLISHER, d);
-        while owner.poll_send().is_some() {}
+        while owner.poll_transmit().is_some() {}
         while let Some(e) = owner.poll_export() {
             mirror.handle_adopt(now, e);
         }
@@ -380,7 +382,7 @@ fn a_configured_downstream_resubscribes_when_its_upstream_lets_an_idle_stream_go
         }
         // Deliver what each relay sent the other (no loss, no delay).
         let mut to_b = Vec::new();
-        while let Some((dst, buf)) = a.poll_send() {
+        while let Some((dst, buf)) = kept(&mut a) {
             if dst == b_addr {
                 to_b.push(buf);
             }
@@ -389,7 +391,7 @@ fn a_configured_downstream_resubscribes_when_its_upstream_lets_an_idle_stream_go
             b.handle_datagram(now, a_addr, d);
         }
         let mut to_a = Vec::new();
-        while let Some((dst, buf)) = b.poll_send() {
+        while let Some((dst, buf)) = kept(&mut b) {
             if dst == a_addr {
                 to_a.push(buf);
             } else if dst == viewer && peek_type(&buf) == Ok(MessageType::Data) {

@@ -14,7 +14,12 @@
 //! holds the chunks that precede their manifest in the same train for the
 //! microseconds until it arrives.
 
-use crate::window::Ready;
+use std::net::SocketAddr;
+
+use super::Relay;
+use super::subscribers::Subscriber;
+use crate::transmit::SharedBuf;
+use crate::window::{Ready, Window};
 
 /// One item to fan out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,5 +83,65 @@ impl Fanout {
     /// Skips the rest of the current subscriber's items.
     pub(crate) fn skip_subscriber(&mut self) {
         self.item = self.pass.len();
+    }
+}
+
+impl Relay {
+    /// Whether chunk `seq` belongs to one of the clubs in the mask `clubs`
+    /// (club 0 until a descriptor says how many there are).
+    pub(super) fn in_clubs(window: &Window, clubs: u64, seq: u64) -> bool {
+        let club = window.descriptor().map_or(0, |(d, _)| d.club_of(seq));
+        clubs & 1u64.checked_shl(u32::from(club)).unwrap_or(0) != 0
+    }
+
+    /// Whether a subscriber wants an item of its stream.
+    fn wants(window: &Window, sub: &Subscriber, item: Item, manifests: bool) -> bool {
+        match item {
+            Item::Descriptor => true,
+            Item::Ready(Ready::Data { seq, .. }) => {
+                seq >= sub.start_seq
+                    && Self::in_clubs(window, sub.clubs, seq)
+                    && !sub.have.is_some_and(|h| h.holds(seq))
+                    && window.chunk(seq).is_some()
+            }
+            Item::Ready(Ready::Manifest { block }) => {
+                manifests
+                    && window
+                        .block_span(block)
+                        .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq)
+            }
+            Item::Ready(Ready::Parity { block, index }) => {
+                sub.clubs == u64::MAX
+                    && window.parity(block, index).is_some()
+                    && window
+                        .block_span(block)
+                        .is_some_and(|(first, k)| first + u64::from(k) > sub.start_seq)
+            }
+            Item::Ready(Ready::AwaitingManifest { .. } | Ready::Reset { .. }) => false,
+        }
+    }
+
+    pub(super) fn item_buf(window: &Window, item: Item) -> Option<&SharedBuf> {
+        match item {
+            Item::Descriptor => window.descriptor_buf(),
+            Item::Ready(r) => window.ready_buf(r),
+        }
+    }
+
+    /// The next fan-out item that some subscriber wants.
+    pub(super) fn next_fanout(&mut self) -> Option<(SocketAddr, usize, Item)> {
+        loop {
+            let (si, stream, item) = self.fanout.next(self.subs.len())?;
+            let Some(sub) = &self.subs[si] else {
+                self.fanout.skip_subscriber();
+                continue;
+            };
+            let manifests = self.config.forward_manifests;
+            if sub.stream == stream
+                && Self::wants(&self.streams[stream].window, sub, item, manifests)
+            {
+                return Some((sub.addr, stream, item));
+            }
+        }
     }
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use super::budget::BudgetRule;
 use super::tests::{
-    FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, subscribe_from, t,
+    FIRST_SEQ, PUBLISHER, drain_to, kept, published, session, subscribe, subscribe_from, t,
 };
 use super::*;
 use crate::testutil::{addr, emit};
-use crate::wire::NackEntry;
+use crate::transmit::SharedBuf;
+use crate::wire::MessageType;
+use crate::wire::{Nack, NackEntry, NackKind};
 
 /// A NACK for `len` chunks from each of the `starts`.
 fn nack(
@@ -41,7 +43,7 @@ fn a_nack_loop_gets_at_most_the_budget_and_honest_nacks_are_answered() {
     for (i, d) in datagrams.iter().enumerate() {
         relay.handle_datagram(t(i as u64 / 10), PUBLISHER, d);
     }
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let newest = relay
         .window(&stream)
         .and_then(Window::newest_seq)
@@ -54,7 +56,7 @@ fn a_nack_loop_gets_at_most_the_budget_and_honest_nacks_are_answered() {
     subscribe(&mut relay, start, honest, stream);
     // The first catch-up is free.
     drain_to(&mut relay, greedy);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
 
     // For one virtual second: the greedy subscriber asks for the whole
     // window every millisecond; the honest one for two chunks every 100 ms.
@@ -76,7 +78,7 @@ fn a_nack_loop_gets_at_most_the_budget_and_honest_nacks_are_answered() {
             honest_asked += 2;
         }
         let mut honest_bufs = Vec::new();
-        while let Some((dst, b)) = relay.poll_send() {
+        while let Some((dst, b)) = kept(&mut relay) {
             if dst == greedy {
                 greedy_got.push(b);
             } else if dst == honest {
@@ -108,7 +110,7 @@ fn a_resubscription_pays_for_its_catch_up() {
     for (i, d) in datagrams.iter().enumerate() {
         relay.handle_datagram(t(i as u64 / 10), PUBLISHER, d);
     }
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let viewer = addr("192.0.2.66:4000");
     let now = t(1000);
     let rule = BudgetRule::new(Some(3_000_000), 256);

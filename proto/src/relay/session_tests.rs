@@ -5,9 +5,9 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, published, session, subscribe, t};
+use super::tests::{PUBLISHER, drain_to, kept, published, session, subscribe, t};
 use super::*;
-use crate::wire::Member;
+use crate::wire::{Accept, Challenge, Have, Introduce, Member, Nack, NackKind, Peers};
 
 fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
     let mut buf = vec![0; msg.buffer_len()];
@@ -26,7 +26,7 @@ fn relay_with_stream() -> (Relay, StreamId) {
         ..RelayConfig::default()
     });
     relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     (relay, stream)
 }
 
@@ -73,7 +73,7 @@ fn session_messages_with_a_wrong_id_are_dropped_unanswered_and_counted() {
     let (a, b) = (addr(1), addr(2));
     subscribe(&mut relay, t(1), a, stream);
     subscribe(&mut relay, t(1), b, stream);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let id = session(&relay, a);
     assert_ne!(id, 0);
     assert_ne!(id, session(&relay, b), "each subscription its own id");
@@ -81,7 +81,7 @@ fn session_messages_with_a_wrong_id_are_dropped_unanswered_and_counted() {
     for msg in &forged {
         send(&mut relay, t(2), a, msg);
     }
-    assert!(relay.poll_send().is_none(), "a spoofer gets no answer");
+    assert!(relay.poll_transmit().is_none(), "a spoofer gets no answer");
     assert_eq!(relay.stats().drop_bad_session, forged.len() as u64);
     assert_eq!(
         relay.subscriber_count(),
@@ -139,7 +139,7 @@ fn spoofed_keepalives_do_not_keep_a_departed_subscriber() {
     let (mut relay, stream) = relay_with_stream();
     let a = addr(1);
     subscribe(&mut relay, t(0), a, stream);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let id = session(&relay, a);
     // `a` is gone; a spoofer keeps sending KEEPALIVEs in its name, ten a
     // second, guessing ids.
@@ -209,7 +209,7 @@ fn a_resubscription_keeps_the_id_and_everything_sent_to_a_subscriber_carries_it(
     };
     send(&mut relay, t(3), a, &Message::Introduce(intro));
     let mut sent = Vec::new();
-    while let Some((to, d)) = relay.poll_send() {
+    while let Some((to, d)) = kept(&mut relay) {
         sent.push((to, Message::parse(&d).ok().and_then(|m| session_in(&m))));
     }
     assert_eq!(
@@ -218,7 +218,7 @@ fn a_resubscription_keeps_the_id_and_everything_sent_to_a_subscriber_carries_it(
         "PEERS to a, INTRODUCE to b"
     );
     relay.shutdown();
-    let mut left: Vec<_> = std::iter::from_fn(|| relay.poll_send())
+    let mut left: Vec<_> = std::iter::from_fn(|| kept(&mut relay))
         .filter_map(|(to, d)| match Message::parse(&d) {
             Ok(Message::Leave(l)) => Some((to, l.session)),
             _ => None,
@@ -244,7 +244,7 @@ fn an_upstream_link_is_not_cut_by_a_leave_without_its_id() {
     relay
         .add_upstream(t(0), upstream, stream)
         .expect("an upstream");
-    let nonce = std::iter::from_fn(|| relay.poll_send())
+    let nonce = std::iter::from_fn(|| kept(&mut relay))
         .find_map(|(_, d)| match Message::parse(&d) {
             Ok(Message::Hello(h)) => Some(h.nonce),
             _ => None,
@@ -267,7 +267,7 @@ fn an_upstream_link_is_not_cut_by_a_leave_without_its_id() {
         start_seq: 0,
     };
     send(&mut relay, t(1), upstream, &Message::Accept(accept));
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     assert!(relay.upstreams().all(|u| u.subscribed));
     // Ten a second, for two seconds, with guessed ids.
     for i in 0..20u64 {
@@ -288,7 +288,7 @@ fn an_upstream_link_is_not_cut_by_a_leave_without_its_id() {
     // What the relay sends upstream carries the id.
     relay.handle_timeout(t(2500));
     let keepalive =
-        std::iter::from_fn(|| relay.poll_send()).find_map(|(_, d)| match Message::parse(&d) {
+        std::iter::from_fn(|| kept(&mut relay)).find_map(|(_, d)| match Message::parse(&d) {
             Ok(Message::Keepalive(k)) => Some(k.session),
             _ => None,
         });

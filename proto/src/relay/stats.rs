@@ -43,6 +43,11 @@ pub struct RelayStats {
     pub drop_throttled: u64,
     /// Dropped: for a stream this relay does not carry, or wrong club.
     pub drop_wrong_stream: u64,
+    /// Dropped: an item adopted from the worker that ingests its stream
+    /// (or an upstream added) for a stream this relay could not add, as it
+    /// carries `max_streams` already. A DESCRIPTOR or SUBSCRIBE that would
+    /// create a stream past the limit is refused as `drop_full`.
+    pub drop_stream_limit: u64,
     /// Dropped: the stream id is not a valid key.
     pub drop_bad_key: u64,
     /// Dropped: manifest never arrived.
@@ -107,8 +112,8 @@ impl RelayStats {
             Rejection::Replayed => &mut self.drop_replayed,
             Rejection::Stale => &mut self.drop_stale,
             Rejection::Throttled => &mut self.drop_throttled,
-            Rejection::Duplicate => &mut self.duplicates,
             Rejection::WrongStream => &mut self.drop_wrong_stream,
+            Rejection::StreamLimit => &mut self.drop_stream_limit,
             Rejection::BadStreamKey => &mut self.drop_bad_key,
             Rejection::ManifestMissing => &mut self.drop_manifest_missing,
             Rejection::Unproven => &mut self.drop_unproven,
@@ -125,6 +130,7 @@ impl RelayStats {
             + self.drop_stale
             + self.drop_throttled
             + self.drop_wrong_stream
+            + self.drop_stream_limit
             + self.drop_bad_key
             + self.drop_manifest_missing
             + self.drop_unproven

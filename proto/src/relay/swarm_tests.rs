@@ -3,11 +3,14 @@
 
 use std::net::SocketAddr;
 
+use super::swarm::INTRODUCE_RATE;
 use super::tests::{
-    FIRST_SEQ, PUBLISHER, drain_to, published, session, subscribe, subscribe_clubs, t,
+    FIRST_SEQ, PUBLISHER, drain_to, kept, published, session, subscribe, subscribe_clubs, t,
 };
+use super::upstream::MANIFEST_NACK_AFTER;
 use super::*;
-use crate::wire::{DataView, Member};
+use crate::transmit::SharedBuf;
+use crate::wire::{Accept, Challenge, DataView, Have, Introduce, Member, NackKind, Peers};
 
 fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
     let mut buf = vec![0; msg.buffer_len()];
@@ -31,7 +34,7 @@ fn relay_with_stream() -> (Relay, StreamId, Vec<Vec<u8>>) {
     let (stream, datagrams) = published(1500);
     let mut relay = Relay::new(RelayConfig::default());
     relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     (relay, stream, datagrams)
 }
 
@@ -41,7 +44,7 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
     let (a, b) = (addr(1), addr(2));
     subscribe(&mut relay, t(1), a, stream);
     subscribe(&mut relay, t(1), b, stream);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     // `a` holds the first 8 chunks already.
     let have = Have {
         stream,
@@ -55,7 +58,7 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
     }
     let mut to_a = Vec::new();
     let mut to_b = Vec::new();
-    while let Some((dst, buf)) = relay.poll_send() {
+    while let Some((dst, buf)) = kept(&mut relay) {
         if dst == a {
             to_a.push(buf);
         } else if dst == b {
@@ -110,7 +113,7 @@ fn peers_lists_only_members_and_a_member_only_older_ones() {
             member(&mut relay, t(10 * u64::from(i)), addr(i), stream, 1 << 3);
         }
     }
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     // The viewer asking about club 3 gets every member, not itself.
     let mut got = ask_peers(&mut relay, t(100), addr(3), stream, 3);
     got.sort();
@@ -132,7 +135,7 @@ fn introduce_is_forwarded_to_a_subscriber_only_and_rate_limited() {
     let (a, b, stranger) = (addr(1), addr(2), addr(9));
     subscribe(&mut relay, t(1), a, stream);
     subscribe(&mut relay, t(1), b, stream);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let session_a = session(&relay, a);
     let intro = |to| {
         Message::Introduce(Introduce {
@@ -153,7 +156,7 @@ fn introduce_is_forwarded_to_a_subscriber_only_and_rate_limited() {
     // Not to an address that is not a subscriber, and not from one.
     send(&mut relay, t(3), a, &intro(stranger));
     send(&mut relay, t(3), stranger, &intro(b));
-    assert!(relay.poll_send().is_none());
+    assert!(relay.poll_transmit().is_none());
     // At most INTRODUCE_RATE per second per requester.
     for _ in 0..2 * INTRODUCE_RATE {
         send(&mut relay, t(4), a, &intro(b));
@@ -189,7 +192,7 @@ fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
         .expect("valid key");
     // The upstream accepts.
     let mut nonce = 0;
-    while let Some((_, b)) = relay.poll_send() {
+    while let Some((_, b)) = kept(&mut relay) {
         if let Ok(Message::Hello(h)) = Message::parse(&b) {
             nonce = h.nonce;
         }
@@ -211,7 +214,7 @@ fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
         start_seq: 0,
     };
     send(&mut relay, t(2), upstream, &Message::Accept(accept));
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     // Everything but the first block's manifest (both copies) arrives.
     let block_of = |d: &[u8]| {
         crate::wire::ManifestView::new_checked(d)
@@ -226,7 +229,7 @@ fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
         relay.handle_datagram(t(3), upstream, d);
     }
     let block = skipped.expect("a manifest");
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     assert!(
         relay.upstreams().all(|u| u.subscribed),
         "subscribed upstream"

@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
-use crate::wire::{Codec, HELLO_MIN_LEN, Hello};
+use crate::transmit::SharedBuf;
+use crate::wire::MessageType;
+use crate::wire::{Codec, HELLO_MIN_LEN, Hello, Nack, NackKind, SUPPORTED_VERSIONS};
 
 pub(super) const PUBLISHER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
@@ -73,7 +75,7 @@ pub(super) fn subscribe_with_token(
     let n = hello.emit(&mut buf).expect("emit");
     relay.handle_datagram(now, from, &buf[..n]);
     let mut cookie = None;
-    while let Some((_, b)) = relay.poll_send() {
+    while let Some((_, b)) = kept(relay) {
         if let Ok(Message::Challenge(c)) = Message::parse(&b) {
             cookie = Some(c.cookie);
         }
@@ -130,10 +132,17 @@ pub(super) fn session(relay: &Relay, addr: SocketAddr) -> u64 {
         .map_or(0, |s| s.session)
 }
 
+/// The next datagram `relay` sends, kept as an IO shell keeps it.
+pub(super) fn kept(relay: &mut Relay) -> Option<(SocketAddr, SharedBuf)> {
+    relay
+        .poll_transmit()
+        .map(|t| (t.dst, SharedBuf::clone(t.payload)))
+}
+
 /// What `relay` sends to `to`, shared buffers and all.
 pub(super) fn drain_to(relay: &mut Relay, to: SocketAddr) -> Vec<SharedBuf> {
     let mut out = Vec::new();
-    while let Some((dst, b)) = relay.poll_send() {
+    while let Some((dst, b)) = kept(relay) {
         if dst == to {
             out.push(b);
         }
@@ -154,7 +163,7 @@ fn a_mirror_serves_the_owners_buffers_without_copying() {
     for (i, d) in datagrams.iter().enumerate() {
         let now = t(i as u64);
         owner.handle_datagram(now, PUBLISHER, d);
-        while owner.poll_send().is_some() {}
+        while owner.poll_transmit().is_some() {}
         while let Some(e) = owner.poll_export() {
             exports.push(e.buf.clone());
             mirror.handle_adopt(now, e);
@@ -206,6 +215,33 @@ fn a_mirror_refuses_direct_ingest_of_a_mirrored_stream() {
 }
 
 #[test]
+fn a_mirror_over_its_stream_limit_counts_stream_limit_not_wrong_stream() {
+    let (stream, datagrams) = published(10);
+    let mut owner = Relay::new(RelayConfig::default());
+    owner.set_export(true);
+    let mut mirror = Relay::new(RelayConfig {
+        max_streams: 0,
+        ..RelayConfig::default()
+    });
+    for d in &datagrams {
+        owner.handle_datagram(t(0), PUBLISHER, d);
+    }
+    let mut exports = 0;
+    while let Some(e) = owner.poll_export() {
+        mirror.handle_adopt(t(0), e);
+        exports += 1;
+    }
+    assert!(exports > 0);
+    assert!(mirror.window(&stream).is_none());
+    assert_eq!(mirror.stats().drop_stream_limit, exports);
+    assert_eq!(mirror.stats().drop_wrong_stream, 0);
+    assert_eq!(
+        mirror.add_upstream(t(0), PUBLISHER, stream),
+        Err(Rejection::StreamLimit)
+    );
+}
+
+#[test]
 fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     let config = RelayConfig {
         handshake_rate: 10,
@@ -224,7 +260,7 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     for port in 0..100u16 {
         let from = SocketAddr::from(([198, 51, 100, 7], 1000 + port));
         relay.handle_datagram(t(0), from, &buf[..n]);
-        while relay.poll_send().is_some() {
+        while relay.poll_transmit().is_some() {
             challenges += 1;
         }
     }
@@ -232,7 +268,7 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     assert_eq!(relay.stats().drop_rate_limited, 80);
     // Another address is served.
     relay.handle_datagram(t(0), SocketAddr::from(([198, 51, 100, 8], 1)), &buf[..n]);
-    assert!(relay.poll_send().is_some());
+    assert!(relay.poll_transmit().is_some());
 }
 
 #[test]
@@ -246,7 +282,7 @@ fn an_unanswered_upstream_fails_over_to_the_next() {
         .expect("stream");
     let hellos_to = |relay: &mut Relay| {
         let mut to = Vec::new();
-        while let Some((dst, b)) = relay.poll_send() {
+        while let Some((dst, b)) = kept(relay) {
             if peek_type(&b) == Ok(MessageType::Hello) {
                 to.push(dst);
             }
@@ -293,11 +329,11 @@ fn a_mirror_lets_go_of_buffers_before_the_owner_reuses_them() {
     let mut mirror = Relay::new(config);
     for (i, d) in datagrams.iter().enumerate() {
         owner.handle_datagram(t(i as u64), PUBLISHER, d);
-        while owner.poll_send().is_some() {}
+        while owner.poll_transmit().is_some() {}
         while let Some(e) = owner.poll_export() {
             mirror.handle_adopt(t(i as u64), e);
         }
-        while mirror.poll_send().is_some() {}
+        while mirror.poll_transmit().is_some() {}
     }
     let window = owner.window(&stream).expect("stream");
     let newest = window.newest_seq().expect("chunks");
@@ -342,7 +378,7 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
     for d in &datagrams {
         relay.handle_datagram(t(0), PUBLISHER, d);
     }
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let clubs = relay
         .window(&stream)
         .and_then(|w| w.descriptor().map(|(d, _)| d.clubs))
@@ -401,7 +437,7 @@ fn unread_events_do_not_pile_up() {
         let mut buf = vec![0; leave.buffer_len()];
         let n = leave.emit(&mut buf).expect("emit");
         relay.handle_datagram(t(1), from, &buf[..n]);
-        while relay.poll_send().is_some() {}
+        while relay.poll_transmit().is_some() {}
     }
     assert_eq!(relay.stats().accepted, 3000);
     assert_eq!(relay.events.len(), MAX_EVENTS);
@@ -476,7 +512,7 @@ fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
         for d in &datagrams {
             relay.handle_datagram(t(0), PUBLISHER, d);
         }
-        while relay.poll_send().is_some() {}
+        while relay.poll_transmit().is_some() {}
         let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
         subscribe(&mut relay, t(1), viewer, stream);
         let live_edge = relay
@@ -556,7 +592,7 @@ fn a_resume_before_the_first_chunk_starts_at_the_run() {
     let mut relay = Relay::new(RelayConfig::default());
     // The DESCRIPTOR only.
     relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
     subscribe_from(&mut relay, t(1), viewer, stream, 5);
     let start = drain_to(&mut relay, viewer)
@@ -580,14 +616,21 @@ fn a_new_streams_descriptor_is_proven_before_it_is_ingested() {
     if let Some(last) = forged.last_mut() {
         *last ^= 1;
     }
-    assert!(!relay.prove_new_stream(t(0), PUBLISHER, &forged));
+    let header = |bytes| StreamHeader::new(bytes).expect("a stream datagram");
+    assert!(
+        relay
+            .prove_new_stream(t(0), PUBLISHER, header(&forged))
+            .is_none()
+    );
     assert_eq!(relay.stats().drop_forged, 1);
     assert_eq!(relay.stats().datagrams_in, 1);
-    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[0]));
-    relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
+    let proven = relay.prove_new_stream(t(0), PUBLISHER, header(&datagrams[0]));
+    let proven = proven.expect("a real DESCRIPTOR is proven");
+    relay.handle_stream(t(0), PUBLISHER, proven);
     assert!(relay.window(&stream).is_some());
     assert_eq!(relay.stats().datagrams_in, 2);
     // Anything else, or a stream carried, is not its business.
-    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[0]));
-    assert!(relay.prove_new_stream(t(0), PUBLISHER, &datagrams[1]));
+    for d in &datagrams[..2] {
+        assert!(relay.prove_new_stream(t(0), PUBLISHER, header(d)).is_some());
+    }
 }

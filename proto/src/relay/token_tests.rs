@@ -2,9 +2,10 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, published, session, subscribe_with_token, t};
+use super::tests::{PUBLISHER, drain_to, kept, published, session, subscribe_with_token, t};
 use super::*;
 use crate::integrity::PublisherKey;
+use crate::token::{Scope, Token};
 use crate::wire::{Member, Peers};
 
 /// Unix time the tests' relay believes it is at `t(0)`.
@@ -41,7 +42,7 @@ fn guarded_relay() -> (Relay, StreamId) {
     for d in &datagrams {
         relay.handle_datagram(t(0), PUBLISHER, d);
     }
-    while relay.poll_send().is_some() {}
+    while relay.poll_transmit().is_some() {}
     (relay, stream)
 }
 
@@ -124,7 +125,7 @@ fn a_valid_token_is_let_in_and_every_bad_one_refused_with_its_reason() {
         relay.handle_datagram(t(10), PUBLISHER, d);
     }
     let mut to_admitted = 0;
-    while let Some((dst, _)) = relay.poll_send() {
+    while let Some((dst, _)) = kept(&mut relay) {
         assert!(dst == addr(7) || dst == PUBLISHER, "sent to {dst}");
         to_admitted += usize::from(dst == addr(7));
     }
@@ -215,12 +216,12 @@ fn a_relay_presents_its_upstream_token() {
     // Shuttle datagrams between the two until the downstream subscribes.
     for step in 0..20 {
         let now = t(step);
-        while let Some((to, b)) = down.poll_send() {
+        while let Some((to, b)) = kept(&mut down) {
             if to == up_addr {
                 upstream.handle_datagram(now, down_addr, &b);
             }
         }
-        while let Some((to, b)) = upstream.poll_send() {
+        while let Some((to, b)) = kept(&mut upstream) {
             if to == down_addr {
                 down.handle_datagram(now, up_addr, &b);
             }

@@ -19,13 +19,17 @@
 //! the input costs at most one needless switch.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 pub use crate::client::FAILOVER_AFTER;
 
+use super::{Relay, RelayEvent};
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::failover::ServerList;
+use crate::integrity::Rejection;
+use crate::token::Token;
 use crate::transmit::TxQueue;
-use crate::wire::{Keepalive, Message};
+use crate::wire::{Keepalive, Message, Nack, NackKind};
 use crate::{StreamId, Time};
 
 #[derive(Debug)]
@@ -183,6 +187,172 @@ impl Upstream {
     /// Ends the subscription.
     pub(crate) fn close(&mut self, tx: &mut TxQueue) {
         self.session.close(tx);
+    }
+}
+
+/// The state of one upstream subscription, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamStatus {
+    /// The stream taken.
+    pub stream: StreamId,
+    /// The server in use.
+    pub server: SocketAddr,
+    /// Whether it has accepted the subscription.
+    pub subscribed: bool,
+    /// Times the relay moved to another upstream.
+    pub failovers: u64,
+}
+
+/// A block waiting for its manifest from the upstream relay.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Awaiting {
+    pub(super) noticed: Time,
+    pub(super) last_nack: Option<Time>,
+    pub(super) nacks: u8,
+}
+
+/// Blocks tracked as awaiting their manifest, per stream.
+pub(super) const MAX_AWAITING: usize = 64;
+/// A manifest missing this long after its block's first chunk is NACKed
+/// to the upstream relay.
+pub(super) const MANIFEST_NACK_AFTER: Duration = Duration::from_millis(30);
+/// Between two NACKs for one manifest.
+const MANIFEST_NACK_EVERY: Duration = Duration::from_millis(150);
+/// Tries per manifest.
+const MANIFEST_NACK_TRIES: u8 = 5;
+
+impl Relay {
+    /// The relay's upstream subscriptions.
+    pub fn upstreams(&self) -> impl Iterator<Item = UpstreamStatus> + '_ {
+        self.streams.iter().filter_map(|s| {
+            let up = s.upstream.as_ref()?;
+            Some(UpstreamStatus {
+                stream: s.window.stream(),
+                server: up.server(),
+                subscribed: up.subscribed(),
+                failovers: up.failovers,
+            })
+        })
+    }
+
+    /// Takes `stream` from the relay at `server`, subscribing to all clubs.
+    pub fn add_upstream(
+        &mut self,
+        now: Time,
+        server: SocketAddr,
+        stream: StreamId,
+    ) -> Result<(), Rejection> {
+        self.add_upstreams(now, &[server], stream)
+    }
+
+    /// Takes `stream` from the first of `servers` that serves it: retried
+    /// with backoff, failing over down the list (see [`FAILOVER_AFTER`]).
+    pub fn add_upstreams(
+        &mut self,
+        now: Time,
+        servers: &[SocketAddr],
+        stream: StreamId,
+    ) -> Result<(), Rejection> {
+        let i = self.add_stream(stream)?;
+        let seed = self.config.nonce_seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let token = self
+            .config
+            .upstream_tokens
+            .iter()
+            .find(|t| Token::parse(t).is_ok_and(|t| t.stream == stream))
+            .cloned()
+            .unwrap_or_default();
+        self.streams[i].configured = true;
+        self.streams[i].upstream =
+            Upstream::new(now, servers.to_vec(), stream, token, seed, &mut self.tx);
+        Ok(())
+    }
+
+    pub(super) fn upstream_message(&mut self, now: Time, from: SocketAddr, msg: &Message<'_>) {
+        if let Message::Leave(l) = msg {
+            // A LEAVE ends an upstream session only with its id (§11.7).
+            let owned = self.streams.iter().any(|s| {
+                s.upstream
+                    .as_ref()
+                    .is_some_and(|u| u.server() == from && u.owns(l.session))
+            });
+            if !owned {
+                if self.is_upstream(from) {
+                    self.stats.drop_bad_session += 1;
+                } else {
+                    self.stats.drop_not_subscribed += 1;
+                }
+                return;
+            }
+        }
+        for i in 0..self.streams.len() {
+            let resume = self.streams[i].window.newest_seq().map(|s| s + 1);
+            let Some(up) = &mut self.streams[i].upstream else {
+                continue;
+            };
+            if up.server() != from {
+                continue;
+            }
+            match up.handle(now, msg, resume, &mut self.tx) {
+                Some(SessionEvent::Accepted { .. }) => {
+                    let id = self.streams[i].window.stream();
+                    self.event(RelayEvent::UpstreamSubscribed(from, id));
+                }
+                Some(SessionEvent::Rejected(r)) => {
+                    self.event(RelayEvent::UpstreamRejected(from, r));
+                }
+                Some(SessionEvent::ServerLeft(_)) | None => {}
+            }
+        }
+    }
+
+    /// Whether `addr` is one of the upstream servers this relay may use.
+    pub fn is_upstream(&self, addr: SocketAddr) -> bool {
+        self.streams
+            .iter()
+            .any(|s| s.upstream.as_ref().is_some_and(|u| u.is_server(addr)))
+    }
+
+    /// NACKs to the upstream relay the manifests of blocks whose chunks
+    /// came without them.
+    pub(super) fn nack_manifests(&mut self, now: Time) {
+        if self.next_manifest_nack.is_none_or(|t| now < t) {
+            return;
+        }
+        self.next_manifest_nack = None;
+        for s in &mut self.streams {
+            let Some(up) = &s.upstream else { continue };
+            if !up.subscribed() {
+                continue;
+            }
+            let mut nack = Nack::new(s.window.stream(), up.id());
+            s.awaiting.retain(|_, a| a.nacks < MANIFEST_NACK_TRIES);
+            for (&block, a) in &mut s.awaiting {
+                let due = now >= a.noticed + MANIFEST_NACK_AFTER
+                    && a.last_nack.is_none_or(|t| now >= t + MANIFEST_NACK_EVERY);
+                if due {
+                    let entry = crate::wire::NackEntry {
+                        kind: NackKind::Manifests,
+                        start: block,
+                        len: 1,
+                    };
+                    if !nack.push(entry) {
+                        break;
+                    }
+                    a.nacks += 1;
+                    a.last_nack = Some(now);
+                }
+            }
+            if !nack.entries().is_empty() {
+                self.stats.manifest_nacks += 1;
+                let _ = self.tx.push_message(up.server(), &Message::Nack(nack));
+            }
+            if !s.awaiting.is_empty() {
+                let next = now + MANIFEST_NACK_AFTER;
+                self.next_manifest_nack =
+                    Some(self.next_manifest_nack.map_or(next, |t| t.min(next)));
+            }
+        }
     }
 }
 

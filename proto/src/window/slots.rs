@@ -6,7 +6,9 @@ use super::ChunkRef;
 use crate::Time;
 use crate::fec::MAX_M;
 use crate::transmit::SharedBuf;
-use crate::wire::{DATA_HEADER_LEN, HASH_LEN, MANIFEST_HEADER_LEN, MAX_DATAGRAM_LEN, Manifest};
+use crate::wire::{
+    DATA_HEADER_LEN, HASH_LEN, MANIFEST_HEADER_LEN, MAX_DATAGRAM_LEN, Manifest, StoredData,
+};
 
 /// What a slot holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -110,25 +112,18 @@ impl ChunkSlot {
         self.rebuilt = rebuilt;
     }
 
-    fn header_u64(&self, at: usize) -> u64 {
-        let mut b = [0; 8];
-        if let Some(src) = self.bytes.get(at..at + 8) {
-            b.copy_from_slice(src);
-        }
-        u64::from_be_bytes(b)
-    }
-
     pub(super) fn as_ref(&self) -> ChunkRef<'_> {
-        let flags = self.bytes.get(2).copied().unwrap_or(0);
+        let stored = StoredData(&self.bytes);
+        let flags = stored.flags();
         ChunkRef {
             datagram: &self.bytes,
             seq: self.seq,
-            keyframe: flags & crate::wire::DataFlags::KEYFRAME != 0,
-            end_of_stream: flags & crate::wire::DataFlags::END_OF_STREAM != 0,
-            timestamp_us: self.header_u64(52),
+            keyframe: flags.keyframe(),
+            end_of_stream: flags.end_of_stream(),
+            timestamp_us: stored.timestamp_us(),
             arrived: self.arrived,
             rebuilt: self.rebuilt,
-            block: self.header_u64(44),
+            block: stored.block(),
         }
     }
 

@@ -20,6 +20,15 @@ use crate::fec::MAX_K;
 /// Bytes before the payload.
 pub const DATA_HEADER_LEN: usize = 61;
 
+/// Where the flags byte sits.
+const DATA_FLAGS_AT: usize = 2;
+/// Where the stream id starts.
+pub(crate) const DATA_STREAM_AT: usize = 4;
+/// Where the block number starts.
+const DATA_BLOCK_AT: usize = 44;
+/// Where the timestamp starts.
+const DATA_TIMESTAMP_AT: usize = 52;
+
 /// DATA flag bits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct DataFlags(u8);
@@ -130,6 +139,39 @@ impl<'a> Data<'a> {
         w.u8(self.index);
         w.put(self.payload);
         Ok(w.finish())
+    }
+}
+
+/// A DATA datagram checked when it was stored ([`DataView::new_checked`]),
+/// whose fields are read at their offsets without checking it again: how a
+/// window reads the chunks it holds. Bytes missing from a short buffer
+/// read as zeros.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoredData<'a>(pub(crate) &'a [u8]);
+
+impl StoredData<'_> {
+    /// The flags.
+    pub(crate) fn flags(&self) -> DataFlags {
+        let bits = self.0.get(DATA_FLAGS_AT).copied().unwrap_or(0);
+        DataFlags::from_bits(bits).unwrap_or_default()
+    }
+
+    /// The block.
+    pub(crate) fn block(&self) -> u64 {
+        self.u64_at(DATA_BLOCK_AT)
+    }
+
+    /// The publisher's timestamp.
+    pub(crate) fn timestamp_us(&self) -> u64 {
+        self.u64_at(DATA_TIMESTAMP_AT)
+    }
+
+    fn u64_at(&self, at: usize) -> u64 {
+        let mut b = [0; 8];
+        if let Some(src) = self.0.get(at..at + 8) {
+            b.copy_from_slice(src);
+        }
+        u64::from_be_bytes(b)
     }
 }
 

@@ -24,6 +24,9 @@ use super::{DecodeError, MAX_CHUNK_SIZE, MessageType, header, put_header};
 use crate::StreamId;
 use crate::fec::{MAX_K, MAX_M};
 
+/// Where the stream id starts.
+pub(crate) const DESCRIPTOR_STREAM_AT: usize = 8;
+
 /// Length of a DESCRIPTOR datagram.
 pub const DESCRIPTOR_LEN: usize = 136;
 

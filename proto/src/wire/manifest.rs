@@ -28,6 +28,9 @@ use super::{DecodeError, MessageType, header, put_header};
 use crate::StreamId;
 use crate::fec::{MAX_K, MAX_M, SYMBOL_HEADER_LEN};
 
+/// Where the stream id starts.
+pub(crate) const MANIFEST_STREAM_AT: usize = 8;
+
 /// Length of one truncated BLAKE3 hash.
 pub const HASH_LEN: usize = 16;
 

@@ -25,6 +25,7 @@ mod descriptor;
 mod handshake;
 mod manifest;
 mod parity;
+mod stream;
 mod swarm;
 
 pub use control::{
@@ -32,6 +33,7 @@ pub use control::{
     PeerAddr, Peers,
 };
 pub use cursor::BufferTooSmall;
+pub(crate) use data::StoredData;
 pub use data::{DATA_HEADER_LEN, Data, DataFlags, DataView};
 pub use descriptor::{Codec, DESCRIPTOR_LEN, Descriptor, MAX_CLUBS};
 pub use handshake::{
@@ -40,6 +42,7 @@ pub use handshake::{
 };
 pub use manifest::{HASH_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView, SIGNATURE_LEN};
 pub use parity::{PARITY_HEADER_LEN, Parity, ParityView};
+pub use stream::StreamHeader;
 pub use swarm::{HAVE_LEN, Have, INTRODUCE_LEN, Introduce, MEMBER_LEN, Member, PUNCH_LEN, Punch};
 
 use cursor::Reader;

@@ -20,6 +20,9 @@ use super::{DecodeError, MessageType, header, put_header};
 use crate::StreamId;
 use crate::fec::{MAX_K, MAX_M, SYMBOL_HEADER_LEN};
 
+/// Where the stream id starts.
+pub(crate) const PARITY_STREAM_AT: usize = 4;
+
 /// Bytes before the symbol.
 pub const PARITY_HEADER_LEN: usize = 53;
 

@@ -148,7 +148,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
 }
 
 /// Each drop reason of `drops_total` and what it sums.
-const DROP_REASONS: [(&str, Field); 26] = [
+const DROP_REASONS: [(&str, Field); 27] = [
     ("malformed", |s| s.relay.drop_malformed),
     ("forged", |s| s.relay.drop_forged),
     ("corrupted", |s| s.relay.drop_corrupted),
@@ -156,6 +156,7 @@ const DROP_REASONS: [(&str, Field); 26] = [
     ("stale", |s| s.relay.drop_stale),
     ("throttled", |s| s.relay.drop_throttled),
     ("wrong_stream", |s| s.relay.drop_wrong_stream),
+    ("stream_limit", |s| s.relay.drop_stream_limit),
     ("bad_key", |s| s.relay.drop_bad_key),
     ("manifest_missing", |s| s.relay.drop_manifest_missing),
     ("unproven", |s| s.relay.drop_unproven),

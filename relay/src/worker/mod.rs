@@ -26,6 +26,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hdrhistogram::Histogram;
 use shoal_proto::Time;
 use shoal_proto::relay::{Export, Relay, RelayEvent};
+use shoal_proto::wire::StreamHeader;
 
 use crate::io::{Backend, Sink, Waker};
 use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
@@ -219,10 +220,8 @@ impl Worker {
     /// stream may have been removed here and claimed elsewhere since the
     /// sender looked it up.
     fn handed(&mut self, now: Time, from: SocketAddr, bytes: Vec<u8>, born: Instant) {
-        let owner = match Relay::ingest_stream(&bytes) {
-            Some(stream) => {
-                route_ingest(&mut self.relay, &mut self.router, now, from, &bytes, stream)
-            }
+        let owner = match StreamHeader::new(&bytes) {
+            Some(header) => route_ingest(&mut self.relay, &mut self.router, now, from, header),
             None => {
                 self.relay.handle_datagram(now, from, &bytes);
                 None
@@ -317,7 +316,8 @@ impl Worker {
             }
         }
         self.wake_peers();
-        while let Some((dst, buf)) = self.relay.poll_send() {
+        while let Some(t) = self.relay.poll_transmit() {
+            let (dst, buf) = (t.dst, Arc::clone(t.payload));
             self.trains.add(&mut *self.backend, dst, buf, born);
         }
         self.trains.flush(&mut *self.backend, born);
@@ -401,8 +401,8 @@ impl Sink for Turn<'_> {
             .clock
             .get_or_insert_with(|| (os::now(), Instant::now()));
         self.born.get_or_insert(instant);
-        if let Some(stream) = Relay::ingest_stream(bytes) {
-            if let Some(w) = route_ingest(self.relay, self.router, now, from, bytes, stream) {
+        if let Some(header) = StreamHeader::new(bytes) {
+            if let Some(w) = route_ingest(self.relay, self.router, now, from, header) {
                 self.hand_to(w, from, bytes, instant);
             }
         } else if self.id != 0 && self.upstreams.contains(&from) {
@@ -431,24 +431,27 @@ fn route_ingest(
     router: &mut Router,
     now: Time,
     from: SocketAddr,
-    bytes: &[u8],
-    stream: shoal_proto::StreamId,
+    header: StreamHeader<'_>,
 ) -> Option<usize> {
+    let stream = header.stream();
     match router.route(&stream) {
         route::Route::Here => {
-            relay.handle_datagram(now, from, bytes);
+            relay.handle_stream(now, from, header.into());
             None
         }
         route::Route::To(w) => Some(w),
         // A DESCRIPTOR of a stream nobody carries is checked (signature
         // and admission) before the shared table is locked, so that a
-        // flood of them does not hold every worker's routing up.
-        route::Route::Unknown if !relay.prove_new_stream(now, from, bytes) => None,
-        route::Route::Unknown => router.claim_with(stream, || {
-            relay.handle_datagram(now, from, bytes);
-            // Not a mirror left over from a previous owner.
-            relay.ingests(&stream)
-        }),
+        // flood of them does not hold every worker's routing up; under
+        // the lock it is taken as verified.
+        route::Route::Unknown => {
+            let datagram = relay.prove_new_stream(now, from, header)?;
+            router.claim_with(stream, || {
+                relay.handle_stream(now, from, datagram);
+                // Not a mirror left over from a previous owner.
+                relay.ingests(&stream)
+            })
+        }
     }
 }
 

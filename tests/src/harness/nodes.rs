@@ -111,7 +111,8 @@ impl Node for RelayNode {
     }
 
     fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
-        copy(self.relay.poll_transmit())
+        let t = self.relay.poll_transmit()?;
+        Some((t.dst, t.payload.to_vec()))
     }
 
     fn poll_timeout(&self) -> Option<Time> {

@@ -1,0 +1,139 @@
+//! The swarm: what a relay tells subscribers about each other.
+//!
+//! Ordinary peers announce the clubs they forward (MEMBER) and what they
+//! hold (HAVE); the relay answers PEERS with a random sample of a club's
+//! members, and forwards INTRODUCE to the member it names so that the two
+//! can punch through their NATs. PEERS answers are paid from the asker's
+//! repair budget and INTRODUCE is rate-limited per subscriber, so neither
+//! can be used to make the relay send more than it is asked for.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Relay;
+use crate::Time;
+use crate::wire::{Have, Introduce, MAX_PEERS, Message, Peers};
+
+/// INTRODUCE requests forwarded per subscriber per second.
+pub(super) const INTRODUCE_RATE: u32 = 20;
+
+impl Relay {
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: deterministic, good enough to sample peers.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Answers a PEERS request with up to [`MAX_PEERS`] members of `club`,
+    /// sampled at random. An asker that is itself a member of `club` gets
+    /// only members that joined before it: club links then always run
+    /// from older to newer members, so they never form a cycle cut off
+    /// from the relay.
+    pub(super) fn answer_peers(&mut self, now: Time, from: SocketAddr, sub: usize, club: u8) {
+        let Some(s) = &self.subs[sub] else { return };
+        let (stream, joined, asker_member) = (s.stream, s.joined, s.member);
+        let mut peers = Peers::new(self.streams[stream].window.stream(), s.session, club);
+        let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
+        let older_only = asker_member & bit != 0;
+        let mut chosen = [from; MAX_PEERS];
+        let mut seen = 0usize;
+        for i in 0..self.subs.len() {
+            let Some(other) = &self.subs[i] else { continue };
+            let eligible = other.stream == stream
+                && other.addr != from
+                && other.member & bit != 0
+                && (!older_only || (other.joined, other.addr) < (joined, from));
+            if !eligible {
+                continue;
+            }
+            let addr = other.addr;
+            // Reservoir sampling: every eligible member equally likely.
+            if seen < MAX_PEERS {
+                chosen[seen] = addr;
+            } else {
+                let j = (self.next_random() % (seen as u64 + 1)) as usize;
+                if let Some(slot) = chosen.get_mut(j) {
+                    *slot = addr;
+                }
+            }
+            seen += 1;
+        }
+        for &addr in chosen.iter().take(seen.min(MAX_PEERS)) {
+            peers.push(addr);
+        }
+        let answer = Message::Peers(peers);
+        let mut budget = self.repair_budget(now, sub);
+        let paid = budget.as_mut().is_none_or(|b| b.spend(answer.buffer_len()));
+        self.settle_repair(sub, budget, !paid);
+        if paid {
+            let _ = self.tx.push_message(from, &answer);
+        }
+    }
+
+    /// Keeps a subscriber's newest HAVE: the chunks fan-out skips for it.
+    pub(super) fn take_have(&mut self, now: Time, from: SocketAddr, h: &Have) {
+        if let Ok(i) = self.bound(now, from, h.stream, h.session)
+            && let Some(sub) = &mut self.subs[i]
+        {
+            let newer = sub.have.is_none_or(|old| h.base >= old.base);
+            if newer {
+                sub.have = Some(*h);
+            }
+        }
+    }
+
+    /// Takes a subscriber's MEMBER: the clubs it forwards and its upload,
+    /// if its token lets it upload.
+    pub(super) fn take_member(&mut self, now: Time, from: SocketAddr, m: &crate::wire::Member) {
+        if let Ok(i) = self.bound(now, from, m.stream, m.session)
+            && let Some(sub) = &mut self.subs[i]
+        {
+            if !sub.may_upload && m.clubs != 0 {
+                self.stats.drop_token_scope += 1;
+                return;
+            }
+            sub.member = m.clubs;
+            sub.upload_kbps = m.upload_kbps;
+        }
+    }
+
+    /// Forwards a subscriber's INTRODUCE to the subscriber it names, with
+    /// the requester's address, so that the named peer PUNCHes toward it.
+    pub(super) fn introduce(&mut self, now: Time, from: SocketAddr, intro: &Introduce) {
+        let Ok(requester) = self.bound(now, from, intro.stream, intro.session) else {
+            return;
+        };
+        let Some(&target) = self.sub_index.get(&intro.addr) else {
+            self.stats.drop_not_subscribed += 1;
+            return;
+        };
+        let Some(sub) = self.subs[requester].as_mut() else {
+            return;
+        };
+        let stream = sub.stream;
+        if now - sub.intros.0 >= Duration::from_secs(1) {
+            sub.intros = (now, 0);
+        }
+        if sub.intros.1 >= INTRODUCE_RATE {
+            self.stats.drop_rate_limited += 1;
+            return;
+        }
+        sub.intros.1 += 1;
+        let Some(target) = self.subs[target].as_ref().filter(|t| t.stream == stream) else {
+            self.stats.drop_not_subscribed += 1;
+            return;
+        };
+        // The receiver checks the id of its own subscription.
+        let forward = Introduce {
+            stream: intro.stream,
+            session: target.session,
+            addr: from,
+        };
+        self.stats.introduced += 1;
+        let _ = self
+            .tx
+            .push_message(intro.addr, &Message::Introduce(forward));
+    }
+}
