@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use crate::Time;
+use crate::bucket::TokenBucket;
 
 /// Lets through `rate` bytes per second on average, bursts of `burst`.
 #[derive(Debug, Clone)]
 pub(super) struct Bucket {
     rate: u64,
     burst: u64,
-    tokens: u64,
-    last: Time,
+    /// In whole bytes: a refill keeps the time of a fraction of a byte.
+    bucket: TokenBucket,
 }
 
 impl Bucket {
@@ -21,31 +22,18 @@ impl Bucket {
         Self {
             rate,
             burst,
-            tokens: burst,
-            last: now,
+            bucket: TokenBucket::new(burst, now),
         }
     }
 
     /// Adds what accrued since the last call.
     pub(super) fn refill(&mut self, now: Time) {
-        let us = now.saturating_since(self.last).as_micros() as u64;
-        // Accrue whole bytes only, keeping the remainder's time.
-        let add = self.rate.saturating_mul(us) / 1_000_000;
-        if add > 0 || self.rate == 0 {
-            self.tokens = (self.tokens + add).min(self.burst);
-            self.last = now;
-        }
+        self.bucket.refill(now, self.rate, self.burst);
     }
 
     /// Takes `bytes` if there are that many.
     pub(super) fn take(&mut self, bytes: usize) -> bool {
-        let bytes = bytes as u64;
-        if self.rate > 0 && self.tokens >= bytes {
-            self.tokens -= bytes;
-            true
-        } else {
-            false
-        }
+        self.rate > 0 && self.bucket.take(bytes as u64)
     }
 }
 
