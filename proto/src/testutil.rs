@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::wire::{Keepalive, Message};
+use crate::integrity::PublisherKey;
+use crate::wire::{Keepalive, Manifest, Message};
 use crate::{StreamId, Time};
 
 /// `ms` milliseconds after a fixed start (1 s, so that times before it
@@ -35,4 +36,13 @@ pub(crate) fn keepalive(stream: StreamId, session: u64) -> Keepalive {
         nack_repaired: 0,
         latency_us: 0,
     }
+}
+
+/// `man`'s datagram, signed by `key`.
+pub(crate) fn signed_manifest(key: &PublisherKey, man: &Manifest<'_>) -> Vec<u8> {
+    let mut buf = vec![0; man.buffer_len()];
+    let n = man.emit(&mut buf).expect("emit");
+    buf.truncate(n);
+    key.sign_trailer(&mut buf);
+    buf
 }
