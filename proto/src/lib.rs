@@ -63,6 +63,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod bucket;
 pub mod client;
 pub mod cookie;
 pub mod entry;

@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use crate::wire::{Keepalive, Message};
+use crate::integrity::PublisherKey;
+use crate::wire::{Keepalive, Manifest, Message};
 use crate::{StreamId, Time};
 
 /// `ms` milliseconds after a fixed start (1 s, so that times before it
@@ -47,4 +48,13 @@ pub(crate) fn handshake_answers(stream: StreamId, nonce: u64) -> [Message<'stati
         Message::Challenge(crate::wire::Challenge { nonce, cookie }),
         Message::Accept(accept),
     ]
+}
+
+/// `man`'s datagram, signed by `key`.
+pub(crate) fn signed_manifest(key: &PublisherKey, man: &Manifest<'_>) -> Vec<u8> {
+    let mut buf = vec![0; man.buffer_len()];
+    let n = man.emit(&mut buf).expect("emit");
+    buf.truncate(n);
+    key.sign_trailer(&mut buf);
+    buf
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::testutil::{addr, emit, t};
-use crate::wire::{Accept, Challenge, Cookie};
+use crate::wire::{Accept, Challenge, Cookie, Introduce, Peers};
 
 const RELAY: &str = "127.0.0.1:7411";
 const ID: u64 = 0xabcd;

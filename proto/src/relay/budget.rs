@@ -23,6 +23,7 @@
 //! subscriber asks again later, as it would after a loss.
 
 use crate::Time;
+use crate::bucket::TokenBucket;
 use crate::wire::MAX_DATAGRAM_LEN;
 
 /// The share of the stream's rate refilled for repairs, in percent.
@@ -60,45 +61,30 @@ impl BudgetRule {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RepairBudget {
     /// Millionths of a byte; `None` until first used (then full).
-    tokens: Option<u64>,
-    last: Time,
+    bucket: Option<TokenBucket>,
 }
 
 impl RepairBudget {
     /// A bucket that will be full at its first use.
     pub(crate) fn full() -> Self {
-        Self {
-            tokens: None,
-            last: Time::ZERO,
-        }
+        Self { bucket: None }
     }
 
     /// Adds what `rule` refilled since the last call.
     pub(crate) fn refill(&mut self, now: Time, rule: BudgetRule) {
         let cap = rule.burst.saturating_mul(UNIT);
-        let tokens = match self.tokens {
-            None => cap,
-            Some(t) => {
-                let elapsed = now.saturating_since(self.last).as_micros();
-                let elapsed = u64::try_from(elapsed).unwrap_or(u64::MAX);
-                t.saturating_add(elapsed.saturating_mul(rule.bytes_per_sec))
-                    .min(cap)
-            }
-        };
-        self.tokens = Some(tokens);
-        self.last = self.last.max(now);
+        // Time going backwards accrues nothing and leaves the clock.
+        let rate = rule.bytes_per_sec.saturating_mul(UNIT);
+        match &mut self.bucket {
+            None => self.bucket = Some(TokenBucket::new(cap, now)),
+            Some(b) => b.refill(now, rate, cap),
+        }
     }
 
     /// Pays `len` bytes if the bucket holds them.
     pub(crate) fn spend(&mut self, len: usize) -> bool {
         let cost = (len as u64).saturating_mul(UNIT);
-        match self.tokens {
-            Some(t) if t >= cost => {
-                self.tokens = Some(t - cost);
-                true
-            }
-            _ => false,
-        }
+        self.bucket.as_mut().is_some_and(|b| b.take(cost))
     }
 }
 

@@ -12,22 +12,17 @@ use std::net::IpAddr;
 
 use super::host::Host;
 use crate::Time;
+use crate::bucket::TokenBucket;
 
 /// Buckets in the table.
 const BUCKETS: usize = 4096;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Bucket {
-    /// Tokens, in millionths of a handshake.
-    tokens: u64,
-    last: Time,
-    seen: bool,
-}
-
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct HandshakeLimiter {
-    buckets: Vec<Bucket>,
+    /// Tokens in millionths of a handshake; each starts full, its clock
+    /// at its first use.
+    buckets: Vec<TokenBucket>,
     key: [u8; 32],
     /// Handshakes per second per IP; 0 turns the limit off.
     rate: u64,
@@ -38,11 +33,12 @@ const UNIT: u64 = 1_000_000;
 
 impl HandshakeLimiter {
     pub(crate) fn new(key: [u8; 32], rate: u32, burst: u32) -> Self {
+        let burst = u64::from(burst.max(1));
         Self {
-            buckets: vec![Bucket::default(); BUCKETS],
+            buckets: vec![TokenBucket::unstarted(burst * UNIT); BUCKETS],
             key,
             rate: u64::from(rate),
-            burst: u64::from(burst.max(1)),
+            burst,
         }
     }
 
@@ -60,23 +56,9 @@ impl HandshakeLimiter {
         let Some(b) = self.buckets.get_mut(i) else {
             return true;
         };
-        if !b.seen {
-            b.seen = true;
-            b.tokens = cap;
-        } else {
-            let elapsed = now.saturating_since(b.last).as_micros() as u64;
-            b.tokens = b
-                .tokens
-                .saturating_add(elapsed.saturating_mul(rate))
-                .min(cap);
-        }
-        b.last = now;
-        if b.tokens >= UNIT {
-            b.tokens -= UNIT;
-            true
-        } else {
-            false
-        }
+        b.refill(now, rate * UNIT, cap);
+        b.rewind(now);
+        b.take(UNIT)
     }
 }
 

@@ -27,9 +27,8 @@
 //! flood aimed at run changes can delay a publisher restart until the
 //! bucket has room; the run followed loses nothing.
 
-use std::time::Duration;
-
 use crate::Time;
+use crate::bucket::TokenBucket;
 
 /// Failed checks allowed per block before it needs evidence.
 pub const TRIES_PER_BLOCK: u8 = 2;
@@ -46,29 +45,28 @@ pub(crate) struct Guard {
     /// Per block (by id modulo [`REMEMBERED`]): the block and its failed
     /// checks.
     failures: [(u64, u8); REMEMBERED],
-    /// Tokens for failed checks, in millionths.
-    tokens: u64,
-    last: Option<Time>,
+    /// Tokens for failed checks, in millionths; its clock starts at the
+    /// first check.
+    bucket: TokenBucket,
 }
+
+/// A failed check's cost in the bucket.
+const UNIT: u64 = 1_000_000;
 
 impl Default for Guard {
     fn default() -> Self {
         Self {
             failures: [(u64::MAX, 0); REMEMBERED],
-            tokens: FAILED_BURST * 1_000_000,
-            last: None,
+            bucket: TokenBucket::unstarted(FAILED_BURST * UNIT),
         }
     }
 }
 
 impl Guard {
     fn refill(&mut self, now: Time) {
-        let since = self
-            .last
-            .map_or(Duration::ZERO, |l| now.saturating_since(l));
-        let add = (since.as_micros() as u64).saturating_mul(FAILED_PER_SEC);
-        self.tokens = (self.tokens.saturating_add(add)).min(FAILED_BURST * 1_000_000);
-        self.last = Some(now);
+        let (rate, cap) = (FAILED_PER_SEC * UNIT, FAILED_BURST * UNIT);
+        self.bucket.refill(now, rate, cap);
+        self.bucket.rewind(now);
     }
 
     /// Whether a candidate for `block` (`None`: a DESCRIPTOR, or a MANIFEST
@@ -79,7 +77,7 @@ impl Guard {
             return true;
         }
         self.refill(now);
-        if self.tokens < 1_000_000 {
+        if !self.bucket.holds(UNIT) {
             return false;
         }
         match block {
@@ -93,7 +91,7 @@ impl Guard {
 
     /// A check of a candidate for `block` failed.
     pub(crate) fn failed(&mut self, block: Option<u64>) {
-        self.tokens = self.tokens.saturating_sub(1_000_000);
+        self.bucket.drain(UNIT);
         if let Some(b) = block {
             let slot = &mut self.failures[(b % REMEMBERED as u64) as usize];
             if slot.0 == b {
@@ -108,6 +106,7 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn failures_are_bounded_per_block_and_per_second_but_evidence_passes() {

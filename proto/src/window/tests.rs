@@ -29,10 +29,7 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
             hashes: &hashes,
             signature: [0; SIGNATURE_LEN],
         };
-        let mut buf = vec![0; man.buffer_len()];
-        let n = man.emit(&mut buf).expect("emit");
-        buf.truncate(n);
-        key.sign_trailer(&mut buf);
+        let buf = crate::testutil::signed_manifest(&key, &man);
         assert_eq!(
             window.ingest(Time::from_micros(1), &buf),
             Err(Rejection::Malformed(DecodeError::Field("first_seq"))),
@@ -52,10 +49,7 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
         hashes: &hashes,
         signature: [0; SIGNATURE_LEN],
     };
-    let mut buf = vec![0; man.buffer_len()];
-    let n = man.emit(&mut buf).expect("emit");
-    buf.truncate(n);
-    key.sign_trailer(&mut buf);
+    let buf = crate::testutil::signed_manifest(&key, &man);
     assert_eq!(
         window.ingest(Time::from_micros(1), &buf),
         Ok(Ingested::Verified)

@@ -1,0 +1,366 @@
+//! Download neighbours: finding them, judging them, replacing them.
+//!
+//! A neighbour is a subscription (the usual cookie handshake) to one club
+//! of another peer's upload side. Candidates come from the relay's PEERS
+//! (and, for the last hop, from neighbours'); the relay is asked to
+//! INTRODUCE us to each, and answers a candidate's INTRODUCE with a PUNCH.
+//! A neighbour silent for [`SILENCE`], one that sends a forged or
+//! corrupted datagram or more than [`REPLAY_LIMIT`] stale chunks in a
+//! [`REPLAY_SPAN`], one that refuses, and one whose handshake does not
+//! complete within [`HANDSHAKE_TIMEOUT`] is dropped, kept out for [`BAN`],
+//! and replaced.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{BAN, HANDSHAKE_TIMEOUT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE};
+use crate::client::{ClientSession, SessionEvent, SessionState};
+use crate::integrity::Rejection;
+use crate::window::Ingested;
+use crate::wire::{
+    HAVE_LEN, Have, Introduce, Keepalive, LeaveReason, Member, Message, MessageType, Peers, Punch,
+};
+use crate::{StreamId, Time};
+
+/// Least time between two PEERS requests about one club.
+const ASK_EVERY: Duration = Duration::from_secs(2);
+
+/// A download neighbour and the session with it.
+#[derive(Debug)]
+pub(super) struct Neighbour {
+    pub(super) addr: SocketAddr,
+    pub(super) club: u8,
+    pub(super) session: ClientSession,
+    pub(super) started: Time,
+    pub(super) last_heard: Time,
+    /// Stale chunks it sent since `stale_since`.
+    stale: (Time, u32),
+}
+
+impl Neighbour {
+    pub(super) fn new(
+        addr: SocketAddr,
+        club: u8,
+        stream: StreamId,
+        now: Time,
+        nonce_seed: u64,
+    ) -> Self {
+        Self {
+            addr,
+            club,
+            session: ClientSession::new(addr, stream, 1u64 << club, Vec::new(), nonce_seed),
+            started: now,
+            last_heard: now,
+            stale: (now, 0),
+        }
+    }
+
+    /// Counts a stale (replayed) chunk from it; returns how many it sent
+    /// in the current [`REPLAY_SPAN`].
+    pub(super) fn stale(&mut self, now: Time) -> u32 {
+        let (since, n) = &mut self.stale;
+        if now.saturating_since(*since) >= REPLAY_SPAN {
+            *since = now;
+            *n = 0;
+        }
+        *n += 1;
+        *n
+    }
+
+    /// Something came from it.
+    pub(super) fn heard(&mut self, now: Time) {
+        self.last_heard = now;
+        self.session.heard(now);
+    }
+
+    /// Accepted and not yet known to have failed.
+    pub(super) fn working(&self) -> bool {
+        self.session.state() == SessionState::Subscribed
+    }
+}
+
+impl Peer {
+    pub(super) fn neighbour_index(&self, addr: SocketAddr) -> Option<usize> {
+        self.neighbours.iter().position(|s| s.addr == addr)
+    }
+
+    /// PEERS and INTRODUCE from the relay, if they carry the session id
+    /// of our subscription to it (a spoofer's would steer our PUNCHes and
+    /// neighbours).
+    pub(super) fn relay_says(&mut self, bytes: &[u8]) {
+        let ours = |stream: StreamId, session| {
+            stream == self.config.stream && self.relays.session().owns(session)
+        };
+        match Message::parse(bytes) {
+            Ok(Message::Peers(p)) if ours(p.stream, p.session) => self.add_candidates(&p),
+            Ok(Message::Introduce(i)) if ours(i.stream, i.session) => {
+                self.stats.punches_sent += 1;
+                let punch = Punch {
+                    stream: self.config.stream,
+                };
+                let _ = self.tx.push_message(i.addr, &Message::Punch(punch));
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn add_candidates(&mut self, p: &Peers) {
+        let Some(list) = self.candidates.get_mut(usize::from(p.club)) else {
+            return;
+        };
+        for &a in p.addrs() {
+            if !list.contains(&a) && list.len() < 64 {
+                list.push(a);
+            }
+        }
+    }
+
+    /// Control datagrams from other peers: a neighbour's session replies
+    /// go to its session, everything else to the upload side.
+    pub(super) fn control(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        source: Option<usize>,
+        ty: MessageType,
+        bytes: &[u8],
+    ) {
+        let Ok(msg) = Message::parse(bytes) else {
+            self.upload.handle_datagram(now, from, bytes);
+            return;
+        };
+        match (&msg, source) {
+            (Message::Punch(_), _) => {}
+            // A neighbour's answers count only with our session id with it.
+            (Message::Peers(p), Some(i))
+                if !p.addrs().is_empty() && self.neighbours[i].session.owns(p.session) =>
+            {
+                self.add_candidates(p)
+            }
+            (Message::Challenge(_) | Message::Accept(_) | Message::Reject(_), Some(i)) => {
+                self.session_message(now, i, &msg)
+            }
+            (Message::Leave(l), Some(i)) if l.reason != LeaveReason::Done => {
+                self.session_message(now, i, &msg);
+            }
+            _ => {
+                // A HAVE with our session id at the neighbour is its
+                // beacon to us: only that shows it alive as our server
+                // (a HAVE it sends as our subscriber, with the id our
+                // upload side gave it, is about what it holds, for the
+                // upload side, and proves nothing about its serving).
+                if let (Message::Have(h), Some(i)) = (&msg, source)
+                    && self.neighbours[i].session.owns(h.session)
+                {
+                    self.neighbours[i].heard(now);
+                    // If it is our subscriber too, what it holds is news
+                    // to the upload side, in the session we gave it.
+                    if let Some(session) = self.upload.subscriber_session(from) {
+                        let mut buf = [0u8; HAVE_LEN];
+                        let have = Message::Have(Have { session, ..*h });
+                        if have.emit(&mut buf).is_ok() {
+                            self.upload.handle_datagram(now, from, &buf);
+                        }
+                    }
+                    return;
+                }
+                debug_assert!(ty != MessageType::Data);
+                self.upload.handle_datagram(now, from, bytes);
+            }
+        }
+    }
+
+    pub(super) fn session_message(&mut self, now: Time, i: usize, msg: &Message<'_>) {
+        let resume = self.playout.newest_seq().map(|n| n + 1);
+        let upload_kbps = self.upload_kbps();
+        let src = &mut self.neighbours[i];
+        src.last_heard = now;
+        match src.session.handle(now, msg, resume, &mut self.tx) {
+            Some(SessionEvent::Accepted { .. }) => {
+                let member = Member {
+                    stream: self.config.stream,
+                    session: src.session.id(),
+                    clubs: self.member,
+                    upload_kbps,
+                };
+                let _ = self.tx.push_message(src.addr, &Message::Member(member));
+            }
+            Some(SessionEvent::Rejected(_) | SessionEvent::ServerLeft(_)) => {
+                self.stats.dropped_refused += 1;
+                self.drop_neighbour(now, i, Duration::from_secs(10), false);
+            }
+            None => {}
+        }
+    }
+
+    /// Counts what ingest did with `len` bytes of stream data from the
+    /// relay or neighbour `source`, and judges the neighbour by it.
+    pub(super) fn count_ingest(
+        &mut self,
+        now: Time,
+        source: Option<usize>,
+        result: Option<Result<Ingested, Rejection>>,
+        len: usize,
+    ) {
+        let Some(result) = result else {
+            return;
+        };
+        match result {
+            Ok(Ingested::Verified | Ingested::Pending | Ingested::Descriptor) => {
+                if source.is_some() {
+                    self.stats.from_peers_bytes += len as u64;
+                } else {
+                    self.stats.from_relay_bytes += len as u64;
+                }
+                if let Some(i) = source {
+                    self.neighbours[i].heard(now);
+                }
+            }
+            Ok(Ingested::Duplicate) => {
+                self.stats.duplicate_bytes += len as u64;
+                if let Some(i) = source {
+                    self.neighbours[i].heard(now);
+                }
+            }
+            Err(Rejection::Forged | Rejection::Corrupted | Rejection::WrongStream) => {
+                if let Some(i) = source {
+                    self.stats.poisoned += 1;
+                    self.stats.dropped_bad += 1;
+                    self.drop_neighbour(now, i, BAN, false);
+                }
+            }
+            Err(Rejection::Replayed | Rejection::Stale) => {
+                if let Some(i) = source {
+                    self.stats.poisoned += 1;
+                    if self.neighbours[i].stale(now) > REPLAY_LIMIT {
+                        self.stats.dropped_bad += 1;
+                        self.drop_neighbour(now, i, BAN, false);
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+
+    pub(super) fn next_random(&mut self) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub(super) fn drop_neighbour(&mut self, now: Time, i: usize, ban: Duration, silent: bool) {
+        let mut s = self.neighbours.swap_remove(i);
+        s.session.close(&mut self.tx);
+        self.banned.insert(s.addr, now + ban);
+        if silent {
+            let club = usize::from(s.club);
+            if self.last_arrival[club] > s.last_heard {
+                // Another neighbour (or the relay) kept the club flowing.
+                self.recoveries.push(Duration::ZERO);
+            } else {
+                self.lost[club].get_or_insert(s.last_heard);
+            }
+        }
+        if let Some(list) = self.candidates.get_mut(usize::from(s.club)) {
+            list.retain(|&a| a != s.addr);
+        }
+    }
+
+    pub(super) fn expire_neighbours(&mut self, now: Time) {
+        let mut i = 0;
+        while i < self.neighbours.len() {
+            let s = &self.neighbours[i];
+            if !s.working() && now.saturating_since(s.started) > HANDSHAKE_TIMEOUT {
+                self.stats.handshake_timeouts += 1;
+                self.drop_neighbour(now, i, BAN, false);
+            } else if s.working() && now.saturating_since(s.last_heard) > SILENCE {
+                self.stats.dropped_silent += 1;
+                self.drop_neighbour(now, i, BAN, true);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    pub(super) fn fill_club(&mut self, now: Time, club: u8) {
+        let ci = usize::from(club);
+        let have = self.neighbours.iter().filter(|s| s.club == club).count();
+        if have >= self.wanted_sources(club) {
+            return;
+        }
+        // A random candidate that is not already a neighbour or banned.
+        let list = &self.candidates[ci];
+        let usable: Vec<SocketAddr> = list
+            .iter()
+            .copied()
+            .filter(|a| {
+                !self.banned.contains_key(a)
+                    && *a != self.config.relay
+                    && !self.config.fallbacks.contains(a)
+                    && !self.neighbours.iter().any(|s| s.addr == *a)
+            })
+            .collect();
+        if usable.is_empty() {
+            self.ask_peers(now, club);
+            return;
+        }
+        let pick = usable[(self.next_random() % usable.len() as u64) as usize];
+        let seed = self.next_random();
+        let mut src = Neighbour::new(pick, club, self.config.stream, now, seed);
+        src.session.start(now, &mut self.tx);
+        self.neighbours.push(src);
+        let intro = Introduce {
+            stream: self.config.stream,
+            session: self.relays.session().id(),
+            addr: pick,
+        };
+        let relay = self.relays.relay();
+        let _ = self
+            .relay_tx
+            .push_message(relay, &Message::Introduce(intro));
+    }
+
+    pub(super) fn ask_peers(&mut self, now: Time, club: u8) {
+        let ci = usize::from(club);
+        if self.asked[ci].is_some_and(|t| now < t + ASK_EVERY) {
+            return;
+        }
+        self.asked[ci] = Some(now);
+        let ask = Peers::new(self.config.stream, self.relays.session().id(), club);
+        let relay = self.relays.relay();
+        let _ = self.relay_tx.push_message(relay, &Message::Peers(ask));
+        // For the last hop, neighbours' neighbours will do as well.
+        if self.member & (1 << club) == 0 {
+            let working: Vec<(SocketAddr, u64)> = self
+                .neighbours
+                .iter()
+                .filter(|s| s.working())
+                .map(|s| (s.addr, s.session.id()))
+                .collect();
+            if !working.is_empty() {
+                let (to, session) = working[(self.next_random() % working.len() as u64) as usize];
+                let ask = Peers::new(self.config.stream, session, club);
+                let _ = self.tx.push_message(to, &Message::Peers(ask));
+            }
+        }
+    }
+
+    /// Runs the neighbours' sessions' timers (KEEPALIVEs report only the
+    /// newest chunk held).
+    pub(super) fn keep_neighbours_alive(&mut self, now: Time) {
+        let resume = self.playout.newest_seq().map(|n| n + 1);
+        let report = Keepalive {
+            stream: self.config.stream,
+            session: 0, // each session stamps its own
+            highest_seq: resume.map_or(0, |s| s - 1),
+            lost: 0,
+            fec_repaired: 0,
+            nack_repaired: 0,
+            latency_us: 0,
+        };
+        for s in &mut self.neighbours {
+            s.session.handle_timeout(now, resume, report, &mut self.tx);
+        }
+    }
+}

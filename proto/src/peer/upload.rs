@@ -1,0 +1,225 @@
+//! The upload side: an embedded relay that serves other peers.
+//!
+//! Every item the download side verifies goes to the upload side (as a
+//! mirror: [`Relay::handle_adopt`]), which pushes it to the peers
+//! subscribed to that chunk's club; each newly verified chunk is announced
+//! in a HAVE to its club's other neighbours. The upload side admits
+//! subscriptions up to `upload_limit / (bitrate / clubs)` club-streams, at
+//! the rate DATA takes on the wire, and a token bucket holds its stream
+//! data to the limit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{BEACON_EVERY, Peer, RATE_SPAN};
+use crate::Time;
+use crate::bucket::TokenBucket;
+use crate::relay::Export;
+use crate::transmit::SharedBuf;
+use crate::window::{Adopt, Ready};
+use crate::wire::{Have, Message, MessageType, peek_type};
+
+/// Lets through `rate` bytes per second on average, bursts of `burst`.
+#[derive(Debug, Clone)]
+pub(super) struct UploadLimit {
+    rate: u64,
+    burst: u64,
+    /// In whole bytes: a refill keeps the time of a fraction of a byte.
+    bucket: TokenBucket,
+}
+
+impl UploadLimit {
+    /// A full bucket; `bits_per_second` 0 lets nothing through.
+    pub(super) fn new(bits_per_second: u64, burst: Duration, now: Time) -> Self {
+        let rate = bits_per_second / 8;
+        let burst = (rate.saturating_mul(burst.as_micros() as u64) / 1_000_000).max(1500);
+        Self {
+            rate,
+            burst,
+            bucket: TokenBucket::new(burst, now),
+        }
+    }
+
+    /// Adds what accrued since the last call.
+    pub(super) fn refill(&mut self, now: Time) {
+        self.bucket.refill(now, self.rate, self.burst);
+    }
+
+    /// Takes `bytes` if there are that many.
+    pub(super) fn take(&mut self, bytes: usize) -> bool {
+        self.rate > 0 && self.bucket.take(bytes as u64)
+    }
+}
+
+impl Peer {
+    /// The upload side's next datagram within the limit, dropping stream
+    /// data over it.
+    pub(super) fn poll_upload(&mut self) -> Option<(SocketAddr, SharedBuf)> {
+        loop {
+            let t = self.upload.poll_transmit()?;
+            let (dst, buf) = (t.dst, SharedBuf::clone(t.payload));
+            if is_stream_data(&buf) {
+                if !self.limit.take(buf.len()) {
+                    self.stats.upload_dropped += 1;
+                    continue;
+                }
+                self.stats.uploaded_bytes += buf.len() as u64;
+            }
+            return Some((dst, buf));
+        }
+    }
+
+    /// Hands newly verified items to the upload side and announces new
+    /// chunks to the club's other neighbours.
+    pub(super) fn drain_exports(&mut self, now: Time, from: Option<SocketAddr>) {
+        while let Some((item, buf)) = self.exports.pop_front() {
+            if let Adopt::Ready(Ready::Data { seq, .. }) = item {
+                self.rate_bytes += buf.len() as u64;
+                self.announce(seq, from);
+                if self.clubs > 0 {
+                    let club = (seq % u64::from(self.clubs)) as usize;
+                    self.last_arrival[club] = now;
+                    if let Some(since) = self.lost[club].take() {
+                        self.recoveries.push(now.saturating_since(since));
+                    }
+                }
+            }
+            let export = Export {
+                stream: self.config.stream,
+                item,
+                buf,
+            };
+            self.upload.handle_adopt(now, export);
+        }
+    }
+
+    pub(super) fn announce(&mut self, seq: u64, from: Option<SocketAddr>) {
+        // Slide the HAVE window so that `seq` is in it.
+        if seq >= self.have.base + 64 {
+            let shift = seq - 63 - self.have.base;
+            self.have.mask = self.have.mask.checked_shr(shift as u32).unwrap_or(0);
+            self.have.base = seq - 63;
+        }
+        if seq >= self.have.base {
+            self.have.mask |= 1 << (seq - self.have.base);
+        }
+        if self.clubs == 0 {
+            return;
+        }
+        let club = (seq % u64::from(self.clubs)) as u8;
+        // Each server gets it with its own session id.
+        let have = |session| {
+            Message::Have(Have {
+                session,
+                ..self.have
+            })
+        };
+        let mut peers_serve = false;
+        for s in &self.neighbours {
+            if s.club == club && s.working() {
+                peers_serve = true;
+                if Some(s.addr) != from {
+                    let _ = self.tx.push_message(s.addr, &have(s.session.id()));
+                }
+            }
+        }
+        let relay = self.relays.relay();
+        if peers_serve && Some(relay) != from && self.relays.clubs() & (1 << club) != 0 {
+            let _ = self
+                .tx
+                .push_message(relay, &have(self.relays.session().id()));
+        }
+    }
+
+    pub(super) fn upload_kbps(&self) -> u32 {
+        u32::try_from(self.config.upload_limit_bps / 1000).unwrap_or(u32::MAX)
+    }
+
+    /// The upload side outlives playout: beacon to the peers still served,
+    /// so that they do not take the end for a failure.
+    pub(super) fn beacon(&mut self, now: Time) {
+        if now >= self.next_beacon {
+            self.next_beacon = now + BEACON_EVERY;
+            for (addr, session) in self.upload.subscriber_sessions() {
+                let have = Have {
+                    session,
+                    ..self.have
+                };
+                let _ = self.tx.push_message(addr, &Message::Have(have));
+            }
+        }
+    }
+
+    /// Upload capacity in club-streams, at the rate DATA takes on the
+    /// wire: measured over the last few seconds (a peak decays by an
+    /// eighth per span), and never below the descriptor's bitrate plus
+    /// DATA headers.
+    pub(super) fn size_upload(&mut self, now: Time, clubs: u8, bitrate: u64) {
+        let span = now.saturating_since(self.rate_since);
+        if span >= RATE_SPAN {
+            let us = u64::try_from(span.as_micros()).unwrap_or(u64::MAX).max(1);
+            let measured = self.rate_bytes.saturating_mul(8_000_000) / us;
+            self.data_bps = measured.max(self.data_bps - self.data_bps / 8);
+            self.rate_bytes = 0;
+            self.rate_since = now;
+        }
+        // The bitrate is the publisher's word, any u64: saturate.
+        let wire_bps = bitrate
+            .saturating_add(bitrate / 20)
+            .max(self.data_bps)
+            .max(1);
+        let slots = self
+            .config
+            .upload_limit_bps
+            .saturating_mul(u64::from(clubs))
+            / wire_bps;
+        self.upload
+            .set_club_slots(Some(u32::try_from(slots).unwrap_or(u32::MAX)));
+    }
+}
+
+/// Whether a datagram is stream data (counted against the upload limit).
+fn is_stream_data(bytes: &[u8]) -> bool {
+    matches!(
+        peek_type(bytes),
+        Ok(MessageType::Data | MessageType::Parity | MessageType::Manifest)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lets_through_the_rate_and_the_burst_and_no_more() {
+        let t0 = Time::from_micros(1_000_000);
+        // 8 Mbit/s = 1 MB/s, 250 ms burst = 250 kB.
+        let mut b = UploadLimit::new(8_000_000, Duration::from_millis(250), t0);
+        let mut sent = 0;
+        while b.take(1000) {
+            sent += 1000;
+        }
+        assert_eq!(sent, 250_000);
+        // One second later: one second's worth, capped at the burst.
+        b.refill(t0 + Duration::from_millis(100));
+        let mut more = 0;
+        while b.take(1000) {
+            more += 1000;
+        }
+        assert_eq!(more, 100_000);
+        b.refill(t0 + Duration::from_secs(10));
+        let mut capped = 0;
+        while b.take(1000) {
+            capped += 1000;
+        }
+        assert_eq!(capped, 250_000);
+    }
+
+    #[test]
+    fn a_zero_limit_lets_nothing_through() {
+        let t0 = Time::from_micros(1);
+        let mut b = UploadLimit::new(0, Duration::from_millis(250), t0);
+        b.refill(t0 + Duration::from_secs(5));
+        assert!(!b.take(1));
+    }
+}

@@ -1,0 +1,276 @@
+//! Repair: asking again for what neither the relay nor FEC delivered.
+//!
+//! Loss is repaired first by FEC inside the [`Window`](crate::window::Window);
+//! what FEC cannot rebuild is NACKed, after the block has had time to
+//! complete and only while a repair can still arrive before the chunk's
+//! playout deadline. With [`ViewerConfig::club_nack`] (an ordinary peer,
+//! whose clubs arrive over different paths) a chunk counts as lost once a
+//! later chunk of its own club has arrived, and is NACKed
+//! [`CLUB_REORDER`] after that, with no wait for FEC; its first NACK may go
+//! to the peer serving its club ([`Repair::set_route`]). A block whose
+//! MANIFEST has not come is NACKed for its MANIFEST.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use super::{Playout, ViewerConfig};
+use crate::client::{ClientSession, SessionState};
+use crate::transmit::TxQueue;
+use crate::wire::{MAX_CLUBS, Message, Nack, NackEntry, NackKind};
+use crate::{StreamId, Time};
+
+const NACK_TRIES: u8 = 6;
+/// With `club_nack`, how long after a later chunk of its club arrived a
+/// missing chunk is NACKed (reordering allowance).
+pub const CLUB_REORDER: Duration = Duration::from_millis(20);
+const TICK: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone, Copy)]
+struct Missing {
+    noticed: Time,
+    /// When a later chunk of its club was first seen (`club_nack`).
+    overtaken: Option<Time>,
+    last_nack: Option<Time>,
+    nacks: u8,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub(crate) struct Repair {
+    stream: StreamId,
+    nack: bool,
+    club_nack: bool,
+    /// How long a block may await its MANIFEST before it is forgotten.
+    manifest_give_up: Duration,
+    missing: BTreeMap<u64, Missing>,
+    awaiting_manifest: BTreeMap<u64, Time>,
+    next_tick: Option<Time>,
+    /// Per club, where a chunk's first NACK goes (else the relay): the
+    /// peer serving it and our session id with it.
+    route: [Option<(SocketAddr, u64)>; MAX_CLUBS as usize],
+}
+
+impl Repair {
+    pub(crate) fn new(config: &ViewerConfig) -> Self {
+        Self {
+            stream: config.stream,
+            nack: config.nack,
+            club_nack: config.club_nack,
+            manifest_give_up: config.window.manifest_wait * 2,
+            missing: BTreeMap::new(),
+            awaiting_manifest: BTreeMap::new(),
+            next_tick: None,
+            route: [None; MAX_CLUBS as usize],
+        }
+    }
+
+    /// Sends the first NACK for chunks of `club` to `to` (the peer that
+    /// serves it, with the session id it gave us) rather than to the
+    /// relay; later tries go to the relay.
+    pub(crate) fn set_route(&mut self, club: u8, to: Option<(SocketAddr, u64)>) {
+        if let Some(slot) = self.route.get_mut(usize::from(club)) {
+            *slot = to;
+        }
+    }
+
+    /// The window holds chunks of `block` but not its MANIFEST.
+    pub(super) fn awaiting_manifest(&mut self, block: u64, now: Time) {
+        self.awaiting_manifest.entry(block).or_insert(now);
+    }
+
+    /// `block`'s MANIFEST came.
+    pub(super) fn manifest_came(&mut self, block: u64) {
+        self.awaiting_manifest.remove(&block);
+    }
+
+    /// A new run began: nothing of the old one is asked for.
+    pub(super) fn clear(&mut self) {
+        self.missing.clear();
+        self.awaiting_manifest.clear();
+    }
+
+    /// `seq` is missing (noted once, at `now`).
+    pub(super) fn missing(&mut self, seq: u64, now: Time) {
+        self.missing.entry(seq).or_insert(Missing {
+            overtaken: None,
+            noticed: now,
+            last_nack: None,
+            nacks: 0,
+        });
+    }
+
+    /// Whether `seq` was NACKed while missing.
+    pub(super) fn was_nacked(&self, seq: u64) -> bool {
+        self.missing.get(&seq).is_some_and(|m| m.nacks > 0)
+    }
+
+    /// `seqs` were played or given up.
+    pub(super) fn forget(&mut self, seqs: Range<u64>) {
+        for s in seqs {
+            self.missing.remove(&s);
+        }
+    }
+
+    /// Everything below the play point `next` is past asking for.
+    pub(super) fn forget_below(&mut self, next: u64) {
+        self.missing = self.missing.split_off(&next);
+    }
+
+    /// Starts the NACK timer if anything is missing.
+    pub(super) fn schedule(&mut self, now: Time) {
+        if !self.missing.is_empty() || !self.awaiting_manifest.is_empty() {
+            self.next_tick.get_or_insert(now + TICK);
+        }
+    }
+
+    /// When [`Repair::handle_timeout`] should next run.
+    pub(crate) fn poll_timeout(&self) -> Option<Time> {
+        self.next_tick
+    }
+
+    /// Sends the NACKs due, in `session` (to its relay, or first to the
+    /// peer routed to), and forgets blocks whose MANIFEST came or that the
+    /// window gave up on.
+    pub(crate) fn handle_timeout(
+        &mut self,
+        now: Time,
+        playout: &mut Playout,
+        session: &ClientSession,
+        tx: &mut TxQueue,
+    ) {
+        if self.next_tick.is_some_and(|t| now >= t) {
+            self.next_tick = None;
+            self.send_nacks(now, playout, session, tx);
+        }
+        let give_up = self.manifest_give_up;
+        let window = playout.window();
+        self.awaiting_manifest
+            .retain(|&b, &mut t| window.manifest(b).is_none() && now < t + give_up);
+    }
+
+    /// Sends NACKs for what FEC could not rebuild and can still arrive.
+    fn send_nacks(
+        &mut self,
+        now: Time,
+        playout: &mut Playout,
+        session: &ClientSession,
+        tx: &mut TxQueue,
+    ) {
+        if !self.nack || session.state() != SessionState::Subscribed {
+            return;
+        }
+        let window = playout.window();
+        let rtt = session.rtt.max(Duration::from_millis(5));
+        // Give FEC the block's time plus some jitter before asking.
+        let fec_wait = window
+            .descriptor()
+            .map_or(Duration::from_millis(50), |(d, _)| {
+                Duration::from_millis(u64::from(d.block_ms))
+            })
+            + rtt / 2;
+        let mut nack = Nack::new(self.stream, session.id());
+        let mut run: Option<(u64, u16)> = None;
+        let seqs: Vec<u64> = self.missing.keys().copied().collect();
+        let club_of = window.descriptor().map(|(d, _)| d.clubs.max(1));
+        let club_nack = self.club_nack.then_some(club_of).flatten();
+        let mut routed: Vec<(SocketAddr, Nack)> = Vec::new();
+        for seq in seqs {
+            let deadline = playout.deadline(seq);
+            let overtaken = club_nack.is_some_and(|clubs| {
+                let step = u64::from(clubs);
+                (1..=2).any(|k| {
+                    seq.checked_add(k * step)
+                        .is_some_and(|s| window.chunk(s).is_some())
+                })
+            });
+            let Some(m) = self.missing.get_mut(&seq) else {
+                continue;
+            };
+            if overtaken && m.overtaken.is_none() {
+                m.overtaken = Some(now);
+            }
+            let ripe = match club_nack {
+                Some(_) => m.overtaken.is_some_and(|t| now >= t + CLUB_REORDER),
+                None => now >= m.noticed + fec_wait,
+            };
+            let due = ripe
+                && m.nacks < NACK_TRIES
+                && m.last_nack.is_none_or(|t| now >= t + rtt * 2)
+                && deadline.is_none_or(|d| now + rtt < d);
+            if !due {
+                continue;
+            }
+            m.nacks += 1;
+            m.last_nack = Some(now);
+            // A chunk's first NACK goes to the peer serving its club.
+            let first = m.nacks == 1;
+            if let Some(clubs) = club_of
+                && first
+                && let Some((to, session)) = self.route[(seq % u64::from(clubs)) as usize]
+            {
+                let entry = NackEntry {
+                    kind: NackKind::Chunks,
+                    start: seq,
+                    len: 1,
+                };
+                match routed.iter_mut().find(|(a, _)| *a == to) {
+                    Some((_, n)) => {
+                        if !n.push(entry) {
+                            m.nacks -= 1;
+                        }
+                    }
+                    None => {
+                        let mut n = Nack::new(self.stream, session);
+                        n.push(entry);
+                        routed.push((to, n));
+                    }
+                }
+                continue;
+            }
+            run = match run {
+                Some((start, len))
+                    if start.checked_add(u64::from(len)) == Some(seq) && len < u16::MAX =>
+                {
+                    Some((start, len + 1))
+                }
+                Some((start, len)) => {
+                    nack.push(NackEntry {
+                        kind: NackKind::Chunks,
+                        start,
+                        len,
+                    });
+                    Some((seq, 1))
+                }
+                None => Some((seq, 1)),
+            };
+        }
+        if let Some((start, len)) = run {
+            nack.push(NackEntry {
+                kind: NackKind::Chunks,
+                start,
+                len,
+            });
+        }
+        let wait = Duration::from_millis(30);
+        for (&block, noticed) in self.awaiting_manifest.iter_mut() {
+            if now >= *noticed + wait {
+                *noticed = now + rtt * 2;
+                nack.push(NackEntry {
+                    kind: NackKind::Manifests,
+                    start: block,
+                    len: 1,
+                });
+            }
+        }
+        if !nack.entries().is_empty() {
+            playout.count_nack();
+            let _ = tx.push_message(session.server(), &Message::Nack(nack));
+        }
+        for (to, n) in routed {
+            playout.count_nack();
+            let _ = tx.push_message(to, &Message::Nack(n));
+        }
+    }
+}

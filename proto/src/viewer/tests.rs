@@ -1,0 +1,440 @@
+//! The viewer's scenarios: failing over between relays, and playout at
+//! the edge of the sequence space.
+
+use super::*;
+use crate::client::{FAILOVER_AFTER, STALL_AFTER};
+use crate::integrity::{PublisherKey, chunk_hash};
+use crate::publisher::{Publisher, PublisherConfig};
+use crate::testutil::{addr, emit, t};
+use crate::wire::{
+    Accept, Challenge, Codec, Cookie, Data, DataFlags, Leave, LeaveReason, Manifest, SIGNATURE_LEN,
+};
+
+const A: &str = "127.0.0.1:7401";
+const B: &str = "127.0.0.1:7402";
+
+/// The datagrams queued, with their destinations, emptying the queue.
+fn sent(v: &mut Viewer) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut out = Vec::new();
+    while let Some(t) = v.poll_transmit() {
+        out.push((t.dst, t.payload.to_vec()));
+    }
+    out
+}
+
+/// The destinations of the HELLOs among `sent`.
+fn hellos(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<SocketAddr> {
+    sent.iter()
+        .filter(|(_, b)| matches!(Message::parse(b), Ok(Message::Hello(_))))
+        .map(|(to, _)| *to)
+        .collect()
+}
+
+fn events(v: &mut Viewer) -> Vec<ViewerEvent> {
+    std::iter::from_fn(|| v.poll_event()).collect()
+}
+
+/// A publisher of opaque bytes, fed 400 bytes a millisecond.
+struct Feed {
+    publisher: Publisher,
+}
+
+impl Feed {
+    fn new() -> Self {
+        let config = PublisherConfig {
+            codec: Codec::Opaque,
+            ..PublisherConfig::default()
+        };
+        let key = PublisherKey::from_seed([5; 32]);
+        let publisher = Publisher::new(key, config, vec![addr(A)], t(0)).expect("publisher");
+        Self { publisher }
+    }
+
+    fn stream(&self) -> StreamId {
+        self.publisher.stream_id()
+    }
+
+    /// The datagrams published over `ms`, by the time each was sent.
+    fn run(&mut self, ms: std::ops::Range<u64>) -> Vec<(Time, Vec<u8>)> {
+        let mut out = Vec::new();
+        for step in ms {
+            let now = t(step);
+            self.publisher.handle_input(now, &[step as u8; 400]);
+            if self.publisher.poll_timeout().is_some_and(|at| at <= now) {
+                self.publisher.handle_timeout(now);
+            }
+            while let Some(tx) = self.publisher.poll_transmit() {
+                out.push((now, tx.payload.to_vec()));
+            }
+        }
+        out
+    }
+}
+
+/// Runs the viewer's timers due up to `now`, then hands it `datagrams`
+/// from `from`; returns the time of the last.
+fn deliver(v: &mut Viewer, from: SocketAddr, datagrams: &[(Time, Vec<u8>)]) -> Time {
+    let mut last = Time::ZERO;
+    for (now, bytes) in datagrams {
+        while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
+            v.handle_timeout(at);
+        }
+        v.handle_datagram(*now, from, bytes);
+        last = *now;
+    }
+    last
+}
+
+/// Answers the viewer's HELLO to `relay` with a CHALLENGE and its
+/// SUBSCRIBE with an ACCEPT; returns the SUBSCRIBE's start.
+fn accept(v: &mut Viewer, now: Time, relay: SocketAddr, start_seq: u64) -> Option<u64> {
+    let out = sent(v);
+    answer(v, now, relay, &out, start_seq)
+}
+
+/// [`accept`], with the HELLO among `out`, sent earlier.
+fn answer(
+    v: &mut Viewer,
+    now: Time,
+    relay: SocketAddr,
+    out: &[(SocketAddr, Vec<u8>)],
+    start_seq: u64,
+) -> Option<u64> {
+    let nonce = out
+        .iter()
+        .rev()
+        .find_map(|(to, b)| match Message::parse(b) {
+            Ok(Message::Hello(h)) if *to == relay => Some(h.nonce),
+            _ => None,
+        })
+        .expect("a HELLO to the relay");
+    let cookie = Cookie {
+        issued_at_us: 0,
+        tag: [0; 16],
+    };
+    v.handle_datagram(
+        now,
+        relay,
+        &emit(&Message::Challenge(Challenge { nonce, cookie })),
+    );
+    let resume = sent(v)
+        .iter()
+        .find_map(|(to, b)| match Message::parse(b) {
+            Ok(Message::Subscribe(s)) if *to == relay => Some(s.start_seq),
+            _ => None,
+        })
+        .expect("a SUBSCRIBE to the relay");
+    let accept = Accept {
+        keepalive_ms: 1000,
+        stream: v.window().stream(),
+        session: 42,
+        start_seq,
+    };
+    v.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
+    assert!(v.is_subscribed());
+    assert_eq!(v.relay(), relay);
+    resume
+}
+
+/// A viewer of `feed` on A with B as its fallback, subscribed to A.
+fn on_a_with_b(feed: &Feed) -> Viewer {
+    let mut config = ViewerConfig::new(addr(A), feed.stream());
+    config.fallbacks = vec![addr(B)];
+    let mut v = Viewer::new(config, t(0)).expect("viewer");
+    assert_eq!(accept(&mut v, t(0), addr(A), 0), None);
+    events(&mut v);
+    v
+}
+
+fn leave(v: &Viewer, reason: LeaveReason) -> Vec<u8> {
+    emit(&Message::Leave(Leave {
+        reason,
+        stream: v.window().stream(),
+        session: 42,
+    }))
+}
+
+#[test]
+fn a_stalled_relay_is_left_for_the_next_after_the_stall_time() {
+    let mut feed = Feed::new();
+    let mut v = on_a_with_b(&feed);
+    let last = deliver(&mut v, addr(A), &feed.run(0..300));
+    let played: Vec<u64> = events(&mut v)
+        .into_iter()
+        .filter_map(|e| match e {
+            ViewerEvent::Chunk { seq, .. } => Some(seq),
+            _ => None,
+        })
+        .collect();
+    let next = played.last().expect("chunks played") + 1;
+    assert_eq!(v.playout.next_play, Some(next));
+    // A falls silent. (The session probes it with a KEEPALIVE first.)
+    let stall = last + STALL_AFTER;
+    let mut now = last;
+    while v.relay() == addr(A) {
+        now = v.poll_timeout().expect("a timer");
+        assert!(now <= stall, "still on A at {now:?}");
+        v.handle_timeout(now);
+    }
+    assert_eq!(now, stall);
+    assert_eq!(
+        events(&mut v),
+        [ViewerEvent::RelayChanged {
+            from: addr(A),
+            to: addr(B)
+        }]
+    );
+    assert_eq!(v.stats().relay_changes, 1);
+    assert!(v.poll_timeout().is_some_and(|at| at > now));
+    let out = sent(&mut v);
+    assert_eq!(hellos(&out), [addr(B)]);
+    // A LEAVE to A, in case only the path to it broke.
+    assert!(
+        out.iter()
+            .any(|(to, b)| *to == addr(A) && matches!(Message::parse(b), Ok(Message::Leave(_))))
+    );
+    // B continues from the next chunk to play.
+    let resume = answer(&mut v, now, addr(B), &out, next);
+    assert_eq!(resume, Some(next));
+    assert_eq!(
+        events(&mut v),
+        [ViewerEvent::Subscribed { start_seq: next }]
+    );
+    assert_eq!(v.relay(), addr(B));
+}
+
+#[test]
+fn a_silent_relay_is_left_for_the_next_after_the_failover_time() {
+    let stream = PublisherKey::from_seed([5; 32]).stream_id();
+    let mut config = ViewerConfig::new(addr(A), stream);
+    config.fallbacks = vec![addr(B)];
+    let mut v = Viewer::new(config, t(0)).expect("viewer");
+    let mut to = hellos(&sent(&mut v));
+    let mut now = t(0);
+    while v.relay() == addr(A) {
+        now = v.poll_timeout().expect("a timer");
+        v.handle_timeout(now);
+        to.extend(hellos(&sent(&mut v)));
+    }
+    assert_eq!(now, t(0) + FAILOVER_AFTER);
+    assert_eq!(to.last(), Some(&addr(B)));
+    assert!(to[..to.len() - 1].iter().all(|&a| a == addr(A)), "{to:?}");
+    assert_eq!(
+        events(&mut v),
+        [ViewerEvent::RelayChanged {
+            from: addr(A),
+            to: addr(B)
+        }]
+    );
+    // B is silent too: back to A (the list wraps round).
+    while v.relay() == addr(B) {
+        now = v.poll_timeout().expect("a timer");
+        v.handle_timeout(now);
+    }
+    assert_eq!(now, t(0) + FAILOVER_AFTER * 2);
+    assert_eq!(v.relay(), addr(A));
+    assert_eq!(v.stats().relay_changes, 2);
+}
+
+#[test]
+fn a_relay_that_keeps_refusing_is_left_but_a_final_refusal_is_final() {
+    let stream = PublisherKey::from_seed([5; 32]).stream_id();
+    let reject = |reason| {
+        emit(&Message::Reject(crate::wire::Reject {
+            reason,
+            versions: crate::wire::SUPPORTED_VERSIONS,
+            stream,
+        }))
+    };
+    // A REJECT counts only in answer to a SUBSCRIBE (§11.7): the
+    // session gets there with A's CHALLENGE.
+    let challenge = |v: &mut Viewer, now, out: &[(SocketAddr, Vec<u8>)]| {
+        let nonce = out.iter().find_map(|(_, b)| match Message::parse(b) {
+            Ok(Message::Hello(h)) => Some(h.nonce),
+            _ => None,
+        });
+        let cookie = Cookie {
+            issued_at_us: 0,
+            tag: [0; 16],
+        };
+        if let Some(nonce) = nonce {
+            let c = Message::Challenge(Challenge { nonce, cookie });
+            v.handle_datagram(now, addr(A), &emit(&c));
+        }
+        nonce.is_some()
+    };
+    let mut config = ViewerConfig::new(addr(A), stream);
+    config.fallbacks = vec![addr(B)];
+    let mut v = Viewer::new(config.clone(), t(0)).expect("viewer");
+    // A is full, every time it is asked.
+    let mut now = t(0);
+    while v.relay() == addr(A) {
+        let out = sent(&mut v);
+        if challenge(&mut v, now, &out) {
+            v.handle_datagram(now, addr(A), &reject(RejectReason::Full));
+        }
+        now = v.poll_timeout().expect("a timer");
+        v.handle_timeout(now);
+    }
+    assert_eq!(now, t(0) + FAILOVER_AFTER);
+    assert!(events(&mut v).contains(&ViewerEvent::RelayChanged {
+        from: addr(A),
+        to: addr(B)
+    }));
+    // A token A will never take: no move, as without fallbacks.
+    let mut v = Viewer::new(config, t(0)).expect("viewer");
+    let out = sent(&mut v);
+    assert!(challenge(&mut v, t(10), &out));
+    v.handle_datagram(t(10), addr(A), &reject(RejectReason::TokenInvalid));
+    assert_eq!(
+        events(&mut v),
+        [ViewerEvent::Rejected(RejectReason::TokenInvalid)]
+    );
+    assert_eq!(v.poll_timeout(), None);
+    v.handle_timeout(t(10) + FAILOVER_AFTER * 2);
+    assert_eq!(v.relay(), addr(A));
+    assert_eq!(v.stats().relay_changes, 0);
+}
+
+#[test]
+fn without_fallbacks_a_silent_relay_is_never_left() {
+    let stream = PublisherKey::from_seed([5; 32]).stream_id();
+    let mut v = Viewer::new(ViewerConfig::new(addr(A), stream), t(0)).expect("viewer");
+    let mut to = hellos(&sent(&mut v));
+    let mut now = t(0);
+    while now < t(30_000) {
+        let next = v.poll_timeout().expect("a timer");
+        assert!(next > now, "timer went back: {next:?}");
+        now = next;
+        v.handle_timeout(now);
+        let out = sent(&mut v);
+        assert_eq!(hellos(&out).len(), out.len(), "only HELLOs");
+        to.extend(hellos(&out));
+    }
+    assert!(to.len() > 10);
+    assert!(to.iter().all(|&a| a == addr(A)));
+    assert_eq!(v.relay(), addr(A));
+    assert_eq!(v.stats().relay_changes, 0);
+    assert!(events(&mut v).is_empty());
+}
+
+#[test]
+fn a_relay_shutting_down_is_left_at_once() {
+    let feed = Feed::new();
+    let mut v = on_a_with_b(&feed);
+    let bye = leave(&v, LeaveReason::ShuttingDown);
+    v.handle_datagram(t(100), addr(A), &bye);
+    assert_eq!(v.relay(), addr(B));
+    let out = sent(&mut v);
+    assert_eq!(hellos(&out), [addr(B)]);
+    assert_eq!(
+        events(&mut v),
+        [ViewerEvent::RelayChanged {
+            from: addr(A),
+            to: addr(B)
+        }]
+    );
+    assert_eq!(answer(&mut v, t(110), addr(B), &out, 0), Some(0));
+}
+
+#[test]
+fn the_end_of_the_stream_is_not_a_reason_to_move() {
+    let feed = Feed::new();
+    let mut v = on_a_with_b(&feed);
+    let end = leave(&v, LeaveReason::EndOfStream);
+    v.handle_datagram(t(100), addr(A), &end);
+    assert_eq!(v.relay(), addr(A));
+    assert!(v.is_ended());
+    assert_eq!(events(&mut v), [ViewerEvent::EndOfStream]);
+    assert_eq!(v.stats().relay_changes, 0);
+    assert!(hellos(&sent(&mut v)).is_empty());
+    assert_eq!(v.poll_timeout(), None);
+}
+
+#[test]
+fn stream_data_from_a_relay_left_behind_is_not_trusted() {
+    let mut feed = Feed::new();
+    let mut v = on_a_with_b(&feed);
+    deliver(&mut v, addr(A), &feed.run(0..100));
+    let bye = leave(&v, LeaveReason::ShuttingDown);
+    v.handle_datagram(t(100), addr(A), &bye);
+    assert_eq!(v.relay(), addr(B));
+    accept(&mut v, t(100), addr(B), 0);
+    // The next block's first DATA, before its MANIFEST.
+    let block = feed.run(100..160);
+    let data = block
+        .iter()
+        .find(|(_, b)| peek_type(b) == Ok(MessageType::Data))
+        .map(|(_, b)| b.clone())
+        .expect("a DATA");
+    let result = v.ingest(t(160), addr(A), &data);
+    v.advance(t(160));
+    assert_eq!(Some(result), Some(Err(Rejection::Unproven)));
+    // Nothing from A counts as B's stream flowing.
+    deliver(&mut v, addr(A), &block);
+    assert_eq!(v.relays.list.stream_heard(), None);
+    assert_eq!(v.relay(), addr(B));
+    assert_eq!(v.poll_timeout().map(|at| at > t(160)), Some(true));
+    // From B, stream data counts.
+    v.handle_datagram(t(161), addr(B), &data);
+    assert_eq!(v.relays.list.stream_heard(), Some(t(161)));
+}
+
+/// Found by the `peer` fuzz target in CI: a missing chunk's deadline
+/// looked at the chunks after it with `seq + 1` and `seq + 4096`,
+/// which overflowed for a stream near the top of the sequence space
+/// (sequence numbers are the publisher's word, up to `u64::MAX`).
+#[test]
+fn a_deadline_near_the_end_of_the_sequence_space_does_not_overflow() {
+    let key = PublisherKey::from_seed([9; 32]);
+    let stream = key.stream_id();
+    let relay = "127.0.0.1:7400".parse().expect("addr");
+    let config = ViewerConfig::new(relay, stream);
+    let latency = config.latency;
+    let mut viewer = Viewer::new(config, Time::ZERO).expect("viewer");
+    let seq = u64::MAX - 16;
+    let (flags, timestamp_us, payload) = (DataFlags::KEYFRAME, 5_000_000, b"last");
+    let hash = chunk_hash(flags, timestamp_us, payload);
+    let man = Manifest {
+        k: 1,
+        m: 0,
+        symbol_len: 0,
+        stream,
+        block: u64::MAX / 2,
+        first_seq: seq,
+        epoch: 0,
+        timestamp_us: 0,
+        hashes: &hash,
+        signature: [0; SIGNATURE_LEN],
+    };
+    let buf = crate::testutil::signed_manifest(&key, &man);
+    assert_eq!(
+        viewer.playout.window.ingest(Time::ZERO, &buf),
+        Ok(Ingested::Verified)
+    );
+    let data = Data {
+        flags: DataFlags::from_bits(flags).expect("flags"),
+        club: 0,
+        stream,
+        seq,
+        block: u64::MAX / 2,
+        timestamp_us,
+        index: 0,
+        payload,
+    };
+    let mut buf = vec![0; data.buffer_len()];
+    let n = data.emit(&mut buf).expect("emit");
+    assert_eq!(
+        viewer.playout.window.ingest(Time::ZERO, &buf[..n]),
+        Ok(Ingested::Verified)
+    );
+    // Every seq from just before the chunk to the very last.
+    for missing in (seq - 2..=u64::MAX).rev().take(20) {
+        let deadline = viewer.playout.deadline(missing);
+        if missing < seq {
+            assert_eq!(deadline, Some(Time::from_micros(timestamp_us) + latency));
+        } else {
+            assert_eq!(deadline, None, "{missing}");
+        }
+    }
+}
