@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use shoal_proto::wire::MAX_CHUNK_SIZE;
-use shoal_relay::config::parse_bitrate;
 use shoal_relay::io::BackendKind;
+use shoal_relay::server::config::parse_bitrate;
 
 /// Most viewers: each gets its own address in 127.10.0.0/16, 250 per /24.
 pub const MAX_VIEWERS: usize = 250 * 256;
@@ -123,7 +123,7 @@ pub enum Command {
     /// until stdin closes, printing its address: a relay in its own
     /// process for the soak test when the `shoal` binary is not built.
     #[command(hide = true)]
-    Relay(Box<shoal_relay::config::RelayArgs>),
+    Relay(Box<shoal_relay::server::config::RelayArgs>),
 }
 
 impl Args {
@@ -136,12 +136,12 @@ impl Args {
                 self.viewers
             );
         }
-        if self.workers == 0 || self.workers > shoal_relay::config::MAX_WORKERS {
+        if self.workers == 0 || self.workers > shoal_relay::server::config::MAX_WORKERS {
             bail!(
                 "--workers {}: must be 1..={}; use 1 to leave the other CPUs to the load \
                  generator",
                 self.workers,
-                shoal_relay::config::MAX_WORKERS
+                shoal_relay::server::config::MAX_WORKERS
             );
         }
         if self.fps == 0 || self.fps > 1000 {

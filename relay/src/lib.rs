@@ -5,14 +5,10 @@
 //! (io_uring, or recvmmsg/sendmmsg where io_uring is not usable), settings
 //! from [`config`], counters on a Prometheus endpoint ([`metrics`]).
 
-pub mod config;
 pub mod cpu;
 pub mod dht;
 pub mod io;
-pub mod metrics;
 pub mod os;
 pub mod roles;
 pub mod server;
 pub mod spoof;
-pub mod supervise;
-pub mod worker;

@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shoal_relay::config::{RelayArgs, Settings};
 use shoal_relay::roles;
 use shoal_relay::server::Server;
-use shoal_relay::supervise::{EXIT_WORKER_DIED, WorkerPanic};
+use shoal_relay::server::config::{RelayArgs, Settings};
+use shoal_relay::server::supervise::{EXIT_WORKER_DIED, WorkerPanic};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -70,7 +70,7 @@ fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let server = Server::start(&settings)?;
     // A worker that dies ends the wait as a signal would (see
-    // shoal_relay::supervise).
+    // shoal_relay::server::supervise).
     let handle = signals.handle();
     server.on_worker_exit(move || handle.close())?;
     let signal = signals.forever().next();
