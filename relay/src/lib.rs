@@ -12,3 +12,4 @@ pub mod os;
 pub mod roles;
 pub mod server;
 pub mod spoof;
+pub mod units;

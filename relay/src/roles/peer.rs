@@ -388,7 +388,7 @@ fn parse_upload_limit(text: &str) -> anyhow::Result<u64> {
     if text.trim() == "0" {
         return Ok(0);
     }
-    crate::server::config::parse_bitrate(text)
+    crate::units::bitrate(text)
         .map_err(|why| anyhow::anyhow!("--upload-limit {text:?}: {why}, or 0 to upload nothing"))
 }
 

@@ -335,7 +335,7 @@ fn parse_viewers(text: &str) -> anyhow::Result<usize> {
 }
 
 fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let d = crate::server::config::parse_duration(text)
+    let d = crate::units::duration(text)
         .map_err(|why| anyhow::anyhow!("--duration {text:?}: {why}; try --duration 10s"))?;
     if d < MIN_DURATION || d > MAX_DURATION {
         anyhow::bail!(

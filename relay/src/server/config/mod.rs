@@ -14,9 +14,6 @@
 mod file;
 mod parse;
 
-pub use parse::bitrate as parse_bitrate;
-pub use parse::duration as parse_duration;
-
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::ops::RangeInclusive;
@@ -30,6 +27,7 @@ use shoal_proto::window::WindowConfig;
 
 use crate::dht::DhtOptions;
 use crate::io::BackendKind;
+use crate::units;
 use file::FileConfig;
 
 /// The UDP port a relay listens on unless told otherwise. The default
@@ -358,7 +356,7 @@ impl Settings {
                 args.stream_idle_timeout.as_deref().map(Bare),
                 f.stream_idle_timeout.as_deref().map(Bare),
                 |t| {
-                    let time = parse::duration(t.0)?;
+                    let time = units::duration(t.0)?;
                     if time < MIN_STREAM_IDLE_TIMEOUT {
                         return Err(format!(
                             "must be at least {MIN_STREAM_IDLE_TIMEOUT:?} (a live stream sends a \
@@ -650,7 +648,7 @@ fn at_least_one(n: usize) -> Result<usize, String> {
 }
 
 fn positive_time(text: &str) -> Result<Duration, String> {
-    let time = parse::duration(text)?;
+    let time = units::duration(text)?;
     if time.is_zero() {
         return Err("must be longer than zero; use a time such as 1s".to_owned());
     }
