@@ -2,6 +2,7 @@
 //! the ordinary peer.
 
 mod args;
+mod client_loop;
 pub mod demo;
 mod join;
 pub mod keygen;
