@@ -1,4 +1,7 @@
-//! Starts and stops a relay: sockets, workers, metrics.
+//! The relay server, `shoal relay`: [`Server`] starts and stops a relay
+//! (sockets, workers, metrics); [`worker`] is the per-core loop,
+//! [`config`] its settings, [`metrics`] its Prometheus endpoint, and
+//! [`supervise`] what happens when a worker dies.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
