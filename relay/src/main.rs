@@ -36,7 +36,7 @@ enum Command {
     /// them out to subscribers.
     Relay(Box<RelayArgs>),
     #[command(flatten)]
-    Client(ClientCommand),
+    Client(Box<ClientCommand>),
 }
 
 /// The client roles.
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Relay(args) => relay(&args),
-        Command::Client(role) => match role {
+        Command::Client(role) => match *role {
             ClientCommand::Keygen(args) => roles::keygen::run(&args),
             ClientCommand::Token(args) => roles::token::run(&args),
             ClientCommand::Publish(args) => roles::publish::run(&args),
