@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use shoal_proto::wire::MAX_CHUNK_SIZE;
-use shoal_relay::config::parse_bitrate;
 use shoal_relay::io::BackendKind;
+use shoal_relay::units;
 
 /// Most viewers: each gets its own address in 127.10.0.0/16, 250 per /24.
 pub const MAX_VIEWERS: usize = 250 * 256;
@@ -33,10 +33,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub viewers: usize,
     /// Stream bitrate: 3Mbit, 500kbit, 1Gbit, or plain bits per second.
-    #[arg(long, value_name = "RATE", default_value = "3Mbit", value_parser = parse_bitrate)]
+    #[arg(long, value_name = "RATE", default_value = "3Mbit", value_parser = units::bitrate)]
     pub bitrate: u64,
     /// How long to measure, after the warm-up: 10s, 500ms, 2m.
-    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = units::duration)]
     pub duration: Duration,
     /// Measure a relay that is already running at this IPv4 address
     /// instead of starting one in this process.
@@ -77,7 +77,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Time after every viewer has subscribed before measuring.
-    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIME", default_value = "1s", value_parser = units::duration)]
     pub warmup: Duration,
     /// FEC block of the source: K data chunks and M parity symbols, such
     /// as 16,4 or 4,1 (a smaller block reaches the viewers sooner).
@@ -123,7 +123,7 @@ pub enum Command {
     /// until stdin closes, printing its address: a relay in its own
     /// process for the soak test when the `shoal` binary is not built.
     #[command(hide = true)]
-    Relay(Box<shoal_relay::config::RelayArgs>),
+    Relay(Box<shoal_relay::server::config::RelayArgs>),
 }
 
 impl Args {
@@ -136,12 +136,12 @@ impl Args {
                 self.viewers
             );
         }
-        if self.workers == 0 || self.workers > shoal_relay::config::MAX_WORKERS {
+        if self.workers == 0 || self.workers > shoal_relay::server::config::MAX_WORKERS {
             bail!(
                 "--workers {}: must be 1..={}; use 1 to leave the other CPUs to the load \
                  generator",
                 self.workers,
-                shoal_relay::config::MAX_WORKERS
+                shoal_relay::server::config::MAX_WORKERS
             );
         }
         if self.fps == 0 || self.fps > 1000 {
@@ -193,27 +193,6 @@ impl Args {
     }
 }
 
-/// A time from `10s`, `500ms`, `2m`, `1.5s`, `1h`, `250us`, or a plain
-/// number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    const HINT: &str = "use a time such as 10s, 500ms or 2m";
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| HINT.to_owned())?;
-    let seconds = match unit.trim() {
-        "" | "s" | "sec" | "secs" => value,
-        "ms" => value / 1e3,
-        "us" | "µs" => value / 1e6,
-        "m" | "min" | "mins" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("unknown unit {other:?}; {HINT}")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("out of range; {HINT}"))
-}
-
 /// `K,M`: data chunks and parity symbols per FEC block.
 fn parse_fec(text: &str) -> Result<(u8, u8), String> {
     const HINT: &str = "use K,M such as 16,4 or 4,1";
@@ -257,14 +236,24 @@ mod tests {
 
     #[test]
     fn durations_take_units() {
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
-        assert!(parse_duration("10 parsecs").is_err());
-        assert!(parse_duration("s").is_err());
+        let duration = |text: &str| {
+            Args::try_parse_from(["shoal-bench", "--duration", text])
+                .map(|args| args.duration)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(duration("0s"), Ok(Duration::ZERO));
+        // One grammar with `shoal`: a time carries its unit.
+        let err = duration("3").expect_err("a bare number is refused");
+        assert!(
+            err.contains("--duration") && err.contains("no unit"),
+            "{err}"
+        );
+        assert!(duration("10 parsecs").is_err());
+        assert!(duration("s").is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod clock;
 mod flood;
 mod net;
 mod plot;
+mod progress;
 mod report;
 mod run;
 mod search;
@@ -37,6 +38,7 @@ mod soak;
 mod source;
 mod sys;
 mod target;
+mod text;
 mod viewers;
 
 use std::process::ExitCode;

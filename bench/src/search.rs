@@ -1,64 +1,15 @@
 //! `--find-max`: the most viewers the relay serves at one bitrate within
-//! the limits ([`MAX_LOSS`], [`MAX_P99_US`]). The viewer count doubles
-//! from `--viewers` until a step fails, then a few bisections narrow the
-//! gap between the last pass and the first failure. Each step is a whole
-//! run of `--warmup` plus `--duration`.
-
-use serde::Serialize;
+//! the limits a [`Step`] is judged by (0.1% loss, a one-way p99 of 5 ms).
+//! The viewer count doubles from `--viewers` until a step fails, then a
+//! few bisections narrow the gap between the last pass and the first
+//! failure. Each step is a whole run of `--warmup` plus `--duration`.
 
 use crate::cli::{Args, MAX_VIEWERS};
-use crate::report::Report;
+use crate::report::{self, Report, Step};
 use crate::run;
 
-/// Most loss a passing step may have: 0.1 %.
-pub const MAX_LOSS: f64 = 0.001;
-/// Highest one-way p99 latency a passing step may have, microseconds.
-pub const MAX_P99_US: u64 = 5_000;
 /// Bisection steps after the first failure.
 const BISECTIONS: u32 = 4;
-
-/// One step of the search. Field names are the JSON keys.
-#[derive(Debug, Clone, Serialize)]
-pub struct Step {
-    /// Viewers in this step.
-    pub viewers: usize,
-    /// Whether the step was within the limits.
-    pub passed: bool,
-    /// Loss ratio; null when the run failed.
-    pub loss_ratio: Option<f64>,
-    /// One-way p99 latency, microseconds; null when nothing was measured.
-    pub latency_p99_us: Option<u64>,
-    /// Datagrams per second the viewers received.
-    pub delivered_pps: Option<f64>,
-    /// Why the run itself failed (for example, viewers could not subscribe).
-    pub error: Option<String>,
-}
-
-impl Step {
-    fn of(viewers: usize, result: &anyhow::Result<Report>) -> Self {
-        match result {
-            Ok(r) => {
-                let p99 = r.latency_us.map(|l| l.p99);
-                Self {
-                    viewers,
-                    passed: r.loss_ratio <= MAX_LOSS && p99.is_some_and(|p| p <= MAX_P99_US),
-                    loss_ratio: Some(r.loss_ratio),
-                    latency_p99_us: p99,
-                    delivered_pps: Some(r.delivered_pps),
-                    error: None,
-                }
-            }
-            Err(e) => Self {
-                viewers,
-                passed: false,
-                loss_ratio: None,
-                latency_p99_us: None,
-                delivered_pps: None,
-                error: Some(format!("{e:#}")),
-            },
-        }
-    }
-}
 
 /// Runs the search and returns the report of the largest passing step
 /// (or, if none passed, of the first step), with `max_viewers` and
@@ -77,7 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         let step = Step::of(viewers, &result);
         eprintln!(
             "shoal-bench: find-max: {viewers} viewers {}",
-            describe(&step)
+            report::describe(&step)
         );
         let passed = step.passed;
         steps.push(step);
@@ -100,21 +51,6 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     report.max_viewers = Some(max.unwrap_or(0));
     report.steps = Some(steps);
     Ok(report)
-}
-
-/// One line about a step's outcome.
-pub fn describe(step: &Step) -> String {
-    let verdict = if step.passed { "pass" } else { "FAIL" };
-    match (&step.error, step.loss_ratio) {
-        (Some(e), _) => format!("{verdict}: {e}"),
-        (None, Some(loss)) => format!(
-            "{verdict}: loss {:.4}%, p99 {}",
-            loss * 100.0,
-            step.latency_p99_us
-                .map_or_else(|| "none".to_owned(), |p| format!("{p} us"))
-        ),
-        (None, None) => verdict.to_owned(),
-    }
 }
 
 /// The largest viewer count for which `passes` holds, searched by
@@ -203,12 +139,5 @@ mod tests {
         let (max, tried) = search(4, MAX_VIEWERS, 5);
         assert_eq!(tried, [4, 8, 6, 5]);
         assert_eq!(max, Some(5));
-    }
-
-    #[test]
-    fn a_failed_run_is_a_failed_step() {
-        let step = Step::of(10, &Err(anyhow::anyhow!("only 3 of 10 viewers subscribed")));
-        assert!(!step.passed);
-        assert!(describe(&step).contains("only 3 of 10"));
     }
 }

@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
 use shoal_proto::relay::RelayStats;
-use shoal_relay::config::{RelayArgs, Settings};
 use shoal_relay::io::BackendKind;
-use shoal_relay::metrics::{WorkerSnapshot, latency_histogram};
 use shoal_relay::server::Server;
+use shoal_relay::server::config::{RelayArgs, Settings};
+use shoal_relay::server::metrics::{WorkerSnapshot, latency_histogram};
 
 use crate::sys;
 
@@ -206,7 +206,7 @@ impl RelayCounters {
                 if labels == "tx_queue_full" {
                     c.tx_dropped = value;
                 } else if let Some(name) =
-                    shoal_relay::metrics::drop_reasons().find(|&r| r == labels)
+                    shoal_relay::server::metrics::drop_reasons().find(|&r| r == labels)
                 {
                     c.drops.insert(name, value);
                 }

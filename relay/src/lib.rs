@@ -1,18 +1,24 @@
-//! shoal-relay: the IO shell around `shoal_proto`'s sans-IO roles.
+//! shoal-relay: the IO shell around `shoal_proto`'s sans-IO state
+//! machines, and the `shoal` binary's two families of commands.
 //!
-//! [`server::Server`] runs a relay: one [`worker`] per core, each with its
-//! own socket in an SO_REUSEPORT group and its own [`io`] backend
-//! (io_uring, or recvmmsg/sendmmsg where io_uring is not usable), settings
-//! from [`config`], counters on a Prometheus endpoint ([`metrics`]).
+//! - The server, [`server`]: [`server::Server`] runs a relay: one
+//!   [`server::worker`] per core, each with its own socket in an
+//!   SO_REUSEPORT group and its own [`io`] backend (io_uring, or
+//!   recvmmsg/sendmmsg where io_uring is not usable), settings from
+//!   [`server::config`], counters on a Prometheus endpoint
+//!   ([`server::metrics`]).
+//! - The client roles, [`roles`]: keygen, token, publish, watch, peer and
+//!   demo, each a state machine of `shoal_proto` on a plain UDP socket.
+//!
+//! Both use [`dht`] (Mainline DHT discovery: the relay announces itself,
+//! the roles look relays up), [`units`] (times and bitrates as text) and
+//! the platform helpers ([`os`], [`cpu`], [`spoof`]).
 
-pub mod config;
 pub mod cpu;
 pub mod dht;
 pub mod io;
-pub mod metrics;
 pub mod os;
 pub mod roles;
 pub mod server;
 pub mod spoof;
-pub mod supervise;
-pub mod worker;
+pub mod units;

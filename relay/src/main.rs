@@ -1,12 +1,17 @@
-//! `shoal`: the super-peer relay and, later, the other roles.
+//! `shoal`: the relay server (`shoal relay`) and the client roles around
+//! it (`keygen`, `token`, `publish`, `watch`, `peer`, `demo`), in one
+//! binary.
+//!
+//! The two families live apart in the library too: the server in
+//! [`shoal_relay::server`], the client roles in [`shoal_relay::roles`].
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use shoal_relay::config::{RelayArgs, Settings};
 use shoal_relay::roles;
 use shoal_relay::server::Server;
-use shoal_relay::supervise::{EXIT_WORKER_DIED, WorkerPanic};
+use shoal_relay::server::config::{RelayArgs, Settings};
+use shoal_relay::server::supervise::{EXIT_WORKER_DIED, WorkerPanic};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -14,8 +19,12 @@ use signal_hook::iterator::Signals;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// shoal: peer-to-peer live streaming.
+///
+/// `shoal relay` runs the server; the other commands are the client roles
+/// around it: make keys and tokens, publish, watch, join the swarm as a
+/// peer, or try it all on loopback.
 #[derive(Debug, Parser)]
-#[command(name = "shoal", version, about)]
+#[command(name = "shoal", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,8 +32,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a super-peer relay: take streams and fan them out to subscribers.
+    /// The server: run a super-peer relay, taking streams and fanning
+    /// them out to subscribers.
     Relay(Box<RelayArgs>),
+    #[command(flatten)]
+    Client(Box<ClientCommand>),
+}
+
+/// The client roles.
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
     /// Make a new stream key; prints the stream id.
     Keygen(roles::keygen::KeygenArgs),
     /// Make an access token for a stream's viewers (for relays run with --require-token).
@@ -43,12 +60,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Relay(args) => relay(&args),
-        Command::Keygen(args) => roles::keygen::run(&args),
-        Command::Token(args) => roles::token::run(&args),
-        Command::Publish(args) => roles::publish::run(&args),
-        Command::Watch(args) => roles::watch::run(&args),
-        Command::Peer(args) => roles::peer::run(&args),
-        Command::Demo(args) => roles::demo::run(&args),
+        Command::Client(role) => match *role {
+            ClientCommand::Keygen(args) => roles::keygen::run(&args),
+            ClientCommand::Token(args) => roles::token::run(&args),
+            ClientCommand::Publish(args) => roles::publish::run(&args),
+            ClientCommand::Watch(args) => roles::watch::run(&args),
+            ClientCommand::Peer(args) => roles::peer::run(&args),
+            ClientCommand::Demo(args) => roles::demo::run(&args),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,7 +89,7 @@ fn relay(args: &RelayArgs) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let server = Server::start(&settings)?;
     // A worker that dies ends the wait as a signal would (see
-    // shoal_relay::supervise).
+    // shoal_relay::server::supervise).
     let handle = signals.handle();
     server.on_worker_exit(move || handle.close())?;
     let signal = signals.forever().next();

@@ -25,18 +25,7 @@ fn only_the_listed_publisher_is_carried() {
     let listed = stream_id(1);
     let mut relay = Proc::spawn(
         "relay",
-        &mut shoal(&[
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--no-pin",
-            "--publisher",
-            &listed,
-        ]),
+        &mut relay_on_loopback("2", &["--publisher", &listed]),
         &dir,
     );
     let addr = relay.logged_addr("addr", Duration::from_secs(5));

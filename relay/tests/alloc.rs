@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shoal_relay::io::BackendKind;
-use shoal_relay::worker::IN_WORKER;
+use shoal_relay::server::worker::IN_WORKER;
 use support::*;
 
 struct Counting;

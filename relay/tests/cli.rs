@@ -6,7 +6,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::*;
@@ -84,20 +84,7 @@ fn listening(stderr: &mut impl BufRead, key: &str) -> SocketAddr {
 
 #[test]
 fn sigterm_tells_subscribers_and_exits_zero_within_a_second() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args([
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--workers",
-            "2",
-            "--no-pin",
-            "--log",
-            "info",
-        ])
-        .stderr(Stdio::piped())
+    let mut child = cli::relay_on_loopback("2", &["--log", "info"])
         .spawn()
         .expect("start shoal relay");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
@@ -135,18 +122,7 @@ fn sigterm_tells_subscribers_and_exits_zero_within_a_second() {
 
 #[test]
 fn metrics_endpoint_serves_prometheus_text() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args([
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics",
-            "127.0.0.1:0",
-            "--workers",
-            "1",
-            "--no-pin",
-        ])
-        .stderr(Stdio::piped())
+    let mut child = cli::relay_on_loopback("1", &[])
         .spawn()
         .expect("start shoal relay");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));

@@ -19,10 +19,7 @@ const SOME_STREAM: u8 = 43;
 
 /// `shoal peer` with a valid stream and relay, plus `extra`.
 fn peer_with(extra: &[&str]) -> (ExitStatus, String, Duration) {
-    let id = stream_id(SOME_STREAM);
-    let mut args = vec!["peer", "--stream", &id, "--relay", "127.0.0.1:7400"];
-    args.extend_from_slice(extra);
-    run(&args, Duration::from_secs(5))
+    client_with("peer", &stream_id(SOME_STREAM), extra)
 }
 
 #[test]
@@ -84,21 +81,7 @@ fn bad_latency_and_wait_are_named() {
 
 #[test]
 fn silent_relay_is_an_error_within_six_seconds() {
-    // Bound, so nothing else takes the port, and never read.
-    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let addr = silent.local_addr().expect("addr").to_string();
-    let id = stream_id(SOME_STREAM);
-    let (status, err, took) = run(
-        &["peer", "--stream", &id, "--relay", &addr, "--quiet"],
-        Duration::from_secs(10),
-    );
-    assert!(!status.success());
-    assert_one_line(
-        &err,
-        &format!("no answer from relay {addr} in 5 s; is shoal relay running there?"),
-    );
-    assert!(took < Duration::from_secs(7), "gave up in {took:?}");
-    drop(silent);
+    assert_silent_relay_gives_up("peer", &stream_id(SOME_STREAM));
 }
 
 #[test]

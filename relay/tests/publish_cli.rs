@@ -39,6 +39,21 @@ fn publish(args: &[&str]) -> Output {
         .expect("run shoal publish")
 }
 
+/// `shoal publish --key KEY --relay RELAY EXTRA...`, run to its end.
+fn publish_to(key: &Path, relay: &str, extra: &[&str]) -> Output {
+    let key = key.to_str().expect("utf8");
+    publish(&[&["--key", key, "--relay", relay][..], extra].concat())
+}
+
+/// `shoal publish --quiet --key KEY --relay RELAY`, to be given its input.
+fn quiet_publish(key: &Path, relay: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
+    cmd.args(["publish", "--quiet", "--key"])
+        .arg(key)
+        .args(["--relay", relay]);
+    cmd
+}
+
 fn failure(out: &Output) -> String {
     assert!(!out.status.success(), "must fail");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -91,12 +106,11 @@ fn ts_file(packets: usize, span: Duration) -> Vec<u8> {
 
 #[test]
 fn missing_key_says_how_to_make_one() {
-    let err = failure(&publish(&[
-        "--key",
-        "/nonexistent/stream.key",
-        "--relay",
+    let err = failure(&publish_to(
+        Path::new("/nonexistent/stream.key"),
         "127.0.0.1:7400",
-    ]));
+        &[],
+    ));
     assert!(
         err.contains("cannot read key /nonexistent/stream.key"),
         "{err}"
@@ -109,12 +123,7 @@ fn malformed_key_is_named() {
     let dir = scratch("badkey");
     let key = dir.join("stream.key");
     std::fs::write(&key, "not a key\n").expect("write");
-    let err = failure(&publish(&[
-        "--key",
-        key.to_str().expect("utf8"),
-        "--relay",
-        "127.0.0.1:7400",
-    ]));
+    let err = failure(&publish_to(&key, "127.0.0.1:7400", &[]));
     assert!(
         err.contains("is not a shoal key (64 hex characters)"),
         "{err}"
@@ -126,12 +135,7 @@ fn malformed_key_is_named() {
 fn malformed_relay_says_what_an_address_looks_like() {
     let dir = scratch("badrelay");
     let key = keygen(&dir);
-    let err = failure(&publish(&[
-        "--key",
-        key.to_str().expect("utf8"),
-        "--relay",
-        "x",
-    ]));
+    let err = failure(&publish_to(&key, "x", &[]));
     assert!(
         err.contains("--relay \"x\": not an address; use HOST:PORT such as 127.0.0.1:7400"),
         "{err}"
@@ -147,14 +151,11 @@ fn input_that_is_not_ts_is_refused() {
     std::fs::write(&input, b"\0\0\0\x20ftypisom".repeat(200)).expect("write");
     let relay = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let relay_addr = relay.local_addr().expect("addr").to_string();
-    let err = failure(&publish(&[
-        "--key",
-        key.to_str().expect("utf8"),
-        "--relay",
+    let err = failure(&publish_to(
+        &key,
         &relay_addr,
-        "--input",
-        input.to_str().expect("utf8"),
-    ]));
+        &["--input", input.to_str().expect("utf8")],
+    ));
     assert!(err.contains("input is not MPEG-TS"), "{err}");
     assert!(err.contains("ffmpeg -f mpegts"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -174,15 +175,11 @@ fn a_relay_that_is_not_there_is_retried_then_an_error_at_the_end() {
     let relay_addr = closed.local_addr().expect("addr").to_string();
     drop(closed);
     let started = Instant::now();
-    let out = publish(&[
-        "--quiet",
-        "--key",
-        key.to_str().expect("utf8"),
-        "--relay",
+    let out = publish_to(
+        &key,
         &relay_addr,
-        "--input",
-        input.to_str().expect("utf8"),
-    ]);
+        &["--quiet", "--input", input.to_str().expect("utf8")],
+    );
     let took = started.elapsed();
     assert!(!out.status.success(), "must fail");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -225,10 +222,8 @@ fn a_ts_file_is_published_at_its_pcr_rate_and_ends() {
     let relay_addr = relay.local_addr().expect("addr").to_string();
 
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["publish", "--quiet", "--key"])
-        .arg(&key)
-        .args(["--relay", &relay_addr, "--input"])
+    let mut child = quiet_publish(&key, &relay_addr)
+        .arg("--input")
         .arg(&input)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -288,10 +283,8 @@ fn udp_input_ends_cleanly_on_sigterm() {
     let input_addr = UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("free port");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-        .args(["publish", "--quiet", "--key"])
-        .arg(&key)
-        .args(["--relay", &relay_addr, "--input"])
+    let mut child = quiet_publish(&key, &relay_addr)
+        .arg("--input")
         .arg(format!("udp://{input_addr}"))
         .stdin(Stdio::null())
         .spawn()
@@ -347,10 +340,7 @@ fn stdin_is_fed_as_it_arrives_and_non_ts_is_refused() {
     let relay = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let relay_addr = relay.local_addr().expect("addr").to_string();
     let run = |input: &[u8]| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shoal"))
-            .args(["publish", "--quiet", "--key"])
-            .arg(&key)
-            .args(["--relay", &relay_addr])
+        let mut child = quiet_publish(&key, &relay_addr)
             .stdin(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -412,7 +412,7 @@ fn spoofed_session_messages_end_nothing_and_keep_nothing(backend: BackendKind) {
     );
     // Each spoofed datagram counted: in the name of a subscriber, as a bad
     // session; once there was none, as not subscribed.
-    let bad = |m: &[shoal_relay::metrics::WorkerSnapshot]| {
+    let bad = |m: &[shoal_relay::server::metrics::WorkerSnapshot]| {
         (
             sum(m, |w| w.relay.drop_bad_session),
             sum(m, |w| w.relay.drop_not_subscribed),

@@ -56,34 +56,12 @@ fn bad_token_flags_are_named() {
         assert_one_line(&err, needle);
     }
     let id = stream_id(1);
-    let (status, err, _) = run(
-        &[
-            "watch",
-            "--stream",
-            &id,
-            "--relay",
-            "127.0.0.1:7400",
-            "--token",
-            "not-a-token",
-        ],
-        Duration::from_secs(5),
-    );
+    let (status, err, _) = client_with("watch", &id, &["--token", "not-a-token"]);
     assert!(!status.success());
     assert_one_line(&err, "--token: not an access token");
     // A good token for another stream is caught before any relay is asked.
     let other = make_token(&["--key", &key_file(&dir, 2)]);
-    let (status, err, _) = run(
-        &[
-            "watch",
-            "--stream",
-            &id,
-            "--relay",
-            "127.0.0.1:7400",
-            "--token",
-            &other,
-        ],
-        Duration::from_secs(5),
-    );
+    let (status, err, _) = client_with("watch", &id, &["--token", &other]);
     assert!(!status.success());
     assert_one_line(&err, "--token: it was made for stream");
 }

@@ -33,40 +33,14 @@ fn bad_relay_is_named() {
 
 #[test]
 fn bad_latency_is_named() {
-    let id = stream_id(SOME_STREAM);
-    let (status, err, _) = run(
-        &[
-            "watch",
-            "--stream",
-            &id,
-            "--relay",
-            "127.0.0.1:7400",
-            "--latency",
-            "fast",
-        ],
-        Duration::from_secs(5),
-    );
+    let (status, err, _) = client_with("watch", &stream_id(SOME_STREAM), &["--latency", "fast"]);
     assert!(!status.success());
     assert_one_line(&err, "--latency \"fast\"");
 }
 
 #[test]
 fn silent_relay_is_an_error_within_six_seconds() {
-    // Bound, so nothing else takes the port, and never read.
-    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    let addr = silent.local_addr().expect("addr").to_string();
-    let id = stream_id(SOME_STREAM);
-    let (status, err, took) = run(
-        &["watch", "--stream", &id, "--relay", &addr, "--quiet"],
-        Duration::from_secs(10),
-    );
-    assert!(!status.success());
-    assert_one_line(
-        &err,
-        &format!("no answer from relay {addr} in 5 s; is shoal relay running there?"),
-    );
-    assert!(took < Duration::from_secs(7), "gave up in {took:?}");
-    drop(silent);
+    assert_silent_relay_gives_up("watch", &stream_id(SOME_STREAM));
 }
 
 /// A relay that does not carry the stream: it answers the handshake and

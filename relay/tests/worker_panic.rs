@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use shoal_relay::supervise::{EXIT_WORKER_DIED, TEST_PANIC_ENV};
+use shoal_relay::server::supervise::{EXIT_WORKER_DIED, TEST_PANIC_ENV};
 use support::cli::{shoal, wait};
 
 /// The panic comes this long after worker 0 starts.

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::FloodReport;
 use super::mix::Kind;
-use crate::report::count;
 use crate::target::RelayCounters;
+use crate::text::count;
 
 /// See the module docs.
 #[derive(Debug, Clone, Serialize)]

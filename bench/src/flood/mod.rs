@@ -21,8 +21,6 @@ use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use shoal_proto::StreamId;
 
-use crate::cli::parse_duration;
-
 /// `shoal-bench flood`'s flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FloodArgs {
@@ -33,7 +31,7 @@ pub struct FloodArgs {
     #[arg(long, value_name = "PER_SEC", default_value_t = 200_000)]
     pub rate: u64,
     /// How long to send: 10s, 500ms, 2m.
-    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = shoal_relay::units::duration)]
     pub duration: Duration,
     /// The stream to forge DATA and MANIFESTs for, as 64 hex digits
     /// [default: the bench source's].

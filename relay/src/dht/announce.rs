@@ -20,7 +20,7 @@ use shoal_proto::StreamId;
 
 use super::chore::Chore;
 use super::{DhtOptions, announce_target};
-use crate::metrics::MetricsHub;
+use crate::server::metrics::MetricsHub;
 
 /// How often a stream's announcement is renewed.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_secs(15 * 60);

@@ -84,8 +84,8 @@ pub(super) fn parse_token(text: &str, stream: &StreamId) -> anyhow::Result<Vec<u
 
 /// `--latency`: a positive time such as `500ms`, `2s`, `1.5s` or `800us`.
 pub(super) fn parse_latency(text: &str) -> anyhow::Result<Duration> {
-    let latency = crate::config::parse_duration(text)
-        .map_err(|why| anyhow::anyhow!("--latency {text:?}: {why}"))?;
+    let latency =
+        crate::units::duration(text).map_err(|why| anyhow::anyhow!("--latency {text:?}: {why}"))?;
     if latency.is_zero() {
         anyhow::bail!("--latency {text:?}: must be more than zero; try 500ms");
     }
@@ -97,7 +97,7 @@ pub(super) fn parse_wait(text: &str) -> anyhow::Result<Duration> {
     if text.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    crate::config::parse_duration(text).map_err(|why| anyhow::anyhow!("--wait {text:?}: {why}"))
+    crate::units::duration(text).map_err(|why| anyhow::anyhow!("--wait {text:?}: {why}"))
 }
 
 #[cfg(test)]

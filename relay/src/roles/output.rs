@@ -89,10 +89,7 @@ impl Output {
                 Self::File(BufWriter::with_capacity(1 << 16, file), path.clone())
             }
             Target::Udp(dst) => {
-                let local: SocketAddr = if dst.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-                    .parse()
-                    .context("a wildcard address")?;
-                let socket = UdpSocket::bind(local)
+                let socket = UdpSocket::bind(super::udp::wildcard_for(*dst))
                     .with_context(|| format!("--output udp://{dst}: cannot open a UDP socket"))?;
                 Self::Udp(socket, *dst, Vec::with_capacity(DATAGRAM * 2))
             }

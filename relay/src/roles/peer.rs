@@ -1,43 +1,32 @@
 //! `shoal peer`: watch a stream as `shoal watch` does and upload part of it
 //! to other peers: an ordinary peer in the swarm ([`Peer`]).
 //!
-//! One UDP socket, on `--listen`, drives the peer: wait for a datagram
-//! until the peer's next timer (at most [`MAX_WAIT`](super::udp::MAX_WAIT)), feed it, run the
-//! timers, send what it queued (to the relay, its neighbours and the peers
-//! it serves), then write the chunks it released. Other peers reach it at
-//! the socket's address, as the relay sees it.
+//! A [`Peer`] on one UDP socket, on `--listen`, driven by the loop it
+//! shares with `shoal watch` ([`ClientLoop`]); it sends to the relay, its
+//! neighbours and the peers it serves. Other peers reach it at the
+//! socket's address, as the relay sees it.
 //!
 //! At the end of the stream the output is flushed and the peer goes on
 //! serving the peers it feeds, so that they get the last chunks and the
-//! end from it too, until it has no timer left or [`LINGER`] passes; then
-//! it leaves (LEAVE to the relay and its neighbours, the peers it serves
-//! told to go elsewhere) and exits 0. A reader closing our stdout ends it
-//! the same way, without the linger. A relay that never answers, or that
-//! does not carry the stream, is an error after 5 s.
+//! end from it too, until it has no timer left or
+//! [`LINGER`](super::client_loop::LINGER) passes; then it leaves (LEAVE to
+//! the relay and its neighbours, the peers it serves told to go
+//! elsewhere) and exits 0. A reader closing our stdout ends it the same
+//! way, without the linger. A relay that never answers, or that does not
+//! carry the stream, is an error after 5 s.
 
-use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::Context;
-use shoal_proto::Time;
 use shoal_proto::peer::{Peer, PeerConfig, PeerStats};
-use shoal_proto::viewer::ViewerEvent;
 
-use super::args::{parse_latency, parse_stream, parse_token, parse_wait};
+use super::client_loop::{ClientLoop, Flags, bad_key};
 use super::join;
-use super::output::{Output, Target, Written};
-use super::progress::Progress;
-use super::stop::StopFlag;
-use super::udp::{is_transient, random_seed, recv_until};
+use super::output::{Output, Target};
+use super::udp::{random_seed, wildcard_for};
 use crate::dht::DhtArgs;
 use crate::os;
-
-/// How often the status line is printed.
-const STATUS_EVERY: Duration = Duration::from_secs(1);
-/// Longest the peer goes on serving other peers after the end of the
-/// stream.
-const LINGER: Duration = Duration::from_secs(2);
 
 /// `shoal peer` flags.
 #[derive(Debug, clap::Args)]
@@ -84,274 +73,41 @@ pub struct PeerArgs {
 
 /// Runs `shoal peer`.
 pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
-    let stream = parse_stream(&args.stream)?;
-    let latency = parse_latency(&args.latency)?;
-    let wait = parse_wait(&args.wait)?;
-    let token = match &args.token {
-        Some(text) => parse_token(text, &stream)?,
-        None => Vec::new(),
-    };
+    let flags = Flags::parse(
+        &args.stream,
+        &args.latency,
+        &args.wait,
+        args.token.as_deref(),
+    )?;
     let upload_limit = parse_upload_limit(&args.upload_limit)?;
     let target = Target::parse(&args.output)?;
-    let join = join::plan(args.relay.as_deref(), &args.dht, &stream, args.quiet)?;
+    let join = join::plan(args.relay.as_deref(), &args.dht, &flags.stream, args.quiet)?;
     let relay = join.relay;
     let listen = parse_listen(args.listen.as_deref(), relay)?;
 
-    let mut config = PeerConfig::new(relay, stream);
-    config.fallbacks = join.fallbacks;
-    config.latency = latency;
+    let mut config = PeerConfig::new(relay, flags.stream);
+    config.fallbacks = join.fallbacks.clone();
+    config.latency = flags.latency;
     config.upload_limit_bps = upload_limit;
-    config.token = token;
+    config.token = flags.token.clone();
     // Forgeable cookies would let anyone make this peer send to any
     // address: no stand-in for the OS's randomness here.
     config.cookie_secret = os::random_bytes()
         .context("cannot read /dev/urandom for the upload side's cookie secret")?;
     config.nonce_seed = random_seed();
     let started = os::now();
-    let peer = Peer::new(config, started).map_err(|e| {
-        anyhow::anyhow!(
-            "--stream {:?}: not a valid stream key ({e}); copy the id printed by shoal keygen",
-            args.stream
-        )
-    })?;
+    let peer = Peer::new(config, started).map_err(|e| bad_key(&args.stream, e))?;
     let socket = UdpSocket::bind(listen).map_err(|e| {
         anyhow::anyhow!(
             "--listen {listen}: cannot open a UDP socket there ({e}); use a local address and a free port, or port 0"
         )
     })?;
     let output = Output::open(&target)?;
-
-    let mut run = Run {
-        peer,
-        socket,
-        output,
-        quiet: args.quiet,
-        progress: Progress::new(&join.relay_text, &args.stream, args.quiet, started, wait),
-        lingering: None,
-        status: Status::new(started),
-        stop: StopFlag::install()?,
-    };
-    run.run()
-}
-
-/// Whether the loop goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    Go,
-    Done,
-}
-
-/// The running command: the peer and its IO.
-#[derive(Debug)]
-struct Run {
-    peer: Peer,
-    socket: UdpSocket,
-    output: Output,
-    quiet: bool,
-    progress: Progress,
-    /// After the end of the stream: serving other peers until then.
-    lingering: Option<Time>,
-    status: Status,
-    /// SIGINT or SIGTERM: leave the relay, the neighbours and the peers
-    /// served, and end.
-    stop: StopFlag,
-}
-
-impl Run {
-    fn run(&mut self) -> anyhow::Result<()> {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let now = os::now();
-            if self.peer.poll_timeout().is_some_and(|t| t <= now) {
-                self.peer.handle_timeout(now);
-            }
-            if self.drain(now)? == Step::Done {
-                return self.leave();
-            }
-            if self.stop.is_set() {
-                if self.lingering.is_none() {
-                    self.output.finish()?;
-                }
-                if !self.quiet {
-                    eprintln!("shoal: stopped");
-                }
-                return self.leave();
-            }
-            match self.lingering {
-                Some(until) if now >= until || self.peer.poll_timeout().is_none() => {
-                    return self.leave();
-                }
-                Some(_) => {}
-                None => {
-                    self.progress.check(now, self.status.subscribed)?;
-                    if !self.quiet {
-                        self.status.maybe_print(now, &self.peer.stats());
-                    }
-                }
-            }
-
-            match recv_until(&self.socket, self.peer.poll_timeout(), &mut buf) {
-                Ok((n, from)) => {
-                    if from == self.peer.relay() {
-                        self.progress.heard = true;
-                    }
-                    let bytes = buf.get(..n).unwrap_or_default();
-                    self.peer.handle_datagram(os::now(), from, bytes);
-                }
-                Err(e) if is_noise(&e) => {}
-                Err(e) => return Err(e).context("receiving on the peer's socket"),
-            }
-        }
-    }
-
-    /// Sends what the peer queued and acts on its events.
-    fn drain(&mut self, now: Time) -> anyhow::Result<Step> {
-        self.send_queued()?;
-        let mut wrote = false;
-        while let Some(event) = self.peer.poll_event() {
-            match event {
-                ViewerEvent::Subscribed { start_seq } => {
-                    tracing::debug!(start_seq, "subscribed");
-                    if !self.quiet && !self.status.subscribed {
-                        eprintln!(
-                            "shoal: subscribed to {} at relay {}; other peers reach this one at {}",
-                            self.progress.stream_text(),
-                            self.progress.relay_text(),
-                            self.local_addr()
-                        );
-                    }
-                    self.status.subscribed = true;
-                    self.progress.subscribed();
-                }
-                ViewerEvent::Chunk {
-                    payload, latency, ..
-                } => {
-                    self.status.latency = Some(latency);
-                    self.progress.got_chunk = true;
-                    if self.output.write(&payload)? == Written::Closed {
-                        return Ok(Step::Done);
-                    }
-                    wrote = true;
-                }
-                ViewerEvent::Gap { from, to } => tracing::debug!(from, to, "gap"),
-                ViewerEvent::NewRun { epoch } => self.progress.new_run(epoch),
-                ViewerEvent::Rejected(reason) => self.progress.rejected(now, reason)?,
-                ViewerEvent::RelayChanged { from, to } => self.progress.moved(from, to),
-                ViewerEvent::EndOfStream => return self.ended(now),
-            }
-        }
-        if wrote && self.output.flush()? == Written::Closed {
-            return Ok(Step::Done);
-        }
-        Ok(Step::Go)
-    }
-
-    /// The stream is over: flush, then linger for the peers served.
-    fn ended(&mut self, now: Time) -> anyhow::Result<Step> {
-        if self.lingering.is_some() {
-            return Ok(Step::Go);
-        }
-        self.lingering = Some(now + LINGER);
-        self.send_queued()?;
-        self.output.finish()?;
-        if !self.quiet {
-            let stats = self.peer.stats();
-            self.status.print(os::now(), &stats);
-            if stats.subscribers > 0 {
-                eprintln!(
-                    "shoal: end of stream; serving {} peers for up to {} s",
-                    stats.subscribers,
-                    LINGER.as_secs()
-                );
-            } else {
-                eprintln!("shoal: end of stream");
-            }
-        }
-        Ok(Step::Go)
-    }
-
-    /// Leaves the swarm, telling the relay, neighbours and the peers served.
-    fn leave(&mut self) -> anyhow::Result<()> {
-        self.peer.close();
-        self.send_queued()
-    }
-
-    fn local_addr(&self) -> String {
-        self.socket
-            .local_addr()
-            .map_or_else(|_| "?".to_owned(), |a| a.to_string())
-    }
-
-    fn send_queued(&mut self) -> anyhow::Result<()> {
-        let relay = self.peer.relay();
-        while let Some(t) = self.peer.poll_transmit() {
-            match self.socket.send_to(t.payload, t.dst) {
-                Ok(_) => {}
-                Err(e) if is_transient(&e) => {}
-                // Another peer may be unreachable; the peer replaces a
-                // neighbour that goes silent, so only the relay matters.
-                Err(e) if t.dst != relay => {
-                    tracing::trace!(error = %e, dst = %t.dst, "send to a peer failed");
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("sending to relay {}", t.dst));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Errors the peer's socket reports that change nothing: the transient
-/// ones, and another peer's host or network being unreachable (ICMP from
-/// an earlier send; the peer replaces that neighbour).
-fn is_noise(e: &io::Error) -> bool {
-    is_transient(e)
-        || matches!(
-            e.kind(),
-            io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
-        )
-}
-
-/// The once-a-second status line.
-#[derive(Debug)]
-struct Status {
-    /// Printed only once there is something to tell.
-    subscribed: bool,
-    last: Time,
-    /// The counters at the last line.
-    seen: PeerStats,
-    /// Latency of the latest chunk, from its publisher timestamp.
-    latency: Option<Duration>,
-}
-
-impl Status {
-    fn new(now: Time) -> Self {
-        Self {
-            subscribed: false,
-            last: now,
-            seen: PeerStats::default(),
-            latency: None,
-        }
-    }
-
-    fn maybe_print(&mut self, now: Time, stats: &PeerStats) {
-        if self.subscribed && now.saturating_since(self.last) >= STATUS_EVERY {
-            self.print(now, stats);
-        }
-    }
-
-    fn print(&mut self, now: Time, stats: &PeerStats) {
-        let elapsed = now.saturating_since(self.last).as_secs_f64().max(1e-3);
-        let line = status_line(self.latency, stats, &self.seen, elapsed);
-        self.last = now;
-        self.seen = *stats;
-        eprintln!("shoal: {line}");
-    }
+    ClientLoop::new(peer, socket, output, &flags, &join, args.quiet, started)?.run()
 }
 
 /// The line for the `elapsed` seconds from `before` to `stats`.
-fn status_line(
+pub(super) fn status_line(
     latency: Option<Duration>,
     stats: &PeerStats,
     before: &PeerStats,
@@ -388,20 +144,15 @@ fn parse_upload_limit(text: &str) -> anyhow::Result<u64> {
     if text.trim() == "0" {
         return Ok(0);
     }
-    crate::config::parse_bitrate(text)
+    crate::units::bitrate(text)
         .map_err(|why| anyhow::anyhow!("--upload-limit {text:?}: {why}, or 0 to upload nothing"))
 }
 
 /// `--listen`: an IP:PORT of the relay's family; none is the wildcard
 /// address with a port the OS picks.
 fn parse_listen(text: Option<&str>, relay: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let wildcard = if relay.is_ipv4() {
-        "0.0.0.0:0"
-    } else {
-        "[::]:0"
-    };
     let Some(text) = text else {
-        return wildcard.parse().context("a wildcard address");
+        return Ok(wildcard_for(relay));
     };
     let example = if relay.is_ipv4() {
         "0.0.0.0:7500"

@@ -59,7 +59,7 @@ fn parse_lifetime(text: &str) -> anyhow::Result<Duration> {
             .and_then(|d| d.checked_mul(86_400))
             .map(Duration::from_secs)
             .ok_or_else(|| bad("use a time such as 24h, 30m or 7d".to_owned()))?,
-        None => crate::config::parse_duration(t).map_err(bad)?,
+        None => crate::units::duration(t).map_err(bad)?,
     };
     if lifetime < Duration::from_secs(1) {
         return Err(bad("must be at least 1s".to_owned()));

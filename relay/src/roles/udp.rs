@@ -3,7 +3,7 @@
 //! shrug off, and where handshake nonces come from.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use shoal_proto::Time;
@@ -49,6 +49,17 @@ pub(super) fn is_transient(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionRefused
             | io::ErrorKind::PermissionDenied
     )
+}
+
+/// The wildcard address of `peer`'s family, with a port the OS picks: a
+/// local address from which `peer` can be reached.
+pub(super) fn wildcard_for(peer: SocketAddr) -> SocketAddr {
+    let ip: IpAddr = if peer.is_ipv4() {
+        Ipv4Addr::UNSPECIFIED.into()
+    } else {
+        Ipv6Addr::UNSPECIFIED.into()
+    };
+    SocketAddr::new(ip, 0)
 }
 
 /// Handshake nonces must not be guessable; the clock and pid stand in only

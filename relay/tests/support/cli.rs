@@ -84,6 +84,52 @@ pub fn assert_bad_relay_named(role: &str, stream: &str) {
     }
 }
 
+/// `shoal ROLE` (watch or peer) for `stream` at 127.0.0.1:7400, plus
+/// `extra`, run to its exit (within 5 s): for flags refused before any
+/// relay is asked.
+pub fn client_with(role: &str, stream: &str, extra: &[&str]) -> (ExitStatus, String, Duration) {
+    let mut args = vec![role, "--stream", stream, "--relay", "127.0.0.1:7400"];
+    args.extend_from_slice(extra);
+    run(&args, Duration::from_secs(5))
+}
+
+/// `shoal ROLE` (watch or peer) at a relay that never answers gives up
+/// within 6 s with one line naming it; `stream` is a valid id.
+pub fn assert_silent_relay_gives_up(role: &str, stream: &str) {
+    // Bound, so nothing else takes the port, and never read.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let (status, err, took) = run(
+        &[role, "--stream", stream, "--relay", &addr, "--quiet"],
+        Duration::from_secs(10),
+    );
+    assert!(!status.success());
+    assert_one_line(
+        &err,
+        &format!("no answer from relay {addr} in 5 s; is shoal relay running there?"),
+    );
+    assert!(took < Duration::from_secs(7), "gave up in {took:?}");
+    drop(silent);
+}
+
+/// `shoal relay` on loopback, its address and metrics endpoint on ports
+/// the OS picks, with `workers` unpinned workers, plus `extra` (run with
+/// no stdin, stdout discarded and stderr captured).
+pub fn relay_on_loopback(workers: &str, extra: &[&str]) -> Command {
+    let mut args = vec![
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        "127.0.0.1:0",
+        "--workers",
+        workers,
+        "--no-pin",
+    ];
+    args.extend_from_slice(extra);
+    shoal(&args)
+}
+
 /// `err` is one line that contains `needle`, and no panic.
 pub fn assert_one_line(err: &str, needle: &str) {
     assert!(err.contains(needle), "the error names {needle}: {err}");

@@ -17,10 +17,10 @@ use shoal_proto::wire::{
     Codec, DataView, HELLO_MIN_LEN, Hello, Keepalive, Message, MessageType, Nack, NackEntry,
     NackKind, SUPPORTED_VERSIONS, Subscribe, peek_type,
 };
-use shoal_relay::config::{RelayArgs, Settings};
 use shoal_relay::io::BackendKind;
-use shoal_relay::metrics::WorkerSnapshot;
 use shoal_relay::server::Server;
+use shoal_relay::server::config::{RelayArgs, Settings};
+use shoal_relay::server::metrics::WorkerSnapshot;
 
 /// Fails the test loudly if this machine lacks what a backend needs:
 /// tests never skip.

@@ -52,7 +52,7 @@ impl Default for Tally {
             fec: 0,
             nack: 0,
             lost: 0,
-            latency_us: crate::metrics::latency_histogram(),
+            latency_us: crate::server::metrics::latency_histogram(),
         }
     }
 }

@@ -27,9 +27,9 @@ use shoal_proto::publisher::{Publisher, PublisherConfig};
 
 use self::crowd::{Member, Outcome, Tally};
 use self::pattern::{FRAME_TIME, LABEL, Pattern};
-use crate::config::{RelayArgs, Settings};
 use crate::io::BackendKind;
 use crate::server::Server;
+use crate::server::config::{RelayArgs, Settings};
 
 /// Most viewers one demo runs.
 const MAX_VIEWERS: usize = 2000;
@@ -335,7 +335,7 @@ fn parse_viewers(text: &str) -> anyhow::Result<usize> {
 }
 
 fn parse_duration(text: &str) -> anyhow::Result<Duration> {
-    let d = crate::config::parse_duration(text)
+    let d = crate::units::duration(text)
         .map_err(|why| anyhow::anyhow!("--duration {text:?}: {why}; try --duration 10s"))?;
     if d < MIN_DURATION || d > MAX_DURATION {
         anyhow::bail!(

@@ -360,7 +360,7 @@ fn parse_fec(text: &str) -> Result<Fec, String> {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    match crate::config::parse_duration(text) {
+    match crate::units::duration(text) {
         Ok(d) if d.is_zero() => Err("must be more than zero; use a time such as 20ms".to_owned()),
         other => other,
     }

@@ -1,4 +1,7 @@
-//! Starts and stops a relay: sockets, workers, metrics.
+//! The relay server, `shoal relay`: [`Server`] starts and stops a relay
+//! (sockets, workers, metrics); [`worker`] is the per-core loop,
+//! [`config`] its settings, [`metrics`] its Prometheus endpoint, and
+//! [`supervise`] what happens when a worker dies.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,14 +11,19 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use shoal_proto::relay::Relay;
 
-use crate::config::Settings;
+pub mod config;
+pub mod metrics;
+pub mod supervise;
+pub mod worker;
+
+use self::config::Settings;
+use self::metrics::MetricsHub;
+use self::supervise::{ExitNotice, WorkerPanic};
+use self::worker::{Owners, Peer, Router, ToWorker, Worker};
 use crate::cpu;
 use crate::dht::announce::Announcer;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
-use crate::metrics::{self, MetricsHub};
 use crate::os::{self, random_bytes};
-use crate::supervise::{self, ExitNotice, WorkerPanic};
-use crate::worker::{Owners, Peer, Router, ToWorker, Worker};
 
 /// Queue depth between two workers: enough for a burst of a few thousand
 /// chunks, and a bound on memory (at most this many datagrams of 1452

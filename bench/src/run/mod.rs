@@ -11,18 +11,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use shoal_relay::io::BackendKind;
 
+mod assemble;
+mod cpu;
+
+use self::assemble::{Assembly, assemble};
+use self::cpu::CpuSample;
 use crate::baseline::{self, LoopResult, Mode};
 use crate::cli::Args;
 use crate::clock::Clock;
-use crate::flood::{FloodReport, Flooder};
-use crate::report::{
-    self, Baseline, FloodFigures, Latency, Progress, RelayFigures, RelayLatency, Report,
-};
+use crate::flood::Flooder;
+use crate::progress::Progress;
+use crate::report::Report;
 use crate::shared::{Phase, Shared, UNSET};
-use crate::soak::{Joins, Sampler, Soak};
+use crate::soak::Sampler;
 use crate::source::{self, SourceConfig, SourceReport};
 use crate::sys;
-use crate::target::{RelayCounters, Target};
+use crate::target::Target;
 use crate::viewers::{self, ThreadReport, ViewerConfig};
 
 /// After the source stops, viewers take in what is in flight until nothing
@@ -446,192 +450,4 @@ fn run_baseline(
         }
     };
     Ok((mmsg, gso))
-}
-
-/// What the run gathered, to be turned into a report.
-struct Assembly {
-    threads: Vec<ThreadReport>,
-    first_seq: u64,
-    end_seq: u64,
-    elapsed: Duration,
-    backend: &'static str,
-    cpu: CpuUse,
-    relay: Option<RelayCounters>,
-    baseline: Option<(LoopResult, Option<LoopResult>)>,
-    source: SourceReport,
-    subscribed: usize,
-    relay_cpus: Vec<usize>,
-    generator_cpus: Vec<usize>,
-    throughput: Vec<(f64, f64)>,
-    /// The flood's report and the kernel's drops at the relay's port.
-    flood: Option<(FloodReport, Option<u64>)>,
-    /// The soak sampler, and whether the relay ran in this process.
-    soak: Option<(Sampler, bool)>,
-    shared: Arc<Shared>,
-}
-
-fn assemble(args: &Args, a: Assembly) -> Report {
-    let mut expected = 0;
-    let mut delivered = 0;
-    let mut duplicates = 0;
-    let mut out_of_order = 0;
-    let mut datagrams = 0;
-    let mut bytes = 0;
-    let mut leaves = 0;
-    let mut send_errors = 0;
-    let mut unstamped = 0;
-    let mut rejects = std::collections::BTreeMap::new();
-    let mut latency = viewers::latency_histogram();
-    let mut joins = Joins {
-        total: a.shared.joins.load(Ordering::Relaxed),
-        served: a.shared.joins_served.load(Ordering::Relaxed),
-        ..Joins::default()
-    };
-    for t in &a.threads {
-        joins.late += t.joins_late;
-        joins.unserved += t.joins_unserved;
-        joins.pending += t.joins_pending;
-        for (_, v) in &t.viewers {
-            // A viewer that subscribed late owes only what followed its
-            // start; one that left, only what came before it left.
-            let from = a.first_seq.max(v.start_seq.unwrap_or(a.first_seq));
-            let to = v.end_seq.map_or(a.end_seq, |e| e.min(a.end_seq));
-            let owed = to.saturating_sub(from);
-            expected += owed;
-            delivered += v.delivered.min(owed);
-            duplicates += v.duplicates;
-            out_of_order += v.out_of_order;
-        }
-        datagrams += t.measured_datagrams;
-        bytes += t.measured_bytes;
-        leaves += t.leaves;
-        unstamped += t.unstamped;
-        send_errors += t.send_errors;
-        for (why, n) in &t.rejects {
-            *rejects.entry(why.clone()).or_insert(0) += n;
-        }
-        // Same bounds on both sides: cannot fail.
-        let _ = latency.add(&t.latency_us);
-    }
-    let secs = a.elapsed.as_secs_f64().max(1e-9);
-    let delivered_pps = datagrams as f64 / secs;
-    let baseline = a.baseline.map(|(mmsg, gso)| {
-        let mmsg_pps = mmsg.received_pps();
-        let gso_pps = gso.map(|g| g.received_pps());
-        let best = gso_pps.map_or(mmsg_pps, |g| g.max(mmsg_pps));
-        Baseline {
-            baseline_sendmmsg_pps: mmsg_pps,
-            baseline_gso_pps: gso_pps,
-            baseline_pps: best,
-            efficiency: if best > 0.0 {
-                delivered_pps / best
-            } else {
-                0.0
-            },
-            baseline_sendmmsg_sent_pps: mmsg.sent_pps(),
-            baseline_gso_sent_pps: gso.map(|g| g.sent_pps()),
-        }
-    });
-    Report {
-        viewers: args.viewers,
-        bitrate_bps: args.bitrate,
-        duration_s: secs,
-        backend: a.backend.to_owned(),
-        workers: args.workers,
-        chunks_expected: expected,
-        chunks_delivered: delivered,
-        loss_ratio: if expected > 0 {
-            (expected - delivered) as f64 / expected as f64
-        } else {
-            0.0
-        },
-        duplicates,
-        out_of_order,
-        delivered_pps,
-        delivered_gbps: bytes as f64 * 8.0 / secs / 1e9,
-        delivered_chunks_pps: delivered as f64 / secs,
-        relay_cpu_percent: a.cpu.relay,
-        source_cpu_percent: a.cpu.source,
-        viewers_cpu_percent: a.cpu.viewers,
-        latency_us: Latency::of(&latency),
-        latency_cdf: report::cdf(&latency),
-        throughput: a.throughput,
-        max_viewers: None,
-        steps: None,
-        relay_added_latency_us: a
-            .relay
-            .as_ref()
-            .and_then(|r| RelayLatency::of(&r.latency_us)),
-        baseline,
-        fps: args.fps,
-        chunk_bytes: args.chunk,
-        warmup_s: args.warmup.as_secs_f64(),
-        viewers_subscribed: a.subscribed,
-        source_chunks: a.end_seq - a.first_seq,
-        source_stalls: a.source.stalls,
-        source_datagrams: a.source.measured_datagrams,
-        relay: a.relay.as_ref().map(|r| RelayFigures {
-            received: r.received,
-            forwarded: r.forwarded,
-            dropped: r.dropped,
-            drops: r.drops.clone(),
-            tx_dropped: r.tx_dropped,
-            tx_errors: r.tx_errors,
-            rx_no_buffer: r.rx_no_buffer,
-        }),
-        rejects,
-        leaves,
-        viewer_send_errors: send_errors,
-        relay_cpus: a.relay_cpus,
-        generator_cpus: a.generator_cpus,
-        kernel_timestamps: unstamped == 0,
-        fec_k: args.fec.0,
-        fec_m: args.fec.1,
-        flood: a.flood.map(|(flooder, socket_drops)| {
-            FloodFigures::new(flooder, socket_drops, a.relay.as_ref())
-        }),
-        soak: a.soak.map(|(sampler, in_process)| -> Soak {
-            sampler.finish(args.churn.unwrap_or(0.0), args.viewers, joins, in_process)
-        }),
-    }
-}
-
-/// CPU time so far, in clock ticks, of the relay and the load generator.
-#[derive(Debug, Clone, Copy)]
-struct CpuSample {
-    relay: Option<u64>,
-    source: u64,
-    viewers: u64,
-}
-
-/// CPU use over a span, percent of one core.
-#[derive(Debug, Clone, Copy)]
-struct CpuUse {
-    relay: Option<f64>,
-    source: f64,
-    viewers: f64,
-}
-
-impl CpuSample {
-    fn take(target: &Target) -> Self {
-        let ticks = |prefix: &str| sys::threads_cpu_ticks(&[prefix]).map_or(0, |(t, _)| t);
-        Self {
-            relay: target.cpu_ticks(),
-            source: ticks("bench-source"),
-            viewers: ticks("bench-viewers"),
-        }
-    }
-
-    fn since(&self, earlier: &Self, elapsed: Duration) -> CpuUse {
-        let per_tick = 100.0 / sys::clock_ticks_per_sec() as f64 / elapsed.as_secs_f64().max(1e-9);
-        let percent = |now: u64, then: u64| now.saturating_sub(then) as f64 * per_tick;
-        CpuUse {
-            relay: self
-                .relay
-                .zip(earlier.relay)
-                .map(|(now, then)| percent(now, then)),
-            source: percent(self.source, earlier.source),
-            viewers: percent(self.viewers, earlier.viewers),
-        }
-    }
 }

@@ -29,8 +29,8 @@ use shoal_proto::relay::{Export, Relay, RelayEvent};
 use shoal_proto::wire::StreamHeader;
 
 use crate::io::{Backend, Sink, Waker};
-use crate::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
 use crate::os;
+use crate::server::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
 pub(crate) use route::{Owners, Router};
 use train::TrainBuilder;
 
@@ -90,7 +90,7 @@ pub(crate) struct Worker {
     wake: Vec<bool>,
     /// Items or datagrams another worker's queue had no room for.
     pub(crate) handoff_drops: u64,
-    /// Test-only: panic at this time ([`crate::supervise::TEST_PANIC_ENV`]).
+    /// Test-only: panic at this time ([`crate::server::supervise::TEST_PANIC_ENV`]).
     pub(crate) test_panic_at: Option<Instant>,
     /// Streams this worker removed that a mirror (worker, stream) has not
     /// been told of yet, its queue having been full: retried each turn. A
@@ -177,7 +177,7 @@ impl Worker {
                 if self.test_panic_at.is_some_and(|t| instant >= t) {
                     panic!(
                         "{}: the panic a test asked for",
-                        crate::supervise::TEST_PANIC_ENV
+                        crate::server::supervise::TEST_PANIC_ENV
                     );
                 }
             }

@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 
 fn id(byte: u8) -> StreamId {
@@ -66,7 +68,7 @@ fn no_args_gives_the_defaults() {
 fn the_tuning_file_parses_to_the_defaults() {
     // tuning/relay.toml is the commented file operators install; unknown
     // keys are refused, so a typo or a made-up key fails here.
-    let text = include_str!("../../../tuning/relay.toml");
+    let text = include_str!("../../../../tuning/relay.toml");
     assert_eq!(
         from_file(&RelayArgs::default(), text).expect("tuning/relay.toml parses"),
         defaults()
