@@ -6,13 +6,12 @@
 //! from [`config`], counters on a Prometheus endpoint ([`metrics`]).
 
 pub mod config;
-pub mod cpu;
 pub mod dht;
 pub mod io;
 pub mod metrics;
 pub mod os;
 pub mod roles;
 pub mod server;
-pub mod spoof;
 pub mod supervise;
+pub mod sys;
 pub mod worker;

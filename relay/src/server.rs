@@ -9,12 +9,12 @@ use anyhow::{Context, bail};
 use shoal_proto::relay::Relay;
 
 use crate::config::Settings;
-use crate::cpu;
 use crate::dht::announce::Announcer;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::metrics::{self, MetricsHub};
 use crate::os::{self, random_bytes};
 use crate::supervise::{self, ExitNotice, WorkerPanic};
+use crate::sys::cpu;
 use crate::worker::{Owners, Peer, Router, ToWorker, Worker};
 
 /// Queue depth between two workers: enough for a burst of a few thousand

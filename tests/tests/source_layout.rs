@@ -118,7 +118,11 @@ fn all_files() -> Vec<PathBuf> {
         rust_files(&root().join(krate), &mut files);
     }
     let test_modules: Vec<PathBuf> = files.iter().flat_map(|f| test_children(f)).collect();
-    files.retain(|f| !test_modules.iter().any(|t| f.starts_with(t) || *f == t.with_extension("rs")));
+    files.retain(|f| {
+        !test_modules
+            .iter()
+            .any(|t| f.starts_with(t) || *f == t.with_extension("rs"))
+    });
     files.sort();
     files
 }
@@ -170,10 +174,7 @@ fn no_source_file_holds_more_than_500_logic_lines() {
     for (n, name) in sized.iter().take(10) {
         println!("{n:5} {name}");
     }
-    let over: Vec<_> = sized
-        .iter()
-        .filter(|(n, _)| *n > MAX_LOGIC_LINES)
-        .collect();
+    let over: Vec<_> = sized.iter().filter(|(n, _)| *n > MAX_LOGIC_LINES).collect();
     assert!(
         over.is_empty(),
         "files over {MAX_LOGIC_LINES} logic lines (split them by concept): {over:?}"

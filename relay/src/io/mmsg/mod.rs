@@ -20,10 +20,9 @@ mod tests;
 mod tx;
 
 use std::collections::VecDeque;
-use std::ffi::c_uint;
 use std::io;
 use std::mem;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::ptr;
 use std::sync::Arc;
@@ -54,10 +53,6 @@ const TX_IOVECS: usize = 2048;
 const TX_BATCHES_PER_FLUSH: usize = 64;
 /// Queue capacity reserved up front; both queues grow past it if needed.
 const TX_RESERVE: usize = 1024;
-
-/// Room for one UDP_SEGMENT control message.
-// SAFETY: CMSG_SPACE is arithmetic on its argument; it touches no memory.
-const GSO_CMSG_SPACE: usize = unsafe { libc::CMSG_SPACE(size_of::<u16>() as c_uint) } as usize;
 
 /// recvmmsg/sendmmsg with ppoll. See the module docs.
 pub struct MmsgBackend {
@@ -218,92 +213,9 @@ fn gso_size(segments: &[SharedBuf]) -> u16 {
     }
 }
 
-/// A socket address as the kernel reads and writes it.
-#[derive(Clone, Copy)]
-#[repr(C)]
-union RawAddr {
-    storage: libc::sockaddr_storage,
-    v4: libc::sockaddr_in,
-    v6: libc::sockaddr_in6,
-}
-
-impl RawAddr {
-    fn zeroed() -> Self {
-        // SAFETY: sockaddr_storage is integers only; all zeroes is valid.
-        Self {
-            storage: unsafe { mem::zeroed() },
-        }
-    }
-}
-
 /// A header with no pointers set.
 fn zeroed_header() -> libc::mmsghdr {
     // SAFETY: mmsghdr is integers and raw pointers; zero (null) is valid
     // for each.
     unsafe { mem::zeroed() }
-}
-
-/// Writes `addr` into `out` as the socket's family wants it (an IPv4
-/// address v4-mapped on an IPv6 socket; a v4-mapped one plain on an IPv4
-/// socket) and returns its length.
-fn encode(addr: SocketAddr, ipv6: bool, out: &mut RawAddr) -> libc::socklen_t {
-    let addr = match (addr, ipv6) {
-        (SocketAddr::V4(a), true) => {
-            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
-        }
-        (SocketAddr::V6(a), false) => a.ip().to_ipv4_mapped().map_or(SocketAddr::V6(a), |ip| {
-            SocketAddr::V4(SocketAddrV4::new(ip, a.port()))
-        }),
-        (a, _) => a,
-    };
-    match addr {
-        SocketAddr::V4(a) => {
-            out.v4 = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            out.v6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
-    }
-}
-
-/// The address the kernel wrote (`len` bytes), if it is IPv4 or IPv6.
-fn decode(raw: &RawAddr, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    // SAFETY (all three reads): every field of the union is integers only,
-    // and all its bytes are initialised (zeroed at construction, then
-    // written by the kernel or `encode`), so any field may be read; the
-    // family says which one the kernel filled, and `len` that it did.
-    match i32::from(unsafe { raw.storage.ss_family }) {
-        libc::AF_INET if len >= size_of::<libc::sockaddr_in>() => {
-            // SAFETY: see above.
-            let a = unsafe { raw.v4 };
-            let ip = Ipv4Addr::from(a.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddrV4::new(ip, u16::from_be(a.sin_port)).into())
-        }
-        libc::AF_INET6 if len >= size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: see above.
-            let a = unsafe { raw.v6 };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            let port = u16::from_be(a.sin6_port);
-            Some(SocketAddrV6::new(ip, port, a.sin6_flowinfo, a.sin6_scope_id).into())
-        }
-        _ => None,
-    }
 }

@@ -6,8 +6,9 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr;
 
-use super::{MmsgBackend, RX_BATCHES_PER_TURN, RX_BUFFER, RawAddr, decode, zeroed_header};
+use super::{MmsgBackend, RX_BATCHES_PER_TURN, RX_BUFFER, zeroed_header};
 use crate::io::Sink;
+use crate::sys::addr::RawAddr;
 
 impl MmsgBackend {
     /// Hands the datagrams waiting on the socket to `sink`, up to
@@ -43,7 +44,7 @@ impl MmsgBackend {
                     self.stats.rx_truncated += 1;
                     continue;
                 }
-                let Some(from) = decode(&self.rx.names[i], header.msg_hdr.msg_namelen) else {
+                let Some(from) = self.rx.names[i].decode(header.msg_hdr.msg_namelen) else {
                     continue;
                 };
                 let len = (header.msg_len as usize).min(RX_BUFFER);
@@ -106,7 +107,7 @@ impl RxRing {
     /// Resets what the kernel wrote into the headers last time.
     fn rearm(&mut self) {
         for header in &mut self.headers {
-            header.msg_hdr.msg_namelen = size_of::<RawAddr>() as libc::socklen_t;
+            header.msg_hdr.msg_namelen = RawAddr::CAPACITY;
             header.msg_hdr.msg_flags = 0;
             header.msg_len = 0;
         }

@@ -10,11 +10,10 @@ use std::os::fd::AsRawFd;
 use std::ptr;
 use std::time::Instant;
 
-use super::{
-    GSO_CMSG_SPACE, MmsgBackend, RawAddr, TX_BATCH, TX_BATCHES_PER_FLUSH, TX_IOVECS, encode,
-    zeroed_header,
-};
+use super::{MmsgBackend, TX_BATCH, TX_BATCHES_PER_FLUSH, TX_IOVECS, zeroed_header};
 use crate::io::{SharedBuf, Sink};
+use crate::sys::addr::RawAddr;
+use crate::sys::cmsg::{self, GsoCmsg};
 
 impl MmsgBackend {
     /// Sends queued trains until the queue is empty, the kernel says
@@ -143,13 +142,6 @@ pub(super) struct Planned {
     gso: bool,
 }
 
-/// Room for one UDP_SEGMENT control message, aligned for `cmsghdr`.
-#[derive(Clone, Copy)]
-#[repr(C, align(8))]
-pub(super) struct GsoCmsg([u8; GSO_CMSG_SPACE]);
-
-const _: () = assert!(align_of::<GsoCmsg>() >= align_of::<libc::cmsghdr>());
-
 /// The `sendmmsg` arrays, refilled for every call from the queue's front.
 pub(super) struct TxBatch {
     headers: Vec<libc::mmsghdr>,
@@ -179,7 +171,7 @@ impl TxBatch {
                 TX_IOVECS
             ],
             names: vec![RawAddr::zeroed(); TX_BATCH],
-            cmsgs: vec![GsoCmsg([0; GSO_CMSG_SPACE]); TX_BATCH],
+            cmsgs: vec![GsoCmsg::new(0); TX_BATCH],
             plan: vec![Planned::default(); TX_BATCH],
         }
     }
@@ -194,7 +186,7 @@ impl TxBatch {
             let Some(slot) = self.names.get_mut(t) else {
                 break;
             };
-            let name_len = encode(train.dst, ipv6, slot);
+            let name_len = slot.set(train.dst, ipv6);
             let name = self.names.as_mut_ptr().wrapping_add(t).cast::<c_void>();
             let pending = queue
                 .segments
@@ -247,7 +239,6 @@ impl TxBatch {
         iovecs: (usize, usize),
         gso_size: u16,
     ) {
-        let control = self.cmsgs.as_mut_ptr().wrapping_add(m);
         let header = &mut self.headers[m];
         header.msg_len = 0;
         let h = &mut header.msg_hdr;
@@ -256,24 +247,11 @@ impl TxBatch {
         h.msg_iovlen = iovecs.1 as _;
         h.msg_flags = 0;
         if gso_size == 0 {
-            h.msg_control = ptr::null_mut();
-            h.msg_controllen = 0;
-            return;
-        }
-        h.msg_control = control.cast();
-        h.msg_controllen = GSO_CMSG_SPACE as _;
-        // SAFETY: `msg_control` points at this message's GsoCmsg, owned by
-        // `self.cmsgs`, aligned for cmsghdr and GSO_CMSG_SPACE bytes long,
-        // which is room for a header and a u16; so CMSG_FIRSTHDR is
-        // non-null and the header and data it and CMSG_DATA point at lie
-        // inside that buffer. The data may be unaligned, hence
-        // write_unaligned.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(h);
-            (*c).cmsg_level = libc::SOL_UDP;
-            (*c).cmsg_type = libc::UDP_SEGMENT;
-            (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as c_uint) as _;
-            ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), gso_size);
+            cmsg::detach(h);
+        } else {
+            let control = &mut self.cmsgs[m];
+            control.set_size(gso_size);
+            control.attach(h);
         }
     }
 }

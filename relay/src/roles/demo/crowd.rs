@@ -21,6 +21,7 @@ use shoal_proto::{StreamId, Time};
 use super::pattern::Digest;
 use crate::os;
 use crate::roles::udp::wait_until;
+use crate::sys::{self, poll::PollFd};
 
 /// Longest wait in `poll(2)`.
 const MAX_WAIT: Duration = Duration::from_millis(20);
@@ -216,9 +217,9 @@ pub fn drive(
     deadline: Instant,
 ) -> Vec<Outcome> {
     let mut buf = vec![0u8; 65536];
-    let mut fds: Vec<libc::pollfd> = members
+    let mut fds: Vec<PollFd> = members
         .iter()
-        .map(|m| libc::pollfd {
+        .map(|m| PollFd {
             fd: m.socket.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
@@ -260,11 +261,8 @@ pub fn drive(
         for fd in &mut fds {
             fd.revents = 0;
         }
-        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a live Vec of initialised pollfd, and its length
-        // is what is passed; poll only writes their `revents`.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if ready < 0 {
+        let ready = sys::poll::poll(&mut fds, wait);
+        if ready.is_err() {
             // EINTR, or worse: go round after a pause, so that even a
             // failing poll cannot spin; the deadline bounds the loop.
             for fd in &mut fds {
