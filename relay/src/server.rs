@@ -15,7 +15,7 @@ use crate::metrics::{self, MetricsHub};
 use crate::os::{self, random_bytes};
 use crate::supervise::{self, ExitNotice, WorkerPanic};
 use crate::sys::cpu;
-use crate::worker::{Owners, Peer, Router, ToWorker, Worker};
+use crate::worker::{Mailbox, Owners, Router, ToWorker, Worker};
 
 /// Queue depth between two workers: enough for a burst of a few thousand
 /// chunks, and a bound on memory (at most this many datagrams of 1452
@@ -27,7 +27,7 @@ const HANDOFF_QUEUE: usize = 16_384;
 pub struct Server {
     addr: SocketAddr,
     backend: &'static str,
-    peers: Vec<Peer>,
+    mailboxes: Vec<Mailbox>,
     workers: Vec<JoinHandle<()>>,
     hub: MetricsHub,
     metrics_addr: Option<SocketAddr>,
@@ -64,11 +64,11 @@ impl Server {
             None => None,
         };
         let mut inboxes = Vec::new();
-        let mut peers = Vec::new();
+        let mut mailboxes = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = crossbeam_channel::bounded(HANDOFF_QUEUE);
             let waker = Arc::new(Waker::new().context("eventfd")?);
-            peers.push(Peer { tx, waker });
+            mailboxes.push(Mailbox { tx, waker });
             inboxes.push(rx);
         }
         let owners = Owners::default();
@@ -93,7 +93,7 @@ impl Server {
             config.nonce_seed = u64::from_le_bytes(
                 random_bytes().context("cannot read /dev/urandom for a nonce seed")?,
             );
-            let peers_w = peers.clone();
+            let mailboxes_w = mailboxes.clone();
             let hub_w = hub.clone();
             let owners_w = owners.clone();
             let ready = ready_tx.clone();
@@ -118,7 +118,7 @@ impl Server {
                     }
                     // The ring is created on the thread that submits to it
                     // (io_uring's single-issuer mode requires it).
-                    let waker = Arc::clone(&peers_w[id].waker);
+                    let waker = Arc::clone(&mailboxes_w[id].waker);
                     let backend = match io::open(kind, socket, &waker, io_config) {
                         Ok(b) => b,
                         Err(e) => {
@@ -127,7 +127,7 @@ impl Server {
                         }
                     };
                     let mut relay = Relay::new(config);
-                    relay.set_export(peers_w.len() > 1);
+                    relay.set_export(mailboxes_w.len() > 1);
                     // proto's time is monotonic; token expiry needs the
                     // wall clock, which the worker refreshes as it runs.
                     relay.set_wall_clock(os::now(), os::unix_secs());
@@ -136,7 +136,7 @@ impl Server {
                         relay,
                         backend,
                         Router::new(id, owners_w),
-                        peers_w,
+                        mailboxes_w,
                         inbox,
                         upstreams.clone(),
                         hub_w,
@@ -164,11 +164,11 @@ impl Server {
             match ready_rx.recv() {
                 Ok(Ok(name)) => backend = name,
                 Ok(Err(e)) => {
-                    stop(&peers, handles);
+                    stop(&mailboxes, handles);
                     bail!(e);
                 }
                 Err(_) => {
-                    stop(&peers, handles);
+                    stop(&mailboxes, handles);
                     bail!("a worker stopped while starting");
                 }
             }
@@ -177,7 +177,7 @@ impl Server {
             Some(options) => match Announcer::start(options, addr, hub.clone()) {
                 Ok(a) => Some(a),
                 Err(e) => {
-                    stop(&peers, handles);
+                    stop(&mailboxes, handles);
                     return Err(e.context("--announce"));
                 }
             },
@@ -193,7 +193,7 @@ impl Server {
         Ok(Self {
             addr,
             backend,
-            peers,
+            mailboxes,
             workers: handles,
             hub,
             metrics_addr,
@@ -245,12 +245,12 @@ impl Server {
         if let Some(a) = self.announcer {
             a.stop();
         }
-        stop(&self.peers, self.workers)
+        stop(&self.mailboxes, self.workers)
     }
 }
 
-fn stop(peers: &[Peer], workers: Vec<JoinHandle<()>>) -> Vec<WorkerPanic> {
-    for p in peers {
+fn stop(mailboxes: &[Mailbox], workers: Vec<JoinHandle<()>>) -> Vec<WorkerPanic> {
+    for p in mailboxes {
         let _ = p.tx.send(ToWorker::Shutdown);
         p.waker.wake();
     }

@@ -28,12 +28,10 @@ use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{
-    Backend, BackendStats, IoConfig, MAX_SEGMENTS, MAX_TRAIN_BYTES, SharedBuf, Sink, Waker, socket,
-};
+use super::{Backend, BackendStats, IoConfig, Sink, Train, Waker, socket};
 
 use self::rx::RxRing;
-use self::tx::{Train, TxBatch, TxQueue};
+use self::tx::{Queued, TrainQueue, TxBatch};
 
 /// Bytes per receive buffer: more than any datagram shoal sends. A larger
 /// datagram comes back flagged MSG_TRUNC and is dropped.
@@ -65,7 +63,7 @@ pub struct MmsgBackend {
     gso: bool,
     tx_queue: usize,
     rx: RxRing,
-    queue: TxQueue,
+    queue: TrainQueue,
     batch: TxBatch,
     stats: BackendStats,
 }
@@ -84,7 +82,7 @@ impl MmsgBackend {
             gso,
             tx_queue: config.tx_queue,
             rx: RxRing::new(config.rx_buffers.clamp(1, RX_BATCH)),
-            queue: TxQueue {
+            queue: TrainQueue {
                 trains: VecDeque::with_capacity(TX_RESERVE.min(config.tx_queue)),
                 segments: VecDeque::with_capacity(TX_RESERVE),
             },
@@ -107,22 +105,23 @@ impl Backend for MmsgBackend {
         self.gso
     }
 
-    fn push(&mut self, dst: SocketAddr, segments: &[SharedBuf], born: Instant) {
-        if segments.is_empty() {
+    fn push(&mut self, train: &Train, born: Instant) {
+        let Some(dst) = train.dst() else {
             return;
-        }
+        };
+        let segments = train.segments();
         if self.queue.trains.len() >= self.tx_queue {
             self.stats.tx_dropped += 1;
             return;
         }
         self.queue.segments.extend(segments.iter().map(Arc::clone));
-        self.queue.trains.push_back(Train {
+        self.queue.trains.push_back(Queued {
             dst,
             born,
             count: segments.len(),
             done: 0,
             bytes: 0,
-            gso_size: gso_size(segments),
+            gso_size: train.segment_size().unwrap_or(0),
         });
     }
 
@@ -185,31 +184,6 @@ impl std::fmt::Debug for MmsgBackend {
             .field("queued_trains", &self.queue.trains.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
-    }
-}
-
-/// The segment size to send `segments` with as one GSO message, or 0 when
-/// they must go one by one: a single datagram, or a train the kernel
-/// would refuse or cut wrongly (the caller promises the shape; this keeps
-/// a broken promise from turning into one oversized datagram).
-fn gso_size(segments: &[SharedBuf]) -> u16 {
-    let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
-        return 0;
-    };
-    let size = first.len();
-    let total: usize = segments.iter().map(|s| s.len()).sum();
-    let shaped = segments.len() > 1
-        && segments.len() <= MAX_SEGMENTS
-        && total <= MAX_TRAIN_BYTES
-        && !last.is_empty()
-        && last.len() <= size
-        && segments[..segments.len() - 1]
-            .iter()
-            .all(|s| s.len() == size);
-    if shaped {
-        u16::try_from(size).unwrap_or(0)
-    } else {
-        0
     }
 }
 

@@ -103,9 +103,9 @@ impl MmsgBackend {
 }
 
 /// A train waiting to be sent. Its segments are the next `count` entries
-/// of [`TxQueue::segments`].
+/// of [`TrainQueue::segments`].
 #[derive(Debug)]
-pub(super) struct Train {
+pub(super) struct Queued {
     pub(super) dst: SocketAddr,
     pub(super) born: Instant,
     pub(super) count: usize,
@@ -114,21 +114,23 @@ pub(super) struct Train {
     pub(super) done: usize,
     /// Bytes already sent.
     pub(super) bytes: usize,
-    /// See [`gso_size`].
+    /// The UDP_SEGMENT size to send it with as one message
+    /// ([`Train::segment_size`](crate::io::Train::segment_size)), or 0:
+    /// datagram by datagram (one datagram, or GSO refused for it).
     pub(super) gso_size: u16,
 }
 
 /// Trains in send order, and their segments back to back in one FIFO, so
 /// neither allocates once it has grown to its high-water mark.
 #[derive(Debug)]
-pub(super) struct TxQueue {
-    pub(super) trains: VecDeque<Train>,
+pub(super) struct TrainQueue {
+    pub(super) trains: VecDeque<Queued>,
     pub(super) segments: VecDeque<SharedBuf>,
 }
 
-impl TxQueue {
+impl TrainQueue {
     /// Removes the front train and lets go of its buffers.
-    pub(super) fn pop(&mut self) -> Option<Train> {
+    pub(super) fn pop(&mut self) -> Option<Queued> {
         let train = self.trains.pop_front()?;
         self.segments.drain(..train.count.min(self.segments.len()));
         Some(train)
@@ -177,7 +179,7 @@ impl TxBatch {
     }
 
     /// Fills headers for the front of `queue` and returns how many.
-    fn build(&mut self, queue: &TxQueue, gso: bool, ipv6: bool) -> usize {
+    fn build(&mut self, queue: &TrainQueue, gso: bool, ipv6: bool) -> usize {
         let (mut messages, mut iovecs, mut first) = (0, 0, 0);
         'trains: for (t, train) in queue.trains.iter().enumerate() {
             if messages == TX_BATCH || iovecs == TX_IOVECS {

@@ -44,7 +44,7 @@ pub use setup::probe;
 use self::buf_ring::BufRing;
 use self::send::SendSlots;
 use self::setup::{BUF_GROUP, REAP_LIMIT};
-use crate::io::{Backend, BackendStats, IoConfig, SharedBuf, Sink, Waker, socket};
+use crate::io::{Backend, BackendStats, IoConfig, Sink, Train, Waker, socket};
 use crate::sys::addr::{self, RawAddr};
 
 /// user_data of the multishot recvmsg. Sends use their slot index, which
@@ -396,12 +396,12 @@ impl Backend for UringBackend {
         self.gso
     }
 
-    fn push(&mut self, dst: SocketAddr, segments: &[SharedBuf], born: Instant) {
-        if segments.is_empty() {
+    fn push(&mut self, train: &Train, born: Instant) {
+        let Some(dst) = train.dst() else {
             return;
-        }
+        };
         let addr = RawAddr::new(dst, self.local_addr.is_ipv6());
-        match self.tx.fill(addr, segments, born) {
+        match self.tx.fill(addr, train, born) {
             Some(index) => self.pending.push(index),
             None => self.stats.tx_dropped += 1,
         }

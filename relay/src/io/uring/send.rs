@@ -10,7 +10,7 @@
 use std::io;
 use std::time::Instant;
 
-use crate::io::{BackendStats, MAX_SEGMENTS, SharedBuf, Sink};
+use crate::io::{BackendStats, MAX_SEGMENTS, SharedBuf, Sink, Train};
 use crate::sys::addr::RawAddr;
 use crate::sys::cmsg::GsoCmsg;
 use io_uring::{opcode, squeue, types};
@@ -112,12 +112,7 @@ impl SendSlots {
 
     /// Takes a train into a free slot and returns the slot's index, or
     /// None if `limit` trains are already queued or in flight.
-    pub(super) fn fill(
-        &mut self,
-        addr: RawAddr,
-        segments: &[SharedBuf],
-        born: Instant,
-    ) -> Option<u32> {
+    pub(super) fn fill(&mut self, addr: RawAddr, train: &Train, born: Instant) -> Option<u32> {
         if self.slots.len() - self.free.len() >= self.limit {
             return None;
         }
@@ -125,6 +120,7 @@ impl SendSlots {
             self.add_slot();
         }
         let index = self.free.pop()?;
+        let segments = train.segments();
         let slot = self.slots.get_mut(index as usize)?;
         slot.bufs.extend(segments.iter().cloned());
         slot.born = born;
@@ -153,11 +149,11 @@ impl SendSlots {
             msg.msg_iovlen = iovlen as _;
             msg
         };
-        if self.gso || segments.len() == 1 {
+        let gso_size = train.segment_size().filter(|_| self.gso);
+        if gso_size.is_some() || segments.len() == 1 {
             let mut msg = one_msghdr(iov_base, segments.len());
-            if segments.len() > 1 {
-                let first = segments.first().map_or(0, |buf| buf.len());
-                view.cmsg.set_size(u16::try_from(first).unwrap_or(u16::MAX));
+            if let Some(size) = gso_size {
+                view.cmsg.set_size(size);
                 view.cmsg.attach(&mut msg);
             }
             view.msgs.push(msg);

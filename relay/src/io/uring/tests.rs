@@ -4,10 +4,16 @@ use std::time::{Duration, Instant};
 
 use super::{UringBackend, probe};
 use crate::io::socket::bind_reuseport;
-use crate::io::{Backend, IoConfig, SharedBuf, Sink, Waker};
+use crate::io::{Backend, IoConfig, SharedBuf, Sink, Train, Waker};
 
 /// How long any one test may wait for the network.
 const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Pushes `segments` to `dst` as one train (they must keep the rule).
+fn push(backend: &mut dyn Backend, dst: SocketAddr, segments: &[SharedBuf]) {
+    let train = Train::of(dst, segments).expect("a well-shaped train");
+    backend.push(&train, Instant::now());
+}
 
 #[derive(Default)]
 struct Collect {
@@ -119,7 +125,7 @@ fn receives_ipv6_and_mapped_ipv4() {
     // Replies reach the IPv4 peer by either spelling of its address.
     let mapped = *mapped;
     for (i, dst) in [mapped, v4_addr].into_iter().enumerate() {
-        backend.push(dst, &[Arc::new(b"back".to_vec())], Instant::now());
+        push(&mut backend, dst, &[Arc::new(b"back".to_vec())]);
         turn_until(&mut backend, &mut sink, |s| s.sent.len() == i + 1);
         let mut buf = [0; 16];
         let (n, from) = v4.recv_from(&mut buf).expect("reply");
@@ -137,10 +143,10 @@ fn sends_train(gso: bool) {
     assert_eq!(backend.gso(), gso, "loopback takes UDP_SEGMENT");
     let receiver = peer(Ipv4Addr::LOCALHOST);
     let segments = train(9, 1377, 500);
-    backend.push(
+    push(
+        &mut backend,
         receiver.local_addr().expect("addr"),
         &segments,
-        Instant::now(),
     );
     let mut sink = Collect::default();
     turn_until(&mut backend, &mut sink, |s| !s.sent.is_empty());
@@ -227,7 +233,7 @@ fn more_trains_than_the_submission_queue_holds() {
     let payload: SharedBuf = Arc::new(vec![7; 100]);
     let trains = 3 * super::setup::SQ_ENTRIES as usize;
     for _ in 0..trains {
-        backend.push(dst, std::slice::from_ref(&payload), Instant::now());
+        push(&mut backend, dst, std::slice::from_ref(&payload));
     }
     let mut sink = Collect::default();
     turn_until(&mut backend, &mut sink, |s| s.sent.len() == trains);
@@ -300,13 +306,13 @@ fn full_send_queue_drops_trains() {
     let receiver = peer(Ipv4Addr::LOCALHOST);
     let dst = receiver.local_addr().expect("addr");
     for _ in 0..3 {
-        backend.push(dst, &train(1, 100, 50), Instant::now());
+        push(&mut backend, dst, &train(1, 100, 50));
     }
     assert_eq!(backend.stats().tx_dropped, 1);
     let mut sink = Collect::default();
     turn_until(&mut backend, &mut sink, |s| s.sent.len() == 2);
     // Slots are free again.
-    backend.push(dst, &train(1, 100, 50), Instant::now());
+    push(&mut backend, dst, &train(1, 100, 50));
     assert_eq!(backend.stats().tx_dropped, 1);
 }
 
@@ -317,10 +323,10 @@ fn drop_reaps_in_flight_operations() {
     let mut sink = Collect::default();
     backend.turn(Some(Duration::ZERO), &mut sink).expect("turn");
     let segments = train(3, 1000, 10);
-    backend.push(
+    push(
+        &mut backend,
         receiver.local_addr().expect("addr"),
         &segments,
-        Instant::now(),
     );
     let start = Instant::now();
     drop(backend);
