@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use shoal_proto::rng::Rng;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use shoal_proto::{StreamId, Time};
 
@@ -85,8 +86,8 @@ pub fn viewer_addr(i: usize) -> SocketAddr {
 pub struct Member {
     viewer: Viewer,
     socket: UdpSocket,
-    /// xorshift state for dropping datagrams.
-    rng: u64,
+    /// Decides which datagrams to drop.
+    rng: Rng,
     subscribed: bool,
     next_seq: Option<u64>,
     broken: bool,
@@ -111,7 +112,7 @@ impl Member {
         Ok(Self {
             viewer,
             socket,
-            rng: (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
+            rng: Rng::new((i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)),
             subscribed: false,
             next_seq: None,
             broken: false,
@@ -126,10 +127,7 @@ impl Member {
         if loss <= 0.0 {
             return false;
         }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        ((self.rng >> 11) as f64 / (1u64 << 53) as f64) < loss
+        self.rng.chance(loss)
     }
 
     fn read(&mut self, buf: &mut [u8], loss: f64) {
