@@ -133,6 +133,14 @@ impl Train {
     }
 }
 
+/// Pushes `segments` to `dst` as one train (they must keep the rule):
+/// the backends' tests.
+#[cfg(test)]
+pub(crate) fn push(backend: &mut dyn Backend, dst: SocketAddr, segments: &[SharedBuf]) {
+    let train = Train::of(dst, segments).expect("a well-shaped train");
+    backend.push(&train, Instant::now());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,10 @@
 use super::*;
 use crate::io::SharedBuf;
+use crate::io::train::push;
 use std::sync::mpsc;
 
 /// How long any one test may wait for the network.
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// Pushes `segments` to `dst` as one train (they must keep the rule).
-fn push(backend: &mut dyn Backend, dst: SocketAddr, segments: &[SharedBuf]) {
-    let train = Train::of(dst, segments).expect("a well-shaped train");
-    backend.push(&train, Instant::now());
-}
 
 #[derive(Default)]
 struct Record {

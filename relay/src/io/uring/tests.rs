@@ -4,16 +4,11 @@ use std::time::{Duration, Instant};
 
 use super::{UringBackend, probe};
 use crate::io::socket::bind_reuseport;
-use crate::io::{Backend, IoConfig, SharedBuf, Sink, Train, Waker};
+use crate::io::train::push;
+use crate::io::{Backend, IoConfig, SharedBuf, Sink, Waker};
 
 /// How long any one test may wait for the network.
 const PATIENCE: Duration = Duration::from_secs(5);
-
-/// Pushes `segments` to `dst` as one train (they must keep the rule).
-fn push(backend: &mut dyn Backend, dst: SocketAddr, segments: &[SharedBuf]) {
-    let train = Train::of(dst, segments).expect("a well-shaped train");
-    backend.push(&train, Instant::now());
-}
 
 #[derive(Default)]
 struct Collect {
