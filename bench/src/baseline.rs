@@ -11,11 +11,13 @@
 
 use std::io;
 use std::net::{SocketAddrV4, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use shoal_relay::sys::addr::RawAddr;
+use shoal_relay::sys::batch::{Outgoing, SendBatch};
+use shoal_relay::sys::cmsg::GsoCmsg;
 
 use crate::shared::Shared;
 use crate::sys;
@@ -123,22 +125,36 @@ fn send_loop(
     }
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind a baseline socket")?;
     let _ = sys::set_buffer(&socket, sys::Buffer::Send, 4 << 20);
-    let names: Vec<libc::sockaddr_in> = dests.iter().map(|&d| sockaddr(d)).collect();
+    let names: Vec<RawAddr> = dests
+        .iter()
+        .map(|&d| RawAddr::new(d.into(), false))
+        .collect();
     let (segments, per_call) = match mode {
         Mode::Sendmmsg => (1, MMSG_BATCH),
         Mode::Gso => (GSO_SEGMENTS, GSO_TRAINS),
     };
     let payload = vec![0u8; datagram_len * segments];
-    let mut sender = Sender::new(
-        &payload,
-        per_call,
-        (mode == Mode::Gso).then_some(datagram_len),
-    )?;
+    let gso = match mode {
+        Mode::Sendmmsg => None,
+        Mode::Gso => Some(GsoCmsg::new(
+            u16::try_from(datagram_len).context("segment size")?,
+        )),
+    };
+    let mut batch = SendBatch::new(per_call);
     let mut cursor = 0;
     let mut sent = 0;
     let mut failures = 0u32;
     while Instant::now() < deadline {
-        match sender.send(&socket, &names, &mut cursor) {
+        let messages = (0..per_call).map(|_| {
+            let to = &names[cursor % names.len()];
+            cursor = cursor.wrapping_add(1);
+            Outgoing {
+                to: Some(to),
+                payload: &payload,
+                gso: gso.as_ref(),
+            }
+        });
+        match batch.send(&socket, messages, 0) {
             Ok(messages) => {
                 sent += (messages * segments) as u64;
                 failures = 0;
@@ -162,115 +178,6 @@ fn is_transient(e: &io::Error) -> bool {
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     ) || e.raw_os_error() == Some(libc::ENOBUFS)
         || e.raw_os_error() == Some(libc::ECONNREFUSED)
-}
-
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
-
-/// Space for one cmsg carrying a u16, aligned for cmsghdr.
-#[repr(C, align(8))]
-struct CmsgBuf([u8; 32]);
-
-/// The sendmmsg headers of one loop, built once. Every message sends the
-/// same payload; only the destination changes.
-struct Sender<'a> {
-    // The headers point into these two boxes (whose heap memory stays put
-    // when the struct moves) and into the payload.
-    _iov: Box<libc::iovec>,
-    _control: Box<CmsgBuf>,
-    hdrs: Vec<libc::mmsghdr>,
-    _payload: &'a [u8],
-}
-
-impl<'a> Sender<'a> {
-    /// Headers for `per_call` messages of `payload`, each a GSO train of
-    /// `segment`-byte segments when `segment` is given.
-    fn new(payload: &'a [u8], per_call: usize, segment: Option<usize>) -> anyhow::Result<Self> {
-        let mut iov = Box::new(libc::iovec {
-            iov_base: payload.as_ptr().cast_mut().cast(),
-            iov_len: payload.len(),
-        });
-        let mut control = Box::new(CmsgBuf([0; 32]));
-        let mut control_len = 0;
-        if let Some(segment) = segment {
-            let segment = u16::try_from(segment).context("segment size")?;
-            // SAFETY: CMSG_SPACE is a pure size computation.
-            control_len = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
-            anyhow::ensure!(control_len <= control.0.len(), "cmsg buffer too small");
-            // SAFETY: msghdr is plain data; all-zero is valid.
-            let mut probe: libc::msghdr = unsafe { std::mem::zeroed() };
-            probe.msg_control = control.0.as_mut_ptr().cast();
-            probe.msg_controllen = control_len as _;
-            // SAFETY: `probe` describes `control`, which holds at least one
-            // aligned cmsghdr (control_len >= CMSG_SPACE(2)), so
-            // CMSG_FIRSTHDR returns a pointer inside it; its header and
-            // CMSG_DATA (two bytes) are written within control_len bytes.
-            unsafe {
-                let cmsg = libc::CMSG_FIRSTHDR(&raw const probe);
-                anyhow::ensure!(!cmsg.is_null(), "no room for a cmsg");
-                (*cmsg).cmsg_level = libc::SOL_UDP;
-                (*cmsg).cmsg_type = libc::UDP_SEGMENT;
-                (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
-                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), segment);
-            }
-        }
-        let hdrs = (0..per_call)
-            .map(|_| {
-                // SAFETY: mmsghdr is plain data; all-zero is valid.
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = &raw mut *iov;
-                h.msg_hdr.msg_iovlen = 1;
-                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                if control_len > 0 {
-                    h.msg_hdr.msg_control = control.0.as_mut_ptr().cast();
-                    h.msg_hdr.msg_controllen = control_len as _;
-                }
-                h
-            })
-            .collect();
-        Ok(Self {
-            _iov: iov,
-            _control: control,
-            hdrs,
-            _payload: payload,
-        })
-    }
-
-    /// One sendmmsg to the next destinations in `names` from `cursor`;
-    /// returns messages sent.
-    fn send(
-        &mut self,
-        socket: &UdpSocket,
-        names: &[libc::sockaddr_in],
-        cursor: &mut usize,
-    ) -> io::Result<usize> {
-        for h in &mut self.hdrs {
-            let name = &names[*cursor % names.len()];
-            *cursor = cursor.wrapping_add(1);
-            h.msg_hdr.msg_name = (name as *const libc::sockaddr_in).cast_mut().cast();
-            h.msg_len = 0;
-        }
-        let vlen = libc::c_uint::try_from(self.hdrs.len()).unwrap_or(libc::c_uint::MAX);
-        // SAFETY: every header points at `self._iov` (over the payload,
-        // borrowed for 'a), at a sockaddr_in in `names` (borrowed for this
-        // call) of the length given, and, for GSO, at `self._control` with
-        // the length it was built with; the kernel only reads them and
-        // writes `msg_len`.
-        let n = unsafe { libc::sendmmsg(socket.as_raw_fd(), self.hdrs.as_mut_ptr(), vlen, 0) };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
-        }
-    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,6 @@ mod baseline;
 mod cli;
 mod clock;
 mod flood;
-mod net;
 mod plot;
 mod progress;
 mod report;

@@ -1,77 +1,14 @@
-//! The few OS calls the load tool needs beyond std: CPU affinity, the
-//! open-file limit, socket buffer sizes, and per-thread CPU time.
+//! What the load tool reads from the OS beyond std: per-thread CPU time,
+//! memory, descriptors and socket drops from /proc. The calls that need
+//! `unsafe` (CPU affinity, the open-file limit, socket buffer sizes) are
+//! the relay's, in `shoal_relay::sys`, re-exported here.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::Path;
 
-pub use shoal_relay::cpu::{allowed_cpus, pin_to};
-
-/// Raises the soft open-file limit to the hard limit: every viewer holds a
-/// socket. Returns the new soft limit.
-pub fn raise_nofile() -> io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &raw mut lim) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a valid rlimit; raising the soft limit up to the
-        // hard one is always allowed.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(lim.rlim_cur)
-}
-
-/// Which socket buffer.
-#[derive(Debug, Clone, Copy)]
-pub enum Buffer {
-    /// SO_RCVBUF.
-    Receive,
-    /// SO_SNDBUF.
-    Send,
-}
-
-/// Sets a socket buffer to `bytes`, past `net.core.[rw]mem_max` when this
-/// process may (root: SO_*BUFFORCE), else as far as the sysctl allows.
-pub fn set_buffer(socket: &impl AsRawFd, which: Buffer, bytes: usize) -> io::Result<()> {
-    let (force, plain) = match which {
-        Buffer::Receive => (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-        Buffer::Send => (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-    };
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    let set = |opt| {
-        // SAFETY: the fd is open for the borrow's length; the option value
-        // is a c_int and its size is given.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&raw const value).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    if set(force) == 0 || set(plain) == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Clock ticks per second, the unit of utime and stime in /proc.
-pub fn clock_ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(ticks).ok().filter(|&t| t > 0).unwrap_or(100)
-}
+pub use shoal_relay::sys::cpu::{allowed_cpus, pin_to};
+pub use shoal_relay::sys::process::{clock_ticks_per_sec, raise_nofile};
+pub use shoal_relay::sys::socket::{Buffer, set_buffer};
 
 /// utime + stime, in clock ticks, from a `/proc/.../stat` file.
 pub fn stat_cpu_ticks(stat: &Path) -> io::Result<u64> {

@@ -73,6 +73,7 @@ pub mod integrity;
 pub mod peer;
 pub mod publisher;
 pub mod relay;
+pub mod rng;
 pub mod stream_id;
 #[cfg(test)]
 mod testutil;

@@ -12,13 +12,13 @@
 //!
 //! Both use [`dht`] (Mainline DHT discovery: the relay announces itself,
 //! the roles look relays up), [`units`] (times and bitrates as text) and
-//! the platform helpers ([`os`], [`cpu`], [`spoof`]).
+//! the platform code in [`sys`], the only home of `unsafe` outside the
+//! [`io`] backends.
 
-pub mod cpu;
 pub mod dht;
 pub mod io;
 pub mod os;
 pub mod roles;
 pub mod server;
-pub mod spoof;
+pub mod sys;
 pub mod units;

@@ -37,12 +37,12 @@ use shoal_relay::io::BackendKind;
 use support::*;
 
 /// A raw socket that sends in anyone's name (root).
-struct Spoofer(shoal_relay::spoof::Spoofer);
+struct Spoofer(shoal_relay::sys::spoof::Spoofer);
 
 impl Spoofer {
     fn new() -> Self {
         Self(
-            shoal_relay::spoof::Spoofer::new()
+            shoal_relay::sys::spoof::Spoofer::new()
                 .expect("a raw socket is needed to spoof (run as root)"),
         )
     }

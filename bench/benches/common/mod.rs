@@ -10,6 +10,7 @@ use std::time::Duration;
 use criterion::Criterion;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
+use shoal_proto::rng::Rng;
 use shoal_proto::wire::{Codec, DEFAULT_CHUNK_SIZE, MessageType, peek_type};
 use shoal_proto::{StreamId, Time};
 
@@ -32,17 +33,10 @@ pub fn relay_addr() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::new(10, 0, 0, 1), 7000))
 }
 
-/// `len` bytes of deterministic noise (xorshift64), different per `salt`.
+/// `len` bytes of deterministic noise, different per `salt`.
 pub fn noise(len: usize, salt: u64) -> Vec<u8> {
-    let mut x = salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
+    let mut rng = Rng::new(salt.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    (0..len).map(|_| rng.next_u64().to_le_bytes()[0]).collect()
 }
 
 /// One closed block as the publisher sends it to one relay.

@@ -4,6 +4,7 @@
 //! every segment is written with fresh random fields.
 
 use shoal_proto::StreamId;
+use shoal_proto::rng::Rng;
 use shoal_proto::wire::{
     Cookie, DATA_HEADER_LEN, Data, DataFlags, HELLO_MIN_LEN, Have, Hello, Introduce, Keepalive,
     Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Member, Message, Nack, NackEntry, NackKind,
@@ -147,32 +148,6 @@ impl Kind {
     }
 }
 
-/// xorshift64*: fast, and good enough to make garbage.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from `seed` (any value).
-    pub fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A value in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next() % (hi - lo + 1) as u64) as usize
-    }
-}
-
 /// One GSO train's worth: a kind, and the length of each segment.
 #[derive(Debug, Clone, Copy)]
 pub struct Train {
@@ -221,7 +196,7 @@ impl Crafter {
     pub fn new(seed: u64, stream: StreamId, epoch: u64) -> Self {
         let mut rng = Rng::new(seed);
         let pool: Vec<u8> = (0..POOL / 8)
-            .flat_map(|_| rng.next().to_le_bytes())
+            .flat_map(|_| rng.next_u64().to_le_bytes())
             .collect();
         let mut c = Self {
             rng,
@@ -296,7 +271,7 @@ impl Crafter {
             .iter()
             .filter(|(k, _)| self.only.is_empty() || self.only.contains(k));
         let total: u32 = mix.clone().map(|(_, w)| w).sum();
-        let mut pick = (self.rng.next() % u64::from(total.max(1))) as u32;
+        let mut pick = (self.rng.next_u64() % u64::from(total.max(1))) as u32;
         let mut kind = self.only.first().copied().unwrap_or(Kind::Random);
         for &(k, weight) in mix {
             if pick < weight {
@@ -342,7 +317,7 @@ impl Crafter {
             Kind::Random | Kind::Oversized | Kind::Jumbo => {
                 let at = self.rng.range(0, POOL - train.len);
                 out.copy_from_slice(&self.pool[at..at + train.len]);
-                let stamp = self.rng.next().to_le_bytes();
+                let stamp = self.rng.next_u64().to_le_bytes();
                 let n = stamp.len().min(out.len());
                 out[..n].copy_from_slice(&stamp[..n]);
                 if train.kind != Kind::Random {
@@ -379,17 +354,17 @@ impl Crafter {
     /// Emits a well-formed datagram of a kind that has one, with fresh
     /// random fields; returns its length.
     fn emit_valid(&mut self, kind: Kind, out: &mut [u8]) -> usize {
-        let near = !self.rng.next().is_multiple_of(4);
+        let near = !self.rng.next_u64().is_multiple_of(4);
         let seq = if near {
-            self.epoch.saturating_add(self.rng.next() % NEAR_SEQS)
+            self.epoch.saturating_add(self.rng.next_u64() % NEAR_SEQS)
         } else {
-            self.rng.next()
+            self.rng.next_u64()
         };
         // Blocks of four from the epoch on, as a MANIFEST must (SPEC §8.1).
         let epoch = self.epoch.min(seq);
         let first_seq = epoch + ((seq - epoch) & !3);
         let block = epoch + (seq - epoch) / 4;
-        let r = self.rng.next();
+        let r = self.rng.next_u64();
         let msg = match kind {
             Kind::ForgedData | Kind::OtherStream => {
                 let stream = if kind == Kind::OtherStream {
@@ -415,7 +390,7 @@ impl Crafter {
             Kind::ForgedManifest => {
                 let mut signature = [0u8; 64];
                 for chunk in signature.chunks_mut(8) {
-                    chunk.copy_from_slice(&self.rng.next().to_le_bytes());
+                    chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
                 }
                 // S < L, so a check gets as far as the curve arithmetic
                 // (the costly part) instead of failing on the scalar.
@@ -444,7 +419,7 @@ impl Crafter {
             }),
             Kind::Subscribe => {
                 let mut tag = [0u8; 16];
-                tag[..8].copy_from_slice(&self.rng.next().to_le_bytes());
+                tag[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
                 tag[8..].copy_from_slice(&r.to_le_bytes());
                 Message::Subscribe(Subscribe {
                     stream: self.stream,
@@ -459,7 +434,7 @@ impl Crafter {
             }
             Kind::Keepalive => Message::Keepalive(Keepalive {
                 stream: self.stream,
-                session: self.rng.next(),
+                session: self.rng.next_u64(),
                 highest_seq: seq,
                 lost: r as u32,
                 fec_repaired: 0,
@@ -467,7 +442,7 @@ impl Crafter {
                 latency_us: (r >> 32) as u32,
             }),
             Kind::Nack => {
-                let mut nack = Nack::new(self.stream, self.rng.next());
+                let mut nack = Nack::new(self.stream, self.rng.next_u64());
                 nack.push(NackEntry {
                     kind: NackKind::Chunks,
                     start: seq,
@@ -485,8 +460,8 @@ impl Crafter {
     /// Emits session message type `t` (of [`SESSION_TYPES`]) for the
     /// stream with a random session id; returns its length.
     fn emit_session(&mut self, t: usize, out: &mut [u8]) -> usize {
-        let session = self.rng.next();
-        let r = self.rng.next();
+        let session = self.rng.next_u64();
+        let r = self.rng.next_u64();
         let stream = self.stream;
         let msg = match t {
             0 => Message::Leave(Leave {
@@ -522,7 +497,7 @@ impl Crafter {
     fn random_stream(&mut self) -> StreamId {
         let mut id = [0u8; 32];
         for chunk in id.chunks_mut(8) {
-            chunk.copy_from_slice(&self.rng.next().to_le_bytes());
+            chunk.copy_from_slice(&self.rng.next_u64().to_le_bytes());
         }
         StreamId(id)
     }

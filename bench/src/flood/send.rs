@@ -10,14 +10,15 @@
 //! [`FloodReport`] goes to stdout as one line of JSON.
 
 use std::collections::BTreeMap;
-use std::ffi::c_uint;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use shoal_proto::wire::{MessageType, peek_type};
+use shoal_relay::sys::batch::{Outgoing, SendBatch};
+use shoal_relay::sys::cmsg::GsoCmsg;
+use shoal_relay::sys::spoof::Spoofer;
 
 use super::mix::{Crafter, MAX_FLOOD_DATAGRAM, Train};
 use super::{FloodArgs, FloodReport};
@@ -31,9 +32,6 @@ const TRAINS_PER_CALL: usize = 8;
 const MAX_SEGMENTS: usize = 32;
 /// Bytes per GSO train (one UDP datagram's worth of payload).
 const MAX_TRAIN_BYTES: usize = 65_000;
-/// Room for one UDP_SEGMENT control message.
-// SAFETY: CMSG_SPACE is arithmetic on its argument; it touches no memory.
-const GSO_CMSG_SPACE: usize = unsafe { libc::CMSG_SPACE(size_of::<u16>() as c_uint) } as usize;
 
 /// Runs the flood `args` describe and prints its report.
 pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
@@ -56,7 +54,7 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
             Ok(s)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let gso = !args.no_gso && gso_supported(&sockets[0]);
+    let gso = !args.no_gso && shoal_relay::io::socket::gso_supported(&sockets[0]);
     let stream = super::parse_stream(&args.stream)?;
     let seed = u64::from(std::process::id()) ^ 0x5eed_f100d;
     let mut crafter = Crafter::new(seed, stream, args.epoch);
@@ -75,7 +73,7 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
     let mut turn = 0usize;
     let mut reply_buf = [0u8; 2048];
     let mut spoofer = match args.spoof_from {
-        Some(_) => Some(shoal_relay::spoof::Spoofer::new().context(
+        Some(_) => Some(Spoofer::new().context(
             "--spoof-from needs a raw socket: run as root (CAP_NET_RAW), or leave it out",
         )?),
         None => None,
@@ -129,23 +127,6 @@ pub fn run(args: &FloodArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether the kernel takes UDP_SEGMENT on this socket.
-fn gso_supported(socket: &UdpSocket) -> bool {
-    let mut value: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: `value` and `len` are live and sized for a c_int.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_UDP,
-            libc::UDP_SEGMENT,
-            (&raw mut value).cast(),
-            &raw mut len,
-        )
-    };
-    rc == 0
-}
-
 struct Sender {
     crafter: Crafter,
     batch: Batch,
@@ -190,7 +171,7 @@ impl Sender {
     /// raw socket in `from`'s name; returns how many the kernel took.
     fn send_spoofed(
         &mut self,
-        spoofer: &mut shoal_relay::spoof::Spoofer,
+        spoofer: &mut Spoofer,
         from: std::net::SocketAddrV4,
         to: std::net::SocketAddrV4,
         budget: u64,
@@ -228,100 +209,57 @@ impl Sender {
     }
 }
 
-/// Train buffers and their `sendmmsg` headers, built once. The headers
-/// point into the boxed buffers, whose heap memory never moves.
+/// Train buffers, their GSO control messages and the `sendmmsg` headers,
+/// built once.
 struct Batch {
     max_segments: usize,
     bufs: Box<[u8]>,
-    iovs: Box<[libc::iovec]>,
-    cmsgs: Box<[u8]>,
-    hdrs: Box<[libc::mmsghdr]>,
+    /// Bytes of train `i`, from `i * per_train` in `bufs`.
+    lens: [usize; TRAINS_PER_CALL],
+    cmsgs: [GsoCmsg; TRAINS_PER_CALL],
+    headers: SendBatch,
     trains: Vec<(Train, usize)>,
 }
 
 impl Batch {
+    /// Bytes of buffer per train.
+    const PER_TRAIN: usize = if MAX_TRAIN_BYTES > MAX_FLOOD_DATAGRAM {
+        MAX_TRAIN_BYTES
+    } else {
+        MAX_FLOOD_DATAGRAM
+    };
+
     fn new(max_segments: usize) -> Self {
-        let per_train = MAX_TRAIN_BYTES.max(MAX_FLOOD_DATAGRAM);
-        let mut bufs = vec![0u8; per_train * TRAINS_PER_CALL].into_boxed_slice();
-        let iovs: Box<[libc::iovec]> = bufs
-            .chunks_mut(per_train)
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: 0,
-            })
-            .collect();
-        let cmsgs = vec![0u8; GSO_CMSG_SPACE * TRAINS_PER_CALL].into_boxed_slice();
-        // SAFETY: mmsghdr is plain data; all-zero is valid (null pointers,
-        // zero lengths).
-        let hdrs = (0..TRAINS_PER_CALL)
-            .map(|_| unsafe { std::mem::zeroed() })
-            .collect();
         Self {
             max_segments,
-            bufs,
-            iovs,
-            cmsgs,
-            hdrs,
+            bufs: vec![0u8; Self::PER_TRAIN * TRAINS_PER_CALL].into_boxed_slice(),
+            lens: [0; TRAINS_PER_CALL],
+            cmsgs: [GsoCmsg::new(0); TRAINS_PER_CALL],
+            headers: SendBatch::new(TRAINS_PER_CALL),
             trains: vec![(Train::default(), 0); TRAINS_PER_CALL],
         }
     }
 
     /// Writes train `i`: `segments` datagrams of `train`.
     fn fill(&mut self, i: usize, train: Train, segments: usize, crafter: &mut Crafter) {
-        let per_train = self.bufs.len() / TRAINS_PER_CALL;
-        let buf = &mut self.bufs[i * per_train..(i + 1) * per_train];
+        let buf = &mut self.bufs[i * Self::PER_TRAIN..(i + 1) * Self::PER_TRAIN];
         for s in 0..segments {
             crafter.write(train, &mut buf[s * train.len..]);
         }
-        self.iovs[i].iov_len = segments * train.len;
+        self.lens[i] = segments * train.len;
+        self.cmsgs[i].set_size(u16::try_from(train.len).unwrap_or(u16::MAX));
         self.trains[i] = (train, segments);
     }
 
-    /// Sends the first `n` trains; returns how many the kernel took.
+    /// Sends the first `n` trains on the connected `socket`; returns how
+    /// many the kernel took.
     fn send(&mut self, socket: &UdpSocket, n: usize) -> io::Result<usize> {
-        for i in 0..n {
-            let (train, segments) = self.trains[i];
-            let h = &mut self.hdrs[i];
-            h.msg_len = 0;
-            h.msg_hdr.msg_name = std::ptr::null_mut();
-            h.msg_hdr.msg_namelen = 0;
-            h.msg_hdr.msg_iov = &raw mut self.iovs[i];
-            h.msg_hdr.msg_iovlen = 1;
-            if segments > 1 {
-                let cmsg = &mut self.cmsgs[i * GSO_CMSG_SPACE..(i + 1) * GSO_CMSG_SPACE];
-                h.msg_hdr.msg_control = cmsg.as_mut_ptr().cast();
-                h.msg_hdr.msg_controllen = GSO_CMSG_SPACE as _;
-                // SAFETY: msg_control points at GSO_CMSG_SPACE live bytes,
-                // room for one cmsghdr carrying a u16, so CMSG_FIRSTHDR is
-                // non-null and CMSG_DATA is within the buffer.
-                unsafe {
-                    let c = libc::CMSG_FIRSTHDR(&raw const h.msg_hdr);
-                    (*c).cmsg_level = libc::SOL_UDP;
-                    (*c).cmsg_type = libc::UDP_SEGMENT;
-                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as c_uint) as _;
-                    libc::CMSG_DATA(c)
-                        .cast::<u16>()
-                        .write_unaligned(train.len as u16);
-                }
-            } else {
-                h.msg_hdr.msg_control = std::ptr::null_mut();
-                h.msg_hdr.msg_controllen = 0;
-            }
-        }
-        // SAFETY: the first `n` headers point at live iovecs over live
-        // buffers (and live control buffers), all owned by `self`; the
-        // socket is connected, so no name is needed.
-        let rc = unsafe {
-            libc::sendmmsg(
-                socket.as_raw_fd(),
-                self.hdrs.as_mut_ptr(),
-                n as c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(rc as usize)
+        let (bufs, lens, cmsgs, trains) = (&self.bufs, &self.lens, &self.cmsgs, &self.trains);
+        let messages = (0..n.min(TRAINS_PER_CALL)).map(|i| Outgoing {
+            to: None,
+            payload: &bufs[i * Self::PER_TRAIN..][..lens[i]],
+            gso: (trains[i].1 > 1).then_some(&cmsgs[i]),
+        });
+        self.headers.send(socket, messages, libc::MSG_DONTWAIT)
     }
 }

@@ -8,7 +8,7 @@ use anyhow::Context;
 use shoal_proto::wire::{Leave, LeaveReason, Message};
 
 use super::{JOIN_DEADLINE, Now, State, Tally, Viewer, ViewerConfig, bind_one};
-use crate::net::Epoll;
+use shoal_relay::sys::epoll::Epoll;
 
 /// One thread's churn: which viewer goes next and how many are owed.
 #[derive(Debug, Default)]

@@ -31,8 +31,11 @@ use shoal_proto::wire::{
     DataView, HELLO_MIN_LEN, Hello, Keepalive, MAX_NACK_ENTRIES, Message, MessageType, Nack,
     NackEntry, NackKind, SUPPORTED_VERSIONS, Subscribe, peek_type,
 };
+use shoal_relay::sys::batch::RecvBatch;
+use shoal_relay::sys::clock::realtime_nanos;
+use shoal_relay::sys::epoll::Epoll;
+use shoal_relay::sys::socket::enable_timestamps;
 
-use crate::net::{self, Epoll, RecvBatch};
 use crate::seqs::{Arrival, SeqWindow};
 use crate::shared::{Phase, Shared};
 use crate::sys;
@@ -88,7 +91,7 @@ fn bind_one(i: usize, rcvbuf: usize) -> anyhow::Result<UdpSocket> {
     let _ = sys::set_buffer(&socket, sys::Buffer::Receive, rcvbuf);
     // Latency is taken when the datagram reached the socket, not when this
     // viewer's thread (one of a few serving thousands) got round to it.
-    let _ = net::enable_timestamps(socket.as_raw_fd());
+    let _ = enable_timestamps(socket.as_raw_fd());
     Ok(socket)
 }
 
@@ -298,7 +301,7 @@ fn run(
                 // kernel timestamp, as its age then (realtime) subtracted
                 // from the run's clock, or else by the read.
                 let read_at = shared.clock.now();
-                let wall = net::realtime_nanos();
+                let wall = realtime_nanos();
                 now.phase = shared.phase();
                 now.first_seq = shared.first_seq();
                 shared.rx_datagrams.fetch_add(n as u64, Ordering::Relaxed);

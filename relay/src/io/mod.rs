@@ -13,6 +13,7 @@
 
 pub mod mmsg;
 pub mod socket;
+pub mod train;
 pub mod uring;
 
 use std::io;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use shoal_proto::transmit::SharedBuf;
 pub use socket::Waker;
+pub use train::Train;
 
 /// Most datagrams in one GSO train. The kernel takes up to 64 segments;
 /// trains are also cut so that their payload stays under 64 KiB.
@@ -101,12 +103,11 @@ pub trait Backend: Send {
     fn local_addr(&self) -> SocketAddr;
     /// Whether trains go out as one GSO send.
     fn gso(&self) -> bool;
-    /// Queues one train to `dst`: 1..=[`MAX_SEGMENTS`] datagrams, all but
-    /// the last of equal length, at most [`MAX_TRAIN_BYTES`] in all (the
-    /// caller guarantees this). The backend keeps the buffers (clones of
-    /// the `Arc`s) until the send completes; nothing is copied. Sent at
-    /// the next `turn`.
-    fn push(&mut self, dst: SocketAddr, segments: &[SharedBuf], born: Instant);
+    /// Queues one train (its shape is the [`Train`] rule, which the type
+    /// keeps; an empty one is ignored). The backend keeps the buffers
+    /// (clones of the `Arc`s) until the send completes; nothing is copied.
+    /// Sent at the next `turn`.
+    fn push(&mut self, train: &Train, born: Instant);
     /// Submits what was pushed, waits until a datagram arrives, the waker
     /// fires, or `timeout` passes (`None`: no limit; zero: do not block),
     /// and hands every received datagram and send completion to `sink`.

@@ -6,6 +6,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::sys::socket::{Buffer, set_buffer, set_int};
+
 /// Socket buffer size asked for; the kernel caps it at `net.core.*mem_max`
 /// unless the process may force it (root), which it then tries.
 const SOCKET_BUFFER: usize = 8 << 20;
@@ -27,33 +29,8 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// Asks for large buffers: a burst to a thousand subscribers is megabytes.
 fn grow_buffers(socket: &Socket) {
-    for (force, plain) in [
-        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
-        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
-    ] {
-        if set_int(socket.as_raw_fd(), libc::SOL_SOCKET, force, SOCKET_BUFFER).is_err() {
-            let _ = set_int(socket.as_raw_fd(), libc::SOL_SOCKET, plain, SOCKET_BUFFER);
-        }
-    }
-}
-
-/// `setsockopt` with an `int` value.
-pub fn set_int(fd: RawFd, level: i32, name: i32, value: usize) -> io::Result<()> {
-    let v = libc::c_int::try_from(value).unwrap_or(libc::c_int::MAX);
-    // SAFETY: `v` is a live c_int and the length passed is its size.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&raw const v).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    for which in [Buffer::Send, Buffer::Receive] {
+        let _ = set_buffer(socket, which, SOCKET_BUFFER);
     }
 }
 
@@ -79,8 +56,9 @@ impl Waker {
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `fd` was just returned by eventfd and is owned by no one else.
         Ok(Self {
+            // SAFETY: `fd` was just returned by eventfd and is owned by no
+            // one else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }

@@ -19,11 +19,11 @@ pub mod worker;
 use self::config::Settings;
 use self::metrics::MetricsHub;
 use self::supervise::{ExitNotice, WorkerPanic};
-use self::worker::{Owners, Peer, Router, ToWorker, Worker};
-use crate::cpu;
+use self::worker::{Mailbox, Owners, Router, ToWorker, Worker};
 use crate::dht::announce::Announcer;
 use crate::io::{self, BackendKind, IoConfig, Waker, socket};
 use crate::os::{self, random_bytes};
+use crate::sys::cpu;
 
 /// Queue depth between two workers: enough for a burst of a few thousand
 /// chunks, and a bound on memory (at most this many datagrams of 1452
@@ -35,7 +35,7 @@ const HANDOFF_QUEUE: usize = 16_384;
 pub struct Server {
     addr: SocketAddr,
     backend: &'static str,
-    peers: Vec<Peer>,
+    mailboxes: Vec<Mailbox>,
     workers: Vec<JoinHandle<()>>,
     hub: MetricsHub,
     metrics_addr: Option<SocketAddr>,
@@ -72,11 +72,11 @@ impl Server {
             None => None,
         };
         let mut inboxes = Vec::new();
-        let mut peers = Vec::new();
+        let mut mailboxes = Vec::new();
         for _ in 0..workers {
             let (tx, rx) = crossbeam_channel::bounded(HANDOFF_QUEUE);
             let waker = Arc::new(Waker::new().context("eventfd")?);
-            peers.push(Peer { tx, waker });
+            mailboxes.push(Mailbox { tx, waker });
             inboxes.push(rx);
         }
         let owners = Owners::default();
@@ -101,7 +101,7 @@ impl Server {
             config.nonce_seed = u64::from_le_bytes(
                 random_bytes().context("cannot read /dev/urandom for a nonce seed")?,
             );
-            let peers_w = peers.clone();
+            let mailboxes_w = mailboxes.clone();
             let hub_w = hub.clone();
             let owners_w = owners.clone();
             let ready = ready_tx.clone();
@@ -126,7 +126,7 @@ impl Server {
                     }
                     // The ring is created on the thread that submits to it
                     // (io_uring's single-issuer mode requires it).
-                    let waker = Arc::clone(&peers_w[id].waker);
+                    let waker = Arc::clone(&mailboxes_w[id].waker);
                     let backend = match io::open(kind, socket, &waker, io_config) {
                         Ok(b) => b,
                         Err(e) => {
@@ -135,7 +135,7 @@ impl Server {
                         }
                     };
                     let mut relay = Relay::new(config);
-                    relay.set_export(peers_w.len() > 1);
+                    relay.set_export(mailboxes_w.len() > 1);
                     // proto's time is monotonic; token expiry needs the
                     // wall clock, which the worker refreshes as it runs.
                     relay.set_wall_clock(os::now(), os::unix_secs());
@@ -144,7 +144,7 @@ impl Server {
                         relay,
                         backend,
                         Router::new(id, owners_w),
-                        peers_w,
+                        mailboxes_w,
                         inbox,
                         upstreams.clone(),
                         hub_w,
@@ -172,11 +172,11 @@ impl Server {
             match ready_rx.recv() {
                 Ok(Ok(name)) => backend = name,
                 Ok(Err(e)) => {
-                    stop(&peers, handles);
+                    stop(&mailboxes, handles);
                     bail!(e);
                 }
                 Err(_) => {
-                    stop(&peers, handles);
+                    stop(&mailboxes, handles);
                     bail!("a worker stopped while starting");
                 }
             }
@@ -185,7 +185,7 @@ impl Server {
             Some(options) => match Announcer::start(options, addr, hub.clone()) {
                 Ok(a) => Some(a),
                 Err(e) => {
-                    stop(&peers, handles);
+                    stop(&mailboxes, handles);
                     return Err(e.context("--announce"));
                 }
             },
@@ -201,7 +201,7 @@ impl Server {
         Ok(Self {
             addr,
             backend,
-            peers,
+            mailboxes,
             workers: handles,
             hub,
             metrics_addr,
@@ -253,12 +253,12 @@ impl Server {
         if let Some(a) = self.announcer {
             a.stop();
         }
-        stop(&self.peers, self.workers)
+        stop(&self.mailboxes, self.workers)
     }
 }
 
-fn stop(peers: &[Peer], workers: Vec<JoinHandle<()>>) -> Vec<WorkerPanic> {
-    for p in peers {
+fn stop(mailboxes: &[Mailbox], workers: Vec<JoinHandle<()>>) -> Vec<WorkerPanic> {
+    for p in mailboxes {
         let _ = p.tx.send(ToWorker::Shutdown);
         p.waker.wake();
     }

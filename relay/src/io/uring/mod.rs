@@ -32,20 +32,20 @@ mod tests;
 use std::cell::UnsafeCell;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
-use socket2::SockAddr;
 
 pub use setup::probe;
 
 use self::buf_ring::BufRing;
 use self::send::SendSlots;
 use self::setup::{BUF_GROUP, REAP_LIMIT};
-use crate::io::{Backend, BackendStats, IoConfig, SharedBuf, Sink, Waker, socket};
+use crate::io::{Backend, BackendStats, IoConfig, Sink, Train, Waker, socket};
+use crate::sys::addr::{self, RawAddr};
 
 /// user_data of the multishot recvmsg. Sends use their slot index, which
 /// is below 2^32, so these tags cannot collide with them.
@@ -194,22 +194,6 @@ impl UringBackend {
             stats: BackendStats::default(),
             failure: None,
         })
-    }
-
-    /// Where to send to reach `dst` from this socket: IPv4 peers of a
-    /// dual-stack socket as v4-mapped IPv6, and back.
-    fn sockaddr(&self, dst: SocketAddr) -> SockAddr {
-        let dst = match (self.local_addr, dst) {
-            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
-                SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
-            }
-            (SocketAddr::V4(_), SocketAddr::V6(v6)) => match v6.ip().to_ipv4_mapped() {
-                Some(ip) => SocketAddr::V4(SocketAddrV4::new(ip, v6.port())),
-                None => dst,
-            },
-            _ => dst,
-        };
-        SockAddr::from(dst)
     }
 
     /// Pushes `entry` into the SQ, submitting once to make room if it is
@@ -412,12 +396,12 @@ impl Backend for UringBackend {
         self.gso
     }
 
-    fn push(&mut self, dst: SocketAddr, segments: &[SharedBuf], born: Instant) {
-        if segments.is_empty() {
+    fn push(&mut self, train: &Train, born: Instant) {
+        let Some(dst) = train.dst() else {
             return;
-        }
-        let addr = self.sockaddr(dst);
-        match self.tx.fill(addr, segments, born) {
+        };
+        let addr = RawAddr::new(dst, self.local_addr.is_ipv6());
+        match self.tx.fill(addr, train, born) {
             Some(index) => self.pending.push(index),
             None => self.stats.tx_dropped += 1,
         }
@@ -502,7 +486,9 @@ fn on_recv(
         {
             stats.rx_truncated += 1;
         }
-        Ok(out) => match source(out.name_data()) {
+        // As the kernel wrote it: IPv4 peers of a dual-stack socket are
+        // v4-mapped IPv6 (as with the mmsg backend).
+        Ok(out) => match addr::parse(out.name_data()) {
             Some(from) => {
                 stats.rx_datagrams += 1;
                 sink.datagram(from, out.payload_data());
@@ -513,32 +499,6 @@ fn on_recv(
     }
     bufs.give_back(bid);
     Ok(())
-}
-
-/// The sender of a datagram, from the `sockaddr_in` / `sockaddr_in6` the
-/// kernel wrote, as the kernel wrote it: IPv4 peers of a dual-stack
-/// socket are v4-mapped IPv6 (as with the mmsg backend).
-fn source(name: &[u8]) -> Option<SocketAddr> {
-    let family = u16::from_ne_bytes(name.get(..2)?.try_into().ok()?);
-    let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
-    match i32::from(family) {
-        libc::AF_INET => {
-            let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
-            Some(SocketAddr::from((Ipv4Addr::from(ip), port)))
-        }
-        libc::AF_INET6 => {
-            let flowinfo = u32::from_be_bytes(name.get(4..8)?.try_into().ok()?);
-            let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
-            let scope_id = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(ip),
-                port,
-                flowinfo,
-                scope_id,
-            )))
-        }
-        _ => None,
-    }
 }
 
 /// Errors after which submitting or waiting again later is the cure.

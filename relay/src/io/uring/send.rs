@@ -10,36 +10,14 @@
 use std::io;
 use std::time::Instant;
 
+use crate::io::{BackendStats, MAX_SEGMENTS, SharedBuf, Sink, Train};
+use crate::sys::addr::RawAddr;
+use crate::sys::cmsg::GsoCmsg;
 use io_uring::{opcode, squeue, types};
-use socket2::SockAddr;
-
-use crate::io::{BackendStats, MAX_SEGMENTS, SharedBuf, Sink};
-
-/// A `cmsghdr` carrying UDP_SEGMENT's `u16`, padded to `CMSG_SPACE(2)`.
-#[repr(C)]
-struct GsoCmsg {
-    hdr: libc::cmsghdr,
-    data: [u8; 8],
-}
-
-// SAFETY: CMSG_SPACE only does arithmetic on its argument.
-const _: () = assert!(size_of::<GsoCmsg>() == unsafe { libc::CMSG_SPACE(2) } as usize);
-
-impl GsoCmsg {
-    fn new() -> Self {
-        // SAFETY: cmsghdr is plain integers, for which zero is valid.
-        let mut hdr: libc::cmsghdr = unsafe { std::mem::zeroed() };
-        // SAFETY: CMSG_LEN only does arithmetic on its argument.
-        hdr.cmsg_len = unsafe { libc::CMSG_LEN(2) } as _;
-        hdr.cmsg_level = libc::SOL_UDP;
-        hdr.cmsg_type = libc::UDP_SEGMENT;
-        Self { hdr, data: [0; 8] }
-    }
-}
 
 /// What the kernel reads while a slot's SQEs are in flight.
 struct KernelView {
-    addr: SockAddr,
+    addr: RawAddr,
     cmsg: GsoCmsg,
     iovs: Vec<libc::iovec>,
     /// One msghdr (GSO) or one per datagram.
@@ -111,8 +89,8 @@ impl SendSlots {
         let index = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
         self.slots.push(Slot {
             view: Box::new(KernelView {
-                addr: SockAddr::from(std::net::SocketAddr::from(([0, 0, 0, 0], 0))),
-                cmsg: GsoCmsg::new(),
+                addr: RawAddr::zeroed(),
+                cmsg: GsoCmsg::new(0),
                 iovs: Vec::with_capacity(MAX_SEGMENTS),
                 msgs: Vec::with_capacity(if self.gso { 1 } else { MAX_SEGMENTS }),
             }),
@@ -134,12 +112,7 @@ impl SendSlots {
 
     /// Takes a train into a free slot and returns the slot's index, or
     /// None if `limit` trains are already queued or in flight.
-    pub(super) fn fill(
-        &mut self,
-        addr: SockAddr,
-        segments: &[SharedBuf],
-        born: Instant,
-    ) -> Option<u32> {
+    pub(super) fn fill(&mut self, addr: RawAddr, train: &Train, born: Instant) -> Option<u32> {
         if self.slots.len() - self.free.len() >= self.limit {
             return None;
         }
@@ -147,6 +120,7 @@ impl SendSlots {
             self.add_slot();
         }
         let index = self.free.pop()?;
+        let segments = train.segments();
         let slot = self.slots.get_mut(index as usize)?;
         slot.bufs.extend(segments.iter().cloned());
         slot.born = born;
@@ -161,7 +135,8 @@ impl SendSlots {
             iov_len: buf.len(),
         }));
         view.msgs.clear();
-        let name = view.addr.as_ptr().cast_mut().cast();
+        // The kernel only reads a send's name.
+        let name = view.addr.as_ptr().cast_mut();
         let namelen = view.addr.len();
         let iov_base = view.iovs.as_mut_ptr();
         let one_msghdr = |iov: *mut libc::iovec, iovlen: usize| {
@@ -174,14 +149,12 @@ impl SendSlots {
             msg.msg_iovlen = iovlen as _;
             msg
         };
-        if self.gso || segments.len() == 1 {
+        let gso_size = train.segment_size().filter(|_| self.gso);
+        if gso_size.is_some() || segments.len() == 1 {
             let mut msg = one_msghdr(iov_base, segments.len());
-            if segments.len() > 1 {
-                let first = segments.first().map_or(0, |buf| buf.len());
-                let size = u16::try_from(first).unwrap_or(u16::MAX);
-                view.cmsg.data[..2].copy_from_slice(&size.to_ne_bytes());
-                msg.msg_control = (&raw mut view.cmsg).cast();
-                msg.msg_controllen = size_of::<GsoCmsg>() as _;
+            if let Some(size) = gso_size {
+                view.cmsg.set_size(size);
+                view.cmsg.attach(&mut msg);
             }
             view.msgs.push(msg);
             slot.per_sqe = segments.len();

@@ -2,8 +2,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use super::{UringBackend, probe, source};
+use super::{UringBackend, probe};
 use crate::io::socket::bind_reuseport;
+use crate::io::train::push;
 use crate::io::{Backend, IoConfig, SharedBuf, Sink, Waker};
 
 /// How long any one test may wait for the network.
@@ -119,7 +120,7 @@ fn receives_ipv6_and_mapped_ipv4() {
     // Replies reach the IPv4 peer by either spelling of its address.
     let mapped = *mapped;
     for (i, dst) in [mapped, v4_addr].into_iter().enumerate() {
-        backend.push(dst, &[Arc::new(b"back".to_vec())], Instant::now());
+        push(&mut backend, dst, &[Arc::new(b"back".to_vec())]);
         turn_until(&mut backend, &mut sink, |s| s.sent.len() == i + 1);
         let mut buf = [0; 16];
         let (n, from) = v4.recv_from(&mut buf).expect("reply");
@@ -137,10 +138,10 @@ fn sends_train(gso: bool) {
     assert_eq!(backend.gso(), gso, "loopback takes UDP_SEGMENT");
     let receiver = peer(Ipv4Addr::LOCALHOST);
     let segments = train(9, 1377, 500);
-    backend.push(
+    push(
+        &mut backend,
         receiver.local_addr().expect("addr"),
         &segments,
-        Instant::now(),
     );
     let mut sink = Collect::default();
     turn_until(&mut backend, &mut sink, |s| !s.sent.is_empty());
@@ -227,7 +228,7 @@ fn more_trains_than_the_submission_queue_holds() {
     let payload: SharedBuf = Arc::new(vec![7; 100]);
     let trains = 3 * super::setup::SQ_ENTRIES as usize;
     for _ in 0..trains {
-        backend.push(dst, std::slice::from_ref(&payload), Instant::now());
+        push(&mut backend, dst, std::slice::from_ref(&payload));
     }
     let mut sink = Collect::default();
     turn_until(&mut backend, &mut sink, |s| s.sent.len() == trains);
@@ -300,13 +301,13 @@ fn full_send_queue_drops_trains() {
     let receiver = peer(Ipv4Addr::LOCALHOST);
     let dst = receiver.local_addr().expect("addr");
     for _ in 0..3 {
-        backend.push(dst, &train(1, 100, 50), Instant::now());
+        push(&mut backend, dst, &train(1, 100, 50));
     }
     assert_eq!(backend.stats().tx_dropped, 1);
     let mut sink = Collect::default();
     turn_until(&mut backend, &mut sink, |s| s.sent.len() == 2);
     // Slots are free again.
-    backend.push(dst, &train(1, 100, 50), Instant::now());
+    push(&mut backend, dst, &train(1, 100, 50));
     assert_eq!(backend.stats().tx_dropped, 1);
 }
 
@@ -317,35 +318,14 @@ fn drop_reaps_in_flight_operations() {
     let mut sink = Collect::default();
     backend.turn(Some(Duration::ZERO), &mut sink).expect("turn");
     let segments = train(3, 1000, 10);
-    backend.push(
+    push(
+        &mut backend,
         receiver.local_addr().expect("addr"),
         &segments,
-        Instant::now(),
     );
     let start = Instant::now();
     drop(backend);
     // Cancelled and reaped, not left to the leak path's time limit.
     assert!(start.elapsed() < Duration::from_millis(900));
     assert!(segments.iter().all(|buf| Arc::strong_count(buf) == 1));
-}
-
-#[test]
-fn source_addresses_never_panic() {
-    assert_eq!(source(&[]), None);
-    assert_eq!(source(&[2, 0]), None);
-    let mut v4 = [0u8; 16];
-    v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
-    v4[2..4].copy_from_slice(&4242u16.to_be_bytes());
-    v4[4..8].copy_from_slice(&[10, 0, 0, 1]);
-    assert_eq!(source(&v4), Some(SocketAddr::from(([10, 0, 0, 1], 4242))));
-    assert_eq!(source(&v4[..7]), None);
-    let mut v6 = [0u8; 28];
-    v6[..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-    v6[2..4].copy_from_slice(&4242u16.to_be_bytes());
-    v6[8..24].copy_from_slice(&Ipv6Addr::LOCALHOST.octets());
-    assert_eq!(
-        source(&v6),
-        Some(SocketAddr::from((Ipv6Addr::LOCALHOST, 4242)))
-    );
-    assert_eq!(source(&v6[..20]), None);
 }

@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
+use shoal_proto::rng::Rng;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use shoal_proto::{StreamId, Time};
 
 use super::pattern::Digest;
 use crate::os;
 use crate::roles::udp::wait_until;
+use crate::sys::{self, poll::PollFd};
 
 /// Longest wait in `poll(2)`.
 const MAX_WAIT: Duration = Duration::from_millis(20);
@@ -84,8 +86,8 @@ pub fn viewer_addr(i: usize) -> SocketAddr {
 pub struct Member {
     viewer: Viewer,
     socket: UdpSocket,
-    /// xorshift state for dropping datagrams.
-    rng: u64,
+    /// Decides which datagrams to drop.
+    rng: Rng,
     subscribed: bool,
     next_seq: Option<u64>,
     broken: bool,
@@ -110,7 +112,7 @@ impl Member {
         Ok(Self {
             viewer,
             socket,
-            rng: (i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1,
+            rng: Rng::new((i as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D)),
             subscribed: false,
             next_seq: None,
             broken: false,
@@ -125,10 +127,7 @@ impl Member {
         if loss <= 0.0 {
             return false;
         }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        ((self.rng >> 11) as f64 / (1u64 << 53) as f64) < loss
+        self.rng.chance(loss)
     }
 
     fn read(&mut self, buf: &mut [u8], loss: f64) {
@@ -216,9 +215,9 @@ pub fn drive(
     deadline: Instant,
 ) -> Vec<Outcome> {
     let mut buf = vec![0u8; 65536];
-    let mut fds: Vec<libc::pollfd> = members
+    let mut fds: Vec<PollFd> = members
         .iter()
-        .map(|m| libc::pollfd {
+        .map(|m| PollFd {
             fd: m.socket.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
@@ -260,11 +259,8 @@ pub fn drive(
         for fd in &mut fds {
             fd.revents = 0;
         }
-        let ms = i32::try_from(wait.as_millis()).unwrap_or(i32::MAX);
-        // SAFETY: `fds` is a live Vec of initialised pollfd, and its length
-        // is what is passed; poll only writes their `revents`.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if ready < 0 {
+        let ready = sys::poll::poll(&mut fds, wait);
+        if ready.is_err() {
             // EINTR, or worse: go round after a pause, so that even a
             // failing poll cannot spin; the deadline bounds the loop.
             for fd in &mut fds {

@@ -15,7 +15,6 @@
 //! worker (and no send in flight) holds it.
 
 mod route;
-mod train;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -28,11 +27,10 @@ use shoal_proto::Time;
 use shoal_proto::relay::{Export, Relay, RelayEvent};
 use shoal_proto::wire::StreamHeader;
 
-use crate::io::{Backend, Sink, Waker};
+use crate::io::{Backend, Sink, Train, Waker};
 use crate::os;
 use crate::server::metrics::{MetricsHub, WorkerSnapshot, latency_histogram};
 pub(crate) use route::{Owners, Router};
-use train::TrainBuilder;
 
 thread_local! {
     /// True on relay worker threads: lets tests count the allocations the
@@ -66,9 +64,9 @@ pub(crate) enum ToWorker {
     Shutdown,
 }
 
-/// How to reach a worker.
+/// How to reach a worker: the sending end of its inbox and its waker.
 #[derive(Debug, Clone)]
-pub(crate) struct Peer {
+pub(crate) struct Mailbox {
     pub(crate) tx: Sender<ToWorker>,
     pub(crate) waker: Arc<Waker>,
 }
@@ -79,13 +77,14 @@ pub(crate) struct Worker {
     pub(crate) relay: Relay,
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) router: Router,
-    pub(crate) peers: Vec<Peer>,
+    pub(crate) mailboxes: Vec<Mailbox>,
     pub(crate) inbox: Receiver<ToWorker>,
     /// Datagrams from these addresses go to worker 0, which holds the
     /// upstream sessions.
     pub(crate) upstreams: Vec<SocketAddr>,
     pub(crate) hub: MetricsHub,
-    trains: TrainBuilder,
+    /// The GSO train being built from the relay's sends.
+    train: Train,
     latency: Histogram<u64>,
     wake: Vec<bool>,
     /// Items or datagrams another worker's queue had no room for.
@@ -106,22 +105,22 @@ impl Worker {
         relay: Relay,
         backend: Box<dyn Backend>,
         router: Router,
-        peers: Vec<Peer>,
+        mailboxes: Vec<Mailbox>,
         inbox: Receiver<ToWorker>,
         upstreams: Vec<SocketAddr>,
         hub: MetricsHub,
     ) -> Self {
-        let wake = vec![false; peers.len()];
+        let wake = vec![false; mailboxes.len()];
         Self {
             id,
             relay,
             backend,
             router,
-            peers,
+            mailboxes,
             inbox,
             upstreams,
             hub,
-            trains: TrainBuilder::default(),
+            train: Train::default(),
             latency: latency_histogram(),
             wake,
             handoff_drops: 0,
@@ -194,7 +193,7 @@ impl Worker {
                 id: self.id,
                 relay: &mut self.relay,
                 router: &mut self.router,
-                peers: &self.peers,
+                mailboxes: &self.mailboxes,
                 wake: &mut self.wake,
                 upstreams: &self.upstreams,
                 latency: &mut self.latency,
@@ -205,7 +204,7 @@ impl Worker {
             if let Err(e) = self.backend.turn(Some(timeout), &mut turn) {
                 tracing::warn!(worker = self.id, "backend turn failed: {e}");
             }
-            self.wake_peers();
+            self.wake_workers();
             if stopping {
                 // Whatever the last turn produced (LEAVEs) goes out too.
                 self.flush(Instant::now());
@@ -228,9 +227,12 @@ impl Worker {
             }
         };
         if let Some(w) = owner
-            && let Some(peer) = self.peers.get(w)
+            && let Some(mailbox) = self.mailboxes.get(w)
         {
-            match peer.tx.try_send(ToWorker::Datagram { from, bytes, born }) {
+            match mailbox
+                .tx
+                .try_send(ToWorker::Datagram { from, bytes, born })
+            {
                 Ok(()) => self.wake[w] = true,
                 Err(_) => self.handoff_drops += 1,
             }
@@ -249,11 +251,11 @@ impl Worker {
                 RelayEvent::StreamRemoved(s) => {
                     tracing::info!(worker = id, stream = %s, "stream removed");
                     if self.router.forget(&s) {
-                        for w in (0..self.peers.len()).filter(|&w| w != id) {
+                        for w in (0..self.mailboxes.len()).filter(|&w| w != id) {
                             if self.forgets.contains(&(w, s)) {
                                 continue;
                             }
-                            if self.forgets.len() >= MAX_FORGETS * self.peers.len() {
+                            if self.forgets.len() >= MAX_FORGETS * self.mailboxes.len() {
                                 self.forgets.remove(0);
                                 self.handoff_drops += 1;
                             }
@@ -280,12 +282,12 @@ impl Worker {
     /// Tells the mirrors of the streams this worker removed, as far as
     /// their queues have room.
     fn tell_forgets(&mut self) {
-        let (peers, wake) = (&self.peers, &mut self.wake);
+        let (mailboxes, wake) = (&self.mailboxes, &mut self.wake);
         self.forgets.retain(|&(w, stream)| {
-            let Some(peer) = peers.get(w) else {
+            let Some(mailbox) = mailboxes.get(w) else {
                 return false;
             };
-            match peer.tx.try_send(ToWorker::Forget(stream)) {
+            match mailbox.tx.try_send(ToWorker::Forget(stream)) {
                 Ok(()) => {
                     wake[w] = true;
                     false
@@ -299,7 +301,7 @@ impl Worker {
     /// Hands verified items to the mirrors and sends what the relay has.
     fn flush(&mut self, born: Instant) {
         while let Some(export) = self.relay.poll_export() {
-            for (w, peer) in self.peers.iter().enumerate() {
+            for (w, mailbox) in self.mailboxes.iter().enumerate() {
                 if w == self.id {
                     continue;
                 }
@@ -307,7 +309,7 @@ impl Worker {
                     export: export.clone(),
                     born,
                 };
-                match peer.tx.try_send(msg) {
+                match mailbox.tx.try_send(msg) {
                     Ok(()) => self.wake[w] = true,
                     Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                         self.handoff_drops += 1;
@@ -315,18 +317,18 @@ impl Worker {
                 }
             }
         }
-        self.wake_peers();
+        self.wake_workers();
         while let Some(t) = self.relay.poll_transmit() {
             let (dst, buf) = (t.dst, Arc::clone(t.payload));
-            self.trains.add(&mut *self.backend, dst, buf, born);
+            self.train.add(&mut *self.backend, dst, buf, born);
         }
-        self.trains.flush(&mut *self.backend, born);
+        self.train.flush(&mut *self.backend, born);
     }
 
-    fn wake_peers(&mut self) {
+    fn wake_workers(&mut self) {
         for (w, flag) in self.wake.iter_mut().enumerate() {
             if std::mem::take(flag) {
-                self.peers[w].waker.wake();
+                self.mailboxes[w].waker.wake();
             }
         }
     }
@@ -368,7 +370,7 @@ struct Turn<'a> {
     id: usize,
     relay: &'a mut Relay,
     router: &'a mut Router,
-    peers: &'a [Peer],
+    mailboxes: &'a [Mailbox],
     wake: &'a mut [bool],
     upstreams: &'a [SocketAddr],
     latency: &'a mut Histogram<u64>,
@@ -380,7 +382,7 @@ struct Turn<'a> {
 
 impl Turn<'_> {
     fn hand_to(&mut self, w: usize, from: SocketAddr, bytes: &[u8], born: Instant) {
-        let Some(peer) = self.peers.get(w) else {
+        let Some(mailbox) = self.mailboxes.get(w) else {
             return;
         };
         let msg = ToWorker::Datagram {
@@ -388,7 +390,7 @@ impl Turn<'_> {
             bytes: bytes.to_vec(),
             born,
         };
-        match peer.tx.try_send(msg) {
+        match mailbox.tx.try_send(msg) {
             Ok(()) => self.wake[w] = true,
             Err(_) => *self.handoff_drops += 1,
         }

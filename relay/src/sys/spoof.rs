@@ -8,6 +8,8 @@ use std::io;
 use std::net::SocketAddrV4;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use super::addr::RawAddr;
+
 /// IPv4 header (no options) and UDP header.
 const HEADERS: usize = 20 + 8;
 
@@ -56,14 +58,7 @@ impl Spoofer {
         // No UDP checksum: allowed over IPv4.
         p.extend_from_slice(&[0, 0]);
         p.extend_from_slice(payload);
-        let addr = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: 0,
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(dst.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
+        let addr = RawAddr::new(SocketAddrV4::new(*dst.ip(), 0).into(), false);
         // SAFETY: `p` and `addr` are live for the call and the lengths
         // passed are theirs.
         let n = unsafe {
@@ -72,8 +67,8 @@ impl Spoofer {
                 p.as_ptr().cast(),
                 p.len(),
                 0,
-                (&raw const addr).cast(),
-                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                addr.as_ptr().cast(),
+                addr.len(),
             )
         };
         if n < 0 {

@@ -1,10 +1,17 @@
-//! Sockets for many viewers: one epoll per viewer thread, and recvmmsg
-//! into a reusable batch of buffers, with each datagram's kernel receive
-//! time (SO_TIMESTAMPNS) where the socket asked for it.
+//! `recvmmsg` and `sendmmsg` behind safe types, for the load tool: a
+//! reusable receive batch with each datagram's kernel receive time
+//! (SO_TIMESTAMPNS) where the socket asked for it, and a send batch of
+//! messages borrowed for one call, each optionally a GSO train.
+//!
+//! (The relay's backends keep their own rings in `crate::io`: they hold
+//! on to buffers across calls, which a borrow cannot express.)
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, RawFd};
+
+use super::addr::RawAddr;
+use super::cmsg::{self, GsoCmsg};
 
 /// Room for any v1 datagram (at most 1452 bytes) and then some.
 const BUF_LEN: usize = 2048;
@@ -12,101 +19,13 @@ const BUF_LEN: usize = 2048;
 // SAFETY: CMSG_SPACE is arithmetic on its argument; it touches no memory.
 const CTRL_LEN: usize = unsafe { libc::CMSG_SPACE(size_of::<libc::timespec>() as u32) } as usize;
 
-/// Asks the kernel to stamp each datagram `fd` receives with the time it
-/// arrived (CLOCK_REALTIME), read back by [`RecvBatch::received_at`].
-pub fn enable_timestamps(fd: RawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: `on` is a live c_int and its size is given.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&raw const on).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+/// One message's control buffer, aligned for the `cmsghdr` the kernel
+/// writes at its start.
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Control([u8; CTRL_LEN]);
 
-/// Nanoseconds since the epoch on CLOCK_REALTIME, the clock of the
-/// kernel's receive timestamps.
-pub fn realtime_nanos() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// An epoll instance, level-triggered, one token per registered socket.
-#[derive(Debug)]
-pub struct Epoll {
-    fd: OwnedFd,
-    events: Vec<libc::epoll_event>,
-}
-
-impl Epoll {
-    /// A new instance reporting up to `max_events` sockets per wait.
-    pub fn new(max_events: usize) -> io::Result<Self> {
-        // SAFETY: epoll_create1 has no memory preconditions.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self {
-            // SAFETY: `fd` was just returned by epoll_create1 and is owned
-            // by nothing else.
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; max_events.max(1)],
-        })
-    }
-
-    /// Watches `fd` for readability; its events carry `token`.
-    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: libc::EPOLLIN as u32,
-            u64: token,
-        };
-        // SAFETY: both fds are open; `ev` is a valid epoll_event that the
-        // kernel only reads.
-        let rc =
-            unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut ev) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    }
-
-    /// Waits up to `timeout_ms` for readable sockets and returns their
-    /// tokens. An interrupted wait returns none.
-    pub fn wait(&mut self, timeout_ms: i32) -> io::Result<impl Iterator<Item = u64> + '_> {
-        let max = libc::c_int::try_from(self.events.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `events` has room for `max` entries, which the kernel
-        // fills; the epoll fd is open.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.fd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                max,
-                timeout_ms,
-            )
-        };
-        let n = if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-            0
-        } else {
-            n as usize
-        };
-        Ok(self.events[..n].iter().map(|ev| ev.u64))
-    }
-}
+const _: () = assert!(align_of::<Control>() >= align_of::<libc::cmsghdr>());
 
 /// Buffers and headers for one recvmmsg call, built once and reused. The
 /// headers point into the boxed buffers, whose heap memory never moves, so
@@ -116,9 +35,9 @@ pub struct RecvBatch {
     bufs: Box<[[u8; BUF_LEN]]>,
     // Referenced by `hdrs` through raw pointers; kept alive here.
     _iovs: Box<[libc::iovec]>,
-    addrs: Box<[libc::sockaddr_in]>,
+    addrs: Box<[RawAddr]>,
     // Referenced by `hdrs` through raw pointers too.
-    _ctrl: Box<[u8]>,
+    _ctrl: Box<[Control]>,
     hdrs: Box<[libc::mmsghdr]>,
 }
 
@@ -142,23 +61,21 @@ impl RecvBatch {
                 iov_len: BUF_LEN,
             })
             .collect();
-        // SAFETY: sockaddr_in is plain data; all-zero is valid.
-        let mut addrs: Box<[libc::sockaddr_in]> =
-            (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
-        let mut ctrl = vec![0u8; n * CTRL_LEN].into_boxed_slice();
+        let mut addrs = vec![RawAddr::zeroed(); n].into_boxed_slice();
+        let mut ctrl = vec![Control([0; CTRL_LEN]); n].into_boxed_slice();
         let hdrs = iovs
             .iter_mut()
             .zip(addrs.iter_mut())
-            .zip(ctrl.chunks_mut(CTRL_LEN))
+            .zip(ctrl.iter_mut())
             .map(|((iov, addr), ctrl)| {
                 // SAFETY: mmsghdr is plain data; all-zero is valid (null
                 // pointers with zero lengths).
                 let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 h.msg_hdr.msg_iov = iov;
                 h.msg_hdr.msg_iovlen = 1;
-                h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_in).cast();
-                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                h.msg_hdr.msg_control = ctrl.as_mut_ptr().cast();
+                h.msg_hdr.msg_name = addr.as_mut_ptr();
+                h.msg_hdr.msg_namelen = RawAddr::CAPACITY;
+                h.msg_hdr.msg_control = (&raw mut *ctrl).cast();
                 h.msg_hdr.msg_controllen = CTRL_LEN as _;
                 h
             })
@@ -176,14 +93,14 @@ impl RecvBatch {
     /// datagrams now in the batch (zero when none was waiting).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         for h in self.hdrs.iter_mut() {
-            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen = RawAddr::CAPACITY;
             h.msg_hdr.msg_flags = 0;
             h.msg_hdr.msg_controllen = CTRL_LEN as _;
             h.msg_len = 0;
         }
         let vlen = libc::c_uint::try_from(self.hdrs.len()).unwrap_or(libc::c_uint::MAX);
         // SAFETY: every header points at a live iovec over a live buffer of
-        // BUF_LEN bytes, at a live sockaddr_in and at CTRL_LEN live control
+        // BUF_LEN bytes, at a live RawAddr of RawAddr::CAPACITY bytes and at CTRL_LEN live control
         // bytes, of the lengths given, all owned by `self` and not
         // otherwise borrowed during the call.
         let n = unsafe {
@@ -216,7 +133,8 @@ impl RecvBatch {
             return None;
         }
         // SAFETY: `h` is a header the kernel filled in the last call: its
-        // control pointer and length describe bytes inside `self.ctrl`,
+        // control pointer and length describe bytes inside `self._ctrl`
+        // (each a `Control`, aligned for cmsghdr),
         // which the CMSG macros walk without leaving; the timestamp is read
         // unaligned from a message whose type says it holds one.
         unsafe {
@@ -234,22 +152,128 @@ impl RecvBatch {
         None
     }
 
-    /// Datagram `i` of the last call, and who sent it.
+    /// Datagram `i` of the last call, and who sent it (the unspecified
+    /// address if not IPv4: the batch is for IPv4 sockets).
     pub fn datagram(&self, i: usize) -> (&[u8], SocketAddrV4) {
-        let len = (self.hdrs[i].msg_len as usize).min(BUF_LEN);
-        let a = &self.addrs[i];
-        let from = SocketAddrV4::new(
-            Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-            u16::from_be(a.sin_port),
-        );
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(BUF_LEN);
+        let from = match self.addrs[i].decode(h.msg_hdr.msg_namelen) {
+            Some(SocketAddr::V4(a)) => a,
+            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        };
         (&self.bufs[i][..len], from)
+    }
+}
+
+/// One message of a [`SendBatch`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Where to; None on a connected socket.
+    pub to: Option<&'a RawAddr>,
+    /// What to send.
+    pub payload: &'a [u8],
+    /// Cut `payload` into datagrams of this control message's size (UDP
+    /// GSO); None: one datagram.
+    pub gso: Option<&'a GsoCmsg>,
+}
+
+/// The headers of one `sendmmsg` call, kept from call to call so that no
+/// call allocates. Each call points them at the messages it is given,
+/// which it borrows for its length only.
+pub struct SendBatch {
+    hdrs: Box<[libc::mmsghdr]>,
+    iovs: Box<[libc::iovec]>,
+}
+
+impl std::fmt::Debug for SendBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendBatch")
+            .field("capacity", &self.hdrs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+// SAFETY: the raw pointers in `hdrs` and `iovs` are only dereferenced (by
+// the kernel) during `send`, after `send` has pointed them at what it
+// borrows; between calls they are stale and never read. Nothing here is
+// tied to a thread.
+unsafe impl Send for SendBatch {}
+
+impl SendBatch {
+    /// Room for `capacity` messages a call.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let iovs = vec![
+            libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            };
+            capacity
+        ];
+        // SAFETY: mmsghdr is integers and raw pointers; all-zero (null
+        // pointers, zero lengths) is valid.
+        let hdrs = (0..capacity)
+            .map(|_| unsafe { std::mem::zeroed() })
+            .collect();
+        Self {
+            hdrs,
+            iovs: iovs.into_boxed_slice(),
+        }
+    }
+
+    /// Most messages a call sends.
+    pub fn capacity(&self) -> usize {
+        self.hdrs.len()
+    }
+
+    /// Sends the first [`SendBatch::capacity`] of `messages` in one
+    /// `sendmmsg` with `flags`; returns how many the kernel took.
+    pub fn send<'a>(
+        &mut self,
+        socket: &impl AsRawFd,
+        messages: impl IntoIterator<Item = Outgoing<'a>>,
+        flags: libc::c_int,
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        for ((h, iov), m) in self.hdrs.iter_mut().zip(self.iovs.iter_mut()).zip(messages) {
+            // The kernel only reads a send's payload and name.
+            *iov = libc::iovec {
+                iov_base: m.payload.as_ptr().cast_mut().cast(),
+                iov_len: m.payload.len(),
+            };
+            let msg = &mut h.msg_hdr;
+            msg.msg_iov = iov;
+            msg.msg_iovlen = 1;
+            (msg.msg_name, msg.msg_namelen) = match m.to {
+                Some(to) => (to.as_ptr().cast_mut(), to.len()),
+                None => (std::ptr::null_mut(), 0),
+            };
+            match m.gso {
+                Some(gso) => gso.attach(msg),
+                None => cmsg::detach(msg),
+            }
+            msg.msg_flags = 0;
+            h.msg_len = 0;
+            n += 1;
+        }
+        let vlen = libc::c_uint::try_from(n).unwrap_or(libc::c_uint::MAX);
+        // SAFETY: headers[..n] were just pointed at `self.iovs` (which
+        // stays put during the call), at payloads, names and control
+        // messages borrowed for 'a, which outlives the call, each with its
+        // own length; the kernel only reads them and writes `msg_len`.
+        let rc = unsafe { libc::sendmmsg(socket.as_raw_fd(), self.hdrs.as_mut_ptr(), vlen, flags) };
+        usize::try_from(rc).map_err(|_| io::Error::last_os_error())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::clock::realtime_nanos;
+    use crate::sys::epoll::Epoll;
+    use crate::sys::socket::enable_timestamps;
     use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn a_batch_receives_what_epoll_reports() {
@@ -270,10 +294,7 @@ mod tests {
         assert_eq!(batch.received_at(0), None, "no timestamps asked for");
         let (bytes, from) = batch.datagram(2);
         assert_eq!(bytes, [2; 10]);
-        assert_eq!(
-            std::net::SocketAddr::V4(from),
-            tx.local_addr().expect("addr")
-        );
+        assert_eq!(SocketAddr::V4(from), tx.local_addr().expect("addr"));
     }
 
     #[test]
