@@ -94,6 +94,7 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         bitrate_bps: config.bitrate_bps,
         k: config.fec.0,
         m: config.fec.1,
+        wall_clock: os::wall_clock(),
         ..PublisherConfig::default()
     };
     let mut publisher = Publisher::new(
@@ -133,9 +134,9 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         if frames.take_stalled() {
             report.stalls += 1;
         }
-        let wall_now = os::now();
-        if publisher.poll_timeout().is_some_and(|t| t <= wall_now) {
-            publisher.handle_timeout(wall_now);
+        let now = os::now();
+        if publisher.poll_timeout().is_some_and(|t| t <= now) {
+            publisher.handle_timeout(now);
         }
         while let Some(tx) = publisher.poll_transmit() {
             if peek_type(tx.payload) == Ok(MessageType::Data)

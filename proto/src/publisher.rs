@@ -25,7 +25,7 @@ use crate::wire::{
     Codec, DESCRIPTOR_LEN, Data, DataFlags, Descriptor, HASH_LEN, MAX_CHUNK_SIZE, Manifest, Parity,
     SIGNATURE_LEN,
 };
-use crate::{StreamId, Time, Transmit};
+use crate::{StreamId, Time, Transmit, WallClock};
 
 /// Stream parameters and timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +49,9 @@ pub struct PublisherConfig {
     pub bitrate_bps: u64,
     /// How often the descriptor is repeated.
     pub descriptor_interval: Duration,
+    /// The wall clock the publisher stamps its chunks, manifests and run
+    /// epoch with; the default maps `Time` *t* to `WallTime` *t*.
+    pub wall_clock: WallClock,
 }
 
 impl Default for PublisherConfig {
@@ -66,6 +69,7 @@ impl Default for PublisherConfig {
             chunk_time: Duration::from_millis(20),
             bitrate_bps: 3_000_000,
             descriptor_interval: Duration::from_secs(1),
+            wall_clock: WallClock::default(),
         }
     }
 }
@@ -134,8 +138,8 @@ impl core::fmt::Debug for Publisher {
 
 impl Publisher {
     /// A publisher sending to `relays`, signing with `key`, starting a run
-    /// at `now`: its epoch, first `seq` and first block are `now` in
-    /// microseconds, so pass the wall clock (SPEC §8.1).
+    /// at `now`: its epoch, first `seq` and first block are the wall time
+    /// then, in microseconds, by [`PublisherConfig::wall_clock`] (SPEC §8.1).
     pub fn new(
         key: PublisherKey,
         config: PublisherConfig,
@@ -159,6 +163,7 @@ impl Publisher {
             Codec::Opaque => Mode::Opaque,
         };
         let chunker = Chunker::new(mode, usize::from(config.chunk_size))?;
+        let start = config.wall_clock.wall_at(now).as_micros();
         let mut publisher = Self {
             key,
             config,
@@ -168,9 +173,9 @@ impl Publisher {
             block: Vec::with_capacity(fec::MAX_K),
             block_started: None,
             partial_since: None,
-            epoch: now.as_micros(),
-            next_seq: now.as_micros(),
-            next_block: now.as_micros(),
+            epoch: start,
+            next_seq: start,
+            next_block: start,
             next_descriptor: None,
             encoder: fec::Encoder::new(),
             symbols: Vec::new(),
@@ -180,6 +185,12 @@ impl Publisher {
         };
         publisher.sign_descriptor(now);
         Ok(publisher)
+    }
+
+    /// The wall time at monotonic `now` in microseconds: what the
+    /// publisher signs.
+    fn wall_us(&self, now: Time) -> u64 {
+        self.config.wall_clock.wall_at(now).as_micros()
     }
 
     /// The stream.
@@ -225,7 +236,7 @@ impl Publisher {
             block_ms: u16::try_from(self.config.block_time.as_millis())
                 .unwrap_or(u16::MAX)
                 .max(1),
-            issued_at_us: now.as_micros(),
+            issued_at_us: self.wall_us(now),
             epoch: self.epoch,
             signature: [0; SIGNATURE_LEN],
         };
@@ -264,7 +275,7 @@ impl Publisher {
         while let Some(chunk) = self.chunker.poll_chunk() {
             self.block.push(PendingChunk {
                 flags: DataFlags::new(chunk.keyframe, false),
-                timestamp_us: now.as_micros(),
+                timestamp_us: self.wall_us(now),
                 payload: chunk.payload,
             });
             self.block_started.get_or_insert(now);
@@ -287,7 +298,7 @@ impl Publisher {
         while let Some(chunk) = self.chunker.poll_chunk() {
             self.block.push(PendingChunk {
                 flags: DataFlags::new(chunk.keyframe, false),
-                timestamp_us: now.as_micros(),
+                timestamp_us: self.wall_us(now),
                 payload: chunk.payload,
             });
             if self.block.len() >= usize::from(self.config.k) {
@@ -298,7 +309,7 @@ impl Publisher {
             Some(last) => last.flags = DataFlags::new(last.flags.keyframe(), true),
             None => self.block.push(PendingChunk {
                 flags: DataFlags::new(false, true),
-                timestamp_us: now.as_micros(),
+                timestamp_us: self.wall_us(now),
                 payload: Vec::new(),
             }),
         }
@@ -384,7 +395,7 @@ impl Publisher {
             block: block_id,
             first_seq,
             epoch: self.epoch,
-            timestamp_us: now.as_micros(),
+            timestamp_us: self.wall_us(now),
             hashes: &hashes[..(k + m) * HASH_LEN],
             signature: [0; SIGNATURE_LEN],
         };

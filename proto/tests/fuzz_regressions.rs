@@ -80,6 +80,7 @@ fn viewer_timers_move_forward_when_probe_and_keepalive_fall_due_together() {
     config.window = WindowConfig {
         capacity: 128,
         manifest_wait: Duration::from_millis(500),
+        ..WindowConfig::default()
     };
     config.nonce_seed = 0;
     let mut viewer = Viewer::new(config, T0).expect("a valid stream");
@@ -154,6 +155,7 @@ fn fuzzed_peer(relay: SocketAddr, upload_limit_bps: u64) -> Peer {
     config.window = WindowConfig {
         capacity: 128,
         manifest_wait: Duration::from_millis(500),
+        ..WindowConfig::default()
     };
     let mut peer = Peer::new(config, T0).expect("a valid stream");
     while peer.poll_transmit().is_some() {}

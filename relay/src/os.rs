@@ -3,5 +3,5 @@
 //! secure random bytes ([`crate::sys::random`]). The names every role
 //! uses; the platform code behind them lives in [`crate::sys`].
 
-pub use crate::sys::clock::{now, unix_secs, wall_clock};
+pub use crate::sys::clock::{now, unix_secs, wall_clock, wall_time};
 pub use crate::sys::random::random_bytes;

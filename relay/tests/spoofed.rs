@@ -89,7 +89,7 @@ fn spoofed_subscribe_gets_no_data(backend: BackendKind) {
         clubs: u64::MAX,
         start_seq: None,
         cookie: Cookie {
-            issued_at_us: wall().as_micros(),
+            issued_at_us: now().as_micros(),
             tag: [0x5a; 16],
         },
         token: &[],
@@ -250,7 +250,7 @@ impl Watcher {
     fn new(relay: SocketAddr, stream: StreamId) -> Self {
         let socket = UdpSocket::bind("127.0.0.61:0").expect("bind the viewer");
         socket.set_nonblocking(true).expect("nonblocking");
-        let viewer = Viewer::new(ViewerConfig::new(relay, stream), wall()).expect("viewer");
+        let viewer = Viewer::new(ViewerConfig::new(relay, stream), now()).expect("viewer");
         let mut w = Self {
             viewer,
             socket,
@@ -264,9 +264,9 @@ impl Watcher {
     fn step(&mut self) {
         let mut buf = [0u8; 2048];
         while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-            self.viewer.handle_datagram(wall(), from, &buf[..n]);
+            self.viewer.handle_datagram(now(), from, &buf[..n]);
         }
-        let now = wall();
+        let now = now();
         if self.viewer.poll_timeout().is_some_and(|t| t <= now) {
             self.viewer.handle_timeout(now);
         }

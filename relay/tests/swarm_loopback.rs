@@ -76,7 +76,8 @@ impl Node {
         config.upload_limit_bps = upload_limit;
         config.nonce_seed = 0x5eed_0000 + index as u64;
         config.cookie_secret = [index as u8 ^ 0xa5; 32];
-        let peer = Peer::new(config, wall()).expect("a valid stream id");
+        config.window.wall_clock = wall_clock();
+        let peer = Peer::new(config, now()).expect("a valid stream id");
         Self {
             peer,
             socket,
@@ -104,7 +105,7 @@ impl Node {
             if from == self.relay {
                 self.outcome.from_relay += n as u64;
             }
-            self.peer.handle_datagram(wall(), from, &buf[..n]);
+            self.peer.handle_datagram(now(), from, &buf[..n]);
         }
     }
 
@@ -174,11 +175,11 @@ fn drive_peers(
                 node.read(&mut buf);
             }
         }
-        let now = wall();
+        let now = now();
         for node in &mut nodes {
             node.drive(now, subscribed, ended);
         }
-        let now = wall();
+        let now = support::now();
         let wait = nodes
             .iter()
             .filter_map(|n| n.peer.poll_timeout())
@@ -228,7 +229,7 @@ fn stream_bytes(len: usize) -> Vec<u8> {
 fn publish(mut publisher: Publisher, socket: &UdpSocket, bytes: &[u8], frame: usize) {
     let frame_time = Duration::from_secs(1) / FPS;
     let pump = |p: &mut Publisher| {
-        let now = wall();
+        let now = now();
         if p.poll_timeout().is_some_and(|t| t <= now) {
             p.handle_timeout(now);
         }
@@ -244,14 +245,14 @@ fn publish(mut publisher: Publisher, socket: &UdpSocket, bytes: &[u8], frame: us
             pump(&mut publisher);
             let timer = publisher
                 .poll_timeout()
-                .map_or(frame_time, |t| t.saturating_since(wall()));
+                .map_or(frame_time, |t| t.saturating_since(now()));
             let wait = due.saturating_duration_since(Instant::now()).min(timer);
             thread::sleep(wait.max(Duration::from_micros(200)));
         }
-        publisher.handle_input(wall(), chunk);
+        publisher.handle_input(now(), chunk);
         pump(&mut publisher);
     }
-    publisher.finish(wall());
+    publisher.finish(now());
     pump(&mut publisher);
 }
 
@@ -272,9 +273,10 @@ fn fifty_peers_play_exactly_and_carry_most_of_the_stream() {
         // The media rate: peers size their upload slots by what DATA
         // takes on the wire, which they measure.
         bitrate_bps: BITRATE_BPS,
+        wall_clock: wall_clock(),
         ..PublisherConfig::default()
     };
-    let publisher = Publisher::new(key, config, vec![relay], wall()).expect("publisher");
+    let publisher = Publisher::new(key, config, vec![relay], now()).expect("publisher");
     let stream = publisher.stream_id();
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the publisher");
     let frame = (BITRATE_BPS / 8 / u64::from(FPS)) as usize;

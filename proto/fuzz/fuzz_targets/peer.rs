@@ -135,6 +135,7 @@ fuzz_target!(|input: &[u8]| {
     config.window = WindowConfig {
         capacity: 128,
         manifest_wait: Duration::from_millis(500),
+        ..WindowConfig::default()
     };
     let now = T0;
     let mut h = Harness {

@@ -120,6 +120,7 @@ fuzz_target!(|input: &[u8]| {
     config.window = WindowConfig {
         capacity: 128,
         manifest_wait: Duration::from_millis(500),
+        ..WindowConfig::default()
     };
     config.nack = flags & 1 == 0;
     config.club_nack = flags & 2 != 0;

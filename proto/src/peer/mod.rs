@@ -153,6 +153,7 @@ impl PeerConfig {
             window: WindowConfig {
                 capacity: 2048,
                 manifest_wait: Duration::from_millis(1000),
+                ..WindowConfig::default()
             },
             token: Vec::new(),
         }

@@ -16,19 +16,22 @@ use crate::token::{Scope, Token, TokenError};
 use crate::wire::{
     Accept, Challenge, Message, MessageType, Reject, RejectReason, SUPPORTED_VERSIONS,
 };
-use crate::{StreamId, Time};
+use crate::{StreamId, Time, WallClock};
 
 impl Relay {
-    /// Tells the relay that monotonic time `now` is `unix_secs` on the wall
-    /// clock. Token expiry (§11.10) is checked against it; call it at start
-    /// and now and then (the IO shell does at each metrics snapshot).
-    pub fn set_wall_clock(&mut self, now: Time, unix_secs: u64) {
-        self.wall_clock = (now, unix_secs);
+    /// Sets the wall clock that token expiry (§11.10) and the freshness of
+    /// signed times (§9.2) are judged by, for every stream's window too.
+    /// Call it at start and now and then, so that it follows steps of the
+    /// wall clock (the IO shell does at each metrics snapshot).
+    pub fn set_wall_clock(&mut self, clock: WallClock) {
+        self.config.window.wall_clock = clock;
+        for stream in &mut self.streams {
+            stream.window.set_wall_clock(clock);
+        }
     }
 
     fn unix_now(&self, now: Time) -> u64 {
-        let (at, secs) = self.wall_clock;
-        secs + now.saturating_since(at).as_secs()
+        self.config.window.wall_clock.wall_at(now).as_secs()
     }
 
     /// Answers a HELLO with a CHALLENGE, within the per-IP handshake rate.

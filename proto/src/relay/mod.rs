@@ -187,9 +187,6 @@ pub struct Relay {
     rng: u64,
     /// When to NACK lost manifests to upstream relays next.
     next_manifest_nack: Option<Time>,
-    /// A monotonic time and the Unix second it corresponded to: the clock
-    /// token expiry is checked against.
-    wall_clock: (Time, u64),
     /// Bounds the signature checks that fail on DESCRIPTORs for streams
     /// not carried yet (the windows bound their own).
     new_streams: crate::window::Guard,
@@ -243,7 +240,6 @@ impl Relay {
             club_slots: None,
             rng,
             next_manifest_nack: None,
-            wall_clock: (Time::ZERO, 0),
             tokens: TokenCache::default(),
             new_streams: crate::window::Guard::default(),
             free_streams: Vec::new(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::WallClock;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::transmit::SharedBuf;
@@ -21,14 +22,20 @@ pub(super) const FIRST_SEQ: u64 = 1_000_000;
 
 /// Runs a publisher for `ms` and returns every datagram it sent.
 pub(super) fn published(ms: u64) -> (StreamId, Vec<Vec<u8>>) {
+    published_on(ms, WallClock::default())
+}
+
+/// [`published`] by a publisher whose wall clock is `clock`.
+pub(super) fn published_on(ms: u64, clock: WallClock) -> (StreamId, Vec<Vec<u8>>) {
     let key = PublisherKey::from_seed([3; 32]);
     let config = PublisherConfig {
         codec: Codec::Opaque,
+        wall_clock: clock,
         ..PublisherConfig::default()
     };
     let relay: SocketAddr = "127.0.0.1:7400".parse().expect("addr");
     let mut p = Publisher::new(key, config, vec![relay], t(0)).expect("publisher");
-    assert_eq!(p.epoch(), FIRST_SEQ);
+    assert_eq!(p.epoch(), clock.wall_at(t(0)).as_micros());
     let mut out = Vec::new();
     for step in 0..ms {
         let now = t(step);

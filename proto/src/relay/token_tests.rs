@@ -2,11 +2,12 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, kept, published, session, subscribe_with_token, t};
+use super::tests::{PUBLISHER, drain_to, kept, published_on, session, subscribe_with_token, t};
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::token::{Scope, Token};
 use crate::wire::{Member, Peers};
+use crate::{WallClock, WallTime};
 
 /// Unix time the tests' relay believes it is at `t(0)`.
 const NOW_UNIX: u64 = 1_800_000_000;
@@ -27,18 +28,23 @@ fn token(key: &PublisherKey, stream: StreamId, scope: Scope, expires: u64) -> Ve
     .to_vec()
 }
 
+/// The wall clock of the relay and the publisher: `t(0)` is `NOW_UNIX`.
+fn unix_clock() -> WallClock {
+    WallClock::new(t(0), WallTime::from_micros(NOW_UNIX * 1_000_000))
+}
+
 fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 11], 7000 + i))
 }
 
 /// A token-requiring relay carrying the test stream.
 fn guarded_relay() -> (Relay, StreamId) {
-    let (stream, datagrams) = published(200);
+    let (stream, datagrams) = published_on(200, unix_clock());
     let mut relay = Relay::new(RelayConfig {
         require_token: true,
         ..RelayConfig::default()
     });
-    relay.set_wall_clock(t(0), NOW_UNIX);
+    relay.set_wall_clock(unix_clock());
     for d in &datagrams {
         relay.handle_datagram(t(0), PUBLISHER, d);
     }
@@ -120,7 +126,7 @@ fn a_valid_token_is_let_in_and_every_bad_one_refused_with_its_reason() {
     // The refused got nothing but their REJECT; the admitted one gets the
     // stream.
     relay.handle_timeout(t(5));
-    let (_, more) = published(400);
+    let (_, more) = published_on(400, unix_clock());
     for d in &more[more.len() / 2..] {
         relay.handle_datagram(t(10), PUBLISHER, d);
     }
@@ -146,7 +152,7 @@ fn a_token_expires_on_the_relays_wall_clock() {
 
 #[test]
 fn a_shared_token_is_verified_once_and_passes_the_rate_limit() {
-    let (stream, datagrams) = published(200);
+    let (stream, datagrams) = published_on(200, unix_clock());
     let mut relay = Relay::new(RelayConfig {
         require_token: true,
         handshake_rate: 1,
@@ -155,7 +161,7 @@ fn a_shared_token_is_verified_once_and_passes_the_rate_limit() {
         max_subscriptions_per_ip: 1000,
         ..RelayConfig::default()
     });
-    relay.set_wall_clock(t(0), NOW_UNIX);
+    relay.set_wall_clock(unix_clock());
     relay.handle_datagram(t(0), PUBLISHER, &datagrams[0]);
     let good = token(&stream_key(), stream, Scope::WATCH, NOW_UNIX + 60);
     // 600 viewers behind one IP: 600 HELLOs and one signature check fit a

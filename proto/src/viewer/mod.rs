@@ -74,6 +74,7 @@ impl ViewerConfig {
             window: WindowConfig {
                 capacity: 1024,
                 manifest_wait: Duration::from_millis(500),
+                ..WindowConfig::default()
             },
             nack: true,
             token: Vec::new(),

@@ -18,11 +18,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::{Repair, ViewerConfig, ViewerEvent, ViewerStats};
-use crate::Time;
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::SharedBuf;
 use crate::window::{Adopt, Ingested, Ready, Window};
 use crate::wire::Keepalive;
+use crate::{Time, WallTime};
 
 /// See the module docs.
 #[derive(Debug)]
@@ -235,6 +235,14 @@ impl Playout {
         self.events.push_back(ViewerEvent::NewRun { epoch });
     }
 
+    /// When a chunk stamped `timestamp_us` (the publisher's wall clock) is
+    /// due at the latest: its stamp on this host's monotonic clock, plus
+    /// the budget.
+    fn played_at(&self, timestamp_us: u64) -> Time {
+        let clock = self.window.wall_clock();
+        clock.time_at(WallTime::from_micros(timestamp_us)) + self.latency
+    }
+
     /// The deadline of a missing chunk: the timestamp of the next chunk
     /// that did arrive, plus the budget.
     pub(crate) fn deadline(&self, seq: u64) -> Option<Time> {
@@ -242,7 +250,7 @@ impl Playout {
         // Sequence numbers are the publisher's word, up to u64::MAX.
         (seq.saturating_add(1)..=newest.min(seq.saturating_add(4096)))
             .find_map(|s| self.window.chunk(s))
-            .map(|c| Time::from_micros(c.timestamp_us) + self.latency)
+            .map(|c| self.played_at(c.timestamp_us))
     }
 
     /// Releases what can be released, gives up what is too late, and
@@ -269,7 +277,8 @@ impl Playout {
                     }
                     self.started = true;
                 }
-                let latency = now.saturating_since(Time::from_micros(c.timestamp_us));
+                let latency = (self.window.wall_clock().wall_at(now))
+                    .saturating_since(WallTime::from_micros(c.timestamp_us));
                 let payload = c.payload().to_vec();
                 let eos = c.end_of_stream;
                 self.stats.played += 1;

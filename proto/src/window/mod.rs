@@ -31,7 +31,7 @@ use std::time::Duration;
 use crate::integrity::StreamKey;
 use crate::transmit::SharedBuf;
 use crate::wire::Descriptor;
-use crate::{StreamId, Time, fec};
+use crate::{StreamId, Time, WallClock, fec};
 pub(crate) use guard::Guard;
 pub use guard::{FAILED_BURST, FAILED_PER_SEC, TRIES_PER_BLOCK};
 use run::Run;
@@ -45,6 +45,9 @@ pub struct WindowConfig {
     pub capacity: usize,
     /// How long a chunk or parity symbol may wait for its block's manifest.
     pub manifest_wait: Duration,
+    /// The receiver's wall clock, against which signed times are judged
+    /// fresh ([`is_fresh`]); the default maps `Time` *t* to `WallTime` *t*.
+    pub wall_clock: WallClock,
 }
 
 impl Default for WindowConfig {
@@ -52,6 +55,7 @@ impl Default for WindowConfig {
         Self {
             capacity: 2048,
             manifest_wait: Duration::from_millis(500),
+            wall_clock: WallClock::default(),
         }
     }
 }
@@ -216,6 +220,17 @@ impl Window {
             rebuild: rebuild::Rebuilder::default(),
             stats: WindowStats::default(),
         }
+    }
+
+    /// Sets the wall clock signed times are judged by: see
+    /// [`WindowConfig::wall_clock`].
+    pub fn set_wall_clock(&mut self, clock: WallClock) {
+        self.config.wall_clock = clock;
+    }
+
+    /// The wall clock signed times are judged by.
+    pub fn wall_clock(&self) -> WallClock {
+        self.config.wall_clock
     }
 
     /// The stream.

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use crate::Time;
+use crate::WallTime;
 
 /// How old a signed time may be and still start or move a run.
 pub const MAX_AGE: Duration = Duration::from_secs(30);
@@ -27,12 +27,11 @@ pub const MAX_AGE: Duration = Duration::from_secs(30);
 pub const CLOCK_SKEW: Duration = Duration::from_secs(30);
 
 /// Whether a DESCRIPTOR's `issued_at_us` or a MANIFEST's `timestamp_us`,
-/// signed by the publisher, is recent enough on the receiver's clock `now`
-/// to start or move a run: within `[now - MAX_AGE - CLOCK_SKEW, now +
-/// CLOCK_SKEW]`.
-pub fn is_fresh(now: Time, signed_at_us: u64) -> bool {
-    let at = Time::from_micros(signed_at_us);
-    at + MAX_AGE + CLOCK_SKEW >= now && at <= now + CLOCK_SKEW
+/// wall times signed by the publisher, is recent enough on the receiver's
+/// wall clock, which reads `now`, to start or move a run: within
+/// `[now - MAX_AGE - CLOCK_SKEW, now + CLOCK_SKEW]`.
+pub fn is_fresh(now: WallTime, signed_at: WallTime) -> bool {
+    signed_at + MAX_AGE + CLOCK_SKEW >= now && signed_at <= now + CLOCK_SKEW
 }
 
 /// The run a window follows and where it starts.
@@ -82,14 +81,15 @@ mod tests {
 
     #[test]
     fn freshness_allows_the_skew_both_ways_and_no_more() {
-        let now = Time::from_micros(1_000_000_000_000);
+        let now = WallTime::from_micros(1_000_000_000_000);
         let us = |d: Duration| d.as_micros() as u64;
+        let at = |n: u64| WallTime::from_micros(n);
         let n = now.as_micros();
-        assert!(is_fresh(now, n));
-        assert!(is_fresh(now, n - us(MAX_AGE + CLOCK_SKEW)));
-        assert!(!is_fresh(now, n - us(MAX_AGE + CLOCK_SKEW) - 1));
-        assert!(is_fresh(now, n + us(CLOCK_SKEW)));
-        assert!(!is_fresh(now, n + us(CLOCK_SKEW) + 1));
+        assert!(is_fresh(now, at(n)));
+        assert!(is_fresh(now, at(n - us(MAX_AGE + CLOCK_SKEW))));
+        assert!(!is_fresh(now, at(n - us(MAX_AGE + CLOCK_SKEW) - 1)));
+        assert!(is_fresh(now, at(n + us(CLOCK_SKEW))));
+        assert!(!is_fresh(now, at(n + us(CLOCK_SKEW) + 1)));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use super::*;
 use crate::integrity::{PublisherKey, Rejection};
 use crate::publisher::{Publisher, PublisherConfig};
+use crate::{WallClock, WallTime};
 
 const SEED: [u8; 32] = [7; 32];
 
@@ -18,9 +19,15 @@ fn window() -> Window {
 /// A run of the publisher started at `start_ms`: every datagram it sends
 /// in `ms` milliseconds, with the time it was sent.
 fn run(start_ms: u64, ms: u64) -> Vec<(Time, Vec<u8>)> {
+    run_on(start_ms, ms, WallClock::default())
+}
+
+/// [`run`] by a publisher whose wall clock is `clock`.
+fn run_on(start_ms: u64, ms: u64, clock: WallClock) -> Vec<(Time, Vec<u8>)> {
     let key = PublisherKey::from_seed(SEED);
     let config = PublisherConfig {
         codec: crate::wire::Codec::Opaque,
+        wall_clock: clock,
         ..PublisherConfig::default()
     };
     let relay = "127.0.0.1:7400".parse().expect("addr");
@@ -187,4 +194,31 @@ fn of_two_runs_at_once_the_later_started_one_wins() {
             .expect("reset")..],
     );
     assert!(after.len() > 100 && after.iter().all(|&s| s >= 2_000_000));
+}
+
+/// Freshness is judged on the wall clock, not on the monotonic one: two
+/// hosts whose monotonic clocks are an hour apart but whose wall clocks
+/// agree take each other's runs; a receiver that (wrongly) took its
+/// monotonic time for wall time would refuse them as stale.
+#[test]
+fn freshness_is_judged_on_the_wall_clock() {
+    let wall = WallTime::from_micros(1_800_000_000_000_000);
+    let hour = Duration::from_secs(3600);
+    // The publisher's monotonic clock reads 1 s when the wall reads `wall`.
+    let sent = run_on(
+        1_000,
+        200,
+        WallClock::new(Time::from_micros(1_000_000), wall),
+    );
+    // The receiver's reads an hour more at that moment.
+    let mut w = window();
+    w.set_wall_clock(WallClock::new(Time::from_micros(1_000_000) + hour, wall));
+    let (ready, refused) = feed(&mut w, &sent, hour);
+    assert!(refused.is_empty(), "refused {refused:?}");
+    assert!(!data_seqs(&ready).is_empty());
+
+    let mut wrong = window();
+    let (ready, refused) = feed(&mut wrong, &sent, hour);
+    assert!(data_seqs(&ready).is_empty());
+    assert!(refused.contains(&Rejection::Stale), "refused {refused:?}");
 }

@@ -9,9 +9,9 @@
 use super::run::{Run, Standing, is_fresh};
 use super::slots::{self, SlotState};
 use super::{Ingested, Ready, Window};
-use crate::Time;
 use crate::integrity::{Rejection, StreamKey, VerifiedDescriptor};
 use crate::wire::{DataView, Descriptor, ManifestView, ParityView};
+use crate::{Time, WallTime};
 
 impl Window {
     /// Takes descriptor `d`, datagram `bytes`; its signature is checked
@@ -49,7 +49,10 @@ impl Window {
             None => self.checked(now, None, false, |key| key.verify_descriptor(bytes, &d))?,
         }
         if standing == Standing::NewRun {
-            if !is_fresh(now, d.issued_at_us) {
+            if !is_fresh(
+                self.wall_clock().wall_at(now),
+                WallTime::from_micros(d.issued_at_us),
+            ) {
                 return Err(Rejection::Stale);
             }
             self.start_run(d.epoch, d.epoch, d.epoch);
@@ -112,7 +115,10 @@ impl Window {
         };
         self.checked(now, block, evidence, |key| key.verify_manifest(&view))?;
         if standing == Standing::NewRun {
-            if !is_fresh(now, man.timestamp_us) {
+            if !is_fresh(
+                self.wall_clock().wall_at(now),
+                WallTime::from_micros(man.timestamp_us),
+            ) {
                 return Err(Rejection::Stale);
             }
             if self.run.standing(man.epoch) == Standing::NewRun {

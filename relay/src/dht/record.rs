@@ -98,7 +98,7 @@ impl RecordKeeper {
 /// The next sequence number: the wall clock in milliseconds, and always
 /// above `last`.
 fn next_seq(last: i64) -> i64 {
-    let ms = i64::try_from(crate::os::wall_clock().as_micros() / 1000).unwrap_or(i64::MAX);
+    let ms = i64::try_from(crate::os::wall_time().as_micros() / 1000).unwrap_or(i64::MAX);
     ms.max(last.saturating_add(1))
 }
 

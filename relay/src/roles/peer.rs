@@ -95,6 +95,7 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     config.cookie_secret = os::random_bytes()
         .context("cannot read /dev/urandom for the upload side's cookie secret")?;
     config.nonce_seed = random_seed();
+    config.window.wall_clock = os::wall_clock();
     let started = os::now();
     let peer = Peer::new(config, started).map_err(|e| bad_key(&args.stream, e))?;
     let socket = UdpSocket::bind(listen).map_err(|e| {

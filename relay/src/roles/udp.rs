@@ -67,6 +67,6 @@ pub(super) fn wildcard_for(peer: SocketAddr) -> SocketAddr {
 pub(super) fn random_seed() -> u64 {
     match os::random_bytes() {
         Ok(bytes) => u64::from_le_bytes(bytes),
-        Err(_) => os::wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32),
+        Err(_) => os::wall_time().as_micros() ^ (u64::from(std::process::id()) << 32),
     }
 }

@@ -71,6 +71,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     config.latency = flags.latency;
     config.nonce_seed = random_seed();
     config.token = flags.token.clone();
+    config.window.wall_clock = os::wall_clock();
     let started = os::now();
     let viewer = Viewer::new(config, started).map_err(|e| bad_key(&args.stream, e))?;
     let socket = UdpSocket::bind(wildcard_for(relay)).context("cannot open a UDP socket")?;

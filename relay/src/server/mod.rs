@@ -136,9 +136,10 @@ impl Server {
                     };
                     let mut relay = Relay::new(config);
                     relay.set_export(mailboxes_w.len() > 1);
-                    // proto's time is monotonic; token expiry needs the
-                    // wall clock, which the worker refreshes as it runs.
-                    relay.set_wall_clock(os::now(), os::unix_secs());
+                    // proto's time is monotonic; token expiry and the
+                    // freshness of signed times need the wall clock, which
+                    // the worker refreshes as it runs.
+                    relay.set_wall_clock(os::wall_clock());
                     let mut worker = Worker::new(
                         id,
                         relay,

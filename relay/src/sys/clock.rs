@@ -3,20 +3,23 @@
 //!
 //! # Two clocks, one rule
 //!
-//! - [`now`] is the time every proto state machine, timer and deadline is
-//!   given. It is monotonic: the wall clock read once, at the first call,
-//!   plus the [`Instant`] time elapsed since. Its values stay close to Unix
-//!   microseconds (publisher timestamps and a viewer's latency figure rely
-//!   on that), but a step of the wall clock (NTP, an operator's `date -s`)
-//!   cannot move it, so no timer freezes when the wall clock goes back and
-//!   none fires early when it jumps forward.
-//! - [`wall_clock`] is the true wall clock, for what is meant in wall time
-//!   and nothing else: token expiry (`Relay::set_wall_clock`, refreshed
-//!   regularly by the worker, and `shoal token` / `--token`), BEP 44
-//!   sequence numbers and other Unix seconds.
+//! proto keeps the two kinds of time apart (`shoal_proto::time`); so does
+//! this module:
 //!
-//! A long-running process drifts from the wall clock by whatever steps it
-//! sat through; that is the price of timers that never stall.
+//! - [`now`] is the monotonic [`Time`] every proto state machine, timer and
+//!   deadline is given: the [`Instant`] time elapsed since the first call,
+//!   counted from the wall time of that call (so that its readings are easy
+//!   to read in logs; nothing relies on it). A step of the wall clock (NTP,
+//!   an operator's `date -s`) cannot move it, so no timer freezes when the
+//!   wall clock goes back and none fires early when it jumps forward.
+//! - [`wall_time`] is the true wall clock, a [`WallTime`], for what is
+//!   meant in wall time and nothing else: BEP 44 sequence numbers, token
+//!   issue (`shoal token`) and other Unix seconds.
+//! - [`wall_clock`] reads both at once: the [`WallClock`] a state machine
+//!   turns its monotonic `now` into wall time with (publisher timestamps,
+//!   the freshness of signed times, a viewer's latency figure, token
+//!   expiry). A relay is given a fresh one regularly, so it follows steps
+//!   of the wall clock without its timers doing so.
 //!
 //! [`realtime_nanos`] is the wall clock at the resolution of the kernel's
 //! receive timestamps (SO_TIMESTAMPNS), to compare with them.
@@ -24,26 +27,31 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use shoal_proto::Time;
+use shoal_proto::{Time, WallClock, WallTime};
 
 /// The monotonic time now, as proto counts it (see the module docs).
 pub fn now() -> Time {
-    static CLOCK: OnceLock<Clock<fn() -> Time>> = OnceLock::new();
-    CLOCK.get_or_init(|| Clock::new(wall_clock)).now()
+    static CLOCK: OnceLock<Clock<fn() -> WallTime>> = OnceLock::new();
+    CLOCK.get_or_init(|| Clock::new(wall_time)).now()
 }
 
-/// The true wall clock: microseconds since the Unix epoch. Not for timers;
-/// see the module docs.
-pub fn wall_clock() -> Time {
+/// The true wall clock. Not for timers; see the module docs.
+pub fn wall_time() -> WallTime {
     let micros = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-    Time::from_micros(micros)
+    WallTime::from_micros(micros)
+}
+
+/// The monotonic clock and the wall clock, read together: what proto's
+/// state machines take to stamp and judge wall times (see the module docs).
+pub fn wall_clock() -> WallClock {
+    WallClock::new(now(), wall_time())
 }
 
 /// Seconds since the Unix epoch, by the true wall clock.
 pub fn unix_secs() -> u64 {
-    wall_clock().as_micros() / 1_000_000
+    wall_time().as_secs()
 }
 
 /// A monotonic clock anchored to a wall clock once: `wall` is read when
@@ -59,10 +67,10 @@ pub struct Clock<W> {
     origin: Instant,
 }
 
-impl<W: Fn() -> Time> Clock<W> {
+impl<W: Fn() -> WallTime> Clock<W> {
     /// Reads `wall` once and starts counting from there.
     pub fn new(wall: W) -> Self {
-        let base = wall();
+        let base = Time::from_micros(wall().as_micros());
         Self {
             wall,
             base,
@@ -76,7 +84,7 @@ impl<W: Fn() -> Time> Clock<W> {
     }
 
     /// The wall source's reading now (may step either way).
-    pub fn wall(&self) -> Time {
+    pub fn wall(&self) -> WallTime {
         (self.wall)()
     }
 }
@@ -106,13 +114,13 @@ mod tests {
     fn a_backward_wall_step_neither_stops_time_nor_a_deadline() {
         let wall = Arc::new(AtomicU64::new(1_800_000_000_000_000));
         let source = Arc::clone(&wall);
-        let clock = Clock::new(move || Time::from_micros(source.load(Ordering::Relaxed)));
+        let clock = Clock::new(move || WallTime::from_micros(source.load(Ordering::Relaxed)));
         let before = clock.now();
         let deadline = before + Duration::from_millis(20);
 
         wall.fetch_sub(HOUR, Ordering::Relaxed);
         assert!(
-            clock.wall() < before,
+            clock.wall().as_micros() < before.as_micros(),
             "the injected wall clock went back an hour"
         );
 
@@ -142,7 +150,7 @@ mod tests {
 
         let wall = Arc::new(AtomicU64::new(1_800_000_000_000_000));
         let source = Arc::clone(&wall);
-        let clock = Clock::new(move || Time::from_micros(source.load(Ordering::Relaxed)));
+        let clock = Clock::new(move || WallTime::from_micros(source.load(Ordering::Relaxed)));
         let relay = std::net::SocketAddr::from(([127, 0, 0, 1], 7400));
         let mut publisher = Publisher::new(
             PublisherKey::from_seed([7; 32]),
@@ -181,7 +189,7 @@ mod tests {
     fn a_forward_wall_step_fires_nothing_early() {
         let wall = Arc::new(AtomicU64::new(1_800_000_000_000_000));
         let source = Arc::clone(&wall);
-        let clock = Clock::new(move || Time::from_micros(source.load(Ordering::Relaxed)));
+        let clock = Clock::new(move || WallTime::from_micros(source.load(Ordering::Relaxed)));
         let deadline = clock.now() + Duration::from_secs(60);
         wall.fetch_add(HOUR, Ordering::Relaxed);
         assert!(clock.now() < deadline);
@@ -195,7 +203,7 @@ mod tests {
             assert!(t >= last, "{last:?} -> {t:?}");
             last = t;
         }
-        let wall = wall_clock();
+        let wall = Time::from_micros(wall_time().as_micros());
         let apart = wall.saturating_since(last).max(last.saturating_since(wall));
         // Only a wall step during the test could part them.
         assert!(

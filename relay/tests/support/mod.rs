@@ -55,7 +55,7 @@ pub fn start(settings: &Settings) -> Server {
     server
 }
 
-pub use shoal_relay::os::wall_clock as wall;
+pub use shoal_relay::os::{now, wall_clock};
 
 /// The sum of the workers' latest counters, waiting (bounded) until `until`
 /// holds for them.
@@ -96,10 +96,11 @@ impl Source {
         let key = PublisherKey::from_seed([seed; 32]);
         let config = PublisherConfig {
             codec: Codec::Opaque,
+            wall_clock: wall_clock(),
             ..PublisherConfig::default()
         };
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let publisher = Publisher::new(key, config, relays, wall()).expect("publisher");
+        let publisher = Publisher::new(key, config, relays, now()).expect("publisher");
         let stream = publisher.stream_id();
         let mut s = Self {
             publisher,
@@ -117,7 +118,7 @@ impl Source {
         let k = PublisherConfig::default().k;
         for _ in 0..k {
             let byte = (self.fed % 251) as u8;
-            self.publisher.handle_input(wall(), &vec![byte; chunk]);
+            self.publisher.handle_input(now(), &vec![byte; chunk]);
             self.fed += 1;
         }
         self.pump();
@@ -125,7 +126,7 @@ impl Source {
 
     /// Runs timers and sends what is queued.
     pub fn pump(&mut self) {
-        let now = wall();
+        let now = now();
         if self.publisher.poll_timeout().is_some_and(|t| t <= now) {
             self.publisher.handle_timeout(now);
         }
@@ -136,7 +137,7 @@ impl Source {
 
     /// Ends the stream.
     pub fn finish(&mut self) {
-        self.publisher.finish(wall());
+        self.publisher.finish(now());
         self.pump();
     }
 

@@ -107,6 +107,7 @@ impl Member {
             .context("making a viewer socket nonblocking")?;
         let mut config = ViewerConfig::new(relay, stream);
         config.nonce_seed = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        config.window.wall_clock = os::wall_clock();
         let viewer = Viewer::new(config, os::now())
             .map_err(|e| anyhow::anyhow!("viewer {i} cannot be made: {e}"))?;
         Ok(Self {

@@ -133,7 +133,11 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
     let seed = random_seed();
     let key = PublisherKey::from_seed(seed);
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot open the publisher's socket")?;
-    let publisher = Publisher::new(key, PublisherConfig::default(), vec![relay], os::now())
+    let config = PublisherConfig {
+        wall_clock: os::wall_clock(),
+        ..PublisherConfig::default()
+    };
+    let publisher = Publisher::new(key, config, vec![relay], os::now())
         .map_err(|e| anyhow::anyhow!("the publisher cannot be made: {e}"))?;
     let stream = publisher.stream_id();
     let nonce_seed = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
@@ -362,7 +366,7 @@ fn random_seed() -> [u8; 32] {
     let urandom = os::random_bytes::<32>();
     let mut bytes = urandom.as_ref().map_or([0u8; 32], |b| *b);
     if urandom.is_err() {
-        let fallback = os::wall_clock().as_micros() ^ (u64::from(std::process::id()) << 32);
+        let fallback = os::wall_time().as_micros() ^ (u64::from(std::process::id()) << 32);
         for (i, b) in bytes.iter_mut().enumerate() {
             *b = (fallback.rotate_left(i as u32 * 8) & 0xFF) as u8 ^ i as u8;
         }

@@ -106,6 +106,7 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
         k: args.fec.k,
         m: args.fec.m,
         chunk_time: args.chunk_time,
+        wall_clock: os::wall_clock(),
         ..PublisherConfig::default()
     };
     let links = links::Links::open(&relays)?;

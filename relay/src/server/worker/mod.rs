@@ -340,7 +340,7 @@ impl Worker {
         IN_WORKER.with(|w| w.set(false));
         // Token expiry is wall time, proto's `now` is not: re-pair them so a
         // wall-clock step reaches token checks within one snapshot period.
-        self.relay.set_wall_clock(os::now(), os::unix_secs());
+        self.relay.set_wall_clock(os::wall_clock());
         self.publish_snapshot();
         IN_WORKER.with(|w| w.set(true));
     }
