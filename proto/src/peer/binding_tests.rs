@@ -57,11 +57,14 @@ fn an_introduce_or_peers_without_the_relay_session_id_is_ignored() {
     let mut peers = Peers::new(stream, ID ^ 1, 0);
     peers.push(target);
     p.handle_datagram(t(3), addr(RELAY), &emit(&Message::Peers(peers)));
-    assert!(p.candidates[0].is_empty(), "a spoofed PEERS lists nobody");
+    assert!(
+        p.neighbours.candidates[0].is_empty(),
+        "a spoofed PEERS lists nobody"
+    );
     p.handle_datagram(t(4), addr(RELAY), &intro(ID));
     assert_eq!(punches(&mut p), 1);
     let mut peers = Peers::new(stream, ID, 0);
     peers.push(target);
     p.handle_datagram(t(4), addr(RELAY), &emit(&Message::Peers(peers)));
-    assert_eq!(p.candidates[0], [target]);
+    assert_eq!(p.neighbours.candidates[0], [target]);
 }

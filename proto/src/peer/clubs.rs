@@ -8,9 +8,42 @@
 //! working neighbours, any other club with none; and it sends a chunk's
 //! first NACK to the neighbour serving its club.
 
+use std::net::SocketAddr;
+
 use super::{MEMBER_EVERY, Peer, RELAY_MASK_HOLD};
 use crate::Time;
 use crate::wire::{Member, Message};
+
+/// The clubs the peer joined, and its relay's knowledge of them.
+#[derive(Debug)]
+pub(super) struct Membership {
+    /// The clubs joined, a bit each.
+    pub(super) member: u64,
+    /// The stream's clubs, from the descriptor (0 before it).
+    pub(super) clubs: u8,
+    /// When MEMBER is repeated next.
+    pub(super) next_member: Time,
+    /// When the clubs asked of the relay last changed.
+    pub(super) mask_changed: Time,
+    /// The download side's relay when last looked at.
+    pub(super) relay: SocketAddr,
+    /// The download side moved to another relay, which is owed a MEMBER
+    /// once it has accepted the subscription.
+    pub(super) member_owed: bool,
+}
+
+impl Membership {
+    pub(super) fn new(relay: SocketAddr, now: Time) -> Self {
+        Self {
+            member: 0,
+            clubs: 0,
+            next_member: now,
+            mask_changed: now,
+            relay,
+            member_owed: false,
+        }
+    }
+}
 
 impl Peer {
     /// Notices the viewer moving to another relay, and sends that relay
@@ -18,12 +51,12 @@ impl Peer {
     /// MEMBER from subscribers only) rather than at the next repeat.
     pub(super) fn follow_relay(&mut self, now: Time) {
         let relay = self.relays.relay();
-        if relay != self.relay {
-            self.relay = relay;
-            self.member_owed = true;
+        if relay != self.membership.relay {
+            self.membership.relay = relay;
+            self.membership.member_owed = true;
         }
-        if self.member_owed && self.relays.is_subscribed() {
-            self.member_owed = false;
+        if self.membership.member_owed && self.relays.is_subscribed() {
+            self.membership.member_owed = false;
             self.send_member(now);
         }
     }
@@ -31,14 +64,14 @@ impl Peer {
     /// Tells the relay in use which clubs it is a member of, once it has
     /// picked them (an uploader only).
     pub(super) fn send_member(&mut self, now: Time) {
-        if self.config.upload_limit_bps == 0 || self.clubs == 0 {
+        if self.config.upload_limit_bps == 0 || self.membership.clubs == 0 {
             return;
         }
-        self.next_member = now + MEMBER_EVERY;
+        self.membership.next_member = now + MEMBER_EVERY;
         let member = Member {
             stream: self.config.stream,
             session: self.relays.session().id(),
-            clubs: self.member,
+            clubs: self.membership.member,
             upload_kbps: self.upload_kbps(),
         };
         let relay = self.relays.relay();
@@ -60,15 +93,15 @@ impl Peer {
         else {
             return;
         };
-        if self.clubs != clubs {
-            self.clubs = clubs;
-            self.member = self.pick_clubs(clubs);
+        if self.membership.clubs != clubs {
+            self.membership.clubs = clubs;
+            self.membership.member = self.pick_clubs(clubs);
         }
         self.size_upload(now, clubs, bitrate);
-        if now >= self.next_member {
+        if now >= self.membership.next_member {
             self.send_member(now);
         }
-        self.banned.retain(|_, until| now < *until);
+        self.neighbours.banned.retain(|_, until| now < *until);
         self.expire_neighbours(now);
         for club in 0..clubs {
             self.fill_club(now, club);
@@ -77,6 +110,7 @@ impl Peer {
         for club in 0..clubs {
             let route = self
                 .neighbours
+                .list
                 .iter()
                 .find(|s| s.club == club && s.working())
                 .map(|s| (s.addr, s.session.id()));
@@ -97,7 +131,7 @@ impl Peer {
     }
 
     pub(super) fn wanted_sources(&self, club: u8) -> usize {
-        if self.member & (1 << club) != 0 {
+        if self.membership.member & (1 << club) != 0 {
             self.config.club_sources
         } else {
             1
@@ -106,9 +140,10 @@ impl Peer {
 
     pub(super) fn update_relay_clubs(&mut self, now: Time) {
         let mut mask = 0u64;
-        for club in 0..self.clubs {
+        for club in 0..self.membership.clubs {
             let working = self
                 .neighbours
+                .list
                 .iter()
                 .filter(|s| s.club == club && s.working())
                 .count();
@@ -116,9 +151,10 @@ impl Peer {
                 mask |= 1 << club;
             }
         }
-        if mask != self.relays.clubs() && now.saturating_since(self.mask_changed) >= RELAY_MASK_HOLD
+        if mask != self.relays.clubs()
+            && now.saturating_since(self.membership.mask_changed) >= RELAY_MASK_HOLD
         {
-            self.mask_changed = now;
+            self.membership.mask_changed = now;
             if !self.playout.is_ended() {
                 self.relays.set_clubs(now, mask, &mut self.relay_tx);
             }

@@ -62,7 +62,7 @@ mod clubs;
 mod neighbours;
 mod upload;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -71,10 +71,11 @@ use crate::relay::{Relay, RelayConfig};
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Playout, Relays, Repair, ViewerConfig, ViewerEvent, ViewerStats, is_stream};
 use crate::window::{Adopt, Ingested, WindowConfig};
-use crate::wire::{Have, MAX_CLUBS, Message, MessageType, peek_type};
+use crate::wire::{Have, Message, MessageType, peek_type};
 use crate::{StreamId, Time, Transmit};
-use neighbours::Neighbour;
-use upload::UploadLimit;
+use clubs::Membership;
+use neighbours::Neighbours;
+use upload::Upload;
 
 /// A neighbour silent this long is replaced.
 pub const SILENCE: Duration = Duration::from_millis(1000);
@@ -211,40 +212,19 @@ pub struct Peer {
     relay_tx: TxQueue,
     /// Items the download side verified, for the upload side.
     exports: VecDeque<(Adopt, SharedBuf)>,
+    /// The download neighbours and what is known of candidates.
+    neighbours: Neighbours,
     /// The upload side.
-    upload: Relay,
-    neighbours: Vec<Neighbour>,
+    upload: Upload,
+    /// The clubs joined and told.
+    membership: Membership,
+    /// Datagrams to neighbours, sent first.
     tx: TxQueue,
-    member: u64,
-    clubs: u8,
-    candidates: Vec<Vec<SocketAddr>>,
-    asked: Vec<Option<Time>>,
-    banned: HashMap<SocketAddr, Time>,
-    /// Per club: when a silent neighbour was last heard, until the club
-    /// flows again.
-    lost: Vec<Option<Time>>,
-    /// Per club: when its newest chunk arrived.
-    last_arrival: Vec<Time>,
-    /// DATA bytes verified since `rate_since`, for the on-wire rate.
-    rate_bytes: u64,
-    rate_since: Time,
-    /// The stream's DATA rate on the wire, bits per second, once measured.
-    data_bps: u64,
-    recoveries: Vec<Duration>,
-    limit: UploadLimit,
-    next_tick: Time,
-    next_member: Time,
-    next_beacon: Time,
-    mask_changed: Time,
+    /// A HAVE being filled in, reused.
     have: Have,
     rng: u64,
     stats: PeerStats,
-    held: Option<(SocketAddr, SharedBuf)>,
-    /// The download side's relay when last looked at.
-    relay: SocketAddr,
-    /// The download side moved to another relay, which is owed a MEMBER
-    /// once it has accepted the subscription.
-    member_owed: bool,
+    next_tick: Time,
 }
 
 impl Peer {
@@ -273,9 +253,10 @@ impl Peer {
         });
         // Nothing is admitted until the descriptor tells the bitrate.
         upload.set_club_slots(Some(0));
-        let n = usize::from(MAX_CLUBS);
         Ok(Self {
-            limit: UploadLimit::new(config.upload_limit_bps, UPLOAD_BURST, now),
+            neighbours: Neighbours::new(now),
+            upload: Upload::new(upload, config.upload_limit_bps, now),
+            membership: Membership::new(config.relay, now),
             have: Have {
                 stream: config.stream,
                 session: 0, // set per destination
@@ -283,34 +264,15 @@ impl Peer {
                 mask: 0,
             },
             rng: config.nonce_seed | 1,
-            relay: config.relay,
-            member_owed: false,
             relays: Relays::new(&vc, now, &mut relay_tx),
             playout: Playout::new(key, &vc),
             repair: Repair::new(&vc),
             relay_tx,
             exports: VecDeque::new(),
             config,
-            upload,
-            neighbours: Vec::new(),
             tx: TxQueue::default(),
-            member: 0,
-            clubs: 0,
-            candidates: vec![Vec::new(); n],
-            asked: vec![None; n],
-            banned: HashMap::new(),
-            lost: vec![None; n],
-            last_arrival: vec![now; n],
-            rate_bytes: 0,
-            rate_since: now,
-            data_bps: 0,
-            recoveries: Vec::new(),
             next_tick: now + TICK,
-            next_member: now,
-            next_beacon: now,
-            mask_changed: now,
             stats: PeerStats::default(),
-            held: None,
         })
     }
 
@@ -318,22 +280,22 @@ impl Peer {
     pub fn stats(&self) -> PeerStats {
         let mut s = self.stats;
         s.viewer = self.playout.stats();
-        s.member_clubs = self.member;
-        s.working_sources = self.neighbours.iter().filter(|s| s.working()).count() as u64;
-        s.subscribers = self.upload.subscriber_count() as u64;
+        s.member_clubs = self.membership.member;
+        s.working_sources = self.neighbours.list.iter().filter(|s| s.working()).count() as u64;
+        s.subscribers = self.upload.relay.subscriber_count() as u64;
         s
     }
 
     /// Counters of the upload side.
     pub fn upload_stats(&self) -> crate::relay::RelayStats {
-        self.upload.stats()
+        self.upload.relay.stats()
     }
 
     /// For each neighbour dropped for silence: how long its club stopped
     /// flowing, from the neighbour's last datagram to the next new chunk of
     /// the club from anywhere (0 when another neighbour kept it flowing).
     pub fn recoveries(&self) -> &[Duration] {
-        &self.recoveries
+        &self.neighbours.recoveries
     }
 
     /// Its upload limit, bits per second (0: a pure viewer).
@@ -343,12 +305,12 @@ impl Peer {
 
     /// Addresses of its download neighbours (working or not yet).
     pub fn source_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.neighbours.iter().map(|s| s.addr)
+        self.neighbours.list.iter().map(|s| s.addr)
     }
 
     /// Addresses of the peers its upload side serves.
     pub fn subscriber_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
-        self.upload.subscriber_addrs()
+        self.upload.relay.subscriber_addrs()
     }
 
     /// The relay in use now (see [`crate::viewer::Viewer::relay`]).
@@ -374,26 +336,26 @@ impl Peer {
     /// Leaves: LEAVE to the relay and to every neighbour, and tells the
     /// peers it serves to go elsewhere.
     pub fn close(&mut self) {
-        for s in &mut self.neighbours {
+        for s in &mut self.neighbours.list {
             s.session.close(&mut self.tx);
         }
-        self.neighbours.clear();
+        self.neighbours.list.clear();
         self.relays.close(&mut self.relay_tx);
         self.playout.close();
-        self.upload.shutdown();
+        self.upload.relay.shutdown();
     }
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
-        self.held = None;
+        self.upload.held = None;
         if !self.tx.is_empty() {
             return self.tx.pop();
         }
         if !self.relay_tx.is_empty() {
             return self.relay_tx.pop();
         }
-        self.held = self.poll_upload();
-        let (dst, buf) = self.held.as_ref()?;
+        self.upload.held = self.poll_upload();
+        let (dst, buf) = self.upload.held.as_ref()?;
         Some(Transmit {
             dst: *dst,
             payload: buf,
@@ -402,7 +364,7 @@ impl Peer {
 
     /// Handles one received datagram.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
-        self.limit.refill(now);
+        self.upload.limit.refill(now);
         let Ok(ty) = peek_type(bytes) else {
             // The download side counts what it cannot read.
             if !self.playout.is_ended() {
@@ -479,7 +441,7 @@ impl Peer {
 
     /// Runs timers: playout, sessions, upload, and neighbour upkeep.
     pub fn handle_timeout(&mut self, now: Time) {
-        self.limit.refill(now);
+        self.upload.limit.refill(now);
         if !self.playout.is_ended() {
             let (relays, playout, repair) = (&mut self.relays, &mut self.playout, &mut self.repair);
             relays.handle_timeout(now, playout, &mut self.relay_tx);
@@ -491,8 +453,8 @@ impl Peer {
             self.advance(now);
         }
         self.follow_relay(now);
-        self.upload.handle_timeout(now);
-        while self.upload.poll_event().is_some() {}
+        self.upload.relay.handle_timeout(now);
+        while self.upload.relay.poll_event().is_some() {}
         self.keep_neighbours_alive(now);
         if now >= self.next_tick {
             self.next_tick = now + TICK;
@@ -514,11 +476,12 @@ impl Peer {
             .filter(|_| !self.playout.is_ended());
         let sessions = self
             .neighbours
+            .list
             .iter()
             .filter_map(|s| s.session.poll_timeout());
         [
-            self.upload.poll_timeout(),
-            (self.upload.subscriber_count() > 0 || !self.playout.is_ended())
+            self.upload.relay.poll_timeout(),
+            (self.upload.relay.subscriber_count() > 0 || !self.playout.is_ended())
                 .then_some(self.next_tick),
         ]
         .into_iter()

@@ -10,6 +10,7 @@
 //! complete within [`HANDSHAKE_TIMEOUT`] is dropped, kept out for [`BAN`],
 //! and replaced.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use super::{BAN, HANDSHAKE_TIMEOUT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE};
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::Rejection;
 use crate::window::Ingested;
+use crate::wire::MAX_CLUBS;
 use crate::wire::{
     HAVE_LEN, Have, Introduce, Keepalive, LeaveReason, Member, Message, MessageType, Peers, Punch,
 };
@@ -24,6 +26,40 @@ use crate::{StreamId, Time};
 
 /// Least time between two PEERS requests about one club.
 const ASK_EVERY: Duration = Duration::from_secs(2);
+
+/// The download neighbours, and what the peer knows of the candidates.
+#[derive(Debug)]
+pub(super) struct Neighbours {
+    pub(super) list: Vec<Neighbour>,
+    /// Per club: candidates the relay (or a neighbour) named.
+    pub(super) candidates: Vec<Vec<SocketAddr>>,
+    /// Per club: when candidates were last asked for.
+    pub(super) asked: Vec<Option<Time>>,
+    /// Dropped neighbours and when they may be asked again.
+    pub(super) banned: HashMap<SocketAddr, Time>,
+    /// Per club: when a silent neighbour was last heard, until the club
+    /// flows again.
+    pub(super) lost: Vec<Option<Time>>,
+    /// Per club: when its newest chunk arrived.
+    pub(super) last_arrival: Vec<Time>,
+    /// See [`Peer::recoveries`].
+    pub(super) recoveries: Vec<Duration>,
+}
+
+impl Neighbours {
+    pub(super) fn new(now: Time) -> Self {
+        let n = usize::from(MAX_CLUBS);
+        Self {
+            list: Vec::new(),
+            candidates: vec![Vec::new(); n],
+            asked: vec![None; n],
+            banned: HashMap::new(),
+            lost: vec![None; n],
+            last_arrival: vec![now; n],
+            recoveries: Vec::new(),
+        }
+    }
+}
 
 /// A download neighbour and the session with it.
 #[derive(Debug)]
@@ -81,7 +117,7 @@ impl Neighbour {
 
 impl Peer {
     pub(super) fn neighbour_index(&self, addr: SocketAddr) -> Option<usize> {
-        self.neighbours.iter().position(|s| s.addr == addr)
+        self.neighbours.list.iter().position(|s| s.addr == addr)
     }
 
     /// PEERS and INTRODUCE from the relay, if they carry the session id
@@ -105,7 +141,7 @@ impl Peer {
     }
 
     pub(super) fn add_candidates(&mut self, p: &Peers) {
-        let Some(list) = self.candidates.get_mut(usize::from(p.club)) else {
+        let Some(list) = self.neighbours.candidates.get_mut(usize::from(p.club)) else {
             return;
         };
         for &a in p.addrs() {
@@ -126,14 +162,14 @@ impl Peer {
         bytes: &[u8],
     ) {
         let Ok(msg) = Message::parse(bytes) else {
-            self.upload.handle_datagram(now, from, bytes);
+            self.upload.relay.handle_datagram(now, from, bytes);
             return;
         };
         match (&msg, source) {
             (Message::Punch(_), _) => {}
             // A neighbour's answers count only with our session id with it.
             (Message::Peers(p), Some(i))
-                if !p.addrs().is_empty() && self.neighbours[i].session.owns(p.session) =>
+                if !p.addrs().is_empty() && self.neighbours.list[i].session.owns(p.session) =>
             {
                 self.add_candidates(p)
             }
@@ -150,22 +186,22 @@ impl Peer {
                 // upload side gave it, is about what it holds, for the
                 // upload side, and proves nothing about its serving).
                 if let (Message::Have(h), Some(i)) = (&msg, source)
-                    && self.neighbours[i].session.owns(h.session)
+                    && self.neighbours.list[i].session.owns(h.session)
                 {
-                    self.neighbours[i].heard(now);
+                    self.neighbours.list[i].heard(now);
                     // If it is our subscriber too, what it holds is news
                     // to the upload side, in the session we gave it.
-                    if let Some(session) = self.upload.subscriber_session(from) {
+                    if let Some(session) = self.upload.relay.subscriber_session(from) {
                         let mut buf = [0u8; HAVE_LEN];
                         let have = Message::Have(Have { session, ..*h });
                         if have.emit(&mut buf).is_ok() {
-                            self.upload.handle_datagram(now, from, &buf);
+                            self.upload.relay.handle_datagram(now, from, &buf);
                         }
                     }
                     return;
                 }
                 debug_assert!(ty != MessageType::Data);
-                self.upload.handle_datagram(now, from, bytes);
+                self.upload.relay.handle_datagram(now, from, bytes);
             }
         }
     }
@@ -173,14 +209,14 @@ impl Peer {
     pub(super) fn session_message(&mut self, now: Time, i: usize, msg: &Message<'_>) {
         let resume = self.playout.newest_seq().map(|n| n + 1);
         let upload_kbps = self.upload_kbps();
-        let src = &mut self.neighbours[i];
+        let src = &mut self.neighbours.list[i];
         src.last_heard = now;
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) => {
                 let member = Member {
                     stream: self.config.stream,
                     session: src.session.id(),
-                    clubs: self.member,
+                    clubs: self.membership.member,
                     upload_kbps,
                 };
                 let _ = self.tx.push_message(src.addr, &Message::Member(member));
@@ -213,13 +249,13 @@ impl Peer {
                     self.stats.from_relay_bytes += len as u64;
                 }
                 if let Some(i) = source {
-                    self.neighbours[i].heard(now);
+                    self.neighbours.list[i].heard(now);
                 }
             }
             Ok(Ingested::Duplicate) => {
                 self.stats.duplicate_bytes += len as u64;
                 if let Some(i) = source {
-                    self.neighbours[i].heard(now);
+                    self.neighbours.list[i].heard(now);
                 }
             }
             Err(Rejection::Forged | Rejection::Corrupted | Rejection::WrongStream) => {
@@ -232,7 +268,7 @@ impl Peer {
             Err(Rejection::Replayed | Rejection::Stale) => {
                 if let Some(i) = source {
                     self.stats.poisoned += 1;
-                    if self.neighbours[i].stale(now) > REPLAY_LIMIT {
+                    if self.neighbours.list[i].stale(now) > REPLAY_LIMIT {
                         self.stats.dropped_bad += 1;
                         self.drop_neighbour(now, i, BAN, false);
                     }
@@ -250,27 +286,27 @@ impl Peer {
     }
 
     pub(super) fn drop_neighbour(&mut self, now: Time, i: usize, ban: Duration, silent: bool) {
-        let mut s = self.neighbours.swap_remove(i);
+        let mut s = self.neighbours.list.swap_remove(i);
         s.session.close(&mut self.tx);
-        self.banned.insert(s.addr, now + ban);
+        self.neighbours.banned.insert(s.addr, now + ban);
         if silent {
             let club = usize::from(s.club);
-            if self.last_arrival[club] > s.last_heard {
+            if self.neighbours.last_arrival[club] > s.last_heard {
                 // Another neighbour (or the relay) kept the club flowing.
-                self.recoveries.push(Duration::ZERO);
+                self.neighbours.recoveries.push(Duration::ZERO);
             } else {
-                self.lost[club].get_or_insert(s.last_heard);
+                self.neighbours.lost[club].get_or_insert(s.last_heard);
             }
         }
-        if let Some(list) = self.candidates.get_mut(usize::from(s.club)) {
+        if let Some(list) = self.neighbours.candidates.get_mut(usize::from(s.club)) {
             list.retain(|&a| a != s.addr);
         }
     }
 
     pub(super) fn expire_neighbours(&mut self, now: Time) {
         let mut i = 0;
-        while i < self.neighbours.len() {
-            let s = &self.neighbours[i];
+        while i < self.neighbours.list.len() {
+            let s = &self.neighbours.list[i];
             if !s.working() && now.saturating_since(s.started) > HANDSHAKE_TIMEOUT {
                 self.stats.handshake_timeouts += 1;
                 self.drop_neighbour(now, i, BAN, false);
@@ -285,20 +321,25 @@ impl Peer {
 
     pub(super) fn fill_club(&mut self, now: Time, club: u8) {
         let ci = usize::from(club);
-        let have = self.neighbours.iter().filter(|s| s.club == club).count();
+        let have = self
+            .neighbours
+            .list
+            .iter()
+            .filter(|s| s.club == club)
+            .count();
         if have >= self.wanted_sources(club) {
             return;
         }
         // A random candidate that is not already a neighbour or banned.
-        let list = &self.candidates[ci];
+        let list = &self.neighbours.candidates[ci];
         let usable: Vec<SocketAddr> = list
             .iter()
             .copied()
             .filter(|a| {
-                !self.banned.contains_key(a)
+                !self.neighbours.banned.contains_key(a)
                     && *a != self.config.relay
                     && !self.config.fallbacks.contains(a)
-                    && !self.neighbours.iter().any(|s| s.addr == *a)
+                    && !self.neighbours.list.iter().any(|s| s.addr == *a)
             })
             .collect();
         if usable.is_empty() {
@@ -309,7 +350,7 @@ impl Peer {
         let seed = self.next_random();
         let mut src = Neighbour::new(pick, club, self.config.stream, now, seed);
         src.session.start(now, &mut self.tx);
-        self.neighbours.push(src);
+        self.neighbours.list.push(src);
         let intro = Introduce {
             stream: self.config.stream,
             session: self.relays.session().id(),
@@ -323,17 +364,18 @@ impl Peer {
 
     pub(super) fn ask_peers(&mut self, now: Time, club: u8) {
         let ci = usize::from(club);
-        if self.asked[ci].is_some_and(|t| now < t + ASK_EVERY) {
+        if self.neighbours.asked[ci].is_some_and(|t| now < t + ASK_EVERY) {
             return;
         }
-        self.asked[ci] = Some(now);
+        self.neighbours.asked[ci] = Some(now);
         let ask = Peers::new(self.config.stream, self.relays.session().id(), club);
         let relay = self.relays.relay();
         let _ = self.relay_tx.push_message(relay, &Message::Peers(ask));
         // For the last hop, neighbours' neighbours will do as well.
-        if self.member & (1 << club) == 0 {
+        if self.membership.member & (1 << club) == 0 {
             let working: Vec<(SocketAddr, u64)> = self
                 .neighbours
+                .list
                 .iter()
                 .filter(|s| s.working())
                 .map(|s| (s.addr, s.session.id()))
@@ -359,7 +401,7 @@ impl Peer {
             nack_repaired: 0,
             latency_us: 0,
         };
-        for s in &mut self.neighbours {
+        for s in &mut self.neighbours.list {
             s.session.handle_timeout(now, resume, report, &mut self.tx);
         }
     }

@@ -11,10 +11,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{BEACON_EVERY, Peer, RATE_SPAN};
+use super::{BEACON_EVERY, Peer, RATE_SPAN, UPLOAD_BURST};
 use crate::Time;
 use crate::bucket::TokenBucket;
-use crate::relay::Export;
+use crate::relay::{Export, Relay};
 use crate::transmit::SharedBuf;
 use crate::window::{Adopt, Ready};
 use crate::wire::{Have, Message, MessageType, peek_type};
@@ -51,15 +51,46 @@ impl UploadLimit {
     }
 }
 
+/// The upload side: the embedded relay, its limit, and what sizes it.
+#[derive(Debug)]
+pub(super) struct Upload {
+    /// The embedded relay.
+    pub(super) relay: Relay,
+    pub(super) limit: UploadLimit,
+    /// The datagram [`Peer::poll_transmit`] lent last.
+    pub(super) held: Option<(SocketAddr, SharedBuf)>,
+    /// When its subscribers get the next beacon HAVE.
+    pub(super) next_beacon: Time,
+    /// DATA bytes verified since `rate_since`, for the on-wire rate.
+    pub(super) rate_bytes: u64,
+    pub(super) rate_since: Time,
+    /// The stream's DATA rate on the wire, bits per second, once measured.
+    pub(super) data_bps: u64,
+}
+
+impl Upload {
+    pub(super) fn new(relay: Relay, limit_bps: u64, now: Time) -> Self {
+        Self {
+            relay,
+            limit: UploadLimit::new(limit_bps, UPLOAD_BURST, now),
+            held: None,
+            next_beacon: now,
+            rate_bytes: 0,
+            rate_since: now,
+            data_bps: 0,
+        }
+    }
+}
+
 impl Peer {
     /// The upload side's next datagram within the limit, dropping stream
     /// data over it.
     pub(super) fn poll_upload(&mut self) -> Option<(SocketAddr, SharedBuf)> {
         loop {
-            let t = self.upload.poll_transmit()?;
+            let t = self.upload.relay.poll_transmit()?;
             let (dst, buf) = (t.dst, SharedBuf::clone(t.payload));
             if is_stream_data(&buf) {
-                if !self.limit.take(buf.len()) {
+                if !self.upload.limit.take(buf.len()) {
                     self.stats.upload_dropped += 1;
                     continue;
                 }
@@ -74,13 +105,13 @@ impl Peer {
     pub(super) fn drain_exports(&mut self, now: Time, from: Option<SocketAddr>) {
         while let Some((item, buf)) = self.exports.pop_front() {
             if let Adopt::Ready(Ready::Data { seq, .. }) = item {
-                self.rate_bytes += buf.len() as u64;
+                self.upload.rate_bytes += buf.len() as u64;
                 self.announce(seq, from);
-                if self.clubs > 0 {
-                    let club = (seq % u64::from(self.clubs)) as usize;
-                    self.last_arrival[club] = now;
-                    if let Some(since) = self.lost[club].take() {
-                        self.recoveries.push(now.saturating_since(since));
+                if self.membership.clubs > 0 {
+                    let club = (seq % u64::from(self.membership.clubs)) as usize;
+                    self.neighbours.last_arrival[club] = now;
+                    if let Some(since) = self.neighbours.lost[club].take() {
+                        self.neighbours.recoveries.push(now.saturating_since(since));
                     }
                 }
             }
@@ -89,7 +120,7 @@ impl Peer {
                 item,
                 buf,
             };
-            self.upload.handle_adopt(now, export);
+            self.upload.relay.handle_adopt(now, export);
         }
     }
 
@@ -103,10 +134,10 @@ impl Peer {
         if seq >= self.have.base {
             self.have.mask |= 1 << (seq - self.have.base);
         }
-        if self.clubs == 0 {
+        if self.membership.clubs == 0 {
             return;
         }
-        let club = (seq % u64::from(self.clubs)) as u8;
+        let club = (seq % u64::from(self.membership.clubs)) as u8;
         // Each server gets it with its own session id.
         let have = |session| {
             Message::Have(Have {
@@ -115,7 +146,7 @@ impl Peer {
             })
         };
         let mut peers_serve = false;
-        for s in &self.neighbours {
+        for s in &self.neighbours.list {
             if s.club == club && s.working() {
                 peers_serve = true;
                 if Some(s.addr) != from {
@@ -138,9 +169,9 @@ impl Peer {
     /// The upload side outlives playout: beacon to the peers still served,
     /// so that they do not take the end for a failure.
     pub(super) fn beacon(&mut self, now: Time) {
-        if now >= self.next_beacon {
-            self.next_beacon = now + BEACON_EVERY;
-            for (addr, session) in self.upload.subscriber_sessions() {
+        if now >= self.upload.next_beacon {
+            self.upload.next_beacon = now + BEACON_EVERY;
+            for (addr, session) in self.upload.relay.subscriber_sessions() {
                 let have = Have {
                     session,
                     ..self.have
@@ -155,18 +186,18 @@ impl Peer {
     /// eighth per span), and never below the descriptor's bitrate plus
     /// DATA headers.
     pub(super) fn size_upload(&mut self, now: Time, clubs: u8, bitrate: u64) {
-        let span = now.saturating_since(self.rate_since);
+        let span = now.saturating_since(self.upload.rate_since);
         if span >= RATE_SPAN {
             let us = u64::try_from(span.as_micros()).unwrap_or(u64::MAX).max(1);
-            let measured = self.rate_bytes.saturating_mul(8_000_000) / us;
-            self.data_bps = measured.max(self.data_bps - self.data_bps / 8);
-            self.rate_bytes = 0;
-            self.rate_since = now;
+            let measured = self.upload.rate_bytes.saturating_mul(8_000_000) / us;
+            self.upload.data_bps = measured.max(self.upload.data_bps - self.upload.data_bps / 8);
+            self.upload.rate_bytes = 0;
+            self.upload.rate_since = now;
         }
         // The bitrate is the publisher's word, any u64: saturate.
         let wire_bps = bitrate
             .saturating_add(bitrate / 20)
-            .max(self.data_bps)
+            .max(self.upload.data_bps)
             .max(1);
         let slots = self
             .config
@@ -174,6 +205,7 @@ impl Peer {
             .saturating_mul(u64::from(clubs))
             / wire_bps;
         self.upload
+            .relay
             .set_club_slots(Some(u32::try_from(slots).unwrap_or(u32::MAX)));
     }
 }
