@@ -351,13 +351,9 @@ impl Peer {
     pub(super) fn keep_neighbours_alive(&mut self, now: Time) {
         let resume = self.playout.newest_seq().map(|n| n + 1);
         let report = Keepalive {
-            stream: self.config.stream,
-            session: 0, // each session stamps its own
             highest_seq: resume.map_or(0, |s| s - 1),
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
+            // Each session stamps its own id.
+            ..Keepalive::empty(self.config.stream, 0)
         };
         for s in &mut self.neighbours {
             s.session.handle_timeout(now, resume, report, &mut self.tx);

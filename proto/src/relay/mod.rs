@@ -414,13 +414,9 @@ impl Relay {
             let stream_id = self.streams[i].window.stream();
             if let Some(up) = &mut self.streams[i].upstream {
                 let report = Keepalive {
-                    stream: stream_id,
-                    session: 0, // the session stamps its own
                     highest_seq: resume.map_or(0, |s| s - 1),
-                    lost: 0,
-                    fec_repaired: 0,
-                    nack_repaired: 0,
-                    latency_us: 0,
+                    // The session stamps its own id.
+                    ..Keepalive::empty(stream_id, 0)
                 };
                 up.handle_timeout(now, resume, report, &mut self.tx);
             }
