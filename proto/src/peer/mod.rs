@@ -68,6 +68,7 @@ use std::time::Duration;
 
 use crate::integrity::{Rejection, StreamKey};
 use crate::relay::{Relay, RelayConfig};
+use crate::rng::Rng;
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Playout, Relays, Repair, ViewerConfig, ViewerEvent, ViewerStats, is_stream};
 use crate::window::{Adopt, Ingested, WindowConfig};
@@ -237,7 +238,7 @@ pub struct Peer {
     next_beacon: Time,
     mask_changed: Time,
     have: Have,
-    rng: u64,
+    rng: Rng,
     stats: PeerStats,
     held: Option<(SocketAddr, SharedBuf)>,
     /// The download side's relay when last looked at.
@@ -282,7 +283,7 @@ impl Peer {
                 base: 0,
                 mask: 0,
             },
-            rng: config.nonce_seed | 1,
+            rng: Rng::new(config.nonce_seed),
             relay: config.relay,
             member_owed: false,
             relays: Relays::new(&vc, now, &mut relay_tx),

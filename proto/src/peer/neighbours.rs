@@ -242,13 +242,6 @@ impl Peer {
         }
     }
 
-    pub(super) fn next_random(&mut self) -> u64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     pub(super) fn drop_neighbour(&mut self, now: Time, i: usize, ban: Duration, silent: bool) {
         let mut s = self.neighbours.swap_remove(i);
         s.session.close(&mut self.tx);
@@ -305,8 +298,8 @@ impl Peer {
             self.ask_peers(now, club);
             return;
         }
-        let pick = usable[(self.next_random() % usable.len() as u64) as usize];
-        let seed = self.next_random();
+        let pick = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
+        let seed = self.rng.next_u64();
         let mut src = Neighbour::new(pick, club, self.config.stream, now, seed);
         src.session.start(now, &mut self.tx);
         self.neighbours.push(src);
@@ -339,7 +332,7 @@ impl Peer {
                 .map(|s| (s.addr, s.session.id()))
                 .collect();
             if !working.is_empty() {
-                let (to, session) = working[(self.next_random() % working.len() as u64) as usize];
+                let (to, session) = working[(self.rng.next_u64() % working.len() as u64) as usize];
                 let ask = Peers::new(self.config.stream, session, club);
                 let _ = self.tx.push_message(to, &Message::Peers(ask));
             }
