@@ -563,17 +563,8 @@ mod binding_tests {
     fn a_subscribed_session_takes_only_not_subscribed_from_a_reject() {
         let mut tx = TxQueue::default();
         let mut s = subscribed(&mut tx);
-        for reason in [
-            RejectReason::UnsupportedVersion,
-            RejectReason::UnknownStream,
-            RejectReason::BadCookie,
-            RejectReason::Full,
-            RejectReason::TokenRequired,
-            RejectReason::TokenInvalid,
-            RejectReason::TokenExpired,
-            RejectReason::RateLimited,
-            RejectReason::ShuttingDown,
-        ] {
+        let reasons = crate::testutil::reject_reasons();
+        for reason in reasons.filter(|&r| r != RejectReason::NotSubscribed) {
             assert_eq!(s.handle(t(5), &reject(reason), None, &mut tx), None);
             assert_eq!(s.state(), SessionState::Subscribed, "{reason:?}");
         }

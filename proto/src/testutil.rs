@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use crate::integrity::PublisherKey;
 use crate::peer::Peer;
 use crate::viewer::Viewer;
-use crate::wire::{Keepalive, Manifest, Message, MessageType, peek_type};
+use crate::wire::{Keepalive, Manifest, Message, MessageType, RejectReason, peek_type};
 use crate::{StreamId, Time};
 
 /// `ms` milliseconds after a fixed start (1 s, so that times before it
@@ -25,6 +25,11 @@ pub(crate) fn emit(msg: &Message<'_>) -> Vec<u8> {
     let n = msg.emit(&mut buf).expect("emit");
     buf.truncate(n);
     buf
+}
+
+/// Every reason a REJECT can give.
+pub(crate) fn reject_reasons() -> impl Iterator<Item = RejectReason> {
+    (0..=u8::MAX).filter_map(RejectReason::from_byte)
 }
 
 /// A KEEPALIVE for `stream` in session `session` with an empty report.
