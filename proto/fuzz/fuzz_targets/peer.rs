@@ -29,13 +29,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use common::harness::{Checks, Harness, Rig};
-use common::{PlayOrder, T0, check_hello, stream};
+use common::{PEER_MAX_SUBSCRIBERS, PlayOrder, T0, check_hello, peer_config};
 use libfuzzer_sys::fuzz_target;
-use shoal_proto::peer::{Peer, PeerConfig};
-use shoal_proto::window::WindowConfig;
+use shoal_proto::peer::Peer;
 use shoal_proto::wire::{MessageType, peek_type};
 
 /// Must match the PEERS seeds of `examples/gen_corpus.rs`.
@@ -52,8 +50,6 @@ fn addrs() -> [SocketAddr; 8] {
     ]
     .map(|a| a.parse().expect("an address"))
 }
-
-const MAX_SUBSCRIBERS: usize = 3;
 
 /// The peer's own checks.
 struct Uploads {
@@ -87,7 +83,7 @@ impl Checks for Uploads {
         while let Some(event) = rig.machine.poll_event() {
             self.order.check(&event);
         }
-        assert!(rig.machine.stats().subscribers <= MAX_SUBSCRIBERS as u64);
+        assert!(rig.machine.stats().subscribers <= PEER_MAX_SUBSCRIBERS as u64);
     }
 }
 
@@ -96,16 +92,7 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let addrs = addrs();
-    let mut config = PeerConfig::new(addrs[0], stream());
-    config.upload_limit_bps = u64::from(*upload) * 100_000;
-    config.max_subscribers = MAX_SUBSCRIBERS;
-    config.cookie_secret = [9; 32];
-    config.nonce_seed = 3;
-    config.window = WindowConfig {
-        capacity: 128,
-        manifest_wait: Duration::from_millis(500),
-        ..WindowConfig::default()
-    };
+    let config = peer_config(addrs[0], u64::from(*upload) * 100_000);
     let now = T0;
     let checks = Uploads {
         relay: addrs[0],

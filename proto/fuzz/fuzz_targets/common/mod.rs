@@ -29,7 +29,9 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use shoal_proto::integrity::{Hash, PublisherKey, StreamKey, chunk_hash, parity_hash};
+use shoal_proto::peer::PeerConfig;
 use shoal_proto::viewer::ViewerEvent;
+use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::{
     Cookie, Data, Descriptor, HASH_LEN, HELLO_MIN_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView,
     Message, MessageType, Parity, SIGNATURE_LEN, peek_type,
@@ -48,6 +50,24 @@ pub static KEY: LazyLock<StreamKey> =
 /// The stream every target carries.
 pub fn stream() -> StreamId {
     PUBLISHER.stream_id()
+}
+
+/// Most subscribers the `peer` target's upload side takes.
+pub const PEER_MAX_SUBSCRIBERS: usize = 3;
+
+/// How the `peer` target makes its peer (the regression tests too).
+pub fn peer_config(relay: SocketAddr, upload_limit_bps: u64) -> PeerConfig {
+    let mut config = PeerConfig::new(relay, stream());
+    config.upload_limit_bps = upload_limit_bps;
+    config.max_subscribers = PEER_MAX_SUBSCRIBERS;
+    config.cookie_secret = [9; 32];
+    config.nonce_seed = 3;
+    config.window = WindowConfig {
+        capacity: 128,
+        manifest_wait: Duration::from_millis(500),
+        ..WindowConfig::default()
+    };
+    config
 }
 
 /// Clock steps: a millisecond up to past the cookie lifetime (10 s), with
