@@ -402,7 +402,7 @@ mod tests {
         let server = "127.0.0.1:7400".parse().expect("addr");
         let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
         s.start(t(0), tx);
-        for answer in crate::testutil::handshake_answers(STREAM, s.nonce) {
+        for answer in crate::testutil::handshake_answers(STREAM, s.nonce, 0) {
             s.handle(t(0), &answer, None, tx);
         }
         assert_eq!(s.state(), SessionState::Subscribed);
@@ -415,10 +415,7 @@ mod tests {
         use crate::wire::MessageType;
         let mut tx = TxQueue::default();
         let mut s = subscribed(&mut tx);
-        for ms in (0..=100).step_by(20) {
-            s.heard(t(ms));
-        }
-        let probe = t(100) + PROBE_AFTER;
+        let probe = crate::testutil::flow(100, |now| s.heard(now)) + PROBE_AFTER;
         assert_eq!(s.poll_timeout(), Some(probe));
         s.handle_timeout(probe, Some(5), report(), &mut tx);
         assert_eq!(sent(&mut tx), [MessageType::Keepalive]);
@@ -566,17 +563,8 @@ mod binding_tests {
     fn a_subscribed_session_takes_only_not_subscribed_from_a_reject() {
         let mut tx = TxQueue::default();
         let mut s = subscribed(&mut tx);
-        for reason in [
-            RejectReason::UnsupportedVersion,
-            RejectReason::UnknownStream,
-            RejectReason::BadCookie,
-            RejectReason::Full,
-            RejectReason::TokenRequired,
-            RejectReason::TokenInvalid,
-            RejectReason::TokenExpired,
-            RejectReason::RateLimited,
-            RejectReason::ShuttingDown,
-        ] {
+        let reasons = crate::testutil::reject_reasons();
+        for reason in reasons.filter(|&r| r != RejectReason::NotSubscribed) {
             assert_eq!(s.handle(t(5), &reject(reason), None, &mut tx), None);
             assert_eq!(s.state(), SessionState::Subscribed, "{reason:?}");
         }

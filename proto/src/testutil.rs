@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 
 use crate::integrity::PublisherKey;
-use crate::wire::{Keepalive, Manifest, Message};
+use crate::peer::Peer;
+use crate::viewer::Viewer;
+use crate::wire::{Keepalive, Manifest, Message, MessageType, RejectReason, peek_type};
 use crate::{StreamId, Time};
 
 /// `ms` milliseconds after a fixed start (1 s, so that times before it
@@ -25,15 +27,36 @@ pub(crate) fn emit(msg: &Message<'_>) -> Vec<u8> {
     buf
 }
 
+/// Every reason a REJECT can give.
+pub(crate) fn reject_reasons() -> impl Iterator<Item = RejectReason> {
+    (0..=u8::MAX).filter_map(RejectReason::from_byte)
+}
+
 /// A KEEPALIVE for `stream` in session `session` with an empty report.
 pub(crate) fn keepalive(stream: StreamId, session: u64) -> Keepalive {
     Keepalive::empty(stream, session)
 }
 
+/// The session id of the ACCEPT in [`handshake_answers`].
+pub(crate) const SESSION: u64 = 42;
+
+/// Stream data flowing: an arrival every 20 ms from `t(0)` to
+/// `t(until_ms)`, each told to `heard`; returns the last.
+pub(crate) fn flow(until_ms: u64, mut heard: impl FnMut(Time)) -> Time {
+    for ms in (0..=until_ms).step_by(20) {
+        heard(t(ms));
+    }
+    t(until_ms)
+}
+
 /// What a server answers a HELLO with `nonce` by, in order: a CHALLENGE
-/// (with a zero cookie) and an ACCEPT of session 42 with 1 s keepalives;
-/// for tests of the subscribing side.
-pub(crate) fn handshake_answers(stream: StreamId, nonce: u64) -> [Message<'static>; 2] {
+/// (with a zero cookie) and an ACCEPT of session [`SESSION`] from
+/// `start_seq` with 1 s keepalives; for tests of the subscribing side.
+pub(crate) fn handshake_answers(
+    stream: StreamId,
+    nonce: u64,
+    start_seq: u64,
+) -> [Message<'static>; 2] {
     let cookie = crate::wire::Cookie {
         issued_at_us: 0,
         tag: [0; 16],
@@ -41,8 +64,8 @@ pub(crate) fn handshake_answers(stream: StreamId, nonce: u64) -> [Message<'stati
     let accept = crate::wire::Accept {
         keepalive_ms: 1000,
         stream,
-        session: 42,
-        start_seq: 0,
+        session: SESSION,
+        start_seq,
     };
     [
         Message::Challenge(crate::wire::Challenge { nonce, cookie }),
@@ -57,4 +80,46 @@ pub(crate) fn signed_manifest(key: &PublisherKey, man: &Manifest<'_>) -> Vec<u8>
     buf.truncate(n);
     key.sign_trailer(&mut buf);
     buf
+}
+
+/// A state machine whose queued datagrams a test drains.
+pub(crate) trait Sends {
+    /// The next queued datagram and its destination.
+    fn pop_sent(&mut self) -> Option<(SocketAddr, Vec<u8>)>;
+}
+
+impl Sends for Viewer {
+    fn pop_sent(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.poll_transmit().map(|t| (t.dst, t.payload.to_vec()))
+    }
+}
+
+impl Sends for Peer {
+    fn pop_sent(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.poll_transmit().map(|t| (t.dst, t.payload.to_vec()))
+    }
+}
+
+/// The datagrams queued, with their destinations, emptying the queue.
+pub(crate) fn sent(machine: &mut impl Sends) -> Vec<(SocketAddr, Vec<u8>)> {
+    std::iter::from_fn(|| machine.pop_sent()).collect()
+}
+
+/// The destinations of the datagrams of type `ty` among `sent`.
+pub(crate) fn sent_to(sent: &[(SocketAddr, Vec<u8>)], ty: MessageType) -> Vec<SocketAddr> {
+    sent.iter()
+        .filter(|(_, b)| peek_type(b) == Ok(ty))
+        .map(|(to, _)| *to)
+        .collect()
+}
+
+/// The nonce of the last HELLO to `server` among `sent`.
+pub(crate) fn hello_nonce(sent: &[(SocketAddr, Vec<u8>)], server: SocketAddr) -> u64 {
+    sent.iter()
+        .rev()
+        .find_map(|(to, b)| match Message::parse(b) {
+            Ok(Message::Hello(h)) if *to == server => Some(h.nonce),
+            _ => None,
+        })
+        .expect("a HELLO to the server")
 }

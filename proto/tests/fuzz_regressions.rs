@@ -5,16 +5,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shoal_proto::Time;
 use shoal_proto::integrity::PublisherKey;
-use shoal_proto::peer::{Peer, PeerConfig};
+use shoal_proto::peer::Peer;
 use shoal_proto::viewer::{Viewer, ViewerConfig};
 use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::Message;
 
-/// The fuzz targets' publisher key seed and first clock reading.
-const SEED: [u8; 32] = [1; 32];
-const T0: Time = Time::from_micros(1_700_000_000_000_000);
+/// The fuzz targets' key, clock and configurations.
+#[path = "../fuzz/fuzz_targets/common/mod.rs"]
+mod common;
+
+use common::{SEED, T0};
 
 /// `peer`: a DESCRIPTOR signed by the stream's own key whose bitrate is
 /// near `u64::MAX` (`ff 68 06 90 69 06 90 69` at bytes 40..48). The
@@ -147,16 +148,7 @@ fn peer_adopts_a_manifest_for_the_last_block_id() {
 
 /// A peer configured as the `peer` fuzz target makes it.
 fn fuzzed_peer(relay: SocketAddr, upload_limit_bps: u64) -> Peer {
-    let mut config = PeerConfig::new(relay, PublisherKey::from_seed(SEED).stream_id());
-    config.upload_limit_bps = upload_limit_bps;
-    config.max_subscribers = 3;
-    config.cookie_secret = [9; 32];
-    config.nonce_seed = 3;
-    config.window = WindowConfig {
-        capacity: 128,
-        manifest_wait: Duration::from_millis(500),
-        ..WindowConfig::default()
-    };
+    let config = common::peer_config(relay, upload_limit_bps);
     let mut peer = Peer::new(config, T0).expect("a valid stream");
     while peer.poll_transmit().is_some() {}
     peer

@@ -26,9 +26,9 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
-use common::{Amplification, Fixer, Oracle, T0, check_hello, stream};
+use common::harness::{Checks, Harness, Rig};
+use common::{T0, check_hello, stream};
 use libfuzzer_sys::fuzz_target;
-use shoal_proto::Time;
 use shoal_proto::relay::{Relay, RelayConfig, RelayEvent};
 use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::{Cookie, Message, MessageType, peek_type};
@@ -48,71 +48,18 @@ fn addrs() -> [SocketAddr; 8] {
     ]
 }
 
-struct Harness {
-    relay: Relay,
+/// What the relay's client sessions must respect.
+struct Upstreams {
     servers: [SocketAddr; 2],
-    amplification: Amplification,
-    oracle: Oracle,
-    fixer: Fixer,
     /// Cookies each upstream issued in a CHALLENGE.
     cookies: HashMap<SocketAddr, Vec<Cookie>>,
     /// Upstreams that sent an ACCEPT for the stream.
     accepted: HashSet<SocketAddr>,
-    sent: Vec<(SocketAddr, Vec<u8>)>,
 }
 
-impl Harness {
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.sent.clear();
-        while let Some(t) = self.relay.poll_transmit() {
-            self.sent.push((t.dst, t.payload.to_vec()));
-        }
-        for (to, bytes) in &self.sent {
-            self.oracle.check_sent(bytes);
-            self.fixer.sent(*to, bytes);
-            check_hello(bytes);
-            if let Ok(Message::Subscribe(s)) = Message::parse(bytes) {
-                assert!(
-                    self.cookies.get(to).is_some_and(|c| c.contains(&s.cookie)),
-                    "SUBSCRIBE to {to} with a cookie it never issued"
-                );
-            }
-        }
-        let servers = self.servers;
-        self.amplification.check(input, &self.sent, |to, bytes| {
-            servers.contains(&to)
-                && matches!(
-                    peek_type(bytes),
-                    Ok(MessageType::Hello
-                        | MessageType::Subscribe
-                        | MessageType::Keepalive
-                        | MessageType::Nack
-                        | MessageType::Leave)
-                )
-        });
-        while let Some(event) = self.relay.poll_event() {
-            if let RelayEvent::UpstreamSubscribed(server, id) = event {
-                assert_eq!(id, stream());
-                assert!(
-                    self.accepted.contains(&server),
-                    "subscribed to {server} without its ACCEPT"
-                );
-            }
-        }
-        for status in self.relay.upstreams() {
-            assert!(self.servers.contains(&status.server));
-            assert!(!status.subscribed || self.accepted.contains(&status.server));
-        }
-    }
-}
-
-impl common::Harness for Harness {
-    fn fixer(&mut self) -> &mut Fixer {
-        &mut self.fixer
-    }
+impl Checks for Upstreams {
+    type Machine = Relay;
     fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
-        self.oracle.fed(bytes);
-        self.amplification.fed(from, bytes);
         match Message::parse(bytes) {
             Ok(Message::Challenge(c)) => {
                 let list = self.cookies.entry(from).or_default();
@@ -126,17 +73,41 @@ impl common::Harness for Harness {
             _ => {}
         }
     }
-    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
-        self.relay.handle_datagram(now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Time) {
-        self.relay.handle_timeout(now);
-    }
-    fn poll_timeout(&self) -> Option<Time> {
-        self.relay.poll_timeout()
-    }
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.drain(input);
+    fn check(&mut self, rig: &mut Rig<Relay>, input: Option<(SocketAddr, usize)>) {
+        for (to, bytes) in &rig.sent {
+            check_hello(bytes);
+            if let Ok(Message::Subscribe(s)) = Message::parse(bytes) {
+                assert!(
+                    self.cookies.get(to).is_some_and(|c| c.contains(&s.cookie)),
+                    "SUBSCRIBE to {to} with a cookie it never issued"
+                );
+            }
+        }
+        let servers = self.servers;
+        rig.amplification.check(input, &rig.sent, |to, bytes| {
+            servers.contains(&to)
+                && matches!(
+                    peek_type(bytes),
+                    Ok(MessageType::Hello
+                        | MessageType::Subscribe
+                        | MessageType::Keepalive
+                        | MessageType::Nack
+                        | MessageType::Leave)
+                )
+        });
+        while let Some(event) = rig.machine.poll_event() {
+            if let RelayEvent::UpstreamSubscribed(server, id) = event {
+                assert_eq!(id, stream());
+                assert!(
+                    self.accepted.contains(&server),
+                    "subscribed to {server} without its ACCEPT"
+                );
+            }
+        }
+        for status in rig.machine.upstreams() {
+            assert!(self.servers.contains(&status.server));
+            assert!(!status.subscribed || self.accepted.contains(&status.server));
+        }
     }
 }
 
@@ -155,19 +126,16 @@ fuzz_target!(|input: &[u8]| {
         ..RelayConfig::default()
     };
     let now = T0;
-    let mut h = Harness {
-        relay: Relay::new(config),
+    let checks = Upstreams {
         servers,
-        amplification: Amplification::default(),
-        oracle: Oracle::default(),
-        fixer: Fixer::default(),
         cookies: HashMap::new(),
         accepted: HashSet::new(),
-        sent: Vec::new(),
     };
-    h.relay
+    let mut h = Harness::new(Relay::new(config), checks);
+    h.rig
+        .machine
         .add_upstreams(now, &servers, stream())
         .expect("a valid stream");
     h.drain(None);
-    common::play(&mut h, input, &addrs, now);
+    h.play(input, &addrs, now);
 });

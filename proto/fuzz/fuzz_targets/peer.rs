@@ -29,13 +29,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use common::{Amplification, Fixer, Oracle, PlayOrder, T0, check_hello, stream};
+use common::harness::{Checks, Harness, Rig};
+use common::{PEER_MAX_SUBSCRIBERS, PlayOrder, T0, check_hello, peer_config};
 use libfuzzer_sys::fuzz_target;
-use shoal_proto::Time;
-use shoal_proto::peer::{Peer, PeerConfig};
-use shoal_proto::window::WindowConfig;
+use shoal_proto::peer::Peer;
 use shoal_proto::wire::{MessageType, peek_type};
 
 /// Must match the PEERS seeds of `examples/gen_corpus.rs`.
@@ -53,31 +51,20 @@ fn addrs() -> [SocketAddr; 8] {
     .map(|a| a.parse().expect("an address"))
 }
 
-const MAX_SUBSCRIBERS: usize = 3;
-
-struct Harness {
-    peer: Peer,
+/// The peer's own checks.
+struct Uploads {
     relay: SocketAddr,
-    amplification: Amplification,
-    oracle: Oracle,
-    fixer: Fixer,
-    sent: Vec<(SocketAddr, Vec<u8>)>,
     order: PlayOrder,
 }
 
-impl Harness {
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.sent.clear();
-        while let Some(t) = self.peer.poll_transmit() {
-            self.sent.push((t.dst, t.payload.to_vec()));
-        }
-        for (to, bytes) in &self.sent {
-            self.oracle.check_sent(bytes);
-            self.fixer.sent(*to, bytes);
+impl Checks for Uploads {
+    type Machine = Peer;
+    fn check(&mut self, rig: &mut Rig<Peer>, input: Option<(SocketAddr, usize)>) {
+        for (_, bytes) in &rig.sent {
             check_hello(bytes);
         }
         let relay = self.relay;
-        self.amplification.check(input, &self.sent, |to, bytes| {
+        rig.amplification.check(input, &rig.sent, |to, bytes| {
             let ty = peek_type(bytes);
             (to == relay && ty == Ok(MessageType::Introduce))
                 || matches!(
@@ -93,32 +80,10 @@ impl Harness {
                         | MessageType::Punch)
                 )
         });
-        while let Some(event) = self.peer.poll_event() {
+        while let Some(event) = rig.machine.poll_event() {
             self.order.check(&event);
         }
-        assert!(self.peer.stats().subscribers <= MAX_SUBSCRIBERS as u64);
-    }
-}
-
-impl common::Harness for Harness {
-    fn fixer(&mut self) -> &mut Fixer {
-        &mut self.fixer
-    }
-    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
-        self.oracle.fed(bytes);
-        self.amplification.fed(from, bytes);
-    }
-    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
-        self.peer.handle_datagram(now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Time) {
-        self.peer.handle_timeout(now);
-    }
-    fn poll_timeout(&self) -> Option<Time> {
-        self.peer.poll_timeout()
-    }
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.drain(input);
+        assert!(rig.machine.stats().subscribers <= PEER_MAX_SUBSCRIBERS as u64);
     }
 }
 
@@ -127,26 +92,13 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let addrs = addrs();
-    let mut config = PeerConfig::new(addrs[0], stream());
-    config.upload_limit_bps = u64::from(*upload) * 100_000;
-    config.max_subscribers = MAX_SUBSCRIBERS;
-    config.cookie_secret = [9; 32];
-    config.nonce_seed = 3;
-    config.window = WindowConfig {
-        capacity: 128,
-        manifest_wait: Duration::from_millis(500),
-        ..WindowConfig::default()
-    };
+    let config = peer_config(addrs[0], u64::from(*upload) * 100_000);
     let now = T0;
-    let mut h = Harness {
-        peer: Peer::new(config, now).expect("a valid stream"),
+    let checks = Uploads {
         relay: addrs[0],
-        amplification: Amplification::default(),
-        oracle: Oracle::default(),
-        fixer: Fixer::default(),
-        sent: Vec::new(),
         order: PlayOrder::default(),
     };
+    let mut h = Harness::new(Peer::new(config, now).expect("a valid stream"), checks);
     h.drain(None);
-    common::play(&mut h, input, &addrs, now);
+    h.play(input, &addrs, now);
 });

@@ -23,9 +23,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Amplification, Fixer, Oracle, T0};
+use common::T0;
+use common::harness::{Checks, Harness, Rig};
 use libfuzzer_sys::fuzz_target;
-use shoal_proto::Time;
 use shoal_proto::relay::{Relay, RelayConfig, RelayEvent};
 use shoal_proto::window::WindowConfig;
 
@@ -45,54 +45,19 @@ fn addrs() -> [SocketAddr; 8] {
     .map(|a| a.parse().expect("an address"))
 }
 
-struct Harness {
-    relay: Relay,
-    amplification: Amplification,
-    oracle: Oracle,
-    fixer: Fixer,
-    sent: Vec<(SocketAddr, Vec<u8>)>,
-}
+/// The relay's own checks.
+struct Subscribers;
 
-impl Harness {
-    /// Drains and checks what the relay sends and tells.
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.sent.clear();
-        while let Some(t) = self.relay.poll_transmit() {
-            self.sent.push((t.dst, t.payload.to_vec()));
-        }
-        for (to, bytes) in &self.sent {
-            self.oracle.check_sent(bytes);
-            self.fixer.sent(*to, bytes);
-        }
-        self.amplification.check(input, &self.sent, |_, _| false);
-        while let Some(event) = self.relay.poll_event() {
+impl Checks for Subscribers {
+    type Machine = Relay;
+    fn check(&mut self, rig: &mut Rig<Relay>, input: Option<(SocketAddr, usize)>) {
+        rig.amplification.check(input, &rig.sent, |_, _| false);
+        while let Some(event) = rig.machine.poll_event() {
             if let RelayEvent::SubscriberJoined(addr, _) = event {
-                assert!(self.amplification.proven(addr), "{addr} joined unproven");
+                assert!(rig.amplification.proven(addr), "{addr} joined unproven");
             }
         }
-        assert!(self.relay.subscriber_count() <= MAX_SUBSCRIBERS);
-    }
-}
-
-impl common::Harness for Harness {
-    fn fixer(&mut self) -> &mut Fixer {
-        &mut self.fixer
-    }
-    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
-        self.oracle.fed(bytes);
-        self.amplification.fed(from, bytes);
-    }
-    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
-        self.relay.handle_datagram(now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Time) {
-        self.relay.handle_timeout(now);
-    }
-    fn poll_timeout(&self) -> Option<Time> {
-        self.relay.poll_timeout()
-    }
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.drain(input);
+        assert!(rig.machine.subscriber_count() <= MAX_SUBSCRIBERS);
     }
 }
 
@@ -109,12 +74,5 @@ fuzz_target!(|input: &[u8]| {
         handshake_burst: 8,
         ..RelayConfig::default()
     };
-    let mut h = Harness {
-        relay: Relay::new(config),
-        amplification: Amplification::default(),
-        oracle: Oracle::default(),
-        fixer: Fixer::default(),
-        sent: Vec::new(),
-    };
-    common::play(&mut h, input, &addrs(), T0);
+    Harness::new(Relay::new(config), Subscribers).play(input, &addrs(), T0);
 });

@@ -25,9 +25,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Fixer, Oracle, PlayOrder, T0, check_hello, stream};
+use common::harness::{Checks, Harness, Rig};
+use common::{PlayOrder, T0, check_hello, stream};
 use libfuzzer_sys::fuzz_target;
-use shoal_proto::Time;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent};
 use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::Message;
@@ -47,33 +47,38 @@ fn addrs() -> [SocketAddr; 8] {
     ]
 }
 
-struct Harness {
-    viewer: Viewer,
+/// The viewer's own checks.
+struct Playout {
     relay: SocketAddr,
-    oracle: Oracle,
-    fixer: Fixer,
     order: PlayOrder,
     accepted: bool,
 }
 
-impl Harness {
-    fn drain(&mut self, _input: Option<(SocketAddr, usize)>) {
-        while let Some(t) = self.viewer.poll_transmit() {
-            assert_eq!(t.dst, self.relay, "a viewer talks only to its relay");
-            check_hello(t.payload);
-            self.fixer.sent(t.dst, t.payload);
+impl Checks for Playout {
+    type Machine = Viewer;
+    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
+        if from == self.relay
+            && matches!(Message::parse(bytes), Ok(Message::Accept(a)) if a.stream == stream())
+        {
+            self.accepted = true;
         }
-        while let Some(event) = self.viewer.poll_event() {
+    }
+    fn check(&mut self, rig: &mut Rig<Viewer>, _input: Option<(SocketAddr, usize)>) {
+        for (to, bytes) in &rig.sent {
+            assert_eq!(*to, self.relay, "a viewer talks only to its relay");
+            check_hello(bytes);
+        }
+        while let Some(event) = rig.machine.poll_event() {
             self.order.check(&event);
             match event {
                 ViewerEvent::Chunk { seq, payload, .. } => {
-                    let chunk = self
-                        .viewer
+                    let chunk = rig
+                        .machine
                         .window()
                         .chunk(seq)
                         .expect("a played chunk is held");
                     assert_eq!(chunk.payload(), &payload[..]);
-                    self.oracle.check_data(chunk.datagram);
+                    rig.oracle.check_data(chunk.datagram);
                 }
                 ViewerEvent::Subscribed { .. } => {
                     assert!(self.accepted, "subscribed without an ACCEPT");
@@ -81,32 +86,6 @@ impl Harness {
                 _ => {}
             }
         }
-    }
-}
-
-impl common::Harness for Harness {
-    fn fixer(&mut self) -> &mut Fixer {
-        &mut self.fixer
-    }
-    fn note(&mut self, from: SocketAddr, bytes: &[u8]) {
-        self.oracle.fed(bytes);
-        if from == self.relay
-            && matches!(Message::parse(bytes), Ok(Message::Accept(a)) if a.stream == stream())
-        {
-            self.accepted = true;
-        }
-    }
-    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
-        self.viewer.handle_datagram(now, from, bytes);
-    }
-    fn handle_timeout(&mut self, now: Time) {
-        self.viewer.handle_timeout(now);
-    }
-    fn poll_timeout(&self) -> Option<Time> {
-        self.viewer.poll_timeout()
-    }
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>) {
-        self.drain(input);
     }
 }
 
@@ -127,14 +106,12 @@ fuzz_target!(|input: &[u8]| {
     config.resume_live = flags & 4 != 0;
     config.nonce_seed = u64::from(flags >> 3);
     let now = T0;
-    let mut h = Harness {
-        viewer: Viewer::new(config, now).expect("a valid stream"),
+    let checks = Playout {
         relay,
-        oracle: Oracle::default(),
-        fixer: Fixer::default(),
         order: PlayOrder::default(),
         accepted: false,
     };
+    let mut h = Harness::new(Viewer::new(config, now).expect("a valid stream"), checks);
     h.drain(None);
-    common::play(&mut h, input, &addrs, now);
+    h.play(input, &addrs, now);
 });

@@ -125,7 +125,7 @@ impl Peer {
         let want = self.config.join_clubs.clamp(1, u32::from(clubs));
         let mut mask = 0u64;
         while mask.count_ones() < want {
-            mask |= 1 << (self.next_random() % u64::from(clubs));
+            mask |= 1 << (self.rng.next_u64() % u64::from(clubs));
         }
         mask
     }

@@ -68,6 +68,7 @@ use std::time::Duration;
 
 use crate::integrity::{Rejection, StreamKey};
 use crate::relay::{Relay, RelayConfig};
+use crate::rng::Rng;
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Playout, Relays, Repair, ViewerConfig, ViewerEvent, ViewerStats, is_stream};
 use crate::window::{Adopt, Ingested, WindowConfig};
@@ -222,7 +223,7 @@ pub struct Peer {
     tx: TxQueue,
     /// A HAVE being filled in, reused.
     have: Have,
-    rng: u64,
+    rng: Rng,
     stats: PeerStats,
     next_tick: Time,
 }
@@ -263,7 +264,7 @@ impl Peer {
                 base: 0,
                 mask: 0,
             },
-            rng: config.nonce_seed | 1,
+            rng: Rng::new(config.nonce_seed),
             relays: Relays::new(&vc, now, &mut relay_tx),
             playout: Playout::new(key, &vc),
             repair: Repair::new(&vc),

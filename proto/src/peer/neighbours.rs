@@ -278,13 +278,6 @@ impl Peer {
         }
     }
 
-    pub(super) fn next_random(&mut self) -> u64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     pub(super) fn drop_neighbour(&mut self, now: Time, i: usize, ban: Duration, silent: bool) {
         let mut s = self.neighbours.list.swap_remove(i);
         s.session.close(&mut self.tx);
@@ -346,8 +339,8 @@ impl Peer {
             self.ask_peers(now, club);
             return;
         }
-        let pick = usable[(self.next_random() % usable.len() as u64) as usize];
-        let seed = self.next_random();
+        let pick = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
+        let seed = self.rng.next_u64();
         let mut src = Neighbour::new(pick, club, self.config.stream, now, seed);
         src.session.start(now, &mut self.tx);
         self.neighbours.list.push(src);
@@ -381,7 +374,7 @@ impl Peer {
                 .map(|s| (s.addr, s.session.id()))
                 .collect();
             if !working.is_empty() {
-                let (to, session) = working[(self.next_random() % working.len() as u64) as usize];
+                let (to, session) = working[(self.rng.next_u64() % working.len() as u64) as usize];
                 let ask = Peers::new(self.config.stream, session, club);
                 let _ = self.tx.push_message(to, &Message::Peers(ask));
             }
@@ -393,13 +386,9 @@ impl Peer {
     pub(super) fn keep_neighbours_alive(&mut self, now: Time) {
         let resume = self.playout.newest_seq().map(|n| n + 1);
         let report = Keepalive {
-            stream: self.config.stream,
-            session: 0, // each session stamps its own
             highest_seq: resume.map_or(0, |s| s - 1),
-            lost: 0,
-            fec_repaired: 0,
-            nack_repaired: 0,
-            latency_us: 0,
+            // Each session stamps its own id.
+            ..Keepalive::empty(self.config.stream, 0)
         };
         for s in &mut self.neighbours.list {
             s.session.handle_timeout(now, resume, report, &mut self.tx);

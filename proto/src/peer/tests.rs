@@ -3,26 +3,11 @@
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
-use crate::testutil::{addr, emit, t};
-use crate::wire::{Accept, Challenge, Codec, Cookie, Leave, LeaveReason};
+use crate::testutil::{addr, emit, handshake_answers, hello_nonce, sent, sent_to, t};
+use crate::wire::{Codec, Leave, LeaveReason, MessageType};
 
 const A: &str = "127.0.0.1:7401";
 const B: &str = "127.0.0.1:7402";
-
-fn sent(p: &mut Peer) -> Vec<(SocketAddr, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some(t) = p.poll_transmit() {
-        out.push((t.dst, t.payload.to_vec()));
-    }
-    out
-}
-
-fn members_to(out: &[(SocketAddr, Vec<u8>)]) -> Vec<SocketAddr> {
-    out.iter()
-        .filter(|(_, b)| matches!(Message::parse(b), Ok(Message::Member(_))))
-        .map(|(to, _)| *to)
-        .collect()
-}
 
 /// Answers the HELLO to `relay` among `out` and the SUBSCRIBE that
 /// follows; returns what the peer sent after the ACCEPT.
@@ -32,30 +17,11 @@ fn accept(
     relay: SocketAddr,
     out: &[(SocketAddr, Vec<u8>)],
 ) -> Vec<(SocketAddr, Vec<u8>)> {
-    let nonce = out
-        .iter()
-        .find_map(|(to, b)| match Message::parse(b) {
-            Ok(Message::Hello(h)) if *to == relay => Some(h.nonce),
-            _ => None,
-        })
-        .expect("a HELLO to the relay");
-    let cookie = Cookie {
-        issued_at_us: 0,
-        tag: [0; 16],
-    };
-    p.handle_datagram(
-        now,
-        relay,
-        &emit(&Message::Challenge(Challenge { nonce, cookie })),
-    );
+    let nonce = hello_nonce(out, relay);
+    let [challenge, accept] = handshake_answers(p.config.stream, nonce, 0);
+    p.handle_datagram(now, relay, &emit(&challenge));
     sent(p);
-    let accept = Accept {
-        keepalive_ms: 1000,
-        stream: p.config.stream,
-        session: 42,
-        start_seq: 0,
-    };
-    p.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
+    p.handle_datagram(now, relay, &emit(&accept));
     sent(p)
 }
 
@@ -79,7 +45,7 @@ fn a_peer_sends_its_member_to_the_relay_its_viewer_moved_to() {
         p.handle_timeout(now);
         out.extend(sent(&mut p));
     }
-    assert_eq!(members_to(&out), [addr(A)]);
+    assert_eq!(sent_to(&out, MessageType::Member), [addr(A)]);
     // A shuts down: the viewer moves to B, which gets the MEMBER as
     // soon as it accepts, not at the next repeat.
     let bye = Leave {
@@ -90,8 +56,8 @@ fn a_peer_sends_its_member_to_the_relay_its_viewer_moved_to() {
     p.handle_datagram(t(300), addr(A), &emit(&Message::Leave(bye)));
     assert_eq!(p.relay(), addr(B));
     let out = sent(&mut p);
-    assert!(members_to(&out).is_empty());
+    assert!(sent_to(&out, MessageType::Member).is_empty());
     let after = accept(&mut p, t(310), addr(B), &out);
-    assert_eq!(members_to(&after), [addr(B)]);
+    assert_eq!(sent_to(&after, MessageType::Member), [addr(B)]);
     assert_eq!(p.stats().viewer.relay_changes, 1);
 }

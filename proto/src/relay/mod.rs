@@ -45,6 +45,7 @@ pub use upstream::{FAILOVER_AFTER, UpstreamStatus};
 
 use crate::cookie::CookieJar;
 use crate::integrity::Rejection;
+use crate::rng::Rng;
 use crate::transmit::TxQueue;
 use crate::window::{Window, WindowConfig};
 use crate::wire::{
@@ -183,8 +184,8 @@ pub struct Relay {
     /// Upload capacity in club-streams (an ordinary peer's upload side);
     /// `None`: unlimited.
     club_slots: Option<u32>,
-    /// State of the generator that samples PEERS answers.
-    rng: u64,
+    /// Samples PEERS answers.
+    rng: Rng,
     /// When to NACK lost manifests to upstream relays next.
     next_manifest_nack: Option<Time>,
     /// Bounds the signature checks that fail on DESCRIPTORs for streams
@@ -218,7 +219,7 @@ impl Relay {
         );
         let mut seed = [0u8; 8];
         seed.copy_from_slice(&config.cookie_secret[..8]);
-        let rng = (u64::from_be_bytes(seed) ^ config.nonce_seed) | 1;
+        let rng = Rng::new(u64::from_be_bytes(seed) ^ config.nonce_seed);
         Self {
             cookies: CookieJar::new(config.cookie_secret),
             session_ids: SessionIds::new(config.cookie_secret, config.nonce_seed),
@@ -414,13 +415,9 @@ impl Relay {
             let stream_id = self.streams[i].window.stream();
             if let Some(up) = &mut self.streams[i].upstream {
                 let report = Keepalive {
-                    stream: stream_id,
-                    session: 0, // the session stamps its own
                     highest_seq: resume.map_or(0, |s| s - 1),
-                    lost: 0,
-                    fec_repaired: 0,
-                    nack_repaired: 0,
-                    latency_us: 0,
+                    // The session stamps its own id.
+                    ..Keepalive::empty(stream_id, 0)
                 };
                 up.handle_timeout(now, resume, report, &mut self.tx);
             }

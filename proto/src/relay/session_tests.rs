@@ -5,15 +5,12 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, kept, published, session, subscribe, t};
+use super::tests::{
+    PUBLISHER, drain_to, kept, published, send, session, subscribe, t, take_from_upstream,
+};
 use super::*;
-use crate::wire::{Accept, Challenge, Have, Introduce, Member, Nack, NackKind, Peers};
-
-fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
-    let mut buf = vec![0; msg.buffer_len()];
-    let n = msg.emit(&mut buf).expect("emit");
-    relay.handle_datagram(now, from, &buf[..n]);
-}
+use crate::testutil::SESSION;
+use crate::wire::{Have, Introduce, Member, Nack, NackKind, Peers};
 
 fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 11], 7000 + i))
@@ -241,40 +238,13 @@ fn an_upstream_link_is_not_cut_by_a_leave_without_its_id() {
     let (stream, _) = published(100);
     let upstream = addr(50);
     let mut relay = Relay::new(RelayConfig::default());
-    relay
-        .add_upstream(t(0), upstream, stream)
-        .expect("an upstream");
-    let nonce = std::iter::from_fn(|| kept(&mut relay))
-        .find_map(|(_, d)| match Message::parse(&d) {
-            Ok(Message::Hello(h)) => Some(h.nonce),
-            _ => None,
-        })
-        .expect("a HELLO");
-    let cookie = crate::wire::Cookie {
-        issued_at_us: 1,
-        tag: [0; 16],
-    };
-    send(
-        &mut relay,
-        t(1),
-        upstream,
-        &Message::Challenge(Challenge { nonce, cookie }),
-    );
-    let accept = Accept {
-        keepalive_ms: 1000,
-        stream,
-        session: 0xfeed,
-        start_seq: 0,
-    };
-    send(&mut relay, t(1), upstream, &Message::Accept(accept));
-    while relay.poll_transmit().is_some() {}
-    assert!(relay.upstreams().all(|u| u.subscribed));
+    take_from_upstream(&mut relay, upstream, stream);
     // Ten a second, for two seconds, with guessed ids.
     for i in 0..20u64 {
         let leave = Leave {
             reason: LeaveReason::ShuttingDown,
             stream,
-            session: 0xfeed ^ (i + 1),
+            session: SESSION ^ (i + 1),
         };
         send(
             &mut relay,
@@ -292,12 +262,12 @@ fn an_upstream_link_is_not_cut_by_a_leave_without_its_id() {
             Ok(Message::Keepalive(k)) => Some(k.session),
             _ => None,
         });
-    assert_eq!(keepalive, Some(0xfeed));
+    assert_eq!(keepalive, Some(SESSION));
     // The real LEAVE ends the session.
     let leave = Leave {
         reason: LeaveReason::ShuttingDown,
         stream,
-        session: 0xfeed,
+        session: SESSION,
     };
     send(&mut relay, t(2600), upstream, &Message::Leave(leave));
     assert!(relay.upstreams().all(|u| !u.subscribed));

@@ -18,14 +18,6 @@ use crate::wire::{Have, Introduce, MAX_PEERS, Message, Peers};
 pub(super) const INTRODUCE_RATE: u32 = 20;
 
 impl Relay {
-    fn next_random(&mut self) -> u64 {
-        // xorshift64*: deterministic, good enough to sample peers.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
     /// Answers a PEERS request with up to [`MAX_PEERS`] members of `club`,
     /// sampled at random. An asker that is itself a member of `club` gets
     /// only members that joined before it: club links then always run
@@ -53,7 +45,7 @@ impl Relay {
             if seen < MAX_PEERS {
                 chosen[seen] = addr;
             } else {
-                let j = (self.next_random() % (seen as u64 + 1)) as usize;
+                let j = (self.rng.next_u64() % (seen as u64 + 1)) as usize;
                 if let Some(slot) = chosen.get_mut(j) {
                     *slot = addr;
                 }

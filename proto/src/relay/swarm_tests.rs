@@ -5,18 +5,13 @@ use std::net::SocketAddr;
 
 use super::swarm::INTRODUCE_RATE;
 use super::tests::{
-    FIRST_SEQ, PUBLISHER, drain_to, kept, published, session, subscribe, subscribe_clubs, t,
+    FIRST_SEQ, PUBLISHER, drain_to, kept, published, send, session, subscribe, subscribe_clubs, t,
+    take_from_upstream,
 };
 use super::upstream::MANIFEST_NACK_AFTER;
 use super::*;
 use crate::transmit::SharedBuf;
-use crate::wire::{Accept, Challenge, DataView, Have, Introduce, Member, NackKind, Peers};
-
-fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
-    let mut buf = vec![0; msg.buffer_len()];
-    let n = msg.emit(&mut buf).expect("emit");
-    relay.handle_datagram(now, from, &buf[..n]);
-}
+use crate::wire::{DataView, Have, Introduce, Member, NackKind, Peers};
 
 fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 9], 7000 + i))
@@ -187,34 +182,7 @@ fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
     let (stream, datagrams) = published(1500);
     let upstream = addr(50);
     let mut relay = Relay::new(RelayConfig::default());
-    relay
-        .add_upstream(t(0), upstream, stream)
-        .expect("valid key");
-    // The upstream accepts.
-    let mut nonce = 0;
-    while let Some((_, b)) = kept(&mut relay) {
-        if let Ok(Message::Hello(h)) = Message::parse(&b) {
-            nonce = h.nonce;
-        }
-    }
-    let cookie = crate::wire::Cookie {
-        issued_at_us: 1,
-        tag: Default::default(),
-    };
-    send(
-        &mut relay,
-        t(1),
-        upstream,
-        &Message::Challenge(Challenge { nonce, cookie }),
-    );
-    let accept = Accept {
-        keepalive_ms: 1000,
-        stream,
-        session: 77,
-        start_seq: 0,
-    };
-    send(&mut relay, t(2), upstream, &Message::Accept(accept));
-    while relay.poll_transmit().is_some() {}
+    take_from_upstream(&mut relay, upstream, stream);
     // Everything but the first block's manifest (both copies) arrives.
     let block_of = |d: &[u8]| {
         crate::wire::ManifestView::new_checked(d)

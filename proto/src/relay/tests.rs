@@ -16,6 +16,7 @@ pub(super) const PUBLISHER: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 9);
 
 pub(super) use crate::testutil::t;
+use crate::testutil::{emit, handshake_answers};
 
 /// The first `seq` (and block) of [`published`]'s run: its epoch, `t(0)`.
 pub(super) const FIRST_SEQ: u64 = 1_000_000;
@@ -73,30 +74,7 @@ pub(super) fn subscribe_with_token(
     clubs: u64,
     token: &[u8],
 ) {
-    let hello = Message::Hello(Hello {
-        versions: SUPPORTED_VERSIONS,
-        nonce: 1,
-        padded_len: HELLO_MIN_LEN as u16,
-    });
-    let mut buf = vec![0; hello.buffer_len()];
-    let n = hello.emit(&mut buf).expect("emit");
-    relay.handle_datagram(now, from, &buf[..n]);
-    let mut cookie = None;
-    while let Some((_, b)) = kept(relay) {
-        if let Ok(Message::Challenge(c)) = Message::parse(&b) {
-            cookie = Some(c.cookie);
-        }
-    }
-    let sub = Message::Subscribe(crate::wire::Subscribe {
-        stream,
-        clubs,
-        start_seq: None,
-        cookie: cookie.expect("a challenge"),
-        token,
-    });
-    let mut buf = vec![0; sub.buffer_len()];
-    let n = sub.emit(&mut buf).expect("emit");
-    relay.handle_datagram(now, from, &buf[..n]);
+    handshake(relay, now, from, stream, clubs, None, token);
 }
 
 /// HELLO, then SUBSCRIBE with RESUME from `seq`.
@@ -107,12 +85,20 @@ pub(super) fn subscribe_from(
     stream: StreamId,
     seq: u64,
 ) {
-    let hello = Message::Hello(Hello {
-        versions: SUPPORTED_VERSIONS,
-        nonce: 1,
-        padded_len: HELLO_MIN_LEN as u16,
-    });
-    relay.handle_datagram(now, from, &crate::testutil::emit(&hello));
+    handshake(relay, now, from, stream, u64::MAX, Some(seq), &[]);
+}
+
+/// HELLO, then SUBSCRIBE with the cookie the CHALLENGE carried.
+fn handshake(
+    relay: &mut Relay,
+    now: Time,
+    from: SocketAddr,
+    stream: StreamId,
+    clubs: u64,
+    start_seq: Option<u64>,
+    token: &[u8],
+) {
+    relay.handle_datagram(now, from, &hello());
     let cookie = drain_to(relay, from)
         .iter()
         .find_map(|b| match Message::parse(b) {
@@ -122,12 +108,56 @@ pub(super) fn subscribe_from(
         .expect("a challenge");
     let sub = Message::Subscribe(crate::wire::Subscribe {
         stream,
-        clubs: u64::MAX,
-        start_seq: Some(seq),
+        clubs,
+        start_seq,
         cookie,
-        token: &[],
+        token,
     });
-    relay.handle_datagram(now, from, &crate::testutil::emit(&sub));
+    send(relay, now, from, &sub);
+}
+
+/// Where the ACCEPT `relay` sends to `to` starts, draining the rest.
+fn accepted_start(relay: &mut Relay, to: SocketAddr) -> u64 {
+    drain_to(relay, to)
+        .iter()
+        .find_map(|b| match Message::parse(b) {
+            Ok(Message::Accept(a)) => Some(a.start_seq),
+            _ => None,
+        })
+        .expect("an ACCEPT")
+}
+
+/// A client's HELLO, padded as it must be.
+pub(super) fn hello() -> Vec<u8> {
+    emit(&Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: HELLO_MIN_LEN as u16,
+    }))
+}
+
+/// `msg`, from `from`.
+pub(super) fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
+    relay.handle_datagram(now, from, &emit(msg));
+}
+
+/// Has `relay` take `stream` from `upstream` at `t(0)`; the upstream
+/// answers its HELLO and SUBSCRIBE at `t(1)` as [`handshake_answers`] does.
+pub(super) fn take_from_upstream(relay: &mut Relay, upstream: SocketAddr, stream: StreamId) {
+    relay
+        .add_upstream(t(0), upstream, stream)
+        .expect("an upstream");
+    let nonce = std::iter::from_fn(|| kept(relay))
+        .find_map(|(_, d)| match Message::parse(&d) {
+            Ok(Message::Hello(h)) => Some(h.nonce),
+            _ => None,
+        })
+        .expect("a HELLO");
+    for answer in handshake_answers(stream, nonce, 0) {
+        send(relay, t(1), upstream, &answer);
+    }
+    while relay.poll_transmit().is_some() {}
+    assert!(relay.upstreams().all(|u| u.subscribed));
 }
 
 /// The session id the relay gave the subscriber at `addr` (0 if none).
@@ -256,17 +286,11 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
         ..RelayConfig::default()
     };
     let mut relay = Relay::new(config);
-    let hello = Message::Hello(Hello {
-        versions: SUPPORTED_VERSIONS,
-        nonce: 1,
-        padded_len: HELLO_MIN_LEN as u16,
-    });
-    let mut buf = vec![0; hello.buffer_len()];
-    let n = hello.emit(&mut buf).expect("emit");
+    let hello = hello();
     let mut challenges = 0;
     for port in 0..100u16 {
         let from = SocketAddr::from(([198, 51, 100, 7], 1000 + port));
-        relay.handle_datagram(t(0), from, &buf[..n]);
+        relay.handle_datagram(t(0), from, &hello);
         while relay.poll_transmit().is_some() {
             challenges += 1;
         }
@@ -274,7 +298,7 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
     assert_eq!(challenges, 20, "the burst, whatever the source port");
     assert_eq!(relay.stats().drop_rate_limited, 80);
     // Another address is served.
-    relay.handle_datagram(t(0), SocketAddr::from(([198, 51, 100, 8], 1)), &buf[..n]);
+    relay.handle_datagram(t(0), SocketAddr::from(([198, 51, 100, 8], 1)), &hello);
     assert!(relay.poll_transmit().is_some());
 }
 
@@ -415,10 +439,7 @@ fn catch_up_keeps_to_the_subscribers_clubs_and_nacks_are_answered_for_all() {
         start: FIRST_SEQ,
         len: 64,
     });
-    let msg = Message::Nack(nack);
-    let mut buf = vec![0; msg.buffer_len()];
-    let n = msg.emit(&mut buf).expect("emit");
-    relay.handle_datagram(t(2), peer, &buf[..n]);
+    send(&mut relay, t(2), peer, &Message::Nack(nack));
     // NACKs are answered for every club (an ordinary peer asks its relay
     // for chunks of clubs its peers lost), never beyond the request.
     let resent = data_seqs(drain_to(&mut relay, peer));
@@ -441,9 +462,7 @@ fn unread_events_do_not_pile_up() {
             stream,
             session: session(&relay, from),
         });
-        let mut buf = vec![0; leave.buffer_len()];
-        let n = leave.emit(&mut buf).expect("emit");
-        relay.handle_datagram(t(1), from, &buf[..n]);
+        send(&mut relay, t(1), from, &leave);
         while relay.poll_transmit().is_some() {}
     }
     assert_eq!(relay.stats().accepted, 3000);
@@ -526,13 +545,7 @@ fn a_late_joiner_starts_at_a_recent_keyframe_or_else_at_the_live_edge() {
             .window(&stream)
             .and_then(Window::newest_seq)
             .map_or(0, |n| n + 1);
-        let start = drain_to(&mut relay, viewer)
-            .iter()
-            .find_map(|b| match Message::parse(b) {
-                Ok(Message::Accept(a)) => Some(a.start_seq),
-                _ => None,
-            })
-            .expect("an ACCEPT");
+        let start = accepted_start(&mut relay, viewer);
         (start, live_edge)
     };
     // Only the first chunk of an opaque stream is a keyframe.
@@ -602,13 +615,7 @@ fn a_resume_before_the_first_chunk_starts_at_the_run() {
     while relay.poll_transmit().is_some() {}
     let viewer: SocketAddr = "127.0.0.3:5000".parse().expect("addr");
     subscribe_from(&mut relay, t(1), viewer, stream, 5);
-    let start = drain_to(&mut relay, viewer)
-        .iter()
-        .find_map(|b| match Message::parse(b) {
-            Ok(Message::Accept(a)) => Some(a.start_seq),
-            _ => None,
-        })
-        .expect("an ACCEPT");
+    let start = accepted_start(&mut relay, viewer);
     assert_eq!(start, FIRST_SEQ);
 }
 

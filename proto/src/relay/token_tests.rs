@@ -2,7 +2,9 @@
 
 use std::net::SocketAddr;
 
-use super::tests::{PUBLISHER, drain_to, kept, published_on, session, subscribe_with_token, t};
+use super::tests::{
+    PUBLISHER, drain_to, kept, published_on, send, session, subscribe_with_token, t,
+};
 use super::*;
 use crate::integrity::PublisherKey;
 use crate::token::{Scope, Token};
@@ -235,10 +237,4 @@ fn a_relay_presents_its_upstream_token() {
     }
     assert!(down.upstreams().all(|u| u.subscribed));
     assert_eq!(upstream.subscriber_count(), 1);
-}
-
-fn send(relay: &mut Relay, now: Time, from: SocketAddr, msg: &Message<'_>) {
-    let mut buf = vec![0; msg.buffer_len()];
-    let n = msg.emit(&mut buf).expect("emit");
-    relay.handle_datagram(now, from, &buf[..n]);
 }

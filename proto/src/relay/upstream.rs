@@ -384,7 +384,7 @@ mod tests {
         let mut up = Upstream::new(t(0), vec![addr(A), addr(B)], stream, Vec::new(), 1, tx)
             .expect("servers");
         let (_, nonce) = hellos(tx)[0];
-        for answer in crate::testutil::handshake_answers(stream, nonce) {
+        for answer in crate::testutil::handshake_answers(stream, nonce, 0) {
             up.handle(t(0), &answer, None, tx);
         }
         assert!(up.subscribed());
@@ -400,10 +400,7 @@ mod tests {
     fn a_flowing_stream_that_stops_fails_over_after_the_stall_time() {
         let mut tx = TxQueue::default();
         let mut up = subscribed(&mut tx);
-        for ms in (0..=200).step_by(20) {
-            up.heard(t(ms));
-        }
-        let stall = t(200) + STALL_AFTER;
+        let stall = crate::testutil::flow(200, |now| up.heard(now)) + STALL_AFTER;
         // (The session probes the silent server with a KEEPALIVE first.)
         let mut now = t(200);
         while up.server() == addr(A) {

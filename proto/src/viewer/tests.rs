@@ -5,29 +5,17 @@ use super::*;
 use crate::client::{FAILOVER_AFTER, STALL_AFTER};
 use crate::integrity::{PublisherKey, chunk_hash};
 use crate::publisher::{Publisher, PublisherConfig};
-use crate::testutil::{addr, emit, t};
+use crate::testutil::{addr, emit, handshake_answers, hello_nonce, sent, sent_to, t};
 use crate::wire::{
-    Accept, Challenge, Codec, Cookie, Data, DataFlags, Leave, LeaveReason, Manifest, SIGNATURE_LEN,
+    Codec, Data, DataFlags, Leave, LeaveReason, Manifest, MessageType, SIGNATURE_LEN,
 };
 
 const A: &str = "127.0.0.1:7401";
 const B: &str = "127.0.0.1:7402";
 
-/// The datagrams queued, with their destinations, emptying the queue.
-fn sent(v: &mut Viewer) -> Vec<(SocketAddr, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some(t) = v.poll_transmit() {
-        out.push((t.dst, t.payload.to_vec()));
-    }
-    out
-}
-
 /// The destinations of the HELLOs among `sent`.
 fn hellos(sent: &[(SocketAddr, Vec<u8>)]) -> Vec<SocketAddr> {
-    sent.iter()
-        .filter(|(_, b)| matches!(Message::parse(b), Ok(Message::Hello(_))))
-        .map(|(to, _)| *to)
-        .collect()
+    sent_to(sent, MessageType::Hello)
 }
 
 fn events(v: &mut Viewer) -> Vec<ViewerEvent> {
@@ -100,23 +88,9 @@ fn answer(
     out: &[(SocketAddr, Vec<u8>)],
     start_seq: u64,
 ) -> Option<u64> {
-    let nonce = out
-        .iter()
-        .rev()
-        .find_map(|(to, b)| match Message::parse(b) {
-            Ok(Message::Hello(h)) if *to == relay => Some(h.nonce),
-            _ => None,
-        })
-        .expect("a HELLO to the relay");
-    let cookie = Cookie {
-        issued_at_us: 0,
-        tag: [0; 16],
-    };
-    v.handle_datagram(
-        now,
-        relay,
-        &emit(&Message::Challenge(Challenge { nonce, cookie })),
-    );
+    let nonce = hello_nonce(out, relay);
+    let [challenge, accept] = handshake_answers(v.window().stream(), nonce, start_seq);
+    v.handle_datagram(now, relay, &emit(&challenge));
     let resume = sent(v)
         .iter()
         .find_map(|(to, b)| match Message::parse(b) {
@@ -124,13 +98,7 @@ fn answer(
             _ => None,
         })
         .expect("a SUBSCRIBE to the relay");
-    let accept = Accept {
-        keepalive_ms: 1000,
-        stream: v.window().stream(),
-        session: 42,
-        start_seq,
-    };
-    v.handle_datagram(now, relay, &emit(&Message::Accept(accept)));
+    v.handle_datagram(now, relay, &emit(&accept));
     assert!(v.is_subscribed());
     assert_eq!(v.relay(), relay);
     resume
@@ -253,13 +221,9 @@ fn a_relay_that_keeps_refusing_is_left_but_a_final_refusal_is_final() {
             Ok(Message::Hello(h)) => Some(h.nonce),
             _ => None,
         });
-        let cookie = Cookie {
-            issued_at_us: 0,
-            tag: [0; 16],
-        };
         if let Some(nonce) = nonce {
-            let c = Message::Challenge(Challenge { nonce, cookie });
-            v.handle_datagram(now, addr(A), &emit(&c));
+            let [challenge, _] = handshake_answers(stream, nonce, 0);
+            v.handle_datagram(now, addr(A), &emit(&challenge));
         }
         nonce.is_some()
     };

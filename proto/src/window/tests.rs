@@ -16,7 +16,7 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
         WindowConfig::default(),
     );
     let hashes = [0u8; 20 * HASH_LEN];
-    for first_seq in [u64::MAX, u64::MAX - 15, u64::MAX - 1] {
+    let manifest = |first_seq| {
         let man = Manifest {
             k: 16,
             m: 4,
@@ -29,29 +29,18 @@ fn a_manifest_past_the_end_of_the_sequence_space_is_refused() {
             hashes: &hashes,
             signature: [0; SIGNATURE_LEN],
         };
-        let buf = crate::testutil::signed_manifest(&key, &man);
+        crate::testutil::signed_manifest(&key, &man)
+    };
+    for first_seq in [u64::MAX, u64::MAX - 15, u64::MAX - 1] {
         assert_eq!(
-            window.ingest(Time::from_micros(1), &buf),
+            window.ingest(Time::from_micros(1), &manifest(first_seq)),
             Err(Rejection::Malformed(DecodeError::Field("first_seq"))),
             "first_seq {first_seq}"
         );
     }
     // The last block that fits is fine.
-    let man = Manifest {
-        k: 16,
-        m: 4,
-        symbol_len: 1330,
-        stream,
-        block: 3,
-        first_seq: u64::MAX - 16,
-        epoch: 0,
-        timestamp_us: 0,
-        hashes: &hashes,
-        signature: [0; SIGNATURE_LEN],
-    };
-    let buf = crate::testutil::signed_manifest(&key, &man);
     assert_eq!(
-        window.ingest(Time::from_micros(1), &buf),
+        window.ingest(Time::from_micros(1), &manifest(u64::MAX - 16)),
         Ok(Ingested::Verified)
     );
     window.handle_timeout(Time::from_micros(10_000_000));

@@ -294,7 +294,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    fn from_byte(b: u8) -> Option<Self> {
+    pub(crate) fn from_byte(b: u8) -> Option<Self> {
         Some(match b {
             1 => Self::UnsupportedVersion,
             2 => Self::UnknownStream,

@@ -252,22 +252,9 @@ fn accept() -> impl Strategy<Value = Case> {
     )
 }
 
-const REJECT_REASONS: [RejectReason; 10] = [
-    RejectReason::UnsupportedVersion,
-    RejectReason::UnknownStream,
-    RejectReason::BadCookie,
-    RejectReason::Full,
-    RejectReason::TokenRequired,
-    RejectReason::TokenInvalid,
-    RejectReason::TokenExpired,
-    RejectReason::RateLimited,
-    RejectReason::ShuttingDown,
-    RejectReason::NotSubscribed,
-];
-
 fn reject() -> impl Strategy<Value = Case> {
     (
-        prop::sample::select(&REJECT_REASONS[..]),
+        prop::sample::select(crate::testutil::reject_reasons().collect::<Vec<_>>()),
         any::<u32>(),
         stream(),
     )

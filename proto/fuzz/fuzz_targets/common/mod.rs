@@ -1,6 +1,6 @@
 //! What the state-machine targets share: the input format, the stream's
-//! key, the fixer that lets an input speak validly, and the oracles their
-//! assertions use.
+//! key, the fixer that lets an input speak validly, the oracles their
+//! assertions use, and the [`harness`] that drives them.
 //!
 //! Input: records of `[control u8][len u16 BE][len bytes]`, the last one cut
 //! short if the input ends. The control byte:
@@ -21,13 +21,17 @@
 
 #![allow(dead_code, reason = "each target uses part of it")]
 
+pub mod harness;
+
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use shoal_proto::integrity::{Hash, PublisherKey, StreamKey, chunk_hash, parity_hash};
+use shoal_proto::peer::PeerConfig;
 use shoal_proto::viewer::ViewerEvent;
+use shoal_proto::window::WindowConfig;
 use shoal_proto::wire::{
     Cookie, Data, Descriptor, HASH_LEN, HELLO_MIN_LEN, MANIFEST_HEADER_LEN, Manifest, ManifestView,
     Message, MessageType, Parity, SIGNATURE_LEN, peek_type,
@@ -46,6 +50,24 @@ pub static KEY: LazyLock<StreamKey> =
 /// The stream every target carries.
 pub fn stream() -> StreamId {
     PUBLISHER.stream_id()
+}
+
+/// Most subscribers the `peer` target's upload side takes.
+pub const PEER_MAX_SUBSCRIBERS: usize = 3;
+
+/// How the `peer` target makes its peer (the regression tests too).
+pub fn peer_config(relay: SocketAddr, upload_limit_bps: u64) -> PeerConfig {
+    let mut config = PeerConfig::new(relay, stream());
+    config.upload_limit_bps = upload_limit_bps;
+    config.max_subscribers = PEER_MAX_SUBSCRIBERS;
+    config.cookie_secret = [9; 32];
+    config.nonce_seed = 3;
+    config.window = WindowConfig {
+        capacity: 128,
+        manifest_wait: Duration::from_millis(500),
+        ..WindowConfig::default()
+    };
+    config
 }
 
 /// Clock steps: a millisecond up to past the cookie lifetime (10 s), with
@@ -98,42 +120,6 @@ pub fn steps(input: &[u8]) -> impl Iterator<Item = Step<'_>> {
         advance: ADVANCE[usize::from(control >> 5)],
         datagram,
     })
-}
-
-/// A state-machine target's harness, as [`play`] drives it.
-pub trait Harness {
-    /// Makes the datagram `from` valid as the step asks.
-    fn fixer(&mut self) -> &mut Fixer;
-    /// Notes a (fixed) datagram in the harness's oracles, before the state
-    /// machine sees it.
-    fn note(&mut self, from: SocketAddr, bytes: &[u8]);
-    /// The state machine's doors.
-    fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]);
-    fn handle_timeout(&mut self, now: Time);
-    fn poll_timeout(&self) -> Option<Time>;
-    /// Drains and checks what the state machine sent and told; `input` is
-    /// the datagram just handled (`None`: timers ran).
-    fn drain(&mut self, input: Option<(SocketAddr, usize)>);
-}
-
-/// Feeds the input's steps to `h` from `now` on, datagrams from `addrs`,
-/// checking after every call; then lets an hour pass.
-pub fn play(h: &mut impl Harness, input: &[u8], addrs: &[SocketAddr; 8], mut now: Time) {
-    for step in steps(input) {
-        now += step.advance;
-        let from = addrs[step.source];
-        let bytes = h.fixer().fix(from, step.fix, step.datagram).to_vec();
-        h.note(from, &bytes);
-        h.handle_datagram(now, from, &bytes);
-        h.drain(Some((from, bytes.len())));
-        if step.timers {
-            h.handle_timeout(now);
-            check_progress(now, h.poll_timeout());
-            h.drain(None);
-        }
-    }
-    h.handle_timeout(now + Duration::from_secs(3600));
-    h.drain(None);
 }
 
 /// Playout moves forward: chunks and gaps in increasing order, nothing
