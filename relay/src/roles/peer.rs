@@ -180,6 +180,7 @@ fn parse_listen(text: Option<&str>, relay: SocketAddr) -> anyhow::Result<SocketA
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_proto::viewer::ViewerStats;
 
     #[test]
     fn upload_limit_parses() {
@@ -214,16 +215,21 @@ mod tests {
 
     #[test]
     fn status_line_reads() {
-        let mut stats = PeerStats::default();
-        stats.viewer.fec_repaired = 3;
-        stats.viewer.nack_repaired = 1;
-        stats.viewer.lost = 2;
-        stats.viewer.played_bytes = 312_500;
-        stats.uploaded_bytes = 625_000;
-        stats.subscribers = 4;
-        stats.working_sources = 6;
-        stats.from_peers_bytes = 300;
-        stats.from_relay_bytes = 100;
+        let stats = PeerStats {
+            viewer: ViewerStats {
+                fec_repaired: 3,
+                nack_repaired: 1,
+                lost: 2,
+                played_bytes: 312_500,
+                ..ViewerStats::default()
+            },
+            uploaded_bytes: 625_000,
+            subscribers: 4,
+            working_sources: 6,
+            from_peers_bytes: 300,
+            from_relay_bytes: 100,
+            ..PeerStats::default()
+        };
         let line = status_line(
             Some(Duration::from_millis(120)),
             &stats,
