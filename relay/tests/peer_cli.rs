@@ -9,7 +9,6 @@ use std::net::UdpSocket;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use shoal_proto::publisher::PublisherConfig;
 use shoal_relay::io::BackendKind;
 use support::cli::*;
 use support::*;
@@ -86,22 +85,7 @@ fn silent_relay_is_an_error_within_six_seconds() {
 
 #[test]
 fn a_stream_nobody_publishes_is_an_error_after_the_wait() {
-    let server = start(&settings(BackendKind::Auto, 1));
-    let addr = server.local_addr().to_string();
-    let id = stream_id(SOME_STREAM);
-    let (status, err, took) = run(
-        &[
-            "peer", "--stream", &id, "--relay", &addr, "--wait", "1s", "--quiet",
-        ],
-        Duration::from_secs(10),
-    );
-    server.shutdown();
-    assert!(!status.success());
-    assert_one_line(
-        &err,
-        &format!("stream {id} has not started on relay {addr}"),
-    );
-    assert!(took < Duration::from_secs(5), "gave up in {took:?}");
+    assert_unpublished_stream_gives_up("peer", &stream_id(SOME_STREAM));
 }
 
 /// A short stream published through a real relay to a `shoal peer` that
@@ -132,14 +116,7 @@ fn published_stream_comes_out_byte_for_byte_and_the_peer_exits_0() {
         stdout.read_to_end(&mut bytes).expect("read stdout");
         bytes
     });
-    metrics_until(&server, "the peer subscribed", |m| {
-        sum(m, |w| w.subscribers) >= 1
-    });
-    for _ in 0..4 {
-        source.block();
-    }
-    source.finish();
-    let (status, err) = wait(&mut child, Duration::from_secs(15), "end of stream");
+    let (status, err) = publish_to(&server, &mut source, &mut child, "the peer");
     let got = reader.join().expect("stdout reader");
     server.shutdown();
     assert!(status.success(), "exit 0 at end of stream: {status} {err}");
@@ -148,10 +125,7 @@ fn published_stream_comes_out_byte_for_byte_and_the_peer_exits_0() {
         "{err}"
     );
     assert!(err.contains("shoal: end of stream"), "{err}");
-    let chunk = usize::from(PublisherConfig::default().chunk_size);
-    let expected: Vec<u8> = (0..source.chunks())
-        .flat_map(|i| std::iter::repeat_n((i % 251) as u8, chunk))
-        .collect();
+    let expected = source.bytes();
     assert_eq!(got.len(), expected.len(), "all bytes came out");
     assert!(
         got == expected,

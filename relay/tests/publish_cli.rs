@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use shoal_proto::ts::{Header, TS_PACKET_LEN, pcr_field};
 use shoal_proto::wire::{MessageType, peek_type};
-
-const TS_PACKET_LEN: usize = 188;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("shoal-publish-{}-{name}", std::process::id()));
@@ -64,23 +63,19 @@ fn failure(out: &Output) -> String {
 
 /// One TS packet on `pid`, with a PCR in its adaptation field if given.
 fn ts_packet(pid: u16, counter: u8, pcr: Option<u64>) -> [u8; TS_PACKET_LEN] {
+    let header = Header {
+        payload_unit_start: false,
+        pid,
+        adaptation_field: pcr.is_some(),
+        continuity_counter: counter,
+    };
     let mut p = [0xff; TS_PACKET_LEN];
-    p[0] = 0x47;
-    p[1..3].copy_from_slice(&pid.to_be_bytes());
-    match pcr {
-        Some(pcr) => {
-            let (base, ext) = (pcr / 300, pcr % 300);
-            p[3] = 0x30 | (counter & 0x0f);
-            p[4] = 7;
-            p[5] = 0x10;
-            p[6] = (base >> 25) as u8;
-            p[7] = (base >> 17) as u8;
-            p[8] = (base >> 9) as u8;
-            p[9] = (base >> 1) as u8;
-            p[10] = ((base & 1) << 7) as u8 | 0x7e | (ext >> 8) as u8;
-            p[11] = ext as u8;
-        }
-        None => p[3] = 0x10 | (counter & 0x0f),
+    p[..Header::LEN].copy_from_slice(&header.to_bytes());
+    if let Some(pcr) = pcr {
+        // The PCR flag, then the PCR.
+        p[4] = 7;
+        p[5] = 0x10;
+        p[6..12].copy_from_slice(&pcr_field(pcr / 300, (pcr % 300) as u16));
     }
     p
 }

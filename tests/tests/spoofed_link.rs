@@ -8,47 +8,17 @@
 
 use std::time::Duration;
 
-use shoal_proto::viewer::ViewerConfig;
 use shoal_proto::wire::{Leave, LeaveReason, Message};
-use shoal_tests::harness::{RelayNode, Star, StarConfig, ViewerNode, addr, relay_config};
+use shoal_tests::harness::{Star, addr, encode};
 use shoal_tests::netsim::LinkConfig;
-
-fn encode(msg: &Message<'_>) -> Vec<u8> {
-    let mut buf = vec![0; msg.buffer_len()];
-    let len = msg.emit(&mut buf).expect("fits");
-    buf.truncate(len);
-    buf
-}
 
 #[test]
 fn spoofed_leaves_at_ten_a_second_each_way_do_not_cut_a_relay_link() {
-    let mut star = Star::new(&StarConfig {
-        viewers: 0,
-        seconds: 3.0,
-        ..StarConfig::default()
-    });
-    let (a, b) = (addr(1), addr(2));
     let link = LinkConfig::with_latency(Duration::from_millis(15));
-    star.net.set_link(a, b, link);
-    star.net.set_link(b, a, link);
-    let relay_b = star.net.add_node(b, RelayNode::new(relay_config(2)));
+    let (mut star, relay_b, viewers) = Star::chain(3.0, link, 5);
+    let (a, b) = (addr(1), addr(2));
     let stream = star.stream_id;
-    star.net.with_node(relay_b, |node, now| {
-        node.relay
-            .add_upstream(now, a, stream)
-            .expect("valid stream id");
-    });
     let now = star.net.now();
-    let viewers: Vec<_> = (0..5u32)
-        .map(|i| {
-            let v = addr(200 + i);
-            star.net.set_link(b, v, link);
-            star.net.set_link(v, b, link);
-            let mut c = ViewerConfig::new(b, stream);
-            c.nonce_seed = u64::from(i) + 7;
-            star.net.add_node(v, ViewerNode::new(c, now))
-        })
-        .collect();
 
     // From 100 ms on (B's subscription to A takes two round trips, 60 ms)
     // to past the stream's end.
@@ -84,12 +54,5 @@ fn spoofed_leaves_at_ten_a_second_each_way_do_not_cut_a_relay_link() {
             .all(|u| u.subscribed && u.failovers == 0),
         "B's upstream session held"
     );
-    for v in viewers {
-        let node = star.net.node(v);
-        assert!(node.ended && node.gaps.is_empty());
-        assert!(
-            node.output == star.stream.bytes,
-            "output through the chain differs"
-        );
-    }
+    star.assert_exact_stream(&viewers);
 }

@@ -8,14 +8,7 @@ use shoal_proto::wire::{
     Cookie, HELLO_MIN_LEN, Hello, Keepalive, Message, Nack, NackEntry, NackKind,
     SUPPORTED_VERSIONS, Subscribe,
 };
-use shoal_tests::harness::{Star, StarConfig, addr};
-
-fn encode(msg: &Message<'_>) -> Vec<u8> {
-    let mut buf = vec![0; msg.buffer_len()];
-    let len = msg.emit(&mut buf).expect("fits");
-    buf.truncate(len);
-    buf
-}
+use shoal_tests::harness::{Star, StarConfig, addr, encode};
 
 #[test]
 fn spoofed_victim_gets_no_stream_data_and_no_amplification() {

@@ -13,7 +13,9 @@ use shoal_proto::StreamId;
 use shoal_proto::fec::{symbol_len, write_symbol};
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
-use shoal_proto::ts::TS_PACKET_LEN;
+use shoal_proto::ts::{
+    Header, STREAM_TYPE_AAC, STREAM_TYPE_H264, TS_PACKET_LEN, pat_packet, pmt_packet,
+};
 use shoal_proto::wire::{
     Accept, Challenge, Codec, Cookie, DATA_HEADER_LEN, DESCRIPTOR_LEN, Data, DataFlags, Descriptor,
     Have, Hello, Introduce, Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Member,
@@ -453,22 +455,9 @@ fn ts_stream() -> Vec<u8> {
     const VIDEO: u16 = 0x100;
     const AUDIO: u16 = 0x101;
     let mut out = Vec::new();
-    out.extend(section(
-        0,
-        0x00,
-        1,
-        &[0, 1, 0xE0 | (PMT >> 8) as u8, PMT as u8],
-    ));
-    out.extend(section(
-        PMT,
-        0x02,
-        1,
-        &[
-            0xE1, 0x00, 0xF0, 0x00, // PCR PID, program info length
-            0x1B, 0xE1, 0x00, 0xF0, 0x00, // H.264 on VIDEO
-            0x0F, 0xE1, 0x01, 0xF0, 0x00, // AAC on AUDIO
-        ],
-    ));
+    out.extend(pat_packet(0, 1, &[(1, PMT)]).expect("a short PAT"));
+    let streams = [(STREAM_TYPE_H264, VIDEO), (STREAM_TYPE_AAC, AUDIO)];
+    out.extend(pmt_packet(PMT, 0, 1, VIDEO, &streams).expect("a short PMT"));
     for i in 0..6u8 {
         out.extend(packet(VIDEO, i, i % 3 == 0));
     }
@@ -477,45 +466,19 @@ fn ts_stream() -> Vec<u8> {
 }
 
 fn packet(pid: u16, cc: u8, random_access: bool) -> [u8; TS_PACKET_LEN] {
+    let header = Header {
+        payload_unit_start: true,
+        pid,
+        adaptation_field: random_access,
+        continuity_counter: cc,
+    };
     let mut bytes = [0x11; TS_PACKET_LEN];
-    bytes[..3].copy_from_slice(&[0x47, 0x40 | (pid >> 8) as u8, pid as u8]);
+    bytes[..Header::LEN].copy_from_slice(&header.to_bytes());
     if random_access {
-        bytes[3..6].copy_from_slice(&[0x30 | (cc & 0x0F), 1, 0x40]);
-    } else {
-        bytes[3] = 0x10 | (cc & 0x0F);
+        // The adaptation field: one flags byte, random access.
+        bytes[4..6].copy_from_slice(&[1, 0x40]);
     }
     bytes
-}
-
-/// A one-packet PSI section (PAT or PMT) with its CRC.
-fn section(pid: u16, table_id: u8, id: u16, body: &[u8]) -> [u8; TS_PACKET_LEN] {
-    let mut section = vec![table_id];
-    let length = (5 + body.len() + 4) as u16;
-    section.extend_from_slice(&(0xB000 | length).to_be_bytes());
-    section.extend_from_slice(&id.to_be_bytes());
-    section.extend_from_slice(&[0xC1, 0, 0]);
-    section.extend_from_slice(body);
-    let crc = crc32_mpeg2(&section);
-    section.extend_from_slice(&crc.to_be_bytes());
-    let mut bytes = [0xFF; TS_PACKET_LEN];
-    bytes[..5].copy_from_slice(&[0x47, 0x40 | (pid >> 8) as u8, pid as u8, 0x10, 0]);
-    bytes[5..5 + section.len()].copy_from_slice(&section);
-    bytes
-}
-
-fn crc32_mpeg2(bytes: &[u8]) -> u32 {
-    let mut crc = u32::MAX;
-    for &b in bytes {
-        crc ^= u32::from(b) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
 }
 
 /// A tiny published stream: its descriptor, then one block of four

@@ -17,17 +17,26 @@
 //! joining there can decode from its first packet. [`Mode::Opaque`] cuts
 //! any byte stream into fixed-size pieces. [`looks_like_ts`] lets a caller
 //! tell the two apart before choosing.
+//!
+//! For synthetic streams (the demo's test pattern, fixtures, fuzz seeds)
+//! the module also writes what it reads: a packet [`Header`], a
+//! [`pcr_field`], and a PAT or PMT in one packet ([`pat_packet`],
+//! [`pmt_packet`]).
 
 mod chunker;
 mod framer;
 mod packet;
 mod psi;
+mod tables;
 #[cfg(test)]
 mod testutil;
 
 pub use chunker::{Chunk, Chunker, ChunkerError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, Mode};
-pub use packet::{Packet, PacketError, SYNC_BYTE, TS_PACKET_LEN, random_access_indicator};
-pub use psi::crc32_mpeg2;
+pub use packet::{
+    Header, Packet, PacketError, SYNC_BYTE, TS_PACKET_LEN, pcr_field, random_access_indicator,
+};
+pub use psi::{PAT_PID, STREAM_TYPE_AAC, STREAM_TYPE_H264, crc32_mpeg2};
+pub use tables::{pat_packet, pmt_packet};
 
 /// Consecutive sync bytes, [`TS_PACKET_LEN`] apart, that [`looks_like_ts`]
 /// wants to see.

@@ -126,6 +126,66 @@ impl<'a> Packet<'a> {
     }
 }
 
+/// The four header bytes of a transport packet, for writing one: the
+/// counterpart of [`Packet`]'s accessors. Not scrambled, no error or
+/// priority flag, and always a payload (after the adaptation field, if
+/// any).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// A PES packet or PSI section starts in this packet.
+    pub payload_unit_start: bool,
+    /// The packet identifier; bits above the 13th are dropped.
+    pub pid: u16,
+    /// An adaptation field follows the header; the caller writes it.
+    pub adaptation_field: bool,
+    /// The continuity counter; bits above the 4th are dropped.
+    pub continuity_counter: u8,
+}
+
+impl Header {
+    /// Bytes the header takes.
+    pub const LEN: usize = HEADER_LEN;
+
+    /// The header's bytes, sync byte first.
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let [pid_hi, pid_lo] = (self.pid & PID_MASK).to_be_bytes();
+        let start = if self.payload_unit_start {
+            PAYLOAD_UNIT_START
+        } else {
+            0
+        };
+        let adaptation = if self.adaptation_field {
+            HAS_ADAPTATION_FIELD
+        } else {
+            0
+        };
+        let continuity = self.continuity_counter & CONTINUITY_MASK;
+        [
+            SYNC_BYTE,
+            start | pid_hi,
+            pid_lo,
+            adaptation | HAS_PAYLOAD | continuity,
+        ]
+    }
+}
+
+/// A PCR field as it stands in an adaptation field (2.4.3.5): `base`, in
+/// 90 kHz ticks, and `extension`, in 27 MHz ticks below 300, then the six
+/// reserved bits; bits above the 33rd of the base and the 9th of the
+/// extension are dropped.
+pub fn pcr_field(base: u64, extension: u16) -> [u8; 6] {
+    let base = base & ((1 << 33) - 1);
+    let [ext_hi, ext_lo] = (extension & 0x01FF).to_be_bytes();
+    [
+        (base >> 25) as u8,
+        (base >> 17) as u8,
+        (base >> 9) as u8,
+        (base >> 1) as u8,
+        ((base & 1) << 7) as u8 | 0x7E | ext_hi,
+        ext_lo,
+    ]
+}
+
 /// Whether `packet`, one 188-byte transport packet, has its
 /// random_access_indicator set; false for anything that is not a packet.
 pub fn random_access_indicator(packet: &[u8]) -> bool {
@@ -148,6 +208,47 @@ mod tests {
         assert_eq!(p.adaptation_field(), None);
         assert_eq!(p.payload().map(<[u8]>::len), Some(184));
         assert_eq!(p.as_bytes(), &bytes[..]);
+    }
+
+    #[test]
+    fn written_header_reads_back() {
+        let header = Header {
+            payload_unit_start: true,
+            pid: 0x1ABC,
+            adaptation_field: true,
+            continuity_counter: 0x1B,
+        };
+        let mut bytes = [0u8; TS_PACKET_LEN];
+        bytes[..Header::LEN].copy_from_slice(&header.to_bytes());
+        bytes[4] = 1;
+        bytes[5] = RANDOM_ACCESS;
+        let p = Packet::new_checked(&bytes).expect("a written header");
+        assert_eq!(p.pid(), 0x1ABC);
+        assert_eq!(p.continuity_counter(), 0xB);
+        assert!(p.payload_unit_start());
+        assert!(p.random_access_indicator());
+        assert_eq!(p.payload().map(<[u8]>::len), Some(182));
+
+        let plain = Header {
+            pid: 0xFFFF,
+            ..Header::default()
+        };
+        let bytes = [&plain.to_bytes()[..], &[0; 184]].concat();
+        let p = Packet::new_checked(&bytes).expect("a written header");
+        assert_eq!(p.pid(), 0x1FFF);
+        assert!(!p.payload_unit_start());
+        assert_eq!(p.adaptation_field(), None);
+        assert_eq!(p.payload().map(<[u8]>::len), Some(184));
+    }
+
+    #[test]
+    fn pcr_field_layout() {
+        // Base 2^32 + 1, extension 299: the base's low bit tops byte 4.
+        assert_eq!(
+            pcr_field((1 << 32) | 1, 299),
+            [0x80, 0, 0, 0, 0x80 | 0x7E | 1, 0x2B]
+        );
+        assert_eq!(pcr_field(1 << 33, 512), [0, 0, 0, 0, 0x7E, 0]);
     }
 
     #[test]

@@ -12,20 +12,21 @@
 //! Only what a live stream needs is read: the first section starting in a
 //! packet, when it fits in that packet and its CRC holds. Anything else is
 //! ignored and what was learned before stays.
+//!
+//! [`super::tables`] writes the same tables.
 
 use super::packet::Packet;
 
-const PAT_PID: u16 = 0;
-const PAT_TABLE_ID: u8 = 0x00;
-const PMT_TABLE_ID: u8 = 0x02;
+pub(super) const PAT_TABLE_ID: u8 = 0x00;
+pub(super) const PMT_TABLE_ID: u8 = 0x02;
 /// table_id, flags and section_length (2), table_id_extension (2), version
 /// and current_next_indicator, section_number, last_section_number.
 const SECTION_HEADER_LEN: usize = 8;
-const CRC_LEN: usize = 4;
-const SECTION_SYNTAX: u16 = 0x8000;
+pub(super) const CRC_LEN: usize = 4;
+pub(super) const SECTION_SYNTAX: u16 = 0x8000;
 const LENGTH_MASK: u16 = 0x0FFF;
 const PID_MASK: u16 = 0x1FFF;
-const CURRENT_NEXT: u8 = 0x01;
+pub(super) const CURRENT_NEXT: u8 = 0x01;
 /// A PAT entry: program_number, then the PMT PID.
 const PAT_ENTRY_LEN: usize = 4;
 /// program_number 0 in the PAT points at the network information table.
@@ -38,6 +39,13 @@ const ES_ENTRY_LEN: usize = 5;
 /// H.266, AVS, Dirac, VC-1. Sub-bitstreams (SVC, MVC, HEVC temporal layers)
 /// are left out: their random access points are also their base layer's.
 const VIDEO_STREAM_TYPES: [u8; 9] = [0x01, 0x02, 0x10, 0x1B, 0x24, 0x33, 0x42, 0xD1, 0xEA];
+
+/// The PID that carries the program association table.
+pub const PAT_PID: u16 = 0;
+/// The stream_type of H.264 video in a PMT.
+pub const STREAM_TYPE_H264: u8 = 0x1B;
+/// The stream_type of AAC audio (ADTS) in a PMT.
+pub const STREAM_TYPE_AAC: u8 = 0x0F;
 
 /// The video PIDs of the stream's programs.
 #[derive(Debug, Default)]
@@ -219,8 +227,7 @@ mod tests {
     use super::super::testutil::{packet, pat, pmt};
     use super::*;
 
-    const H264: u8 = 0x1B;
-    const AAC: u8 = 0x0F;
+    use super::{STREAM_TYPE_AAC as AAC, STREAM_TYPE_H264 as H264};
 
     fn learn(tables: &mut VideoPids, bytes: &[u8]) {
         tables.handle_packet(Packet::new_checked(bytes).expect("a built packet"));

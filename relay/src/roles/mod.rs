@@ -7,6 +7,7 @@
 //! share one run loop (`client_loop.rs`).
 
 mod args;
+pub mod client_args;
 mod client_loop;
 pub mod demo;
 mod join;

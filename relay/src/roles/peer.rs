@@ -21,29 +21,17 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_proto::peer::{Peer, PeerConfig, PeerStats};
 
-use super::client_loop::{ClientLoop, Flags, bad_key};
-use super::join;
-use super::output::{Output, Target};
+use super::client_args::ClientArgs;
+use super::client_loop::{ClientLoop, bad_key};
+use super::output::Output;
 use super::udp::{random_seed, wildcard_for};
-use crate::dht::DhtArgs;
 use crate::os;
 
 /// `shoal peer` flags.
 #[derive(Debug, clap::Args)]
 pub struct PeerArgs {
-    /// The stream to watch (its id, as printed by shoal keygen).
-    #[arg(long, value_name = "ID")]
-    pub stream: String,
-    /// The relay to join the swarm through: HOST:PORT (or shoal://HOST:PORT).
-    /// Without it, the stream's relays are found on the BitTorrent Mainline
-    /// DHT by the stream id, and the fastest to answer is joined.
-    #[arg(long, value_name = "ADDR")]
-    pub relay: Option<String>,
     #[command(flatten)]
-    pub dht: DhtArgs,
-    /// Where the stream goes: - for stdout, a file path, or udp://HOST:PORT.
-    #[arg(long, value_name = "-|PATH|udp://HOST:PORT", default_value = "-")]
-    pub output: String,
+    pub client: ClientArgs,
     /// Most this peer uploads to other peers, such as 8Mbit or 500kbit; 0
     /// uploads nothing (a pure viewer).
     #[arg(long, value_name = "RATE", default_value = "8Mbit")]
@@ -56,32 +44,14 @@ pub struct PeerArgs {
     /// [default: 0.0.0.0:0, or [::]:0 for an IPv6 relay].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// How long to wait for the stream's first chunk before saying the
-    /// stream is not there (a relay holds a subscription to a stream that
-    /// has not started yet, so an unknown id looks like a stream not yet
-    /// live); 0 waits for ever.
-    #[arg(long, value_name = "TIME", default_value = "10s")]
-    pub wait: String,
-    /// No status line on stderr.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Access token for relays that require one, as printed by
-    /// `shoal token` (the stream's owner makes it).
-    #[arg(long, value_name = "TOKEN")]
-    pub token: Option<String>,
 }
 
 /// Runs `shoal peer`.
 pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
-    let flags = Flags::parse(
-        &args.stream,
-        &args.latency,
-        &args.wait,
-        args.token.as_deref(),
-    )?;
+    let client = &args.client;
+    let flags = client.flags(&args.latency)?;
     let upload_limit = parse_upload_limit(&args.upload_limit)?;
-    let target = Target::parse(&args.output)?;
-    let join = join::plan(args.relay.as_deref(), &args.dht, &flags.stream, args.quiet)?;
+    let (target, join) = client.target_and_join(&flags)?;
     let relay = join.relay;
     let listen = parse_listen(args.listen.as_deref(), relay)?;
 
@@ -97,14 +67,14 @@ pub fn run(args: &PeerArgs) -> anyhow::Result<()> {
     config.nonce_seed = random_seed();
     config.window.wall_clock = os::wall_clock();
     let started = os::now();
-    let peer = Peer::new(config, started).map_err(|e| bad_key(&args.stream, e))?;
+    let peer = Peer::new(config, started).map_err(|e| bad_key(&client.stream, e))?;
     let socket = UdpSocket::bind(listen).map_err(|e| {
         anyhow::anyhow!(
             "--listen {listen}: cannot open a UDP socket there ({e}); use a local address and a free port, or port 0"
         )
     })?;
     let output = Output::open(&target)?;
-    ClientLoop::new(peer, socket, output, &flags, &join, args.quiet, started)?.run()
+    ClientLoop::new(peer, socket, output, &flags, &join, client.quiet, started)?.run()
 }
 
 /// The line for the `elapsed` seconds from `before` to `stats`.
@@ -181,6 +151,7 @@ fn parse_listen(text: Option<&str>, relay: SocketAddr) -> anyhow::Result<SocketA
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_proto::viewer::ViewerStats;
 
     #[test]
     fn upload_limit_parses() {
@@ -215,16 +186,21 @@ mod tests {
 
     #[test]
     fn status_line_reads() {
-        let mut stats = PeerStats::default();
-        stats.viewer.fec_repaired = 3;
-        stats.viewer.nack_repaired = 1;
-        stats.viewer.lost = 2;
-        stats.viewer.played_bytes = 312_500;
-        stats.uploaded_bytes = 625_000;
-        stats.subscribers = 4;
-        stats.working_sources = 6;
-        stats.from_peers_bytes = 300;
-        stats.from_relay_bytes = 100;
+        let stats = PeerStats {
+            viewer: ViewerStats {
+                fec_repaired: 3,
+                nack_repaired: 1,
+                lost: 2,
+                played_bytes: 312_500,
+                ..ViewerStats::default()
+            },
+            uploaded_bytes: 625_000,
+            subscribers: 4,
+            working_sources: 6,
+            from_peers_bytes: 300,
+            from_relay_bytes: 100,
+            ..PeerStats::default()
+        };
         let line = status_line(
             Some(Duration::from_millis(120)),
             &stats,

@@ -12,58 +12,28 @@ use std::time::Duration;
 use anyhow::Context;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerStats};
 
-use super::client_loop::{ClientLoop, Flags, bad_key};
-use super::join;
-use super::output::{Output, Target};
+use super::client_args::ClientArgs;
+use super::client_loop::{ClientLoop, bad_key};
+use super::output::Output;
 use super::udp::{random_seed, wildcard_for};
-use crate::dht::DhtArgs;
 use crate::os;
 
 /// `shoal watch` flags.
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// The stream to watch (its id, as printed by shoal keygen).
-    #[arg(long, value_name = "ID")]
-    pub stream: String,
-    /// The relay to subscribe to: HOST:PORT (or shoal://HOST:PORT). Without
-    /// it, the stream's relays are found on the BitTorrent Mainline DHT by
-    /// the stream id, and the fastest to answer is joined.
-    #[arg(long, value_name = "ADDR")]
-    pub relay: Option<String>,
     #[command(flatten)]
-    pub dht: DhtArgs,
-    /// Where the stream goes: - for stdout, a file path, or udp://HOST:PORT.
-    #[arg(long, value_name = "-|PATH|udp://HOST:PORT", default_value = "-")]
-    pub output: String,
+    pub client: ClientArgs,
     /// Longest a chunk may take from publisher to output before it is
     /// given up as lost.
     #[arg(long, value_name = "TIME", default_value = "500ms")]
     pub latency: String,
-    /// No status line on stderr.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Access token for relays that require one, as printed by
-    /// `shoal token` (the stream's owner makes it).
-    #[arg(long, value_name = "TOKEN")]
-    pub token: Option<String>,
-    /// How long to wait for the stream's first chunk before saying the
-    /// stream is not there (a relay holds a subscription to a stream that
-    /// has not started yet, so an unknown id looks like a stream not yet
-    /// live); 0 waits for ever.
-    #[arg(long, value_name = "TIME", default_value = "10s")]
-    pub wait: String,
 }
 
 /// Runs `shoal watch`.
 pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
-    let flags = Flags::parse(
-        &args.stream,
-        &args.latency,
-        &args.wait,
-        args.token.as_deref(),
-    )?;
-    let target = Target::parse(&args.output)?;
-    let join = join::plan(args.relay.as_deref(), &args.dht, &flags.stream, args.quiet)?;
+    let client = &args.client;
+    let flags = client.flags(&args.latency)?;
+    let (target, join) = client.target_and_join(&flags)?;
     let relay = join.relay;
 
     let mut config = ViewerConfig::new(relay, flags.stream);
@@ -73,10 +43,10 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     config.token = flags.token.clone();
     config.window.wall_clock = os::wall_clock();
     let started = os::now();
-    let viewer = Viewer::new(config, started).map_err(|e| bad_key(&args.stream, e))?;
+    let viewer = Viewer::new(config, started).map_err(|e| bad_key(&client.stream, e))?;
     let socket = UdpSocket::bind(wildcard_for(relay)).context("cannot open a UDP socket")?;
     let output = Output::open(&target)?;
-    ClientLoop::new(viewer, socket, output, &flags, &join, args.quiet, started)?.run()
+    ClientLoop::new(viewer, socket, output, &flags, &join, client.quiet, started)?.run()
 }
 
 /// The status line, at `bps` of output.

@@ -3,41 +3,48 @@
 //! [`PCR_EVERY`] packets (so `shoal publish` paces the file in real time)
 //! and the random_access_indicator at the start of each [`GOP`].
 
-use shoal_proto::ts::crc32_mpeg2;
-
 /// Bytes in a transport packet.
-pub const PACKET_LEN: usize = 188;
-/// The TS sync byte.
-const SYNC: u8 = 0x47;
-const PAT_PID: u16 = 0;
-const PMT_PID: u16 = 0x1000;
-const VIDEO_PID: u16 = 0x100;
-/// H.264, a type the chunker counts as video.
-const STREAM_TYPE_H264: u8 = 0x1B;
-const PROGRAM: u16 = 1;
-/// The rate the PCRs say the file was recorded at.
-const BITRATE: u64 = 2_000_000;
+pub use shoal_proto::ts::TS_PACKET_LEN as PACKET_LEN;
+use shoal_proto::ts::{
+    Header, STREAM_TYPE_H264, SYNC_BYTE, crc32_mpeg2, pat_packet, pcr_field, pmt_packet,
+};
+
+/// Packets from one keyframe to the next: about 0.53 s at [`BITRATE`].
+pub const GOP: usize = 700;
 /// Packets from one PAT to the next (the PMT follows each PAT).
 const PSI_EVERY: usize = 100;
 /// Packets from one PCR to the next; a multiple of neither table slot.
 const PCR_EVERY: usize = 20;
-/// Packets from one keyframe to the next: about 0.53 s at [`BITRATE`].
-pub const GOP: usize = 700;
 /// Where in each [`PSI_EVERY`] (and [`GOP`]) run the keyframe and PCRs sit:
 /// just after the PAT and PMT.
 const FIRST_VIDEO: usize = 2;
+/// The rate the PCRs say the file was recorded at.
+const BITRATE: u64 = 2_000_000;
 /// 27 MHz PCR ticks one packet takes at [`BITRATE`] (exactly 20304).
 const TICKS_PER_PACKET: u64 = PACKET_LEN as u64 * 8 * 27_000_000 / BITRATE;
+const PMT_PID: u16 = 0x1000;
+const VIDEO_PID: u16 = 0x100;
+const PROGRAM: u16 = 1;
 
 /// `packets` transport packets, deterministic, with no sync byte outside
 /// the packet headers' first byte and the PCR fields.
 pub fn stream(packets: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(packets * PACKET_LEN);
-    let (mut pat_cc, mut pmt_cc, mut video_cc) = (0u8, 0u8, 0u8);
+    let mut video_cc = 0u8;
     for i in 0..packets {
+        // The header keeps the continuity counter's low four bits.
+        let tables_cc = (i / PSI_EVERY) as u8;
         let packet = match i % PSI_EVERY {
-            0 => section_packet(PAT_PID, &mut pat_cc, 0x00, PROGRAM, &pat_body()),
-            1 => section_packet(PMT_PID, &mut pmt_cc, 0x02, PROGRAM, &pmt_body()),
+            0 => pat_packet(tables_cc, PROGRAM, &[(PROGRAM, PMT_PID)]).expect("one program"),
+            // The PCR on the video PID, one stream.
+            1 => pmt_packet(
+                PMT_PID,
+                tables_cc,
+                PROGRAM,
+                VIDEO_PID,
+                &[(STREAM_TYPE_H264, VIDEO_PID)],
+            )
+            .expect("one stream"),
             _ => video_packet(i, &mut video_cc),
         };
         out.extend_from_slice(&packet);
@@ -85,7 +92,7 @@ pub fn runs(input: &[u8], output: &[u8]) -> Result<Vec<Run>, String> {
     // left out.
     let mut next = 0;
     for (i, packet) in output.chunks(PACKET_LEN).enumerate() {
-        if packet[0] != SYNC {
+        if packet[0] != SYNC_BYTE {
             return Err(format!("output packet {i} has no sync byte"));
         }
         // The earliest match keeps every later packet matchable: PAT and
@@ -116,79 +123,28 @@ pub fn seconds(packets: usize) -> f64 {
 fn video_packet(index: usize, cc: &mut u8) -> [u8; PACKET_LEN] {
     let keyframe = index % GOP == FIRST_VIDEO;
     let with_pcr = index % PCR_EVERY == FIRST_VIDEO;
-    let [pid_hi, pid_lo] = VIDEO_PID.to_be_bytes();
+    let header = Header {
+        // A keyframe starts a PES packet.
+        payload_unit_start: keyframe,
+        pid: VIDEO_PID,
+        adaptation_field: with_pcr,
+        continuity_counter: *cc,
+    };
     let mut bytes = [0u8; PACKET_LEN];
-    bytes[0] = SYNC;
-    // A keyframe starts a PES packet.
-    bytes[1] = if keyframe { 0x40 } else { 0 } | (pid_hi & 0x1F);
-    bytes[2] = pid_lo;
-    let mut at = 4;
+    bytes[..Header::LEN].copy_from_slice(&header.to_bytes());
+    let mut at = Header::LEN;
     if with_pcr {
-        bytes[3] = 0x30 | *cc;
         bytes[4] = 7;
         bytes[5] = 0x10 | if keyframe { 0x40 } else { 0 };
-        bytes[6..12].copy_from_slice(&pcr_field(index as u64 * TICKS_PER_PACKET));
+        let ticks = index as u64 * TICKS_PER_PACKET;
+        bytes[6..12].copy_from_slice(&pcr_field(ticks / 300, (ticks % 300) as u16));
         at = 12;
-    } else {
-        bytes[3] = 0x10 | *cc;
     }
-    *cc = (*cc + 1) & 0x0F;
+    *cc = cc.wrapping_add(1);
     for (j, byte) in bytes.iter_mut().enumerate().skip(at) {
         // Below the sync byte, and different in every packet.
-        *byte = ((index * 31 + j * 7) % usize::from(SYNC)) as u8;
+        *byte = ((index * 31 + j * 7) % usize::from(SYNC_BYTE)) as u8;
     }
-    bytes
-}
-
-/// The 6-byte PCR field: 33-bit base, 6 reserved bits, 9-bit extension.
-fn pcr_field(ticks: u64) -> [u8; 6] {
-    let base = ticks / 300;
-    let ext = ticks % 300;
-    [
-        (base >> 25) as u8,
-        (base >> 17) as u8,
-        (base >> 9) as u8,
-        (base >> 1) as u8,
-        ((base & 1) << 7) as u8 | 0x7E | ((ext >> 8) & 1) as u8,
-        ext as u8,
-    ]
-}
-
-fn pat_body() -> Vec<u8> {
-    let mut body = PROGRAM.to_be_bytes().to_vec();
-    body.extend_from_slice(&(0xE000 | PMT_PID).to_be_bytes());
-    body
-}
-
-fn pmt_body() -> Vec<u8> {
-    let mut body = Vec::new();
-    // PCR PID, empty program info, one stream with no descriptors.
-    body.extend_from_slice(&(0xE000 | VIDEO_PID).to_be_bytes());
-    body.extend_from_slice(&0xF000u16.to_be_bytes());
-    body.push(STREAM_TYPE_H264);
-    body.extend_from_slice(&(0xE000 | VIDEO_PID).to_be_bytes());
-    body.extend_from_slice(&0xF000u16.to_be_bytes());
-    body
-}
-
-/// One PSI section in one packet, after a zero pointer field, padded with
-/// 0xFF.
-fn section_packet(pid: u16, cc: &mut u8, table_id: u8, id: u16, body: &[u8]) -> [u8; PACKET_LEN] {
-    let mut section = vec![table_id];
-    let length = u16::try_from(5 + body.len() + 4).expect("a short section");
-    section.extend_from_slice(&(0xB000 | length).to_be_bytes());
-    section.extend_from_slice(&id.to_be_bytes());
-    // Version 0, current; section 0 of 0.
-    section.extend_from_slice(&[0xC1, 0, 0]);
-    section.extend_from_slice(body);
-    let crc = crc32_mpeg2(&section);
-    section.extend_from_slice(&crc.to_be_bytes());
-
-    let mut bytes = [0xFF; PACKET_LEN];
-    let [pid_hi, pid_lo] = pid.to_be_bytes();
-    bytes[..5].copy_from_slice(&[SYNC, 0x40 | (pid_hi & 0x1F), pid_lo, 0x10 | *cc, 0]);
-    bytes[5..5 + section.len()].copy_from_slice(&section);
-    *cc = (*cc + 1) & 0x0F;
     bytes
 }
 
@@ -231,5 +187,5 @@ fn tables_check_and_keyframes_are_marked() {
         .map(|(i, _)| i)
         .collect();
     assert_eq!(keyframes, [FIRST_VIDEO, GOP + FIRST_VIDEO]);
-    assert!(ts.chunks(PACKET_LEN).all(|p| p[0] == SYNC));
+    assert!(ts.chunks(PACKET_LEN).all(|p| p[0] == SYNC_BYTE));
 }

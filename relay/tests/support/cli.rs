@@ -5,6 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use shoal_relay::io::BackendKind;
+use shoal_relay::server::Server;
+
+use super::{Source, metrics_until, settings, start, sum};
+
 /// `shoal ARGS` with no stdin, stdout discarded and stderr captured.
 pub fn shoal(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_shoal"));
@@ -99,17 +104,66 @@ pub fn assert_silent_relay_gives_up(role: &str, stream: &str) {
     // Bound, so nothing else takes the port, and never read.
     let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let addr = silent.local_addr().expect("addr").to_string();
-    let (status, err, took) = run(
+    let ran = run(
         &[role, "--stream", stream, "--relay", &addr, "--quiet"],
         Duration::from_secs(10),
     );
-    assert!(!status.success());
-    assert_one_line(
-        &err,
-        &format!("no answer from relay {addr} in 5 s; is shoal relay running there?"),
-    );
-    assert!(took < Duration::from_secs(7), "gave up in {took:?}");
     drop(silent);
+    assert_gave_up(
+        ran,
+        &format!("no answer from relay {addr} in 5 s; is shoal relay running there?"),
+        Duration::from_secs(7),
+    );
+}
+
+/// `shoal ROLE` (watch or peer) with `--wait 1s` on a stream nobody
+/// publishes fails after the wait with one line saying so. A real relay
+/// holds subscriptions to streams that have not started, so an unknown id
+/// shows as a stream that never starts.
+pub fn assert_unpublished_stream_gives_up(role: &str, stream: &str) {
+    let server = start(&settings(BackendKind::Auto, 1));
+    let addr = server.local_addr().to_string();
+    let ran = run(
+        &[
+            role, "--stream", stream, "--relay", &addr, "--wait", "1s", "--quiet",
+        ],
+        Duration::from_secs(10),
+    );
+    server.shutdown();
+    assert_gave_up(
+        ran,
+        &format!("stream {stream} has not started on relay {addr}"),
+        Duration::from_secs(5),
+    );
+}
+
+/// That a [`run`] of `shoal` failed, within `within`, with one line
+/// holding `message`.
+pub fn assert_gave_up(ran: (ExitStatus, String, Duration), message: &str, within: Duration) {
+    let (status, err, took) = ran;
+    assert!(!status.success());
+    assert_one_line(&err, message);
+    assert!(took < within, "gave up in {took:?}");
+}
+
+/// Publishes a short stream from `source` through `server` to the `shoal`
+/// client `child` (`who`) once it has subscribed: four blocks, then the
+/// end. Returns the client's exit status and stderr (it must exit within
+/// 15 s).
+pub fn publish_to(
+    server: &Server,
+    source: &mut Source,
+    child: &mut Child,
+    who: &str,
+) -> (ExitStatus, String) {
+    metrics_until(server, &format!("{who} subscribed"), |m| {
+        sum(m, |w| w.subscribers) >= 1
+    });
+    for _ in 0..4 {
+        source.block();
+    }
+    source.finish();
+    wait(child, Duration::from_secs(15), "end of stream")
 }
 
 /// `shoal relay` on loopback, its address and metrics endpoint on ports

@@ -146,6 +146,15 @@ impl Source {
         self.fed
     }
 
+    /// The bytes fed so far, in order: what a viewer of the whole stream
+    /// writes out.
+    pub fn bytes(&self) -> Vec<u8> {
+        let chunk = usize::from(PublisherConfig::default().chunk_size);
+        (0..self.fed)
+            .flat_map(|i| std::iter::repeat_n((i % 251) as u8, chunk))
+            .collect()
+    }
+
     /// The seq of the next chunk: a run's seqs count from its epoch.
     pub fn next_seq(&self) -> u64 {
         self.publisher.epoch() + self.fed

@@ -10,6 +10,8 @@ mod swarm;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shoal_proto::wire::Message;
+
 pub use nodes::{PublisherNode, RelayNode, ViewerNode};
 pub use peer_node::{LATENCY_BUCKET, LATENCY_BUCKETS, PeerNode};
 pub use scenario::{Star, StarConfig, relay_config, test_key};
@@ -21,6 +23,14 @@ pub use swarm::{Swarm, SwarmConfig, SwarmReport};
 pub fn addr(i: u32) -> SocketAddr {
     let [a, b, c, d] = (0x7f01_0000u32 + i).to_be_bytes();
     SocketAddr::from(([a, b, c, d], 9000))
+}
+
+/// `msg`'s bytes on the wire, as an attacker would forge them.
+pub fn encode(msg: &Message<'_>) -> Vec<u8> {
+    let mut buf = vec![0; msg.buffer_len()];
+    let len = msg.emit(&mut buf).expect("fits");
+    buf.truncate(len);
+    buf
 }
 
 /// The p-th percentile (0..=100) of `values`.

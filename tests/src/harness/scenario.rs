@@ -106,6 +106,59 @@ impl Star {
         }
     }
 
+    /// A chain, publisher -> relay A -> relay B -> viewers, of a
+    /// `seconds`-long stream: a star with no viewers of its own, and under
+    /// its relay (A, at `addr(1)`) relay B at `addr(2)` with `viewers`
+    /// viewers (at `addr(200)` on), every hop past A over `link` both ways.
+    /// B subscribes to the stream and the viewers to B at once.
+    pub fn chain(
+        seconds: f64,
+        link: LinkConfig,
+        viewers: u32,
+    ) -> (Self, NodeId<RelayNode>, Vec<NodeId<ViewerNode>>) {
+        let mut star = Self::new(&StarConfig {
+            viewers: 0,
+            seconds,
+            ..StarConfig::default()
+        });
+        let net = &mut star.net;
+        let (a, b) = (addr(1), addr(2));
+        net.set_link(a, b, link);
+        net.set_link(b, a, link);
+        let relay_b = net.add_node(b, RelayNode::new(relay_config(2)));
+        let stream = star.stream_id;
+        net.with_node(relay_b, |node, now| {
+            node.relay
+                .add_upstream(now, a, stream)
+                .expect("valid stream id");
+        });
+        let now = net.now();
+        let viewers = (0..viewers)
+            .map(|i| {
+                let v = addr(200 + i);
+                net.set_link(b, v, link);
+                net.set_link(v, b, link);
+                let mut c = ViewerConfig::new(b, stream);
+                c.nonce_seed = u64::from(i) + 7;
+                net.add_node(v, ViewerNode::new(c, now))
+            })
+            .collect();
+        (star, relay_b, viewers)
+    }
+
+    /// Asserts that each of `viewers` wrote the whole stream, byte for
+    /// byte, with no gap, and saw its end.
+    pub fn assert_exact_stream(&self, viewers: &[NodeId<ViewerNode>]) {
+        for &v in viewers {
+            let node = self.net.node(v);
+            assert!(node.ended && node.gaps.is_empty());
+            assert!(
+                node.output == self.stream.bytes,
+                "a viewer's output differs from the stream"
+            );
+        }
+    }
+
     /// Runs until the stream has ended plus `slack`.
     pub fn run(&mut self, slack: Duration) {
         let end = self.net.now() + Duration::from_millis(300) + self.stream.duration() + slack;

@@ -136,8 +136,7 @@ fn keyframe_at_the_start_makes_no_empty_chunk() {
 
 #[test]
 fn audio_random_access_splits_nothing_once_video_is_known() {
-    const H264: u8 = 0x1B;
-    const AAC: u8 = 0x0F;
+    use super::super::psi::{STREAM_TYPE_AAC as AAC, STREAM_TYPE_H264 as H264};
     let mut ts = Vec::new();
     ts.extend_from_slice(&pat(&[(1, 0x1000)]));
     ts.extend_from_slice(&pmt(0x1000, 1, &[(H264, VIDEO), (AAC, AUDIO)]));

@@ -9,7 +9,7 @@
 //! pattern, so a second [`Pattern`] made the same way yields the same bytes:
 //! that is how the demo checks viewers' output byte for byte.
 
-use shoal_proto::ts::crc32_mpeg2;
+use shoal_proto::ts::{Header, STREAM_TYPE_H264, TS_PACKET_LEN, pat_packet, pcr_field, pmt_packet};
 use std::time::Duration;
 
 /// What the output and docs call this stream.
@@ -22,13 +22,9 @@ pub const FRAME_TIME: Duration = Duration::from_nanos(1_000_000_000 / FPS);
 /// Nominal bitrate of the video packets.
 pub const BITRATE_BPS: u64 = 3_000_000;
 
-const TS_PACKET_LEN: usize = 188;
-const SYNC_BYTE: u8 = 0x47;
-const PAT_PID: u16 = 0;
 const PMT_PID: u16 = 0x1000;
 const VIDEO_PID: u16 = 0x100;
 const PROGRAM: u16 = 1;
-const H264: u8 = 0x1B;
 /// Frames between PAT/PMT repeats: 500 ms.
 const TABLES_EVERY: u64 = FPS / 2;
 /// Frames between random access points: 1 s.
@@ -43,8 +39,9 @@ const PACKET_BITS: u64 = TS_PACKET_LEN as u64 * 8;
 #[derive(Debug, Default)]
 pub struct Pattern {
     frame: u64,
-    cc_pat: u8,
-    cc_pmt: u8,
+    /// Continuity counters, the header keeping their low four bits; the
+    /// PAT and PMT go together, so they share one.
+    cc_tables: u8,
     cc_video: u8,
 }
 
@@ -58,35 +55,36 @@ impl Pattern {
     pub fn next_frame(&mut self, out: &mut Vec<u8>) {
         let f = self.frame;
         if f.is_multiple_of(TABLES_EVERY) {
-            out.extend_from_slice(&section_packet(PAT_PID, &mut self.cc_pat, &pat_section()));
-            out.extend_from_slice(&section_packet(PMT_PID, &mut self.cc_pmt, &pmt_section()));
+            out.extend_from_slice(&pat(self.cc_tables));
+            out.extend_from_slice(&pmt(self.cc_tables));
+            self.cc_tables = self.cc_tables.wrapping_add(1);
         }
         // Whole packets whose bits add up to the bitrate over time.
         let packets = ((f + 1) * BITS_PER_FRAME / PACKET_BITS) - (f * BITS_PER_FRAME / PACKET_BITS);
         for i in 0..packets {
             let mut p = [0u8; TS_PACKET_LEN];
             let cc = self.cc_video;
-            self.cc_video = (cc + 1) & 0x0F;
-            let [pid_hi, pid_lo] = VIDEO_PID.to_be_bytes();
-            p[0] = SYNC_BYTE;
-            p[2] = pid_lo;
-            let mut at = 4;
+            self.cc_video = cc.wrapping_add(1);
+            // The frame's first packet: payload unit start, adaptation
+            // field with PCR (and the random access indicator once a
+            // second), then a PES header.
+            let header = Header {
+                payload_unit_start: i == 0,
+                pid: VIDEO_PID,
+                adaptation_field: i == 0,
+                continuity_counter: cc,
+            };
+            p[..Header::LEN].copy_from_slice(&header.to_bytes());
+            let mut at = Header::LEN;
             if i == 0 {
-                // Payload unit start, adaptation field with PCR (and the
-                // random access indicator once a second), then a PES header.
-                p[1] = 0x40 | pid_hi;
-                p[3] = 0x30 | cc;
                 let random_access = f.is_multiple_of(KEYFRAME_EVERY);
                 p[4] = 7;
                 p[5] = 0x10 | if random_access { 0x40 } else { 0 };
-                p[6..12].copy_from_slice(&pcr(f * TICKS_PER_FRAME));
+                p[6..12].copy_from_slice(&pcr_field(f * TICKS_PER_FRAME, 0));
                 at = 12;
                 let pes = pes_header(f * TICKS_PER_FRAME + 9_000);
                 p[at..at + pes.len()].copy_from_slice(&pes);
                 at += pes.len();
-            } else {
-                p[1] = pid_hi;
-                p[3] = 0x10 | cc;
             }
             for (j, byte) in p.iter_mut().enumerate().skip(at) {
                 // 0x80..=0xBF: never a sync byte, never a start code.
@@ -96,19 +94,6 @@ impl Pattern {
         }
         self.frame += 1;
     }
-}
-
-/// The 6 PCR bytes for a 90 kHz base (extension 0).
-fn pcr(base: u64) -> [u8; 6] {
-    let base = base & ((1 << 33) - 1);
-    [
-        (base >> 25) as u8,
-        (base >> 17) as u8,
-        (base >> 9) as u8,
-        (base >> 1) as u8,
-        ((base & 1) << 7) as u8 | 0x7E,
-        0,
-    ]
 }
 
 /// A video PES header with a PTS and an unbounded length.
@@ -132,45 +117,15 @@ fn pes_header(pts: u64) -> [u8; 14] {
     ]
 }
 
-fn pat_section() -> Vec<u8> {
-    let mut body = PROGRAM.to_be_bytes().to_vec();
-    body.extend_from_slice(&(0xE000 | PMT_PID).to_be_bytes());
-    section(0x00, 1, &body)
+/// The PAT: one program.
+fn pat(cc: u8) -> [u8; TS_PACKET_LEN] {
+    pat_packet(cc, 1, &[(PROGRAM, PMT_PID)]).expect("one program fits a packet")
 }
 
-fn pmt_section() -> Vec<u8> {
-    let mut body = (0xE000 | VIDEO_PID).to_be_bytes().to_vec();
-    body.extend_from_slice(&0xF000u16.to_be_bytes());
-    body.push(H264);
-    body.extend_from_slice(&(0xE000 | VIDEO_PID).to_be_bytes());
-    body.extend_from_slice(&0xF000u16.to_be_bytes());
-    section(0x02, PROGRAM, &body)
-}
-
-/// A long-form PSI section, version 0, current, CRC appended.
-fn section(table_id: u8, id: u16, body: &[u8]) -> Vec<u8> {
-    // After the length field: id (2), version (1), section numbers (2),
-    // the body, the CRC (4). Our bodies are a few bytes.
-    let length = (5 + body.len() + 4) as u16;
-    let mut s = vec![table_id];
-    s.extend_from_slice(&(0xB000 | length).to_be_bytes());
-    s.extend_from_slice(&id.to_be_bytes());
-    s.extend_from_slice(&[0xC1, 0, 0]);
-    s.extend_from_slice(body);
-    let crc = crc32_mpeg2(&s);
-    s.extend_from_slice(&crc.to_be_bytes());
-    s
-}
-
-/// One packet holding `section` after a zero pointer field, stuffed with
-/// 0xFF.
-fn section_packet(pid: u16, cc: &mut u8, section: &[u8]) -> [u8; TS_PACKET_LEN] {
-    let mut p = [0xFF; TS_PACKET_LEN];
-    let [pid_hi, pid_lo] = pid.to_be_bytes();
-    p[..5].copy_from_slice(&[SYNC_BYTE, 0x40 | pid_hi, pid_lo, 0x10 | *cc, 0]);
-    p[5..5 + section.len()].copy_from_slice(section);
-    *cc = (*cc + 1) & 0x0F;
-    p
+/// The PMT: one video stream, carrying the PCR.
+fn pmt(cc: u8) -> [u8; TS_PACKET_LEN] {
+    let video = [(STREAM_TYPE_H264, VIDEO_PID)];
+    pmt_packet(PMT_PID, cc, PROGRAM, VIDEO_PID, &video).expect("one stream fits a packet")
 }
 
 /// FNV-1a, 64 bits: a running digest of a byte stream, the same however
@@ -224,13 +179,16 @@ pub fn suffix_digest(frames: u64, len: u64) -> Option<Digest> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_proto::ts::{PAT_PID, SYNC_BYTE, crc32_mpeg2};
 
     #[test]
     fn crc_check_value() {
         assert_eq!(crc32_mpeg2(b"123456789"), 0x0376_E6E7);
-        // Over a whole section, CRC included, it is zero.
-        assert_eq!(crc32_mpeg2(&pat_section()), 0);
-        assert_eq!(crc32_mpeg2(&pmt_section()), 0);
+        // Over a whole section, CRC included, it is zero. A section starts
+        // after the header and pointer field (5 bytes): header 3 + id,
+        // version, numbers 5 + body + CRC 4.
+        assert_eq!(crc32_mpeg2(&pat(0)[5..5 + 3 + 5 + 4 + 4]), 0);
+        assert_eq!(crc32_mpeg2(&pmt(0)[5..5 + 3 + 5 + 9 + 4]), 0);
     }
 
     #[test]

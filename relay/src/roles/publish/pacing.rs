@@ -110,22 +110,17 @@ fn byte_time(bytes: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_proto::ts::pcr_field;
 
     fn packet_with_pcr(pid: u16, pcr: u64) -> [u8; TS_PACKET_LEN] {
         let mut p = [0xff; TS_PACKET_LEN];
-        let base = pcr / 300;
-        let ext = pcr % 300;
         p[0] = SYNC_BYTE;
         p[1..3].copy_from_slice(&pid.to_be_bytes());
+        // An adaptation field only, 183 bytes of it: the PCR flag, the PCR.
         p[3] = 0x20;
         p[4] = 183;
         p[5] = 0x10;
-        p[6] = (base >> 25) as u8;
-        p[7] = (base >> 17) as u8;
-        p[8] = (base >> 9) as u8;
-        p[9] = (base >> 1) as u8;
-        p[10] = ((base & 1) << 7) as u8 | 0x7e | (ext >> 8) as u8;
-        p[11] = ext as u8;
+        p[6..12].copy_from_slice(&pcr_field(pcr / 300, (pcr % 300) as u16));
         p
     }
 

@@ -82,30 +82,47 @@ impl Status {
 
 /// The losses part of a status line: empty when nothing was lost.
 fn note(stats: PublisherStats, losses: &Losses) -> String {
-    let mut note = String::new();
-    if stats.bytes_discarded > 0 {
-        note += &format!(", {} bytes discarded (not TS)", stats.bytes_discarded);
-    }
-    if losses.other_source > 0 {
-        note += &format!(
-            ", {} input datagrams dropped (not from source=)",
-            losses.other_source
+    [
+        (stats.bytes_discarded, "bytes discarded (not TS)"),
+        (
+            losses.other_source,
+            "input datagrams dropped (not from source=)",
+        ),
+        (losses.over_rate, "input datagrams dropped (over max_rate)"),
+        (losses.send_errors, "sends failed"),
+        (
+            losses.relay_unreachable,
+            "datagrams dropped (relay unreachable)",
+        ),
+    ]
+    .into_iter()
+    .filter(|&(count, _)| count > 0)
+    .map(|(count, what)| format!(", {count} {what}"))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_names_each_loss_in_order() {
+        let stats = PublisherStats::default();
+        assert_eq!(note(stats, &Losses::default()), "");
+        let stats = PublisherStats {
+            bytes_discarded: 7,
+            ..stats
+        };
+        let losses = Losses {
+            send_errors: 1,
+            relay_unreachable: 2,
+            other_source: 3,
+            over_rate: 0,
+        };
+        assert_eq!(
+            note(stats, &losses),
+            ", 7 bytes discarded (not TS), 3 input datagrams dropped (not from source=), \
+             1 sends failed, 2 datagrams dropped (relay unreachable)"
         );
     }
-    if losses.over_rate > 0 {
-        note += &format!(
-            ", {} input datagrams dropped (over max_rate)",
-            losses.over_rate
-        );
-    }
-    if losses.send_errors > 0 {
-        note += &format!(", {} sends failed", losses.send_errors);
-    }
-    if losses.relay_unreachable > 0 {
-        note += &format!(
-            ", {} datagrams dropped (relay unreachable)",
-            losses.relay_unreachable
-        );
-    }
-    note
 }
