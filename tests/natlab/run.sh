@@ -305,6 +305,22 @@ T_PUB=$(now)
 JOBS+=($!)
 PUBJOB=$!
 
+# The NATs' connection tables once a second while the stream runs
+# (conntrack/natK.SS, SS seconds after the publisher started), to see
+# entries that are gone by the end.
+if [ $((CONE + SYMMETRIC)) -gt 0 ]; then
+    (
+        mkdir -p "$LOG/conntrack"
+        for ((t = 0; t <= SECS + 2; t++)); do
+            for ((k = PUBLIC + 1; k <= NPEERS; k++)); do
+                in_ns "${NATNS[k]}" cat /proc/net/nf_conntrack >"$LOG/conntrack/nat$k.$(printf %02d "$t")" 2>/dev/null || true
+            done
+            sleep 1
+        done
+    ) &
+    JOBS+=($!)
+fi
+
 # The stream, then the peers' linger (2 s) and a margin.
 deadline=$(( ${T_PUB%.*} + SECS + 20 ))
 wait "$PUBJOB" || true
