@@ -78,6 +78,10 @@ done
 
 P="shoalnat-$$-"
 if [ -n "$KEEP" ]; then
+    if [ -d "$KEEP" ] && [ -n "$(ls -A "$KEEP")" ]; then
+        echo "natlab: --keep-logs $KEEP is not empty; give a new or empty directory" >&2
+        exit 2
+    fi
     mkdir -p "$KEEP"
     LOG=$(cd "$KEEP" && pwd)
 else
@@ -112,6 +116,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+trap 'echo "natlab: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
