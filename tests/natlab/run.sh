@@ -6,8 +6,11 @@
 # carried. Run as root; see tests/natlab/README.md.
 #
 #   tests/natlab/run.sh [--public N] [--cone N] [--symmetric N] [--seconds S]
-#                       [--bitrate 2Mbit] [--loss PCT] [--keep-logs DIR]
+#                       [--bitrate 2Mbit] [--loss PCT] [--keep-logs DIR] [--hop]
 #
+# --hop puts a router between every NAT and the rest (the wan namespace
+# routes; NAT K sits on its own 198.18.(K+1).0/24), so no two NATs share a
+# link and NAT-to-NAT traffic crosses one TTL-decrementing hop.
 # Every namespace it makes is named shoalnat-<pid>-* and removed on exit,
 # on Ctrl-C and on failure; traffic stays inside them.
 
@@ -20,13 +23,14 @@ SECS=16
 BITRATE=2Mbit
 LOSS=0
 KEEP=""
+HOP=0
 # A download link: at least this many bytes received from one other peer
 # (HAVE beacons, keepalives and punches stay far below it; one club of 8 of
 # a 2 Mbit/s stream is about 30 kB/s).
 LINK_BYTES=${LINK_BYTES:-100000}
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -39,6 +43,7 @@ while [ $# -gt 0 ]; do
         --bitrate) BITRATE=$2; shift 2 ;;
         --loss) LOSS=$2; shift 2 ;;
         --keep-logs) KEEP=$2; shift 2 ;;
+        --hop) HOP=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "natlab: unknown argument $1" >&2; usage 2 >&2 ;;
     esac
@@ -141,6 +146,11 @@ mkns "$WAN"
 ip -n "$WAN" link add br0 type bridge
 ip -n "$WAN" addr add "$RELAY_IP/24" dev br0
 ip -n "$WAN" link set br0 up
+# With --hop the wan namespace is also the router between the bridge and
+# every NAT's own link.
+if [ "$HOP" -eq 1 ]; then
+    in_ns "$WAN" sysctl -qw net.ipv4.ip_forward=1
+fi
 
 # attach NS IFNAME ADDR: a veth from the bridge to eth0 in NS, at ADDR.
 attach() {
@@ -149,6 +159,25 @@ attach() {
     ip -n "$WAN" link set "$name" master br0 up
     ip -n "$ns" addr add "$addr/24" dev eth0
     ip -n "$ns" link set eth0 up
+    # With --hop, everything off the bridge (the NATs' links) is routed by
+    # the wan namespace.
+    if [ "$HOP" -eq 1 ]; then
+        ip -n "$ns" route add default via "$RELAY_IP"
+    fi
+}
+
+# hop_link NS IFNAME K: with --hop, a point-to-point veth from the wan
+# namespace (198.18.(K+1).1) to eth0 in NS (198.18.(K+1).2), NS's default
+# route via the wan side; prints NS's address.
+hop_link() {
+    local ns=$1 name=$2 k=$3
+    local sub=198.18.$((k + 1))
+    ip -n "$WAN" link add "$name" type veth peer name eth0 netns "$ns"
+    ip -n "$WAN" addr add "$sub.1/24" dev "$name"
+    ip -n "$WAN" link set "$name" up
+    ip -n "$ns" addr add "$sub.2/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" route add default via "$sub.1"
 }
 
 # Loss on a namespace's bridge leg (eth0), both ways.
@@ -234,10 +263,15 @@ for ((k = 1; k <= NPEERS; k++)); do
         attach "${PEERNS[k]}" "vp$k" "${EXT[k]}"
         loss_rules "${PEERNS[k]}"
     else
-        EXT[k]=$NET.$((100 + k))
         NATNS[k]=${P}nat$k
         mkns "${NATNS[k]}"
-        attach "${NATNS[k]}" "vn$k" "${EXT[k]}"
+        if [ "$HOP" -eq 1 ]; then
+            EXT[k]=198.18.$((k + 1)).2
+            hop_link "${NATNS[k]}" "vn$k" "$k"
+        else
+            EXT[k]=$NET.$((100 + k))
+            attach "${NATNS[k]}" "vn$k" "${EXT[k]}"
+        fi
         ip -n "${NATNS[k]}" link add lan type veth peer name eth0 netns "${PEERNS[k]}"
         ip -n "${NATNS[k]}" addr add "10.$k.0.1/24" dev lan
         ip -n "${NATNS[k]}" link set lan up
@@ -262,7 +296,12 @@ EOF
     counter_rules "${PEERNS[k]}"
 done
 
-echo "natlab: $PUBLIC public, $CONE cone, $SYMMETRIC symmetric peers; ${SECS} s at $BITRATE; loss ${LOSS}% on each bridge leg; namespaces ${P}*"
+if [ "$HOP" -eq 1 ]; then
+    TOPO="each NAT one router hop away (--hop)"
+else
+    TOPO="NATs on the bridge"
+fi
+echo "natlab: $PUBLIC public, $CONE cone, $SYMMETRIC symmetric peers; $TOPO; ${SECS} s at $BITRATE; loss ${LOSS}% on each wan leg; namespaces ${P}*"
 
 "$BIN" keygen --out "$LOG/stream.key" >"$LOG/stream.id"
 ID=$(tr -d '[:space:]' <"$LOG/stream.id")
