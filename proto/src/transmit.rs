@@ -20,6 +20,10 @@ pub struct Transmit<'a> {
     pub dst: SocketAddr,
     /// The datagram.
     pub payload: &'a [u8],
+    /// The IP hop limit (TTL) to send it with, for a datagram that must
+    /// not travel far (a peer's first PUNCH, SPEC §11.9); `None`: the
+    /// socket's default.
+    pub ttl: Option<u8>,
 }
 
 /// A datagram to send whose buffer the IO shell may keep: how the relay
@@ -124,6 +128,7 @@ impl TxQueue {
         self.current.as_ref().map(|(dst, buf)| Transmit {
             dst: *dst,
             payload: buf,
+            ttl: None,
         })
     }
 

@@ -92,6 +92,14 @@ pub const BAN: Duration = Duration::from_secs(30);
 pub const REPLAY_LIMIT: u32 = 16;
 /// The span [`REPLAY_LIMIT`] is counted over.
 pub const REPLAY_SPAN: Duration = Duration::from_secs(1);
+/// The IP TTL of a peer's first PUNCH to a candidate: enough to leave its
+/// own NAT, too little to reach the candidate's (a home NAT, then at least
+/// one router between any two of them). See SPEC §11.9.
+pub const FIRST_PUNCH_TTL: u8 = 2;
+/// How long a new neighbour's handshake waits for the candidate's PUNCH
+/// before it starts anyway (a candidate that is not introduced, or whose
+/// PUNCH is lost).
+pub const PUNCH_WAIT: Duration = Duration::from_millis(500);
 /// How often neighbours are checked and looked for.
 const TICK: Duration = Duration::from_millis(100);
 /// How often MEMBER is repeated to the relay.
@@ -255,7 +263,7 @@ impl Peer {
         // Nothing is admitted until the descriptor tells the bitrate.
         upload.set_club_slots(Some(0));
         Ok(Self {
-            neighbours: Neighbours::new(now),
+            neighbours: Neighbours::new(config.stream, now),
             upload: Upload::new(upload, config.upload_limit_bps, now),
             membership: Membership::new(config.relay, now),
             have: Have {
@@ -349,6 +357,13 @@ impl Peer {
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
         self.upload.held = None;
+        if let Some(dst) = self.neighbours.first_punches.pop_front() {
+            return Some(Transmit {
+                dst,
+                payload: &self.neighbours.punch,
+                ttl: Some(FIRST_PUNCH_TTL),
+            });
+        }
         if !self.tx.is_empty() {
             return self.tx.pop();
         }
@@ -360,6 +375,7 @@ impl Peer {
         Some(Transmit {
             dst: *dst,
             payload: buf,
+            ttl: None,
         })
     }
 
@@ -479,7 +495,7 @@ impl Peer {
             .neighbours
             .list
             .iter()
-            .filter_map(|s| s.session.poll_timeout());
+            .filter_map(|s| s.start_at.or_else(|| s.session.poll_timeout()));
         [
             self.upload.relay.poll_timeout(),
             (self.upload.relay.subscriber_count() > 0 || !self.playout.is_ended())

@@ -10,11 +10,11 @@
 //! complete within [`HANDSHAKE_TIMEOUT`] is dropped, kept out for [`BAN`],
 //! and replaced.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{BAN, HANDSHAKE_TIMEOUT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE};
+use super::{BAN, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE};
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::Rejection;
 use crate::window::Ingested;
@@ -44,11 +44,19 @@ pub(super) struct Neighbours {
     pub(super) last_arrival: Vec<Time>,
     /// See [`Peer::recoveries`].
     pub(super) recoveries: Vec<Duration>,
+    /// Candidates owed a first PUNCH at [`super::FIRST_PUNCH_TTL`].
+    pub(super) first_punches: VecDeque<SocketAddr>,
+    /// Our PUNCH, encoded once.
+    pub(super) punch: Vec<u8>,
 }
 
 impl Neighbours {
-    pub(super) fn new(now: Time) -> Self {
+    pub(super) fn new(stream: StreamId, now: Time) -> Self {
         let n = usize::from(MAX_CLUBS);
+        let punch = Message::Punch(Punch { stream });
+        let mut buf = vec![0; punch.buffer_len()];
+        let len = punch.emit(&mut buf).unwrap_or(0);
+        buf.truncate(len);
         Self {
             list: Vec::new(),
             candidates: vec![Vec::new(); n],
@@ -57,6 +65,8 @@ impl Neighbours {
             lost: vec![None; n],
             last_arrival: vec![now; n],
             recoveries: Vec::new(),
+            first_punches: VecDeque::new(),
+            punch: buf,
         }
     }
 }
@@ -68,6 +78,9 @@ pub(super) struct Neighbour {
     pub(super) club: u8,
     pub(super) session: ClientSession,
     pub(super) started: Time,
+    /// When its handshake starts if its PUNCH has not come first; `None`
+    /// once started.
+    pub(super) start_at: Option<Time>,
     pub(super) last_heard: Time,
     /// Stale chunks it sent since `stale_since`.
     stale: (Time, u32),
@@ -86,6 +99,7 @@ impl Neighbour {
             club,
             session: ClientSession::new(addr, stream, 1u64 << club, Vec::new(), nonce_seed),
             started: now,
+            start_at: None,
             last_heard: now,
             stale: (now, 0),
         }
@@ -166,6 +180,9 @@ impl Peer {
             return;
         };
         match (&msg, source) {
+            (Message::Punch(p), Some(i)) if p.stream == self.config.stream => {
+                self.start_neighbour(now, i);
+            }
             (Message::Punch(_), _) => {}
             // A neighbour's answers count only with our session id with it.
             (Message::Peers(p), Some(i))
@@ -342,7 +359,13 @@ impl Peer {
         let pick = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
         let seed = self.rng.next_u64();
         let mut src = Neighbour::new(pick, club, self.config.stream, now, seed);
-        src.session.start(now, &mut self.tx);
+        // Our NAT opens toward the candidate first, with a PUNCH too short-
+        // lived to reach the candidate's NAT; our HELLO waits for the
+        // candidate's PUNCH (sent on the INTRODUCE below), so that neither
+        // NAT sees the other side's datagram before its own host has sent
+        // one (SPEC §11.9).
+        src.start_at = Some(now + PUNCH_WAIT);
+        self.neighbours.first_punches.push_back(pick);
         self.neighbours.list.push(src);
         let intro = Introduce {
             stream: self.config.stream,
@@ -381,9 +404,22 @@ impl Peer {
         }
     }
 
+    /// Starts neighbour `i`'s handshake if it has not started yet.
+    fn start_neighbour(&mut self, now: Time, i: usize) {
+        let s = &mut self.neighbours.list[i];
+        if s.start_at.take().is_some() {
+            s.session.start(now, &mut self.tx);
+        }
+    }
+
     /// Runs the neighbours' sessions' timers (KEEPALIVEs report only the
-    /// newest chunk held).
+    /// newest chunk held), starting the handshakes whose PUNCH is late.
     pub(super) fn keep_neighbours_alive(&mut self, now: Time) {
+        for i in 0..self.neighbours.list.len() {
+            if self.neighbours.list[i].start_at.is_some_and(|t| now >= t) {
+                self.start_neighbour(now, i);
+            }
+        }
         let resume = self.playout.newest_seq().map(|n| n + 1);
         let report = Keepalive {
             highest_seq: resume.map_or(0, |s| s - 1),

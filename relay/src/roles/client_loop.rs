@@ -382,7 +382,7 @@ impl<C: Client> ClientLoop<C> {
     fn send_queued(&mut self) -> anyhow::Result<()> {
         let relay = self.client.relay();
         while let Some(t) = self.client.poll_transmit() {
-            match self.socket.send_to(t.payload, t.dst) {
+            match send(&self.socket, &t) {
                 Ok(_) => {}
                 Err(e) if is_transient(&e) => {}
                 // Another peer may be unreachable; the peer replaces a
@@ -447,4 +447,30 @@ impl<S: Copy + Default> Status<S> {
         self.seen = *stats;
         eprintln!("shoal: {line}");
     }
+}
+
+/// Sends `t`, with its TTL (IPv6: hop limit) if it asks for one: the
+/// socket's is set for this datagram and put back.
+fn send(socket: &UdpSocket, t: &Transmit<'_>) -> io::Result<usize> {
+    let Some(ttl) = t.ttl.map(u32::from) else {
+        return socket.send_to(t.payload, t.dst);
+    };
+    let sock = socket2::SockRef::from(socket);
+    let v6 = t.dst.is_ipv6();
+    let default = if v6 {
+        sock.unicast_hops_v6()?
+    } else {
+        sock.ttl_v4()?
+    };
+    let set = |hops| {
+        if v6 {
+            sock.set_unicast_hops_v6(hops)
+        } else {
+            sock.set_ttl_v4(hops)
+        }
+    };
+    set(ttl)?;
+    let sent = socket.send_to(t.payload, t.dst);
+    set(default)?;
+    sent
 }
