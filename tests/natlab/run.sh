@@ -10,7 +10,9 @@
 #
 # --hop puts a router between every NAT and the rest (the wan namespace
 # routes; NAT K sits on its own 198.18.(K+1).0/24), so no two NATs share a
-# link and NAT-to-NAT traffic crosses one TTL-decrementing hop.
+# link and NAT-to-NAT traffic crosses one TTL-decrementing hop; the core
+# drops what it would forward with a TTL of 2 or less, as the second
+# router of any real path would.
 # Every namespace it makes is named shoalnat-<pid>-* and removed on exit,
 # on Ctrl-C and on failure; traffic stays inside them.
 
@@ -147,9 +149,21 @@ ip -n "$WAN" link add br0 type bridge
 ip -n "$WAN" addr add "$RELAY_IP/24" dev br0
 ip -n "$WAN" link set br0 up
 # With --hop the wan namespace is also the router between the bridge and
-# every NAT's own link.
+# every NAT's own link. It also stands for the rest of the internet's
+# routers: a datagram it would forward that arrives with a TTL of 2 or
+# less is dropped, as the second router on any real path between two
+# hosts would (so a public peer's short-lived first PUNCH dies before the
+# NAT it is meant for, as it would between two homes).
 if [ "$HOP" -eq 1 ]; then
     in_ns "$WAN" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "$WAN" nft -f - <<NFT
+table ip natlab_core {
+  chain pre {
+    type filter hook prerouting priority raw;
+    ip daddr != $RELAY_IP ip ttl <= 2 counter drop
+  }
+}
+NFT
 fi
 
 # attach NS IFNAME ADDR: a veth from the bridge to eth0 in NS, at ADDR.
