@@ -85,6 +85,8 @@ pub(crate) struct ClientSession {
     cookie: Option<Cookie>,
     /// The session id from the latest ACCEPT; `None` before the first.
     session: Option<u64>,
+    /// Our address as the server saw it, from the latest ACCEPT.
+    observed: Option<SocketAddr>,
     attempt_delay: Duration,
     next_timer: Time,
     hello_sent_at: Time,
@@ -118,6 +120,7 @@ impl ClientSession {
             nonce: 0,
             cookie: None,
             session: None,
+            observed: None,
             attempt_delay: FIRST_RETRY,
             next_timer: Time::ZERO,
             hello_sent_at: Time::ZERO,
@@ -147,6 +150,11 @@ impl ClientSession {
     /// from the latest ACCEPT (0 before any, which no server draws).
     pub(crate) fn id(&self) -> u64 {
         self.session.unwrap_or(0)
+    }
+
+    /// Our address as the server saw it (from the latest ACCEPT).
+    pub(crate) fn observed(&self) -> Option<SocketAddr> {
+        self.observed
     }
 
     /// Whether a server session message carrying `session` is ours.
@@ -231,6 +239,7 @@ impl ClientSession {
             {
                 self.state = SessionState::Subscribed;
                 self.session = Some(a.session);
+                self.observed = Some(a.observed);
                 self.keepalive_interval = Duration::from_millis(u64::from(a.keepalive_ms));
                 self.next_timer = now + self.keepalive_interval;
                 Some(SessionEvent::Accepted {
@@ -497,8 +506,10 @@ mod binding_tests {
             stream: STREAM,
             session: ID,
             start_seq: 0,
+            observed: "192.0.2.9:4000".parse().expect("addr"),
         };
         s.handle(t(0), &Message::Accept(accept), None, tx);
+        assert_eq!(s.observed(), Some(accept.observed));
         assert_eq!(s.state(), SessionState::Subscribed);
         s
     }

@@ -66,6 +66,7 @@ pub(crate) fn handshake_answers(
         stream,
         session: SESSION,
         start_seq,
+        observed: SocketAddr::from(([192, 0, 2, 1], 4000)),
     };
     [
         Message::Challenge(crate::wire::Challenge { nonce, cookie }),

@@ -2,4 +2,5 @@
 #![warn(missing_docs)]
 
 pub mod harness;
+pub mod nat_table;
 pub mod netsim;

@@ -365,6 +365,7 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
                 stream,
                 session: SESSION,
                 start_seq: 16,
+                observed: std::net::SocketAddr::from(([192, 0, 2, 1], 4000)),
             }))?,
         ),
         (
@@ -560,6 +561,7 @@ fn state_machines(dir: &Path, key: &PublisherKey, stream: StreamId) -> Result {
         stream,
         session: SESSION,
         start_seq: 0,
+        observed: std::net::SocketAddr::from(([192, 0, 2, 1], 4000)),
     }))?;
     let reject = |reason| {
         encode(&Message::Reject(Reject {

@@ -28,6 +28,7 @@ fn subscribed_peer() -> Peer {
         stream,
         session: ID,
         start_seq: 0,
+        observed: addr("192.0.2.9:4000"),
     };
     p.handle_datagram(t(2), addr(RELAY), &emit(&Message::Accept(accept)));
     while p.poll_transmit().is_some() {}

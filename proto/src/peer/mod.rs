@@ -40,12 +40,18 @@
 //!   would not open) is dropped, kept out for [`BAN`], and replaced; the
 //!   relay serves the club meanwhile. [`Peer::recoveries`] holds, for each
 //!   neighbour lost to silence, how long its club stopped flowing.
-//! - **NAT.** When it subscribes to a candidate, the peer also asks the
-//!   relay to INTRODUCE it; the relay tells the candidate, which sends a
-//!   PUNCH back. Together with the HELLO that opened the peer's own NAT,
-//!   that lets two peers behind endpoint-independent-mapping NATs reach
-//!   each other. Behind a symmetric NAT the handshake never completes and
-//!   the relay serves the peer.
+//! - **NAT.** Before it subscribes to a candidate, the peer sends it a
+//!   PUNCH at IP TTL [`FIRST_PUNCH_TTL`] (it opens the peer's own NAT and
+//!   dies on the way), then asks the relay to INTRODUCE it; the relay tells
+//!   the candidate, which PUNCHes back, and the peer's HELLO follows that
+//!   PUNCH (or [`PUNCH_WAIT`]). So each NAT sees its own host's datagram
+//!   first, and two peers behind cone NATs reach each other. A PUNCH from
+//!   another port of the candidate's address moves the handshake there (a
+//!   candidate behind a symmetric NAT can so upload to an open peer). A
+//!   candidate nothing comes back from is given up at [`GIVE_UP`] and not
+//!   tried again for [`UNREACHABLE`]; the relay serves the club meanwhile.
+//!   Each link that forms is reported ([`Peer::poll_link`]) with the way
+//!   it got through ([`Reach`]).
 //!
 //! The peer composes a viewer's parts ([`Relays`], [`Playout`],
 //! [`Repair`]) for its download side, trusting stream data from its
@@ -61,6 +67,8 @@
 mod clubs;
 mod neighbours;
 mod upload;
+
+pub use neighbours::{LinkUp, Reach};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -100,6 +108,16 @@ pub const FIRST_PUNCH_TTL: u8 = 2;
 /// before it starts anyway (a candidate that is not introduced, or whose
 /// PUNCH is lost).
 pub const PUNCH_WAIT: Duration = Duration::from_millis(500);
+/// A candidate from which nothing at all (no PUNCH, no answer to our
+/// HELLO) has come this long after we chose it is given up: a NAT between
+/// us that will not open (a symmetric NAT on either side of a NAT).
+/// [`PUNCH_WAIT`] plus a second for the HELLO: a round trip of up to about
+/// half a second still gets through.
+pub const GIVE_UP: Duration = Duration::from_millis(1500);
+/// How long a candidate given up at [`GIVE_UP`] is not tried again: the
+/// pair is remembered as one that cannot link, so that nobody waits on it
+/// again (NAT mappings and kinds rarely change within a stream).
+pub const UNREACHABLE: Duration = Duration::from_secs(300);
 /// How often neighbours are checked and looked for.
 const TICK: Duration = Duration::from_millis(100);
 /// How often MEMBER is repeated to the relay.
@@ -201,6 +219,12 @@ pub struct PeerStats {
     pub unsolicited: u64,
     /// PUNCHes sent on the relay's introduction.
     pub punches_sent: u64,
+    /// Candidates given up because nothing came from them within
+    /// [`GIVE_UP`] (see [`UNREACHABLE`]).
+    pub unreachable: u64,
+    /// Working neighbours by how they got through: [`Reach::Direct`],
+    /// [`Reach::Punched`], [`Reach::Remapped`].
+    pub working_by_reach: [u64; 3],
     /// Clubs it is a member of.
     pub member_clubs: u64,
     /// Neighbours now working.
@@ -291,6 +315,9 @@ impl Peer {
         s.viewer = self.playout.stats();
         s.member_clubs = self.membership.member;
         s.working_sources = self.neighbours.list.iter().filter(|s| s.working()).count() as u64;
+        for n in self.neighbours.list.iter().filter(|s| s.working()) {
+            s.working_by_reach[n.reach as usize] += 1;
+        }
         s.subscribers = self.upload.relay.subscriber_count() as u64;
         s
     }
@@ -305,6 +332,18 @@ impl Peer {
     /// the club from anywhere (0 when another neighbour kept it flowing).
     pub fn recoveries(&self) -> &[Duration] {
         &self.neighbours.recoveries
+    }
+
+    /// The next download link that formed, for the user to see.
+    pub fn poll_link(&mut self) -> Option<LinkUp> {
+        self.neighbours.links.pop_front()
+    }
+
+    /// This peer's address as its relay sees it (from the relay's ACCEPT):
+    /// where other peers reach it, unless a NAT maps it anew per
+    /// destination.
+    pub fn reflexive_addr(&self) -> Option<SocketAddr> {
+        self.relays.session().observed()
     }
 
     /// Its upload limit, bits per second (0: a pure viewer).
@@ -514,3 +553,6 @@ mod tests;
 
 #[cfg(test)]
 mod binding_tests;
+
+#[cfg(test)]
+mod nat_tests;

@@ -8,13 +8,24 @@
 //! corrupted datagram or more than [`REPLAY_LIMIT`] stale chunks in a
 //! [`REPLAY_SPAN`], one that refuses, and one whose handshake does not
 //! complete within [`HANDSHAKE_TIMEOUT`] is dropped, kept out for [`BAN`],
-//! and replaced.
+//! and replaced. A candidate that sends nothing at all within [`GIVE_UP`]
+//! (no PUNCH, no answer: a NAT between us that cannot be opened) is given
+//! up and not tried again for [`UNREACHABLE`].
+//!
+//! A candidate's PUNCH that comes from another port of the candidate's
+//! address, before the candidate has answered us, moves the neighbour to
+//! that port: the candidate's NAT gave it a new mapping toward us (a
+//! symmetric NAT, or one that had to move the port), and only that mapping
+//! lets our HELLO in.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{BAN, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE};
+use super::{
+    BAN, GIVE_UP, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE,
+    UNREACHABLE,
+};
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::Rejection;
 use crate::window::Ingested;
@@ -26,6 +37,12 @@ use crate::{StreamId, Time};
 
 /// Least time between two PEERS requests about one club.
 const ASK_EVERY: Duration = Duration::from_secs(2);
+/// The same while the club has no candidate at all: a peer that joins
+/// among the first finds few members, and asking again soon gets it a
+/// neighbour soon after others join (the NAT lab's goal is one within 3 s
+/// of joining). Asking this often with candidates in hand only churns
+/// neighbours (in the swarm snapshot: more refusals, more duplicates).
+const ASK_EMPTY: Duration = Duration::from_secs(1);
 
 /// The download neighbours, and what the peer knows of the candidates.
 #[derive(Debug)]
@@ -48,6 +65,36 @@ pub(super) struct Neighbours {
     pub(super) first_punches: VecDeque<SocketAddr>,
     /// Our PUNCH, encoded once.
     pub(super) punch: Vec<u8>,
+    /// Links that formed, for [`Peer::poll_link`].
+    pub(super) links: VecDeque<LinkUp>,
+}
+
+/// How a download link got through (SPEC §11.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reach {
+    /// The candidate answered our HELLO without its PUNCH reaching us
+    /// first: no NAT of ours in the way, or one that our own datagrams
+    /// opened (a symmetric NAT toward an open candidate).
+    Direct,
+    /// The candidate's PUNCH arrived from the address the relay named,
+    /// and the handshake followed.
+    Punched,
+    /// The candidate's PUNCH arrived from another port of its address: its
+    /// NAT maps it anew toward us, and the handshake went there.
+    Remapped,
+}
+
+/// A download neighbour's subscription was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkUp {
+    /// The neighbour, at the address the link uses.
+    pub addr: SocketAddr,
+    /// The club it serves us.
+    pub club: u8,
+    /// From choosing the candidate to its ACCEPT.
+    pub after: Duration,
+    /// How the link got through.
+    pub reach: Reach,
 }
 
 impl Neighbours {
@@ -67,6 +114,7 @@ impl Neighbours {
             recoveries: Vec::new(),
             first_punches: VecDeque::new(),
             punch: buf,
+            links: VecDeque::new(),
         }
     }
 }
@@ -74,7 +122,13 @@ impl Neighbours {
 /// A download neighbour and the session with it.
 #[derive(Debug)]
 pub(super) struct Neighbour {
+    /// Where its session talks to it.
     pub(super) addr: SocketAddr,
+    /// The address the relay (or a neighbour) named: `addr` until a PUNCH
+    /// moves it.
+    pub(super) candidate: SocketAddr,
+    /// How it got through, so far.
+    pub(super) reach: Reach,
     pub(super) club: u8,
     pub(super) session: ClientSession,
     pub(super) started: Time,
@@ -82,6 +136,8 @@ pub(super) struct Neighbour {
     /// once started.
     pub(super) start_at: Option<Time>,
     pub(super) last_heard: Time,
+    /// Whether anything (a PUNCH, an answer, data) has come from it.
+    answered: bool,
     /// Stale chunks it sent since `stale_since`.
     stale: (Time, u32),
 }
@@ -96,11 +152,14 @@ impl Neighbour {
     ) -> Self {
         Self {
             addr,
+            candidate: addr,
+            reach: Reach::Direct,
             club,
             session: ClientSession::new(addr, stream, 1u64 << club, Vec::new(), nonce_seed),
             started: now,
             start_at: None,
             last_heard: now,
+            answered: false,
             stale: (now, 0),
         }
     }
@@ -120,12 +179,23 @@ impl Neighbour {
     /// Something came from it.
     pub(super) fn heard(&mut self, now: Time) {
         self.last_heard = now;
+        self.answered = true;
         self.session.heard(now);
     }
 
     /// Accepted and not yet known to have failed.
     pub(super) fn working(&self) -> bool {
         self.session.state() == SessionState::Subscribed
+    }
+
+    /// Nothing at all has come from it yet.
+    fn unheard(&self) -> bool {
+        !self.answered
+    }
+
+    /// Whether `a` is this neighbour, at either of its addresses.
+    fn is(&self, a: SocketAddr) -> bool {
+        self.addr == a || self.candidate == a
     }
 }
 
@@ -181,7 +251,15 @@ impl Peer {
         };
         match (&msg, source) {
             (Message::Punch(p), Some(i)) if p.stream == self.config.stream => {
+                let s = &mut self.neighbours.list[i];
+                if s.start_at.is_some() {
+                    s.reach = Reach::Punched;
+                }
+                s.answered = true;
                 self.start_neighbour(now, i);
+            }
+            (Message::Punch(p), None) if p.stream == self.config.stream => {
+                self.punched_from_elsewhere(now, from);
             }
             (Message::Punch(_), _) => {}
             // A neighbour's answers count only with our session id with it.
@@ -223,13 +301,45 @@ impl Peer {
         }
     }
 
+    /// A PUNCH from `from`, which is no neighbour's address: if a
+    /// neighbour at another port of the same IP has not been heard from
+    /// yet, its NAT has mapped it anew toward us; the handshake moves to
+    /// `from` (restarting if it had begun). Only one neighbour moves, and
+    /// only while it is unheard, so a spoofed PUNCH can at most send our
+    /// HELLO to another port of a host we were about to greet anyway.
+    fn punched_from_elsewhere(&mut self, now: Time, from: SocketAddr) {
+        let Some(i) = self
+            .neighbours
+            .list
+            .iter()
+            .position(|s| s.addr.ip() == from.ip() && !s.working() && s.unheard())
+        else {
+            return;
+        };
+        let seed = self.rng.next_u64();
+        let s = &mut self.neighbours.list[i];
+        s.addr = from;
+        s.reach = Reach::Remapped;
+        s.answered = true;
+        s.session = ClientSession::new(from, self.config.stream, 1u64 << s.club, Vec::new(), seed);
+        s.start_at = Some(now);
+        self.start_neighbour(now, i);
+    }
+
     pub(super) fn session_message(&mut self, now: Time, i: usize, msg: &Message<'_>) {
         let resume = self.playout.newest_seq().map(|n| n + 1);
         let upload_kbps = self.upload_kbps();
         let src = &mut self.neighbours.list[i];
         src.last_heard = now;
+        src.answered = true;
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) => {
+                self.neighbours.links.push_back(LinkUp {
+                    addr: src.addr,
+                    club: src.club,
+                    after: now.saturating_since(src.started),
+                    reach: src.reach,
+                });
                 let member = Member {
                     stream: self.config.stream,
                     session: src.session.id(),
@@ -299,6 +409,7 @@ impl Peer {
         let mut s = self.neighbours.list.swap_remove(i);
         s.session.close(&mut self.tx);
         self.neighbours.banned.insert(s.addr, now + ban);
+        self.neighbours.banned.insert(s.candidate, now + ban);
         if silent {
             let club = usize::from(s.club);
             if self.neighbours.last_arrival[club] > s.last_heard {
@@ -309,7 +420,7 @@ impl Peer {
             }
         }
         if let Some(list) = self.neighbours.candidates.get_mut(usize::from(s.club)) {
-            list.retain(|&a| a != s.addr);
+            list.retain(|&a| !s.is(a));
         }
     }
 
@@ -317,7 +428,11 @@ impl Peer {
         let mut i = 0;
         while i < self.neighbours.list.len() {
             let s = &self.neighbours.list[i];
-            if !s.working() && now.saturating_since(s.started) > HANDSHAKE_TIMEOUT {
+            if s.unheard() && now.saturating_since(s.started) > GIVE_UP {
+                // Nothing came back, not even a PUNCH: remember the pair.
+                self.stats.unreachable += 1;
+                self.drop_neighbour(now, i, UNREACHABLE, false);
+            } else if !s.working() && now.saturating_since(s.started) > HANDSHAKE_TIMEOUT {
                 self.stats.handshake_timeouts += 1;
                 self.drop_neighbour(now, i, BAN, false);
             } else if s.working() && now.saturating_since(s.last_heard) > SILENCE {
@@ -349,7 +464,7 @@ impl Peer {
                 !self.neighbours.banned.contains_key(a)
                     && *a != self.config.relay
                     && !self.config.fallbacks.contains(a)
-                    && !self.neighbours.list.iter().any(|s| s.addr == *a)
+                    && !self.neighbours.list.iter().any(|s| s.is(*a))
             })
             .collect();
         if usable.is_empty() {
@@ -380,7 +495,12 @@ impl Peer {
 
     pub(super) fn ask_peers(&mut self, now: Time, club: u8) {
         let ci = usize::from(club);
-        if self.neighbours.asked[ci].is_some_and(|t| now < t + ASK_EVERY) {
+        let every = if self.neighbours.candidates[ci].is_empty() {
+            ASK_EMPTY
+        } else {
+            ASK_EVERY
+        };
+        if self.neighbours.asked[ci].is_some_and(|t| now < t + every) {
             return;
         }
         self.neighbours.asked[ci] = Some(now);

@@ -230,6 +230,7 @@ impl Relay {
             stream: s.stream,
             session,
             start_seq,
+            observed: from,
         };
         let _ = self.tx.push_message(from, &Message::Accept(accept));
         if let Some(d) = self.streams[stream].window.descriptor_buf() {

@@ -7,16 +7,21 @@
 //!  8 nonce u64                          12 cookie: issued_at_us u64, tag 16 bytes
 //! 16 zero padding
 //!
-//! SUBSCRIBE (78 + token bytes)          ACCEPT (52 bytes)
+//! SUBSCRIBE (78 + token bytes)          ACCEPT (71 bytes)
 //!  0 version  1 0x12  2 flags  3 rsvd    0 version  1 0x13  2 keepalive_ms u16
 //!  4 stream id (32)                      4 stream id (32)
 //! 36 clubs u64 (bit c = club c)         36 session u64 (binds the session)
 //! 44 start_seq u64 (flag RESUME)        44 start_seq u64
-//! 52 cookie (24)                        REJECT (40 bytes)
-//! 76 token_len u16                       0 version  1 0x14  2 reason  3 rsvd
-//! 78 token                               4 versions u32  8 stream id (32, or zero)
+//! 52 cookie (24)                        52 observed: family u8, address (16), port u16
+//! 76 token_len u16
+//! 78 token                              REJECT (40 bytes)
+//!                                        0 version  1 0x14  2 reason  3 rsvd
+//!                                        4 versions u32  8 stream id (32, or zero)
 //! ```
 
+use std::net::SocketAddr;
+
+use super::control::{read_addr, write_addr};
 use super::cursor::{BufferTooSmall, Reader, Writer};
 use super::{DecodeError, MessageType, header, put_header};
 use crate::StreamId;
@@ -28,7 +33,7 @@ pub const CHALLENGE_LEN: usize = 36;
 /// Length of REJECT.
 pub const REJECT_LEN: usize = 40;
 /// Length of ACCEPT.
-pub const ACCEPT_LEN: usize = 52;
+pub const ACCEPT_LEN: usize = 71;
 /// Largest access token in a SUBSCRIBE.
 pub const TOKEN_MAX_LEN: usize = 512;
 const SUBSCRIBE_FIXED_LEN: usize = 78;
@@ -226,6 +231,10 @@ pub struct Accept {
     pub session: u64,
     /// The first sequence number the server will send.
     pub start_seq: u64,
+    /// The address the server saw the SUBSCRIBE come from: the client's
+    /// address as others on the server's side of any NAT see it (its
+    /// reflexive address).
+    pub observed: SocketAddr,
 }
 
 impl Accept {
@@ -236,6 +245,7 @@ impl Accept {
         let stream = StreamId(r.array()?);
         let session = r.u64()?;
         let start_seq = r.u64()?;
+        let observed = read_addr(&mut r)?;
         r.finish()?;
         if keepalive_ms == 0 {
             return Err(DecodeError::Field("keepalive_ms"));
@@ -245,6 +255,7 @@ impl Accept {
             stream,
             session,
             start_seq,
+            observed,
         })
     }
 
@@ -261,6 +272,7 @@ impl Accept {
         w.put(self.stream.as_bytes());
         w.u64(self.session);
         w.u64(self.start_seq);
+        write_addr(&mut w, self.observed);
         Ok(w.finish())
     }
 }

@@ -239,17 +239,23 @@ fn subscribe() -> impl Strategy<Value = Case> {
 }
 
 fn accept() -> impl Strategy<Value = Case> {
-    (1..=u16::MAX, stream(), any::<u64>(), any::<u64>()).prop_map(
-        |(keepalive_ms, stream, session, start_seq)| {
+    (
+        1..=u16::MAX,
+        stream(),
+        any::<u64>(),
+        any::<u64>(),
+        peer_addr(),
+    )
+        .prop_map(|(keepalive_ms, stream, session, start_seq, observed)| {
             let a = Accept {
                 keepalive_ms,
                 stream,
                 session,
                 start_seq,
+                observed,
             };
             (Message::Accept(a), Vec::new())
-        },
-    )
+        })
 }
 
 fn reject() -> impl Strategy<Value = Case> {

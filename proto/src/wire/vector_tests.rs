@@ -164,6 +164,7 @@ fn appendix_a5_session() {
             stream,
             session: SESSION,
             start_seq: 0,
+            observed: client,
         }),
     );
     emit(

@@ -64,6 +64,14 @@ pub(super) trait Client {
         before: &Self::Stats,
         elapsed: f64,
     ) -> String;
+    /// Its address as the relay sees it, once known.
+    fn reflexive_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+    /// The next line of news for the user (a peer's new neighbour).
+    fn poll_news(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// The sans-IO door: [`Viewer`] and [`Peer`] have the same methods.
@@ -141,6 +149,12 @@ impl Client for Peer {
         elapsed: f64,
     ) -> String {
         super::peer::status_line(latency, stats, before, elapsed)
+    }
+    fn reflexive_addr(&self) -> Option<SocketAddr> {
+        self.reflexive_addr()
+    }
+    fn poll_news(&mut self) -> Option<String> {
+        self.poll_link().map(|link| super::peer::link_line(&link))
     }
 }
 
@@ -292,13 +306,24 @@ impl<C: Client> ClientLoop<C> {
     fn drain(&mut self, now: Time) -> anyhow::Result<Step> {
         self.send_queued()?;
         let mut wrote = false;
+        while let Some(news) = self.client.poll_news() {
+            if !self.quiet {
+                eprintln!("shoal: {news}");
+            }
+        }
         while let Some(event) = self.client.poll_event() {
             match event {
                 ViewerEvent::Subscribed { start_seq } => {
                     tracing::debug!(start_seq, "subscribed");
                     if !self.quiet && !self.status.subscribed {
                         let reach = if C::UPLOADS {
-                            format!("; other peers reach this one at {}", self.local_addr())
+                            let local = self.local_addr();
+                            match self.client.reflexive_addr() {
+                                Some(seen) => format!(
+                                    "; other peers reach this one at {seen}, as the relay sees it (local socket {local})"
+                                ),
+                                None => format!("; other peers reach this one at {local}"),
+                            }
                         } else {
                             String::new()
                         };

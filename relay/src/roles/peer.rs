@@ -19,7 +19,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use anyhow::Context;
-use shoal_proto::peer::{Peer, PeerConfig, PeerStats};
+use shoal_proto::peer::{LinkUp, Peer, PeerConfig, PeerStats, Reach};
 
 use super::client_args::ClientArgs;
 use super::client_loop::{ClientLoop, bad_key};
@@ -97,9 +97,11 @@ pub(super) fn status_line(
         total => format!("{:.0}%", 100.0 * from_peers as f64 / total as f64),
     };
     let v = &stats.viewer;
+    let [direct, punched, remapped] = stats.working_by_reach;
     format!(
         "latency {latency}, repaired {} by FEC and {} by NACK, lost {}, {:.2} Mbit/s; \
-         uploading {:.2} Mbit/s to {} peers, {} neighbours, {share} from peers",
+         uploading {:.2} Mbit/s to {} peers, {} neighbours ({direct} direct, {punched} punched, \
+         {remapped} remapped; {} unreachable), {share} from peers",
         v.fec_repaired,
         v.nack_repaired,
         v.lost,
@@ -107,6 +109,21 @@ pub(super) fn status_line(
         mbps(stats.uploaded_bytes, before.uploaded_bytes),
         stats.subscribers,
         stats.working_sources,
+        stats.unreachable,
+    )
+}
+
+/// The line telling the user a download neighbour started working.
+pub(super) fn link_line(link: &LinkUp) -> String {
+    let reach = match link.reach {
+        Reach::Direct => "direct",
+        Reach::Punched => "punched",
+        Reach::Remapped => "remapped",
+    };
+    format!(
+        "neighbour {} working after {} ms ({reach})",
+        link.addr,
+        link.after.as_millis()
     )
 }
 
@@ -197,6 +214,8 @@ mod tests {
             uploaded_bytes: 625_000,
             subscribers: 4,
             working_sources: 6,
+            working_by_reach: [1, 4, 1],
+            unreachable: 2,
             from_peers_bytes: 300,
             from_relay_bytes: 100,
             ..PeerStats::default()
@@ -210,7 +229,8 @@ mod tests {
         assert_eq!(
             line,
             "latency 120 ms, repaired 3 by FEC and 1 by NACK, lost 2, 2.50 Mbit/s; \
-             uploading 5.00 Mbit/s to 4 peers, 6 neighbours, 75% from peers"
+             uploading 5.00 Mbit/s to 4 peers, 6 neighbours (1 direct, 4 punched, 1 remapped; \
+             2 unreachable), 75% from peers"
         );
     }
 }

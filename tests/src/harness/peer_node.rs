@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shoal_proto::peer::{Peer, PeerConfig};
+use shoal_proto::peer::{LinkUp, Peer, PeerConfig};
 use shoal_proto::viewer::ViewerEvent;
 use shoal_proto::{Time, Transmit};
 
@@ -29,6 +29,8 @@ pub struct PeerNode {
     pub gaps: u64,
     /// Saw the end of the stream.
     pub ended: bool,
+    /// Every download link that formed, and when.
+    pub links: Vec<(Time, LinkUp)>,
 }
 
 impl PeerNode {
@@ -42,10 +44,14 @@ impl PeerNode {
             output: keep_output.then(Vec::new),
             gaps: 0,
             ended: false,
+            links: Vec::new(),
         }
     }
 
-    fn drain(&mut self) {
+    fn drain(&mut self, now: Time) {
+        while let Some(link) = self.peer.poll_link() {
+            self.links.push((now, link));
+        }
         while let Some(e) = self.peer.poll_event() {
             match e {
                 ViewerEvent::Chunk {
@@ -75,12 +81,12 @@ fn copy(t: Option<Transmit<'_>>) -> Option<(SocketAddr, Vec<u8>)> {
 impl Node for PeerNode {
     fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
         self.peer.handle_datagram(now, from, bytes);
-        self.drain();
+        self.drain(now);
     }
 
     fn handle_timeout(&mut self, now: Time) {
         self.peer.handle_timeout(now);
-        self.drain();
+        self.drain(now);
     }
 
     fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {

@@ -1,0 +1,174 @@
+//! NAT traversal (SPEC §11.9): the order of a new neighbour's first
+//! datagrams, a candidate whose NAT maps it anew toward us, and a
+//! candidate nothing comes back from.
+
+use super::tests::accept;
+use super::*;
+use crate::integrity::PublisherKey;
+use crate::publisher::{Publisher, PublisherConfig};
+use crate::testutil::{addr, emit, handshake_answers, hello_nonce, sent, sent_to, t};
+use crate::wire::{Codec, MessageType, Peers, Punch, peek_type};
+
+const RELAY: &str = "127.0.0.1:7401";
+
+/// A peer subscribed to its relay, with the stream's descriptor, and told
+/// of `candidates` for every club.
+fn joined(candidates: &[SocketAddr]) -> Peer {
+    let config = PublisherConfig {
+        codec: Codec::Opaque,
+        ..PublisherConfig::default()
+    };
+    let key = PublisherKey::from_seed([5; 32]);
+    let publisher = Publisher::new(key, config, vec![addr(RELAY)], t(0)).expect("publisher");
+    let stream = publisher.stream_id();
+    let mut p = Peer::new(PeerConfig::new(addr(RELAY), stream), t(0)).expect("peer");
+    let out = sent(&mut p);
+    accept(&mut p, t(0), addr(RELAY), &out);
+    p.handle_datagram(t(10), addr(RELAY), publisher.descriptor());
+    tell(&mut p, t(20), candidates);
+    sent(&mut p);
+    p
+}
+
+/// The relay lists `candidates` for every club.
+fn tell(p: &mut Peer, now: Time, candidates: &[SocketAddr]) {
+    for club in 0..8 {
+        let mut peers = Peers::new(p.config.stream, crate::testutil::SESSION, club);
+        for &c in candidates {
+            peers.push(c);
+        }
+        p.handle_datagram(now, addr(RELAY), &emit(&Message::Peers(peers)));
+    }
+}
+
+fn punch(p: &Peer) -> Vec<u8> {
+    emit(&Message::Punch(Punch {
+        stream: p.config.stream,
+    }))
+}
+
+/// Answers the HELLO to `server` among `out` with a CHALLENGE and, to the
+/// SUBSCRIBE, an ACCEPT, both from `server`.
+fn serve(p: &mut Peer, now: Time, server: SocketAddr, out: &[(SocketAddr, Vec<u8>)]) {
+    let nonce = hello_nonce(out, server);
+    let [challenge, accept] = handshake_answers(p.config.stream, nonce, 0);
+    p.handle_datagram(now, server, &emit(&challenge));
+    assert!(sent_to(&sent(p), MessageType::Subscribe).contains(&server));
+    p.handle_datagram(now, server, &emit(&accept));
+    sent(p);
+}
+
+/// A new neighbour's first datagram is a PUNCH at [`FIRST_PUNCH_TTL`],
+/// before the INTRODUCE; its HELLO waits for the candidate's PUNCH, or for
+/// [`PUNCH_WAIT`]; the link says which way it got through.
+#[test]
+fn a_new_neighbour_is_punched_short_first_and_greeted_after_its_punch() {
+    let (c, d) = (addr("192.0.2.7:9000"), addr("192.0.2.8:9000"));
+    let mut p = joined(&[c, d]);
+    // Upkeep picks neighbours among C and D.
+    p.handle_timeout(t(100));
+    let mut first = Vec::new();
+    let mut out = Vec::new();
+    while let Some(tx) = p.poll_transmit() {
+        if tx.dst == c || tx.dst == d {
+            first.push((tx.dst, peek_type(tx.payload), tx.ttl));
+        }
+        out.push((tx.dst, tx.payload.to_vec()));
+    }
+    assert!(!first.is_empty(), "no neighbour picked");
+    for (to, ty, ttl) in &first {
+        assert_eq!(
+            (*ty, *ttl),
+            (Ok(MessageType::Punch), Some(FIRST_PUNCH_TTL)),
+            "to {to}"
+        );
+    }
+    assert!(!sent_to(&out, MessageType::Introduce).is_empty());
+    assert!(
+        sent_to(&out, MessageType::Hello)
+            .iter()
+            .all(|to| *to == addr(RELAY))
+    );
+    // C punches back: C gets its HELLO at once; D, silent, after the wait.
+    p.handle_datagram(t(150), c, &punch(&p));
+    let to_c = sent(&mut p);
+    let hellos = sent_to(&to_c, MessageType::Hello);
+    assert!(hellos.contains(&c) && !hellos.contains(&d), "{hellos:?}");
+    p.handle_timeout(t(100) + PUNCH_WAIT);
+    let to_d = sent(&mut p);
+    assert!(sent_to(&to_d, MessageType::Hello).contains(&d));
+    // (C's HELLO may have been sent again meanwhile: answer the latest.)
+    let log = [to_c, to_d].concat();
+    serve(&mut p, t(700), c, &log);
+    serve(&mut p, t(700), d, &log);
+    let mut links: Vec<LinkUp> = std::iter::from_fn(|| p.poll_link()).collect();
+    links.sort_by_key(|l| l.addr);
+    let seen: Vec<_> = links.iter().map(|l| (l.addr, l.reach, l.after)).collect();
+    let after = Duration::from_millis(600);
+    assert_eq!(
+        seen,
+        [(c, Reach::Punched, after), (d, Reach::Direct, after)]
+    );
+    assert_eq!(p.stats().working_by_reach, [1, 1, 0]);
+}
+
+/// A candidate behind a NAT that maps it anew per destination PUNCHes
+/// from another port than the relay named: the handshake goes there.
+#[test]
+fn a_punch_from_another_port_of_the_candidate_moves_the_handshake_there() {
+    let named = addr("192.0.2.7:9000");
+    let mapped = addr("192.0.2.7:41234");
+    let mut p = joined(&[named]);
+    p.handle_timeout(t(100));
+    sent(&mut p);
+    // Another host's PUNCH moves nothing.
+    p.handle_datagram(t(140), addr("192.0.2.99:41234"), &punch(&p));
+    assert!(sent(&mut p).is_empty());
+    p.handle_datagram(t(150), mapped, &punch(&p));
+    let out = sent(&mut p);
+    assert_eq!(sent_to(&out, MessageType::Hello), [mapped]);
+    assert_eq!(p.source_addrs().collect::<Vec<_>>(), [mapped]);
+    // The relay names the candidate again: it is the same peer, not a
+    // second neighbour.
+    tell(&mut p, t(160), &[named]);
+    p.handle_timeout(t(200));
+    let again = sent(&mut p);
+    assert!(!again.iter().any(|(to, _)| *to == named), "{again:?}");
+    serve(&mut p, t(250), mapped, &out);
+    let link = p.poll_link().expect("a link");
+    assert_eq!((link.addr, link.reach), (mapped, Reach::Remapped));
+    assert_eq!(p.stats().working_by_reach, [0, 0, 1]);
+}
+
+/// A candidate from which nothing comes is given up at [`GIVE_UP`], long
+/// before [`HANDSHAKE_TIMEOUT`], and not tried again for [`UNREACHABLE`].
+#[test]
+fn a_candidate_that_never_answers_is_given_up_fast_and_remembered() {
+    let c = addr("192.0.2.7:9000");
+    let mut p = joined(&[c]);
+    p.handle_timeout(t(100));
+    sent(&mut p);
+    let chose = t(100);
+    let mut now = chose;
+    while p.stats().unreachable == 0 {
+        now = p.poll_timeout().expect("a timer");
+        assert!(now <= chose + HANDSHAKE_TIMEOUT, "not given up by {now:?}");
+        p.handle_timeout(now);
+        sent(&mut p);
+    }
+    assert!(now >= chose + GIVE_UP, "given up at {now:?}");
+    assert_eq!(p.source_addrs().count(), 0);
+    assert_eq!(p.stats().handshake_timeouts, 0);
+    // Named again and again, it is not tried within UNREACHABLE.
+    let until = now + UNREACHABLE;
+    while now + Duration::from_secs(5) < until {
+        now += Duration::from_secs(5);
+        tell(&mut p, now, &[c]);
+        p.handle_timeout(now);
+        let out = sent(&mut p);
+        assert!(
+            !out.iter().any(|(to, _)| *to == c),
+            "tried again at {now:?}"
+        );
+    }
+}
