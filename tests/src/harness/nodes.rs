@@ -3,18 +3,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shoal_proto::Time;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::relay::{Relay, RelayConfig};
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent};
-use shoal_proto::{Time, Transmit};
 
 use super::source::TestStream;
-use crate::netsim::Node;
-
-fn copy(t: Option<Transmit<'_>>) -> Option<(SocketAddr, Vec<u8>)> {
-    t.map(|t| (t.dst, t.payload.to_vec()))
-}
+use crate::netsim::{Node, Outgoing};
 
 /// A publisher fed a [`TestStream`] frame by frame in real (virtual) time.
 #[derive(Debug)]
@@ -67,8 +63,8 @@ impl Node for PublisherNode {
         self.publisher.handle_timeout(now);
     }
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
-        copy(self.publisher.poll_transmit())
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
+        self.publisher.poll_transmit().map(Outgoing::from)
     }
 
     fn poll_timeout(&self) -> Option<Time> {
@@ -110,9 +106,9 @@ impl Node for RelayNode {
         while self.relay.poll_event().is_some() {}
     }
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
         let t = self.relay.poll_transmit()?;
-        Some((t.dst, t.payload.to_vec()))
+        Some(Outgoing::new(t.dst, t.payload.to_vec()))
     }
 
     fn poll_timeout(&self) -> Option<Time> {
@@ -188,8 +184,8 @@ impl Node for ViewerNode {
         self.drain(now);
     }
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
-        copy(self.viewer.poll_transmit())
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
+        self.viewer.poll_transmit().map(Outgoing::from)
     }
 
     fn poll_timeout(&self) -> Option<Time> {

@@ -3,11 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use shoal_proto::Time;
 use shoal_proto::peer::{LinkUp, Peer, PeerConfig};
 use shoal_proto::viewer::ViewerEvent;
-use shoal_proto::{Time, Transmit};
 
-use crate::netsim::Node;
+use crate::netsim::{Node, Outgoing};
 
 /// Width of a latency histogram bucket.
 pub const LATENCY_BUCKET: Duration = Duration::from_millis(10);
@@ -74,10 +74,6 @@ impl PeerNode {
     }
 }
 
-fn copy(t: Option<Transmit<'_>>) -> Option<(SocketAddr, Vec<u8>)> {
-    t.map(|t| (t.dst, t.payload.to_vec()))
-}
-
 impl Node for PeerNode {
     fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
         self.peer.handle_datagram(now, from, bytes);
@@ -89,8 +85,8 @@ impl Node for PeerNode {
         self.drain(now);
     }
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
-        copy(self.peer.poll_transmit())
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
+        self.peer.poll_transmit().map(Outgoing::from)
     }
 
     fn poll_timeout(&self) -> Option<Time> {

@@ -79,6 +79,9 @@ pub enum DropCause {
     Queue,
     /// A tap on the link returned false.
     Tap,
+    /// Its IP TTL ran out on the way ([`Outgoing::ttl`](super::Outgoing::ttl)):
+    /// in a router on the path, or in the sender's own NAT.
+    TtlExpired,
 }
 
 impl DropCause {
@@ -89,6 +92,7 @@ impl DropCause {
             Self::Burst => 2,
             Self::Queue => 3,
             Self::Tap => 4,
+            Self::TtlExpired => 5,
         }
     }
 }

@@ -35,45 +35,85 @@
 //! where a datagram leaves the node (translating its source) and where one
 //! arrives for it (after the link, like a missing node: the link counts it as
 //! arrived). What it drops is counted in [`NetStats::nat_filtered`],
-//! [`NodeStats::nat_filtered`] and [`AddrStats`], and is in the trace.
+//! [`NodeStats::nat_filtered`] and [`AddrStats`], and is in the trace. The
+//! NAT's external address has the node's IP; every port it hands out other
+//! than the node's own comes from 40000 up, per node, skipping any address
+//! bound to a node or handed out before, in the order needed, so ports are
+//! as deterministic as the rest. A handed-out address leads to its node for
+//! the whole run, and no node may be bound to it.
 //!
 //! - [`Nat::Open`]: no NAT. The node is seen at its bound address and takes
 //!   datagrams from anyone.
-//! - [`Nat::Cone`], a port-restricted cone (endpoint-independent mapping,
-//!   address-and-port-dependent filtering): the node is seen at its bound
-//!   address by every destination. Sending to `S` opens a hole for `S`; a
-//!   datagram from `S` reaches the node only through a hole. Holes never
-//!   expire — a simplification: real NATs close idle ones after tens of
-//!   seconds to minutes.
-//! - [`Nat::Symmetric`] (address-and-port-dependent mapping and filtering):
-//!   the node bound to `ip:port` is seen by each destination `D` at its own
-//!   mapped address `ip:m`, made the first time it sends to `D`. Ports are
-//!   handed out per node from 40000 up, skipping any address bound to a node
-//!   or mapped before, in the order the node first sends to each destination,
-//!   so they are as deterministic as the rest. A datagram to `ip:m` reaches
-//!   the node only if it comes from `D`, and the node sees it from `D` as
-//!   usual; its bound address takes nothing at all, since a peer can only
-//!   have learnt a mapped address. [`Network::nat_mapping`] tells a test
-//!   which address the node has toward `D`. Mappings never expire, and a
-//!   mapped address is never handed out again, nor may a node be bound to it.
+//! - [`Nat::Cone`] is Linux `masquerade` as the NAT lab measured it
+//!   (`tests/natlab/README.md`, "What the connection tables show about
+//!   cone ↔ cone"; `tests/natlab/remap.sh` and `punch_repro.sh`). Its
+//!   table holds *flows*, one per remote address the node sent to, each
+//!   with an external port, and *inbound-first entries*:
+//!   1. Filtering is address-and-port-dependent: a datagram from `S` to
+//!      external port `q` reaches the node only if the node's flow to
+//!      exactly `S` has port `q` (run a-e: nothing from another cone peer
+//!      ever arrived; `remap.sh` step 2).
+//!   2. A datagram that matches no flow is dropped but leaves an
+//!      inbound-first entry (`S`, `q`), refreshed by every later one (the
+//!      `[UNREPLIED]` inbound entries of the lab's tables, entry (2)).
+//!   3. A new flow to `D` takes the first of these whose tuple (port, `D`)
+//!      no live inbound-first entry holds: the port of the node's newest
+//!      live flow (Linux's by-source lookup: once one flow was remapped,
+//!      later ones follow it; `remap.sh` step 5), the node's own port
+//!      (port preservation; steps 1 and 3), a port handed out as above
+//!      (the remap; step 4, entries (3) and (5)). A flow keeps its port for
+//!      life, so flows made before a remap keep theirs.
+//!   4. Flows and entries live 30 s after their last datagram (either
+//!      way), a flow the remote has answered 180 s (the kernel's UDP
+//!      timeouts); expired ones are forgotten when next looked at.
 //!
-//! So two cone nodes that send to each other (hole punching) then talk both
-//! ways, and a symmetric node talks with an open node, which answers the
-//! mapping it saw. A symmetric node and a cone (or symmetric) node never
+//!   So of two cone hosts, the one whose first datagram arrives before the
+//!   other's NAT has sent anything poisons that NAT: the other's punch
+//!   leaves from a new port, which the first NAT filters in turn, and
+//!   neither hears anything (`punch_repro.sh`, "sequential"). They talk if
+//!   their first datagrams cross, or if the first one dies on the way (a
+//!   TTL of 2: see [below](#ttl)) and so opens only its sender's NAT.
+//! - [`Nat::Symmetric`] (Linux `masquerade fully-random`; here sequential,
+//!   not random): the node bound to `ip:port` is seen by each destination
+//!   `D` at its own mapped address `ip:m`, handed out the first time it
+//!   sends to `D`. A datagram to `ip:m` reaches the node only if it comes
+//!   from `D`, and the node sees it from `D` as usual; its bound address
+//!   takes nothing at all, since a peer can only have learnt a mapped
+//!   address. Mappings never expire and remember nothing they drop.
+//!
+//! [`Network::nat_mapping`] tells a test which address a node behind a NAT
+//! has toward `D`. A symmetric node talks with an open node, which answers
+//! the mapping it saw. A symmetric node and a cone (or symmetric) node never
 //! talk: the address a third party (a rendezvous) saw is not the mapping the
-//! symmetric node uses toward the other, and the other's filter has no hole
+//! symmetric node uses toward the other, and the other's filter has no flow
 //! for a mapping it cannot know.
 //!
-//! Links, stats and taps see translated addresses: traffic from a symmetric
-//! node to `D` is on the link from its mapping to `D`, and replies on the
-//! link back. Link *configs* are resolved by the bound address, so
-//! [`Network::set_links_from`] and the like apply to a node's mapped traffic
-//! as to its own. [`Network::inject`]ed datagrams pass the NAT's filter like
-//! any other; [`Network::set_nat`] on a bound node resets its NAT.
+//! Links, stats and taps see translated addresses: traffic from a node
+//! behind a NAT to `D` is on the link from the address it has toward `D`,
+//! and replies on the link back. Link *configs* are resolved by the
+//! bound address, so [`Network::set_links_from`] and the like apply to a
+//! node's mapped traffic as to its own. [`Network::inject`]ed datagrams pass
+//! the NAT like any other (and leave entries); [`Network::set_nat`] on a
+//! bound node resets its NAT.
 //!
 //! An open node pays one enum check per datagram sent and received; the NAT
-//! maps are looked at only for nodes behind a NAT and for traffic to
+//! tables are looked at only for nodes behind a NAT and for traffic to
 //! addresses no node is bound to.
+//!
+//! # TTL
+//!
+//! A node may send a datagram with a small IP TTL ([`Outgoing::ttl`];
+//! `None` is [`DEFAULT_TTL`]). The sender's NAT, if any, takes one (a
+//! datagram it gets with TTL 1 or 0 dies there, before translation: no flow,
+//! no mapping), and the path between any two hosts holds
+//! [`ROUTERS_BETWEEN_HOSTS`] routers (2; the lab's `--hop` core drops what
+//! it would forward with TTL <= 2 for the same reason). So a datagram is
+//! delivered only if its TTL, less one behind a NAT, exceeds 2; otherwise it
+//! dies on its link after any tap, as [`DropCause::TtlExpired`] (in
+//! [`LinkStats`], [`NetStats::dropped`] and the trace), and never reaches the
+//! far side's NAT. A peer's first PUNCH at TTL 2 thus opens its own cone
+//! NAT's flow and leaves no entry at the other's. The receiving NAT's own
+//! decrement is not modelled: with any TTL that passed the path, it passes.
 //!
 //! # Determinism
 //!
@@ -81,10 +121,11 @@
 //! OS clock or spawns a thread. All randomness comes from one ChaCha8 stream
 //! seeded by the caller, drawn in event order, and certain outcomes (a
 //! probability of 0 or 1) draw nothing. Events at the same instant run in
-//! the order they were queued. Maps that are iterated are `BTreeMap`s; the
-//! `HashMap`s (address to node, NAT holes and mappings) are only looked up,
-//! never iterated. So one seed and one
-//! sequence of calls give one run, and [`Network::trace_hash`] — a BLAKE3
+//! the order they were queued. Maps that are iterated are `BTreeMap`s
+//! (the cone NAT's flows by age among them); the `HashMap`s (address to
+//! node, NAT flows, entries and mappings) are only looked up, never
+//! iterated. NAT entries expire by comparison with the virtual clock. So
+//! one seed and one sequence of calls give one run, and [`Network::trace_hash`] — a BLAKE3
 //! hash over every delivery and drop — lets a test assert it.
 
 mod event;
@@ -96,6 +137,7 @@ mod network;
 mod node;
 mod stats;
 mod trace;
+mod ttl;
 
 #[cfg(test)]
 mod nat_tests;
@@ -106,5 +148,6 @@ pub use link::{DropCause, LinkConfig, Tap};
 pub use loss::GilbertElliott;
 pub use nat::Nat;
 pub use network::Network;
-pub use node::{Node, NodeId};
+pub use node::{Node, NodeId, Outgoing};
 pub use stats::{AddrStats, LinkStats, NetStats, NodeStats};
+pub use ttl::{DEFAULT_TTL, ROUTERS_BETWEEN_HOSTS};

@@ -15,9 +15,10 @@ use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
 use super::link_rules::LinkRules;
 use super::nat::{Nat, NatState, Nats};
-use super::node::{Node, NodeId};
+use super::node::{Node, NodeId, Outgoing};
 use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
 use super::trace::Trace;
+use super::ttl::Reach;
 
 /// How many timeouts one node may take at one instant before the network
 /// calls it a livelock (a node whose `poll_timeout` never moves past `now`).
@@ -39,7 +40,7 @@ pub struct Network {
     stats: NetStats,
     trace: Trace,
     /// Reused between drains so sending allocates nothing but the payloads.
-    outbox: Vec<(SocketAddr, Vec<u8>)>,
+    outbox: Vec<Outgoing>,
 }
 
 /// A node and what the network knows about it.
@@ -51,7 +52,7 @@ struct Slot {
     /// The node's `poll_timeout` as last read, for which one event is queued.
     wanted: Option<Time>,
     stats: NodeStats,
-    /// The node's NAT: holes or mappings it has made.
+    /// The node's NAT: the flows or mappings it has made.
     nat: NatState,
     /// The instant of the node's last timeout and how many it took then.
     spin: (Time, u32),
@@ -89,7 +90,7 @@ impl Network {
     /// to send and schedules its timeout.
     ///
     /// The node sits behind the NAT [`set_nat`](Self::set_nat) gave `addr`,
-    /// if any, with no holes or mappings yet.
+    /// if any, with no flows or mappings yet.
     ///
     /// # Panics
     ///
@@ -217,7 +218,8 @@ impl Network {
     /// Puts the node at `addr`, present or future, behind `nat` (see the
     /// [module docs](super#nat)); every address starts [`Nat::Open`]. A node
     /// already bound there loses its holes and mappings, as if its NAT
-    /// rebooted; its old mapped addresses stay reserved and take nothing.
+    /// rebooted; its old mapped addresses stay reserved, and take nothing
+    /// until the new NAT hands them out again.
     pub fn set_nat(&mut self, addr: SocketAddr, nat: Nat) {
         self.nats.set(addr, nat);
         if let Some(&index) = self.addrs.get(&addr) {
@@ -231,10 +233,22 @@ impl Network {
     }
 
     /// The address the node bound to `addr` appears as toward `to`, if it is
-    /// behind a symmetric NAT that has made that mapping (by sending there).
+    /// behind a NAT with a live flow or mapping there (made by sending
+    /// there). For a cone NAT that is often `addr` itself.
     pub fn nat_mapping(&self, addr: SocketAddr, to: SocketAddr) -> Option<SocketAddr> {
         let &index = self.addrs.get(&addr)?;
-        self.nodes[index].nat.mapping(to)
+        self.nodes[index].nat.mapping(addr, to, self.now)
+    }
+
+    /// Whether the cone NAT of the node bound to `addr` holds a live
+    /// inbound-first entry from `from` to its external `port`.
+    #[cfg(test)]
+    pub(super) fn has_inbound_entry(&self, addr: SocketAddr, from: SocketAddr, port: u16) -> bool {
+        self.addrs.get(&addr).is_some_and(|&index| {
+            self.nodes[index]
+                .nat
+                .has_inbound_entry(from, port, self.now)
+        })
     }
 
     /// Puts `tap` on the link from `from` to `to`, replacing any other. It
@@ -388,7 +402,7 @@ impl Network {
             return;
         };
         let slot = &mut self.nodes[index];
-        if (mapped || !slot.nat.is_open()) && !slot.nat.admits(from, to, mapped) {
+        if (mapped || !slot.nat.is_open()) && !slot.nat.admit(from, to, mapped, now) {
             addr_stats.nat_filtered_datagrams += 1;
             addr_stats.nat_filtered_bytes += len;
             self.stats.nat_filtered += 1;
@@ -437,10 +451,10 @@ impl Network {
         let now = self.now;
         let mut outbox = std::mem::take(&mut self.outbox);
         let slot = &mut self.nodes[index];
-        while let Some(transmit) = slot.node.poll_transmit(now) {
+        while let Some(outgoing) = slot.node.poll_transmit(now) {
             slot.stats.sent_datagrams += 1;
-            slot.stats.sent_bytes += transmit.1.len() as u64;
-            outbox.push(transmit);
+            slot.stats.sent_bytes += outgoing.bytes.len() as u64;
+            outbox.push(outgoing);
         }
         let wanted = slot.node.poll_timeout();
         if wanted != slot.wanted {
@@ -453,28 +467,35 @@ impl Network {
                 self.events.push(wanted.max(now), kind);
             }
         }
-        for (to, bytes) in outbox.drain(..) {
-            let from = self.source(index, to);
-            self.send(from, to, bytes);
+        for Outgoing { to, bytes, ttl } in outbox.drain(..) {
+            let slot = &self.nodes[index];
+            let behind_nat = !slot.nat.is_open();
+            let reach = Reach::of(ttl, behind_nat);
+            let from = if behind_nat && reach != Reach::OwnNat {
+                self.translate(index, to)
+            } else {
+                slot.addr
+            };
+            self.send(from, to, bytes, reach == Reach::FarSide);
         }
         self.outbox = outbox;
     }
 
-    /// The source of a datagram from the node `index` to `to`, after its NAT.
-    fn source(&mut self, index: usize, to: SocketAddr) -> SocketAddr {
+    /// The source of a datagram from the node `index`, behind a NAT, to
+    /// `to`, after that NAT.
+    fn translate(&mut self, index: usize, to: SocketAddr) -> SocketAddr {
         let slot = &mut self.nodes[index];
-        if slot.nat.is_open() {
-            return slot.addr;
-        }
         let addrs = &self.addrs;
         self.nats
-            .outbound(&mut slot.nat, index, slot.addr, to, |addr| {
+            .outbound(&mut slot.nat, index, slot.addr, to, self.now, |addr| {
                 addrs.contains_key(&addr)
             })
     }
 
-    /// Puts a datagram on the link from `from` to `to` at the current time.
-    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>) {
+    /// Puts a datagram on the link from `from` to `to` at the current time;
+    /// one that will not `reach` the far side (its TTL) dies there, after
+    /// any tap.
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>, reach: bool) {
         let now = self.now;
         self.count_sent_to(to, bytes.len());
         let link = link_entry(&mut self.links, &self.rules, &self.nats, from, to);
@@ -483,6 +504,8 @@ impl Network {
         let tapped_out = link.tap.as_mut().is_some_and(|tap| !tap(&mut bytes));
         let fate = if tapped_out {
             Fate::Dropped(DropCause::Tap)
+        } else if !reach {
+            Fate::Dropped(DropCause::TtlExpired)
         } else {
             link.transmit(now, bytes.len(), &mut self.rng)
         };

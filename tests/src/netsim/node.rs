@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-use shoal_proto::Time;
+use shoal_proto::{Time, Transmit};
 
 /// A participant bound to one address: a sans-IO state machine.
 ///
@@ -23,10 +23,46 @@ pub trait Node: Any {
     fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]);
     /// The time returned by `poll_timeout` has come.
     fn handle_timeout(&mut self, now: Time);
-    /// Next datagram to send, if any: (destination, bytes). Called until None after every handle_*.
-    fn poll_transmit(&mut self, now: Time) -> Option<(SocketAddr, Vec<u8>)>;
+    /// The next datagram to send, if any. Called until `None` after every
+    /// `handle_*`.
+    fn poll_transmit(&mut self, now: Time) -> Option<Outgoing>;
     /// When `handle_timeout` should next be called.
     fn poll_timeout(&self) -> Option<Time>;
+}
+
+/// A datagram a node hands the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Where it goes.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub bytes: Vec<u8>,
+    /// The IP TTL it leaves with; `None` is the OS default,
+    /// [`DEFAULT_TTL`](super::DEFAULT_TTL). See the [module docs](super#ttl)
+    /// for how far a small one gets.
+    pub ttl: Option<u8>,
+}
+
+impl Outgoing {
+    /// `bytes` to `to` at the default TTL.
+    pub fn new(to: SocketAddr, bytes: Vec<u8>) -> Self {
+        Self {
+            to,
+            bytes,
+            ttl: None,
+        }
+    }
+}
+
+impl From<Transmit<'_>> for Outgoing {
+    /// A copy of a state machine's transmit, TTL included.
+    fn from(t: Transmit<'_>) -> Self {
+        Self {
+            to: t.dst,
+            bytes: t.payload.to_vec(),
+            ttl: t.ttl,
+        }
+    }
 }
 
 /// A handle to a node of type `T` in one [`Network`](super::Network).

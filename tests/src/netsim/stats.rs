@@ -40,6 +40,8 @@ pub struct LinkStats {
     pub dropped_queue: u64,
     /// Datagrams a tap dropped.
     pub dropped_tap: u64,
+    /// Datagrams whose IP TTL ran out on the way.
+    pub dropped_ttl: u64,
     /// Extra copies the link made.
     pub duplicated: u64,
 }
@@ -47,7 +49,11 @@ pub struct LinkStats {
 impl LinkStats {
     /// Datagrams dropped for any reason.
     pub fn dropped(&self) -> u64 {
-        self.dropped_random + self.dropped_burst + self.dropped_queue + self.dropped_tap
+        self.dropped_random
+            + self.dropped_burst
+            + self.dropped_queue
+            + self.dropped_tap
+            + self.dropped_ttl
     }
 
     pub(super) fn count_drop(&mut self, cause: DropCause) {
@@ -56,6 +62,7 @@ impl LinkStats {
             DropCause::Burst => &mut self.dropped_burst,
             DropCause::Queue => &mut self.dropped_queue,
             DropCause::Tap => &mut self.dropped_tap,
+            DropCause::TtlExpired => &mut self.dropped_ttl,
         };
         *counter += 1;
     }
@@ -100,7 +107,8 @@ pub struct NetStats {
     pub undeliverable: u64,
     /// Datagrams that arrived but a node's NAT dropped.
     pub nat_filtered: u64,
-    /// Datagrams dropped by links, for any reason.
+    /// Datagrams dropped on links, for any reason (a TTL that ran out
+    /// included).
     pub dropped: u64,
     /// Timeouts fired.
     pub timeouts: u64,

@@ -85,8 +85,10 @@ impl Node for Sender {
         self.next = (self.ticks_left > 0).then(|| now + self.interval);
     }
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
-        self.queue.pop_front().map(|bytes| (self.to, bytes))
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
+        self.queue
+            .pop_front()
+            .map(|bytes| Outgoing::new(self.to, bytes))
     }
 
     fn poll_timeout(&self) -> Option<Time> {
@@ -121,7 +123,7 @@ impl Node for Sink {
         self.deadline = None;
     }
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
         None
     }
 
@@ -143,8 +145,9 @@ impl Node for Echo {
 
     fn handle_timeout(&mut self, _now: Time) {}
 
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
-        self.queue.pop_front()
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
+        let (to, bytes) = self.queue.pop_front()?;
+        Some(Outgoing::new(to, bytes))
     }
 
     fn poll_timeout(&self) -> Option<Time> {
@@ -481,7 +484,7 @@ struct Spinner;
 impl Node for Spinner {
     fn handle_datagram(&mut self, _now: Time, _from: SocketAddr, _bytes: &[u8]) {}
     fn handle_timeout(&mut self, _now: Time) {}
-    fn poll_transmit(&mut self, _now: Time) -> Option<(SocketAddr, Vec<u8>)> {
+    fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
         None
     }
     fn poll_timeout(&self) -> Option<Time> {

@@ -4,9 +4,16 @@
 //! The network keeps one [`NatState`] per node (in its slot, so an open node
 //! pays one enum check per datagram) and one [`Nats`] for what spans nodes:
 //! the configured kind per address and every mapped address handed out.
+//! The cone NAT's connection table is in [`cone`].
 
-use std::collections::{HashMap, HashSet};
+mod cone;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use shoal_proto::Time;
+
+use cone::Cone;
 
 /// The NAT a node sits behind. See the [module docs](super#nat) for the
 /// exact rules.
@@ -15,15 +22,18 @@ pub enum Nat {
     /// No NAT: the node is reachable at its address by anyone.
     #[default]
     Open,
-    /// Port-restricted cone: the node keeps its address toward every
-    /// destination, and takes datagrams only from sources it has sent to.
+    /// Linux `masquerade`: port-preserving when it can, taking datagrams
+    /// only from exactly the sources the node has sent to, and remapping a
+    /// flow whose port an earlier inbound datagram has taken.
     Cone,
-    /// Symmetric: the node appears at a fresh port toward each destination,
-    /// and each such port takes datagrams only from that destination.
+    /// Linux `masquerade fully-random`: the node appears at a fresh port
+    /// toward each destination, and each such port takes datagrams only
+    /// from that destination.
     Symmetric,
 }
 
-/// The first port a symmetric NAT hands out, per node.
+/// The first port a NAT hands out when it does not keep the node's own,
+/// per node.
 const FIRST_MAPPED_PORT: u32 = 40_000;
 
 /// One node's NAT and what it has learnt.
@@ -31,8 +41,7 @@ const FIRST_MAPPED_PORT: u32 = 40_000;
 pub(super) enum NatState {
     #[default]
     Open,
-    /// The sources the node has sent to: its holes, which never expire.
-    Cone(HashSet<SocketAddr>),
+    Cone(Box<Cone>),
     Symmetric(Box<Mappings>),
 }
 
@@ -52,7 +61,7 @@ impl NatState {
     pub(super) fn new(nat: Nat) -> Self {
         match nat {
             Nat::Open => Self::Open,
-            Nat::Cone => Self::Cone(HashSet::new()),
+            Nat::Cone => Self::Cone(Box::new(Cone::new(FIRST_MAPPED_PORT))),
             Nat::Symmetric => Self::Symmetric(Box::new(Mappings {
                 outbound: HashMap::new(),
                 inbound: HashMap::new(),
@@ -65,21 +74,47 @@ impl NatState {
         matches!(self, Self::Open)
     }
 
-    /// Whether a datagram from `from` to `to` passes: `to` is the node's
-    /// bound address, or, if `mapped`, one of its mappings.
-    pub(super) fn admits(&self, from: SocketAddr, to: SocketAddr, mapped: bool) -> bool {
+    /// Whether a datagram from `from` to `to` arriving `now` passes: `to`
+    /// is the node's bound address, or, if `mapped`, one handed out for it.
+    /// A cone NAT remembers what it drops (an inbound-first entry).
+    pub(super) fn admit(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        mapped: bool,
+        now: Time,
+    ) -> bool {
         match self {
             Self::Open => !mapped,
-            Self::Cone(holes) => !mapped && holes.contains(&from),
+            Self::Cone(cone) => cone.admit(from, to.port(), now),
             Self::Symmetric(mappings) => mapped && mappings.inbound.get(&to) == Some(&from),
         }
     }
 
-    /// The mapping a symmetric NAT made toward `to`, if any.
-    pub(super) fn mapping(&self, to: SocketAddr) -> Option<SocketAddr> {
+    /// The address the node bound to `bound` appears as toward `to`, if its
+    /// NAT has a live flow or mapping there.
+    pub(super) fn mapping(
+        &self,
+        bound: SocketAddr,
+        to: SocketAddr,
+        now: Time,
+    ) -> Option<SocketAddr> {
         match self {
+            Self::Open => None,
+            Self::Cone(cone) => cone
+                .port_toward(to, now)
+                .map(|port| SocketAddr::new(bound.ip(), port)),
             Self::Symmetric(mappings) => mappings.outbound.get(&to).copied(),
-            Self::Open | Self::Cone(_) => None,
+        }
+    }
+
+    /// Whether a cone NAT holds a live inbound-first entry from `from` to
+    /// its external `port`.
+    #[cfg(test)]
+    pub(super) fn has_inbound_entry(&self, from: SocketAddr, port: u16, now: Time) -> bool {
+        match self {
+            Self::Cone(cone) => cone.has_inbound_entry(from, port, now),
+            Self::Open | Self::Symmetric(_) => false,
         }
     }
 }
@@ -119,8 +154,8 @@ impl Nats {
         self.mapped.get(&addr).map_or(addr, |&(_, real)| real)
     }
 
-    /// Translates the source of a datagram from the node `index`, bound to
-    /// `bound` behind `state`, to `to`: opens a hole or finds (or makes) a
+    /// Translates the source of a datagram sent `now` from the node `index`,
+    /// bound to `bound` behind `state`, to `to`: finds or makes the flow or
     /// mapping. `is_bound` tells which addresses a new mapping must avoid.
     pub(super) fn outbound(
         &mut self,
@@ -128,33 +163,50 @@ impl Nats {
         index: usize,
         bound: SocketAddr,
         to: SocketAddr,
+        now: Time,
         is_bound: impl Fn(SocketAddr) -> bool,
     ) -> SocketAddr {
         match state {
             NatState::Open => bound,
-            NatState::Cone(holes) => {
-                holes.insert(to);
-                bound
+            NatState::Cone(cone) => {
+                let port = cone.outbound(to, bound.port(), now, |next_port| {
+                    self.hand_out(next_port, index, bound, &is_bound).port()
+                });
+                SocketAddr::new(bound.ip(), port)
             }
             NatState::Symmetric(mappings) => {
                 if let Some(&mapped) = mappings.outbound.get(&to) {
                     return mapped;
                 }
-                let mapped = loop {
-                    let Ok(port) = u16::try_from(mappings.next_port) else {
-                        panic!("netsim: the symmetric NAT of {bound} ran out of ports");
-                    };
-                    mappings.next_port += 1;
-                    let candidate = SocketAddr::new(bound.ip(), port);
-                    if !is_bound(candidate) && !self.mapped.contains_key(&candidate) {
-                        break candidate;
-                    }
-                };
+                let mapped = self.hand_out(&mut mappings.next_port, index, bound, &is_bound);
                 mappings.outbound.insert(to, mapped);
                 mappings.inbound.insert(mapped, to);
-                self.mapped.insert(mapped, (index, bound));
                 mapped
             }
         }
+    }
+
+    /// A fresh address on `bound`'s IP for the node `index`: the first port
+    /// from `next_port` up that no node is bound to and no NAT has handed
+    /// out, reserved for that node for the rest of the run.
+    fn hand_out(
+        &mut self,
+        next_port: &mut u32,
+        index: usize,
+        bound: SocketAddr,
+        is_bound: impl Fn(SocketAddr) -> bool,
+    ) -> SocketAddr {
+        let mapped = loop {
+            let Ok(port) = u16::try_from(*next_port) else {
+                panic!("netsim: the NAT of {bound} ran out of ports");
+            };
+            *next_port += 1;
+            let candidate = SocketAddr::new(bound.ip(), port);
+            if !is_bound(candidate) && !self.mapped.contains_key(&candidate) {
+                break candidate;
+            }
+        };
+        self.mapped.insert(mapped, (index, bound));
+        mapped
     }
 }
