@@ -255,19 +255,32 @@ table inet lab {
 }
 EOF
 
-# Peers 1..NPEERS: public first, then cone, then symmetric.
+# Peers 1..NPEERS, numbered in the order they join, the kinds interleaved
+# (2 public, 4 cone, 2 symmetric join as public cone symmetric cone public
+# cone symmetric cone): a club member downloads only from members that
+# joined before it, so all publics first would decide by join order which
+# kind pairs can link. Each slot goes to the kind that has placed the
+# smallest share of its peers so far (ties: public, cone, symmetric).
+declare -A WANT=([public]=$PUBLIC [cone]=$CONE [symmetric]=$SYMMETRIC)
+declare -A PLACED=([public]=0 [cone]=0 [symmetric]=0)
+next_kind() {
+    local best="" c
+    for c in public cone symmetric; do
+        [ "${PLACED[$c]}" -lt "${WANT[$c]}" ] || continue
+        # placed/want < best's placed/want, without division.
+        if [ -z "$best" ] || [ $((PLACED[$c] * WANT[$best])) -lt $((PLACED[$best] * WANT[$c])) ]; then
+            best=$c
+        fi
+    done
+    PLACED[$best]=$((PLACED[$best] + 1))
+    kind=$best
+}
 KIND=()
 PEERNS=()
 NATNS=()
 EXT=()
 for ((k = 1; k <= NPEERS; k++)); do
-    if [ "$k" -le "$PUBLIC" ]; then
-        kind=public
-    elif [ "$k" -le $((PUBLIC + CONE)) ]; then
-        kind=cone
-    else
-        kind=symmetric
-    fi
+    next_kind
     KIND[k]=$kind
     PEERNS[k]=${P}peer$k
     mkns "${PEERNS[k]}"
@@ -370,7 +383,8 @@ if [ $((CONE + SYMMETRIC)) -gt 0 ]; then
     (
         mkdir -p "$LOG/conntrack"
         for ((t = 0; t <= SECS + 2; t++)); do
-            for ((k = PUBLIC + 1; k <= NPEERS; k++)); do
+            for ((k = 1; k <= NPEERS; k++)); do
+                [ -n "${NATNS[k]}" ] || continue
                 in_ns "${NATNS[k]}" cat /proc/net/nf_conntrack >"$LOG/conntrack/nat$k.$(printf %02d "$t")" 2>/dev/null || true
             done
             sleep 1
