@@ -14,7 +14,9 @@
 //! - every cone peer had a working neighbour within [`CONE_FIRST_NEIGHBOUR`]
 //!   of its own start, or of the stream's if it joined before it (a peer
 //!   looks for neighbours only once it has the stream's descriptor, and the
-//!   lab's peers join 1.2 to 2.6 s before the publisher starts);
+//!   lab's peers join 1.2 to 2.6 s before the publisher starts), allowing
+//!   for the status line's resolution when the peer prints no
+//!   "neighbour ... working" line;
 //! - the relay carried less than [`RELAY_SHARE_MAX`] of what the peers
 //!   played;
 //! - no `shoalnat-<pid>-*` namespace is left.
@@ -54,15 +56,20 @@ const CLEANUP: Duration = Duration::from_secs(20);
 /// A cone peer's first working neighbour, from its own start or the
 /// stream's, whichever is later. Measured from the peer's "neighbour ...
 /// working" line, or, from a binary without it, from its first status line
-/// counting a neighbour (printed once a second, so up to 1 s late).
+/// counting a neighbour, which is up to [`STATUS_EVERY`] late: such a time
+/// fails only past the bound plus that. Six runs from status lines: 0.40
+/// to 2.86 s (the status line, so 1.86 s or less in truth).
 const CONE_FIRST_NEIGHBOUR: f64 = 3.0;
+/// How often `shoal peer` prints its status line.
+const STATUS_EVERY: f64 = 1.0;
 /// The relay's forwarded bytes over (peers x stream). Measured with this
-/// test's settings (2 December 2026, debug build, 2 cores): 0.666, 0.666,
-/// 0.720, and 0.67-0.72 in three runs of run.sh alike; before the TTL-2
-/// first PUNCH let cone peers link, 16 s runs gave 0.87-0.91. So 0.80
-/// leaves room for a busy machine and still fails if cone <- cone links
-/// stop forming.
-const RELAY_SHARE_MAX: f64 = 0.80;
+/// test's settings (2 December 2026, debug build, 2 cores), six runs:
+/// 0.666, 0.666, 0.720, 0.694, 0.784, 0.715 (and 0.67-0.72 in three runs of
+/// run.sh alike); before the TTL-2 first PUNCH let cone peers link, 16 s
+/// runs gave 0.87-0.91. 0.85 is above the worst run by as much as the
+/// spread of the six, and below what the relay carried when no NATed
+/// pair could link.
+const RELAY_SHARE_MAX: f64 = 0.85;
 
 #[test]
 fn nat_kinds_link_as_links_txt_says() {
@@ -156,8 +163,13 @@ fn nat_kinds_link_as_links_txt_says() {
     for p in report.peers.iter().filter(|p| p.kind == "cone") {
         // Seconds it waited for the stream before it could look.
         let idle = (-p.start_s).max(0.0);
+        let slack = if p.first_how == "status" {
+            STATUS_EVERY
+        } else {
+            0.0
+        };
         match p.first_s {
-            Some(s) if s - idle <= CONE_FIRST_NEIGHBOUR => {}
+            Some(s) if s - idle <= CONE_FIRST_NEIGHBOUR + slack => {}
             _ => failures.push(format!(
                 "cone peer {} had no working neighbour within {CONE_FIRST_NEIGHBOUR} s of its start or the stream's: \
                  first after {} from its start ({}), which was {:.2} s before the stream's",
