@@ -36,7 +36,7 @@ REPORT=""
 LINK_BYTES=${LINK_BYTES:-100000}
 
 usage() {
-    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
