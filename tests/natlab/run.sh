@@ -7,7 +7,10 @@
 #
 #   tests/natlab/run.sh [--public N] [--cone N] [--symmetric N] [--seconds S]
 #                       [--bitrate 2Mbit] [--loss PCT] [--keep-logs DIR] [--hop]
+#                       [--report FILE]
 #
+# --report FILE also writes the results as lines of words for programs
+# (relay/tests/natlab.rs; the format is in tests/natlab/README.md).
 # --hop puts a router between every NAT and the rest (the wan namespace
 # routes; NAT K sits on its own 198.18.(K+1).0/24), so no two NATs share a
 # link and NAT-to-NAT traffic crosses one TTL-decrementing hop; the core
@@ -26,13 +29,14 @@ BITRATE=2Mbit
 LOSS=0
 KEEP=""
 HOP=0
+REPORT=""
 # A download link: at least this many bytes received from one other peer
 # (HAVE beacons, keepalives and punches stay far below it; one club of 8 of
 # a 2 Mbit/s stream is about 30 kB/s).
 LINK_BYTES=${LINK_BYTES:-100000}
 
 usage() {
-    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -46,6 +50,7 @@ while [ $# -gt 0 ]; do
         --loss) LOSS=$2; shift 2 ;;
         --keep-logs) KEEP=$2; shift 2 ;;
         --hop) HOP=1; shift ;;
+        --report) REPORT=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "natlab: unknown argument $1" >&2; usage 2 >&2 ;;
     esac
@@ -81,6 +86,10 @@ fi
 for tool in ip nft ffmpeg curl; do
     command -v "$tool" >/dev/null || { echo "natlab: needs $tool" >&2; exit 2; }
 done
+# Written at the end; made now so that a bad path fails before the run.
+if [ -n "$REPORT" ]; then
+    : >"$REPORT" || { echo "natlab: cannot write --report $REPORT" >&2; exit 2; }
+fi
 [ -x "$BIN" ] || { echo "natlab: no $BIN; cargo build --release -p shoal-relay (or set SHOAL_BIN)" >&2; exit 2; }
 
 P="shoalnat-$$-"
@@ -255,19 +264,32 @@ table inet lab {
 }
 EOF
 
-# Peers 1..NPEERS: public first, then cone, then symmetric.
+# Peers 1..NPEERS, numbered in the order they join, the kinds interleaved
+# (2 public, 4 cone, 2 symmetric join as public cone symmetric cone public
+# cone symmetric cone): a club member downloads only from members that
+# joined before it, so all publics first would decide by join order which
+# kind pairs can link. Each slot goes to the kind that has placed the
+# smallest share of its peers so far (ties: public, cone, symmetric).
+declare -A WANT=([public]=$PUBLIC [cone]=$CONE [symmetric]=$SYMMETRIC)
+declare -A PLACED=([public]=0 [cone]=0 [symmetric]=0)
+next_kind() {
+    local best="" c
+    for c in public cone symmetric; do
+        [ "${PLACED[$c]}" -lt "${WANT[$c]}" ] || continue
+        # placed/want < best's placed/want, without division.
+        if [ -z "$best" ] || [ $((PLACED[$c] * WANT[$best])) -lt $((PLACED[$best] * WANT[$c])) ]; then
+            best=$c
+        fi
+    done
+    PLACED[$best]=$((PLACED[$best] + 1))
+    kind=$best
+}
 KIND=()
 PEERNS=()
 NATNS=()
 EXT=()
 for ((k = 1; k <= NPEERS; k++)); do
-    if [ "$k" -le "$PUBLIC" ]; then
-        kind=public
-    elif [ "$k" -le $((PUBLIC + CONE)) ]; then
-        kind=cone
-    else
-        kind=symmetric
-    fi
+    next_kind
     KIND[k]=$kind
     PEERNS[k]=${P}peer$k
     mkns "${PEERNS[k]}"
@@ -370,7 +392,8 @@ if [ $((CONE + SYMMETRIC)) -gt 0 ]; then
     (
         mkdir -p "$LOG/conntrack"
         for ((t = 0; t <= SECS + 2; t++)); do
-            for ((k = PUBLIC + 1; k <= NPEERS; k++)); do
+            for ((k = 1; k <= NPEERS; k++)); do
+                [ -n "${NATNS[k]}" ] || continue
                 in_ns "${NATNS[k]}" cat /proc/net/nf_conntrack >"$LOG/conntrack/nat$k.$(printf %02d "$t")" 2>/dev/null || true
             done
             sleep 1
@@ -423,50 +446,102 @@ nft_total_except() {
 mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 
 IN_BYTES=$(stat -c %s "$LOG/input.ts" 2>/dev/null || echo 0)
+PUB_RC=$(cat "$LOG/publish.rc" 2>/dev/null || echo '?')
 echo
-echo "natlab: stream $ID, $(mb "$IN_BYTES") MB of MPEG-TS in ${SECS} s (publisher exit $(cat "$LOG/publish.rc" 2>/dev/null || echo '?')); run took $(awk -v a="$T_PEERS" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }') s after the first peer"
+echo "natlab: stream $ID, $(mb "$IN_BYTES") MB of MPEG-TS in ${SECS} s (publisher exit $PUB_RC); run took $(awk -v a="$T_PEERS" -v b="$T_END" 'BEGIN { printf "%.0f", b - a }') s after the first peer"
+
+# working_lines ERR: "STAMP IP MS HOW" for every line in which the peer
+# reports a download neighbour working,
+#   shoal: neighbour 198.18.4.2:40123 working after 612 ms (punched)
+# (MS from choosing the candidate to its accepting the subscription; HOW is
+# direct, punched or remapped). Any other line is ignored.
+working_lines() {
+    awk 'NF == 9 && $2 == "shoal:" && $3 == "neighbour" && $5 == "working" && $6 == "after" && $8 == "ms" \
+        && $1 ~ /^[0-9]+(\.[0-9]+)?$/ && $7 ~ /^[0-9]+$/ && $4 ~ /:[0-9]+$/ \
+        && $9 ~ /^\((direct|punched|remapped)\)$/ {
+            ip = $4; sub(/:[0-9]+$/, "", ip); gsub(/[][]/, "", ip)
+            how = $9; gsub(/[()]/, "", how)
+            print $1, ip, $7, how
+        }' "$1"
+}
+# Which peer an address belongs to: every NAT has its own outside address.
+declare -A PEER_AT
+for ((k = 1; k <= NPEERS; k++)); do PEER_AT[${EXT[k]}]=$k; done
+# Punch times (ms) per kind pair "A B" (A's log, B the neighbour), as a list.
+declare -A PUNCH
+# The lines of the --report file.
+REPORT_PEERS=()
+REPORT_PAIRS=()
+
 echo
-printf '%-5s %-9s %-13s %-22s %-5s %-5s %-8s %-8s %-8s %-6s %-s\n' \
+printf '%-5s %-9s %-13s %-22s %-5s %-5s %-8s %-8s %-8s %-11s %-s\n' \
     peer kind address played neigh max from_peer from_rly uploaded first exit
-printf '%-5s %-9s %-13s %-22s %-5s %-5s %-8s %-8s %-8s %-6s %-s\n' \
-    "" "" "(seen)" "" "last" "" "MB" "MB" "MB" "nbr s" ""
+printf '%-5s %-9s %-13s %-22s %-5s %-5s %-8s %-8s %-8s %-11s %-s\n' \
+    "" "" "(seen)" "" "last" "" "MB" "MB" "MB" "nbr s (how)" ""
 EXACT=0
 for ((k = 1; k <= NPEERS; k++)); do
     out=$LOG/peer$k.ts
     size=$(stat -c %s "$out" 2>/dev/null || echo 0)
+    at="-"
     if [ "$size" -eq "$IN_BYTES" ] && cmp -s "$out" "$LOG/input.ts"; then
         played=exact
         EXACT=$((EXACT + 1))
     elif [ "$size" -eq 0 ]; then
-        played="nothing"
+        played=nothing
     else
         at=$(cmp "$out" "$LOG/input.ts" 2>/dev/null | awk '{ print $5 }' | tr -d ,)
         if [ -z "$at" ]; then
-            played="prefix $(awk -v a="$size" -v b="$IN_BYTES" 'BEGIN { printf "%.1f%%", 100 * a / b }')"
+            played=prefix
+            at=$(awk -v a="$size" -v b="$IN_BYTES" 'BEGIN { printf "%.1f%%", 100 * a / b }')
         else
-            played="differs@$at"
+            played=differs
         fi
     fi
     err=$LOG/peer$k.err
+    start=$(cat "$LOG/peer$k.start")
     neigh=$(grep -o '[0-9]* neighbours' "$err" | tail -1 | awk '{ print $1 }')
     maxn=$(grep -o '[0-9]* neighbours' "$err" | awk '$1 > m { m = $1 } END { print m + 0 }')
-    first=$(awk -v t0="$T_PUB" '/ [1-9][0-9]* neighbours/ { printf "%.1f", $1 - t0; exit }' "$err")
+    # The first working neighbour, from the peer's own start: its own line
+    # when it prints one, else the first status line (once a second)
+    # counting at least one neighbour.
+    working_lines "$err" >"$LOG/peer$k.working"
+    first=$(awk -v t0="$start" 'NR == 1 { printf "%.2f", $1 - t0 }' "$LOG/peer$k.working")
+    if [ -n "$first" ]; then
+        how=log
+    else
+        first=$(awk -v t0="$start" '/ [1-9][0-9]* neighbours/ { printf "%.2f", $1 - t0; exit }' "$err")
+        how=status
+        [ -n "$first" ] || { first=-; how=never; }
+    fi
+    while read -r _ ip ms _; do
+        b=${PEER_AT[$ip]:-}
+        [ -n "$b" ] || continue
+        key="${KIND[k]} ${KIND[b]}"
+        PUNCH[$key]="${PUNCH[$key]:-} $ms"
+    done <"$LOG/peer$k.working"
     from_relay=$(nft_bytes "$LOG/peer$k.rx.nft" "$RELAY_IP")
     from_peers=$(nft_total_except "$LOG/peer$k.rx.nft" "$RELAY_IP")
     up=$(nft_total_except "$LOG/peer$k.tx.nft" "$RELAY_IP")
-    printf '%-5s %-9s %-13s %-22s %-5s %-5s %-8s %-8s %-8s %-6s %-s\n' \
-        "$k" "${KIND[k]}" "${EXT[k]}" "$played" "${neigh:--}" "$maxn" \
-        "$(mb "$from_peers")" "$(mb "$from_relay")" "$(mb "$up")" "${first:-never}" \
-        "$(cat "$LOG/peer$k.rc" 2>/dev/null || echo '?')"
-    FROM_RELAY[k]=$from_relay
+    rc=$(cat "$LOG/peer$k.rc" 2>/dev/null || echo '?')
+    case "$played" in
+        prefix) shown="prefix $at" ;;
+        differs) shown="differs@$at" ;;
+        *) shown=$played ;;
+    esac
+    printf '%-5s %-9s %-13s %-22s %-5s %-5s %-8s %-8s %-8s %-11s %-s\n' \
+        "$k" "${KIND[k]}" "${EXT[k]}" "$shown" "${neigh:--}" "$maxn" \
+        "$(mb "$from_peers")" "$(mb "$from_relay")" "$(mb "$up")" "$first ($how)" "$rc"
+    REPORT_PEERS+=("peer $k ${KIND[k]} ${EXT[k]} $played $at $rc $first $how $maxn $(awk -v a="$from_peers" -v b="$from_relay" -v c="$up" 'BEGIN { printf "%.3f %.3f %.3f", a / 1e6, b / 1e6, c / 1e6 }') $(awk -v a="$start" -v b="$T_PUB" 'BEGIN { printf "%.2f", a - b }')")
 done
 echo "exact: $EXACT of $NPEERS peers wrote byte for byte what ffmpeg gave the publisher"
+echo "first nbr: seconds from the peer's own start to its first working neighbour, from its own 'neighbour ... working' line (log) or, without one, its first status line counting a neighbour (status, good to about 1 s)"
 
 # Per kind pair: A downloads from B when A received at least LINK_BYTES
 # from B's address; contacted when either sent the other anything.
 echo
-echo "download links, A <- B: ordered pairs; contacted = A sent to B's address or heard from it; heard = A received anything from B; links = A received >= $LINK_BYTES bytes from B"
-printf '%-11s %-11s %-7s %-10s %-6s %-6s\n' A B pairs contacted heard links
+echo "download links, A <- B: ordered pairs; contacted = A sent to B's address or heard from it; heard = A received anything from B; links = A received >= $LINK_BYTES bytes from B; punch = ms from A choosing B to B accepting, per working neighbour A's log reports"
+printf '%-11s %-11s %-7s %-10s %-6s %-6s %-6s %-7s %-7s\n' A B pairs contacted heard links punch median max
+printf '%-11s %-11s %-7s %-10s %-6s %-6s %-6s %-7s %-7s\n' "" "" "" "" "" "" n ms ms
 declare -A PAIRS CONTACT HEARD LINKS
 for ((a = 1; a <= NPEERS; a++)); do
     for ((b = 1; b <= NPEERS; b++)); do
@@ -490,18 +565,50 @@ for ka in public cone symmetric; do
     for kb in public cone symmetric; do
         key="$ka $kb"
         [ -n "${PAIRS[$key]:-}" ] || continue
-        printf '%-11s %-11s %-7s %-10s %-6s %-6s\n' "$ka" "$kb" "${PAIRS[$key]}" "${CONTACT[$key]:-0}" "${HEARD[$key]:-0}" "${LINKS[$key]:-0}"
+        # n, median (the lower middle of an even count) and max, or "0 - -".
+        punch=$(printf '%s\n' ${PUNCH[$key]:-} | sort -n | awk 'NF { v[++n] = $1 } END {
+            if (n == 0) print "0 - -"; else print n, v[int((n + 1) / 2)], v[n] }')
+        read -r pn pmed pmax <<<"$punch"
+        printf '%-11s %-11s %-7s %-10s %-6s %-6s %-6s %-7s %-7s\n' "$ka" "$kb" "${PAIRS[$key]}" \
+            "${CONTACT[$key]:-0}" "${HEARD[$key]:-0}" "${LINKS[$key]:-0}" "$pn" "$pmed" "$pmax"
+        REPORT_PAIRS+=("pair $ka $kb ${PAIRS[$key]} ${CONTACT[$key]:-0} ${HEARD[$key]:-0} ${LINKS[$key]:-0} $pn $pmed $pmax")
     done
 done
 
 # The relay's share: what it sent, over what the peers needed.
-fwd=$(awk '/^shoal_relay_forwarded_bytes_total / { s += $NF } END { print s + 0 }' "$LOG/relay.metrics" 2>/dev/null || echo 0)
+fwd=$(awk '/^shoal_relay_forwarded_bytes_total / { s += $NF } END { printf "%.0f", s }' "$LOG/relay.metrics" 2>/dev/null || echo 0)
 wire=$(tr ' ' '\n' <"$LOG/relay_tx.nft" | awk 'p { print; exit } $1 == "bytes" { p = 1 }')
+wire=${wire:-0}
+share() { awk -v x="$1" -v n="$NPEERS" -v s="$IN_BYTES" 'BEGIN { if (s > 0) printf "%.3f", x / (n * s); else print "-" }'; }
 echo
 if [ "$IN_BYTES" -gt 0 ]; then
-    awk -v f="$fwd" -v w="${wire:-0}" -v n="$NPEERS" -v s="$IN_BYTES" 'BEGIN {
+    awk -v f="$fwd" -v w="$wire" -v n="$NPEERS" -v s="$IN_BYTES" 'BEGIN {
         printf "relay share: forwarded_bytes_total %.2f MB = %.2f x peers x stream; all UDP the relay sent to peers (headers, parity, NACK answers, control) %.2f MB = %.2f x\n",
             f / 1e6, f / (n * s), w / 1e6, w / (n * s) }'
+fi
+
+# The same for programs (format: tests/natlab/README.md).
+if [ -n "$REPORT" ]; then
+    {
+        echo "# shoal natlab report 1; format in tests/natlab/README.md"
+        echo "namespaces $P"
+        echo "hop $HOP"
+        echo "counts $PUBLIC $CONE $SYMMETRIC"
+        echo "seconds $SECS"
+        echo "bitrate $BITRATE"
+        echo "loss $LOSS"
+        echo "link_bytes $LINK_BYTES"
+        echo "stream_bytes $IN_BYTES"
+        echo "publisher_exit $PUB_RC"
+        echo "exact $EXACT $NPEERS"
+        echo "# peer index kind address played played_at exit first_s first_how neigh_max from_peers_mb from_relay_mb uploaded_mb start_s"
+        printf '%s\n' "${REPORT_PEERS[@]}"
+        echo "# pair A B pairs contacted heard links punch_n punch_median_ms punch_max_ms"
+        printf '%s\n' "${REPORT_PAIRS[@]}"
+        echo "relay_forwarded_bytes $fwd $(share "$fwd")"
+        echo "relay_udp_bytes $wire $(share "$wire")"
+        echo "end"
+    } >"$REPORT"
 fi
 
 # The NATs' connection tables: flows between a NATed peer and other peers.
