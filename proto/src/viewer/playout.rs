@@ -327,7 +327,8 @@ impl Playout {
         }
         self.next_play = Some(next);
         // Note what is missing between the play point and the newest chunk.
-        if let Some(newest) = self.window.newest_seq() {
+        let held = self.window.newest_seq();
+        if let Some(newest) = held {
             let lo = next.max(newest.saturating_sub(self.span));
             for s in lo..newest {
                 if self.window.chunk(s).is_none() {
@@ -335,6 +336,10 @@ impl Playout {
                 }
             }
         }
+        // And what a MANIFEST lists beyond it: nothing newer may come to
+        // show those missing (the stream's last chunks).
+        let listed = self.window.newest_listed_seq();
+        repair.set_tail(listed.filter(|&l| held.is_none_or(|n| l > n)));
         repair.forget_below(next);
         repair.schedule(now);
         false

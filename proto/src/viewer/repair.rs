@@ -6,8 +6,10 @@
 //! playout deadline. With [`ViewerConfig::club_nack`] (an ordinary peer,
 //! whose clubs arrive over different paths) a chunk counts as lost once a
 //! later chunk of its own club has arrived, and is NACKed
-//! [`CLUB_REORDER`] after that, with no wait for FEC; its first NACK may go
-//! to the peer serving its club ([`Repair::set_route`]). A block whose
+//! [`CLUB_REORDER`] after that, with no wait for FEC, or once no new chunk
+//! at all has come for [`CLUB_SILENT`] (the end of the stream, where
+//! nothing follows a club's last chunks); its first NACK may go to the
+//! peer serving its club ([`Repair::set_route`]). A block whose
 //! MANIFEST has not come is NACKed for its MANIFEST.
 
 use std::collections::BTreeMap;
@@ -25,6 +27,14 @@ const NACK_TRIES: u8 = 6;
 /// With `club_nack`, how long after a later chunk of its club arrived a
 /// missing chunk is NACKed (reordering allowance).
 pub const CLUB_REORDER: Duration = Duration::from_millis(20);
+/// With `club_nack`, how long the stream must bring no new chunk at all
+/// before a missing chunk that nothing of its club has overtaken is NACKed
+/// anyway: a club's last chunks before the end of the stream (or a pause)
+/// have no successor. While chunks flow, a club that lags behind the others
+/// (a longer path of peers) is not NACKed early, which would only fetch
+/// duplicates. Above a stream's gap between chunks at low bitrates, well
+/// inside a peer's 2 s latency.
+pub const CLUB_SILENT: Duration = Duration::from_millis(500);
 const TICK: Duration = Duration::from_millis(10);
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +56,13 @@ pub(crate) struct Repair {
     manifest_give_up: Duration,
     missing: BTreeMap<u64, Missing>,
     awaiting_manifest: BTreeMap<u64, Time>,
+    /// The newest chunk held, and since when it has been the newest (for
+    /// [`CLUB_SILENT`]).
+    front: Option<(u64, Time)>,
+    /// The newest chunk a MANIFEST lists, while it is beyond the newest
+    /// held: noted missing once the stream has been quiet for
+    /// [`CLUB_SILENT`].
+    tail: Option<u64>,
     next_tick: Option<Time>,
     /// Per club, where a chunk's first NACK goes (else the relay): the
     /// peer serving it and our session id with it.
@@ -61,6 +78,8 @@ impl Repair {
             manifest_give_up: config.window.manifest_wait * 2,
             missing: BTreeMap::new(),
             awaiting_manifest: BTreeMap::new(),
+            front: None,
+            tail: None,
             next_tick: None,
             route: [None; MAX_CLUBS as usize],
         }
@@ -118,9 +137,14 @@ impl Repair {
         self.missing = self.missing.split_off(&next);
     }
 
+    /// The newest chunk a MANIFEST lists, if beyond the newest held.
+    pub(super) fn set_tail(&mut self, tail: Option<u64>) {
+        self.tail = tail;
+    }
+
     /// Starts the NACK timer if anything is missing.
     pub(super) fn schedule(&mut self, now: Time) {
-        if !self.missing.is_empty() || !self.awaiting_manifest.is_empty() {
+        if !self.missing.is_empty() || !self.awaiting_manifest.is_empty() || self.tail.is_some() {
             self.next_tick.get_or_insert(now + TICK);
         }
     }
@@ -172,6 +196,19 @@ impl Repair {
             + rtt / 2;
         let mut nack = Nack::new(self.stream, session.id());
         let mut run: Option<(u64, u16)> = None;
+        let held = window.newest_seq();
+        if self.front.map(|(s, _)| s) != held {
+            self.front = held.map(|s| (s, now));
+        }
+        let quiet = self
+            .front
+            .is_some_and(|(_, since)| now >= since + CLUB_SILENT);
+        if quiet && let (Some(tail), Some(held)) = (self.tail, held) {
+            // Bounded as a deadline's search is.
+            for s in held.saturating_add(1)..=tail.min(held.saturating_add(4096)) {
+                self.missing(s, now);
+            }
+        }
         let seqs: Vec<u64> = self.missing.keys().copied().collect();
         let club_of = window.descriptor().map(|(d, _)| d.clubs.max(1));
         let club_nack = self.club_nack.then_some(club_of).flatten();
@@ -192,7 +229,10 @@ impl Repair {
                 m.overtaken = Some(now);
             }
             let ripe = match club_nack {
-                Some(_) => m.overtaken.is_some_and(|t| now >= t + CLUB_REORDER),
+                Some(_) => {
+                    m.overtaken.is_some_and(|t| now >= t + CLUB_REORDER)
+                        || (quiet && now >= m.noticed + CLUB_REORDER)
+                }
                 None => now >= m.noticed + fec_wait,
             };
             let due = ripe

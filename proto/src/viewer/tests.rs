@@ -338,6 +338,10 @@ fn stream_data_from_a_relay_left_behind_is_not_trusted() {
     deliver(&mut v, addr(A), &block);
     assert_eq!(v.relays.list.stream_heard(), None);
     assert_eq!(v.relay(), addr(B));
+    // No timer is left in the past once the due ones have run.
+    while let Some(at) = v.poll_timeout().filter(|&at| at <= t(160)) {
+        v.handle_timeout(at);
+    }
     assert_eq!(v.poll_timeout().map(|at| at > t(160)), Some(true));
     // From B, stream data counts.
     v.handle_datagram(t(161), addr(B), &data);
@@ -401,4 +405,60 @@ fn a_deadline_near_the_end_of_the_sequence_space_does_not_overflow() {
             assert_eq!(deadline, None, "{missing}");
         }
     }
+}
+
+/// An ordinary peer NACKs a chunk once a later chunk of its club has
+/// come; the last chunks of a club before the end of the stream (or a
+/// pause) have none, and are NACKed once no new chunk has come for
+/// [`CLUB_SILENT`](repair::CLUB_SILENT).
+#[test]
+fn a_peer_nacks_the_last_chunk_of_a_club_that_nothing_overtakes() {
+    let mut feed = Feed::new();
+    let mut config = ViewerConfig::new(addr(A), feed.stream());
+    config.club_nack = true;
+    // A peer's latency (a viewer's 500 ms would give the chunk up first).
+    config.latency = Duration::from_secs(2);
+    let mut v = Viewer::new(config, t(0)).expect("viewer");
+    accept(&mut v, t(0), addr(A), 0);
+    let mut datagrams = feed.run(0..300);
+    // Up to the last MANIFEST, less the last DATA before it: the highest
+    // chunk of the last complete block, which nothing of its club follows.
+    let last_manifest = datagrams
+        .iter()
+        .rposition(|(_, b)| matches!(Message::parse(b), Ok(Message::Manifest(_))))
+        .expect("a MANIFEST");
+    datagrams.truncate(last_manifest + 1);
+    // A peer subscribed to some clubs gets no PARITY (SPEC §11.9).
+    datagrams.retain(|(_, b)| peek_type(b) != Ok(MessageType::Parity));
+    let dropped = datagrams
+        .iter()
+        .rposition(|(_, b)| matches!(Message::parse(b), Ok(Message::Data(_))))
+        .expect("a DATA");
+    let (_, bytes) = datagrams.remove(dropped);
+    let Ok(Message::Data(d)) = Message::parse(&bytes) else {
+        unreachable!("found above");
+    };
+    let seq = d.seq;
+    let end = deliver(&mut v, addr(A), &datagrams);
+    sent(&mut v);
+    let mut nacked = None;
+    while let Some(at) = v
+        .poll_timeout()
+        .filter(|&at| at <= end + Duration::from_secs(1))
+    {
+        v.handle_timeout(at);
+        for (to, b) in sent(&mut v) {
+            if let Ok(Message::Nack(n)) = Message::parse(&b)
+                && to == addr(A)
+                && n.entries()
+                    .iter()
+                    .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq))
+            {
+                nacked.get_or_insert(at);
+            }
+        }
+    }
+    let at = nacked.unwrap_or_else(|| panic!("chunk {seq} was never NACKed"));
+    let by = end + repair::CLUB_SILENT + Duration::from_millis(50);
+    assert!(at <= by, "NACKed at {at:?}, not by {by:?}");
 }

@@ -290,6 +290,13 @@ impl Window {
         (slot.block == block && slot.manifest_verified).then_some(slot.manifest.as_slice())
     }
 
+    /// The last sequence number the newest verified MANIFEST lists: a
+    /// chunk up to it may be missing even when nothing newer has come.
+    pub fn newest_listed_seq(&self) -> Option<u64> {
+        let (first, k) = self.block_span(self.newest_block?)?;
+        first.checked_add(u64::from(k).checked_sub(1)?)
+    }
+
     /// A verified manifest's first sequence number and chunk count.
     pub fn block_span(&self, block: u64) -> Option<(u64, u8)> {
         let slot = self.block_slot(block)?;
