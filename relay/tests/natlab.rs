@@ -1,29 +1,28 @@
-//! The NAT lab in the test suite (issue 17, item 1): `tests/natlab/run.sh
-//! --hop` with this build's `shoal`, peers public, behind cone NATs and
-//! behind symmetric NATs, each in network namespaces of its own with a
-//! router between every NAT and the rest, one live stream, and its
-//! `--report` checked:
+//! The NAT lab in the test suite (issue 17): `tests/natlab/run.sh --hop`
+//! with this build's `shoal`, peers public, behind cone NATs and behind
+//! symmetric NATs, each in network namespaces of its own with a router
+//! between every NAT and the rest, one live stream, and its `--report`
+//! checked against the issue's goals. Two runs, one after the other:
 //!
-//! - every peer played exactly what ffmpeg gave the publisher (run.sh's own
-//!   byte comparison) and exited 0;
-//! - per NAT kind pair, whether a download link formed is what
-//!   `tests/natlab/links.txt` says (the table the simulator's test reads
-//!   too); a kind pair whose peers never exchanged a datagram (neighbour
-//!   choice never paired them) is shown as untried and not held against
-//!   the table;
-//! - every cone peer had a working neighbour within [`CONE_FIRST_NEIGHBOUR`]
-//!   of its own start, or of the stream's if it joined before it (a peer
-//!   looks for neighbours only once it has the stream's descriptor, and the
-//!   lab's peers join 1.2 to 2.6 s before the publisher starts), allowing
-//!   for the status line's resolution when the peer prints no
-//!   "neighbour ... working" line;
-//! - the relay carried less than [`RELAY_SHARE_MAX`] of what the peers
-//!   played;
-//! - no `shoalnat-<pid>-*` namespace is left.
+//! - **mixed**: 4 public, 14 cone and 6 symmetric peers. Every peer played
+//!   exactly what ffmpeg gave the publisher (run.sh's own byte comparison)
+//!   and exited 0; per NAT kind pair, whether a download link formed is
+//!   what `tests/natlab/links.txt` says (the table the simulator's test
+//!   reads too; a kind pair whose peers never exchanged a datagram is shown
+//!   as untried and not held against it); every cone peer had a working
+//!   neighbour within [`CONE_FIRST_NEIGHBOUR`] of its own start, or of the
+//!   stream's if it joined before it (a peer looks for neighbours only once
+//!   it has the stream's descriptor, and the lab's peers join up to 5 s
+//!   before the publisher starts); the relay carried at most
+//!   [`MIXED_RELAY_SHARE`] of what the peers played;
+//! - **public**: 24 public peers, exact, the relay at most
+//!   [`PUBLIC_RELAY_SHARE`].
+//!
+//! and no `shoalnat-<pid>-*` namespace is left after either.
 //!
 //! Needs root, iproute2, nftables, ffmpeg with libx264 and curl: without
 //! them it fails naming what is missing. Traffic stays inside the
-//! namespaces. About 20 s on 2 cores; alone:
+//! namespaces. About 65 s on 2 cores; alone:
 //! `cargo test -p shoal-relay --test natlab -- --nocapture`.
 
 #[path = "natlab/report.rs"]
@@ -33,46 +32,76 @@ use std::fs::{self, File};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use report::{Report, compare, expected_links};
 
-/// Peers of each kind. 8 peers and ffmpeg's encoder fill a 2-core machine
-/// with a debug build (dependencies optimised) and still play exactly.
-const PUBLIC: u32 = 2;
-const CONE: u32 = 4;
-const SYMMETRIC: u32 = 2;
-/// Length of the stream: long enough for every club to find neighbours
-/// and carry more than run.sh's link threshold (100 kB) over them.
-const SECONDS: u32 = 10;
-/// The debug build keeps up at this rate (8 of 8 exact in every run).
+/// Length of each stream: the issue's runs were 16 s.
+const SECONDS: u32 = 16;
+/// ffmpeg's video rate. The test's `shoal` (the dev profile, which this
+/// workspace optimises) keeps up with 24 peers on 2 cores: 24 of 24 exact.
 const BITRATE: &str = "2Mbit";
-/// The whole run: about 18 s for 10 s of stream (peers join 2.6 s before
-/// it, linger 2 s after), run.sh's own limit is the stream plus 20 s.
-const DEADLINE: Duration = Duration::from_secs(90);
+/// A whole run: about 31 s for 16 s of stream with 24 peers (they join
+/// 0.2 s apart before it and linger 2 s after); run.sh's own limit is the
+/// stream plus 20 s.
+const DEADLINE: Duration = Duration::from_secs(120);
 /// After the deadline, how long run.sh's TERM trap gets to remove its
 /// namespaces before the group is killed.
 const CLEANUP: Duration = Duration::from_secs(20);
 /// A cone peer's first working neighbour, from its own start or the
-/// stream's, whichever is later. Measured from the peer's "neighbour ...
-/// working" line, or, from a binary without it, from its first status line
-/// counting a neighbour, which is up to [`STATUS_EVERY`] late: such a time
-/// fails only past the bound plus that. Six runs from status lines: 0.40
-/// to 2.86 s (the status line, so 1.86 s or less in truth).
+/// stream's, whichever is later (the issue's goal). Measured from the
+/// peer's "neighbour ... working" line, or, from a binary without it, from
+/// its first status line counting a neighbour, which is up to
+/// [`STATUS_EVERY`] late: such a time fails only past the bound plus that.
+/// Measured (2 December 2026, release and dev builds, five runs of 14 cone
+/// peers): the slowest cone peer 0.45-1.53 s.
 const CONE_FIRST_NEIGHBOUR: f64 = 3.0;
 /// How often `shoal peer` prints its status line.
 const STATUS_EVERY: f64 = 1.0;
-/// The relay's forwarded bytes over (peers x stream). Measured with this
-/// test's settings (2 December 2026, debug build, 2 cores), six runs:
-/// 0.666, 0.666, 0.720, 0.694, 0.784, 0.715 (and 0.67-0.72 in three runs of
-/// run.sh alike); before the TTL-2 first PUNCH let cone peers link, 16 s
-/// runs gave 0.87-0.91. 0.85 is above the worst run by as much as the
-/// spread of the six, and below what the relay carried when no NATed
-/// pair could link.
-const RELAY_SHARE_MAX: f64 = 0.85;
+/// The relay's forwarded bytes over (peers x stream), 4 public, 14 cone and
+/// 6 symmetric peers: the issue's goal. Measured (2 December 2026, five
+/// runs): 0.353-0.361; 0.80-0.82 when the issue was filed.
+const MIXED_RELAY_SHARE: f64 = 0.45;
+/// The same with 24 public peers: the issue's goal (0.32 when it was
+/// filed). Measured (three runs): 0.166-0.175.
+const PUBLIC_RELAY_SHARE: f64 = 0.32;
+
+/// One lab run: peers of each kind and the bound on the relay's share.
+struct Lab {
+    public: u32,
+    cone: u32,
+    symmetric: u32,
+    relay_share_max: f64,
+}
+
+/// The lab runs one at a time: two at once would share 2 cores between
+/// 48 peers and two encoders.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
-fn nat_kinds_link_as_links_txt_says() {
+fn four_public_fourteen_cone_six_symmetric_peers_reach_the_goals() {
+    check(&Lab {
+        public: 4,
+        cone: 14,
+        symmetric: 6,
+        relay_share_max: MIXED_RELAY_SHARE,
+    });
+}
+
+#[test]
+fn twenty_four_public_peers_keep_the_relay_share_low() {
+    check(&Lab {
+        public: 24,
+        cone: 0,
+        symmetric: 0,
+        relay_share_max: PUBLIC_RELAY_SHARE,
+    });
+}
+
+/// Runs `lab` and checks its report; fails with every failure listed.
+fn check(lab: &Lab) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     require_root_and_tools();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -85,9 +114,9 @@ fn nat_kinds_link_as_links_txt_says() {
     let t0 = Instant::now();
     let mut run = Command::new(root.join("tests/natlab/run.sh"));
     run.arg("--hop")
-        .args(["--public", &PUBLIC.to_string()])
-        .args(["--cone", &CONE.to_string()])
-        .args(["--symmetric", &SYMMETRIC.to_string()])
+        .args(["--public", &lab.public.to_string()])
+        .args(["--cone", &lab.cone.to_string()])
+        .args(["--symmetric", &lab.symmetric.to_string()])
         .args(["--seconds", &SECONDS.to_string()])
         .args(["--bitrate", BITRATE])
         .arg("--report")
@@ -133,7 +162,7 @@ fn nat_kinds_link_as_links_txt_says() {
     if report.publisher_exit != "0" {
         failures.push(format!("the publisher exited {}", report.publisher_exit));
     }
-    let peers = (PUBLIC + CONE + SYMMETRIC) as usize;
+    let peers = (lab.public + lab.cone + lab.symmetric) as usize;
     if report.peers.len() != peers {
         failures.push(format!(
             "{} peers reported, {peers} ran",
@@ -151,6 +180,12 @@ fn nat_kinds_link_as_links_txt_says() {
 
     let links_txt = root.join("tests/natlab/links.txt");
     let expected = expected_links(&fs::read_to_string(&links_txt).expect("read links.txt"));
+    // Only kinds that ran can be compared.
+    let ran = |kind: &str| report.peers.iter().any(|p| p.kind == kind);
+    let expected = expected
+        .into_iter()
+        .filter(|((a, b), _)| ran(a) && ran(b))
+        .collect();
     let (grid, diffs) = compare(&expected, &report.links());
     println!("download links per kind pair, A <- B, links.txt/measured:\n{grid}");
     if !diffs.is_empty() {
@@ -181,10 +216,10 @@ fn nat_kinds_link_as_links_txt_says() {
         }
     }
 
-    if report.relay_share_forwarded >= RELAY_SHARE_MAX {
+    if report.relay_share_forwarded > lab.relay_share_max {
         failures.push(format!(
-            "the relay forwarded {:.3} x peers x stream (all UDP {:.3} x), not below {RELAY_SHARE_MAX}",
-            report.relay_share_forwarded, report.relay_share_udp
+            "the relay forwarded {:.3} x peers x stream (all UDP {:.3} x), more than {}",
+            report.relay_share_forwarded, report.relay_share_udp, lab.relay_share_max
         ));
     }
 
