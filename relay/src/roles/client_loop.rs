@@ -317,13 +317,7 @@ impl<C: Client> ClientLoop<C> {
                     tracing::debug!(start_seq, "subscribed");
                     if !self.quiet && !self.status.subscribed {
                         let reach = if C::UPLOADS {
-                            let local = self.local_addr();
-                            match self.client.reflexive_addr() {
-                                Some(seen) => format!(
-                                    "; other peers reach this one at {seen}, as the relay sees it (local socket {local})"
-                                ),
-                                None => format!("; other peers reach this one at {local}"),
-                            }
+                            reach_line(self.client.reflexive_addr(), self.socket.local_addr().ok())
                         } else {
                             String::new()
                         };
@@ -398,12 +392,6 @@ impl<C: Client> ClientLoop<C> {
         self.send_queued()
     }
 
-    fn local_addr(&self) -> String {
-        self.socket
-            .local_addr()
-            .map_or_else(|_| "?".to_owned(), |a| a.to_string())
-    }
-
     fn send_queued(&mut self) -> anyhow::Result<()> {
         let relay = self.client.relay();
         while let Some(t) = self.client.poll_transmit() {
@@ -435,6 +423,24 @@ fn is_noise<C: Client>(e: &io::Error) -> bool {
                 e.kind(),
                 io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable
             ))
+}
+
+/// What a peer tells its user about where others reach it: the address
+/// its relay saw (`seen`), and whether a NAT changed the port of its
+/// socket (`local`) on the way, in which case it may map the peer anew
+/// toward every destination and others reach it only once it greets them.
+fn reach_line(seen: Option<SocketAddr>, local: Option<SocketAddr>) -> String {
+    let local_text = local.map_or_else(|| "?".to_owned(), |a| a.to_string());
+    match seen {
+        Some(seen) if local.is_some_and(|l| l.port() != seen.port()) => format!(
+            "; other peers reach this one at {seen}, as the relay sees it (local socket {local_text}): \
+             a NAT changed the port, so peers may reach it only after it greets them"
+        ),
+        Some(seen) => format!(
+            "; other peers reach this one at {seen}, as the relay sees it (local socket {local_text})"
+        ),
+        None => format!("; other peers reach this one at {local_text}"),
+    }
 }
 
 /// The once-a-second status line.
@@ -498,4 +504,26 @@ fn send(socket: &UdpSocket, t: &Transmit<'_>) -> io::Result<usize> {
     let sent = socket.send_to(t.payload, t.dst);
     set(default)?;
     sent
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reach_line;
+
+    #[test]
+    fn the_reach_line_names_the_address_the_relay_saw_and_a_changed_port() {
+        let local = "0.0.0.0:40000".parse().ok();
+        let kept = reach_line("198.18.3.2:40000".parse().ok(), local);
+        assert!(
+            kept.contains("at 198.18.3.2:40000, as the relay sees it"),
+            "{kept}"
+        );
+        assert!(!kept.contains("changed"), "{kept}");
+        let moved = reach_line("198.18.4.2:19620".parse().ok(), local);
+        assert!(moved.contains("a NAT changed the port"), "{moved}");
+        assert_eq!(
+            reach_line(None, local),
+            "; other peers reach this one at 0.0.0.0:40000"
+        );
+    }
 }
