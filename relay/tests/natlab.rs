@@ -35,7 +35,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use report::{Report, compare, expected_links};
+use report::{Report, compare};
+use shoal_tests::nat_table::LinkTable;
 
 /// Length of each stream: the runs were 16 s.
 const SECONDS: u32 = 16;
@@ -178,14 +179,12 @@ fn check(lab: &Lab) {
         }
     }
 
-    let links_txt = root.join("tests/natlab/links.txt");
-    let expected = expected_links(&fs::read_to_string(&links_txt).expect("read links.txt"));
+    let expected = LinkTable::expected()
+        .cells()
+        .map(|(a, b, yes)| ((a.to_string(), b.to_string()), yes));
     // Only kinds that ran can be compared.
     let ran = |kind: &str| report.peers.iter().any(|p| p.kind == kind);
-    let expected = expected
-        .into_iter()
-        .filter(|((a, b), _)| ran(a) && ran(b))
-        .collect();
+    let expected = expected.filter(|((a, b), _)| ran(a) && ran(b)).collect();
     let (grid, diffs) = compare(&expected, &report.links());
     println!("download links per kind pair, A <- B, links.txt/measured:\n{grid}");
     if !diffs.is_empty() {

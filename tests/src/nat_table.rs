@@ -76,6 +76,17 @@ impl LinkTable {
         }
     }
 
+    /// Every cell: the downloader's kind name, the uploader's, and
+    /// whether a link forms.
+    pub fn cells(self) -> impl Iterator<Item = (&'static str, &'static str, bool)> {
+        KINDS.iter().enumerate().flat_map(move |(r, &down)| {
+            KINDS
+                .iter()
+                .enumerate()
+                .map(move |(c, &up)| (name(down), name(up), self.0[r][c]))
+        })
+    }
+
     /// Records a link: `down` downloads from `up`.
     pub fn link(&mut self, down: Nat, up: Nat) {
         self.0[index(down)][index(up)] = true;
@@ -113,6 +124,9 @@ mod tests {
         let t = LinkTable::expected();
         assert_eq!(LinkTable::parse(&t.to_string()), Ok(t));
         assert!(t.0[0][0], "public peers link with each other");
+        let cells: Vec<_> = t.cells().collect();
+        assert_eq!(cells.len(), 9);
+        assert!(cells.contains(&("cone", "public", true)), "{cells:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the NAT lab's tests read: the `--report` file `tests/natlab/run.sh`
-//! writes (format in `tests/natlab/README.md`) and the table of which kind
-//! pairs link, `tests/natlab/links.txt`.
+//! writes (format in `tests/natlab/README.md`), and how it compares with
+//! the table of which kind pairs link (`tests/natlab/links.txt`, read by
+//! `shoal_tests::nat_table`).
 
 use std::collections::BTreeMap;
 
@@ -205,39 +206,6 @@ impl Report {
     }
 }
 
-/// `tests/natlab/links.txt`: per ordered kind pair, whether a download
-/// link forms. The column order is the `# A \ B` line's.
-pub fn expected_links(text: &str) -> BTreeMap<Pair, bool> {
-    let columns: Vec<&str> = text
-        .lines()
-        .find_map(|l| l.strip_prefix("# A \\ B"))
-        .expect("links.txt has a '# A \\ B' header naming the columns")
-        .split_whitespace()
-        .collect();
-    let mut table = BTreeMap::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let w: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(
-            w.len(),
-            columns.len() + 1,
-            "links.txt: a kind and {} cells expected in {line:?}",
-            columns.len()
-        );
-        for (b, cell) in columns.iter().zip(&w[1..]) {
-            let yes = match *cell {
-                "yes" => true,
-                "no" => false,
-                other => panic!("links.txt: {other:?} is neither yes nor no in {line:?}"),
-            };
-            table.insert((w[0].to_string(), b.to_string()), yes);
-        }
-    }
-    table
-}
-
 /// The expected and measured tables side by side, `*` on every cell that
 /// differs; and the differing cells.
 /// A cell measured [`Link::Untried`] differs from neither.
@@ -287,18 +255,6 @@ pub fn compare(
 }
 
 #[test]
-fn links_txt_parses_to_nine_cells() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/natlab/links.txt"
-    ))
-    .expect("read tests/natlab/links.txt");
-    let table = expected_links(&text);
-    assert_eq!(table.len(), 9, "{table:?}");
-    assert!(table[&("cone".into(), "public".into())]);
-}
-
-#[test]
 fn a_report_parses_and_compares() {
     let text = "# shoal natlab report 1\nnamespaces shoalnat-7-\npublisher_exit 0\nstream_bytes 100\n\
         peer 1 public 198.18.0.11 exact - 0 0.32 log 4 0.909 1.406 1.780 -2.64\n\
@@ -315,7 +271,14 @@ fn a_report_parses_and_compares() {
         Some(612)
     );
     assert!((r.relay_share_forwarded - 0.75).abs() < 1e-9);
-    let expected = expected_links("# A \\ B public cone\npublic yes yes\ncone yes no\n");
+    let expected = [
+        (("public".into(), "public".into()), true),
+        (("public".into(), "cone".into()), true),
+        (("cone".into(), "public".into()), true),
+        (("cone".into(), "cone".into()), false),
+    ]
+    .into_iter()
+    .collect();
     let (grid, diffs) = compare(&expected, &r.links());
     assert_eq!(diffs.len(), 1, "{grid}");
     assert!(diffs[0].starts_with("public <- cone"), "{diffs:?}");
