@@ -43,6 +43,8 @@ const ASK_EVERY: Duration = Duration::from_secs(2);
 /// of joining). Asking this often with candidates in hand only churns
 /// neighbours (in the swarm snapshot: more refusals, more duplicates).
 const ASK_EMPTY: Duration = Duration::from_secs(1);
+/// Most links kept for [`Peer::poll_link`].
+const LINKS_KEPT: usize = 64;
 
 /// The download neighbours, and what the peer knows of the candidates.
 #[derive(Debug)]
@@ -65,7 +67,8 @@ pub(super) struct Neighbours {
     pub(super) first_punches: VecDeque<SocketAddr>,
     /// Our PUNCH, encoded once.
     pub(super) punch: Vec<u8>,
-    /// Links that formed, for [`Peer::poll_link`].
+    /// Links that formed, for [`Peer::poll_link`]: the newest
+    /// [`LINKS_KEPT`], for an owner that does not ask.
     pub(super) links: VecDeque<LinkUp>,
 }
 
@@ -334,6 +337,9 @@ impl Peer {
         src.answered = true;
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) => {
+                if self.neighbours.links.len() >= LINKS_KEPT {
+                    self.neighbours.links.pop_front();
+                }
                 self.neighbours.links.push_back(LinkUp {
                     addr: src.addr,
                     club: src.club,
