@@ -445,7 +445,13 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
                 addr: "[2001:db8::1]:6000".parse()?,
             }))?,
         ),
-        ("punch", encode(&Message::Punch(Punch { stream }))?),
+        (
+            "punch",
+            encode(&Message::Punch(Punch {
+                stream,
+                seen_as: std::net::SocketAddr::from(([192, 0, 2, 1], 4000)),
+            }))?,
+        ),
     ])
 }
 

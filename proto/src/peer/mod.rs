@@ -287,7 +287,7 @@ impl Peer {
         // Nothing is admitted until the descriptor tells the bitrate.
         upload.set_club_slots(Some(0));
         Ok(Self {
-            neighbours: Neighbours::new(config.stream, now),
+            neighbours: Neighbours::new(now),
             upload: Upload::new(upload, config.upload_limit_bps, now),
             membership: Membership::new(config.relay, now),
             have: Have {

@@ -41,9 +41,11 @@ fn tell(p: &mut Peer, now: Time, candidates: &[SocketAddr]) {
     }
 }
 
-fn punch(p: &Peer) -> Vec<u8> {
+/// A PUNCH from the peer the relay sees at `seen_as`.
+fn punch(p: &Peer, seen_as: SocketAddr) -> Vec<u8> {
     emit(&Message::Punch(Punch {
         stream: p.config.stream,
+        seen_as,
     }))
 }
 
@@ -90,7 +92,7 @@ fn a_new_neighbour_is_punched_short_first_and_greeted_after_its_punch() {
             .all(|to| *to == addr(RELAY))
     );
     // C punches back: C gets its HELLO at once; D, silent, after the wait.
-    p.handle_datagram(t(150), c, &punch(&p));
+    p.handle_datagram(t(150), c, &punch(&p, c));
     let to_c = sent(&mut p);
     let hellos = sent_to(&to_c, MessageType::Hello);
     assert!(hellos.contains(&c) && !hellos.contains(&d), "{hellos:?}");
@@ -121,10 +123,20 @@ fn a_punch_from_another_port_of_the_candidate_moves_the_handshake_there() {
     let mut p = joined(&[named]);
     p.handle_timeout(t(100));
     sent(&mut p);
-    // Another host's PUNCH moves nothing.
-    p.handle_datagram(t(140), addr("192.0.2.99:41234"), &punch(&p));
+    // Another peer's PUNCH moves nothing, even from the candidate's IP
+    // (several peers can share one).
+    p.handle_datagram(
+        t(140),
+        addr("192.0.2.7:41999"),
+        &punch(&p, addr("192.0.2.7:9999")),
+    );
+    p.handle_datagram(
+        t(140),
+        addr("192.0.2.99:41234"),
+        &punch(&p, addr("192.0.2.99:9000")),
+    );
     assert!(sent(&mut p).is_empty());
-    p.handle_datagram(t(150), mapped, &punch(&p));
+    p.handle_datagram(t(150), mapped, &punch(&p, named));
     let out = sent(&mut p);
     assert_eq!(sent_to(&out, MessageType::Hello), [mapped]);
     assert_eq!(p.source_addrs().collect::<Vec<_>>(), [mapped]);

@@ -65,7 +65,8 @@ pub(super) struct Neighbours {
     pub(super) recoveries: Vec<Duration>,
     /// Candidates owed a first PUNCH at [`super::FIRST_PUNCH_TTL`].
     pub(super) first_punches: VecDeque<SocketAddr>,
-    /// Our PUNCH, encoded once.
+    /// Our PUNCH, encoded anew for each new candidate (its `seen_as` is
+    /// known once the relay has accepted us).
     pub(super) punch: Vec<u8>,
     /// Links that formed, for [`Peer::poll_link`]: the newest
     /// [`LINKS_KEPT`], for an owner that does not ask.
@@ -101,12 +102,8 @@ pub struct LinkUp {
 }
 
 impl Neighbours {
-    pub(super) fn new(stream: StreamId, now: Time) -> Self {
+    pub(super) fn new(now: Time) -> Self {
         let n = usize::from(MAX_CLUBS);
-        let punch = Message::Punch(Punch { stream });
-        let mut buf = vec![0; punch.buffer_len()];
-        let len = punch.emit(&mut buf).unwrap_or(0);
-        buf.truncate(len);
         Self {
             list: Vec::new(),
             candidates: vec![Vec::new(); n],
@@ -116,7 +113,7 @@ impl Neighbours {
             last_arrival: vec![now; n],
             recoveries: Vec::new(),
             first_punches: VecDeque::new(),
-            punch: buf,
+            punch: Vec::new(),
             links: VecDeque::new(),
         }
     }
@@ -218,9 +215,7 @@ impl Peer {
             Ok(Message::Peers(p)) if ours(p.stream, p.session) => self.add_candidates(&p),
             Ok(Message::Introduce(i)) if ours(i.stream, i.session) => {
                 self.stats.punches_sent += 1;
-                let punch = Punch {
-                    stream: self.config.stream,
-                };
+                let punch = self.our_punch();
                 let _ = self.tx.push_message(i.addr, &Message::Punch(punch));
             }
             _ => {}
@@ -262,7 +257,7 @@ impl Peer {
                 self.start_neighbour(now, i);
             }
             (Message::Punch(p), None) if p.stream == self.config.stream => {
-                self.punched_from_elsewhere(now, from);
+                self.punched_from_elsewhere(now, from, p.seen_as);
             }
             (Message::Punch(_), _) => {}
             // A neighbour's answers count only with our session id with it.
@@ -304,18 +299,27 @@ impl Peer {
         }
     }
 
-    /// A PUNCH from `from`, which is no neighbour's address: if a
-    /// neighbour at another port of the same IP has not been heard from
-    /// yet, its NAT has mapped it anew toward us; the handshake moves to
-    /// `from` (restarting if it had begun). Only one neighbour moves, and
-    /// only while it is unheard, so a spoofed PUNCH can at most send our
-    /// HELLO to another port of a host we were about to greet anyway.
-    fn punched_from_elsewhere(&mut self, now: Time, from: SocketAddr) {
+    /// Our PUNCH: the stream, and our address as the relay sees it.
+    fn our_punch(&self) -> Punch {
+        Punch {
+            stream: self.config.stream,
+            seen_as: self.reflexive_addr().unwrap_or(Punch::UNKNOWN),
+        }
+    }
+
+    /// A PUNCH from `from`, which is no neighbour's address, sent by the
+    /// peer the relay sees at `seen_as`: if that is a candidate not heard
+    /// from yet, its NAT has mapped it anew toward us; the handshake moves
+    /// to `from` (restarting if it had begun). The IP address alone would
+    /// not tell: several peers may share one (a carrier NAT, one host).
+    /// Only a neighbour still unheard moves, so a spoofed PUNCH can at most
+    /// send a few HELLOs elsewhere, no more than the candidate would get.
+    fn punched_from_elsewhere(&mut self, now: Time, from: SocketAddr, seen_as: SocketAddr) {
         let Some(i) = self
             .neighbours
             .list
             .iter()
-            .position(|s| s.addr.ip() == from.ip() && !s.working() && s.unheard())
+            .position(|s| s.candidate == seen_as && !s.working() && s.unheard())
         else {
             return;
         };
@@ -486,6 +490,12 @@ impl Peer {
         // NAT sees the other side's datagram before its own host has sent
         // one (SPEC §11.9).
         src.start_at = Some(now + PUNCH_WAIT);
+        let punch = Message::Punch(self.our_punch());
+        self.neighbours.punch.resize(punch.buffer_len(), 0);
+        match punch.emit(&mut self.neighbours.punch) {
+            Ok(len) => self.neighbours.punch.truncate(len),
+            Err(_) => self.neighbours.punch.clear(),
+        }
         self.neighbours.first_punches.push_back(pick);
         self.neighbours.list.push(src);
         let intro = Introduce {

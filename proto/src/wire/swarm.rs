@@ -13,12 +13,14 @@
 //! 44 base u64                            44 clubs u64 (member of)
 //! 52 mask u64 (bit i: holds base + i)    52 upload_kbps u32
 //!
-//! INTRODUCE (63 bytes)                   PUNCH (36 bytes)
+//! INTRODUCE (63 bytes)                   PUNCH (55 bytes)
 //!  0 version  1 0x1b  2 reserved u16      0 version  1 0x1c  2 reserved u16
 //!  4 stream id (32)                       4 stream id (32)
-//! 36 session u64
+//! 36 session u64                         36 seen as: family u8, address 16, port u16
 //! 44 family u8, address 16, port u16
 //! ```
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::control::{PeerAddr, read_addr, write_addr};
 use super::cursor::{BufferTooSmall, Writer};
@@ -32,7 +34,7 @@ pub const MEMBER_LEN: usize = 56;
 /// Bytes in an INTRODUCE.
 pub const INTRODUCE_LEN: usize = 63;
 /// Bytes in a PUNCH.
-pub const PUNCH_LEN: usize = 36;
+pub const PUNCH_LEN: usize = 55;
 
 /// A subscriber tells a server which recent chunks it already holds, so
 /// that the server does not push them again.
@@ -181,21 +183,31 @@ impl Introduce {
     }
 }
 
-/// Opens the sender's NAT toward the receiver; carries nothing else.
+/// Opens the sender's NAT toward the receiver, and says who sends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Punch {
     /// The stream.
     pub stream: StreamId,
+    /// The sender's address as its relay sees it (ACCEPT's `observed`):
+    /// the address the relay names it by to other peers, so that a PUNCH
+    /// arriving from another port (a NAT that maps the sender anew) can
+    /// be told apart from another host's behind the same IP.
+    /// [`Punch::UNKNOWN`] if the sender does not know it yet.
+    pub seen_as: PeerAddr,
 }
 
 impl Punch {
+    /// [`Punch::seen_as`] of a sender that does not know its address.
+    pub const UNKNOWN: PeerAddr = PeerAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
     /// Parses a PUNCH.
     pub fn parse(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = header(bytes, MessageType::Punch)?;
         r.reserved(2)?;
         let stream = StreamId(r.array()?);
+        let seen_as = read_addr(&mut r)?;
         r.finish()?;
-        Ok(Self { stream })
+        Ok(Self { stream, seen_as })
     }
 
     /// Bytes [`Punch::emit`] writes.
@@ -209,6 +221,7 @@ impl Punch {
         put_header(&mut w, MessageType::Punch);
         w.zeros(2);
         w.put(self.stream.as_bytes());
+        write_addr(&mut w, self.seen_as);
         Ok(w.finish())
     }
 }

@@ -50,7 +50,13 @@ const SWARM: [(Message<'static>, usize); 5] = [
     ),
     (Message::Introduce(INTRODUCE_V4), INTRODUCE_LEN),
     (Message::Introduce(INTRODUCE_V6), INTRODUCE_LEN),
-    (Message::Punch(Punch { stream: STREAM }), PUNCH_LEN),
+    (
+        Message::Punch(Punch {
+            stream: STREAM,
+            seen_as: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 4000),
+        }),
+        PUNCH_LEN,
+    ),
 ];
 
 /// `msg` emitted into a buffer of exactly `buffer_len()` bytes.
@@ -88,7 +94,10 @@ fn swarm_layouts() {
     assert_eq!(have[52..], 0b1011u64.to_be_bytes());
     assert_eq!(member[44..52], 0b101u64.to_be_bytes());
     assert_eq!(member[52..], 4000u32.to_be_bytes());
-    assert_eq!(punch.len(), 36);
+    // PUNCH: who sends it, as its relay sees it, right after the stream id.
+    assert_eq!(punch.len(), 55);
+    assert_eq!(punch[36..41], [4, 192, 0, 2, 1]);
+    assert_eq!(punch[53..], 4000u16.to_be_bytes());
 }
 
 #[test]
@@ -289,7 +298,10 @@ fn swarm_test_vectors() {
         format!("011b0000{id}0123456789abcdef04c00002070000000000000000000000001388")
     );
     assert_eq!(
-        hex(Message::Punch(Punch { stream })),
-        format!("011c0000{id}")
+        hex(Message::Punch(Punch {
+            stream,
+            seen_as: "192.0.2.1:4000".parse().expect("addr"),
+        })),
+        format!("011c0000{id}04c00002010000000000000000000000000fa0")
     );
 }

@@ -401,7 +401,8 @@ fn introduce() -> impl Strategy<Value = Case> {
 }
 
 fn punch() -> impl Strategy<Value = Case> {
-    stream().prop_map(|stream| (Message::Punch(Punch { stream }), Vec::new()))
+    (stream(), peer_addr())
+        .prop_map(|(stream, seen_as)| (Message::Punch(Punch { stream, seen_as }), Vec::new()))
 }
 
 /// Any valid v1 message.
