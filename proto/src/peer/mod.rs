@@ -45,9 +45,10 @@
 //!   dies on the way), then asks the relay to INTRODUCE it; the relay tells
 //!   the candidate, which PUNCHes back, and the peer's HELLO follows that
 //!   PUNCH (or [`PUNCH_WAIT`]). So each NAT sees its own host's datagram
-//!   first, and two peers behind cone NATs reach each other. A PUNCH from
-//!   another port of the candidate's address moves the handshake there (a
-//!   candidate behind a symmetric NAT can so upload to an open peer). A
+//!   first, and two peers behind cone NATs reach each other. A PUNCH that
+//!   names the candidate (by the address the relay sees it at) but comes
+//!   from elsewhere moves the handshake there (a candidate behind a
+//!   symmetric NAT can so upload to an open peer). A
 //!   candidate nothing comes back from is given up at [`GIVE_UP`] and not
 //!   tried again for [`UNREACHABLE`]; the relay serves the club meanwhile.
 //!   Each link that forms is reported ([`Peer::poll_link`]) with the way

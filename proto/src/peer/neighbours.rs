@@ -12,11 +12,11 @@
 //! (no PUNCH, no answer: a NAT between us that cannot be opened) is given
 //! up and not tried again for [`UNREACHABLE`].
 //!
-//! A candidate's PUNCH that comes from another port of the candidate's
-//! address, before the candidate has answered us, moves the neighbour to
-//! that port: the candidate's NAT gave it a new mapping toward us (a
-//! symmetric NAT, or one that had to move the port), and only that mapping
-//! lets our HELLO in.
+//! A candidate's PUNCH (it names the candidate by the address the relay
+//! sees it at) that comes from another address, before the candidate has
+//! answered us, moves the neighbour there: the candidate's NAT gave it a
+//! new mapping toward us (a symmetric NAT, or one that had to move the
+//! port), and only that mapping lets our HELLO in.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
