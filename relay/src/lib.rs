@@ -22,3 +22,4 @@ pub mod roles;
 pub mod server;
 pub mod sys;
 pub mod units;
+pub mod web;

@@ -1,6 +1,6 @@
 //! The `shoal relay` command as an operator runs it: bad flags and config
 //! get one line that names the field; SIGTERM tells subscribers and exits 0
-//! within a second; the metrics endpoint answers.
+//! within a second; the metrics endpoint and the web face answer.
 
 mod support;
 
@@ -133,7 +133,7 @@ fn metrics_endpoint_serves_prometheus_text() {
         let mut s = TcpStream::connect(metrics).expect("connect to metrics");
         s.set_read_timeout(Some(Duration::from_secs(2)))
             .expect("timeout");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .expect("request");
         body.clear();
         let _ = s.read_to_string(&mut body);
@@ -150,4 +150,44 @@ fn metrics_endpoint_serves_prometheus_text() {
         assert!(body.contains(name), "metrics lack {name}");
     }
     assert!(status.success());
+}
+
+/// `GET path` from `addr`: the whole answer, head and body.
+fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to the web face");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn the_web_face_logs_its_url_and_lists_the_streams() {
+    let mut child = cli::relay_on_loopback("1", &["--http", "127.0.0.1:0"])
+        .spawn()
+        .expect("start shoal relay");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let http = listening(&mut stderr, "http");
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("read log");
+    assert!(
+        line.contains(&format!("web face: streams at http://{http}/")),
+        "{line}"
+    );
+    let index = http_get(http, "/");
+    assert!(index.starts_with("HTTP/1.1 200"), "{index}");
+    assert!(index.contains("No streams yet"), "{index}");
+    let api = http_get(http, "/api/streams");
+    assert!(api.ends_with("{\"streams\":[]}"), "{api}");
+    let metrics = http_get(http, "/metrics");
+    assert!(metrics.contains("shoal_relay_subscribers"), "{metrics}");
+    // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert!(child.wait().expect("wait").success());
 }

@@ -31,6 +31,7 @@ mod session_ids;
 mod sources;
 mod stats;
 mod subscribers;
+mod summary;
 mod swarm;
 mod token_cache;
 mod upstream;
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 pub use ingest::{Export, StreamDatagram};
 pub use stats::RelayStats;
+pub use summary::StreamSummary;
 pub use upstream::{FAILOVER_AFTER, UpstreamStatus};
 
 use crate::cookie::CookieJar;

@@ -39,6 +39,8 @@ pub struct Server {
     workers: Vec<JoinHandle<()>>,
     hub: MetricsHub,
     metrics_addr: Option<SocketAddr>,
+    /// The web face's address (`--http`), if on.
+    http_addr: Option<SocketAddr>,
     /// With `--announce`: the DHT node announcing this relay.
     announcer: Option<Announcer>,
     /// A worker's id when its thread ends, however it ends.
@@ -62,15 +64,7 @@ impl Server {
             );
         }
         let hub = MetricsHub::new(workers);
-        let metrics_addr = match settings.metrics {
-            Some(at) => {
-                let (bound, _thread) = metrics::serve(at, hub.clone()).with_context(|| {
-                    format!("cannot serve metrics on {at}; use --metrics ADDR or --metrics off")
-                })?;
-                Some(bound)
-            }
-            None => None,
-        };
+        let (metrics_addr, http_addr) = serve_web(settings, &hub)?;
         let mut inboxes = Vec::new();
         let mut mailboxes = Vec::new();
         for _ in 0..workers {
@@ -197,8 +191,12 @@ impl Server {
             workers,
             backend,
             metrics = ?metrics_addr,
+            http = ?http_addr,
             "relay listening"
         );
+        if let Some(http) = http_addr {
+            tracing::info!("web face: streams at {}", page_url(http));
+        }
         Ok(Self {
             addr,
             backend,
@@ -206,6 +204,7 @@ impl Server {
             workers: handles,
             hub,
             metrics_addr,
+            http_addr,
             announcer,
             exits,
         })
@@ -240,6 +239,11 @@ impl Server {
     /// Where the metrics endpoint listens, if it does.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// The web face's bound address (`--http`), if on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// The workers' latest counters.
@@ -294,4 +298,48 @@ fn resolve_backend(kind: BackendKind) -> anyhow::Result<BackendKind> {
         },
         BackendKind::Mmsg => Ok(BackendKind::Mmsg),
     }
+}
+
+/// Starts the web face on the metrics address and the `--http` one (one
+/// server, one thread, for both); returns their bound addresses.
+fn serve_web(
+    settings: &Settings,
+    hub: &MetricsHub,
+) -> anyhow::Result<(Option<SocketAddr>, Option<SocketAddr>)> {
+    let addrs: Vec<SocketAddr> = settings.metrics.into_iter().chain(settings.http).collect();
+    if addrs.is_empty() {
+        return Ok((None, None));
+    }
+    if settings.metrics.is_some_and(|m| m.port() != 0) && settings.metrics == settings.http {
+        anyhow::bail!(
+            "--metrics and --http are both {}; give them different ports, or --metrics off (the web face serves /metrics too)",
+            addrs[0]
+        );
+    }
+    let state = crate::web::WebState { hub: hub.clone() };
+    let (bound, _thread) = crate::web::serve(&addrs, state).with_context(|| {
+        format!(
+            "cannot serve HTTP on {}; use free ports with --metrics ADDR and --http ADDR, or turn them off",
+            addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" and ")
+        )
+    })?;
+    let mut bound = bound.into_iter();
+    let metrics = settings.metrics.and_then(|_| bound.next());
+    let http = settings.http.and_then(|_| bound.next());
+    Ok((metrics, http))
+}
+
+/// The URL of the streams page at `addr`: a wildcard address is shown as
+/// loopback (a browser cannot open 0.0.0.0).
+pub fn page_url(addr: SocketAddr) -> String {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    format!("http://{}/", SocketAddr::new(ip, addr.port()))
 }

@@ -27,6 +27,11 @@ pub struct RelayArgs {
     /// 127.0.0.1:9464].
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
+    /// The relay's web face: its streams (GET /), a page per stream
+    /// (GET /watch/ID), JSON (GET /api/streams) and /metrics, on HOST:PORT
+    /// such as 0.0.0.0:8080, or "off" [default: off].
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
     /// Per-stream window: chunks (64..=65536), or a time such as 2s taken
     /// at a nominal 1000 chunks/s [default: 2048].
     #[arg(long, value_name = "CHUNKS|TIME")]

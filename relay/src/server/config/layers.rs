@@ -24,6 +24,7 @@ impl Key {
     pub(super) const LISTEN: Key = Key::new("listen", "listen");
     pub(super) const WORKERS: Key = Key::new("workers", "workers");
     pub(super) const METRICS: Key = Key::new("metrics", "metrics");
+    pub(super) const HTTP: Key = Key::new("http", "http");
     pub(super) const WINDOW: Key = Key::new("window", "window");
     pub(super) const MAX_SUBSCRIBERS: Key = Key::new("max-subscribers", "max_subscribers");
     pub(super) const MAX_STREAMS: Key = Key::new("max-streams", "max_streams");

@@ -90,6 +90,8 @@ pub struct Settings {
     pub backend: BackendKind,
     /// Prometheus endpoint; `None` when turned off.
     pub metrics: Option<SocketAddr>,
+    /// The web face (`--http`); `None` when off, the default.
+    pub http: Option<SocketAddr>,
     /// Per-stream window, in chunks, within [`WINDOW_CHUNKS`].
     pub window_chunks: usize,
     /// Most subscribers over all streams.

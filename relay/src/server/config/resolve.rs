@@ -64,6 +64,15 @@ impl Settings {
                 },
             )?
             .unwrap_or(Some(DEFAULT_METRICS));
+        let http = layers
+            .one(Key::HTTP, args.http.as_deref(), f.http.as_deref(), |t| {
+                if t.trim().eq_ignore_ascii_case("off") {
+                    Ok(None)
+                } else {
+                    parse::address(t, "0.0.0.0:8080 (or off)").map(Some)
+                }
+            })?
+            .flatten();
         let window_chunks = layers
             .one(
                 Key::WINDOW,
@@ -241,6 +250,7 @@ impl Settings {
             workers,
             backend,
             metrics,
+            http,
             window_chunks,
             max_subscribers,
             max_streams,

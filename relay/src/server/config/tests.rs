@@ -22,6 +22,7 @@ fn defaults() -> Settings {
         workers: std::thread::available_parallelism().map_or(1, usize::from),
         backend: BackendKind::Auto,
         metrics: Some("127.0.0.1:9464".parse().expect("literal")),
+        http: None,
         window_chunks: 2048,
         max_subscribers: 10_000,
         max_streams: 64,
@@ -87,6 +88,7 @@ fn the_example_file_parses_to_the_defaults() {
         "workers",
         "backend",
         "metrics",
+        "http",
         "window",
         "max_subscribers",
         "max_streams",
@@ -404,6 +406,10 @@ fn limits_and_times_are_checked() {
     );
     let off = Settings::load(&flags(&["--metrics", "OFF"])).expect("loads");
     assert_eq!(off.metrics, None);
+    let http = Settings::load(&flags(&["--http", "0.0.0.0:8080"])).expect("loads");
+    assert_eq!(http.http, Some("0.0.0.0:8080".parse().expect("literal")));
+    let err = Settings::load(&flags(&["--http", "8080"])).expect_err("refused");
+    assert!(err.to_string().contains("--http"), "{err}");
 }
 
 #[test]

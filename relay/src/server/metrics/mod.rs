@@ -2,24 +2,22 @@
 //!
 //! Each worker keeps its own counters and latency histogram and, about
 //! every 250 ms and off its hot path, [`MetricsHub::publish`]es a
-//! [`WorkerSnapshot`] into its slot. A scrape of `GET /metrics` (see
-//! [`serve`]) copies the slots under the lock and renders them after it:
+//! [`WorkerSnapshot`] into its slot. A scrape of `GET /metrics` (served by
+//! [`crate::web`]) copies the slots under the lock and renders them after it:
 //! totals are summed and histograms merged there, never in the workers,
 //! so a worker's only cost is building its snapshot and one short lock.
 
-mod http;
 mod render;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
 use shoal_proto::StreamId;
-use shoal_proto::relay::RelayStats;
+use shoal_proto::relay::{RelayStats, StreamSummary};
 use shoal_proto::window::WindowStats;
 
 use crate::io::BackendStats;
 
-pub use http::serve;
 pub use render::drop_reasons;
 
 /// Highest relay-added latency recorded, in microseconds (60 s).
@@ -49,6 +47,8 @@ pub struct WorkerSnapshot {
     /// Of those, the ones with a verified DESCRIPTOR: what the relay can
     /// serve, and announces on the DHT with `--announce`.
     pub live_streams: Vec<StreamId>,
+    /// Every stream it carries, with its subscribers (for `/api/streams`).
+    pub stream_summaries: Vec<StreamSummary>,
     /// Its upstream subscriptions.
     pub upstreams: Vec<UpstreamStatus>,
     /// Relay-added latency (arrival to send), in microseconds, since start;
@@ -133,6 +133,7 @@ mod tests {
             subscribers: 0,
             streams: 0,
             live_streams: Vec::new(),
+            stream_summaries: Vec::new(),
             upstreams: Vec::new(),
             latency_us: latency_histogram(),
             handshakes_rate_limited: 0,

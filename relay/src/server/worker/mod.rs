@@ -357,6 +357,7 @@ impl Worker {
             subscribers: self.relay.subscriber_count() as u64,
             streams: self.relay.stream_count() as u64,
             live_streams: self.relay.live_streams().collect(),
+            stream_summaries: self.relay.stream_summaries(),
             upstreams,
             latency_us: self.latency.clone(),
             handshakes_rate_limited: relay.drop_rate_limited,

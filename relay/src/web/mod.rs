@@ -1,0 +1,120 @@
+//! The relay's web face: one HTTP/1.1 server (hyper, routed with axum) on
+//! a thread and a one-thread tokio runtime of its own, never on a
+//! data-plane thread. It reads only what the workers publish to the
+//! [`MetricsHub`] (about every 250 ms), so a page view or a scrape costs
+//! the data plane nothing.
+//!
+//! It listens on every address it is given: `--http` (the public face)
+//! and `--metrics` (Prometheus, loopback by default) get the same routes
+//! (`routes.rs`). Slow clients are bounded: a request head must arrive
+//! within [`HEADER_TIME`] (on every request of a kept-alive connection
+//! too), and at most [`MAX_CONNECTIONS`] connections are open at once
+//! (more are closed at accept). Malformed requests get hyper's 400;
+//! unknown paths 404, other methods 405.
+
+mod html;
+mod routes;
+mod streams;
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+
+use crate::server::metrics::MetricsHub;
+
+/// Time a client has to send a request head, on a new connection and
+/// between the requests of a kept-alive one.
+pub const HEADER_TIME: Duration = Duration::from_secs(5);
+/// Most connections open at once.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// What the pages are made of.
+#[derive(Debug, Clone)]
+pub struct WebState {
+    /// The workers' snapshots.
+    pub hub: MetricsHub,
+}
+
+/// Serves the routes on every address in `addrs` (port 0 picks a free
+/// port) from a thread of its own, named `shoal-http`. Returns the bound
+/// addresses, in order, and the thread, which runs until the process
+/// exits. Binding happens before this returns, so a taken port is an
+/// error here, not later.
+pub fn serve(
+    addrs: &[SocketAddr],
+    state: WebState,
+) -> io::Result<(Vec<SocketAddr>, JoinHandle<()>)> {
+    let mut listeners = Vec::new();
+    let mut bound = Vec::new();
+    for &addr in addrs {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        bound.push(listener.local_addr()?);
+        listeners.push(listener);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let thread = thread::Builder::new()
+        .name("shoal-http".to_owned())
+        .spawn(move || runtime.block_on(run(listeners, state)))?;
+    Ok((bound, thread))
+}
+
+async fn run(listeners: Vec<TcpListener>, state: WebState) {
+    let router = routes::router(state);
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => {
+                accepting.spawn(accept_loop(listener, router.clone(), slots.clone()));
+            }
+            Err(e) => tracing::error!("http: cannot use a listener: {e}"),
+        }
+    }
+    while accepting.join_next().await.is_some() {}
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    slots: Arc<Semaphore>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors and the like: back off rather than spin.
+                tracing::debug!("http accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "http: {MAX_CONNECTIONS} connections open; closed");
+            continue;
+        };
+        let service = TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIME)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, "http connection: {e}");
+            }
+            drop(slot);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
