@@ -89,8 +89,10 @@ fn headless_chromium_plays_an_mp4_and_reports_its_frames() {
     assert!(played["error"].is_null(), "the video failed: {played}");
     let decoded = played["framesDecoded"].as_u64().expect("framesDecoded");
     let dropped = played["framesDropped"].as_u64().expect("framesDropped");
+    // 0 to 3 of ~60 dropped in runs here, also with both cores busy; a
+    // fifth leaves room for a loaded CI machine and still means "plays".
     assert!(
-        dropped * 10 <= decoded,
+        dropped * 5 <= decoded,
         "{dropped} of {decoded} frames dropped: {played}"
     );
     assert!(played["firstFrameAt"].is_number(), "{played}");
