@@ -366,4 +366,6 @@ pub fn subscribe_all(subs: &mut [Sub]) {
     assert!(ok, "{n} subscribers not accepted in time");
 }
 pub mod backends;
+pub mod browser;
+pub mod cdp;
 pub mod cli;
