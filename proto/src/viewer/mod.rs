@@ -102,6 +102,8 @@ pub enum ViewerEvent {
         payload: Vec<u8>,
         /// Publisher timestamp to output.
         latency: Duration,
+        /// It starts with a keyframe: a decoder can start here.
+        keyframe: bool,
     },
     /// Chunks `from..to` were lost: the output has a gap here.
     Gap {

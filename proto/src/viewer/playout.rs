@@ -281,6 +281,7 @@ impl Playout {
                     .saturating_since(WallTime::from_micros(c.timestamp_us));
                 let payload = c.payload().to_vec();
                 let eos = c.end_of_stream;
+                let keyframe = c.keyframe;
                 self.stats.played += 1;
                 self.stats.played_bytes += payload.len() as u64;
                 if c.rebuilt {
@@ -295,6 +296,7 @@ impl Playout {
                     seq: next,
                     payload,
                     latency,
+                    keyframe,
                 });
                 repair.forget(next..next + 1);
                 next += 1;

@@ -64,7 +64,7 @@ impl Server {
             );
         }
         let hub = MetricsHub::new(workers);
-        let (metrics_addr, http_addr) = serve_web(settings, &hub)?;
+        let (metrics_addr, http_addr) = serve_web(settings, &hub, addr)?;
         let mut inboxes = Vec::new();
         let mut mailboxes = Vec::new();
         for _ in 0..workers {
@@ -305,6 +305,7 @@ fn resolve_backend(kind: BackendKind) -> anyhow::Result<BackendKind> {
 fn serve_web(
     settings: &Settings,
     hub: &MetricsHub,
+    listen: SocketAddr,
 ) -> anyhow::Result<(Option<SocketAddr>, Option<SocketAddr>)> {
     let addrs: Vec<SocketAddr> = settings.metrics.into_iter().chain(settings.http).collect();
     if addrs.is_empty() {
@@ -316,7 +317,7 @@ fn serve_web(
             addrs[0]
         );
     }
-    let state = crate::web::WebState { hub: hub.clone() };
+    let state = crate::web::WebState::new(hub.clone(), Some(listen), settings.max_http_readers);
     let (bound, _thread) = crate::web::serve(&addrs, state).with_context(|| {
         format!(
             "cannot serve HTTP on {}; use free ports with --metrics ADDR and --http ADDR, or turn them off",

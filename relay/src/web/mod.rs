@@ -12,13 +12,17 @@
 //! (more are closed at accept). Malformed requests get hyper's 400;
 //! unknown paths 404, other methods 405.
 
+mod feed;
+mod gateway;
 mod html;
+mod live;
 mod routes;
 mod streams;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -27,6 +31,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use crate::server::metrics::MetricsHub;
+use gateway::Feeds;
 
 /// Time a client has to send a request head, on a new connection and
 /// between the requests of a kept-alive one.
@@ -39,6 +44,27 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub struct WebState {
     /// The workers' snapshots.
     pub hub: MetricsHub,
+    /// The live streams over HTTP, from the relay at this UDP address;
+    /// `None`: no `/streams/<ID>.ts`.
+    pub feeds: Option<Arc<Feeds>>,
+    /// Most HTTP readers of live streams at once, over all streams; more
+    /// get 503.
+    pub max_http_readers: usize,
+    /// Readers refused for [`WebState::max_http_readers`], since start.
+    pub refused: Arc<AtomicU64>,
+}
+
+impl WebState {
+    /// Pages and metrics from `hub`; live streams from the relay at `relay`
+    /// (its UDP address), if given.
+    pub fn new(hub: MetricsHub, relay: Option<SocketAddr>, max_http_readers: usize) -> Self {
+        Self {
+            hub,
+            feeds: relay.map(|r| Arc::new(Feeds::new(r))),
+            max_http_readers,
+            refused: Arc::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 /// Serves the routes on every address in `addrs` (port 0 picks a free

@@ -3,11 +3,13 @@
 //! workers, each of which carries the stream).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 use shoal_proto::StreamId;
 
-use crate::server::metrics::MetricsHub;
+use super::WebState;
 
 /// One stream, over all workers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -18,8 +20,14 @@ pub(super) struct StreamView {
     pub(super) live: bool,
     /// Its bitrate, from the DESCRIPTOR.
     pub(super) bitrate_bps: Option<u64>,
-    /// UDP subscribers now (viewers, peers and downstream relays).
+    /// UDP subscribers now (viewers, peers and downstream relays; the web
+    /// face's own viewer of a stream read over HTTP among them).
     pub(super) subscribers: u64,
+    /// HTTP readers of `/streams/<id>.ts` now.
+    pub(super) http_readers: u64,
+    /// Jumps HTTP readers made after falling behind, since the stream's
+    /// feed started.
+    pub(super) http_reader_jumps: u64,
     /// Of those, ordinary peers that forward clubs.
     pub(super) peers: u64,
     /// The upload those peers offer, kbit/s.
@@ -31,15 +39,23 @@ pub(super) struct StreamView {
 }
 
 /// Every stream carried, by id.
-pub(super) fn views(hub: &MetricsHub) -> Vec<StreamView> {
+pub(super) fn views(state: &WebState) -> Vec<StreamView> {
+    let readers = state
+        .feeds
+        .as_ref()
+        .map(|f| f.readers())
+        .unwrap_or_default();
     let mut by_id: BTreeMap<String, StreamView> = BTreeMap::new();
-    for snap in hub.snapshots() {
+    for snap in state.hub.snapshots() {
         for s in &snap.stream_summaries {
+            let (http_readers, http_reader_jumps) = readers.get(&s.id).copied().unwrap_or_default();
             let view = by_id.entry(s.id.to_string()).or_insert_with(|| StreamView {
                 id: s.id.to_string(),
                 live: false,
                 bitrate_bps: None,
                 subscribers: 0,
+                http_readers,
+                http_reader_jumps,
                 peers: 0,
                 peer_upload_kbps: 0,
                 peer_upload_share: None,
@@ -64,9 +80,34 @@ pub(super) fn views(hub: &MetricsHub) -> Vec<StreamView> {
 }
 
 /// The stream `id`, if carried.
-pub(super) fn find(hub: &MetricsHub, id: &StreamId) -> Option<StreamView> {
+pub(super) fn find(state: &WebState, id: &StreamId) -> Option<StreamView> {
     let text = id.to_string();
-    views(hub).into_iter().find(|v| v.id == text)
+    views(state).into_iter().find(|v| v.id == text)
+}
+
+/// The web face's own counters, appended to the metrics text.
+pub(super) fn render_http(state: &WebState, out: &mut String) {
+    let readers = state
+        .feeds
+        .as_ref()
+        .map(|f| f.readers())
+        .unwrap_or_default();
+    let (now, jumps) = readers
+        .values()
+        .fold((0, 0), |(n, j), (rn, rj)| (n + rn, j + rj));
+    let refused = state.refused.load(Ordering::Relaxed);
+    let _ = write!(
+        out,
+        "# HELP shoal_http_readers Readers of live streams over HTTP now.\n\
+         # TYPE shoal_http_readers gauge\n\
+         shoal_http_readers {now}\n\
+         # HELP shoal_http_reader_jumps_total Jumps to a newer keyframe by HTTP readers that fell behind (of feeds running now).\n\
+         # TYPE shoal_http_reader_jumps_total counter\n\
+         shoal_http_reader_jumps_total {jumps}\n\
+         # HELP shoal_http_readers_refused_total HTTP readers refused for max_http_readers.\n\
+         # TYPE shoal_http_readers_refused_total counter\n\
+         shoal_http_readers_refused_total {refused}\n"
+    );
 }
 
 /// `GET /api/streams`: `{"streams": [...]}`.

@@ -67,8 +67,11 @@ fn server() -> SocketAddr {
             waiting,
         ],
     ));
-    let (addrs, _thread) =
-        serve(&["127.0.0.1:0".parse().expect("literal")], WebState { hub }).expect("serves");
+    let (addrs, _thread) = serve(
+        &["127.0.0.1:0".parse().expect("literal")],
+        WebState::new(hub, None, 16),
+    )
+    .expect("serves");
     addrs[0]
 }
 

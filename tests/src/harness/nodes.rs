@@ -156,6 +156,7 @@ impl ViewerNode {
                     seq,
                     payload,
                     latency,
+                    ..
                 } => {
                     self.first_seq.get_or_insert(seq);
                     self.first_output_at.get_or_insert(now);

@@ -171,6 +171,7 @@ impl Member {
                     seq,
                     payload,
                     latency,
+                    ..
                 } => {
                     if self.next_seq.is_some_and(|next| next != seq) {
                         self.broken = true;

@@ -39,6 +39,10 @@ pub struct RelayArgs {
     /// Most subscribers over all streams [default: 10000].
     #[arg(long, value_name = "N")]
     pub max_subscribers: Option<usize>,
+    /// Most readers of live streams over HTTP (--http) at once [default:
+    /// 1000].
+    #[arg(long, value_name = "N")]
+    pub max_http_readers: Option<usize>,
     /// Most streams carried [default: 64].
     #[arg(long, value_name = "N")]
     pub max_streams: Option<usize>,

@@ -21,6 +21,7 @@ pub(super) struct FileConfig {
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) window: Option<String>,
     pub(super) max_subscribers: Option<usize>,
+    pub(super) max_http_readers: Option<usize>,
     pub(super) max_streams: Option<usize>,
     pub(super) publishers: Option<Vec<String>>,
     pub(super) max_streams_per_source: Option<usize>,

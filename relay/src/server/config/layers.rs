@@ -27,6 +27,7 @@ impl Key {
     pub(super) const HTTP: Key = Key::new("http", "http");
     pub(super) const WINDOW: Key = Key::new("window", "window");
     pub(super) const MAX_SUBSCRIBERS: Key = Key::new("max-subscribers", "max_subscribers");
+    pub(super) const MAX_HTTP_READERS: Key = Key::new("max-http-readers", "max_http_readers");
     pub(super) const MAX_STREAMS: Key = Key::new("max-streams", "max_streams");
     pub(super) const PUBLISHERS: Key = Key::new("publisher", "publishers");
     pub(super) const MAX_STREAMS_PER_SOURCE: Key =

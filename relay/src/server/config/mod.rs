@@ -67,6 +67,7 @@ const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_PORT));
 const DEFAULT_WINDOW: usize = 2048;
 const DEFAULT_MAX_SUBSCRIBERS: usize = 10_000;
+const DEFAULT_MAX_HTTP_READERS: usize = 1000;
 const DEFAULT_MAX_STREAMS: usize = 64;
 const DEFAULT_HANDSHAKE_RATE: u32 = 20;
 const DEFAULT_MAX_STREAMS_PER_SOURCE: usize = 4;
@@ -96,6 +97,8 @@ pub struct Settings {
     pub window_chunks: usize,
     /// Most subscribers over all streams.
     pub max_subscribers: usize,
+    /// Most readers of live streams over HTTP at once.
+    pub max_http_readers: usize,
     /// Most streams carried.
     pub max_streams: usize,
     /// The only streams that may be created; empty: any.

@@ -89,6 +89,14 @@ impl Settings {
                 at_least_one,
             )?
             .unwrap_or(DEFAULT_MAX_SUBSCRIBERS);
+        let max_http_readers = layers
+            .one(
+                Key::MAX_HTTP_READERS,
+                args.max_http_readers,
+                f.max_http_readers,
+                at_least_one,
+            )?
+            .unwrap_or(DEFAULT_MAX_HTTP_READERS);
         let max_streams = layers
             .one(
                 Key::MAX_STREAMS,
@@ -253,6 +261,7 @@ impl Settings {
             http,
             window_chunks,
             max_subscribers,
+            max_http_readers,
             max_streams,
             publishers: dedup(publishers),
             max_streams_per_source,
