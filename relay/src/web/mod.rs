@@ -1,0 +1,3 @@
+//! What the relay serves to web browsers.
+
+pub mod assets;
