@@ -13,7 +13,7 @@
 //! Both use [`dht`] (Mainline DHT discovery: the relay announces itself,
 //! the roles look relays up), [`units`] (times and bitrates as text) and
 //! the platform code in [`sys`], the only home of `unsafe` outside the
-//! [`io`] backends.
+//! [`io`] backends. [`web`] holds what the relay serves to browsers.
 
 pub mod dht;
 pub mod io;

@@ -51,6 +51,11 @@ pub struct Feed {
     pub readers: AtomicU64,
     /// Jumps readers made after falling behind, since start.
     pub jumps: AtomicU64,
+    /// The feed's viewer: publisher-to-play latency of its newest chunk in
+    /// ms (`u64::MAX` before one), chunks repaired (FEC and NACK), lost.
+    pub latency_ms: AtomicU64,
+    pub repaired: AtomicU64,
+    pub lost: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +77,9 @@ impl Default for Feed {
             state: Mutex::new(State::default()),
             readers: AtomicU64::new(0),
             jumps: AtomicU64::new(0),
+            latency_ms: AtomicU64::new(u64::MAX),
+            repaired: AtomicU64::new(0),
+            lost: AtomicU64::new(0),
         }
     }
 }

@@ -72,6 +72,15 @@ impl Feeds {
         feed
     }
 
+    /// `stream`'s feed if its viewer runs.
+    pub fn running(&self, stream: &StreamId) -> Option<Arc<Feed>> {
+        self.feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(stream)
+            .cloned()
+    }
+
     /// Readers now, per stream.
     pub fn readers(&self) -> HashMap<StreamId, (u64, u64)> {
         self.feeds
@@ -117,12 +126,23 @@ async fn play(relay: SocketAddr, stream: StreamId, feed: &Feed) -> std::io::Resu
         while let Some(event) = viewer.poll_event() {
             match event {
                 ViewerEvent::Chunk {
-                    payload, keyframe, ..
-                } => feed.push(payload, keyframe),
+                    payload,
+                    keyframe,
+                    latency,
+                    ..
+                } => {
+                    let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX - 1);
+                    feed.latency_ms.store(ms, Ordering::Relaxed);
+                    feed.push(payload, keyframe);
+                }
                 ViewerEvent::EndOfStream => return Ok(()),
                 _ => {}
             }
         }
+        let stats = viewer.stats();
+        feed.repaired
+            .store(stats.fec_repaired + stats.nack_repaired, Ordering::Relaxed);
+        feed.lost.store(stats.lost, Ordering::Relaxed);
         let now = os::now();
         if feed.readers.load(Ordering::Relaxed) == 0 {
             let since = *unread_since.get_or_insert(now);

@@ -3,8 +3,6 @@
 
 use std::fmt::Write as _;
 
-use shoal_proto::StreamId;
-
 use super::streams::StreamView;
 
 const HEAD: &str = "<!doctype html><html lang=en><head><meta charset=utf-8>\
@@ -58,33 +56,6 @@ pub(super) fn index(streams: &[StreamView]) -> String {
         body.push_str("</ul>");
     }
     page("shoal relay", &body)
-}
-
-/// `GET /watch/<ID>` for a stream carried.
-pub(super) fn watch(stream: &StreamView) -> String {
-    let id = escape(&stream.id);
-    page(
-        &format!("shoal: {}", stream.id),
-        &format!(
-            "<h1>Stream {id}</h1><p id=state>{}</p>",
-            if stream.live {
-                "live"
-            } else {
-                "waiting for the stream"
-            }
-        ),
-    )
-}
-
-/// The 404 page for a stream this relay does not carry.
-pub(super) fn unknown_stream(stream: &StreamId) -> String {
-    let id = escape(&stream.to_string());
-    page(
-        "shoal: no such stream",
-        &format!(
-            "<h1>No stream {id} on this relay</h1><p>See <a href=\"/\">the streams it carries</a>.</p>"
-        ),
-    )
 }
 
 /// The 400 page for a path that is not a stream id.

@@ -12,6 +12,7 @@
 //! (more are closed at accept). Malformed requests get hyper's 400;
 //! unknown paths 404, other methods 405.
 
+pub mod assets;
 mod feed;
 mod gateway;
 mod html;

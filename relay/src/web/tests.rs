@@ -156,10 +156,25 @@ fn watch_pages_and_bad_requests() {
     let addr = server();
     let (head, body) = get(addr, &format!("/watch/{}", stream(1)));
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(body.contains(&stream(1).to_string()), "{body}");
+    assert!(body.contains("/assets/watch.js"), "{body}");
+    let (head, body) = get(addr, "/assets/mpegts.js");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    assert!(body.len() > 100_000, "{} bytes", body.len());
+    let (head, _) = get(addr, "/assets/nope.js");
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
     let (head, body) = get(addr, &format!("/watch/{}", stream(3)));
     assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
-    assert!(body.contains("No stream"), "{body}");
+    assert!(
+        body.contains(&format!("No stream <code>{}</code>", stream(3))),
+        "{body}"
+    );
+    let (head, body) = get(addr, &format!("/streams/{}/status", stream(1)));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(status["live"], true, "{status}");
+    assert!(status["latency_ms"].is_null(), "{status}");
+    let (head, _) = get(addr, &format!("/streams/{}/status", stream(3)));
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
     let (head, body) = get(addr, "/watch/%3Cscript%3E");
     assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
     assert!(
