@@ -1,13 +1,16 @@
 //! Watching in a browser: ffmpeg publishes 720p H.264 + AAC in real time
-//! through `shoal publish`; headless Chromium opens the relay's
-//! `/watch/<ID>` page. The browser's own counts (frames decoded and
+//! through `shoal publish`; headless Chromium opens a `/watch/<ID>` page,
+//! served by the relay (`shoal relay --http`) or by a local viewer
+//! (`shoal watch --http`). The browser's own counts (frames decoded and
 //! dropped, read from the page's `window.shoalPlayer` over DevTools) must
 //! show at least 80% of the frames published since the page opened. The
-//! test also estimates publish-to-play latency (the relay's viewer's
+//! relay's run also estimates publish-to-play latency (the serving viewer's
 //! latency plus what the browser holds buffered ahead) and saves a
 //! screenshot (`target/tmp/watch.png`, the one in README).
 //!
 //! Needs Debian's `chromium` and ffmpeg with libx264; fails without them.
+//! The two tests run one after the other (two encoders and two browsers at
+//! once would share 2 cores).
 
 mod support;
 
@@ -15,6 +18,7 @@ use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::browser::Browser;
@@ -24,6 +28,8 @@ use support::cli::{self, Proc, TempDir, keygen};
 const SECONDS: u32 = 14;
 const FPS: f64 = 30.0;
 const LIMIT: Duration = Duration::from_secs(40);
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn get(addr: SocketAddr, path: &str) -> String {
     let mut s = TcpStream::connect(addr).expect("connect to the web face");
@@ -39,19 +45,24 @@ fn get(addr: SocketAddr, path: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-#[test]
-fn a_browser_shows_most_frames_of_a_live_stream() {
-    let dir = TempDir::create(&format!("shoal-browser-watch-{}", std::process::id()));
+/// A relay (with `relay_extra` flags), a key, and ffmpeg publishing to it.
+struct Setup {
+    dir: TempDir,
+    id: String,
+    relay: Proc,
+    addr: SocketAddr,
+    publish: Proc,
+    published: Instant,
+}
+
+fn publish(relay_extra: &[&str], name: &str) -> Setup {
+    let dir = TempDir::create(&format!("shoal-browser-{name}-{}", std::process::id()));
     let key = dir.path("key");
     let id = keygen(&key);
-    let mut relay = Proc::spawn(
-        "relay",
-        &mut cli::relay_on_loopback("1", &["--http", "127.0.0.1:0", "--log", "info"]),
-        &dir,
-    );
+    let mut args = vec!["--log", "info"];
+    args.extend_from_slice(relay_extra);
+    let mut relay = Proc::spawn("relay", &mut cli::relay_on_loopback("1", &args), &dir);
     let addr = relay.logged_addr("addr", LIMIT);
-    let http = relay.logged_addr("http", LIMIT);
-    let mut browser = Browser::launch();
     let script = format!(
         "set -o pipefail; ffmpeg -nostdin -loglevel error -re \
          -f lavfi -i testsrc=size=1280x720:rate=30:duration={SECONDS} \
@@ -61,18 +72,43 @@ fn a_browser_shows_most_frames_of_a_live_stream() {
         env!("CARGO_BIN_EXE_shoal"),
         key.display()
     );
-    let mut publish = Proc::spawn("publish", Command::new("bash").args(["-c", &script]), &dir);
-    let published = Instant::now();
+    let publish = Proc::spawn("publish", Command::new("bash").args(["-c", &script]), &dir);
+    Setup {
+        dir,
+        id,
+        relay,
+        addr,
+        publish,
+        published: Instant::now(),
+    }
+}
+
+/// What the page showed.
+struct Watched {
+    shown: f64,
+    since_open: f64,
+    latency_ms: Option<f64>,
+    png: Vec<u8>,
+}
+
+/// Opens `url` once `live` says the stream is there, watches until the
+/// publisher ends, and checks that most frames were shown.
+fn watch(
+    browser: &mut Browser,
+    setup: &mut Setup,
+    page: SocketAddr,
+    live: impl Fn() -> bool,
+) -> Watched {
     let deadline = Instant::now() + LIMIT;
-    while !get(http, "/api/streams").contains("\"live\":true") {
+    while !live() {
         assert!(
             Instant::now() < deadline,
             "the stream never went live:\n{}",
-            relay.stderr()
+            setup.relay.stderr()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    browser.navigate(&format!("http://{http}/watch/{id}"));
+    browser.navigate(&format!("http://{page}/watch/{}", setup.id));
     let opened = Instant::now();
     browser.wait_until(
         "the page to play",
@@ -81,46 +117,41 @@ fn a_browser_shows_most_frames_of_a_live_stream() {
         |v| v == "playing",
     );
     let mut latencies = Vec::new();
-    let mut last = serde_json::Value::Null;
     let mut png = None;
-    while !publish.exited() {
-        // The picture mid-stream, for README.
+    let read = |browser: &mut Browser| -> serde_json::Value {
+        let text = browser.evaluate("JSON.stringify(window.shoalPlayer)");
+        serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
+    };
+    while !setup.publish.exited() {
+        assert!(Instant::now() < deadline, "the publisher did not finish");
+        // The picture mid-stream.
         if png.is_none() && opened.elapsed() > Duration::from_secs(6) {
             png = Some(browser.screenshot());
         }
-        assert!(Instant::now() < deadline, "the publisher did not finish");
-        last = browser.evaluate("JSON.stringify(window.shoalPlayer)");
-        let p: serde_json::Value =
-            serde_json::from_str(last.as_str().unwrap_or("{}")).unwrap_or_default();
-        if let (Some(relay_ms), Some(ahead)) =
+        let p = read(browser);
+        if let (Some(serving), Some(ahead)) =
             (p["latencyMs"].as_f64(), p["bufferedAheadMs"].as_f64())
         {
-            latencies.push(relay_ms + ahead);
+            latencies.push(serving + ahead);
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     let ended = Instant::now();
-    publish.wait_success(LIMIT);
+    setup.publish.wait_success(LIMIT);
     // What the browser shows of the last second still arrives.
     std::thread::sleep(Duration::from_secs(1));
-    let p: serde_json::Value = serde_json::from_str(
-        browser
-            .evaluate("JSON.stringify(window.shoalPlayer)")
-            .as_str()
-            .unwrap_or("{}"),
-    )
-    .unwrap_or_default();
+    let p = read(browser);
     let decoded = p["framesDecoded"].as_f64().unwrap_or(0.0);
     let dropped = p["framesDropped"].as_f64().unwrap_or(0.0);
     let since_open = ended.saturating_duration_since(opened).as_secs_f64() * FPS;
     let shown = decoded - dropped;
     latencies.sort_by(f64::total_cmp);
-    let median = latencies.get(latencies.len() / 2).copied();
+    let latency_ms = latencies.get(latencies.len() / 2).copied();
     println!(
         "browser: {shown} frames shown ({decoded} decoded, {dropped} dropped) of about {since_open:.0} \
          published since the page opened ({:.1} s after publishing began); publish-to-play \
-         latency (relay viewer + browser buffer), median {median:?} ms of {} samples; last {last}",
-        opened.duration_since(published).as_secs_f64(),
+         (serving viewer + browser buffer), median {latency_ms:?} ms of {} samples",
+        opened.duration_since(setup.published).as_secs_f64(),
         latencies.len()
     );
     assert!(
@@ -134,8 +165,71 @@ fn a_browser_shows_most_frames_of_a_live_stream() {
         "a screenshot of {} bytes",
         png.len()
     );
+    Watched {
+        shown,
+        since_open,
+        latency_ms,
+        png,
+    }
+}
+
+#[test]
+fn a_browser_shows_most_frames_of_a_live_stream_from_the_relay() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut browser = Browser::launch();
+    let mut setup = publish(&["--http", "127.0.0.1:0"], "relay");
+    let http = setup.relay.logged_addr("http", LIMIT);
+    let watched = watch(&mut browser, &mut setup, http, || {
+        get(http, "/api/streams").contains("\"live\":true")
+    });
+    assert!(watched.shown > 0.0 && watched.since_open > 0.0);
+    assert!(watched.latency_ms.is_some(), "the page reported latency");
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("watch.png");
-    std::fs::write(&shot, &png).expect("save the screenshot");
+    std::fs::write(&shot, &watched.png).expect("save the screenshot");
     println!("screenshot: {}", shot.display());
-    relay.kill();
+    setup.relay.kill();
+}
+
+#[test]
+fn a_browser_shows_most_frames_through_shoal_watch() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut browser = Browser::launch();
+    let mut setup = publish(&[], "watch");
+    let relay = setup.addr.to_string();
+    let mut viewer = Proc::spawn(
+        "watch",
+        &mut cli::shoal(&[
+            "watch",
+            "--stream",
+            &setup.id,
+            "--relay",
+            &relay,
+            "--no-dht",
+            "--output",
+            "/dev/null",
+            "--http",
+            "127.0.0.1:0",
+            "--wait",
+            "0",
+        ]),
+        &setup.dir,
+    );
+    viewer.wait_for_stderr("watch in a browser at http://", LIMIT);
+    let text = viewer.stderr();
+    let url = text
+        .lines()
+        .find_map(|l| l.split("watch in a browser at http://").nth(1))
+        .expect("the line waited for");
+    let page: SocketAddr = url
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("an address in {url:?}"));
+    let watched = watch(&mut browser, &mut setup, page, || {
+        get(page, "/api/streams").contains("\"live\":true")
+    });
+    assert!(watched.shown > 0.0);
+    assert!(watched.latency_ms.is_some(), "the page reported latency");
+    viewer.kill();
+    setup.relay.kill();
 }

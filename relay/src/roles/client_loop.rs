@@ -12,6 +12,7 @@
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -26,6 +27,7 @@ use super::progress::Progress;
 use super::stop::StopFlag;
 use super::udp::{is_transient, recv_until};
 use crate::os;
+use crate::web::Feed;
 
 /// How often the status line is printed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -220,6 +222,8 @@ pub(super) struct ClientLoop<C: Client> {
     /// SIGINT or SIGTERM: leave (the relay, and any neighbours and peers
     /// served) and end.
     stop: StopFlag,
+    /// Where played chunks also go: a browser's feed (`--http`).
+    tee: Option<Arc<Feed>>,
 }
 
 impl<C: Client> ClientLoop<C> {
@@ -243,7 +247,14 @@ impl<C: Client> ClientLoop<C> {
             lingering: None,
             status: Status::new(started),
             stop: StopFlag::install()?,
+            tee: None,
         })
+    }
+
+    /// Also plays every chunk into `feed`, and ends it with the stream.
+    pub(super) fn with_tee(mut self, feed: Arc<Feed>) -> Self {
+        self.tee = Some(feed);
+        self
     }
 
     pub(super) fn run(&mut self) -> anyhow::Result<()> {
@@ -331,10 +342,19 @@ impl<C: Client> ClientLoop<C> {
                     self.progress.subscribed();
                 }
                 ViewerEvent::Chunk {
-                    payload, latency, ..
+                    payload,
+                    latency,
+                    keyframe,
+                    ..
                 } => {
                     self.status.latency = Some(latency);
                     self.progress.got_chunk = true;
+                    if let Some(feed) = &self.tee {
+                        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX - 1);
+                        feed.latency_ms
+                            .store(ms, std::sync::atomic::Ordering::Relaxed);
+                        feed.push(payload.clone(), keyframe);
+                    }
                     if self.output.write(&payload)? == Written::Closed {
                         return Ok(Step::Done);
                     }
@@ -359,6 +379,9 @@ impl<C: Client> ClientLoop<C> {
     fn ended(&mut self, now: Time) -> anyhow::Result<Step> {
         if self.lingering.is_some() {
             return Ok(Step::Go);
+        }
+        if let Some(feed) = &self.tee {
+            feed.end();
         }
         if C::UPLOADS {
             self.lingering = Some(now + LINGER);

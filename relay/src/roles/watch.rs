@@ -27,7 +27,16 @@ pub struct WatchArgs {
     /// given up as lost.
     #[arg(long, value_name = "TIME", default_value = "500ms")]
     pub latency: String,
+    /// Also serve the stream to a browser on HOST:PORT, such as
+    /// 127.0.0.1:8080: its player page at /watch/STREAM_ID and the live
+    /// MPEG-TS at /streams/STREAM_ID.ts (give --output /dev/null to serve
+    /// it only there).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
+
+/// Most browser readers of a local viewer's stream.
+const MAX_HTTP_READERS: usize = 64;
 
 /// Runs `shoal watch`.
 pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
@@ -46,7 +55,22 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
     let viewer = Viewer::new(config, started).map_err(|e| bad_key(&client.stream, e))?;
     let socket = UdpSocket::bind(wildcard_for(relay)).context("cannot open a UDP socket")?;
     let output = Output::open(&target)?;
-    ClientLoop::new(viewer, socket, output, &flags, &join, client.quiet, started)?.run()
+    let mut looped = ClientLoop::new(viewer, socket, output, &flags, &join, client.quiet, started)?;
+    if let Some(text) = &args.http {
+        let addr: std::net::SocketAddr = text.parse().map_err(|_| {
+            anyhow::anyhow!("--http {text:?}: not an address; use HOST:PORT such as 127.0.0.1:8080")
+        })?;
+        let (state, feed) = crate::web::WebState::local(flags.stream, MAX_HTTP_READERS);
+        let (bound, _thread) = crate::web::serve(&[addr], state)
+            .with_context(|| format!("--http {addr}: cannot serve there; use a free port"))?;
+        eprintln!(
+            "shoal: watch in a browser at {}watch/{}",
+            crate::server::page_url(bound[0]),
+            flags.stream
+        );
+        looped = looped.with_tee(feed);
+    }
+    looped.run()
 }
 
 /// The status line, at `bps` of output.

@@ -115,6 +115,12 @@ impl Feed {
         });
     }
 
+    /// Whether anything has been played into it yet.
+    pub fn started(&self) -> bool {
+        let s = self.lock();
+        s.pat.is_some() || !s.backlog.is_empty()
+    }
+
     /// Whether the stream ended.
     pub fn ended(&self) -> bool {
         self.lock().ended

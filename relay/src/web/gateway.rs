@@ -28,8 +28,9 @@ const LATENCY: Duration = Duration::from_millis(500);
 /// Every stream's feed, made on demand.
 #[derive(Debug)]
 pub struct Feeds {
-    /// The relay's UDP address, as a local viewer reaches it.
-    relay: SocketAddr,
+    /// The relay's UDP address, as a local viewer reaches it; `None` for
+    /// a single local feed (`shoal watch --http`), filled by its owner.
+    relay: Option<SocketAddr>,
     feeds: Mutex<HashMap<StreamId, Arc<Feed>>>,
 }
 
@@ -43,9 +44,28 @@ impl Feeds {
             ip => ip,
         };
         Self {
-            relay: SocketAddr::new(ip, listen.port()),
+            relay: Some(SocketAddr::new(ip, listen.port())),
             feeds: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// One feed of `stream`, filled by its owner (a local viewer) rather
+    /// than by a viewer of a relay.
+    pub fn local(stream: StreamId) -> (Self, Arc<Feed>) {
+        let feed = Arc::new(Feed::default());
+        let feeds = HashMap::from([(stream, Arc::clone(&feed))]);
+        (
+            Self {
+                relay: None,
+                feeds: Mutex::new(feeds),
+            },
+            feed,
+        )
+    }
+
+    /// Whether the feeds are one local stream's.
+    pub fn is_local(&self) -> bool {
+        self.relay.is_none()
     }
 
     /// `stream`'s feed, its viewer started if it was not running. Must be
@@ -56,11 +76,15 @@ impl Feeds {
             return Arc::clone(feed);
         }
         let feed = Arc::new(Feed::default());
+        let Some(relay) = self.relay else {
+            // A local feed serves its one stream; this one stays empty.
+            return feed;
+        };
         feeds.insert(stream, Arc::clone(&feed));
         let this = Arc::clone(self);
         let running = Arc::clone(&feed);
         tokio::spawn(async move {
-            if let Err(e) = play(this.relay, stream, &running).await {
+            if let Err(e) = play(relay, stream, &running).await {
                 tracing::warn!(%stream, "web feed: {e}");
             }
             running.end();

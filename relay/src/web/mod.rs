@@ -32,7 +32,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use crate::server::metrics::MetricsHub;
+pub use feed::Feed;
 use gateway::Feeds;
+use shoal_proto::StreamId;
 
 /// Time a client has to send a request head, on a new connection and
 /// between the requests of a kept-alive one.
@@ -65,6 +67,19 @@ impl WebState {
             max_http_readers,
             refused: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// The pages and live stream of one local viewer's `stream`
+    /// (`shoal watch --http`): the viewer's owner fills the feed returned.
+    pub fn local(stream: StreamId, max_http_readers: usize) -> (Self, Arc<Feed>) {
+        let (feeds, feed) = Feeds::local(stream);
+        let state = Self {
+            hub: MetricsHub::new(0),
+            feeds: Some(Arc::new(feeds)),
+            max_http_readers,
+            refused: Arc::new(AtomicU64::new(0)),
+        };
+        (state, feed)
     }
 }
 

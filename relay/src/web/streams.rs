@@ -67,6 +67,26 @@ pub(super) fn views(state: &WebState) -> Vec<StreamView> {
             view.peer_upload_kbps += s.peer_upload_kbps;
         }
     }
+    // A local viewer's one stream (`shoal watch --http`).
+    if let Some(feeds) = state.feeds.as_ref().filter(|f| f.is_local()) {
+        for (id, (http_readers, http_reader_jumps)) in &readers {
+            let live = feeds.running(id).is_some_and(|f| f.started());
+            by_id.insert(
+                id.to_string(),
+                StreamView {
+                    id: id.to_string(),
+                    live,
+                    bitrate_bps: None,
+                    subscribers: 0,
+                    http_readers: *http_readers,
+                    http_reader_jumps: *http_reader_jumps,
+                    peers: 0,
+                    peer_upload_kbps: 0,
+                    peer_upload_share: None,
+                },
+            );
+        }
+    }
     let mut out: Vec<StreamView> = by_id.into_values().collect();
     for v in &mut out {
         v.peer_upload_share = match (v.bitrate_bps, v.subscribers) {
