@@ -14,15 +14,14 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::browser::Browser;
-use support::cli::{self, Proc, TempDir, keygen};
+use support::cli::{self, Proc, TempDir, http_get, keygen};
 
 /// The stream: long enough for a steady state after the page's start.
 const SECONDS: u32 = 14;
@@ -30,20 +29,6 @@ const FPS: f64 = 30.0;
 const LIMIT: Duration = Duration::from_secs(40);
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the web face");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
 
 /// A relay (with `relay_extra` flags), a key, and ffmpeg publishing to it.
 struct Setup {
@@ -180,7 +165,7 @@ fn a_browser_shows_most_frames_of_a_live_stream_from_the_relay() {
     let mut setup = publish(&["--http", "127.0.0.1:0"], "relay");
     let http = setup.relay.logged_addr("http", LIMIT);
     let watched = watch(&mut browser, &mut setup, http, || {
-        get(http, "/api/streams").contains("\"live\":true")
+        http_get(http, "/api/streams").contains("\"live\":true")
     });
     assert!(watched.shown > 0.0 && watched.since_open > 0.0);
     assert!(watched.latency_ms.is_some(), "the page reported latency");
@@ -226,7 +211,7 @@ fn a_browser_shows_most_frames_through_shoal_watch() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("an address in {url:?}"));
     let watched = watch(&mut browser, &mut setup, page, || {
-        get(page, "/api/streams").contains("\"live\":true")
+        http_get(page, "/api/streams").contains("\"live\":true")
     });
     assert!(watched.shown > 0.0);
     assert!(watched.latency_ms.is_some(), "the page reported latency");

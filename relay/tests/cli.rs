@@ -152,21 +152,6 @@ fn metrics_endpoint_serves_prometheus_text() {
     assert!(status.success());
 }
 
-/// `GET path` from `addr`: the whole answer, head and body.
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the web face");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-}
-
 #[test]
 fn the_web_face_logs_its_url_and_lists_the_streams() {
     let mut child = cli::relay_on_loopback("1", &["--http", "127.0.0.1:0"])
@@ -180,12 +165,12 @@ fn the_web_face_logs_its_url_and_lists_the_streams() {
         line.contains(&format!("web face: streams at http://{http}/")),
         "{line}"
     );
-    let index = http_get(http, "/");
+    let index = cli::http_get(http, "/");
     assert!(index.starts_with("HTTP/1.1 200"), "{index}");
     assert!(index.contains("No streams yet"), "{index}");
-    let api = http_get(http, "/api/streams");
+    let api = cli::http_get(http, "/api/streams");
     assert!(api.ends_with("{\"streams\":[]}"), "{api}");
-    let metrics = http_get(http, "/metrics");
+    let metrics = cli::http_get(http, "/metrics");
     assert!(metrics.contains("shoal_relay_subscribers"), "{metrics}");
     // SAFETY: kill(2) with a pid we spawned and a valid signal number.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };

@@ -8,31 +8,16 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write as _;
+use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::cli::{self, Proc, TempDir, keygen};
+use support::cli::{self, Proc, TempDir, http_get, keygen};
 
 const READERS: usize = 40;
 const PACKET: usize = 188;
 const LIMIT: Duration = Duration::from_secs(40);
-
-/// `GET path` (HTTP/1.1, Connection: close): the whole answer.
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("connect to the web face");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut answer = Vec::new();
-    let _ = s.read_to_end(&mut answer);
-    String::from_utf8_lossy(&answer).into_owned()
-}
 
 fn pid(packet: &[u8]) -> u16 {
     u16::from_be_bytes([packet[1] & 0x1F, packet[2]])
@@ -82,7 +67,7 @@ fn http_readers_get_a_clean_start_and_the_exact_stream_and_a_stalled_one_slows_n
 
     // Live at the relay.
     let deadline = Instant::now() + LIMIT;
-    while !get(http, "/api/streams").contains("\"live\":true") {
+    while !http_get(http, "/api/streams").contains("\"live\":true") {
         assert!(
             Instant::now() < deadline,
             "the stream never went live:\n{}",
@@ -110,7 +95,7 @@ fn http_readers_get_a_clean_start_and_the_exact_stream_and_a_stalled_one_slows_n
     // All of them reading, the next one is refused.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = get(http, "/metrics");
+        let metrics = http_get(http, "/metrics");
         if metrics.contains(&format!("shoal_http_readers {}\n", READERS + 1)) {
             break;
         }
@@ -120,7 +105,7 @@ fn http_readers_get_a_clean_start_and_the_exact_stream_and_a_stalled_one_slows_n
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let over = get(http, &path);
+    let over = http_get(http, &path);
     assert!(over.starts_with("HTTP/1.1 503"), "{over:.200}");
     assert!(over.contains("max_http_readers"), "{over:.400}");
 
@@ -151,7 +136,7 @@ fn http_readers_get_a_clean_start_and_the_exact_stream_and_a_stalled_one_slows_n
             input.len()
         );
     }
-    let metrics = get(http, "/metrics");
+    let metrics = http_get(http, "/metrics");
     assert!(
         metrics.contains("shoal_http_readers_refused_total 1\n"),
         "{metrics}"

@@ -85,22 +85,7 @@ pub fn asset(path: &str) -> Option<&'static Asset> {
 /// [`NOT_FOUND_HTML`] naming `id`, escaped: the id comes from the request
 /// line, so it is the client's text, never markup.
 pub fn not_found_page(id: &str) -> String {
-    NOT_FOUND_HTML.replace(NOT_FOUND_ID, &escape_html(id))
-}
-
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    NOT_FOUND_HTML.replace(NOT_FOUND_ID, &super::html::escape(id))
 }
 
 #[cfg(test)]

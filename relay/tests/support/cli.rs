@@ -456,3 +456,20 @@ pub fn metric_sum(text: &str, metric: &str) -> u64 {
         .map(|v| v as u64)
         .sum()
 }
+
+/// `GET path` from an HTTP server at `addr` (HTTP/1.1, `Connection:
+/// close`, bounded to 5 s): the whole answer, head and body.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to the web face");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
