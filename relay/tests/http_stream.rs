@@ -1,5 +1,5 @@
 //! The live stream over HTTP (`shoal relay --http`): ffmpeg publishes 8 s
-//! of H.264 in real time; 40 HTTP readers (curl) and one that never reads
+//! of H.264 in real time; 200 HTTP readers (curl) and one that never reads
 //! join early. Every reader gets PAT and PMT first, then the stream from a
 //! keyframe byte for byte to its end, while the stalled one holds its
 //! connection; one reader over `--max-http-readers` gets 503.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use support::cli::{self, Proc, TempDir, http_get, keygen};
 
-const READERS: usize = 40;
+const READERS: usize = 200;
 const PACKET: usize = 188;
 const LIMIT: Duration = Duration::from_secs(40);
 
