@@ -350,10 +350,7 @@ impl<C: Client> ClientLoop<C> {
                     self.status.latency = Some(latency);
                     self.progress.got_chunk = true;
                     if let Some(feed) = &self.tee {
-                        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX - 1);
-                        feed.latency_ms
-                            .store(ms, std::sync::atomic::Ordering::Relaxed);
-                        feed.push(payload.clone(), keyframe);
+                        feed.push(payload.clone(), keyframe, latency);
                     }
                     if self.output.write(&payload)? == Written::Closed {
                         return Ok(Step::Done);

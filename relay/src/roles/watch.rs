@@ -65,7 +65,7 @@ pub fn run(args: &WatchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("--http {addr}: cannot serve there; use a free port"))?;
         eprintln!(
             "shoal: watch in a browser at {}watch/{}",
-            crate::server::page_url(bound[0]),
+            crate::web::page_url(bound[0]),
             flags.stream
         );
         looped = looped.with_tee(feed);

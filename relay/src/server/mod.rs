@@ -195,7 +195,7 @@ impl Server {
             "relay listening"
         );
         if let Some(http) = http_addr {
-            tracing::info!("web face: streams at {}", page_url(http));
+            tracing::info!("web face: streams at {}", crate::web::page_url(http));
         }
         Ok(Self {
             addr,
@@ -328,19 +328,4 @@ fn serve_web(
     let metrics = settings.metrics.and_then(|_| bound.next());
     let http = settings.http.and_then(|_| bound.next());
     Ok((metrics, http))
-}
-
-/// The URL of the streams page at `addr`: a wildcard address is shown as
-/// loopback (a browser cannot open 0.0.0.0).
-pub fn page_url(addr: SocketAddr) -> String {
-    let ip = match addr.ip() {
-        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
-            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
-        }
-        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
-            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
-        }
-        ip => ip,
-    };
-    format!("http://{}/", SocketAddr::new(ip, addr.port()))
 }

@@ -1,13 +1,12 @@
 //! The browser side of "watch in a browser", compiled into the binary: the
-//! player page, the stream list, the 404 page and the files they load from
-//! `/assets/`. The pages fetch nothing but the relay's own paths
+//! player page, the 404 page and the files they load from `/assets/` (the
+//! stream list at `/` is drawn by the server, `html.rs`). The pages fetch nothing but the relay's own paths
 //! (`/assets/…`, `/streams/…`, `/api/streams`), so a relay with no Internet
 //! access serves a working player. `assets/README.md` says what each file
 //! is and how the vendored mpegts.js is refreshed.
 //!
 //! The HTTP server owns the routes; this module only hands out bytes:
-//! [`WATCH_HTML`] for `/watch/<ID>`, [`INDEX_HTML`] for `/`,
-//! [`not_found_page`] for an unknown `<ID>`, and [`asset`] for
+//! [`WATCH_HTML`] for `/watch/<ID>`, [`not_found_page`] for an unknown `<ID>`, and [`asset`] for
 //! `/assets/<name>`.
 
 /// One file served under `/assets/`.
@@ -25,16 +24,9 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const TEXT: &str = "text/plain; charset=utf-8";
 
-/// The `Content-Type` of the three pages.
-pub const HTML: &str = "text/html; charset=utf-8";
-
 /// The player page, served as is at `/watch/<ID>`; it reads `<ID>` from its
 /// own address, so one page serves every stream.
 pub const WATCH_HTML: &str = include_str!("assets/watch.html");
-
-/// The stream list at `/`; a script in it draws the list from
-/// `/api/streams` (a JSON list, or an object whose `streams` is one).
-pub const INDEX_HTML: &str = include_str!("assets/index.html");
 
 /// The 404 page for an unknown stream id; [`NOT_FOUND_ID`] marks where the
 /// id goes, HTML-escaped (see [`not_found_page`]).
@@ -54,11 +46,6 @@ pub static ASSETS: &[Asset] = &[
         path: "watch.css",
         content_type: CSS,
         body: include_bytes!("assets/watch.css"),
-    },
-    Asset {
-        path: "index.js",
-        content_type: JS,
-        body: include_bytes!("assets/index.js"),
     },
     Asset {
         path: "mpegts.js",
@@ -92,9 +79,8 @@ pub fn not_found_page(id: &str) -> String {
 mod tests {
     use super::*;
 
-    const PAGES: [(&str, &str); 3] = [
+    const PAGES: [(&str, &str); 2] = [
         ("watch.html", WATCH_HTML),
-        ("index.html", INDEX_HTML),
         ("not_found.html", NOT_FOUND_HTML),
     ];
 
@@ -102,7 +88,7 @@ mod tests {
     /// licences, which quote URLs of their own.
     fn our_files() -> Vec<(&'static str, &'static str)> {
         let mut files = PAGES.to_vec();
-        for name in ["watch.js", "watch.css", "index.js"] {
+        for name in ["watch.js", "watch.css"] {
             let a = asset(name).expect("listed");
             files.push((name, std::str::from_utf8(a.body).expect("utf-8")));
         }

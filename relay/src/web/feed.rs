@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use tokio::sync::broadcast;
@@ -85,8 +86,10 @@ impl Default for Feed {
 }
 
 impl Feed {
-    /// A chunk the viewer played.
-    pub fn push(&self, bytes: Vec<u8>, keyframe: bool) {
+    /// A chunk the viewer played, `latency` after the publisher cut it.
+    pub fn push(&self, bytes: Vec<u8>, keyframe: bool, latency: Duration) {
+        let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX - 1);
+        self.latency_ms.store(ms, Ordering::Relaxed);
         let piece = Piece {
             bytes: Bytes::from(bytes),
             keyframe,
@@ -236,10 +239,10 @@ mod tests {
         let (pat, pmt) = testutil_tables();
         let mut first = pat.to_vec();
         first.extend_from_slice(&pmt);
-        feed.push(first, true);
-        feed.push(vec![0x47; PACKET], false);
-        feed.push(vec![0x48; PACKET], true);
-        feed.push(vec![0x49; PACKET], false);
+        feed.push(first, true, Duration::ZERO);
+        feed.push(vec![0x47; PACKET], false, Duration::ZERO);
+        feed.push(vec![0x48; PACKET], true, Duration::ZERO);
+        feed.push(vec![0x49; PACKET], false, Duration::ZERO);
         let (start, mut rx) = feed.join();
         assert_eq!(
             start.len(),
@@ -250,7 +253,7 @@ mod tests {
         assert_eq!(&start[1][..], &pmt[..]);
         assert_eq!(start[2][0], 0x48);
         assert_eq!(start[3][0], 0x49);
-        feed.push(vec![0x4a; PACKET], false);
+        feed.push(vec![0x4a; PACKET], false, Duration::ZERO);
         let next = rx.try_recv().expect("the live chunk");
         assert_eq!(next.bytes[0], 0x4a);
     }
@@ -258,7 +261,7 @@ mod tests {
     #[test]
     fn before_any_keyframe_a_reader_gets_no_backlog() {
         let feed = Feed::default();
-        feed.push(vec![0x47; PACKET], false);
+        feed.push(vec![0x47; PACKET], false, Duration::ZERO);
         let (start, _rx) = feed.join();
         assert!(start.is_empty());
     }

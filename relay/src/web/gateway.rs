@@ -9,7 +9,7 @@
 //! ends or [`IDLE`] after its last reader left.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -38,13 +38,8 @@ impl Feeds {
     /// Feeds from the relay listening on `listen` (a wildcard address is
     /// reached on loopback).
     pub fn new(listen: SocketAddr) -> Self {
-        let ip = match listen.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
         Self {
-            relay: Some(SocketAddr::new(ip, listen.port())),
+            relay: Some(super::local_to(listen)),
             feeds: Mutex::new(HashMap::new()),
         }
     }
@@ -154,11 +149,7 @@ async fn play(relay: SocketAddr, stream: StreamId, feed: &Feed) -> std::io::Resu
                     keyframe,
                     latency,
                     ..
-                } => {
-                    let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX - 1);
-                    feed.latency_ms.store(ms, Ordering::Relaxed);
-                    feed.push(payload, keyframe);
-                }
+                } => feed.push(payload, keyframe, latency),
                 ViewerEvent::EndOfStream => return Ok(()),
                 _ => {}
             }

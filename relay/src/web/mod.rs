@@ -21,7 +21,7 @@ mod routes;
 mod streams;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::thread::{self, JoinHandle};
@@ -81,6 +81,23 @@ impl WebState {
         };
         (state, feed)
     }
+}
+
+/// Where a local client reaches a socket bound to `addr`: a wildcard
+/// address (0.0.0.0, ::) becomes loopback.
+pub fn local_to(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// The URL of the streams page of a server bound to `addr`, for the user
+/// on this machine (a browser cannot open 0.0.0.0).
+pub fn page_url(addr: SocketAddr) -> String {
+    format!("http://{}/", local_to(addr))
 }
 
 /// Serves the routes on every address in `addrs` (port 0 picks a free

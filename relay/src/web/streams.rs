@@ -38,6 +38,23 @@ pub(super) struct StreamView {
     pub(super) peer_upload_share: Option<f64>,
 }
 
+impl StreamView {
+    /// `id`, with nothing counted yet.
+    fn new(id: &StreamId) -> Self {
+        Self {
+            id: id.to_string(),
+            live: false,
+            bitrate_bps: None,
+            subscribers: 0,
+            http_readers: 0,
+            http_reader_jumps: 0,
+            peers: 0,
+            peer_upload_kbps: 0,
+            peer_upload_share: None,
+        }
+    }
+}
+
 /// Every stream carried, by id.
 pub(super) fn views(state: &WebState) -> Vec<StreamView> {
     let readers = state
@@ -48,18 +65,9 @@ pub(super) fn views(state: &WebState) -> Vec<StreamView> {
     let mut by_id: BTreeMap<String, StreamView> = BTreeMap::new();
     for snap in state.hub.snapshots() {
         for s in &snap.stream_summaries {
-            let (http_readers, http_reader_jumps) = readers.get(&s.id).copied().unwrap_or_default();
-            let view = by_id.entry(s.id.to_string()).or_insert_with(|| StreamView {
-                id: s.id.to_string(),
-                live: false,
-                bitrate_bps: None,
-                subscribers: 0,
-                http_readers,
-                http_reader_jumps,
-                peers: 0,
-                peer_upload_kbps: 0,
-                peer_upload_share: None,
-            });
+            let view = by_id
+                .entry(s.id.to_string())
+                .or_insert_with(|| StreamView::new(&s.id));
             view.live |= s.bitrate_bps.is_some();
             view.bitrate_bps = view.bitrate_bps.max(s.bitrate_bps);
             view.subscribers += u64::from(s.subscribers);
@@ -69,22 +77,18 @@ pub(super) fn views(state: &WebState) -> Vec<StreamView> {
     }
     // A local viewer's one stream (`shoal watch --http`).
     if let Some(feeds) = state.feeds.as_ref().filter(|f| f.is_local()) {
-        for (id, (http_readers, http_reader_jumps)) in &readers {
-            let live = feeds.running(id).is_some_and(|f| f.started());
-            by_id.insert(
-                id.to_string(),
-                StreamView {
-                    id: id.to_string(),
-                    live,
-                    bitrate_bps: None,
-                    subscribers: 0,
-                    http_readers: *http_readers,
-                    http_reader_jumps: *http_reader_jumps,
-                    peers: 0,
-                    peer_upload_kbps: 0,
-                    peer_upload_share: None,
-                },
-            );
+        for id in readers.keys() {
+            let view = StreamView {
+                live: feeds.running(id).is_some_and(|f| f.started()),
+                ..StreamView::new(id)
+            };
+            by_id.insert(view.id.clone(), view);
+        }
+    }
+    for (id, &(n, jumps)) in &readers {
+        if let Some(view) = by_id.get_mut(&id.to_string()) {
+            view.http_readers = n;
+            view.http_reader_jumps = jumps;
         }
     }
     let mut out: Vec<StreamView> = by_id.into_values().collect();
