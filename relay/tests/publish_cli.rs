@@ -1,6 +1,9 @@
 //! `shoal publish` as an operator runs it: mistakes get one line with the
 //! fix; a recorded file goes out paced at its PCR rate as DESCRIPTOR,
-//! MANIFEST and DATA datagrams, and the process exits 0 at its end.
+//! MANIFEST and DATA datagrams, and the process exits 0 at its end; the
+//! watch page of each relay that has a web face is shown.
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
@@ -201,6 +204,80 @@ fn a_relay_that_is_not_there_is_retried_then_an_error_at_the_end() {
     assert!(last.contains(&relay_addr), "{err}");
     assert!(last.contains("shoal relay"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `shoal publish` asks each relay for its web face (QUERY, ABOUT) and
+/// prints where to watch: the relay's own address and port, the operator's
+/// public URL, or that a relay has none.
+#[test]
+fn the_watch_page_of_each_relay_is_shown() {
+    use support::cli::{Proc, TempDir, http_get, relay_on_loopback};
+    let limit = Duration::from_secs(20);
+    let dir = TempDir::create(&format!("shoal-publish-pages-{}", std::process::id()));
+    let key = keygen(&dir.path(""));
+    let mut plain = Proc::spawn(
+        "plain",
+        &mut relay_on_loopback("1", &["--http", "127.0.0.1:0", "--log", "info"]),
+        &dir,
+    );
+    let mut named = Proc::spawn(
+        "named",
+        &mut relay_on_loopback(
+            "1",
+            &[
+                "--http",
+                "127.0.0.1:0",
+                "--http-url",
+                "https://live.example.com/shoal",
+                "--log",
+                "info",
+            ],
+        ),
+        &dir,
+    );
+    let mut bare = Proc::spawn("bare", &mut relay_on_loopback("1", &["--log", "info"]), &dir);
+    let relays = [&mut plain, &mut named, &mut bare].map(|r| r.logged_addr("addr", limit));
+    let http = plain.logged_addr("http", limit);
+    let input = dir.path("live.ts");
+    std::fs::write(&input, ts_file(2000, Duration::from_millis(1500))).expect("write");
+    let mut args = vec![
+        "--key".to_owned(),
+        key.display().to_string(),
+        "--input".to_owned(),
+        input.display().to_string(),
+        "--no-dht".to_owned(),
+    ];
+    for relay in relays {
+        args.extend(["--relay".to_owned(), relay.to_string()]);
+    }
+    let out = publish(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let id = err
+        .split("publishing stream ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no stream id in {err}"));
+    let [plain_at, named_at, bare_at] = relays;
+    let page = format!("http://{http}/watch/{id}");
+    assert!(
+        err.contains(&format!("shoal: watch in a browser at {page} (relay {plain_at})")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "shoal: watch in a browser at https://live.example.com/shoal/watch/{id} (relay {named_at})"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("shoal: relay {bare_at} has no web page")),
+        "{err}"
+    );
+    // The URL shown is the relay's page for this stream.
+    let answer = http_get(http, &format!("/watch/{id}"));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("<video"), "{answer}");
 }
 
 #[test]

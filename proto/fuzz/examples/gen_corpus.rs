@@ -17,9 +17,9 @@ use shoal_proto::ts::{
     Header, STREAM_TYPE_AAC, STREAM_TYPE_H264, TS_PACKET_LEN, pat_packet, pmt_packet,
 };
 use shoal_proto::wire::{
-    Accept, Challenge, Codec, Cookie, DATA_HEADER_LEN, DESCRIPTOR_LEN, Data, DataFlags, Descriptor,
+    About, Accept, Challenge, Codec, Cookie, DATA_HEADER_LEN, DESCRIPTOR_LEN, Data, DataFlags, Descriptor,
     Have, Hello, Introduce, Keepalive, Leave, LeaveReason, MAX_DATAGRAM_LEN, Manifest, Member,
-    Message, Nack, NackEntry, NackKind, Parity, Peers, Punch, Reject, RejectReason, SIGNATURE_LEN,
+    Message, Nack, NackEntry, NackKind, Parity, Peers, Punch, Query, Reject, RejectReason, SIGNATURE_LEN,
     SUPPORTED_VERSIONS, Subscribe,
 };
 
@@ -450,6 +450,15 @@ fn messages(key: &PublisherKey, stream: StreamId) -> Result<Vec<(&'static str, V
             encode(&Message::Punch(Punch {
                 stream,
                 seen_as: std::net::SocketAddr::from(([192, 0, 2, 1], 4000)),
+            }))?,
+        ),
+        ("query", encode(&Message::Query(Query { nonce: 11 }))?),
+        (
+            "about",
+            encode(&Message::About(About {
+                nonce: 11,
+                http_port: 8080,
+                page: b"http://192.0.2.1:8080/",
             }))?,
         ),
     ])

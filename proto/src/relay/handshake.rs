@@ -14,7 +14,7 @@ use super::subscribers::Subscriber;
 use super::{Relay, RelayEvent};
 use crate::token::{Scope, Token, TokenError};
 use crate::wire::{
-    Accept, Challenge, Message, MessageType, Reject, RejectReason, SUPPORTED_VERSIONS,
+    About, Accept, Challenge, Message, MessageType, Reject, RejectReason, SUPPORTED_VERSIONS,
 };
 use crate::{StreamId, Time, WallClock};
 
@@ -49,6 +49,22 @@ impl Relay {
             cookie: self.cookies.issue(now, from),
         };
         let _ = self.tx.push_message(from, &Message::Challenge(c));
+    }
+
+    /// Answers a QUERY with an ABOUT, within the same per-IP rate as
+    /// HELLO: the answer is shorter than the QUERY, so a spoofed one
+    /// cannot amplify (§11.1).
+    pub(super) fn answer_query(&mut self, now: Time, from: SocketAddr, q: &crate::wire::Query) {
+        if !self.limiter.allow(now, from.ip()) {
+            self.stats.drop_rate_limited += 1;
+            return;
+        }
+        let about = About {
+            nonce: q.nonce,
+            http_port: self.config.web.http_port,
+            page: self.config.web.page.as_bytes(),
+        };
+        let _ = self.tx.push_message(from, &Message::About(about));
     }
 
     /// A HELLO in a version we do not speak gets a REJECT listing ours, if

@@ -117,6 +117,19 @@ pub struct RelayConfig {
     /// Access tokens to present to upstream relays; each names its stream,
     /// and an upstream subscription uses the one for its stream.
     pub upstream_tokens: Vec<Vec<u8>>,
+    /// What ABOUT tells a QUERY (§6.15): this relay's web face, if any.
+    pub web: WebFace,
+}
+
+/// A relay's web face as ABOUT announces it (§6.15).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebFace {
+    /// The TCP port of the web face, on the address a QUERY went to; 0
+    /// when there is none.
+    pub http_port: u16,
+    /// Its base URL as the operator gave it, ending in `/`
+    /// ([`crate::wire::is_valid_page`]); empty when not given.
+    pub page: String,
 }
 
 impl Default for RelayConfig {
@@ -140,6 +153,7 @@ impl Default for RelayConfig {
             forward_manifests: true,
             require_token: false,
             upstream_tokens: Vec::new(),
+            web: WebFace::default(),
         }
     }
 }
@@ -367,6 +381,7 @@ impl Relay {
     fn handle_control(&mut self, now: Time, from: SocketAddr, len: usize, msg: &Message<'_>) {
         match msg {
             Message::Hello(h) => self.answer_hello(now, from, h),
+            Message::Query(q) => self.answer_query(now, from, q),
             Message::Subscribe(s) => self.subscribe(now, from, s),
             Message::Keepalive(k) => match self.bound(now, from, k.stream, k.session) {
                 Ok(i) => {

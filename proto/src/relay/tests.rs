@@ -303,6 +303,38 @@ fn hellos_over_the_per_ip_rate_are_dropped_and_counted() {
 }
 
 #[test]
+fn a_query_is_answered_with_the_web_face_and_never_amplifies() {
+    use crate::wire::{About, QUERY_LEN, Query};
+    let page = format!("https://{}.example/", "a".repeat(180));
+    let mut relay = Relay::new(RelayConfig {
+        handshake_rate: 10,
+        handshake_burst: 2,
+        web: WebFace {
+            http_port: 8080,
+            page: page.clone(),
+        },
+        ..RelayConfig::default()
+    });
+    let from = SocketAddr::from(([198, 51, 100, 7], 1000));
+    let query = emit(&Message::Query(Query { nonce: 42 }));
+    relay.handle_datagram(t(0), from, &query);
+    let sent = relay.poll_transmit().expect("an ABOUT");
+    assert_eq!(sent.dst, from);
+    assert!(sent.payload.len() < QUERY_LEN, "no amplification");
+    let about = About::parse(sent.payload).expect("parses");
+    assert_eq!((about.nonce, about.http_port), (42, 8080));
+    assert_eq!(about.page_url(), Some(page.as_str()));
+    // Short QUERYs are malformed; QUERYs share HELLO's per-IP rate.
+    relay.handle_datagram(t(0), from, &query[..QUERY_LEN - 1]);
+    assert!(relay.poll_transmit().is_none());
+    relay.handle_datagram(t(0), from, &hello());
+    relay.handle_datagram(t(0), from, &query);
+    let answered = std::iter::from_fn(|| relay.poll_transmit().map(|_| ())).count();
+    assert_eq!(answered, 1, "the burst of 2 is spent");
+    assert_eq!(relay.stats().drop_rate_limited, 1);
+}
+
+#[test]
 fn an_unanswered_upstream_fails_over_to_the_next() {
     let (stream, _) = published(1);
     let dead: SocketAddr = "127.0.0.1:1".parse().expect("addr");

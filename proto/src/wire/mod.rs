@@ -18,6 +18,7 @@
 //! Integers are big-endian. Reserved fields and flag bits are sent as zero
 //! and a datagram with a non-zero reserved field is refused.
 
+mod about;
 mod control;
 pub(crate) mod cursor;
 mod data;
@@ -28,6 +29,7 @@ mod parity;
 mod stream;
 mod swarm;
 
+pub use about::{About, PAGE_MAX_LEN, QUERY_LEN, Query, is_valid_page};
 pub use control::{
     Keepalive, Leave, LeaveReason, MAX_NACK_ENTRIES, MAX_PEERS, Nack, NackEntry, NackKind,
     PeerAddr, Peers,
@@ -104,6 +106,10 @@ pub enum MessageType {
     Introduce = 0x1b,
     /// Opens a NAT mapping.
     Punch = 0x1c,
+    /// What does this server offer?
+    Query = 0x1d,
+    /// The server's answer to a QUERY.
+    About = 0x1e,
 }
 
 impl MessageType {
@@ -127,6 +133,8 @@ impl MessageType {
             0x1a => Self::Member,
             0x1b => Self::Introduce,
             0x1c => Self::Punch,
+            0x1d => Self::Query,
+            0x1e => Self::About,
             _ => return None,
         })
     }
@@ -215,6 +223,10 @@ pub enum Message<'a> {
     Introduce(Introduce),
     /// PUNCH.
     Punch(Punch),
+    /// QUERY.
+    Query(Query),
+    /// ABOUT.
+    About(About<'a>),
 }
 
 impl<'a> Message<'a> {
@@ -238,6 +250,8 @@ impl<'a> Message<'a> {
             MessageType::Member => Self::Member(Member::parse(bytes)?),
             MessageType::Introduce => Self::Introduce(Introduce::parse(bytes)?),
             MessageType::Punch => Self::Punch(Punch::parse(bytes)?),
+            MessageType::Query => Self::Query(Query::parse(bytes)?),
+            MessageType::About => Self::About(About::parse(bytes)?),
         })
     }
 
@@ -261,6 +275,8 @@ impl<'a> Message<'a> {
             Self::Member(m) => m.buffer_len(),
             Self::Introduce(m) => m.buffer_len(),
             Self::Punch(m) => m.buffer_len(),
+            Self::Query(m) => m.buffer_len(),
+            Self::About(m) => m.buffer_len(),
         }
     }
 
@@ -284,6 +300,8 @@ impl<'a> Message<'a> {
             Self::Member(m) => m.emit(out),
             Self::Introduce(m) => m.emit(out),
             Self::Punch(m) => m.emit(out),
+            Self::Query(m) => m.emit(out),
+            Self::About(m) => m.emit(out),
         }
     }
 }

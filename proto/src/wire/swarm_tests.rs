@@ -77,7 +77,7 @@ fn swarm_type_bytes() {
         assert_eq!(MessageType::from_byte(byte), Some(ty));
         assert_eq!(ty as u8, byte);
     }
-    assert_eq!(MessageType::from_byte(0x1d), None);
+    assert_eq!(MessageType::from_byte(0x1f), None);
 }
 
 #[test]

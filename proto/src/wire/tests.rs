@@ -29,6 +29,7 @@ fn fill<'a>(template: &Message<'static>, tail: &'a [u8]) -> Message<'a> {
         Message::Parity(p) => Message::Parity(Parity { symbol: tail, ..*p }),
         Message::Manifest(m) => Message::Manifest(Manifest { hashes: tail, ..*m }),
         Message::Subscribe(s) => Message::Subscribe(Subscribe { token: tail, ..*s }),
+        Message::About(a) => Message::About(About { page: tail, ..*a }),
         other => other.clone(),
     }
 }
@@ -405,6 +406,21 @@ fn punch() -> impl Strategy<Value = Case> {
         .prop_map(|(stream, seen_as)| (Message::Punch(Punch { stream, seen_as }), Vec::new()))
 }
 
+fn query() -> impl Strategy<Value = Case> {
+    any::<u64>().prop_map(|nonce| (Message::Query(Query { nonce }), Vec::new()))
+}
+
+fn about() -> impl Strategy<Value = Case> {
+    (any::<u64>(), any::<u16>(), bytes(0..=PAGE_MAX_LEN)).prop_map(|(nonce, http_port, page)| {
+        let a = About {
+            nonce,
+            http_port,
+            page: &[],
+        };
+        (Message::About(a), page)
+    })
+}
+
 /// Any valid v1 message.
 fn message() -> impl Strategy<Value = Case> {
     prop_oneof![
@@ -425,6 +441,8 @@ fn message() -> impl Strategy<Value = Case> {
         member(),
         introduce(),
         punch(),
+        query(),
+        about(),
     ]
 }
 
@@ -474,6 +492,8 @@ fn check_typed_parse(
         MessageType::Member => Member::parse(bytes).map(Message::Member),
         MessageType::Introduce => Introduce::parse(bytes).map(Message::Introduce),
         MessageType::Punch => Punch::parse(bytes).map(Message::Punch),
+        MessageType::Query => Query::parse(bytes).map(Message::Query),
+        MessageType::About => About::parse(bytes).map(Message::About),
     };
     prop_assert_eq!(&typed, parsed);
     Ok(())
@@ -561,7 +581,9 @@ fn reserved_bits(msg: &Message<'_>, encoded: &[u8]) -> Vec<(usize, u8)> {
                 whole(entry + 5..entry + 17)
             })
             .collect(),
-        Message::Parity(_) | Message::Accept(_) => Vec::new(),
+        // The reserved u16 and every padding byte.
+        Message::Query(_) => [whole(2..4), whole(12..encoded.len())].concat(),
+        Message::Parity(_) | Message::Accept(_) | Message::About(_) => Vec::new(),
     }
 }
 

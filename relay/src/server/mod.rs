@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use shoal_proto::relay::Relay;
+use shoal_proto::relay::{Relay, WebFace};
 
 pub mod config;
 pub mod metrics;
@@ -92,6 +92,7 @@ impl Server {
             config.max_subscribers = settings.max_subscribers.div_ceil(workers);
             config.max_subscriptions_per_ip = settings.max_subscriptions_per_ip.div_ceil(workers);
             config.cookie_secret = secret;
+            config.web = web_face(http_addr, settings.http_url.as_deref());
             config.nonce_seed = u64::from_le_bytes(
                 random_bytes().context("cannot read /dev/urandom for a nonce seed")?,
             );
@@ -195,7 +196,13 @@ impl Server {
             "relay listening"
         );
         if let Some(http) = http_addr {
-            tracing::info!("web face: streams at {}", crate::web::page_url(http));
+            match &settings.http_url {
+                Some(public) => tracing::info!(
+                    "web face: streams at {} (announced to publishers as {public})",
+                    crate::web::page_url(http)
+                ),
+                None => tracing::info!("web face: streams at {}", crate::web::page_url(http)),
+            }
         }
         Ok(Self {
             addr,
@@ -297,6 +304,24 @@ fn resolve_backend(kind: BackendKind) -> anyhow::Result<BackendKind> {
             ),
         },
         BackendKind::Mmsg => Ok(BackendKind::Mmsg),
+    }
+}
+
+/// What ABOUT announces (SPEC §6.15): the operator's URL if given; else,
+/// for a web face on one address, its URL; for one on every address, only
+/// its port, which a publisher puts after the address it sends to.
+fn web_face(http: Option<SocketAddr>, url: Option<&str>) -> WebFace {
+    let Some(http) = http else {
+        return WebFace::default();
+    };
+    let page = match url {
+        Some(url) => url.to_owned(),
+        None if http.ip().is_unspecified() => String::new(),
+        None => crate::web::page_url(http),
+    };
+    WebFace {
+        http_port: http.port(),
+        page,
     }
 }
 

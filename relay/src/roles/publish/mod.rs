@@ -16,6 +16,7 @@
 mod input;
 mod links;
 mod pacing;
+mod pages;
 mod status;
 mod udp;
 
@@ -118,6 +119,15 @@ pub fn run(args: &PublishArgs) -> anyhow::Result<()> {
     let publisher = Publisher::new(key, config, relays.clone(), os::now())
         .map_err(|e| anyhow::anyhow!("--fec / --chunk-time: {e}"))?;
     let record = keep_record(&args.dht, seed, &relays, publisher.descriptor(), args.quiet)?;
+    if !args.quiet {
+        let named: Vec<(String, SocketAddr)> = args
+            .relays
+            .iter()
+            .cloned()
+            .zip(relays.iter().copied())
+            .collect();
+        pages::show(&named, stream);
+    }
     let banner = format!(
         "shoal: publishing stream {stream} to {} relay(s)",
         relays.len()

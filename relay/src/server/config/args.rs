@@ -32,6 +32,12 @@ pub struct RelayArgs {
     /// such as 0.0.0.0:8080, or "off" [default: off].
     #[arg(long, value_name = "ADDR")]
     pub http: Option<String>,
+    /// The web face's public base URL, when the audience reaches it by
+    /// another name than --http's address (a DNS name, TLS, a proxy), such
+    /// as https://live.example.com/; publishers show it [default: none:
+    /// http://RELAY:PORT/, with the address they send to].
+    #[arg(long, value_name = "URL")]
+    pub http_url: Option<String>,
     /// Per-stream window: chunks (64..=65536), or a time such as 2s taken
     /// at a nominal 1000 chunks/s [default: 2048].
     #[arg(long, value_name = "CHUNKS|TIME")]

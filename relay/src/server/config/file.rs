@@ -18,6 +18,7 @@ pub(super) struct FileConfig {
     pub(super) backend: Option<BackendKind>,
     pub(super) metrics: Option<String>,
     pub(super) http: Option<String>,
+    pub(super) http_url: Option<String>,
     #[serde(default, deserialize_with = "text_or_number")]
     pub(super) window: Option<String>,
     pub(super) max_subscribers: Option<usize>,

@@ -25,6 +25,7 @@ impl Key {
     pub(super) const WORKERS: Key = Key::new("workers", "workers");
     pub(super) const METRICS: Key = Key::new("metrics", "metrics");
     pub(super) const HTTP: Key = Key::new("http", "http");
+    pub(super) const HTTP_URL: Key = Key::new("http-url", "http_url");
     pub(super) const WINDOW: Key = Key::new("window", "window");
     pub(super) const MAX_SUBSCRIBERS: Key = Key::new("max-subscribers", "max_subscribers");
     pub(super) const MAX_HTTP_READERS: Key = Key::new("max-http-readers", "max_http_readers");

@@ -93,6 +93,9 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     /// The web face (`--http`); `None` when off, the default.
     pub http: Option<SocketAddr>,
+    /// The web face's public base URL (`--http-url`), ending in `/`, if
+    /// given; what ABOUT announces (SPEC §6.15).
+    pub http_url: Option<String>,
     /// Per-stream window, in chunks, within [`WINDOW_CHUNKS`].
     pub window_chunks: usize,
     /// Most subscribers over all streams.
@@ -156,8 +159,9 @@ impl Settings {
     }
 
     /// The relay core's settings: window, limits, keepalive and timeout
-    /// from here; everything else, including `cookie_secret`, at its
-    /// default (the server fills the secret from the OS at start).
+    /// from here; everything else, including `cookie_secret` and `web`, at
+    /// its default (the server fills the secret from the OS, and the web
+    /// face once it is bound, at start).
     pub fn relay_config(&self) -> RelayConfig {
         RelayConfig {
             window: WindowConfig {

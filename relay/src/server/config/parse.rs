@@ -43,6 +43,28 @@ pub(super) fn window(text: &str) -> Result<usize, String> {
 
 /// `HOST:PORT`: an IP address literal, or a name resolved once, now, to
 /// its first address.
+/// A public base URL for the web face: `http://` or `https://`, printable
+/// ASCII, at most 200 bytes (what ABOUT can carry); a `/` is added at the
+/// end if missing. Empty: none.
+pub(super) fn page_url(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    let text = if text.ends_with('/') {
+        text.to_owned()
+    } else {
+        format!("{text}/")
+    };
+    if text == "/" {
+        Ok(None)
+    } else if shoal_proto::wire::is_valid_page(&text) {
+        Ok(Some(text))
+    } else {
+        Err(format!(
+            "not a page URL; use http:// or https://, no spaces, at most {} bytes, such as https://live.example.com/",
+            shoal_proto::wire::PAGE_MAX_LEN
+        ))
+    }
+}
+
 pub(super) fn address(text: &str, example: &str) -> Result<SocketAddr, String> {
     let text = text.trim();
     if let Ok(addr) = text.parse() {

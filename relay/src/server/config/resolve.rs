@@ -73,6 +73,14 @@ impl Settings {
                 }
             })?
             .flatten();
+        let http_url = layers
+            .one(
+                Key::HTTP_URL,
+                args.http_url.as_deref(),
+                f.http_url.as_deref(),
+                parse::page_url,
+            )?
+            .flatten();
         let window_chunks = layers
             .one(
                 Key::WINDOW,
@@ -259,6 +267,7 @@ impl Settings {
             backend,
             metrics,
             http,
+            http_url,
             window_chunks,
             max_subscribers,
             max_http_readers,

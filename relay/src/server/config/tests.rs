@@ -23,6 +23,7 @@ fn defaults() -> Settings {
         backend: BackendKind::Auto,
         metrics: Some("127.0.0.1:9464".parse().expect("literal")),
         http: None,
+        http_url: None,
         window_chunks: 2048,
         max_subscribers: 10_000,
         max_http_readers: 1000,
@@ -90,6 +91,7 @@ fn the_example_file_parses_to_the_defaults() {
         "backend",
         "metrics",
         "http",
+        "http_url",
         "window",
         "max_subscribers",
         "max_http_readers",
@@ -412,6 +414,17 @@ fn limits_and_times_are_checked() {
     assert_eq!(http.http, Some("0.0.0.0:8080".parse().expect("literal")));
     let err = Settings::load(&flags(&["--http", "8080"])).expect_err("refused");
     assert!(err.to_string().contains("--http"), "{err}");
+    let url = |u: &str| Settings::load(&flags(&["--http-url", u]));
+    let named = url("https://live.example.com").expect("loads");
+    assert_eq!(named.http_url.as_deref(), Some("https://live.example.com/"));
+    assert_eq!(url("").expect("loads").http_url, None);
+    for bad in ["live.example.com", "http://a b/", "ftp://x/"] {
+        let err = url(bad).expect_err(bad).to_string();
+        assert!(
+            err.contains("--http-url") && err.contains("https://"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
