@@ -9,7 +9,8 @@
 //! screenshot (`target/tmp/watch.png`, the one in README).
 //!
 //! Needs Debian's `chromium` and ffmpeg with libx264; fails without them.
-//! The two tests run one after the other (two encoders and two browsers at
+//! A third opens the page before the stream exists and sees it wait, then
+//! play. The tests run one after the other (two encoders and two browsers at
 //! once would share 2 cores).
 
 mod support;
@@ -41,23 +42,8 @@ struct Setup {
 }
 
 fn publish(relay_extra: &[&str], name: &str) -> Setup {
-    let dir = TempDir::create(&format!("shoal-browser-{name}-{}", std::process::id()));
-    let key = dir.path("key");
-    let id = keygen(&key);
-    let mut args = vec!["--log", "info"];
-    args.extend_from_slice(relay_extra);
-    let mut relay = Proc::spawn("relay", &mut cli::relay_on_loopback("1", &args), &dir);
-    let addr = relay.logged_addr("addr", LIMIT);
-    let script = format!(
-        "set -o pipefail; ffmpeg -nostdin -loglevel error -re \
-         -f lavfi -i testsrc=size=1280x720:rate=30:duration={SECONDS} \
-         -f lavfi -i sine=frequency=440:duration={SECONDS} \
-         -c:v libx264 -preset ultrafast -tune zerolatency -g 30 -b:v 2M \
-         -c:a aac -b:a 96k -f mpegts - | {} publish --key {} --relay {addr} --no-dht --quiet",
-        env!("CARGO_BIN_EXE_shoal"),
-        key.display()
-    );
-    let publish = Proc::spawn("publish", Command::new("bash").args(["-c", &script]), &dir);
+    let (dir, id, relay, addr) = relay(relay_extra, name);
+    let publish = start_publisher(&dir, addr);
     Setup {
         dir,
         id,
@@ -66,6 +52,33 @@ fn publish(relay_extra: &[&str], name: &str) -> Setup {
         publish,
         published: Instant::now(),
     }
+}
+
+/// A relay with `relay_extra` flags and a key in a new directory: the
+/// directory, the stream id, the relay and its address.
+fn relay(relay_extra: &[&str], name: &str) -> (TempDir, String, Proc, SocketAddr) {
+    let dir = TempDir::create(&format!("shoal-browser-{name}-{}", std::process::id()));
+    let id = keygen(&dir.path("key"));
+    let mut args = vec!["--log", "info"];
+    args.extend_from_slice(relay_extra);
+    let mut relay = Proc::spawn("relay", &mut cli::relay_on_loopback("1", &args), &dir);
+    let addr = relay.logged_addr("addr", LIMIT);
+    (dir, id, relay, addr)
+}
+
+/// ffmpeg publishing [`SECONDS`] of 720p H.264 + AAC in real time, with
+/// the key in `dir`, to the relay at `addr`.
+fn start_publisher(dir: &TempDir, addr: SocketAddr) -> Proc {
+    let script = format!(
+        "set -o pipefail; ffmpeg -nostdin -loglevel error -re \
+         -f lavfi -i testsrc=size=1280x720:rate=30:duration={SECONDS} \
+         -f lavfi -i sine=frequency=440:duration={SECONDS} \
+         -c:v libx264 -preset ultrafast -tune zerolatency -g 30 -b:v 2M \
+         -c:a aac -b:a 96k -f mpegts - | {} publish --key {} --relay {addr} --no-dht --quiet",
+        env!("CARGO_BIN_EXE_shoal"),
+        dir.path("key").display()
+    );
+    Proc::spawn("publish", Command::new("bash").args(["-c", &script]), dir)
 }
 
 /// What the page showed.
@@ -217,4 +230,40 @@ fn a_browser_shows_most_frames_through_shoal_watch() {
     assert!(watched.latency_ms.is_some(), "the page reported latency");
     viewer.kill();
     setup.relay.kill();
+}
+
+/// A page opened before its stream exists: the relay answers 404 with a
+/// page that says it is waiting, and once the publisher starts, the page
+/// turns into the player by itself and plays.
+#[test]
+fn a_page_opened_before_the_stream_waits_then_plays() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut browser = Browser::launch();
+    let (dir, id, mut relay, addr) = relay(&["--http", "127.0.0.1:0"], "early");
+    let http = relay.logged_addr("http", LIMIT);
+    let path = format!("/watch/{id}");
+    let early = http_get(http, &path);
+    assert!(early.starts_with("HTTP/1.1 404"), "{early}");
+    browser.navigate(&format!("http://{http}{path}"));
+    let said = browser.evaluate("document.getElementById('state').textContent");
+    assert_eq!(said, "waiting for the stream to start on this relay");
+    // It keeps asking while nothing is published.
+    browser.wait_until(
+        "the page to ask again",
+        "window.shoalWaiting ? window.shoalWaiting.checks : 0",
+        Duration::from_secs(10),
+        |v| v.as_u64().unwrap_or(0) >= 2,
+    );
+    let mut publish = start_publisher(&dir, addr);
+    let played = browser.wait_until(
+        "the page to become the player and play",
+        "window.shoalPlayer ? window.shoalPlayer.framesDecoded : 0",
+        Duration::from_secs(25),
+        |v| v.as_f64().unwrap_or(0.0) >= 30.0,
+    );
+    println!("the page that waited then decoded {played} frames");
+    let state = browser.evaluate("window.shoalPlayer.state");
+    assert_eq!(state, "playing", "{}", browser.log());
+    publish.kill();
+    relay.kill();
 }

@@ -235,7 +235,11 @@ fn the_watch_page_of_each_relay_is_shown() {
         ),
         &dir,
     );
-    let mut bare = Proc::spawn("bare", &mut relay_on_loopback("1", &["--log", "info"]), &dir);
+    let mut bare = Proc::spawn(
+        "bare",
+        &mut relay_on_loopback("1", &["--log", "info"]),
+        &dir,
+    );
     let relays = [&mut plain, &mut named, &mut bare].map(|r| r.logged_addr("addr", limit));
     let http = plain.logged_addr("http", limit);
     let input = dir.path("live.ts");
@@ -261,7 +265,9 @@ fn the_watch_page_of_each_relay_is_shown() {
     let [plain_at, named_at, bare_at] = relays;
     let page = format!("http://{http}/watch/{id}");
     assert!(
-        err.contains(&format!("shoal: watch in a browser at {page} (relay {plain_at})")),
+        err.contains(&format!(
+            "shoal: watch in a browser at {page} (relay {plain_at})"
+        )),
         "{err}"
     );
     assert!(

@@ -43,6 +43,11 @@ pub static ASSETS: &[Asset] = &[
         body: include_bytes!("assets/watch.js"),
     },
     Asset {
+        path: "waiting.js",
+        content_type: JS,
+        body: include_bytes!("assets/waiting.js"),
+    },
+    Asset {
         path: "watch.css",
         content_type: CSS,
         body: include_bytes!("assets/watch.css"),
