@@ -8,9 +8,10 @@
 //! and `--metrics` (Prometheus, loopback by default) get the same routes
 //! (`routes.rs`). Slow clients are bounded: a request head must arrive
 //! within [`HEADER_TIME`] (on every request of a kept-alive connection
-//! too), and at most [`MAX_CONNECTIONS`] connections are open at once
-//! (more are closed at accept). Malformed requests get hyper's 400;
-//! unknown paths 404, other methods 405.
+//! too), a client that takes no bytes of an answer for [`WRITE_TIME`] is
+//! closed (`write_timeout.rs`), and at most [`MAX_CONNECTIONS`] connections
+//! are open at once (more are closed at accept). Malformed requests get
+//! hyper's 400; unknown paths 404, other methods 405.
 
 pub mod assets;
 mod feed;
@@ -19,6 +20,7 @@ mod html;
 mod live;
 mod routes;
 mod streams;
+mod write_timeout;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -35,10 +37,14 @@ use crate::server::metrics::MetricsHub;
 pub use feed::Feed;
 use gateway::Feeds;
 use shoal_proto::StreamId;
+use write_timeout::WriteTimeout;
 
 /// Time a client has to send a request head, on a new connection and
 /// between the requests of a kept-alive one.
 pub const HEADER_TIME: Duration = Duration::from_secs(5);
+/// Time a client may take no bytes at all of an answer (a stalled reader
+/// of a live stream) before its connection is closed.
+pub const WRITE_TIME: Duration = Duration::from_secs(10);
 /// Most connections open at once.
 pub const MAX_CONNECTIONS: usize = 1024;
 
@@ -55,6 +61,11 @@ pub struct WebState {
     pub max_http_readers: usize,
     /// Readers refused for [`WebState::max_http_readers`], since start.
     pub refused: Arc<AtomicU64>,
+    /// How long a client may take nothing before it is closed
+    /// ([`WRITE_TIME`]).
+    pub write_time: Duration,
+    /// Connections closed for taking nothing that long, since start.
+    pub stalled: Arc<AtomicU64>,
 }
 
 impl WebState {
@@ -66,6 +77,8 @@ impl WebState {
             feeds: relay.map(|r| Arc::new(Feeds::new(r))),
             max_http_readers,
             refused: Arc::new(AtomicU64::new(0)),
+            write_time: WRITE_TIME,
+            stalled: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -78,6 +91,8 @@ impl WebState {
             feeds: Some(Arc::new(feeds)),
             max_http_readers,
             refused: Arc::new(AtomicU64::new(0)),
+            write_time: WRITE_TIME,
+            stalled: Arc::new(AtomicU64::new(0)),
         };
         (state, feed)
     }
@@ -128,13 +143,22 @@ pub fn serve(
 }
 
 async fn run(listeners: Vec<TcpListener>, state: WebState) {
+    let stall = Stall {
+        budget: state.write_time,
+        closed: state.stalled.clone(),
+    };
     let router = routes::router(state);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut accepting = tokio::task::JoinSet::new();
     for listener in listeners {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                accepting.spawn(accept_loop(listener, router.clone(), slots.clone()));
+                accepting.spawn(accept_loop(
+                    listener,
+                    router.clone(),
+                    slots.clone(),
+                    stall.clone(),
+                ));
             }
             Err(e) => tracing::error!("http: cannot use a listener: {e}"),
         }
@@ -142,10 +166,19 @@ async fn run(listeners: Vec<TcpListener>, state: WebState) {
     while accepting.join_next().await.is_some() {}
 }
 
+/// The write budget of each connection, and the count of those closed
+/// for running out of it.
+#[derive(Debug, Clone)]
+struct Stall {
+    budget: Duration,
+    closed: Arc<AtomicU64>,
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     slots: Arc<Semaphore>,
+    stall: Stall,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -162,11 +195,12 @@ async fn accept_loop(
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
+        let io = WriteTimeout::new(stream, stall.budget, stall.closed.clone());
         tokio::spawn(async move {
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIME)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(io), service);
             if let Err(e) = connection.await {
                 tracing::debug!(%peer, "http connection: {e}");
             }

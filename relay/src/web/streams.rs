@@ -120,6 +120,7 @@ pub(super) fn render_http(state: &WebState, out: &mut String) {
         .values()
         .fold((0, 0), |(n, j), (rn, rj)| (n + rn, j + rj));
     let refused = state.refused.load(Ordering::Relaxed);
+    let stalled = state.stalled.load(Ordering::Relaxed);
     let _ = write!(
         out,
         "# HELP shoal_http_readers Readers of live streams over HTTP now.\n\
@@ -130,7 +131,10 @@ pub(super) fn render_http(state: &WebState, out: &mut String) {
          shoal_http_reader_jumps_total {jumps}\n\
          # HELP shoal_http_readers_refused_total HTTP readers refused for max_http_readers.\n\
          # TYPE shoal_http_readers_refused_total counter\n\
-         shoal_http_readers_refused_total {refused}\n"
+         shoal_http_readers_refused_total {refused}\n\
+         # HELP shoal_http_stalled_closed_total HTTP connections closed for taking no bytes for the write time (10 s).\n\
+         # TYPE shoal_http_stalled_closed_total counter\n\
+         shoal_http_stalled_closed_total {stalled}\n"
     );
 }
 

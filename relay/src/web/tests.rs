@@ -228,3 +228,99 @@ fn a_silent_client_is_dropped_after_the_header_time() {
         "closed after {waited:?}, {n} bytes"
     );
 }
+
+/// A reader that stops reading holds its connection only for the write
+/// time: then it is closed and counted, while a reader that keeps reading
+/// goes on getting the stream.
+#[test]
+fn a_stalled_reader_is_closed_after_the_write_time_and_others_go_on() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let id = stream(3);
+    let (mut state, feed) = WebState::local(id, 16);
+    state.write_time = Duration::from_millis(500);
+    let (addrs, _thread) =
+        serve(&["127.0.0.1:0".parse().expect("literal")], state).expect("serves");
+    let addr = addrs[0];
+    let chunk = |keyframe: bool| {
+        let mut packet = [0xAAu8; 188];
+        packet[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x10]);
+        feed.push(packet.repeat(7), keyframe, Duration::from_millis(5));
+    };
+    chunk(true);
+    let request = format!("GET /streams/{id}.ts HTTP/1.1\r\nHost: x\r\n\r\n");
+
+    // The stalled reader: a small receive buffer, and it never reads.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("a socket");
+    socket.set_recv_buffer_size(4096).expect("a small buffer");
+    socket.connect(&addr.into()).expect("connects");
+    let mut stalled = TcpStream::from(socket);
+    stalled.write_all(request.as_bytes()).expect("request");
+
+    // The reader that keeps up, on a thread of its own.
+    let got = Arc::new(AtomicU64::new(0));
+    let mut reader = TcpStream::connect(addr).expect("connects");
+    reader.write_all(request.as_bytes()).expect("request");
+    reader
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout set");
+    let counted = Arc::clone(&got);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            counted.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    });
+
+    let closed = |addr| {
+        let (_, metrics) = get(addr, "/metrics");
+        metrics.contains("shoal_http_stalled_closed_total 1\n")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut pushed = 0u64;
+    while !closed(addr) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stalled reader was never closed"
+        );
+        for i in 0..200 {
+            chunk(i == 0);
+        }
+        pushed += 200;
+        // The pace of a fast stream (about 50 Mbit/s), not a wait for
+        // anything: the loop ends on the metric.
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    // The one that reads is still served, after the close as before.
+    let before = got.load(Ordering::Relaxed);
+    assert!(
+        before > 0,
+        "the reading reader got nothing of {pushed} chunks"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while got.load(Ordering::Relaxed) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reading reader stopped getting the stream"
+        );
+        chunk(true);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The stalled one finds its connection closed once it reads.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout set");
+    let mut buf = [0u8; 65536];
+    loop {
+        match stalled.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the stalled reader's connection was not closed: {e}"),
+        }
+    }
+}
