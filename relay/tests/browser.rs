@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::browser::{Browser, VIEWPORT};
+use support::page::Page;
 
 /// The page: the video, and a script keeping `window.shoalPlayer` current
 /// from `getVideoPlaybackQuality()`.

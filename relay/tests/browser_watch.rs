@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 
 use support::browser::Browser;
 use support::cli::{self, Proc, TempDir, http_get, keygen};
+use support::firefox::Firefox;
+use support::netns::Netns;
+use support::page::Page;
 
 /// The stream: long enough for a steady state after the page's start.
 const SECONDS: u32 = 14;
@@ -54,6 +57,12 @@ fn publish(relay_extra: &[&str], name: &str) -> Setup {
     }
 }
 
+/// The page's `window.shoalPlayer`, as JSON.
+fn player(browser: &mut impl Page) -> serde_json::Value {
+    let text = browser.evaluate("JSON.stringify(window.shoalPlayer)");
+    serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
+}
+
 /// A relay with `relay_extra` flags and a key in a new directory: the
 /// directory, the stream id, the relay and its address.
 fn relay(relay_extra: &[&str], name: &str) -> (TempDir, String, Proc, SocketAddr) {
@@ -73,7 +82,7 @@ fn start_publisher(dir: &TempDir, addr: SocketAddr) -> Proc {
         "set -o pipefail; ffmpeg -nostdin -loglevel error -re \
          -f lavfi -i testsrc=size=1280x720:rate=30:duration={SECONDS} \
          -f lavfi -i sine=frequency=440:duration={SECONDS} \
-         -c:v libx264 -preset ultrafast -tune zerolatency -g 30 -b:v 2M \
+         -c:v libx264 -pix_fmt yuv420p -preset ultrafast -tune zerolatency -g 30 -b:v 2M \
          -c:a aac -b:a 96k -f mpegts - | {} publish --key {} --relay {addr} --no-dht --quiet",
         env!("CARGO_BIN_EXE_shoal"),
         dir.path("key").display()
@@ -92,7 +101,7 @@ struct Watched {
 /// Opens `url` once `live` says the stream is there, watches until the
 /// publisher ends, and checks that most frames were shown.
 fn watch(
-    browser: &mut Browser,
+    browser: &mut impl Page,
     setup: &mut Setup,
     page: SocketAddr,
     live: impl Fn() -> bool,
@@ -116,17 +125,13 @@ fn watch(
     );
     let mut latencies = Vec::new();
     let mut png = None;
-    let read = |browser: &mut Browser| -> serde_json::Value {
-        let text = browser.evaluate("JSON.stringify(window.shoalPlayer)");
-        serde_json::from_str(text.as_str().unwrap_or("{}")).unwrap_or_default()
-    };
     while !setup.publish.exited() {
         assert!(Instant::now() < deadline, "the publisher did not finish");
         // The picture mid-stream.
         if png.is_none() && opened.elapsed() > Duration::from_secs(6) {
             png = Some(browser.screenshot());
         }
-        let p = read(browser);
+        let p = player(browser);
         if let (Some(serving), Some(ahead)) =
             (p["latencyMs"].as_f64(), p["bufferedAheadMs"].as_f64())
         {
@@ -138,7 +143,7 @@ fn watch(
     setup.publish.wait_success(LIMIT);
     // What the browser shows of the last second still arrives.
     std::thread::sleep(Duration::from_secs(1));
-    let p = read(browser);
+    let p = player(browser);
     let decoded = p["framesDecoded"].as_f64().unwrap_or(0.0);
     let dropped = p["framesDropped"].as_f64().unwrap_or(0.0);
     let since_open = ended.saturating_duration_since(opened).as_secs_f64() * FPS;
@@ -266,4 +271,25 @@ fn a_page_opened_before_the_stream_waits_then_plays() {
     assert_eq!(state, "playing", "{}", browser.log());
     publish.kill();
     relay.kill();
+}
+
+/// The same page in Firefox, which plays the stream through mpegts.js
+/// (Firefox's Media Source Extensions take fragmented MP4, not MPEG-TS).
+/// Firefox reaches for the network by itself, so everything here (relay,
+/// publisher, browser) runs in a network namespace with only loopback.
+#[test]
+fn firefox_shows_most_frames_of_a_live_stream_from_the_relay() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::create("firefox");
+    ns.run(|| {
+        let mut browser = Firefox::launch();
+        let mut setup = publish(&["--http", "127.0.0.1:0"], "firefox");
+        let http = setup.relay.logged_addr("http", LIMIT);
+        let watched = watch(&mut browser, &mut setup, http, || {
+            http_get(http, "/api/streams").contains("\"live\":true")
+        });
+        assert!(watched.shown > 0.0 && watched.since_open > 0.0);
+        assert!(watched.latency_ms.is_some(), "the page reported latency");
+        setup.relay.kill();
+    });
 }

@@ -2,6 +2,9 @@
 //! websocket to the browser, answered by id, with a flattened page session
 //! named by `sessionId` on each message.
 //!
+//! WebDriver BiDi (Firefox's remote protocol) frames its commands, answers
+//! and events the same way, without sessions: it uses this client too.
+//!
 //! Synchronous on purpose: a test sends one command and reads frames until
 //! its answer comes, keeping the events it passes on the way (console lines,
 //! page errors) so a failure can show what the page said. Every read is
@@ -179,6 +182,13 @@ impl Cdp {
                 )
             }
             "Inspector.targetCrashed" | "Target.targetCrashed" => "the page crashed".to_owned(),
+            // WebDriver BiDi: console calls and page errors.
+            "log.entryAdded" => format!(
+                "{}.{}: {}",
+                params["type"].as_str().unwrap_or("log"),
+                params["level"].as_str().unwrap_or("?"),
+                params["text"].as_str().unwrap_or("?")
+            ),
             _ => return,
         };
         if self.log.len() == LOG_LINES {

@@ -369,3 +369,7 @@ pub mod backends;
 pub mod browser;
 pub mod cdp;
 pub mod cli;
+pub mod firefox;
+pub mod launch;
+pub mod netns;
+pub mod page;

@@ -402,6 +402,13 @@
 
   function fail(reason) {
     setState('error: ' + reason);
+    // "Can't play type" (Firefox), "not supported" (Chromium, Safari): the
+    // codec, most often H.264 in 4:4:4, which only some browsers decode.
+    if (/addSourceBuffer|play type|not supported/i.test(reason)) {
+      note('This browser cannot decode this stream\'s video or audio format. Browsers ' +
+        'play H.264 in 4:2:0 with AAC: the publisher can send that with ffmpeg ' +
+        '-c:v libx264 -pix_fmt yuv420p -c:a aac.');
+    }
   }
 
   function recordError(reason) {
