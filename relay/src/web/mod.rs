@@ -8,8 +8,9 @@
 //! and `--metrics` (Prometheus, loopback by default) get the same routes
 //! (`routes.rs`). Slow clients are bounded: a request head must arrive
 //! within [`HEADER_TIME`] (on every request of a kept-alive connection
-//! too), and at most [`MAX_CONNECTIONS`] connections are open at once
-//! (more are closed at accept). Malformed requests get hyper's 400;
+//! too), and at most [`max_connections`] connections are open at once
+//! (more are closed at accept): enough for `max_http_readers` readers and
+//! the pages beside them. Malformed requests get hyper's 400;
 //! unknown paths 404, other methods 405.
 
 pub mod assets;
@@ -39,8 +40,19 @@ use shoal_proto::StreamId;
 /// Time a client has to send a request head, on a new connection and
 /// between the requests of a kept-alive one.
 pub const HEADER_TIME: Duration = Duration::from_secs(5);
-/// Most connections open at once.
+/// Most connections open at once, unless `max_http_readers` asks for more.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections kept for pages, status and scrapes beside the most HTTP
+/// readers, so a full house of readers still answers `/metrics`.
+pub const PAGE_CONNECTIONS: usize = 64;
+
+/// Most connections open at once for a web face serving up to
+/// `max_http_readers` readers: [`MAX_CONNECTIONS`], or the readers plus
+/// [`PAGE_CONNECTIONS`] when that is more. A reader over
+/// `max_http_readers` then gets its 503 rather than a closed connection.
+pub fn max_connections(max_http_readers: usize) -> usize {
+    MAX_CONNECTIONS.max(max_http_readers.saturating_add(PAGE_CONNECTIONS))
+}
 
 /// What the pages are made of.
 #[derive(Debug, Clone)]
@@ -128,13 +140,19 @@ pub fn serve(
 }
 
 async fn run(listeners: Vec<TcpListener>, state: WebState) {
+    let connections = max_connections(state.max_http_readers).min(Semaphore::MAX_PERMITS);
     let router = routes::router(state);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(connections));
     let mut accepting = tokio::task::JoinSet::new();
     for listener in listeners {
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => {
-                accepting.spawn(accept_loop(listener, router.clone(), slots.clone()));
+                accepting.spawn(accept_loop(
+                    listener,
+                    router.clone(),
+                    slots.clone(),
+                    connections,
+                ));
             }
             Err(e) => tracing::error!("http: cannot use a listener: {e}"),
         }
@@ -146,6 +164,7 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     slots: Arc<Semaphore>,
+    connections: usize,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -158,7 +177,7 @@ async fn accept_loop(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "http: {MAX_CONNECTIONS} connections open; closed");
+            tracing::debug!(%peer, "http: {connections} connections open; closed");
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
