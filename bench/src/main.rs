@@ -21,11 +21,15 @@
 //! forgeries at the relay during the measurement; `--churn PCT` replaces
 //! that share of the viewers every second and samples the relay's memory,
 //! subscriber gauge and file descriptors (see [`soak`]).
+//!
+//! `--http-viewers N` adds readers of the stream over HTTP from the
+//! relay's web face (see [`http`]).
 
 mod baseline;
 mod cli;
 mod clock;
 mod flood;
+mod http;
 mod plot;
 mod progress;
 mod report;
@@ -38,6 +42,7 @@ mod source;
 mod sys;
 mod target;
 mod text;
+mod ts;
 mod viewers;
 
 use std::process::ExitCode;

@@ -10,9 +10,12 @@ impl Report {
         rows.push((
             "run",
             format!(
-                "{} viewers x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks, \
+                "{} viewers{} x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks, \
                  FEC {}+{}",
                 self.viewers,
+                self.http
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!(" and {} HTTP readers", h.readers)),
                 rate(self.bitrate_bps as f64),
                 self.duration_s,
                 self.warmup_s,
@@ -90,7 +93,11 @@ impl Report {
         rows.push((
             "relay CPU",
             match self.relay_cpu_percent {
-                Some(p) => format!("{p:.1}% of one core"),
+                Some(p) => format!(
+                    "{p:.1}% of one core{}",
+                    self.relay_cpu_per_viewer_percent
+                        .map_or_else(String::new, |v| format!(" ({v:.3}% per UDP viewer)"))
+                ),
                 None => "unknown (give --relay-pid)".to_owned(),
             },
         ));
@@ -135,15 +142,19 @@ impl Report {
                 ),
             ));
         }
+        let readers_cpu = self.http.as_ref().map(|h| h.readers_cpu_percent);
         rows.push((
             "generator CPU",
             format!(
-                "source {:.1}%, viewers {:.1}% of one core",
-                self.source_cpu_percent, self.viewers_cpu_percent
+                "source {:.1}%, viewers {:.1}%{} of one core",
+                self.source_cpu_percent,
+                self.viewers_cpu_percent,
+                readers_cpu.map_or_else(String::new, |p| format!(", HTTP readers {p:.1}%"))
             ),
         ));
         let generator_cores = self.generator_cpus.len().max(1) as f64;
-        if self.source_cpu_percent + self.viewers_cpu_percent > 85.0 * generator_cores {
+        let generator = self.source_cpu_percent + self.viewers_cpu_percent;
+        if generator + readers_cpu.unwrap_or(0.0) > 85.0 * generator_cores {
             rows.push((
                 "warning",
                 "the load generator's CPUs were nearly saturated: loss and latency may be \
@@ -166,6 +177,9 @@ impl Report {
         }
         if let Some(s) = &self.soak {
             s.rows(&mut rows);
+        }
+        if let Some(h) = &self.http {
+            h.rows(&mut rows);
         }
         if let Some(max) = self.max_viewers {
             rows.push((
