@@ -86,6 +86,13 @@ pub struct Args {
     /// run of --warmup plus --duration; shorten them (such as 3s).
     #[arg(long, conflicts_with = "baseline")]
     pub find_max: bool,
+    /// Search for the most HTTP readers the relay's web face (one thread,
+    /// on the relay's CPU) serves at --bitrate with none falling behind
+    /// (see `--http-viewers`): start at --http-viewers, double until a
+    /// step fails, then bisect; each step a run of --warmup plus
+    /// --duration, --viewers UDP viewers beside.
+    #[arg(long, conflicts_with_all = ["baseline", "find_max"])]
+    pub find_max_http: bool,
     /// Write an SVG with the one-way latency CDF and the delivered
     /// throughput over the measurement.
     #[arg(long, value_name = "FILE.svg")]
@@ -216,6 +223,9 @@ impl Args {
                 self.http_viewers
             );
         }
+        if self.find_max_http && self.http_viewers == 0 {
+            bail!("--find-max-http starts at --http-viewers; give one, such as --http-viewers 50");
+        }
         if self.http_viewers == 0 {
             return Ok(());
         }
@@ -339,6 +349,8 @@ mod tests {
             err.starts_with("--chunk 1000") && err.contains("188"),
             "{err}"
         );
+        let err = check(&["--find-max-http"]).expect_err("no start");
+        assert!(err.starts_with("--find-max-http"), "{err}");
         let err =
             check(&["--relay", "127.0.0.1:7400", "--http-viewers", "5"]).expect_err("no web face");
         assert!(err.contains("--relay-http"), "{err}");
@@ -347,6 +359,7 @@ mod tests {
         assert!(err.starts_with("--viewers 0"), "{err}");
         let err = check(&["--http-viewers", "20000"]).expect_err("too many");
         assert!(err.starts_with("--http-viewers 20000"), "{err}");
+        assert!(Args::try_parse_from(["shoal-bench", "--find-max", "--find-max-http"]).is_err());
     }
 
     #[test]

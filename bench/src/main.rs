@@ -23,7 +23,8 @@
 //! subscriber gauge and file descriptors (see [`soak`]).
 //!
 //! `--http-viewers N` adds readers of the stream over HTTP from the
-//! relay's web face (see [`http`]).
+//! relay's web face, and `--find-max-http` searches for the most of them
+//! that its one thread serves with none falling behind (see [`http`]).
 
 mod baseline;
 mod cli;
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
         };
     }
     let result = args.check().and_then(|()| {
-        if args.find_max {
+        if args.find_max || args.find_max_http {
             search::run(&args)
         } else {
             run::run(&args)

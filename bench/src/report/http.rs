@@ -118,6 +118,15 @@ impl HttpFigures {
         }
     }
 
+    /// Whether every reader got the stream all along: none refused, none
+    /// behind, no jump counted by the relay.
+    pub fn kept_up(&self) -> bool {
+        self.refused.is_empty()
+            && self.started == self.readers
+            && self.readers_behind == 0
+            && self.relay_jumps == Some(0)
+    }
+
     /// The table's rows.
     pub fn rows(&self, rows: &mut Vec<(&str, String)>) {
         let share = |v: f64| v / self.stream_bytes_per_s.max(1e-9) * 100.0;
@@ -183,5 +192,86 @@ impl HttpFigures {
                 self.readers_cpu_percent
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::ReaderResult;
+    use crate::report::{Step, describe};
+    use crate::viewers::latency_histogram;
+
+    /// A reader answered 200 that got `bytes` in a second, its latest
+    /// frame `late_ms` late.
+    fn reader(bytes: u64, late_ms: u64) -> ReaderResult {
+        ReaderResult {
+            status: Some(200),
+            started: true,
+            measured_bytes: bytes,
+            latest_ns: Some(late_ms * 1_000_000),
+            ended: None,
+        }
+    }
+
+    /// The figures of one second at 3 Mbit/s.
+    fn figures(readers: Vec<ReaderResult>, jumps: Option<u64>) -> HttpFigures {
+        let report = ReadersReport {
+            readers,
+            latency_us: latency_histogram(),
+        };
+        HttpFigures::new(&report, 1.0, 3_000_000, jumps, Some(30.0), 5.0)
+    }
+
+    #[test]
+    fn a_reader_is_behind_when_short_late_or_cut_off() {
+        let full = 375_000;
+        let ok = figures(vec![reader(full, 30), reader(full - 100, 40)], Some(0));
+        assert!(ok.kept_up());
+        assert_eq!(ok.relay_cpu_per_reader_percent, Some(15.0));
+        assert_eq!(ok.reader_bytes_per_s.min, (full - 100) as f64);
+
+        let short = figures(vec![reader(full, 30), reader(full * 9 / 10, 30)], Some(0));
+        assert_eq!(short.readers_behind, 1);
+        let late = figures(vec![reader(full, 30), reader(full, 600)], Some(0));
+        assert_eq!(late.readers_behind, 1);
+        let cut = ReaderResult {
+            ended: Some("read: reset".into()),
+            ..reader(full, 30)
+        };
+        let cut = figures(vec![cut], Some(0));
+        assert_eq!((cut.readers_behind, cut.ended_early), (1, 1));
+        for f in [short, late, cut] {
+            assert!(!f.kept_up());
+        }
+
+        assert!(
+            !figures(vec![reader(full, 30)], Some(1)).kept_up(),
+            "a jump"
+        );
+        assert!(!figures(vec![reader(full, 30)], None).kept_up(), "unknown");
+        let refused = ReaderResult {
+            status: Some(503),
+            started: false,
+            ..ReaderResult::default()
+        };
+        let refused = figures(vec![reader(full, 30), refused], Some(0));
+        assert_eq!(refused.refused.get(&503), Some(&1));
+        assert_eq!(refused.readers_behind, 0);
+        assert!(!refused.kept_up());
+    }
+
+    #[test]
+    fn an_http_step_is_judged_on_its_readers() {
+        let mut report = crate::report::tests::sample();
+        report.http = Some(figures(vec![reader(375_000, 30)], Some(0)));
+        let step = Step::of_http(0, 1, &Ok(report.clone()));
+        assert!(step.passed);
+        assert_eq!(step.http_viewers, Some(1));
+        assert!(describe(&step).starts_with("pass: slowest reader 100.0%"));
+        report.http = Some(figures(vec![reader(375_000, 900)], Some(0)));
+        let step = Step::of_http(0, 1, &Ok(report));
+        assert!(!step.passed);
+        assert!(describe(&step).contains("1 behind"), "{}", describe(&step));
     }
 }

@@ -122,7 +122,12 @@ pub struct Report {
     /// are those of that step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_viewers: Option<usize>,
-    /// With --find-max: every step, in the order run.
+    /// With --find-max-http: the most HTTP readers served with none
+    /// falling behind at this bitrate (0 if even the smallest step
+    /// failed). The other figures are those of that step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_viewers: Option<usize>,
+    /// With --find-max or --find-max-http: every step, in the order run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
     /// The one-way latency's CDF: (microseconds, fraction at or below),
@@ -302,6 +307,7 @@ pub(crate) mod tests {
             soak: None,
             http: None,
             max_viewers: None,
+            max_http_viewers: None,
             steps: None,
             latency_cdf: cdf(&h),
             throughput: Vec::new(),

@@ -193,11 +193,21 @@ impl Report {
                 ),
             ));
         }
-        for step in self.steps.iter().flatten() {
+        if let Some(max) = self.max_http_viewers {
             rows.push((
-                "  step",
-                format!("{} viewers: {}", step.viewers, step::describe(step)),
+                "max HTTP readers",
+                format!(
+                    "{max} at {} (none behind, no jump; figures above are of that step)",
+                    rate(self.bitrate_bps as f64)
+                ),
             ));
+        }
+        for step in self.steps.iter().flatten() {
+            let count = match step.http_viewers {
+                Some(n) => format!("{n} HTTP readers"),
+                None => format!("{} viewers", step.viewers),
+            };
+            rows.push(("  step", format!("{count}: {}", step::describe(step))));
         }
         if let Some(b) = self.baseline {
             rows.push((

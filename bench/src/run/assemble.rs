@@ -183,5 +183,6 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
                 a.cpu.readers,
             )
         }),
+        max_http_viewers: None,
     }
 }
