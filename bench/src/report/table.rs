@@ -36,50 +36,10 @@ impl Report {
                 cpus(&self.generator_cpus)
             ),
         ));
-        rows.push((
-            "chunks",
-            format!(
-                "{} expected, {} delivered, loss {:.4}%",
-                self.chunks_expected,
-                self.chunks_delivered,
-                self.loss_ratio * 100.0
-            ),
-        ));
-        rows.push((
-            "order",
-            format!(
-                "{} duplicates, {} out of order",
-                self.duplicates, self.out_of_order
-            ),
-        ));
-        rows.push((
-            "delivered",
-            format!(
-                "{} datagrams/s ({} chunks/s), {:.3} Gbit/s",
-                count(self.delivered_pps),
-                count(self.delivered_chunks_pps),
-                self.delivered_gbps
-            ),
-        ));
-        rows.push((
-            "latency us",
-            match self.latency_us {
-                Some(l) => format!(
-                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to {})",
-                    l.p50,
-                    l.p90,
-                    l.p99,
-                    l.p999,
-                    l.max,
-                    if self.kernel_timestamps {
-                        "arrival in the viewer's socket"
-                    } else {
-                        "the viewer's read"
-                    }
-                ),
-                None => "no chunk measured".to_owned(),
-            },
-        ));
+        // With HTTP readers alone there is nothing for these to say.
+        if self.viewers > 0 {
+            self.viewer_rows(&mut rows);
+        }
         rows.push((
             "relay adds us",
             match self.relay_added_latency_us {
@@ -240,6 +200,54 @@ impl Report {
             out.push_str(&format!("{k:<width$}  {v}\n"));
         }
         out
+    }
+
+    /// The UDP viewers' rows: what they got, in what order, how late.
+    fn viewer_rows(&self, rows: &mut Vec<(&str, String)>) {
+        rows.push((
+            "chunks",
+            format!(
+                "{} expected, {} delivered, loss {:.4}%",
+                self.chunks_expected,
+                self.chunks_delivered,
+                self.loss_ratio * 100.0
+            ),
+        ));
+        rows.push((
+            "order",
+            format!(
+                "{} duplicates, {} out of order",
+                self.duplicates, self.out_of_order
+            ),
+        ));
+        rows.push((
+            "delivered",
+            format!(
+                "{} datagrams/s ({} chunks/s), {:.3} Gbit/s",
+                count(self.delivered_pps),
+                count(self.delivered_chunks_pps),
+                self.delivered_gbps
+            ),
+        ));
+        rows.push((
+            "latency us",
+            match self.latency_us {
+                Some(l) => format!(
+                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to {})",
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.p999,
+                    l.max,
+                    if self.kernel_timestamps {
+                        "arrival in the viewer's socket"
+                    } else {
+                        "the viewer's read"
+                    }
+                ),
+                None => "no chunk measured".to_owned(),
+            },
+        ));
     }
 }
 
