@@ -337,7 +337,10 @@ impl Target {
     }
 
     /// CPU time the relay's web face thread has used so far, in clock
-    /// ticks, if it has one and its process is known.
+    /// ticks, if it has one and its process is known. A relay started
+    /// earlier in this process (a step of `--find-max-http`) leaves its
+    /// web face thread behind, idle once its readers are gone: its ticks
+    /// are summed too, but no longer move.
     pub fn http_cpu_ticks(&self) -> Option<u64> {
         let pid = self.proc_pid()?;
         sys::threads_cpu_ticks(&pid, &[HTTP_THREAD])
