@@ -14,6 +14,11 @@ use shoal_relay::units;
 /// Most viewers: each gets its own address in 127.10.0.0/16, 250 per /24.
 pub const MAX_VIEWERS: usize = 250 * 256;
 
+/// Most HTTP readers. The in-process relay is set to serve that many
+/// (`max_http_readers`); each reader takes two descriptors in this
+/// process, its socket and the relay's end.
+pub const MAX_HTTP_VIEWERS: usize = 10_000;
+
 /// Longest warm-up plus measurement: the send-time ring stores times in
 /// 44 bits of nanoseconds (see [`crate::clock`]).
 const MAX_RUN: Duration = Duration::from_secs(4 * 3600);
@@ -29,9 +34,14 @@ pub struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Virtual viewers, each with its own UDP socket on its own loopback
-    /// address (127.10.x.y).
+    /// address (127.10.x.y); 0 with --http-viewers for HTTP readers alone.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub viewers: usize,
+    /// HTTP readers of the live MPEG-TS (`GET /streams/<ID>.ts` from the
+    /// relay's web face, which the in-process relay then serves on a
+    /// loopback port); the source sends a synthetic MPEG-TS for them.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub http_viewers: usize,
     /// Stream bitrate: 3Mbit, 500kbit, 1Gbit, or plain bits per second.
     #[arg(long, value_name = "RATE", default_value = "3Mbit", value_parser = units::bitrate)]
     pub bitrate: u64,
@@ -42,6 +52,10 @@ pub struct Args {
     /// instead of starting one in this process.
     #[arg(long, value_name = "ADDR", value_parser = parse_relay)]
     pub relay: Option<SocketAddrV4>,
+    /// With --relay and --http-viewers: the relay's web face (its --http
+    /// address).
+    #[arg(long, value_name = "ADDR", requires = "relay")]
+    pub relay_http: Option<SocketAddr>,
     /// With --relay: the relay's process id, to report its CPU use.
     #[arg(long, value_name = "PID", requires = "relay")]
     pub relay_pid: Option<u32>,
@@ -72,6 +86,13 @@ pub struct Args {
     /// run of --warmup plus --duration; shorten them (such as 3s).
     #[arg(long, conflicts_with = "baseline")]
     pub find_max: bool,
+    /// Search for the most HTTP readers the relay's web face (one thread,
+    /// on the relay's CPU) serves at --bitrate with none falling behind
+    /// (see `--http-viewers`): start at --http-viewers, double until a
+    /// step fails, then bisect; each step a run of --warmup plus
+    /// --duration, --viewers UDP viewers beside.
+    #[arg(long, conflicts_with_all = ["baseline", "find_max"])]
+    pub find_max_http: bool,
     /// Write an SVG with the one-way latency CDF and the delivered
     /// throughput over the measurement.
     #[arg(long, value_name = "FILE.svg")]
@@ -129,13 +150,20 @@ pub enum Command {
 impl Args {
     /// The checks that involve more than one flag, or a flag's range.
     pub fn check(&self) -> anyhow::Result<()> {
-        if self.viewers == 0 || self.viewers > MAX_VIEWERS {
+        if self.viewers > MAX_VIEWERS || (self.viewers == 0 && self.http_viewers == 0) {
             bail!(
                 "--viewers {}: must be 1..={MAX_VIEWERS} (each viewer has its own \
-                 127.10.x.y address)",
+                 127.10.x.y address), or 0 with --http-viewers",
                 self.viewers
             );
         }
+        if self.viewers == 0 && (self.find_max || self.baseline) {
+            bail!(
+                "--viewers 0: --find-max and --baseline measure UDP viewers; give some, such \
+                 as --viewers 50"
+            );
+        }
+        self.check_http()?;
         if self.workers == 0 || self.workers > shoal_relay::server::config::MAX_WORKERS {
             bail!(
                 "--workers {}: must be 1..={}; use 1 to leave the other CPUs to the load \
@@ -182,6 +210,36 @@ impl Args {
             bail!(
                 "--duration plus --warmup: at most {}h; shorten --duration",
                 MAX_RUN.as_secs() / 3600
+            );
+        }
+        Ok(())
+    }
+
+    /// The checks of the HTTP readers' flags.
+    fn check_http(&self) -> anyhow::Result<()> {
+        if self.http_viewers > MAX_HTTP_VIEWERS {
+            bail!(
+                "--http-viewers {}: at most {MAX_HTTP_VIEWERS}",
+                self.http_viewers
+            );
+        }
+        if self.find_max_http && self.http_viewers == 0 {
+            bail!("--find-max-http starts at --http-viewers; give one, such as --http-viewers 50");
+        }
+        if self.http_viewers == 0 {
+            return Ok(());
+        }
+        if !usize::from(self.chunk).is_multiple_of(shoal_proto::ts::TS_PACKET_LEN) {
+            bail!(
+                "--chunk {}: with --http-viewers the source sends MPEG-TS, so a chunk holds \
+                 whole 188-byte packets, such as 1316",
+                self.chunk
+            );
+        }
+        if self.relay.is_some() && self.relay_http.is_none() {
+            bail!(
+                "--http-viewers with --relay: give the relay's web face too, --relay-http ADDR \
+                 (its --http)"
             );
         }
         Ok(())
@@ -273,6 +331,35 @@ mod tests {
         let err = Args::try_parse_from(["shoal-bench", "--relay", "[::1]:7400"])
             .expect_err("IPv6 is refused");
         assert!(err.to_string().contains("127.0.0.1:7400"));
+    }
+
+    #[test]
+    fn http_reader_flags_are_checked() {
+        let check = |argv: &[&str]| {
+            let mut all = vec!["shoal-bench"];
+            all.extend_from_slice(argv);
+            Args::try_parse_from(all)
+                .expect("parses")
+                .check()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&["--viewers", "0", "--http-viewers", "20"]), Ok(()));
+        let err = check(&["--http-viewers", "20", "--chunk", "1000"]).expect_err("not TS");
+        assert!(
+            err.starts_with("--chunk 1000") && err.contains("188"),
+            "{err}"
+        );
+        let err = check(&["--find-max-http"]).expect_err("no start");
+        assert!(err.starts_with("--find-max-http"), "{err}");
+        let err =
+            check(&["--relay", "127.0.0.1:7400", "--http-viewers", "5"]).expect_err("no web face");
+        assert!(err.contains("--relay-http"), "{err}");
+        let err = check(&["--viewers", "0", "--http-viewers", "5", "--find-max"])
+            .expect_err("nothing to search");
+        assert!(err.starts_with("--viewers 0"), "{err}");
+        let err = check(&["--http-viewers", "20000"]).expect_err("too many");
+        assert!(err.starts_with("--http-viewers 20000"), "{err}");
+        assert!(Args::try_parse_from(["shoal-bench", "--find-max", "--find-max-http"]).is_err());
     }
 
     #[test]

@@ -21,11 +21,16 @@
 //! forgeries at the relay during the measurement; `--churn PCT` replaces
 //! that share of the viewers every second and samples the relay's memory,
 //! subscriber gauge and file descriptors (see [`soak`]).
+//!
+//! `--http-viewers N` adds readers of the stream over HTTP from the
+//! relay's web face, and `--find-max-http` searches for the most of them
+//! that its one thread serves with none falling behind (see [`http`]).
 
 mod baseline;
 mod cli;
 mod clock;
 mod flood;
+mod http;
 mod plot;
 mod progress;
 mod report;
@@ -38,6 +43,7 @@ mod source;
 mod sys;
 mod target;
 mod text;
+mod ts;
 mod viewers;
 
 use std::process::ExitCode;
@@ -65,7 +71,7 @@ fn main() -> ExitCode {
         };
     }
     let result = args.check().and_then(|()| {
-        if args.find_max {
+        if args.find_max || args.find_max_http {
             search::run(&args)
         } else {
             run::run(&args)

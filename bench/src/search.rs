@@ -3,8 +3,11 @@
 //! The viewer count doubles from `--viewers` until a step fails, then a
 //! few bisections narrow the gap between the last pass and the first
 //! failure. Each step is a whole run of `--warmup` plus `--duration`.
+//!
+//! `--find-max-http` searches the same way over `--http-viewers`, a step
+//! passing when every HTTP reader kept up ([`Step::of_http`]).
 
-use crate::cli::{Args, MAX_VIEWERS};
+use crate::cli::{Args, MAX_HTTP_VIEWERS, MAX_VIEWERS};
 use crate::report::{self, Report, Step};
 use crate::run;
 
@@ -15,28 +18,45 @@ const BISECTIONS: u32 = 4;
 /// (or, if none passed, of the first step), with `max_viewers` and
 /// `steps` filled in.
 pub fn run(args: &Args) -> anyhow::Result<Report> {
+    let http = args.find_max_http;
+    let (start, ceiling, noun) = if http {
+        (args.http_viewers, MAX_HTTP_VIEWERS, "HTTP readers")
+    } else {
+        (args.viewers, MAX_VIEWERS, "viewers")
+    };
     let mut steps = Vec::new();
-    let mut best: Option<Report> = None;
+    let mut best: Option<(usize, Report)> = None;
     let mut first: Option<anyhow::Result<Report>> = None;
-    let max = find_max(args.viewers, MAX_VIEWERS, BISECTIONS, |viewers| {
-        let step_args = Args {
-            viewers,
-            ..args.clone()
+    let max = find_max(start, ceiling, BISECTIONS, |n| {
+        let step_args = if http {
+            Args {
+                http_viewers: n,
+                ..args.clone()
+            }
+        } else {
+            Args {
+                viewers: n,
+                ..args.clone()
+            }
         };
-        eprintln!("shoal-bench: find-max: {viewers} viewers");
+        eprintln!("shoal-bench: find-max: {n} {noun}");
         let result = run::run(&step_args);
-        let step = Step::of(viewers, &result);
+        let step = if http {
+            Step::of_http(args.viewers, n, &result)
+        } else {
+            Step::of(n, &result)
+        };
         eprintln!(
-            "shoal-bench: find-max: {viewers} viewers {}",
+            "shoal-bench: find-max: {n} {noun} {}",
             report::describe(&step)
         );
         let passed = step.passed;
         steps.push(step);
         if passed {
             if let Ok(r) = result
-                && best.as_ref().is_none_or(|b| b.viewers < viewers)
+                && best.as_ref().is_none_or(|(b, _)| *b < n)
             {
-                best = Some(r);
+                best = Some((n, r));
             }
         } else if first.is_none() && best.is_none() {
             first = Some(result);
@@ -44,11 +64,15 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         passed
     });
     let mut report = match (best, first) {
-        (Some(r), _) => r,
+        (Some((_, r)), _) => r,
         (None, Some(result)) => result?,
         (None, None) => anyhow::bail!("--find-max: no step ran"),
     };
-    report.max_viewers = Some(max.unwrap_or(0));
+    if http {
+        report.max_http_viewers = Some(max.unwrap_or(0));
+    } else {
+        report.max_viewers = Some(max.unwrap_or(0));
+    }
     report.steps = Some(steps);
     Ok(report)
 }

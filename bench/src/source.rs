@@ -1,7 +1,8 @@
 //! The source: a real [`Publisher`] fed a frame's worth of bytes at a time,
-//! `fps` times a second, as an encoder does. Every datagram it makes goes
-//! to the relay over one UDP socket; each DATA seq's send time goes into
-//! the shared ring first.
+//! `fps` times a second, as an encoder does: opaque bytes, or with HTTP
+//! readers a synthetic MPEG-TS ([`crate::ts`]) that the relay's web face
+//! can start them on. Every datagram it makes goes to the relay over one
+//! UDP socket; each DATA seq's send time goes into the shared ring first.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use shoal_proto::wire::{Codec, DataView, MessageType, peek_type};
 
 use crate::shared::{Phase, Shared};
 use crate::sys;
+use crate::ts::StampedTs;
 
 /// The key is fixed: a benchmark needs no secret, and a fixed stream id
 /// makes runs comparable.
@@ -41,6 +43,9 @@ pub struct SourceConfig {
     pub fec: (u8, u8),
     /// CPUs to run on; empty to leave the thread unpinned.
     pub cpus: Vec<usize>,
+    /// Send the stamped MPEG-TS of [`crate::ts`] instead of opaque bytes
+    /// (`chunk` must then be a multiple of 188).
+    pub stamped_ts: bool,
 }
 
 /// What the source did.
@@ -89,7 +94,11 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         let _ = sys::pin_to(&config.cpus);
     }
     let publisher_config = PublisherConfig {
-        codec: Codec::Opaque,
+        codec: if config.stamped_ts {
+            Codec::MpegTs
+        } else {
+            Codec::Opaque
+        },
         chunk_size: config.chunk,
         bitrate_bps: config.bitrate_bps,
         k: config.fec.0,
@@ -109,6 +118,7 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         .store(publisher.epoch(), std::sync::atomic::Ordering::Release);
     let mut frames = FrameClock::new(config.bitrate_bps, config.fps, Instant::now());
     let mut frame = Vec::new();
+    let mut stamped = config.stamped_ts.then(|| StampedTs::new(config.fps));
     let mut report = SourceReport::default();
     let mut end_seq = 0;
     let mut measuring = false;
@@ -128,7 +138,10 @@ fn run(config: &SourceConfig, socket: &UdpSocket, shared: &Shared) -> anyhow::Re
         let now = Instant::now();
         if let Some(bytes) = frames.due(now) {
             frame.clear();
-            frame.resize(bytes, (frames.index % 251) as u8);
+            match &mut stamped {
+                Some(ts) => ts.frame(bytes, shared.clock.now(), &mut frame),
+                None => frame.resize(bytes, (frames.index % 251) as u8),
+            }
             publisher.handle_input(os::now(), &frame);
         }
         if frames.take_stalled() {

@@ -32,12 +32,13 @@ fn parse_stat_ticks(text: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// CPU ticks used so far by this process's threads whose name starts with
-/// one of `prefixes`, and how many such threads there are.
-pub fn threads_cpu_ticks(prefixes: &[&str]) -> io::Result<(u64, usize)> {
+/// CPU ticks used so far by the threads of process `pid` (`self` for this
+/// one) whose name starts with one of `prefixes`, and how many such
+/// threads there are.
+pub fn threads_cpu_ticks(pid: &str, prefixes: &[&str]) -> io::Result<(u64, usize)> {
     let mut ticks = 0;
     let mut threads = 0;
-    for entry in std::fs::read_dir("/proc/self/task")? {
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task"))? {
         let dir = entry?.path();
         // A thread may exit between listing and reading: skip it.
         let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
@@ -121,7 +122,7 @@ mod tests {
 
     #[test]
     fn this_process_reads_its_own_threads() {
-        let (_, threads) = threads_cpu_ticks(&[""]).expect("/proc/self/task");
+        let (_, threads) = threads_cpu_ticks("self", &[""]).expect("/proc/self/task");
         assert!(threads >= 1);
         assert!(stat_cpu_ticks(Path::new("/proc/self/stat")).is_ok());
     }

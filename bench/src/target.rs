@@ -2,11 +2,13 @@
 //! already running elsewhere on this machine (`--relay ADDR`). Either way
 //! it can be sampled for CPU time and for its own counters: in-process
 //! from its workers' snapshots (with the relay-added latency histogram),
-//! external from its Prometheus endpoint (`--relay-metrics`).
+//! external from its Prometheus endpoint (`--relay-metrics`). With HTTP
+//! readers the in-process relay also serves its web face (`--http`) on a
+//! loopback port, from a thread that shares the workers' CPUs.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, SocketAddrV4, TcpStream};
+use std::io::Read;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -18,16 +20,20 @@ use shoal_relay::server::Server;
 use shoal_relay::server::config::{RelayArgs, Settings};
 use shoal_relay::server::metrics::{WorkerSnapshot, latency_histogram};
 
+use crate::cli::MAX_HTTP_VIEWERS;
 use crate::sys;
 
 /// Longest wait for the workers to publish their counters (they do about
 /// every 250 ms).
 const PUBLISH_WAIT: Duration = Duration::from_millis(400);
 
-/// Name prefixes of the relay's threads: its workers, and the kernel's
+/// The relay's web face thread (`--http`): one tokio current-thread
+/// runtime serves every HTTP reader.
+const HTTP_THREAD: &str = "shoal-http";
+/// Name prefixes of the relay's threads: its workers, the kernel's
 /// io_uring helpers (`iou-wrk-*`, `iou-sqp-*`), which in this process can
-/// only be the relay's.
-const RELAY_THREADS: [&str; 2] = ["shoal-worker", "iou-"];
+/// only be the relay's, and its web face.
+const RELAY_THREADS: [&str; 3] = ["shoal-worker", "iou-", HTTP_THREAD];
 
 /// See the module docs.
 #[derive(Debug)]
@@ -42,6 +48,8 @@ pub enum Target {
         pid: Option<u32>,
         /// Its Prometheus endpoint, for its counters.
         metrics: Option<SocketAddr>,
+        /// Its web face (`--http`), for HTTP readers.
+        http: Option<SocketAddr>,
     },
 }
 
@@ -236,36 +244,27 @@ impl RelayCounters {
 
 /// `GET /metrics` from `addr`, bounded to a few seconds.
 fn scrape(addr: SocketAddr) -> anyhow::Result<String> {
-    let timeout = Duration::from_secs(3);
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("--relay-metrics {addr}: cannot connect"))?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    stream
-        .read_to_string(&mut text)
-        .with_context(|| format!("--relay-metrics {addr}: reading the answer"))?;
-    match text.split_once("\r\n\r\n") {
-        Some((head, body))
-            if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") =>
-        {
-            Ok(body.to_owned())
-        }
-        _ => bail!(
-            "--relay-metrics {addr}: not a metrics answer: {:?}",
-            text.lines().next().unwrap_or("")
-        ),
+    let (status, body) = crate::http::api::get(addr, "/metrics")
+        .with_context(|| format!("--relay-metrics {addr}"))?;
+    if status != 200 {
+        bail!(
+            "--relay-metrics {addr}: answered {status} to GET /metrics; is it the relay's --metrics?"
+        );
     }
+    Ok(body)
 }
 
 impl Target {
     /// Starts a relay in this process on 127.0.0.1, its `workers` pinned
-    /// to the first `workers` allowed CPUs, with room for `viewers`.
-    pub fn start(backend: BackendKind, workers: usize, viewers: usize) -> anyhow::Result<Self> {
+    /// to the first `workers` allowed CPUs, with room for `viewers`; with
+    /// `http`, its web face on a loopback port too, for up to
+    /// [`MAX_HTTP_VIEWERS`] readers, its thread on the workers' CPUs.
+    pub fn start(
+        backend: BackendKind,
+        workers: usize,
+        viewers: usize,
+        http: bool,
+    ) -> anyhow::Result<Self> {
         let mut settings =
             Settings::load(&RelayArgs::default()).context("the relay's default settings")?;
         settings.listen = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -274,7 +273,20 @@ impl Target {
         settings.metrics = None;
         settings.pin = true;
         settings.max_subscribers = settings.max_subscribers.max(viewers + 64);
-        let server = Server::start(&settings).with_context(|| {
+        // The web face's thread takes this thread's CPUs when it starts:
+        // the relay's, apart from the load generator's.
+        let allowed = sys::allowed_cpus();
+        if http {
+            settings.http = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+            settings.max_http_readers = MAX_HTTP_VIEWERS;
+            let relay_cpus: Vec<usize> = allowed.iter().take(workers).copied().collect();
+            sys::pin_to(&relay_cpus).context("cannot pin the relay's web face")?;
+        }
+        let server = Server::start(&settings);
+        if http {
+            sys::pin_to(&allowed).context("cannot unpin the main thread")?;
+        }
+        let server = server.with_context(|| {
             format!("cannot start the relay (--backend {backend:?}, --workers {workers})")
         })?;
         Ok(Self::InProcess(server))
@@ -291,6 +303,15 @@ impl Target {
         }
     }
 
+    /// The relay's web face, if it serves one (in-process with HTTP
+    /// readers, or external with `--relay-http`).
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Self::InProcess(server) => server.http_addr(),
+            Self::External { http, .. } => *http,
+        }
+    }
+
     /// "uring", "mmsg", or "external".
     pub fn backend(&self) -> &'static str {
         match self {
@@ -304,7 +325,7 @@ impl Target {
     /// known, else `None`.
     pub fn cpu_ticks(&self) -> Option<u64> {
         match self {
-            Self::InProcess(_) => sys::threads_cpu_ticks(&RELAY_THREADS)
+            Self::InProcess(_) => sys::threads_cpu_ticks("self", &RELAY_THREADS)
                 .ok()
                 .filter(|&(_, threads)| threads > 0)
                 .map(|(ticks, _)| ticks),
@@ -313,6 +334,19 @@ impl Target {
             }
             Self::External { pid: None, .. } => None,
         }
+    }
+
+    /// CPU time the relay's web face thread has used so far, in clock
+    /// ticks, if it has one and its process is known. A relay started
+    /// earlier in this process (a step of `--find-max-http`) leaves its
+    /// web face thread behind, idle once its readers are gone: its ticks
+    /// are summed too, but no longer move.
+    pub fn http_cpu_ticks(&self) -> Option<u64> {
+        let pid = self.proc_pid()?;
+        sys::threads_cpu_ticks(&pid, &[HTTP_THREAD])
+            .ok()
+            .filter(|&(_, threads)| threads > 0)
+            .map(|(ticks, _)| ticks)
     }
 
     /// The relay's process id as `/proc` names it: `self` when in-process.

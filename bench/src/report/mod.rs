@@ -1,9 +1,11 @@
 //! The results of a run: what was measured, as JSON (`--json`) and as the
 //! table on stdout ([`table`]).
 
+mod http;
 mod step;
 mod table;
 
+pub use http::HttpFigures;
 pub use step::{Step, describe};
 
 use std::collections::BTreeMap;
@@ -52,6 +54,9 @@ pub struct Report {
     /// The relay's CPU time over the measurement, percent of one core;
     /// null when it cannot be known (external relay without --relay-pid).
     pub relay_cpu_percent: Option<f64>,
+    /// The relay's CPU less its web face thread's, per UDP viewer, percent
+    /// of one core; null without viewers or when unknown.
+    pub relay_cpu_per_viewer_percent: Option<f64>,
     /// The source thread's CPU time over the measurement, percent of one
     /// core.
     pub source_cpu_percent: f64,
@@ -109,12 +114,20 @@ pub struct Report {
     /// file descriptors over the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub soak: Option<Soak>,
+    /// With --http-viewers: the HTTP readers' figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpFigures>,
     /// With --find-max: the most viewers served within the limits at this
     /// bitrate (0 if even the smallest step failed). The other figures
     /// are those of that step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_viewers: Option<usize>,
-    /// With --find-max: every step, in the order run.
+    /// With --find-max-http: the most HTTP readers served with none
+    /// falling behind at this bitrate (0 if even the smallest step
+    /// failed). The other figures are those of that step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_http_viewers: Option<usize>,
+    /// With --find-max or --find-max-http: every step, in the order run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<Vec<Step>>,
     /// The one-way latency's CDF: (microseconds, fraction at or below),
@@ -268,6 +281,7 @@ pub(crate) mod tests {
             delivered_gbps: 0.0,
             delivered_chunks_pps: 10.0,
             relay_cpu_percent: None,
+            relay_cpu_per_viewer_percent: None,
             source_cpu_percent: 1.0,
             viewers_cpu_percent: 2.0,
             latency_us: Latency::of(&h),
@@ -291,7 +305,9 @@ pub(crate) mod tests {
             fec_m: 4,
             flood: None,
             soak: None,
+            http: None,
             max_viewers: None,
+            max_http_viewers: None,
             steps: None,
             latency_cdf: cdf(&h),
             throughput: Vec::new(),

@@ -10,9 +10,12 @@ impl Report {
         rows.push((
             "run",
             format!(
-                "{} viewers x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks, \
+                "{} viewers{} x {} for {:.1} s (after {:.1} s warm-up), {} fps, {} B chunks, \
                  FEC {}+{}",
                 self.viewers,
+                self.http
+                    .as_ref()
+                    .map_or_else(String::new, |h| format!(" and {} HTTP readers", h.readers)),
                 rate(self.bitrate_bps as f64),
                 self.duration_s,
                 self.warmup_s,
@@ -33,50 +36,10 @@ impl Report {
                 cpus(&self.generator_cpus)
             ),
         ));
-        rows.push((
-            "chunks",
-            format!(
-                "{} expected, {} delivered, loss {:.4}%",
-                self.chunks_expected,
-                self.chunks_delivered,
-                self.loss_ratio * 100.0
-            ),
-        ));
-        rows.push((
-            "order",
-            format!(
-                "{} duplicates, {} out of order",
-                self.duplicates, self.out_of_order
-            ),
-        ));
-        rows.push((
-            "delivered",
-            format!(
-                "{} datagrams/s ({} chunks/s), {:.3} Gbit/s",
-                count(self.delivered_pps),
-                count(self.delivered_chunks_pps),
-                self.delivered_gbps
-            ),
-        ));
-        rows.push((
-            "latency us",
-            match self.latency_us {
-                Some(l) => format!(
-                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to {})",
-                    l.p50,
-                    l.p90,
-                    l.p99,
-                    l.p999,
-                    l.max,
-                    if self.kernel_timestamps {
-                        "arrival in the viewer's socket"
-                    } else {
-                        "the viewer's read"
-                    }
-                ),
-                None => "no chunk measured".to_owned(),
-            },
-        ));
+        // With HTTP readers alone there is nothing for these to say.
+        if self.viewers > 0 {
+            self.viewer_rows(&mut rows);
+        }
         rows.push((
             "relay adds us",
             match self.relay_added_latency_us {
@@ -90,7 +53,11 @@ impl Report {
         rows.push((
             "relay CPU",
             match self.relay_cpu_percent {
-                Some(p) => format!("{p:.1}% of one core"),
+                Some(p) => format!(
+                    "{p:.1}% of one core{}",
+                    self.relay_cpu_per_viewer_percent
+                        .map_or_else(String::new, |v| format!(" ({v:.3}% per UDP viewer)"))
+                ),
                 None => "unknown (give --relay-pid)".to_owned(),
             },
         ));
@@ -135,15 +102,19 @@ impl Report {
                 ),
             ));
         }
+        let readers_cpu = self.http.as_ref().map(|h| h.readers_cpu_percent);
         rows.push((
             "generator CPU",
             format!(
-                "source {:.1}%, viewers {:.1}% of one core",
-                self.source_cpu_percent, self.viewers_cpu_percent
+                "source {:.1}%, viewers {:.1}%{} of one core",
+                self.source_cpu_percent,
+                self.viewers_cpu_percent,
+                readers_cpu.map_or_else(String::new, |p| format!(", HTTP readers {p:.1}%"))
             ),
         ));
         let generator_cores = self.generator_cpus.len().max(1) as f64;
-        if self.source_cpu_percent + self.viewers_cpu_percent > 85.0 * generator_cores {
+        let generator = self.source_cpu_percent + self.viewers_cpu_percent;
+        if generator + readers_cpu.unwrap_or(0.0) > 85.0 * generator_cores {
             rows.push((
                 "warning",
                 "the load generator's CPUs were nearly saturated: loss and latency may be \
@@ -167,6 +138,9 @@ impl Report {
         if let Some(s) = &self.soak {
             s.rows(&mut rows);
         }
+        if let Some(h) = &self.http {
+            h.rows(&mut rows);
+        }
         if let Some(max) = self.max_viewers {
             rows.push((
                 "max viewers",
@@ -179,11 +153,21 @@ impl Report {
                 ),
             ));
         }
-        for step in self.steps.iter().flatten() {
+        if let Some(max) = self.max_http_viewers {
             rows.push((
-                "  step",
-                format!("{} viewers: {}", step.viewers, step::describe(step)),
+                "max HTTP readers",
+                format!(
+                    "{max} at {} (none behind, no jump; figures above are of that step)",
+                    rate(self.bitrate_bps as f64)
+                ),
             ));
+        }
+        for step in self.steps.iter().flatten() {
+            let count = match step.http_viewers {
+                Some(n) => format!("{n} HTTP readers"),
+                None => format!("{} viewers", step.viewers),
+            };
+            rows.push(("  step", format!("{count}: {}", step::describe(step))));
         }
         if let Some(b) = self.baseline {
             rows.push((
@@ -216,6 +200,54 @@ impl Report {
             out.push_str(&format!("{k:<width$}  {v}\n"));
         }
         out
+    }
+
+    /// The UDP viewers' rows: what they got, in what order, how late.
+    fn viewer_rows(&self, rows: &mut Vec<(&str, String)>) {
+        rows.push((
+            "chunks",
+            format!(
+                "{} expected, {} delivered, loss {:.4}%",
+                self.chunks_expected,
+                self.chunks_delivered,
+                self.loss_ratio * 100.0
+            ),
+        ));
+        rows.push((
+            "order",
+            format!(
+                "{} duplicates, {} out of order",
+                self.duplicates, self.out_of_order
+            ),
+        ));
+        rows.push((
+            "delivered",
+            format!(
+                "{} datagrams/s ({} chunks/s), {:.3} Gbit/s",
+                count(self.delivered_pps),
+                count(self.delivered_chunks_pps),
+                self.delivered_gbps
+            ),
+        ));
+        rows.push((
+            "latency us",
+            match self.latency_us {
+                Some(l) => format!(
+                    "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  (source send to {})",
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.p999,
+                    l.max,
+                    if self.kernel_timestamps {
+                        "arrival in the viewer's socket"
+                    } else {
+                        "the viewer's read"
+                    }
+                ),
+                None => "no chunk measured".to_owned(),
+            },
+        ));
     }
 }
 

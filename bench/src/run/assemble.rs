@@ -9,7 +9,10 @@ use super::cpu::CpuUse;
 use crate::baseline::LoopResult;
 use crate::cli::Args;
 use crate::flood::FloodReport;
-use crate::report::{self, Baseline, FloodFigures, Latency, RelayFigures, RelayLatency, Report};
+use crate::http::ReadersReport;
+use crate::report::{
+    self, Baseline, FloodFigures, HttpFigures, Latency, RelayFigures, RelayLatency, Report,
+};
 use crate::shared::Shared;
 use crate::soak::{Joins, Sampler, Soak};
 use crate::source::SourceReport;
@@ -35,6 +38,8 @@ pub(super) struct Assembly {
     pub(super) flood: Option<(FloodReport, Option<u64>)>,
     /// The soak sampler, and whether the relay ran in this process.
     pub(super) soak: Option<(Sampler, bool)>,
+    /// The HTTP readers' report, and the jumps the relay counted.
+    pub(super) http: Option<(ReadersReport, Option<u64>)>,
     pub(super) shared: Arc<Shared>,
 }
 
@@ -119,6 +124,13 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
         delivered_gbps: bytes as f64 * 8.0 / secs / 1e9,
         delivered_chunks_pps: delivered as f64 / secs,
         relay_cpu_percent: a.cpu.relay,
+        // The web face thread serves the HTTP readers, the rest the UDP
+        // subscribers (the web face's own viewer among them: one more).
+        relay_cpu_per_viewer_percent: a
+            .cpu
+            .relay
+            .filter(|_| args.viewers > 0)
+            .map(|all| (all - a.cpu.relay_http.unwrap_or(0.0)).max(0.0) / args.viewers as f64),
         source_cpu_percent: a.cpu.source,
         viewers_cpu_percent: a.cpu.viewers,
         latency_us: Latency::of(&latency),
@@ -161,5 +173,16 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
         soak: a.soak.map(|(sampler, in_process)| -> Soak {
             sampler.finish(args.churn.unwrap_or(0.0), args.viewers, joins, in_process)
         }),
+        http: a.http.map(|(readers, jumps)| {
+            HttpFigures::new(
+                &readers,
+                secs,
+                args.bitrate,
+                jumps,
+                a.cpu.relay_http,
+                a.cpu.readers,
+            )
+        }),
+        max_http_viewers: None,
     }
 }

@@ -13,6 +13,7 @@ use shoal_relay::io::BackendKind;
 
 mod assemble;
 mod cpu;
+mod http;
 
 use self::assemble::{Assembly, assemble};
 use self::cpu::CpuSample;
@@ -20,6 +21,7 @@ use crate::baseline::{self, LoopResult, Mode};
 use crate::cli::Args;
 use crate::clock::Clock;
 use crate::flood::Flooder;
+use crate::http::{Readers, ReadersReport};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::shared::{Phase, Shared, UNSET};
@@ -52,6 +54,7 @@ struct Running {
     shared: Arc<Shared>,
     source: Option<JoinHandle<anyhow::Result<SourceReport>>>,
     viewers: Vec<JoinHandle<anyhow::Result<ThreadReport>>>,
+    readers: Option<Readers>,
 }
 
 impl Running {
@@ -69,16 +72,26 @@ impl Running {
             .map_err(|_| anyhow::anyhow!("the source thread panicked"))?
     }
 
-    /// Stops the viewers and returns their reports.
-    fn stop_viewers(&mut self) -> anyhow::Result<Vec<ThreadReport>> {
+    /// Stops the viewers and the HTTP readers and returns their reports.
+    fn stop_viewers(&mut self) -> anyhow::Result<(Vec<ThreadReport>, Option<ReadersReport>)> {
         self.shared.set_phase(Phase::Stop);
-        self.viewers
+        let viewers = self
+            .viewers
             .drain(..)
             .map(|h| {
                 h.join()
                     .map_err(|_| anyhow::anyhow!("a viewer thread panicked"))?
             })
-            .collect()
+            .collect::<anyhow::Result<_>>()?;
+        let readers = match self.readers.take() {
+            Some(r) => Some(
+                r.thread
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("the HTTP reader thread panicked"))??,
+            ),
+            None => None,
+        };
+        Ok((viewers, readers))
     }
 }
 
@@ -91,18 +104,24 @@ impl Drop for Running {
         for h in self.viewers.drain(..) {
             let _ = h.join();
         }
+        if let Some(r) = self.readers.take() {
+            let _ = r.thread.join();
+        }
     }
 }
 
 /// Runs the benchmark `args` describe and returns its results.
 pub fn run(args: &Args) -> anyhow::Result<Report> {
     let nofile = sys::raise_nofile().context("cannot raise the open-file limit")?;
-    let needed = args.viewers as u64 + 256;
+    // An HTTP reader is two sockets in this process: its own and the
+    // in-process relay's end.
+    let needed = args.viewers as u64 + 2 * args.http_viewers as u64 + 256;
     if nofile < needed {
         bail!(
-            "--viewers {}: needs about {needed} open files and the limit is {nofile}; raise the \
-             hard limit (ulimit -Hn) or lower --viewers",
-            args.viewers
+            "--viewers {} --http-viewers {}: needs about {needed} open files and the limit is \
+             {nofile}; raise the hard limit (ulimit -Hn) or lower --viewers",
+            args.viewers,
+            args.http_viewers
         );
     }
     let allowed = sys::allowed_cpus();
@@ -124,11 +143,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             addr,
             pid: args.relay_pid,
             metrics: args.relay_metrics,
+            http: args.relay_http,
         },
         None => Target::start(
             args.backend.unwrap_or(BackendKind::Auto),
             args.workers,
             args.viewers,
+            args.http_viewers > 0,
         )?,
     };
     let relay_addr = target.addr()?;
@@ -136,7 +157,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let shared = Arc::new(Shared::new(Clock::start()));
     // A deep receive buffer per viewer absorbs a relay burst without loss
     // on the generator's side; bounded overall to 256 MiB.
-    let rcvbuf = ((256usize << 20) / args.viewers).clamp(256 << 10, 16 << 20);
+    let rcvbuf = ((256usize << 20) / args.viewers.max(1)).clamp(256 << 10, 16 << 20);
     let sockets = viewers::bind(args.viewers, rcvbuf)?;
     let dests: Vec<SocketAddrV4> = sockets
         .iter()
@@ -151,6 +172,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         shared: Arc::clone(&shared),
         source: None,
         viewers: Vec::new(),
+        readers: None,
     };
     running.source = Some(source::spawn(
         SourceConfig {
@@ -160,6 +182,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             chunk: args.chunk,
             fec: args.fec,
             cpus: generator_cpus.first().copied().into_iter().collect(),
+            stamped_ts: args.http_viewers > 0,
         },
         Arc::clone(&shared),
     )?);
@@ -182,12 +205,15 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     )?;
 
     let mut progress = Progress::new();
+    running.readers = http::start(args, &target, &shared, &generator_cpus, &mut progress)?;
     wait_for_subscribers(args, &shared, relay_addr, &mut progress)?;
+    http::wait_started(args, running.readers.as_ref(), &mut progress)?;
     let warm_until = Instant::now() + args.warmup;
     while Instant::now() < warm_until {
         progress.show(&format!(
-            "warm-up: {} viewers subscribed, {:.1} s left",
+            "warm-up: {} viewers subscribed, {} HTTP readers, {:.1} s left",
             args.viewers,
+            args.http_viewers,
             warm_until
                 .saturating_duration_since(Instant::now())
                 .as_secs_f64()
@@ -256,6 +282,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         }
         None => None,
     };
+    let relay_jumps = http::relay_jumps(&target);
     let backend = target.backend();
     let socket_drops = sys::udp_port_drops(relay_addr.port())
         .ok()
@@ -280,7 +307,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     };
     progress.finish();
 
-    let threads = running.stop_viewers()?;
+    let (threads, readers) = running.stop_viewers()?;
     let first_seq = shared.first_seq();
     let end_seq = shared.end_seq();
     if first_seq == UNSET || end_seq == UNSET {
@@ -304,6 +331,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             throughput,
             flood: flood.map(|f| (f, socket_drops)),
             soak: sampler.map(|s| (s, in_process)),
+            http: readers.map(|r| (r, relay_jumps)),
             shared: Arc::clone(&shared),
         },
     ))

@@ -9,9 +9,10 @@
 //! (`routes.rs`). Slow clients are bounded: a request head must arrive
 //! within [`HEADER_TIME`] (on every request of a kept-alive connection
 //! too), a client that takes no bytes of an answer for [`WRITE_TIME`] is
-//! closed (`write_timeout.rs`), and at most [`MAX_CONNECTIONS`] connections
-//! are open at once (more are closed at accept). Malformed requests get
-//! hyper's 400; unknown paths 404, other methods 405.
+//! closed (`write_timeout.rs`), and at most [`max_connections`] connections
+//! are open at once (more are closed at accept): enough for
+//! `max_http_readers` readers and the pages beside them. Malformed requests
+//! get hyper's 400; unknown paths 404, other methods 405.
 
 pub mod assets;
 mod feed;
@@ -45,8 +46,19 @@ pub const HEADER_TIME: Duration = Duration::from_secs(5);
 /// Time a client may take no bytes at all of an answer (a stalled reader
 /// of a live stream) before its connection is closed.
 pub const WRITE_TIME: Duration = Duration::from_secs(10);
-/// Most connections open at once.
+/// Most connections open at once, unless `max_http_readers` asks for more.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections kept for pages, status and scrapes beside the most HTTP
+/// readers, so a full house of readers still answers `/metrics`.
+pub const PAGE_CONNECTIONS: usize = 64;
+
+/// Most connections open at once for a web face serving up to
+/// `max_http_readers` readers: [`MAX_CONNECTIONS`], or the readers plus
+/// [`PAGE_CONNECTIONS`] when that is more. A reader over
+/// `max_http_readers` then gets its 503 rather than a closed connection.
+pub fn max_connections(max_http_readers: usize) -> usize {
+    MAX_CONNECTIONS.max(max_http_readers.saturating_add(PAGE_CONNECTIONS))
+}
 
 /// What the pages are made of.
 #[derive(Debug, Clone)]
@@ -147,8 +159,9 @@ async fn run(listeners: Vec<TcpListener>, state: WebState) {
         budget: state.write_time,
         closed: state.stalled.clone(),
     };
+    let connections = max_connections(state.max_http_readers).min(Semaphore::MAX_PERMITS);
     let router = routes::router(state);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(connections));
     let mut accepting = tokio::task::JoinSet::new();
     for listener in listeners {
         match tokio::net::TcpListener::from_std(listener) {
@@ -158,6 +171,7 @@ async fn run(listeners: Vec<TcpListener>, state: WebState) {
                     router.clone(),
                     slots.clone(),
                     stall.clone(),
+                    connections,
                 ));
             }
             Err(e) => tracing::error!("http: cannot use a listener: {e}"),
@@ -179,6 +193,7 @@ async fn accept_loop(
     router: axum::Router,
     slots: Arc<Semaphore>,
     stall: Stall,
+    connections: usize,
 ) {
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -191,7 +206,7 @@ async fn accept_loop(
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::debug!(%peer, "http: {MAX_CONNECTIONS} connections open; closed");
+            tracing::debug!(%peer, "http: {connections} connections open; closed");
             continue;
         };
         let service = TowerToHyperService::new(router.clone());
