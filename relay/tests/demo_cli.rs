@@ -49,7 +49,7 @@ fn twenty_viewers_all_exact() {
     let text = stderr(&out);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.contains("synthetic MPEG-TS test pattern (not decodable video)"),
+        text.contains("a 4 s loop of H.264 video (640x360, 30 fps) and AAC audio"),
         "{text}"
     );
     assert!(text.contains("viewers 20/20 subscribed"), "{text}");

@@ -1,17 +1,18 @@
 //! `shoal demo`: a relay, a publisher and many viewers in one process on
-//! loopback, with a built-in stream, a synthetic MPEG-TS test pattern (not
-//! decodable video).
+//! loopback, with a built-in stream: a short clip of real H.264 and AAC,
+//! looped with its timestamps running on ([`clip`]).
 //!
 //! The relay runs on its own workers ([`Server`]); the publisher thread
-//! feeds the [`Pattern`] in real time, one burst per frame, for the
-//! duration, then finishes the stream; one or two crowd threads drive the
-//! viewers ([`crowd`]) until each has seen the end of the stream. The main
-//! thread prints a status line each second and a summary at the end, in
-//! which a viewer is "exact" when its output, from its first chunk to the
-//! end, is byte for byte the tail of what was published.
+//! plays the clip in real time, one burst per frame, for the duration,
+//! then finishes the stream; one or two crowd threads drive the viewers
+//! ([`crowd`]) until each has seen the end of the stream. The main thread prints a status line each second and
+//! a summary at the end, in which a viewer is "exact" when its output, from
+//! its first chunk to the end, is byte for byte the tail of what was
+//! published ([`digest`]).
 
+mod clip;
 mod crowd;
-mod pattern;
+mod digest;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,8 +26,8 @@ use anyhow::Context;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 
+use self::clip::{Clip, FRAME_TIME, LABEL, Player};
 use self::crowd::{Member, Outcome, Tally};
-use self::pattern::{FRAME_TIME, LABEL, Pattern};
 use crate::io::BackendKind;
 use crate::server::Server;
 use crate::server::config::{RelayArgs, Settings};
@@ -94,6 +95,7 @@ struct Published {
 /// Runs `shoal demo`.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let plan = Plan::parse(args)?;
+    let clip = Clip::builtin()?;
     let mut settings = Settings::load(&RelayArgs::default())?;
     settings.listen = "127.0.0.1:0".parse().context("a loopback address")?;
     settings.metrics = None;
@@ -115,7 +117,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         plan.loss * 100.0
     );
 
-    let result = run_with(relay, plan);
+    let result = run_with(relay, clip, plan);
     // Let the workers publish their last counters before they go.
     thread::sleep(Duration::from_millis(300));
     let snaps = server.metrics().snapshots();
@@ -123,18 +125,19 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let (published, outcomes, tally) = result?;
     let forwarded: u64 = snaps.iter().map(|s| s.relay.forwarded).sum();
     let dropped: u64 = snaps.iter().map(|s| s.relay.dropped()).sum();
-    summary(plan, published, &outcomes, &tally, forwarded, dropped);
+    summary(clip, plan, published, &outcomes, &tally, forwarded, dropped);
     Ok(())
 }
 
 type Ran = (Published, Vec<Outcome>, Tally);
 
-fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
+fn run_with(relay: SocketAddr, clip: &'static Clip, plan: Plan) -> anyhow::Result<Ran> {
     let seed = random_seed();
     let key = PublisherKey::from_seed(seed);
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot open the publisher's socket")?;
     let config = PublisherConfig {
         wall_clock: os::wall_clock(),
+        bitrate_bps: clip.bitrate_bps(),
         ..PublisherConfig::default()
     };
     let publisher = Publisher::new(key, config, vec![relay], os::now())
@@ -150,7 +153,7 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
     let started = Instant::now();
     let publishing = thread::Builder::new()
         .name("demo-publisher".into())
-        .spawn(move || publish(publisher, socket, plan.duration))
+        .spawn(move || publish(publisher, socket, clip, plan.duration))
         .context("starting the publisher thread")?;
     let deadline = started + plan.duration + GRACE;
     let threads = if plan.viewers > PER_THREAD { 2 } else { 1 };
@@ -191,27 +194,28 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
     Ok((published, outcomes, tally))
 }
 
-/// Feeds the pattern in real time for `duration`, then ends the stream.
+/// Plays `clip` in real time for `duration`, then ends the stream.
 fn publish(
     mut publisher: Publisher,
     socket: UdpSocket,
+    clip: &'static Clip,
     duration: Duration,
 ) -> anyhow::Result<Published> {
-    let mut pattern = Pattern::default();
+    let mut player = Player::new(clip);
     let mut frame = Vec::new();
     let mut bytes = 0u64;
     let started = Instant::now();
     let frames = (duration.as_nanos() / FRAME_TIME.as_nanos()).max(1) as u64;
-    while pattern.frames() < frames {
-        let due = started + FRAME_TIME * u32::try_from(pattern.frames()).unwrap_or(u32::MAX);
+    while player.frames() < frames {
+        let due = started + FRAME_TIME * u32::try_from(player.frames()).unwrap_or(u32::MAX);
         if Instant::now() >= due {
             frame.clear();
-            pattern.next_frame(&mut frame);
+            player.next_frame(&mut frame);
             bytes += frame.len() as u64;
             publisher.handle_input(os::now(), &frame);
         }
         pump(&mut publisher, &socket)?;
-        let next = started + FRAME_TIME * u32::try_from(pattern.frames()).unwrap_or(u32::MAX);
+        let next = started + FRAME_TIME * u32::try_from(player.frames()).unwrap_or(u32::MAX);
         let timer = publisher
             .poll_timeout()
             .map_or(FRAME_TIME, |t| t.saturating_since(os::now()));
@@ -223,7 +227,7 @@ fn publish(
     pump(&mut publisher, &socket)?;
     Ok(Published {
         chunks: publisher.stats().chunks,
-        frames: pattern.frames(),
+        frames: player.frames(),
         bytes,
     })
 }
@@ -269,6 +273,7 @@ fn millis(tally: &Tally, quantile: f64) -> String {
 }
 
 fn summary(
+    clip: &'static Clip,
     plan: Plan,
     published: Published,
     outcomes: &[Outcome],
@@ -277,14 +282,14 @@ fn summary(
     dropped: u64,
 ) {
     // The tails of the published stream that viewers' outputs should be.
-    let mut tails: HashMap<u64, Option<pattern::Digest>> = HashMap::new();
+    let mut tails: HashMap<u64, Option<digest::Digest>> = HashMap::new();
     let exact = outcomes
         .iter()
         .filter(|o| {
             o.complete
                 && *tails
                     .entry(o.bytes)
-                    .or_insert_with(|| pattern::suffix_digest(published.frames, o.bytes))
+                    .or_insert_with(|| digest::suffix_digest(clip, published.frames, o.bytes))
                     == Some(o.digest)
         })
         .count();
