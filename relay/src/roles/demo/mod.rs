@@ -2,10 +2,11 @@
 //! loopback, with a built-in stream: a short clip of real H.264 and AAC,
 //! looped with its timestamps running on ([`clip`]).
 //!
-//! The relay runs on its own workers ([`Server`]); the publisher thread
-//! plays the clip in real time, one burst per frame, for the duration,
-//! then finishes the stream; one or two crowd threads drive the viewers
-//! ([`crowd`]) until each has seen the end of the stream. The main thread prints a status line each second and
+//! The relay runs on its own workers ([`Server`]), with its web face when
+//! `--http` asks for it; the publisher thread plays the clip in real time,
+//! one burst per frame, for the duration, then finishes the stream; one or
+//! two crowd threads drive the viewers ([`crowd`]) until each has seen the
+//! end of the stream. The main thread prints a status line each second and
 //! a summary at the end, in which a viewer is "exact" when its output, from
 //! its first chunk to the end, is byte for byte the tail of what was
 //! published ([`digest`]).
@@ -63,6 +64,10 @@ pub struct DemoArgs {
     /// The relay's IO backend.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+    /// Serve the relay's web face here, e.g. 127.0.0.1:8080, and print
+    /// the stream's page: the demo's video in a browser.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 /// The parsed flags.
@@ -72,6 +77,8 @@ struct Plan {
     duration: Duration,
     /// 0 to 1.
     loss: f64,
+    /// The web face's address.
+    http: Option<SocketAddr>,
 }
 
 impl Plan {
@@ -80,6 +87,7 @@ impl Plan {
             viewers: parse_viewers(&args.viewers)?,
             duration: parse_duration(&args.duration)?,
             loss: parse_loss(&args.loss)? / 100.0,
+            http: args.http.as_deref().map(parse_http).transpose()?,
         })
     }
 }
@@ -99,14 +107,25 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let mut settings = Settings::load(&RelayArgs::default())?;
     settings.listen = "127.0.0.1:0".parse().context("a loopback address")?;
     settings.metrics = None;
+    settings.http = plan.http;
     settings.pin = false;
     settings.workers = 2;
     settings.backend = args.backend;
-    let server = Server::start(&settings).with_context(|| {
-        format!(
-            "--backend {}: the relay did not start; try --backend auto or mmsg",
-            backend_name(args.backend)
-        )
+    let server = Server::start(&settings).map_err(|e| {
+        let web = e.chain().any(|c| c.to_string().starts_with("cannot serve HTTP"));
+        if let Some(addr) = plan.http
+            && web
+        {
+            anyhow::anyhow!(
+                "--http {addr}: cannot serve there ({}); try a free port, e.g. --http 127.0.0.1:8080",
+                e.root_cause()
+            )
+        } else {
+            e.context(format!(
+                "--backend {}: the relay did not start; try --backend auto or mmsg",
+                backend_name(args.backend)
+            ))
+        }
     })?;
     let relay = server.local_addr();
     eprintln!(
@@ -117,7 +136,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         plan.loss * 100.0
     );
 
-    let result = run_with(relay, clip, plan);
+    let result = run_with(relay, server.http_addr(), clip, plan);
     // Let the workers publish their last counters before they go.
     thread::sleep(Duration::from_millis(300));
     let snaps = server.metrics().snapshots();
@@ -131,7 +150,12 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
 type Ran = (Published, Vec<Outcome>, Tally);
 
-fn run_with(relay: SocketAddr, clip: &'static Clip, plan: Plan) -> anyhow::Result<Ran> {
+fn run_with(
+    relay: SocketAddr,
+    http: Option<SocketAddr>,
+    clip: &'static Clip,
+    plan: Plan,
+) -> anyhow::Result<Ran> {
     let seed = random_seed();
     let key = PublisherKey::from_seed(seed);
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot open the publisher's socket")?;
@@ -143,6 +167,12 @@ fn run_with(relay: SocketAddr, clip: &'static Clip, plan: Plan) -> anyhow::Resul
     let publisher = Publisher::new(key, config, vec![relay], os::now())
         .map_err(|e| anyhow::anyhow!("the publisher cannot be made: {e}"))?;
     let stream = publisher.stream_id();
+    if let Some(http) = http {
+        eprintln!(
+            "shoal demo: watch in a browser at {}watch/{stream}",
+            crate::web::page_url(http)
+        );
+    }
     let nonce_seed = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
 
     let mut members = Vec::with_capacity(plan.viewers);
@@ -365,6 +395,12 @@ fn parse_loss(text: &str) -> anyhow::Result<f64> {
     }
 }
 
+fn parse_http(text: &str) -> anyhow::Result<SocketAddr> {
+    text.trim().parse().map_err(|_| {
+        anyhow::anyhow!("--http {text:?}: not an address (HOST:PORT); try --http 127.0.0.1:8080")
+    })
+}
+
 /// A fresh stream key seed; the clock and pid stand in only if
 /// /dev/urandom cannot be read.
 fn random_seed() -> [u8; 32] {
@@ -400,6 +436,14 @@ mod tests {
         for bad in ["-1", "51", "lots", "NaN"] {
             let err = parse_loss(bad).expect_err(bad).to_string();
             assert!(err.starts_with("--loss"), "{err}");
+        }
+        assert_eq!(
+            parse_http("127.0.0.1:8080").ok(),
+            "127.0.0.1:8080".parse().ok()
+        );
+        for bad in ["", "8080", "localhost", "127.0.0.1:99999"] {
+            let err = parse_http(bad).expect_err(bad).to_string();
+            assert!(err.starts_with("--http"), "{err}");
         }
     }
 }
