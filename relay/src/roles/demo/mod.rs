@@ -45,6 +45,8 @@ const MAX_LOSS: f64 = 50.0;
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long viewers get after the stream ends to see its end.
 const GRACE: Duration = Duration::from_secs(3);
+/// Longest the stream waits for every viewer to have joined.
+const JOIN_WAIT: Duration = Duration::from_secs(2);
 /// Viewers per crowd thread before a second thread is used.
 const PER_THREAD: usize = 25;
 
@@ -180,12 +182,8 @@ fn run_with(
         members.push(Member::new(i, relay, stream, nonce_seed)?);
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let started = Instant::now();
-    let publishing = thread::Builder::new()
-        .name("demo-publisher".into())
-        .spawn(move || publish(publisher, socket, clip, plan.duration))
-        .context("starting the publisher thread")?;
-    let deadline = started + plan.duration + GRACE;
+    let joining = Instant::now();
+    let deadline = joining + JOIN_WAIT + plan.duration + GRACE;
     let threads = if plan.viewers > PER_THREAD { 2 } else { 1 };
     let per = plan.viewers.div_ceil(threads);
     let mut crowds = Vec::new();
@@ -199,6 +197,27 @@ fn run_with(
             .context("starting a viewer thread")?;
         crowds.push(handle);
     }
+    // The viewers join first, then the stream goes live. A viewer that
+    // joins a running stream is sent its backlog from the last keyframe,
+    // already partly through its latency budget, and a loss there may not
+    // be repaired in time; the demo shows the steady state. A viewer that
+    // needs longer than JOIN_WAIT joins the running stream.
+    let join_by = joining + JOIN_WAIT;
+    while Instant::now() < join_by && !crowds.iter().all(thread::JoinHandle::is_finished) {
+        let joined = tally
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subscribed;
+        if joined >= plan.viewers {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let publishing = thread::Builder::new()
+        .name("demo-publisher".into())
+        .spawn(move || publish(publisher, socket, clip, plan.duration))
+        .context("starting the publisher thread")?;
 
     let mut next_status = started + STATUS_EVERY;
     while !crowds.iter().all(thread::JoinHandle::is_finished) {
