@@ -14,7 +14,7 @@ use shoal_proto::fec::{symbol_len, write_symbol};
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::ts::{
-    Header, STREAM_TYPE_AAC, STREAM_TYPE_H264, TS_PACKET_LEN, pat_packet, pmt_packet,
+    Header, STREAM_TYPE_AAC, STREAM_TYPE_H264, TS_PACKET_LEN, pat_packet, pcr_field, pmt_packet,
 };
 use shoal_proto::wire::{
     About, Accept, Challenge, Codec, Cookie, DATA_HEADER_LEN, DESCRIPTOR_LEN, Data, DataFlags, Descriptor,
@@ -98,6 +98,23 @@ fn main() -> Result {
         "ts_chunker",
         "opaque",
         b"\x06\x09the quick brown fox jumps over the lazy dog",
+    )?;
+
+    // An offset, then packets with a PCR and PES headers.
+    let four_seconds = 360_000u64.to_le_bytes();
+    let timed = timed_packets();
+    write(
+        &dir,
+        "ts_retime",
+        "four-seconds",
+        &[&four_seconds[..], &timed].concat(),
+    )?;
+    let near_wrap = ((1u64 << 33) - 1_000).to_le_bytes();
+    write(
+        &dir,
+        "ts_retime",
+        "near-wrap",
+        &[&near_wrap[..], &timed].concat(),
     )?;
 
     let text = stream.to_string();
@@ -478,6 +495,27 @@ fn ts_stream() -> Vec<u8> {
         out.extend(packet(VIDEO, i, i % 3 == 0));
     }
     out.extend(packet(AUDIO, 0, true));
+    out
+}
+
+/// A video packet with a PCR and a PES header with PTS and DTS, an audio
+/// one with a PTS, and a PAT (no clocks).
+fn timed_packets() -> Vec<u8> {
+    let mut video = packet(0x100, 0, false);
+    video[3] |= 0x20;
+    video[4..6].copy_from_slice(&[7, 0x50]);
+    video[6..12].copy_from_slice(&pcr_field(65_880, 123));
+    video[12..31].copy_from_slice(&[
+        0, 0, 1, 0xE0, 0, 0, 0x80, 0xC0, 10, 0x31, 0, 0x07, 0xDE, 0xE1, 0x11, 0, 0x07, 0xD8, 0x61,
+    ]);
+    let mut audio = packet(0x101, 0, false);
+    audio[4..18].copy_from_slice(&[
+        0, 0, 1, 0xC0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 0x07, 0xD8, 0x61,
+    ]);
+    let mut out = Vec::new();
+    out.extend(video);
+    out.extend(audio);
+    out.extend(pat_packet(0, 1, &[(1, 0x1000)]).expect("a short PAT"));
     out
 }
 

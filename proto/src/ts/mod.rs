@@ -18,15 +18,18 @@
 //! any byte stream into fixed-size pieces. [`looks_like_ts`] lets a caller
 //! tell the two apart before choosing.
 //!
-//! For synthetic streams (the demo's test pattern, fixtures, fuzz seeds)
-//! the module also writes what it reads: a packet [`Header`], a
-//! [`pcr_field`], and a PAT or PMT in one packet ([`pat_packet`],
-//! [`pmt_packet`]).
+//! For streams made or remade here (fixtures, fuzz seeds, the demo's
+//! looped clip) the module also writes what it reads: a packet [`Header`],
+//! a [`pcr_field`], a PAT or PMT in one packet ([`pat_packet`],
+//! [`pmt_packet`]), and a packet moved in time ([`shift_timestamps`]: PCR,
+//! PTS and DTS, as read by [`Packet::pcr`] and [`PesHeader`]).
 
 mod chunker;
 mod framer;
 mod packet;
+mod pes;
 mod psi;
+mod retime;
 mod tables;
 #[cfg(test)]
 mod testutil;
@@ -35,7 +38,9 @@ pub use chunker::{Chunk, Chunker, ChunkerError, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SI
 pub use packet::{
     Header, Packet, PacketError, SYNC_BYTE, TS_PACKET_LEN, pcr_field, random_access_indicator,
 };
+pub use pes::{PesHeader, TIMESTAMP_WRAP};
 pub use psi::{PAT_PID, STREAM_TYPE_AAC, STREAM_TYPE_H264, crc32_mpeg2};
+pub use retime::shift_timestamps;
 pub use tables::{pat_packet, pmt_packet};
 
 /// Consecutive sync bytes, [`TS_PACKET_LEN`] apart, that [`looks_like_ts`]

@@ -21,6 +21,13 @@ const ADAPTATION_LEN_AT: usize = HEADER_LEN;
 const ADAPTATION_AT: usize = ADAPTATION_LEN_AT + 1;
 /// In the adaptation field's flags byte.
 const RANDOM_ACCESS: u8 = 0x40;
+const HAS_PCR: u8 = 0x10;
+/// The PCR follows the flags byte, when the flag says so.
+pub(super) const PCR_AT: usize = ADAPTATION_AT + 1;
+pub(super) const PCR_LEN: usize = 6;
+/// The PCR's base counts 90 kHz ticks, its extension 27 MHz ticks below
+/// this.
+const PCR_EXTENSION_TICKS: u64 = 300;
 
 /// Why bytes are not a transport packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +117,18 @@ impl<'a> Packet<'a> {
             .is_some_and(|flags| flags & RANDOM_ACCESS != 0)
     }
 
+    /// The program clock reference (2.4.3.5) in 27 MHz ticks, base × 300
+    /// plus extension; `None` if the adaptation field is absent, malformed,
+    /// too short for one, or does not flag one.
+    pub fn pcr(&self) -> Option<u64> {
+        let field = self.adaptation_field()?;
+        if field.first()? & HAS_PCR == 0 {
+            return None;
+        }
+        let (base, extension) = pcr_parts(field.get(1..)?.first_chunk()?);
+        Some(base * PCR_EXTENSION_TICKS + extension)
+    }
+
     /// The payload after the header and any adaptation field; `None` if the
     /// packet carries none or its adaptation field is malformed.
     pub fn payload(&self) -> Option<&'a [u8]> {
@@ -186,6 +205,14 @@ pub fn pcr_field(base: u64, extension: u16) -> [u8; 6] {
     ]
 }
 
+/// The base (33 bits, 90 kHz) and the extension (9 bits, 27 MHz) of a PCR
+/// field; the six reserved bits between them are not read.
+pub(super) fn pcr_parts(field: &[u8; PCR_LEN]) -> (u64, u64) {
+    let [b0, b1, b2, b3, b4, b5] = field.map(u64::from);
+    let base = b0 << 25 | b1 << 17 | b2 << 9 | b3 << 1 | b4 >> 7;
+    (base, (b4 & 1) << 8 | b5)
+}
+
 /// Whether `packet`, one 188-byte transport packet, has its
 /// random_access_indicator set; false for anything that is not a packet.
 pub fn random_access_indicator(packet: &[u8]) -> bool {
@@ -249,6 +276,23 @@ mod tests {
             [0x80, 0, 0, 0, 0x80 | 0x7E | 1, 0x2B]
         );
         assert_eq!(pcr_field(1 << 33, 512), [0, 0, 0, 0, 0x7E, 0]);
+    }
+
+    #[test]
+    fn written_pcr_reads_back() {
+        let mut bytes = packet(0x100, 0, true);
+        assert_eq!(Packet::new_checked(&bytes).expect("built").pcr(), None);
+        bytes[4] = 7;
+        bytes[5] = RANDOM_ACCESS | HAS_PCR;
+        for (base, extension) in [(0, 0), (1, 299), ((1 << 33) - 1, 299), (0x1_2345_6789, 7)] {
+            bytes[PCR_AT..PCR_AT + PCR_LEN].copy_from_slice(&pcr_field(base, extension));
+            let p = Packet::new_checked(&bytes).expect("built");
+            assert_eq!(p.pcr(), Some(base * 300 + u64::from(extension)));
+            assert!(p.random_access_indicator());
+        }
+        // The flag in a field too short to hold a PCR.
+        bytes[4] = 6;
+        assert_eq!(Packet::new_checked(&bytes).expect("built").pcr(), None);
     }
 
     #[test]

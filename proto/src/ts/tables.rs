@@ -2,9 +2,9 @@
 //! section in one packet (ISO/IEC 13818-1, 2.4.4), the shape `psi.rs`
 //! reads back.
 //!
-//! For the demo's test pattern, test fixtures and fuzz seeds, which each
-//! used to carry their own copy. Written in place in the packet: a section
-//! that does not fit one packet is refused, not split.
+//! For test fixtures and fuzz seeds, which each used to carry their own
+//! copy. Written in place in the packet: a section that does not fit one
+//! packet is refused, not split.
 
 use super::packet::{Header, TS_PACKET_LEN};
 use super::psi::{

@@ -19,7 +19,7 @@ use shoal_proto::rng::Rng;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent, ViewerStats};
 use shoal_proto::{StreamId, Time};
 
-use super::pattern::Digest;
+use super::digest::Digest;
 use crate::os;
 use crate::roles::udp::wait_until;
 use crate::sys::{self, poll::PollFd};

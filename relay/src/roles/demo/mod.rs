@@ -1,17 +1,19 @@
 //! `shoal demo`: a relay, a publisher and many viewers in one process on
-//! loopback, with a built-in stream, a synthetic MPEG-TS test pattern (not
-//! decodable video).
+//! loopback, with a built-in stream: a short clip of real H.264 and AAC,
+//! looped with its timestamps running on ([`clip`]).
 //!
-//! The relay runs on its own workers ([`Server`]); the publisher thread
-//! feeds the [`Pattern`] in real time, one burst per frame, for the
-//! duration, then finishes the stream; one or two crowd threads drive the
-//! viewers ([`crowd`]) until each has seen the end of the stream. The main
-//! thread prints a status line each second and a summary at the end, in
-//! which a viewer is "exact" when its output, from its first chunk to the
-//! end, is byte for byte the tail of what was published.
+//! The relay runs on its own workers ([`Server`]), with its web face when
+//! `--http` asks for it; the publisher thread plays the clip in real time,
+//! one burst per frame, for the duration, then finishes the stream; one or
+//! two crowd threads drive the viewers ([`crowd`]) until each has seen the
+//! end of the stream. The main thread prints a status line each second and
+//! a summary at the end, in which a viewer is "exact" when its output, from
+//! its first chunk to the end, is byte for byte the tail of what was
+//! published ([`digest`]).
 
+mod clip;
 mod crowd;
-mod pattern;
+mod digest;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -25,8 +27,8 @@ use anyhow::Context;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 
+use self::clip::{Clip, FRAME_TIME, LABEL, Player};
 use self::crowd::{Member, Outcome, Tally};
-use self::pattern::{FRAME_TIME, LABEL, Pattern};
 use crate::io::BackendKind;
 use crate::server::Server;
 use crate::server::config::{RelayArgs, Settings};
@@ -43,6 +45,8 @@ const MAX_LOSS: f64 = 50.0;
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long viewers get after the stream ends to see its end.
 const GRACE: Duration = Duration::from_secs(3);
+/// Longest the stream waits for every viewer to have joined.
+const JOIN_WAIT: Duration = Duration::from_secs(2);
 /// Viewers per crowd thread before a second thread is used.
 const PER_THREAD: usize = 25;
 
@@ -62,6 +66,10 @@ pub struct DemoArgs {
     /// The relay's IO backend.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendKind,
+    /// Serve the relay's web face here, e.g. 127.0.0.1:8080, and print
+    /// the stream's page: the demo's video in a browser.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
 }
 
 /// The parsed flags.
@@ -71,6 +79,8 @@ struct Plan {
     duration: Duration,
     /// 0 to 1.
     loss: f64,
+    /// The web face's address.
+    http: Option<SocketAddr>,
 }
 
 impl Plan {
@@ -79,6 +89,7 @@ impl Plan {
             viewers: parse_viewers(&args.viewers)?,
             duration: parse_duration(&args.duration)?,
             loss: parse_loss(&args.loss)? / 100.0,
+            http: args.http.as_deref().map(parse_http).transpose()?,
         })
     }
 }
@@ -94,17 +105,29 @@ struct Published {
 /// Runs `shoal demo`.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let plan = Plan::parse(args)?;
+    let clip = Clip::builtin()?;
     let mut settings = Settings::load(&RelayArgs::default())?;
     settings.listen = "127.0.0.1:0".parse().context("a loopback address")?;
     settings.metrics = None;
+    settings.http = plan.http;
     settings.pin = false;
     settings.workers = 2;
     settings.backend = args.backend;
-    let server = Server::start(&settings).with_context(|| {
-        format!(
-            "--backend {}: the relay did not start; try --backend auto or mmsg",
-            backend_name(args.backend)
-        )
+    let server = Server::start(&settings).map_err(|e| {
+        let web = e.chain().any(|c| c.to_string().starts_with("cannot serve HTTP"));
+        if let Some(addr) = plan.http
+            && web
+        {
+            anyhow::anyhow!(
+                "--http {addr}: cannot serve there ({}); try a free port, e.g. --http 127.0.0.1:8080",
+                e.root_cause()
+            )
+        } else {
+            e.context(format!(
+                "--backend {}: the relay did not start; try --backend auto or mmsg",
+                backend_name(args.backend)
+            ))
+        }
     })?;
     let relay = server.local_addr();
     eprintln!(
@@ -115,7 +138,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         plan.loss * 100.0
     );
 
-    let result = run_with(relay, plan);
+    let result = run_with(relay, server.http_addr(), clip, plan);
     // Let the workers publish their last counters before they go.
     thread::sleep(Duration::from_millis(300));
     let snaps = server.metrics().snapshots();
@@ -123,23 +146,35 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let (published, outcomes, tally) = result?;
     let forwarded: u64 = snaps.iter().map(|s| s.relay.forwarded).sum();
     let dropped: u64 = snaps.iter().map(|s| s.relay.dropped()).sum();
-    summary(plan, published, &outcomes, &tally, forwarded, dropped);
+    summary(clip, plan, published, &outcomes, &tally, forwarded, dropped);
     Ok(())
 }
 
 type Ran = (Published, Vec<Outcome>, Tally);
 
-fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
+fn run_with(
+    relay: SocketAddr,
+    http: Option<SocketAddr>,
+    clip: &'static Clip,
+    plan: Plan,
+) -> anyhow::Result<Ran> {
     let seed = random_seed();
     let key = PublisherKey::from_seed(seed);
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot open the publisher's socket")?;
     let config = PublisherConfig {
         wall_clock: os::wall_clock(),
+        bitrate_bps: clip.bitrate_bps(),
         ..PublisherConfig::default()
     };
     let publisher = Publisher::new(key, config, vec![relay], os::now())
         .map_err(|e| anyhow::anyhow!("the publisher cannot be made: {e}"))?;
     let stream = publisher.stream_id();
+    if let Some(http) = http {
+        eprintln!(
+            "shoal demo: watch in a browser at {}watch/{stream}",
+            crate::web::page_url(http)
+        );
+    }
     let nonce_seed = u64::from_le_bytes(seed[..8].try_into().unwrap_or_default());
 
     let mut members = Vec::with_capacity(plan.viewers);
@@ -147,12 +182,8 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
         members.push(Member::new(i, relay, stream, nonce_seed)?);
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let started = Instant::now();
-    let publishing = thread::Builder::new()
-        .name("demo-publisher".into())
-        .spawn(move || publish(publisher, socket, plan.duration))
-        .context("starting the publisher thread")?;
-    let deadline = started + plan.duration + GRACE;
+    let joining = Instant::now();
+    let deadline = joining + JOIN_WAIT + plan.duration + GRACE;
     let threads = if plan.viewers > PER_THREAD { 2 } else { 1 };
     let per = plan.viewers.div_ceil(threads);
     let mut crowds = Vec::new();
@@ -166,6 +197,27 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
             .context("starting a viewer thread")?;
         crowds.push(handle);
     }
+    // The viewers join first, then the stream goes live. A viewer that
+    // joins a running stream is sent its backlog from the last keyframe,
+    // already partly through its latency budget, and a loss there may not
+    // be repaired in time; the demo shows the steady state. A viewer that
+    // needs longer than JOIN_WAIT joins the running stream.
+    let join_by = joining + JOIN_WAIT;
+    while Instant::now() < join_by && !crowds.iter().all(thread::JoinHandle::is_finished) {
+        let joined = tally
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subscribed;
+        if joined >= plan.viewers {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let started = Instant::now();
+    let publishing = thread::Builder::new()
+        .name("demo-publisher".into())
+        .spawn(move || publish(publisher, socket, clip, plan.duration))
+        .context("starting the publisher thread")?;
 
     let mut next_status = started + STATUS_EVERY;
     while !crowds.iter().all(thread::JoinHandle::is_finished) {
@@ -191,27 +243,28 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
     Ok((published, outcomes, tally))
 }
 
-/// Feeds the pattern in real time for `duration`, then ends the stream.
+/// Plays `clip` in real time for `duration`, then ends the stream.
 fn publish(
     mut publisher: Publisher,
     socket: UdpSocket,
+    clip: &'static Clip,
     duration: Duration,
 ) -> anyhow::Result<Published> {
-    let mut pattern = Pattern::default();
+    let mut player = Player::new(clip);
     let mut frame = Vec::new();
     let mut bytes = 0u64;
     let started = Instant::now();
     let frames = (duration.as_nanos() / FRAME_TIME.as_nanos()).max(1) as u64;
-    while pattern.frames() < frames {
-        let due = started + FRAME_TIME * u32::try_from(pattern.frames()).unwrap_or(u32::MAX);
+    while player.frames() < frames {
+        let due = started + FRAME_TIME * u32::try_from(player.frames()).unwrap_or(u32::MAX);
         if Instant::now() >= due {
             frame.clear();
-            pattern.next_frame(&mut frame);
+            player.next_frame(&mut frame);
             bytes += frame.len() as u64;
             publisher.handle_input(os::now(), &frame);
         }
         pump(&mut publisher, &socket)?;
-        let next = started + FRAME_TIME * u32::try_from(pattern.frames()).unwrap_or(u32::MAX);
+        let next = started + FRAME_TIME * u32::try_from(player.frames()).unwrap_or(u32::MAX);
         let timer = publisher
             .poll_timeout()
             .map_or(FRAME_TIME, |t| t.saturating_since(os::now()));
@@ -223,7 +276,7 @@ fn publish(
     pump(&mut publisher, &socket)?;
     Ok(Published {
         chunks: publisher.stats().chunks,
-        frames: pattern.frames(),
+        frames: player.frames(),
         bytes,
     })
 }
@@ -269,6 +322,7 @@ fn millis(tally: &Tally, quantile: f64) -> String {
 }
 
 fn summary(
+    clip: &'static Clip,
     plan: Plan,
     published: Published,
     outcomes: &[Outcome],
@@ -277,14 +331,14 @@ fn summary(
     dropped: u64,
 ) {
     // The tails of the published stream that viewers' outputs should be.
-    let mut tails: HashMap<u64, Option<pattern::Digest>> = HashMap::new();
+    let mut tails: HashMap<u64, Option<digest::Digest>> = HashMap::new();
     let exact = outcomes
         .iter()
         .filter(|o| {
             o.complete
                 && *tails
                     .entry(o.bytes)
-                    .or_insert_with(|| pattern::suffix_digest(published.frames, o.bytes))
+                    .or_insert_with(|| digest::suffix_digest(clip, published.frames, o.bytes))
                     == Some(o.digest)
         })
         .count();
@@ -360,6 +414,12 @@ fn parse_loss(text: &str) -> anyhow::Result<f64> {
     }
 }
 
+fn parse_http(text: &str) -> anyhow::Result<SocketAddr> {
+    text.trim().parse().map_err(|_| {
+        anyhow::anyhow!("--http {text:?}: not an address (HOST:PORT); try --http 127.0.0.1:8080")
+    })
+}
+
 /// A fresh stream key seed; the clock and pid stand in only if
 /// /dev/urandom cannot be read.
 fn random_seed() -> [u8; 32] {
@@ -395,6 +455,14 @@ mod tests {
         for bad in ["-1", "51", "lots", "NaN"] {
             let err = parse_loss(bad).expect_err(bad).to_string();
             assert!(err.starts_with("--loss"), "{err}");
+        }
+        assert_eq!(
+            parse_http("127.0.0.1:8080").ok(),
+            "127.0.0.1:8080".parse().ok()
+        );
+        for bad in ["", "8080", "localhost", "127.0.0.1:99999"] {
+            let err = parse_http(bad).expect_err(bad).to_string();
+            assert!(err.starts_with("--http"), "{err}");
         }
     }
 }
