@@ -30,6 +30,8 @@ use crate::{StreamId, Time};
 
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(2);
+/// The round-trip time assumed before the first HELLO/CHALLENGE sample.
+const INITIAL_RTT: Duration = Duration::from_millis(100);
 /// A flowing stream silent this long gets one KEEPALIVE at once, so that a
 /// server that restarted and forgot the subscription says NOT_SUBSCRIBED
 /// now rather than at the next keepalive.
@@ -98,8 +100,12 @@ pub(crate) struct ClientSession {
     flowing: bool,
     /// Whether the current silence has had its KEEPALIVE.
     probed: bool,
-    /// Smoothed round-trip time from HELLO/CHALLENGE exchanges.
+    /// Smoothed round-trip time from HELLO/CHALLENGE exchanges: the first
+    /// sample as it is (as TCP takes its first, RFC 6298), then a moving
+    /// average; [`INITIAL_RTT`] before any.
     pub(crate) rtt: Duration,
+    /// Whether `rtt` holds a sample yet.
+    rtt_sampled: bool,
 }
 
 impl ClientSession {
@@ -129,7 +135,8 @@ impl ClientSession {
             silence_limit: Duration::from_secs(3),
             flowing: false,
             probed: false,
-            rtt: Duration::from_millis(100),
+            rtt: INITIAL_RTT,
+            rtt_sampled: false,
         }
     }
 
@@ -227,7 +234,12 @@ impl ClientSession {
         match *msg {
             Message::Challenge(c) if self.state == SessionState::Hello && c.nonce == self.nonce => {
                 let sample = now - self.hello_sent_at;
-                self.rtt = (self.rtt * 3 + sample) / 4;
+                self.rtt = if self.rtt_sampled {
+                    (self.rtt * 3 + sample) / 4
+                } else {
+                    sample
+                };
+                self.rtt_sampled = true;
                 self.cookie = Some(c.cookie);
                 self.state = SessionState::Subscribing;
                 self.attempt_delay = FIRST_RETRY;
@@ -439,6 +451,33 @@ mod tests {
         s.handle(probe, &Message::Reject(reject), Some(5), &mut tx);
         assert_eq!(s.state(), SessionState::Hello);
         assert_eq!(sent(&mut tx), [MessageType::Hello]);
+    }
+
+    /// The first handshake's round trip is the estimate at once, not a
+    /// quarter of the way from a guess: on a 2 ms path, repair must not
+    /// wait as if it were 75 ms (a late joiner's catch-up has little time).
+    #[test]
+    fn the_first_round_trip_is_taken_as_it_is_then_smoothed() {
+        let server = "127.0.0.1:7400".parse().expect("addr");
+        let mut tx = TxQueue::default();
+        let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
+        assert_eq!(s.rtt, INITIAL_RTT);
+        s.start(t(0), &mut tx);
+        let challenge = crate::testutil::handshake_answers(STREAM, s.nonce, 0)
+            .into_iter()
+            .next()
+            .expect("a CHALLENGE");
+        s.handle(t(2), &challenge, None, &mut tx);
+        assert_eq!(s.rtt, Duration::from_millis(2));
+        // A later handshake's sample is averaged in.
+        s.state = SessionState::Closed;
+        s.start(t(100), &mut tx);
+        let challenge = crate::testutil::handshake_answers(STREAM, s.nonce, 0)
+            .into_iter()
+            .next()
+            .expect("a CHALLENGE");
+        s.handle(t(110), &challenge, None, &mut tx);
+        assert_eq!(s.rtt, Duration::from_millis(4));
     }
 
     #[test]
