@@ -3,11 +3,12 @@
 //! count what arrives. What arrives per second is the ceiling against
 //! which the relay's fan-out is judged.
 //!
-//! Two loops, each for a fixed time: (a) sendmmsg, 64 datagrams a call,
+//! Three loops, each for a fixed time: (a) sendmmsg, 64 datagrams a call,
 //! round-robin over the destinations; (b) UDP GSO, trains of
 //! [`GSO_SEGMENTS`] segments to one destination (UDP_SEGMENT in a cmsg),
-//! four trains a sendmmsg call, round-robin. Datagrams are DATA-sized and
-//! zero-filled; the viewers count them without parsing further.
+//! four trains a sendmmsg call, round-robin; (c) the same trains through
+//! io_uring, one SEND each (`baseline_uring.rs`). Datagrams are DATA-sized
+//! and zero-filled; the viewers count them without parsing further.
 
 use std::io;
 use std::net::{SocketAddrV4, UdpSocket};
@@ -38,6 +39,8 @@ pub enum Mode {
     Sendmmsg,
     /// GSO trains.
     Gso,
+    /// GSO trains through io_uring.
+    UringGso,
 }
 
 /// What one loop achieved.
@@ -61,6 +64,17 @@ impl LoopResult {
     pub fn sent_pps(&self) -> f64 {
         self.sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+}
+
+/// What the three loops achieved; a GSO loop the kernel refused is `None`.
+#[derive(Debug, Clone, Copy)]
+pub struct Loops {
+    /// One datagram per message, sendmmsg.
+    pub mmsg: LoopResult,
+    /// GSO trains, sendmmsg.
+    pub gso: Option<LoopResult>,
+    /// GSO trains, io_uring.
+    pub uring_gso: Option<LoopResult>,
 }
 
 /// Runs one loop for `time`: one sender thread per CPU in `cpus` (one
@@ -123,19 +137,20 @@ fn send_loop(
     if dests.is_empty() {
         return Ok(0);
     }
+    let (segments, per_call) = match mode {
+        Mode::Sendmmsg => (1, MMSG_BATCH),
+        Mode::Gso => (GSO_SEGMENTS, GSO_TRAINS),
+        Mode::UringGso => return crate::baseline_uring::send_loop(dests, datagram_len, deadline),
+    };
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind a baseline socket")?;
     let _ = sys::set_buffer(&socket, sys::Buffer::Send, 4 << 20);
     let names: Vec<RawAddr> = dests
         .iter()
         .map(|&d| RawAddr::new(d.into(), false))
         .collect();
-    let (segments, per_call) = match mode {
-        Mode::Sendmmsg => (1, MMSG_BATCH),
-        Mode::Gso => (GSO_SEGMENTS, GSO_TRAINS),
-    };
     let payload = vec![0u8; datagram_len * segments];
     let gso = match mode {
-        Mode::Sendmmsg => None,
+        Mode::Sendmmsg | Mode::UringGso => None,
         Mode::Gso => Some(GsoCmsg::new(
             u16::try_from(datagram_len).context("segment size")?,
         )),
@@ -226,5 +241,10 @@ mod tests {
     #[test]
     fn gso_loop_delivers_segments() {
         loop_delivers(Mode::Gso);
+    }
+
+    #[test]
+    fn io_uring_gso_loop_delivers_segments() {
+        loop_delivers(Mode::UringGso);
     }
 }

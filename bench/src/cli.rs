@@ -76,8 +76,10 @@ pub struct Args {
     /// Also write the results as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// After the relay run, measure what a bare sendmmsg loop and a UDP GSO
-    /// loop deliver to the same viewer sockets from the relay's CPUs.
+    /// After the relay run, measure what bare loops deliver to the same
+    /// viewer sockets from the relay's CPUs: sendmmsg, UDP GSO trains by
+    /// sendmmsg, and UDP GSO trains by io_uring; efficiency is against the
+    /// best.
     #[arg(long)]
     pub baseline: bool,
     /// Search for the most viewers the relay serves at --bitrate with at

@@ -166,7 +166,9 @@ pub struct Baseline {
     pub baseline_sendmmsg_pps: f64,
     /// The same from the GSO loop; null where UDP GSO is not available.
     pub baseline_gso_pps: Option<f64>,
-    /// The better of the two.
+    /// The same from the io_uring GSO loop; null where it did not run.
+    pub baseline_uring_gso_pps: Option<f64>,
+    /// The best of the three.
     pub baseline_pps: f64,
     /// `delivered_pps / baseline_pps`.
     pub efficiency: f64,
@@ -175,6 +177,8 @@ pub struct Baseline {
     pub baseline_sendmmsg_sent_pps: f64,
     /// The same for the GSO loop.
     pub baseline_gso_sent_pps: Option<f64>,
+    /// The same for the io_uring GSO loop.
+    pub baseline_uring_gso_sent_pps: Option<f64>,
 }
 
 /// The in-process relay's counters over the measurement.
@@ -326,10 +330,12 @@ pub(crate) mod tests {
         r.baseline = Some(Baseline {
             baseline_sendmmsg_pps: 100.0,
             baseline_gso_pps: None,
+            baseline_uring_gso_pps: None,
             baseline_pps: 100.0,
             efficiency: 0.1,
             baseline_sendmmsg_sent_pps: 200.0,
             baseline_gso_sent_pps: None,
+            baseline_uring_gso_sent_pps: None,
         });
         let json = serde_json::to_value(&r).expect("json");
         assert_eq!(json["baseline_pps"], 100.0);

@@ -173,15 +173,12 @@ impl Report {
             rows.push((
                 "baseline",
                 format!(
-                    "sendmmsg {} pps (of {} sent), GSO {} (received; same destinations, \
-                     relay's CPU)",
+                    "sendmmsg {} pps (of {} sent), GSO {}, io_uring GSO {} (received; same \
+                     destinations, relay's CPU)",
                     count(b.baseline_sendmmsg_pps),
                     count(b.baseline_sendmmsg_sent_pps),
-                    match (b.baseline_gso_pps, b.baseline_gso_sent_pps) {
-                        (Some(got), Some(sent)) =>
-                            format!("{} pps (of {} sent)", count(got), count(sent)),
-                        _ => "unavailable".to_owned(),
-                    }
+                    received_of_sent(b.baseline_gso_pps, b.baseline_gso_sent_pps),
+                    received_of_sent(b.baseline_uring_gso_pps, b.baseline_uring_gso_sent_pps),
                 ),
             ));
             rows.push((
@@ -259,4 +256,12 @@ fn cpus(list: &[usize]) -> String {
         .map(usize::to_string)
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// "N pps (of M sent)", or "unavailable" for a loop that did not run.
+fn received_of_sent(received: Option<f64>, sent: Option<f64>) -> String {
+    match (received, sent) {
+        (Some(got), Some(sent)) => format!("{} pps (of {} sent)", count(got), count(sent)),
+        _ => "unavailable".to_owned(),
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::cpu::CpuUse;
-use crate::baseline::LoopResult;
+use crate::baseline::Loops;
 use crate::cli::Args;
 use crate::flood::FloodReport;
 use crate::http::ReadersReport;
@@ -28,7 +28,7 @@ pub(super) struct Assembly {
     pub(super) backend: &'static str,
     pub(super) cpu: CpuUse,
     pub(super) relay: Option<RelayCounters>,
-    pub(super) baseline: Option<(LoopResult, Option<LoopResult>)>,
+    pub(super) baseline: Option<Loops>,
     pub(super) source: SourceReport,
     pub(super) subscribed: usize,
     pub(super) relay_cpus: Vec<usize>,
@@ -88,21 +88,27 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
     }
     let secs = a.elapsed.as_secs_f64().max(1e-9);
     let delivered_pps = datagrams as f64 / secs;
-    let baseline = a.baseline.map(|(mmsg, gso)| {
-        let mmsg_pps = mmsg.received_pps();
-        let gso_pps = gso.map(|g| g.received_pps());
-        let best = gso_pps.map_or(mmsg_pps, |g| g.max(mmsg_pps));
+    let baseline = a.baseline.map(|loops| {
+        let mmsg_pps = loops.mmsg.received_pps();
+        let gso_pps = loops.gso.map(|g| g.received_pps());
+        let uring_gso_pps = loops.uring_gso.map(|g| g.received_pps());
+        let best = [gso_pps, uring_gso_pps]
+            .into_iter()
+            .flatten()
+            .fold(mmsg_pps, f64::max);
         Baseline {
             baseline_sendmmsg_pps: mmsg_pps,
             baseline_gso_pps: gso_pps,
+            baseline_uring_gso_pps: uring_gso_pps,
             baseline_pps: best,
             efficiency: if best > 0.0 {
                 delivered_pps / best
             } else {
                 0.0
             },
-            baseline_sendmmsg_sent_pps: mmsg.sent_pps(),
-            baseline_gso_sent_pps: gso.map(|g| g.sent_pps()),
+            baseline_sendmmsg_sent_pps: loops.mmsg.sent_pps(),
+            baseline_gso_sent_pps: loops.gso.map(|g| g.sent_pps()),
+            baseline_uring_gso_sent_pps: loops.uring_gso.map(|g| g.sent_pps()),
         }
     });
     Report {

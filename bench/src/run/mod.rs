@@ -17,7 +17,7 @@ mod http;
 
 use self::assemble::{Assembly, assemble};
 use self::cpu::CpuSample;
-use crate::baseline::{self, LoopResult, Mode};
+use crate::baseline::{self, Loops, Mode};
 use crate::cli::Args;
 use crate::clock::Clock;
 use crate::flood::Flooder;
@@ -450,32 +450,36 @@ fn run_baseline(
     dests: &[SocketAddrV4],
     cpus: &[usize],
     progress: &mut Progress,
-) -> anyhow::Result<(LoopResult, Option<LoopResult>)> {
+) -> anyhow::Result<Loops> {
+    let run = |mode| {
+        baseline::run(
+            mode,
+            dests,
+            cpus,
+            args.datagram_len(),
+            BASELINE_TIME,
+            shared,
+        )
+    };
     progress.show("baseline: sendmmsg loop");
-    let mmsg = baseline::run(
-        Mode::Sendmmsg,
-        dests,
-        cpus,
-        args.datagram_len(),
-        BASELINE_TIME,
-        shared,
-    )?;
-    std::thread::sleep(Duration::from_millis(200));
-    progress.show("baseline: GSO loop");
-    let gso = match baseline::run(
-        Mode::Gso,
-        dests,
-        cpus,
-        args.datagram_len(),
-        BASELINE_TIME,
-        shared,
-    ) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            progress.finish();
-            eprintln!("shoal-bench: the GSO baseline did not run: {e:#}");
-            None
+    let mmsg = run(Mode::Sendmmsg)?;
+    let mut optional = |mode, name: &str| {
+        std::thread::sleep(Duration::from_millis(200));
+        progress.show(&format!("baseline: {name} loop"));
+        match run(mode) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                progress.finish();
+                eprintln!("shoal-bench: the {name} baseline did not run: {e:#}");
+                None
+            }
         }
     };
-    Ok((mmsg, gso))
+    let gso = optional(Mode::Gso, "GSO");
+    let uring_gso = optional(Mode::UringGso, "io_uring GSO");
+    Ok(Loops {
+        mmsg,
+        gso,
+        uring_gso,
+    })
 }
