@@ -2,16 +2,18 @@
 //! loopback, with a built-in stream, a synthetic MPEG-TS test pattern (not
 //! decodable video).
 //!
-//! The relay runs on its own workers ([`Server`]); the publisher thread
-//! feeds the [`Pattern`] in real time, one burst per frame, for the
-//! duration, then finishes the stream; one or two crowd threads drive the
-//! viewers ([`crowd`]) until each has seen the end of the stream. The main
-//! thread prints a status line each second and a summary at the end, in
-//! which a viewer is "exact" when its output, from its first chunk to the
-//! end, is byte for byte the tail of what was published.
+//! The relay runs on its own
+//! workers ([`Server`]); one or two crowd threads drive the viewers
+//! ([`crowd`]) until each has seen the end of the stream; once they have
+//! subscribed ([`start`]), the publisher thread feeds the [`Pattern`] in
+//! real time, one burst per frame, for the duration, then finishes the
+//! stream. The main thread prints a status line each second and a summary
+//! at the end, in which a viewer is "exact" when its output, from its
+//! first chunk to the end, is byte for byte the tail of what was published.
 
 mod crowd;
 mod pattern;
+mod start;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -148,11 +150,7 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
     let started = Instant::now();
-    let publishing = thread::Builder::new()
-        .name("demo-publisher".into())
-        .spawn(move || publish(publisher, socket, plan.duration))
-        .context("starting the publisher thread")?;
-    let deadline = started + plan.duration + GRACE;
+    let deadline = started + start::JOIN_WAIT + plan.duration + GRACE;
     let threads = if plan.viewers > PER_THREAD { 2 } else { 1 };
     let per = plan.viewers.div_ceil(threads);
     let mut crowds = Vec::new();
@@ -166,6 +164,11 @@ fn run_with(relay: SocketAddr, plan: Plan) -> anyhow::Result<Ran> {
             .context("starting a viewer thread")?;
         crowds.push(handle);
     }
+    start::wait_for_viewers(&tally, plan.viewers);
+    let publishing = thread::Builder::new()
+        .name("demo-publisher".into())
+        .spawn(move || publish(publisher, socket, plan.duration))
+        .context("starting the publisher thread")?;
 
     let mut next_status = started + STATUS_EVERY;
     while !crowds.iter().all(thread::JoinHandle::is_finished) {
