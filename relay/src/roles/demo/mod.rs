@@ -2,7 +2,8 @@
 //! loopback, with a built-in stream, a synthetic MPEG-TS test pattern (not
 //! decodable video).
 //!
-//! The relay runs on its own
+//! Before anything starts, the demo says if the load asked for is more than
+//! the machine can carry now ([`capacity`]). The relay runs on its own
 //! workers ([`Server`]); one or two crowd threads drive the viewers
 //! ([`crowd`]) until each has seen the end of the stream; once they have
 //! subscribed ([`start`]), the publisher thread feeds the [`Pattern`] in
@@ -11,6 +12,7 @@
 //! at the end, in which a viewer is "exact" when its output, from its
 //! first chunk to the end, is byte for byte the tail of what was published.
 
+mod capacity;
 mod crowd;
 mod pattern;
 mod start;
@@ -96,6 +98,7 @@ struct Published {
 /// Runs `shoal demo`.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let plan = Plan::parse(args)?;
+    capacity::warn_if_beyond(plan.viewers, plan.loss);
     let mut settings = Settings::load(&RelayArgs::default())?;
     settings.listen = "127.0.0.1:0".parse().context("a loopback address")?;
     settings.metrics = None;
