@@ -628,10 +628,18 @@ fn bench<C: Candidate>(c: &mut Criterion) {
     }
 }
 
+/// Says which kernels rustfs-erasure-codec chose on this machine.
+fn backends(_: &mut Criterion) {
+    eprintln!(
+        "rustfs-erasure-codec kernels: {}",
+        rustfs_erasure_codec::galois_8::active_backend_name()
+    );
+}
+
 criterion_group! {
     name = benches;
     config = common::config();
-    targets = bench::<RsSimd>, bench::<Rse>, bench::<Rustfs<true>>, bench::<Rustfs<false>>, bench::<RustfsLeopard>,
+    targets = backends, bench::<RsSimd>, bench::<Rse>, bench::<Rustfs<true>>, bench::<Rustfs<false>>, bench::<RustfsLeopard>,
         bench::<FecRs>, bench::<Rusty>, bench::<Leopard>, bench::<Novelpoly>
 }
 criterion_main!(benches);
