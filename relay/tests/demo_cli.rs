@@ -79,6 +79,26 @@ fn five_percent_loss_is_repaired() {
     assert_eq!(field(&text, "exact viewers"), "10/10", "{text}");
 }
 
+/// 2000 viewers need about ten cores on any machine measured so far
+/// (BENCHMARKS.md, "FEC codecs"): far more than a 2-core machine has.
+#[test]
+fn a_load_beyond_the_machine_is_warned_before_it_starts() {
+    let out = demo(
+        &["--viewers", "2000", "--duration", "100ms"],
+        Duration::from_secs(60),
+    );
+    let text = stderr(&out);
+    assert!(out.status.success(), "{text}");
+    let warning = text
+        .find("shoal demo: warning: 2000 viewers at 0% loss need about")
+        .unwrap_or_else(|| panic!("no warning in:\n{text}"));
+    let started = text
+        .find("shoal demo: relay on")
+        .unwrap_or_else(|| panic!("no start in:\n{text}"));
+    assert!(warning < started, "{text}");
+    assert!(text.contains("try"), "{text}");
+}
+
 #[test]
 fn bad_flags_name_the_flag_and_the_fix() {
     for (args, flag) in [

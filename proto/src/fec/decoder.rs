@@ -1,21 +1,26 @@
 //! The receiver's side: missing data symbols of a block, rebuilt.
 
-use reed_solomon_simd::ReedSolomonDecoder;
+use super::codecs::Codecs;
+use super::{FecError, MAX_K, MAX_M, check_block, check_symbol_len};
 
-use super::{FecError, Reused, check_block, check_symbol_len};
-
-/// Rebuilds a block's missing data symbols, reusing its working space from
-/// block to block.
+/// Rebuilds a block's missing data symbols, reusing its codecs and symbol
+/// buffers from block to block.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    codec: Reused<ReedSolomonDecoder>,
+    codecs: Codecs,
+    /// The block being decoded as the codec takes it: `k` data then `m`
+    /// parity buffers, each with whether it holds a symbol that arrived (or,
+    /// after the decode, one rebuilt). Grown to `MAX_K + MAX_M` by the first
+    /// block; each buffer keeps the capacity of the longest symbol seen.
+    shards: Vec<(Vec<u8>, bool)>,
 }
 
 impl Decoder {
-    /// A decoder; its working space is allocated by the first block.
+    /// A decoder; its codec and buffers are allocated by the first block.
     pub const fn new() -> Self {
         Self {
-            codec: Reused::new(),
+            codecs: Codecs::new(),
+            shards: Vec::new(),
         }
     }
 
@@ -50,15 +55,13 @@ impl Decoder {
                 })
             }
         };
-        // reed-solomon-simd has no `m = 0`; such a block needs no codec.
-        let mut codec = if m == 0 {
-            None
-        } else {
-            Some(self.codec.prepare(
-                |codec| codec.reset(k, m, symbol_len),
-                || ReedSolomonDecoder::new(k, m, symbol_len),
-            )?)
-        };
+        if self.shards.len() < MAX_K + MAX_M {
+            self.shards.resize_with(MAX_K + MAX_M, Default::default);
+        }
+        let shards = &mut self.shards[..k + m];
+        for (_, present) in shards.iter_mut() {
+            *present = false;
+        }
 
         let mut have_originals = Seen::default();
         for (index, symbol) in originals {
@@ -70,8 +73,8 @@ impl Decoder {
                 return Err(FecError::DuplicateOriginal { index });
             }
             check_len(symbol)?;
-            if let Some(codec) = codec.as_mut() {
-                codec.add_original_shard(index, symbol)?;
+            if m > 0 {
+                take(&mut shards[index], symbol);
             }
         }
         let mut have_parity = Seen::default();
@@ -84,25 +87,38 @@ impl Decoder {
                 return Err(FecError::DuplicateParity { index });
             }
             check_len(symbol)?;
-            if let Some(codec) = codec.as_mut() {
-                codec.add_recovery_shard(index, symbol)?;
-            }
+            take(&mut shards[k + index], symbol);
         }
 
         if have_originals.len() == k {
             return Ok(());
         }
         let have = have_originals.len() + have_parity.len();
-        // Without a codec `m = 0`, so something missing is never recoverable.
-        let Some(codec) = codec.filter(|_| have >= k) else {
+        // With `m = 0` something missing is never recoverable.
+        if have < k || m == 0 {
             return Err(FecError::Unrecoverable { have, need: k });
-        };
-        let result = codec.decode()?;
-        for (index, symbol) in result.restored_original_iter() {
-            restored(index, symbol);
+        }
+        // A missing buffer is written whole by the decode: size it.
+        for (buf, present) in shards.iter_mut() {
+            if !*present {
+                buf.resize(symbol_len, 0);
+            }
+        }
+        self.codecs.get(k, m)?.reconstruct_data(shards)?;
+        for (index, (symbol, _)) in shards[..k].iter().enumerate() {
+            if !have_originals.contains(index) {
+                restored(index, symbol);
+            }
         }
         Ok(())
     }
+}
+
+/// Copies a symbol that arrived into its buffer and marks it present.
+fn take(shard: &mut (Vec<u8>, bool), symbol: &[u8]) {
+    shard.0.clear();
+    shard.0.extend_from_slice(symbol);
+    shard.1 = true;
 }
 
 /// A set of indices below 64, which holds any block's data or parity
@@ -127,6 +143,11 @@ impl Seen {
     /// How many indices are in.
     fn len(self) -> usize {
         self.0.count_ones() as usize
+    }
+
+    /// Whether `index` is in.
+    fn contains(self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
     }
 }
 

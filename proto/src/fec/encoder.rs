@@ -1,21 +1,24 @@
 //! The publisher's side: parity symbols of a block.
 
-use reed_solomon_simd::ReedSolomonEncoder;
+use super::codecs::Codecs;
+use super::{FecError, MAX_M, check_block, check_symbol_len};
 
-use super::{FecError, Reused, check_block, check_symbol_len};
-
-/// Computes a block's parity symbols, reusing its working space from block
-/// to block.
+/// Computes a block's parity symbols, reusing its codecs and parity
+/// buffers from block to block.
 #[derive(Debug, Default)]
 pub struct Encoder {
-    codec: Reused<ReedSolomonEncoder>,
+    codecs: Codecs,
+    /// Up to [`MAX_M`] parity buffers, each as long as the longest symbol
+    /// seen.
+    parity: Vec<Vec<u8>>,
 }
 
 impl Encoder {
-    /// An encoder; its working space is allocated by the first block.
+    /// An encoder; its codec and buffers are allocated by the first block.
     pub const fn new() -> Self {
         Self {
-            codec: Reused::new(),
+            codecs: Codecs::new(),
+            parity: Vec::new(),
         }
     }
 
@@ -52,15 +55,19 @@ impl Encoder {
             return Ok(());
         }
 
-        let codec = self.codec.prepare(
-            |codec| codec.reset(k, m, symbol_len),
-            || ReedSolomonEncoder::new(k, m, symbol_len),
-        )?;
-        for original in originals {
-            codec.add_original_shard(original)?;
+        let codec = self.codecs.get(k, m)?;
+        if self.parity.len() < MAX_M {
+            self.parity.resize_with(MAX_M, Vec::new);
         }
-        let parity = codec.encode()?;
-        for (index, symbol) in parity.recovery_iter().enumerate() {
+        // Views of the first `m` buffers, sized to the block (shrinking
+        // keeps the capacity); the encode writes every byte of them.
+        let mut parity: [&mut [u8]; MAX_M] = Default::default();
+        for (view, symbol) in parity.iter_mut().zip(&mut self.parity[..m]) {
+            symbol.resize(symbol_len, 0);
+            *view = symbol;
+        }
+        codec.encode_sep(originals, &mut parity[..m])?;
+        for (index, symbol) in parity[..m].iter().enumerate() {
             emit(index, symbol);
         }
         Ok(())
@@ -144,14 +151,5 @@ mod tests {
         })?;
         assert_eq!(emitted, [(0, 20), (1, 20), (2, 20)]);
         Ok(())
-    }
-
-    #[test]
-    fn every_supported_shape_is_accepted_by_the_codec() {
-        for k in 1..=super::super::MAX_K {
-            for m in 1..=super::super::MAX_M {
-                assert!(ReedSolomonEncoder::supports(k, m), "k = {k}, m = {m}");
-            }
-        }
     }
 }

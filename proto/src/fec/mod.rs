@@ -6,9 +6,15 @@
 //! its [`symbol`]: header fields, payload and zero padding, all symbols of a
 //! block being [`symbol_len`] of its largest payload, an even number of bytes.
 //!
-//! - **Systematic**: the data symbols are the code's original shards and
-//!   travel unchanged as DATA; only the `m` parity symbols (reed-solomon-simd's
-//!   "recovery shards") are extra.
+//! - **The code** (SPEC §5.2): over GF(2^8), bytewise, with the systematic
+//!   Vandermonde matrix of reed-solomon-erasure, Backblaze's
+//!   JavaReedSolomon and klauspost/reedsolomon: parity symbol `j` is, byte
+//!   by byte, a fixed combination of the `k` data symbols. rustfs-erasure-
+//!   codec computes it with SIMD kernels chosen at run time; it replaced
+//!   reed-solomon-simd, whose decoder cost 140-270 µs a block whatever its
+//!   shape (issue 19, BENCHMARKS.md "FEC codecs").
+//! - **Systematic**: the data symbols travel unchanged as DATA; only the
+//!   `m` parity symbols are extra.
 //! - **Where**: the publisher runs [`Encoder::encode`] once per block, when its
 //!   `k` chunks are known. Relays forward parity like any other symbol; relays
 //!   and viewers run [`Decoder::decode`] when DATA chunks of a block are
@@ -22,14 +28,17 @@
 //!   shard gives wrong output, so shards are verified before decoding.
 //!
 //! The receiver must know `k`, `m` and `symbol_len` (the wire format carries
-//! them). [`Encoder`] and [`Decoder`] keep reed-solomon-simd's working
-//! space between blocks: once they have seen a block of a given size they do
-//! not allocate again for blocks no larger.
+//! them). [`Encoder`] and [`Decoder`] keep their codecs (one per block shape,
+//! for the last few shapes) and their symbol buffers between blocks: once
+//! they have seen a block of a given shape and symbol length they do not
+//! allocate again for it, except that a decode whose loss pattern is not
+//! among the codec's 256 most recent inverts a matrix, which allocates it.
 
-use core::fmt;
-
+mod codecs;
 mod decoder;
 mod encoder;
+#[cfg(test)]
+mod spec_tests;
 pub mod symbol;
 
 pub use decoder::Decoder;
@@ -55,8 +64,8 @@ pub enum FecError {
         /// Parity symbols asked for.
         m: usize,
     },
-    /// The symbol length is zero or odd; Reed-Solomon shards are non-zero and
-    /// even.
+    /// The symbol length is zero or odd; the wire format's symbols are
+    /// non-zero and even (SPEC §5.2).
     #[error("symbol length {symbol_len} is not a non-zero even number")]
     InvalidSymbolLen {
         /// The length given.
@@ -134,12 +143,13 @@ pub enum FecError {
     /// padding, so the symbol is corrupt.
     #[error("symbol padding is not all zero")]
     NonZeroPadding,
-    /// reed-solomon-simd refused a request this module had already checked.
-    #[error("reed-solomon codec failed")]
-    Codec(#[from] reed_solomon_simd::Error),
+    /// The Reed-Solomon codec refused a request this module had already
+    /// checked.
+    #[error("reed-solomon codec failed: {0}")]
+    Codec(#[from] rustfs_erasure_codec::Error),
 }
 
-/// Checks the block shape, before any of it reaches reed-solomon-simd.
+/// Checks the block shape, before any of it reaches the codec.
 fn check_block(k: usize, m: usize) -> Result<(), FecError> {
     if (1..=MAX_K).contains(&k) && m <= MAX_M {
         Ok(())
@@ -148,60 +158,13 @@ fn check_block(k: usize, m: usize) -> Result<(), FecError> {
     }
 }
 
-/// Checks a symbol length against reed-solomon-simd 3's shard rule.
+/// Checks a symbol length against the wire format's rule (SPEC §5.2): the
+/// code itself takes any length.
 fn check_symbol_len(symbol_len: usize) -> Result<(), FecError> {
     if symbol_len != 0 && symbol_len.is_multiple_of(2) {
         Ok(())
     } else {
         Err(FecError::InvalidSymbolLen { symbol_len })
-    }
-}
-
-/// A reed-solomon-simd encoder or decoder, made by the first block that
-/// needs it and reset for each later block's shape, so that its working
-/// space is allocated once.
-pub(super) struct Reused<C> {
-    /// `None` until the first block with parity, and again after a failed
-    /// reset, which leaves a reed-solomon-simd codec in a state where every
-    /// later call panics: it is taken out and dropped.
-    codec: Option<C>,
-}
-
-impl<C> Reused<C> {
-    /// Nothing allocated yet.
-    pub(super) const fn new() -> Self {
-        Self { codec: None }
-    }
-
-    /// The codec, reset for a block's shape with `reset`, or made by
-    /// `make` for the first block (the shape already checked, and `m > 0`).
-    pub(super) fn prepare(
-        &mut self,
-        reset: impl FnOnce(&mut C) -> Result<(), reed_solomon_simd::Error>,
-        make: impl FnOnce() -> Result<C, reed_solomon_simd::Error>,
-    ) -> Result<&mut C, FecError> {
-        let codec = match self.codec.take() {
-            Some(mut codec) => {
-                reset(&mut codec)?;
-                codec
-            }
-            None => make()?,
-        };
-        Ok(self.codec.insert(codec))
-    }
-}
-
-impl<C> Default for Reused<C> {
-    fn default() -> Self {
-        Self { codec: None }
-    }
-}
-
-impl<C> fmt::Debug for Reused<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Reused")
-            .field("allocated", &self.codec.is_some())
-            .finish()
     }
 }
 

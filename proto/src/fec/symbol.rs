@@ -26,9 +26,9 @@ pub const MAX_SYMBOL_LEN: usize = symbol_len(u16::MAX as usize);
 /// bytes: [`SYMBOL_HEADER_LEN`] plus that payload, rounded up to an even
 /// number.
 ///
-/// Even because reed-solomon-simd 3 takes any shard size that is non-zero
-/// and a multiple of 2 (its field elements are 16 bits); the header makes
-/// the result non-zero. Payloads longer than `u16::MAX` cannot be written
+/// Even because the wire format says so (SPEC §5.2: a rule kept from v1's
+/// first code, whose field elements were 16 bits; the byte-wise code now
+/// used takes any length); the header makes the result non-zero. Payloads longer than `u16::MAX` cannot be written
 /// (see [`write_symbol`]); for absurd lengths the result saturates instead of
 /// overflowing.
 pub const fn symbol_len(max_payload_len: usize) -> usize {

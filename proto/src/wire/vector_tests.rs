@@ -1,6 +1,6 @@
-//! SPEC Appendix A.2 and A.3, pinned: the DESCRIPTOR and the block's
-//! MANIFEST, DATA and PARITY datagrams the reference code makes must be
-//! the bytes the SPEC prints.
+//! SPEC Appendix A.2 to A.4, pinned: the DESCRIPTOR, the block's parity
+//! symbols and its MANIFEST, DATA and PARITY datagrams, and the full-size
+//! parity the reference code makes must be the bytes the SPEC prints.
 
 use super::*;
 use crate::fec::{Encoder, symbol_len, write_symbol};
@@ -23,6 +23,11 @@ fn spec_hex(bytes: &[u8]) -> String {
 fn assert_in_spec(what: &str, bytes: &[u8]) {
     let hex = spec_hex(bytes);
     assert!(SPEC.contains(&hex), "{what} is not in SPEC.md:\n{hex}");
+}
+
+/// A line of a SPEC table, which must be in the SPEC as it is.
+fn assert_line_in_spec(line: &str) {
+    assert!(SPEC.contains(line), "not in SPEC.md:\n{line}");
 }
 
 #[test]
@@ -67,8 +72,10 @@ fn appendix_a3_block() {
     Encoder::new()
         .encode(&symbols, 2, |_, p| parity.push(p.to_vec()))
         .expect("encode");
-    for p in &parity {
+    for (j, p) in parity.iter().enumerate() {
         hashes.extend_from_slice(&parity_hash(p));
+        assert_line_in_spec(&format!("parity symbol {j}  {}", spec_hex(p)));
+        assert_line_in_spec(&format!("parity hash {j}    {}", spec_hex(&parity_hash(p))));
     }
     let man = Manifest {
         k: 2,
@@ -115,6 +122,33 @@ fn appendix_a3_block() {
     let mut out = vec![0u8; p.buffer_len()];
     p.emit(&mut out).expect("emit");
     assert_in_spec("A.3 PARITY", &out);
+}
+
+/// A.4: full-size symbols, a short last chunk and three parity symbols.
+#[test]
+fn appendix_a4_full_size_parity() {
+    let lens = [1316, 1316, 1000, 188];
+    let len = symbol_len(1316);
+    let mut symbols = Vec::new();
+    for (j, payload_len) in lens.into_iter().enumerate() {
+        let payload: Vec<u8> = (0..payload_len)
+            .map(|i| ((i + 31 * j) % 251) as u8)
+            .collect();
+        let mut sym = vec![0u8; len];
+        write_symbol(0, 1000 * j as u64, &payload, &mut sym).expect("symbol");
+        symbols.push(sym);
+    }
+    let mut parity = Vec::new();
+    Encoder::new()
+        .encode(&symbols, 3, |_, p| parity.push(p.to_vec()))
+        .expect("encode");
+    for (j, p) in parity.iter().enumerate() {
+        assert_line_in_spec(&format!(
+            "parity {j}          hash {}  first 16 bytes {}",
+            spec_hex(&parity_hash(p)),
+            spec_hex(&p[..16])
+        ));
+    }
 }
 
 /// A.5: the session datagrams, with the session id of A.5 and A.6.

@@ -1,6 +1,8 @@
-//! CPU affinity: which CPUs this process may use, and pinning a thread.
+//! CPU affinity: which CPUs this process may use, and pinning a thread;
+//! and the CPU time a thread has had.
 
 use std::io;
+use std::time::Duration;
 
 /// The CPUs this process may run on, in order: the relay pins worker `i`
 /// to the `i`-th of them, so the load generator takes the rest.
@@ -36,4 +38,23 @@ pub fn pin_to(cpus: &[usize]) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// CPU time the calling thread has used (user and system), or zero if the
+/// kernel cannot say.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; clock_gettime writes only
+    // it, and CLOCK_THREAD_CPUTIME_ID names the calling thread's clock.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &raw mut ts) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }

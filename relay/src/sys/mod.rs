@@ -10,7 +10,8 @@
 //!   borrowed messages, for the load tool.
 //! - [`socket`]: socket options; [`poll`] and [`epoll`]: waiting on many.
 //! - [`clock`] and [`random`]: what proto is given as time and secrets.
-//! - [`cpu`]: affinity; [`process`]: limits and the kernel's tick.
+//! - [`cpu`]: affinity and thread CPU time; [`process`]: limits and the
+//!   kernel's tick.
 //! - [`spoof`]: UDP from any source address, through a raw socket.
 
 pub mod addr;

@@ -2,18 +2,22 @@
 //! loopback, with a built-in stream: a short clip of real H.264 and AAC,
 //! looped with its timestamps running on ([`clip`]).
 //!
-//! The relay runs on its own workers ([`Server`]), with its web face when
-//! `--http` asks for it; the publisher thread plays the clip in real time,
-//! one burst per frame, for the duration, then finishes the stream; one or
-//! two crowd threads drive the viewers ([`crowd`]) until each has seen the
-//! end of the stream. The main thread prints a status line each second and
-//! a summary at the end, in which a viewer is "exact" when its output, from
-//! its first chunk to the end, is byte for byte the tail of what was
-//! published ([`digest`]).
+//! Before anything starts, the demo says if the load asked for is more than
+//! the machine can carry now ([`capacity`]). The relay runs on its own
+//! workers ([`Server`]), with its web face when `--http` asks for it; one
+//! or two crowd threads drive the viewers ([`crowd`]) until each has seen
+//! the end of the stream; once they have subscribed ([`start`]), the
+//! publisher thread plays the clip in real time, one burst per frame, for
+//! the duration, then finishes the stream. The main thread prints a status
+//! line each second and a summary at the end, in which a viewer is "exact"
+//! when its output, from its first chunk to the end, is byte for byte the
+//! tail of what was published ([`digest`]).
 
+mod capacity;
 mod clip;
 mod crowd;
 mod digest;
+mod start;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -45,8 +49,6 @@ const MAX_LOSS: f64 = 50.0;
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How long viewers get after the stream ends to see its end.
 const GRACE: Duration = Duration::from_secs(3);
-/// Longest the stream waits for every viewer to have joined.
-const JOIN_WAIT: Duration = Duration::from_secs(2);
 /// Viewers per crowd thread before a second thread is used.
 const PER_THREAD: usize = 25;
 
@@ -105,6 +107,7 @@ struct Published {
 /// Runs `shoal demo`.
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let plan = Plan::parse(args)?;
+    capacity::warn_if_beyond(plan.viewers, plan.loss);
     let clip = Clip::builtin()?;
     let mut settings = Settings::load(&RelayArgs::default())?;
     settings.listen = "127.0.0.1:0".parse().context("a loopback address")?;
@@ -183,7 +186,7 @@ fn run_with(
     }
     let tally = Arc::new(Mutex::new(Tally::default()));
     let joining = Instant::now();
-    let deadline = joining + JOIN_WAIT + plan.duration + GRACE;
+    let deadline = joining + start::JOIN_WAIT + plan.duration + GRACE;
     let threads = if plan.viewers > PER_THREAD { 2 } else { 1 };
     let per = plan.viewers.div_ceil(threads);
     let mut crowds = Vec::new();
@@ -197,22 +200,7 @@ fn run_with(
             .context("starting a viewer thread")?;
         crowds.push(handle);
     }
-    // The viewers join first, then the stream goes live. A viewer that
-    // joins a running stream is sent its backlog from the last keyframe,
-    // already partly through its latency budget, and a loss there may not
-    // be repaired in time; the demo shows the steady state. A viewer that
-    // needs longer than JOIN_WAIT joins the running stream.
-    let join_by = joining + JOIN_WAIT;
-    while Instant::now() < join_by && !crowds.iter().all(thread::JoinHandle::is_finished) {
-        let joined = tally
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .subscribed;
-        if joined >= plan.viewers {
-            break;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
+    start::wait_for_viewers(&tally, plan.viewers);
     let started = Instant::now();
     let publishing = thread::Builder::new()
         .name("demo-publisher".into())
