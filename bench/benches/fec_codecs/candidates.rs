@@ -1,92 +1,12 @@
-//! FEC codecs side by side: every maintained Reed-Solomon crate we could
-//! find, on the block shapes shoal uses, so that the choice of code rests
-//! on a measurement (issue 19). Not shoal's own [`shoal_proto::fec`] (the
-//! `fec` bench measures that), but each crate through its own API, the
-//! way shoal would drive it: the codec made once and reused, then per
-//! block an encode of `k` data symbols into `m` parity symbols, or a
-//! rebuild of the data symbols lost.
-//!
-//! - Symbols are 1,330 bytes (a default chunk's symbol, rounded up);
-//!   codecs that need a multiple of 64 bytes get 1,344.
-//! - Decode loses 1, `m / 2` and `m` data symbols and has every parity
-//!   symbol. Each iteration takes the next of up to 256 loss patterns, so
-//!   that a codec caching its decode matrices per pattern is measured as
-//!   it would run under random loss, not on one pattern it has cached.
-//! - Only the codec's call is timed: laying out its input (copying the
-//!   symbols that arrived into the buffers its API asks for) is set-up.
-//!   A codec whose API copies the symbols itself pays for that copy.
-//! - Before it is timed, each codec's output is checked against the data,
-//!   and the heap allocations of its decodes are counted (printed as
-//!   `allocations per decode`, over the second pass through the patterns,
-//!   when whatever it caches is warm).
-//!
-//! `reed-solomon-erasure` builds its SIMD kernels (C, `-march=haswell`)
-//! only with its `simd-accel` feature; run once more with
-//! `--features rse-simd-accel` for that variant (its rows are then named
-//! `rse-simd`).
-//!
-//! ```sh
-//! cargo bench -p shoal-bench --bench fec_codecs -- --warm-up-time 1 --measurement-time 3
-//! ```
+//! The candidates of the `fec_codecs` bench: each crate behind one
+//! trait, driven the way shoal would drive it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-
-mod common;
-
-/// Block shapes: shoal's default (`PublisherConfig`: 16 + 4) and the range
-/// around it up to the wire format's limits (64 + 16).
-const SHAPES: [(usize, usize); 4] = [(8, 2), (16, 4), (32, 8), (64, 16)];
-
-/// Symbol length of a 1316-byte chunk, rounded up as the issue states it.
-const SYMBOL_LEN: usize = 1330;
-
-/// Most loss patterns cycled through per case.
-const PATTERNS: usize = 256;
-
-/// The system allocator, counting allocations.
-struct Counting;
-
-/// Allocations (and reallocations) so far.
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is passed on unchanged to `System`, which upholds
-// `GlobalAlloc`'s contract; the counter has no effect on memory.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's guarantees for `layout` are passed on.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `System` with `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: as for `alloc`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: `ptr` was allocated by `System` with `layout`; the
-        // caller's guarantees for `new_size` are passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+use super::SYMBOL_LEN;
 
 /// One Reed-Solomon crate driven the way shoal would drive it.
-trait Candidate: Sized {
+pub trait Candidate: Sized {
     /// What a decode works on: the block as received, laid out for this
     /// crate, and room for what it rebuilds.
     type Block;
@@ -112,7 +32,7 @@ trait Candidate: Sized {
 
 /// reed-solomon-simd 3.1: Leopard-style FFT over GF(2^16) (shoal's code
 /// until issue 19).
-struct RsSimd {
+pub struct RsSimd {
     encoder: reed_solomon_simd::ReedSolomonEncoder,
     decoder: reed_solomon_simd::ReedSolomonDecoder,
     k: usize,
@@ -122,7 +42,7 @@ struct RsSimd {
 
 /// A block as reed-solomon-simd takes it: the shards it is given are
 /// copied in by the decode itself.
-struct Received {
+pub struct Received {
     data: Vec<(usize, Vec<u8>)>,
     parity: Vec<Vec<u8>>,
     lost: Vec<usize>,
@@ -187,7 +107,7 @@ impl Candidate for RsSimd {
 
 /// A block as the matrix codes take it: every shard in index order with a
 /// flag saying whether it is present; a missing one's buffer is written.
-type Flagged = Vec<(Vec<u8>, bool)>;
+pub type Flagged = Vec<(Vec<u8>, bool)>;
 
 fn flagged(data: &[Vec<u8>], parity: &[Vec<u8>], lost: &[usize]) -> Flagged {
     data.iter()
@@ -206,7 +126,7 @@ fn flagged(data: &[Vec<u8>], parity: &[Vec<u8>], lost: &[usize]) -> Flagged {
 /// reed-solomon-erasure 6.0: GF(2^8), systematic Vandermonde matrix
 /// (Backblaze construction), decode matrices cached per pattern (LRU of
 /// 254).
-struct Rse(reed_solomon_erasure::galois_8::ReedSolomon);
+pub struct Rse(reed_solomon_erasure::galois_8::ReedSolomon);
 
 impl Candidate for Rse {
     type Block = Flagged;
@@ -245,7 +165,7 @@ impl Candidate for Rse {
 /// decode matrices per loss pattern (its default); without, every decode
 /// inverts, as a cache does on a pattern it has not seen. One thread, as
 /// shoal's decoders run on the thread that holds the block.
-struct Rustfs<const CACHE: bool>(rustfs_erasure_codec::galois_8::ReedSolomon);
+pub struct Rustfs<const CACHE: bool>(rustfs_erasure_codec::galois_8::ReedSolomon);
 
 impl<const CACHE: bool> Candidate for Rustfs<CACHE> {
     type Block = Flagged;
@@ -285,7 +205,7 @@ impl<const CACHE: bool> Candidate for Rustfs<CACHE> {
 
 /// rustfs-erasure-codec 7.0's Leopard family over GF(2^8) (FFT, like
 /// reed-solomon-simd but in the small field).
-struct RustfsLeopard(rustfs_erasure_codec::galois_8::ReedSolomon);
+pub struct RustfsLeopard(rustfs_erasure_codec::galois_8::ReedSolomon);
 
 impl Candidate for RustfsLeopard {
     type Block = Flagged;
@@ -323,9 +243,9 @@ impl Candidate for RustfsLeopard {
     }
 }
 
-/// fec-rs 0.1: GF(2^8) Vandermonde code (as reed-solomon-erasure) with
-/// SIMD kernels chosen at run time; missing shards as `None`.
-struct FecRs(fec_rs::ReedSolomon);
+/// fec-rs 0.1: GF(2^8) with a Cauchy parity matrix (Moonlight's), SIMD
+/// kernels chosen at run time; missing shards as `None`.
+pub struct FecRs(fec_rs::ReedSolomon);
 
 impl Candidate for FecRs {
     type Block = Vec<Option<Vec<u8>>>;
@@ -362,7 +282,7 @@ fn options(data: &[Vec<u8>], parity: &[Vec<u8>], lost: &[usize]) -> Vec<Option<V
 
 /// rusty_erasure 0.4: ISA-L's matrix codes in Rust (Cauchy matrix here),
 /// SIMD kernels chosen at run time; one-shot recover per block.
-struct Rusty {
+pub struct Rusty {
     coder: rusty_erasure::Coder,
     k: usize,
 }
@@ -414,7 +334,7 @@ impl Candidate for Rusty {
 
 /// leopard-codec 0.2: Leopard over GF(2^8) (FFT); missing shards as empty
 /// vectors, which it allocates.
-struct Leopard {
+pub struct Leopard {
     k: usize,
 }
 
@@ -463,14 +383,14 @@ impl Candidate for Leopard {
 /// whose API encodes a byte string into `n` shards (each holding 2-byte
 /// pieces of every stretch of `2 k` bytes) and returns the whole string on
 /// reconstruction. It rounds `k` down and `n` up to powers of 2.
-struct Novelpoly {
+pub struct Novelpoly {
     rs: reed_solomon_novelpoly::ReedSolomon,
     k: usize,
     m: usize,
 }
 
 /// A block for novelpoly, and the byte string it rebuilt.
-struct Wrapped {
+pub struct Wrapped {
     shards: Vec<Option<reed_solomon_novelpoly::WrappedShard>>,
     out: Vec<u8>,
 }
@@ -527,119 +447,3 @@ impl Candidate for Novelpoly {
 fn kept<'a>(data: &'a [Vec<u8>], lost: &'a [usize]) -> impl Iterator<Item = (usize, &'a Vec<u8>)> {
     data.iter().enumerate().filter(|(i, _)| !lost.contains(i))
 }
-
-/// `k` data symbols of `len` bytes of noise.
-fn data_symbols(k: usize, len: usize) -> Vec<Vec<u8>> {
-    (0..k).map(|i| common::noise(len, i as u64 + 1)).collect()
-}
-
-/// Up to [`PATTERNS`] distinct sets of `lost` data indices out of `k`,
-/// spread by a fixed generator.
-fn patterns(k: usize, lost: usize) -> Vec<Vec<usize>> {
-    let mut rng = shoal_proto::rng::Rng::new(0x5eed ^ (k * 100 + lost) as u64);
-    let mut out: Vec<Vec<usize>> = Vec::new();
-    // C(k, lost) may be smaller than PATTERNS: stop after enough misses.
-    let mut misses = 0;
-    while out.len() < PATTERNS && misses < 10_000 {
-        let mut set: Vec<usize> = Vec::with_capacity(lost);
-        while set.len() < lost {
-            let i = (rng.next_u64() % k as u64) as usize;
-            if !set.contains(&i) {
-                set.push(i);
-            }
-        }
-        set.sort_unstable();
-        if out.contains(&set) {
-            misses += 1;
-        } else {
-            out.push(set);
-        }
-    }
-    out
-}
-
-/// 1, m / 2 and m losses, without repeats.
-fn losses(m: usize) -> Vec<usize> {
-    let mut l = vec![1, m / 2, m];
-    l.retain(|&x| x >= 1);
-    l.dedup();
-    l
-}
-
-fn bench<C: Candidate>(c: &mut Criterion) {
-    let len = C::symbol_len();
-    for (k, m) in SHAPES {
-        let Some(mut codec) = C::new(k, m, len) else {
-            eprintln!("{}: k {k} m {m} not supported", C::NAME);
-            continue;
-        };
-        let data = data_symbols(k, len);
-        let mut parity = vec![vec![0u8; len]; m];
-        codec.encode(&data, &mut parity);
-
-        let mut g = c.benchmark_group(format!("fec_codecs/k{k}_m{m}"));
-        g.bench_function(BenchmarkId::new("encode", C::NAME), |b| {
-            b.iter(|| codec.encode(black_box(&data), black_box(&mut parity)))
-        });
-        for lost in losses(m) {
-            let patterns = patterns(k, lost);
-            // Checked on every pattern before any is timed.
-            for p in &patterns {
-                let mut block = codec.receive(&data, &parity, p);
-                codec.decode(&mut block);
-                for &i in p {
-                    assert_eq!(C::restored(&block, i), &data[i][..], "{} {p:?}", C::NAME);
-                }
-            }
-            let mut allocations = 0;
-            for p in &patterns {
-                let mut block = codec.receive(&data, &parity, p);
-                let before = ALLOCATIONS.load(Ordering::Relaxed);
-                codec.decode(&mut block);
-                allocations += ALLOCATIONS.load(Ordering::Relaxed) - before;
-            }
-            eprintln!(
-                "fec_codecs/k{k}_m{m}/decode_{lost}_lost/{}: {:.1} allocations per decode",
-                C::NAME,
-                allocations as f64 / patterns.len() as f64
-            );
-            let mut next = 0;
-            g.bench_function(
-                BenchmarkId::new(format!("decode_{lost}_lost"), C::NAME),
-                |b| {
-                    // Per iteration: lay the next pattern out untimed, then
-                    // time the decode alone.
-                    b.iter_custom(|iters| {
-                        let mut spent = Duration::ZERO;
-                        for _ in 0..iters {
-                            next = (next + 1) % patterns.len();
-                            let mut block = codec.receive(&data, &parity, &patterns[next]);
-                            let start = Instant::now();
-                            codec.decode(black_box(&mut block));
-                            spent += start.elapsed();
-                            black_box(&block);
-                        }
-                        spent
-                    })
-                },
-            );
-        }
-        g.finish();
-    }
-}
-
-/// Says which kernels rustfs-erasure-codec chose on this machine.
-fn backends(_: &mut Criterion) {
-    eprintln!(
-        "rustfs-erasure-codec kernels: {}",
-        rustfs_erasure_codec::galois_8::active_backend_name()
-    );
-}
-
-criterion_group! {
-    name = benches;
-    config = common::config();
-    targets = backends, bench::<RsSimd>, bench::<Rse>, bench::<Rustfs<true>>, bench::<Rustfs<false>>, bench::<RustfsLeopard>,
-        bench::<FecRs>, bench::<Rusty>, bench::<Leopard>, bench::<Novelpoly>
-}
-criterion_main!(benches);
