@@ -7,7 +7,7 @@
 //! round-robin over the destinations; (b) UDP GSO, trains of
 //! [`GSO_SEGMENTS`] segments to one destination (UDP_SEGMENT in a cmsg),
 //! four trains a sendmmsg call, round-robin; (c) the same trains through
-//! io_uring, one SEND each (`baseline_uring.rs`). Datagrams are DATA-sized
+//! io_uring, one SEND each (`shoal_relay::sys::uring_gso`). Datagrams are DATA-sized
 //! and zero-filled; the viewers count them without parsing further.
 
 use std::io;
@@ -140,7 +140,14 @@ fn send_loop(
     let (segments, per_call) = match mode {
         Mode::Sendmmsg => (1, MMSG_BATCH),
         Mode::Gso => (GSO_SEGMENTS, GSO_TRAINS),
-        Mode::UringGso => return crate::baseline_uring::send_loop(dests, datagram_len, deadline),
+        Mode::UringGso => {
+            return shoal_relay::sys::uring_gso::send_loop(
+                dests,
+                datagram_len,
+                GSO_SEGMENTS,
+                deadline,
+            );
+        }
     };
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind a baseline socket")?;
     let _ = sys::set_buffer(&socket, sys::Buffer::Send, 4 << 20);

@@ -27,7 +27,6 @@
 //! that its one thread serves with none falling behind (see [`http`]).
 
 mod baseline;
-mod baseline_uring;
 mod cli;
 mod clock;
 mod flood;

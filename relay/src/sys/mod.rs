@@ -13,6 +13,7 @@
 //! - [`cpu`]: affinity and thread CPU time; [`process`]: limits and the
 //!   kernel's tick.
 //! - [`spoof`]: UDP from any source address, through a raw socket.
+//! - [`uring_gso`]: a bare io_uring loop of GSO trains, for the load tool.
 
 pub mod addr;
 pub mod batch;
@@ -25,3 +26,4 @@ pub mod process;
 pub mod random;
 pub mod socket;
 pub mod spoof;
+pub mod uring_gso;

@@ -1,5 +1,5 @@
-//! The third bare loop of `--baseline`: UDP GSO trains sent through
-//! io_uring, as the relay's io_uring backend could at best.
+//! A bare io_uring send loop of UDP GSO trains: the third loop of the load
+//! tool's `--baseline`, what the relay's io_uring backend could do at best.
 //!
 //! One `IORING_OP_SEND` per train, with the destination in the SQE
 //! (`addr2`) and the segment size set once on the socket (`UDP_SEGMENT`
@@ -11,28 +11,28 @@ use std::net::{SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::Instant;
 
+use crate::sys::addr::RawAddr;
+use crate::sys::socket::{Buffer, set_buffer};
 use anyhow::Context;
 use io_uring::{IoUring, opcode, types};
-use shoal_relay::sys::addr::RawAddr;
-
-use crate::baseline::GSO_SEGMENTS;
-use crate::sys;
 
 /// Trains in flight at once.
 const QUEUE_DEPTH: u32 = 128;
 
-/// Sends GSO trains round-robin to `dests` until `deadline`; returns
-/// datagrams (segments) the kernel took.
+/// Sends trains of `segments` zero-filled datagrams of `datagram_len`
+/// bytes round-robin to `dests` until `deadline`; returns datagrams
+/// (segments) the kernel took.
 pub fn send_loop(
     dests: &[SocketAddrV4],
     datagram_len: usize,
+    segments: usize,
     deadline: Instant,
 ) -> anyhow::Result<u64> {
     if dests.is_empty() {
         return Ok(0);
     }
     let socket = UdpSocket::bind("127.0.0.1:0").context("cannot bind a baseline socket")?;
-    let _ = sys::set_buffer(&socket, sys::Buffer::Send, 4 << 20);
+    let _ = set_buffer(&socket, Buffer::Send, 4 << 20);
     let segment = libc::c_int::try_from(datagram_len).context("segment size")?;
     // SAFETY: setsockopt(2) reads exactly `size_of::<c_int>()` bytes from
     // a live local; the descriptor is the socket's own.
@@ -52,7 +52,7 @@ pub fn send_loop(
         .iter()
         .map(|&d| RawAddr::new(d.into(), false))
         .collect();
-    let payload = vec![0u8; datagram_len * GSO_SEGMENTS];
+    let payload = vec![0u8; datagram_len * segments];
     let len = u32::try_from(payload.len()).context("train size")?;
     let mut ring = IoUring::new(QUEUE_DEPTH * 2).context("io_uring_setup")?;
     let fd = types::Fd(socket.as_raw_fd());
