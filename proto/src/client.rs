@@ -453,6 +453,14 @@ mod tests {
         assert_eq!(sent(&mut tx), [MessageType::Hello]);
     }
 
+    /// The server's first answer to `s`'s HELLO: its CHALLENGE.
+    fn first_answer(s: &ClientSession) -> Message<'static> {
+        crate::testutil::handshake_answers(STREAM, s.nonce, 0)
+            .into_iter()
+            .next()
+            .expect("a CHALLENGE")
+    }
+
     /// The first handshake's round trip is the estimate at once, not a
     /// quarter of the way from a guess: on a 2 ms path, repair must not
     /// wait as if it were 75 ms (a late joiner's catch-up has little time).
@@ -463,19 +471,13 @@ mod tests {
         let mut s = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 1);
         assert_eq!(s.rtt, INITIAL_RTT);
         s.start(t(0), &mut tx);
-        let challenge = crate::testutil::handshake_answers(STREAM, s.nonce, 0)
-            .into_iter()
-            .next()
-            .expect("a CHALLENGE");
+        let challenge = first_answer(&s);
         s.handle(t(2), &challenge, None, &mut tx);
         assert_eq!(s.rtt, Duration::from_millis(2));
         // A later handshake's sample is averaged in.
         s.state = SessionState::Closed;
         s.start(t(100), &mut tx);
-        let challenge = crate::testutil::handshake_answers(STREAM, s.nonce, 0)
-            .into_iter()
-            .next()
-            .expect("a CHALLENGE");
+        let challenge = first_answer(&s);
         s.handle(t(110), &challenge, None, &mut tx);
         assert_eq!(s.rtt, Duration::from_millis(4));
     }

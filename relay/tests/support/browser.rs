@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::cdp::Cdp;
 use super::launch::{Launched, find_executable};
-use super::page::Page;
+use super::page::{Page, png_from_base64};
 
 /// How long Chromium may take to start and print its DevTools address
 /// (seconds on a loaded two-core machine; far less usually).
@@ -148,9 +148,7 @@ impl Page for Browser {
     fn screenshot(&mut self) -> Vec<u8> {
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
         let data = shot["data"].as_str().expect("screenshot data");
-        data_encoding::BASE64
-            .decode(data.as_bytes())
-            .expect("screenshot is base64")
+        png_from_base64(data)
     }
 
     /// What the page has logged so far, for a test's own failure messages.

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::browser::VIEWPORT;
 use super::cdp::Cdp;
 use super::launch::{Launched, find_executable};
-use super::page::Page;
+use super::page::{Page, png_from_base64};
 
 /// How long Firefox may take to start and print its BiDi address.
 const LAUNCH_LIMIT: Duration = Duration::from_secs(60);
@@ -146,9 +146,7 @@ impl Page for Firefox {
             json!({ "context": context }),
         );
         let data = shot["data"].as_str().expect("screenshot data");
-        data_encoding::BASE64
-            .decode(data.as_bytes())
-            .expect("screenshot is base64")
+        png_from_base64(data)
     }
 
     fn log(&self) -> String {

@@ -10,6 +10,13 @@ use serde_json::Value;
 /// How often [`Page::wait_until`] polls the page.
 const POLL: Duration = Duration::from_millis(150);
 
+/// The PNG a remote protocol sent as base64 (`data` of a screenshot).
+pub fn png_from_base64(data: &str) -> Vec<u8> {
+    data_encoding::BASE64
+        .decode(data.as_bytes())
+        .expect("screenshot is base64")
+}
+
 /// A page the test drives.
 pub trait Page {
     /// The browser's name, for messages.

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use shoal_proto::ts::{SYNC_BYTE, TS_PACKET_LEN};
+use shoal_proto::ts::Packet;
 
 /// Rate for input without a PCR: a typical SD/720p live stream.
 pub const FALLBACK_BPS: u64 = 3_000_000;
@@ -27,23 +27,8 @@ const MAX_PCR_JUMP: Duration = Duration::from_secs(10);
 
 /// The 42-bit PCR of one 188-byte TS packet, in 27 MHz ticks, with its PID.
 pub fn pcr(packet: &[u8]) -> Option<(u16, u64)> {
-    if packet.len() < TS_PACKET_LEN || packet[0] != SYNC_BYTE {
-        return None;
-    }
-    let pid = u16::from_be_bytes([packet[1] & 0x1f, packet[2]]);
-    let has_adaptation = packet[3] & 0x20 != 0;
-    // Adaptation field length, flags, then 6 bytes of PCR.
-    if !has_adaptation || packet[4] < 7 || packet[5] & 0x10 == 0 {
-        return None;
-    }
-    let p = &packet[6..12];
-    let base = u64::from(p[0]) << 25
-        | u64::from(p[1]) << 17
-        | u64::from(p[2]) << 9
-        | u64::from(p[3]) << 1
-        | u64::from(p[4]) >> 7;
-    let extension = u64::from(p[4] & 1) << 8 | u64::from(p[5]);
-    Some((pid, base * 300 + extension))
+    let packet = Packet::new_checked(packet).ok()?;
+    Some((packet.pid(), packet.pcr()?))
 }
 
 /// When each packet of a file may be sent, as an offset from the start.
@@ -110,7 +95,7 @@ fn byte_time(bytes: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_proto::ts::pcr_field;
+    use shoal_proto::ts::{SYNC_BYTE, TS_PACKET_LEN, pcr_field};
 
     fn packet_with_pcr(pid: u16, pcr: u64) -> [u8; TS_PACKET_LEN] {
         let mut p = [0xff; TS_PACKET_LEN];
