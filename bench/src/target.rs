@@ -75,6 +75,10 @@ pub struct RelayCounters {
     pub tx_errors: u64,
     /// Times the receive side ran out of buffers.
     pub rx_no_buffer: u64,
+    /// Datagrams the sockets sent.
+    pub tx_datagrams: u64,
+    /// Send messages they took (one datagram or one GSO train each).
+    pub tx_messages: u64,
     /// Subscribers now.
     pub subscribers: u64,
     /// Relay-added latency (arrival to send), microseconds.
@@ -106,6 +110,8 @@ impl RelayCounters {
             tx_dropped: snaps.iter().map(|s| s.io.tx_dropped).sum(),
             tx_errors: snaps.iter().map(|s| s.io.tx_errors).sum(),
             rx_no_buffer: snaps.iter().map(|s| s.io.rx_no_buffer).sum(),
+            tx_datagrams: snaps.iter().map(|s| s.io.tx_datagrams).sum(),
+            tx_messages: snaps.iter().map(|s| s.io.tx_messages).sum(),
             subscribers: snaps.iter().map(|s| s.subscribers).sum(),
             latency_us,
         })
@@ -138,6 +144,8 @@ impl RelayCounters {
             tx_dropped: self.tx_dropped.saturating_sub(earlier.tx_dropped),
             tx_errors: self.tx_errors.saturating_sub(earlier.tx_errors),
             rx_no_buffer: self.rx_no_buffer.saturating_sub(earlier.rx_no_buffer),
+            tx_datagrams: self.tx_datagrams.saturating_sub(earlier.tx_datagrams),
+            tx_messages: self.tx_messages.saturating_sub(earlier.tx_messages),
             subscribers: self.subscribers,
             latency_us,
         })
@@ -192,6 +200,8 @@ impl RelayCounters {
             tx_dropped: 0,
             tx_errors: 0,
             rx_no_buffer: 0,
+            tx_datagrams: 0,
+            tx_messages: 0,
             subscribers: 0,
             latency_us: latency_histogram(),
         };
@@ -226,6 +236,8 @@ impl RelayCounters {
                 "duplicates_total" => c.duplicates = value,
                 "io_tx_errors_total" => c.tx_errors = value,
                 "io_rx_no_buffer_total" => c.rx_no_buffer = value,
+                "io_tx_datagrams_total" => c.tx_datagrams = value,
+                "io_tx_messages_total" => c.tx_messages = value,
                 "subscribers" => {
                     c.subscribers = value;
                     seen = true;

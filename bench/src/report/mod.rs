@@ -199,6 +199,10 @@ pub struct RelayFigures {
     pub tx_errors: u64,
     /// Receive buffer shortages.
     pub rx_no_buffer: u64,
+    /// Datagrams the relay's sockets sent.
+    pub tx_datagrams: u64,
+    /// Send messages those took (one datagram or one GSO train each).
+    pub tx_messages: u64,
 }
 
 impl Latency {

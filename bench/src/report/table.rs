@@ -72,14 +72,15 @@ impl Report {
                 "relay counts",
                 format!(
                     "{} received (source sent {}), {} forwarded, {} dropped{drops}, \
-                     {} tx dropped, {} tx errors, {} rx no buffer",
+                     {} tx dropped, {} tx errors, {} rx no buffer, {:.1} datagrams per send",
                     r.received,
                     self.source_datagrams,
                     r.forwarded,
                     r.dropped,
                     r.tx_dropped,
                     r.tx_errors,
-                    r.rx_no_buffer
+                    r.rx_no_buffer,
+                    r.tx_datagrams as f64 / r.tx_messages.max(1) as f64
                 ),
             ));
         }

@@ -164,6 +164,8 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
             tx_dropped: r.tx_dropped,
             tx_errors: r.tx_errors,
             rx_no_buffer: r.rx_no_buffer,
+            tx_datagrams: r.tx_datagrams,
+            tx_messages: r.tx_messages,
         }),
         rejects,
         leaves,

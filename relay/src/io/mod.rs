@@ -67,6 +67,10 @@ pub struct BackendStats {
     pub tx_datagrams: u64,
     /// Send calls or SQEs that carried more than one datagram (GSO).
     pub tx_trains: u64,
+    /// Messages that left (one msghdr of a sendmmsg, or one SQE), however
+    /// many datagrams each carried: `tx_datagrams / tx_messages` is the
+    /// mean train length the kernel saw.
+    pub tx_messages: u64,
     /// Sends that failed.
     pub tx_errors: u64,
     /// Trains dropped because the send queue was full.

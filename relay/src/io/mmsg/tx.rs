@@ -75,6 +75,7 @@ impl MmsgBackend {
     /// Records that the front train's next message left.
     fn complete(&mut self, message: Planned, bytes: usize, sink: &mut dyn Sink) {
         self.stats.tx_datagrams += message.segments as u64;
+        self.stats.tx_messages += 1;
         if message.gso && message.segments > 1 {
             self.stats.tx_trains += 1;
         }

@@ -37,7 +37,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use io_uring::{EnterFlags, IoUring, cqueue, opcode, squeue, types};
 
 pub use setup::probe;
 
@@ -57,6 +57,10 @@ const WAKE_READ: u64 = u64::MAX - 1;
 const WAKE_POLL: u64 = u64::MAX - 2;
 /// user_data of the cancellation sent on drop.
 const CANCEL: u64 = u64::MAX - 3;
+
+/// Most datagrams one turn takes from the socket (the mmsg backend's
+/// recvmmsg batch).
+const RECEIVE_BUDGET: usize = 1024;
 
 /// The longest single wait; longer timeouts are cut to it (the kernel
 /// takes a signed `tv_sec`).
@@ -293,9 +297,26 @@ impl UringBackend {
         }
     }
 
+    /// Runs the deferred task work (receives that arrived since the last
+    /// enter) without submitting or waiting.
+    fn run_task_work(&mut self) -> io::Result<()> {
+        // SAFETY: nothing is submitted and no argument is passed: the call
+        // only posts completions of operations already in flight.
+        let result = unsafe {
+            self.ring
+                .submitter()
+                .enter::<libc::sigset_t>(0, 0, EnterFlags::GETEVENTS.bits(), None)
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_transient(&e) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Hands every completion to where it belongs, then shows the kernel
-    /// the receive buffers given back.
-    fn drain(&mut self, sink: &mut dyn Sink) {
+    /// the receive buffers given back. Returns the datagrams received.
+    fn drain(&mut self, sink: &mut dyn Sink) -> usize {
         let Self {
             ring,
             rx_bufs,
@@ -309,6 +330,7 @@ impl UringBackend {
             ..
         } = self;
         let mut cq = ring.completion();
+        let received_before = stats.rx_datagrams;
         // Without deferred task work, completions can arrive while we
         // drain; one more pass takes those, and the next turn the rest.
         for _ in 0..2 {
@@ -346,6 +368,7 @@ impl UringBackend {
         }
         drop(cq);
         rx_bufs.publish();
+        (stats.rx_datagrams - received_before) as usize
     }
 
     /// Anything the kernel may still touch.
@@ -416,7 +439,17 @@ impl Backend for UringBackend {
         self.arm()?;
         self.flush()?;
         self.wait(timeout)?;
-        self.drain(sink);
+        let mut received = self.drain(sink);
+        // A multishot receive posts a bounded number of datagrams per run
+        // of its task work; while they keep coming, take more, so that a
+        // turn sees what queued up during the last one (as recvmmsg does),
+        // and the trains it sends are long.
+        let mut budget = RECEIVE_BUDGET;
+        while received > 0 && budget > received {
+            budget -= received;
+            self.run_task_work()?;
+            received = self.drain(sink);
+        }
         match self.failure.take() {
             Some(e) => Err(e),
             None => Ok(()),

@@ -210,6 +210,7 @@ impl SendSlots {
             Ok(bytes) => {
                 slot.bytes += bytes;
                 stats.tx_datagrams += slot.per_sqe as u64;
+                stats.tx_messages += 1;
                 if slot.per_sqe > 1 {
                     stats.tx_trains += 1;
                 }

@@ -39,7 +39,7 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
         );
     }
 
-    let counters: [(&str, &str, Field); 18] = [
+    let counters: [(&str, &str, Field); 19] = [
         (
             "datagrams_in_total",
             "Datagrams handled by the relay core.",
@@ -117,6 +117,11 @@ pub(super) fn render(workers: usize, snaps: &[WorkerSnapshot]) -> String {
             "io_gso_trains_total",
             "Sends that carried more than one datagram (UDP GSO trains).",
             |s| s.io.tx_trains,
+        ),
+        (
+            "io_tx_messages_total",
+            "Send messages (msghdrs or SQEs), each one datagram or one GSO train.",
+            |s| s.io.tx_messages,
         ),
         ("io_tx_errors_total", "Sends that failed.", |s| {
             s.io.tx_errors
