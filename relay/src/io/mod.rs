@@ -108,10 +108,11 @@ pub trait Backend: Send {
     /// Whether trains go out as one GSO send.
     fn gso(&self) -> bool;
     /// Queues one train (its shape is the [`Train`] rule, which the type
-    /// keeps; an empty one is ignored). The backend keeps the buffers
-    /// (clones of the `Arc`s) until the send completes; nothing is copied.
+    /// keeps; an empty one is ignored), taking its buffers and leaving it
+    /// empty: the backend holds the `Arc`s until the send completes, and
+    /// neither the bytes nor the reference counts are touched on the way.
     /// Sent at the next `turn`.
-    fn push(&mut self, train: &Train, born: Instant);
+    fn push(&mut self, train: &mut Train, born: Instant);
     /// Submits what was pushed, waits until a datagram arrives, the waker
     /// fires, or `timeout` passes (`None`: no limit; zero: do not block),
     /// and hands every received datagram and send completion to `sink`.

@@ -101,6 +101,20 @@ impl Train {
         self.clear();
     }
 
+    /// Moves the datagrams, in order, onto the end of `into` (no reference
+    /// count changes hands) and empties the train.
+    pub fn take_segments(&mut self, into: &mut Vec<SharedBuf>) {
+        into.append(&mut self.segments);
+        self.clear();
+    }
+
+    /// Takes the datagrams out, in order, emptying the train.
+    pub fn drain(&mut self) -> std::vec::Drain<'_, SharedBuf> {
+        self.dst = None;
+        self.bytes = 0;
+        self.segments.drain(..)
+    }
+
     /// Empties the train, letting go of its buffers.
     pub fn clear(&mut self) {
         self.dst = None;
@@ -137,8 +151,8 @@ impl Train {
 /// the backends' tests.
 #[cfg(test)]
 pub(crate) fn push(backend: &mut dyn Backend, dst: SocketAddr, segments: &[SharedBuf]) {
-    let train = Train::of(dst, segments).expect("a well-shaped train");
-    backend.push(&train, Instant::now());
+    let mut train = Train::of(dst, segments).expect("a well-shaped train");
+    backend.push(&mut train, Instant::now());
 }
 
 #[cfg(test)]
@@ -161,7 +175,7 @@ mod tests {
         fn gso(&self) -> bool {
             true
         }
-        fn push(&mut self, train: &Train, _born: Instant) {
+        fn push(&mut self, train: &mut Train, _born: Instant) {
             let dst = train.dst().expect("a pushed train has an address");
             self.0
                 .push((dst, train.segments().iter().map(|s| s.len()).collect()));

@@ -105,23 +105,23 @@ impl Backend for MmsgBackend {
         self.gso
     }
 
-    fn push(&mut self, train: &Train, born: Instant) {
+    fn push(&mut self, train: &mut Train, born: Instant) {
         let Some(dst) = train.dst() else {
             return;
         };
-        let segments = train.segments();
         if self.queue.trains.len() >= self.tx_queue {
             self.stats.tx_dropped += 1;
             return;
         }
-        self.queue.segments.extend(segments.iter().map(Arc::clone));
+        let (count, gso_size) = (train.segments().len(), train.segment_size().unwrap_or(0));
+        self.queue.segments.extend(train.drain());
         self.queue.trains.push_back(Queued {
             dst,
             born,
-            count: segments.len(),
+            count,
             done: 0,
             bytes: 0,
-            gso_size: train.segment_size().unwrap_or(0),
+            gso_size,
         });
     }
 

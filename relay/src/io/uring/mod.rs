@@ -47,6 +47,9 @@ use self::setup::{BUF_GROUP, REAP_LIMIT};
 use crate::io::{Backend, BackendStats, IoConfig, Sink, Train, Waker, socket};
 use crate::sys::addr::{self, RawAddr};
 
+/// The socket, registered as the ring's only fixed file.
+const SOCKET: types::Fixed = types::Fixed(0);
+
 /// user_data of the multishot recvmsg. Sends use their slot index, which
 /// is below 2^32, so these tags cannot collide with them.
 const RECV: u64 = u64::MAX;
@@ -83,7 +86,8 @@ pub struct UringBackend {
     ring: IoUring,
     /// The ring was made disabled and the first turn must enable it.
     needs_enable: bool,
-    socket: UdpSocket,
+    /// The socket, open for as long as the ring may use it (fixed file 0).
+    _socket: UdpSocket,
     local_addr: SocketAddr,
     gso: bool,
     waker: Arc<Waker>,
@@ -167,6 +171,12 @@ impl UringBackend {
         if let Err(e) = rx_bufs.register(&ring.submitter(), BUF_GROUP) {
             return Err((socket, setup::buf_ring_reason(&e)));
         }
+        // The socket as fixed file 0: each SQE then skips the file table
+        // lookup and its reference count.
+        if let Err(e) = ring.submitter().register_files(&[socket.as_raw_fd()]) {
+            let why = format!("IORING_REGISTER_FILES: {}", setup::text(&e));
+            return Err((socket, why));
+        }
         // SAFETY: msghdr and sockaddr_in6 are pointers and integers, for
         // which zero is valid.
         let mut mem = Box::new(unsafe {
@@ -183,7 +193,7 @@ impl UringBackend {
         Ok(Self {
             ring,
             needs_enable: disabled,
-            socket,
+            _socket: socket,
             local_addr,
             gso,
             waker,
@@ -225,16 +235,12 @@ impl UringBackend {
     /// Arms the multishot recvmsg and the wake-up if they are not.
     fn arm(&mut self) -> io::Result<()> {
         if !self.recv_armed {
-            let entry = opcode::RecvMsgMulti::new(
-                types::Fd(self.socket.as_raw_fd()),
-                &raw const self.mem.msg,
-                BUF_GROUP,
-            )
-            .build()
-            .user_data(RECV);
+            let entry = opcode::RecvMsgMulti::new(SOCKET, &raw const self.mem.msg, BUF_GROUP)
+                .build()
+                .user_data(RECV);
             // SAFETY: the msghdr lives in `mem` and the buffers in
             // `rx_bufs`, both freed only by `Drop` after the recvmsg's
-            // last CQE (no F_MORE) was reaped; `self.socket` outlives it.
+            // last CQE (no F_MORE) was reaped; `self._socket` (fixed file 0) outlives it.
             self.recv_armed = unsafe { self.push_sqe(&entry) }?;
         }
         if !self.wake_armed {
@@ -259,9 +265,8 @@ impl UringBackend {
 
     /// Puts the SQEs of every pushed train into the SQ, in order.
     fn flush(&mut self) -> io::Result<()> {
-        let fd = types::Fd(self.socket.as_raw_fd());
         while let Some(&index) = self.pending.get(self.pending_done) {
-            let Some(entry) = self.tx.next_sqe(index, fd) else {
+            let Some(entry) = self.tx.next_sqe(index, SOCKET) else {
                 self.pending_done += 1;
                 continue;
             };
@@ -419,7 +424,7 @@ impl Backend for UringBackend {
         self.gso
     }
 
-    fn push(&mut self, train: &Train, born: Instant) {
+    fn push(&mut self, train: &mut Train, born: Instant) {
         let Some(dst) = train.dst() else {
             return;
         };

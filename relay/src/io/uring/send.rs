@@ -112,7 +112,7 @@ impl SendSlots {
 
     /// Takes a train into a free slot and returns the slot's index, or
     /// None if `limit` trains are already queued or in flight.
-    pub(super) fn fill(&mut self, addr: RawAddr, train: &Train, born: Instant) -> Option<u32> {
+    pub(super) fn fill(&mut self, addr: RawAddr, train: &mut Train, born: Instant) -> Option<u32> {
         if self.slots.len() - self.free.len() >= self.limit {
             return None;
         }
@@ -120,9 +120,10 @@ impl SendSlots {
             self.add_slot();
         }
         let index = self.free.pop()?;
-        let segments = train.segments();
+        let count = train.segments().len();
+        let gso_size = train.segment_size().filter(|_| self.gso);
         let slot = self.slots.get_mut(index as usize)?;
-        slot.bufs.extend(segments.iter().cloned());
+        train.take_segments(&mut slot.bufs);
         slot.born = born;
         slot.bytes = 0;
         slot.errno = None;
@@ -149,18 +150,17 @@ impl SendSlots {
             msg.msg_iovlen = iovlen as _;
             msg
         };
-        let gso_size = train.segment_size().filter(|_| self.gso);
-        if gso_size.is_some() || segments.len() == 1 {
-            let mut msg = one_msghdr(iov_base, segments.len());
+        if gso_size.is_some() || count == 1 {
+            let mut msg = one_msghdr(iov_base, count);
             if let Some(size) = gso_size {
                 view.cmsg.set_size(size);
                 view.cmsg.attach(&mut msg);
             }
             view.msgs.push(msg);
-            slot.per_sqe = segments.len();
+            slot.per_sqe = count;
         } else {
             view.msgs
-                .extend((0..segments.len()).map(|i| one_msghdr(iov_base.wrapping_add(i), 1)));
+                .extend((0..count).map(|i| one_msghdr(iov_base.wrapping_add(i), 1)));
             slot.per_sqe = 1;
         }
         slot.unpushed = view.msgs.len();
@@ -169,7 +169,7 @@ impl SendSlots {
     }
 
     /// The next SQE of slot `index`, not yet pushed; None once all are.
-    pub(super) fn next_sqe(&self, index: u32, fd: types::Fd) -> Option<squeue::Entry> {
+    pub(super) fn next_sqe(&self, index: u32, fd: types::Fixed) -> Option<squeue::Entry> {
         let slot = self.slots.get(index as usize)?;
         let next = slot.view.msgs.len().checked_sub(slot.unpushed)?;
         let msg = slot.view.msgs.get(next)?;
