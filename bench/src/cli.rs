@@ -82,11 +82,20 @@ pub struct Args {
     /// best.
     #[arg(long)]
     pub baseline: bool,
-    /// Search for the most viewers the relay serves at --bitrate with at
-    /// most 0.1% loss and a one-way p99 of at most 5 ms: start at
+    /// After the relay run (and the baseline), fan the same stream out to
+    /// the same viewer sockets from the relay's CPUs with another program,
+    /// fed at the source's datagram rate, and report shoal's delivered rate
+    /// over its rate. multiudpsink: GStreamer's (`gst-launch-1.0`; Debian
+    /// `gstreamer1.0-tools gstreamer1.0-plugins-good`)
+    #[arg(long, value_name = "PROGRAM", conflicts_with_all = ["find_max", "find_max_http"])]
+    pub reference: Option<ReferenceKind>,
+    /// Search for the most viewers the relay serves at --bitrate with no
+    /// loss and a one-way p99 under 50 ms (its capacity): start at
     /// --viewers, double until a step fails, then bisect. Each step is a
-    /// run of --warmup plus --duration; shorten them (such as 3s).
-    #[arg(long, conflicts_with = "baseline")]
+    /// run of --warmup plus --duration; shorten them (such as 3s). With
+    /// --baseline every step also measures the bare loops, and so the
+    /// serialization bound beside the relay-added latency.
+    #[arg(long)]
     pub find_max: bool,
     /// Search for the most HTTP readers the relay's web face (one thread,
     /// on the relay's CPU) serves at --bitrate with none falling behind
@@ -159,10 +168,10 @@ impl Args {
                 self.viewers
             );
         }
-        if self.viewers == 0 && (self.find_max || self.baseline) {
+        if self.viewers == 0 && (self.find_max || self.baseline || self.reference.is_some()) {
             bail!(
-                "--viewers 0: --find-max and --baseline measure UDP viewers; give some, such \
-                 as --viewers 50"
+                "--viewers 0: --find-max, --baseline and --reference measure UDP viewers; give \
+                 some, such as --viewers 50"
             );
         }
         self.check_http()?;
@@ -385,4 +394,11 @@ mod tests {
         assert_eq!(args.workers, 1);
         assert_eq!(args.datagram_len(), 1377);
     }
+}
+
+/// A program `--reference` compares shoal with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReferenceKind {
+    /// GStreamer's multiudpsink: one send per datagram and destination.
+    Multiudpsink,
 }

@@ -33,6 +33,7 @@ mod flood;
 mod http;
 mod plot;
 mod progress;
+mod reference;
 mod report;
 mod run;
 mod search;

@@ -1,5 +1,5 @@
 //! `--find-max`: the most viewers the relay serves at one bitrate within
-//! the limits a [`Step`] is judged by (0.1% loss, a one-way p99 of 5 ms).
+//! the limits a [`Step`] is judged by (no loss, a one-way p99 under 50 ms).
 //! The viewer count doubles from `--viewers` until a step fails, then a
 //! few bisections narrow the gap between the last pass and the first
 //! failure. Each step is a whole run of `--warmup` plus `--duration`.

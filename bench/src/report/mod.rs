@@ -76,6 +76,14 @@ pub struct Report {
     /// With --baseline: the machine's limit to the same destinations.
     #[serde(flatten)]
     pub baseline: Option<Baseline>,
+    /// With --baseline: how long sending one FEC block (k + m datagrams)
+    /// to every viewer takes at the best bare loop's rate, microseconds:
+    /// `viewers * (k + m) / baseline_pps`. No relay on this core can fan a
+    /// block out faster; set beside `relay_added_latency_us`.
+    pub serialization_bound_us: Option<u64>,
+    /// With --reference: the other program's rate to the same sockets.
+    #[serde(flatten)]
+    pub reference: Option<Reference>,
     /// Frames per second of the source.
     pub fps: u32,
     /// Chunk payload bytes.
@@ -179,6 +187,27 @@ pub struct Baseline {
     pub baseline_gso_sent_pps: Option<f64>,
     /// The same for the io_uring GSO loop.
     pub baseline_uring_gso_sent_pps: Option<f64>,
+}
+
+/// The reference fan-out of `--reference`, same run, same sockets.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Reference {
+    /// Which program ("multiudpsink").
+    pub reference_program: &'static str,
+    /// Datagrams per second the viewers received from it.
+    pub reference_pps: f64,
+    /// Datagrams per second it was fed (the source's rate).
+    pub reference_fed_pps: f64,
+    /// Its CPU use, percent of one core.
+    pub reference_cpu_percent: f64,
+    /// `delivered_pps / reference_pps`.
+    pub shoal_over_reference: f64,
+    /// With --baseline: the best bare GSO loop over the bare sendmmsg
+    /// loop, what GSO trains can give over one send per datagram.
+    pub gso_advantage: Option<f64>,
+    /// `shoal_over_reference / gso_advantage`: the share of that advantage
+    /// shoal keeps.
+    pub advantage_kept: Option<f64>,
 }
 
 /// The in-process relay's counters over the measurement.
@@ -296,6 +325,8 @@ pub(crate) mod tests {
             kernel_timestamps: true,
             relay_added_latency_us: None,
             baseline: None,
+            serialization_bound_us: None,
+            reference: None,
             fps: 30,
             chunk_bytes: 1316,
             warmup_s: 1.0,

@@ -50,6 +50,16 @@ impl Report {
                 None => "unknown".to_owned(),
             },
         ));
+        if let Some(bound) = self.serialization_bound_us {
+            rows.push((
+                "serialization",
+                format!(
+                    "{bound} us to send one {}+{} block to every viewer at the best bare \
+                     loop's rate (the least any relay on this core can add)",
+                    self.fec_k, self.fec_m
+                ),
+            ));
+        }
         rows.push((
             "relay CPU",
             match self.relay_cpu_percent {
@@ -191,6 +201,29 @@ impl Report {
                     count(b.baseline_pps)
                 ),
             ));
+        }
+        if let Some(r) = self.reference {
+            rows.push((
+                "reference",
+                format!(
+                    "{} {} pps (fed {} pps, {:.0}% CPU; received, same destinations, relay's \
+                     CPU): shoal delivers {:.2}x",
+                    r.reference_program,
+                    count(r.reference_pps),
+                    count(r.reference_fed_pps),
+                    r.reference_cpu_percent,
+                    r.shoal_over_reference
+                ),
+            ));
+            if let (Some(g), Some(kept)) = (r.gso_advantage, r.advantage_kept) {
+                rows.push((
+                    "GSO advantage",
+                    format!(
+                        "bare GSO / bare sendmmsg {g:.2}x; shoal keeps {:.1}% of it",
+                        kept * 100.0
+                    ),
+                ));
+            }
         }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         let mut out = String::new();

@@ -10,8 +10,10 @@ use crate::baseline::Loops;
 use crate::cli::Args;
 use crate::flood::FloodReport;
 use crate::http::ReadersReport;
+use crate::reference::ReferenceResult;
 use crate::report::{
-    self, Baseline, FloodFigures, HttpFigures, Latency, RelayFigures, RelayLatency, Report,
+    self, Baseline, FloodFigures, HttpFigures, Latency, Reference, RelayFigures, RelayLatency,
+    Report,
 };
 use crate::shared::Shared;
 use crate::soak::{Joins, Sampler, Soak};
@@ -29,6 +31,7 @@ pub(super) struct Assembly {
     pub(super) cpu: CpuUse,
     pub(super) relay: Option<RelayCounters>,
     pub(super) baseline: Option<Loops>,
+    pub(super) reference: Option<ReferenceResult>,
     pub(super) source: SourceReport,
     pub(super) subscribed: usize,
     pub(super) relay_cpus: Vec<usize>,
@@ -111,6 +114,26 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
             baseline_uring_gso_sent_pps: loops.uring_gso.map(|g| g.sent_pps()),
         }
     });
+    let reference = a.reference.map(|r| {
+        let over = delivered_pps / r.received_pps.max(1e-9);
+        let advantage = baseline.as_ref().and_then(|b| {
+            let gso = b
+                .baseline_gso_pps
+                .into_iter()
+                .chain(b.baseline_uring_gso_pps);
+            gso.reduce(f64::max)
+                .map(|best| best / b.baseline_sendmmsg_pps.max(1e-9))
+        });
+        Reference {
+            reference_program: "multiudpsink",
+            reference_pps: r.received_pps,
+            reference_fed_pps: r.fed_pps,
+            reference_cpu_percent: r.cpu_percent,
+            shoal_over_reference: over,
+            gso_advantage: advantage,
+            advantage_kept: advantage.map(|g| over / g),
+        }
+    });
     Report {
         viewers: args.viewers,
         bitrate_bps: args.bitrate,
@@ -148,7 +171,12 @@ pub(super) fn assemble(args: &Args, a: Assembly) -> Report {
             .relay
             .as_ref()
             .and_then(|r| RelayLatency::of(&r.latency_us)),
+        serialization_bound_us: baseline.as_ref().map(|b| {
+            let per_block = f64::from(args.fec.0) + f64::from(args.fec.1);
+            (args.viewers as f64 * per_block / b.baseline_pps.max(1e-9) * 1e6) as u64
+        }),
         baseline,
+        reference,
         fps: args.fps,
         chunk_bytes: args.chunk,
         warmup_s: args.warmup.as_secs_f64(),

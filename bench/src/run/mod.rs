@@ -18,11 +18,12 @@ mod http;
 use self::assemble::{Assembly, assemble};
 use self::cpu::CpuSample;
 use crate::baseline::{self, Loops, Mode};
-use crate::cli::Args;
+use crate::cli::{Args, ReferenceKind};
 use crate::clock::Clock;
 use crate::flood::Flooder;
 use crate::http::{Readers, ReadersReport};
 use crate::progress::Progress;
+use crate::reference;
 use crate::report::Report;
 use crate::shared::{Phase, Shared, UNSET};
 use crate::soak::Sampler;
@@ -305,6 +306,26 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let reference = match args.reference {
+        Some(ReferenceKind::Multiudpsink) => {
+            std::thread::sleep(Duration::from_millis(200));
+            progress.show("reference: multiudpsink");
+            let feed = reference::Feed {
+                pps: source_report.measured_datagrams as f64 / elapsed.as_secs_f64().max(1e-9),
+                fps: args.fps,
+                datagram_len: args.datagram_len(),
+            };
+            Some(reference::multiudpsink(
+                &dests,
+                &relay_cpus,
+                &generator_cpus,
+                feed,
+                BASELINE_TIME,
+                &shared,
+            )?)
+        }
+        None => None,
+    };
     progress.finish();
 
     let (threads, readers) = running.stop_viewers()?;
@@ -324,6 +345,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             cpu,
             relay: relay_after,
             baseline,
+            reference,
             source: source_report,
             subscribed: shared.subscribed.load(Ordering::Relaxed),
             relay_cpus,
