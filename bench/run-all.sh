@@ -2,7 +2,8 @@
 # Regenerates the relay figures in BENCHMARKS.md: the load tool against an
 # in-process relay (1 worker pinned to CPU 0, the load generator on the
 # other CPUs), both backends, with the bare sendmmsg / GSO-train baselines
-# measured in the same run. Usage: bench/run-all.sh [OUT_DIR] [DURATION]
+# measured in the same run, and GStreamer's multiudpsink as a reference at
+# the maximum. Usage: bench/run-all.sh [OUT_DIR] [DURATION]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/bench-results}
@@ -23,9 +24,10 @@ for backend in uring mmsg; do
   for viewers in 1 1000 5000; do
     run "$backend-$viewers-3mbit" --backend "$backend" --viewers "$viewers" --bitrate 3Mbit --baseline
   done
-  # Near the maximum on this machine, and half of it.
-  run "$backend-1000-12mbit" --backend "$backend" --viewers 1000 --bitrate 12Mbit --baseline
+  # Near the maximum on this machine (issue 19's command), and half of it.
+  run "$backend-1000-12mbit" --backend "$backend" --viewers 1000 --bitrate 12Mbit --duration 4s --baseline --reference multiudpsink
   run "$backend-1000-6mbit" --backend "$backend" --viewers 1000 --bitrate 6Mbit
-  # The most viewers at 3 Mbit/s with loss <= 0.1% and one-way p99 <= 5 ms.
-  run "$backend-find-max-3mbit" --backend "$backend" --viewers 50 --bitrate 3Mbit --find-max --duration 1s --warmup 0.5s
+  # Capacity: the most viewers at 3 Mbit/s with no loss and one-way p99 under
+  # 50 ms, with the serialization bound beside each step.
+  run "$backend-find-max-3mbit" --backend "$backend" --viewers 250 --bitrate 3Mbit --find-max --duration 2s --warmup 1s --baseline
 done

@@ -6,7 +6,7 @@
 //! Three loops, each for a fixed time: (a) sendmmsg, 64 datagrams a call,
 //! round-robin over the destinations; (b) UDP GSO, trains of
 //! [`GSO_SEGMENTS`] segments to one destination (UDP_SEGMENT in a cmsg),
-//! four trains a sendmmsg call, round-robin; (c) the same trains through
+//! two trains a sendmmsg call, round-robin; (c) the same trains through
 //! io_uring, one SEND each (`shoal_relay::sys::uring_gso`). Datagrams are DATA-sized
 //! and zero-filled; the viewers count them without parsing further.
 
@@ -25,10 +25,13 @@ use crate::sys;
 
 /// Datagrams per sendmmsg call in the plain loop.
 const MMSG_BATCH: usize = 64;
-/// Segments per GSO train.
-pub const GSO_SEGMENTS: usize = 16;
+/// Segments per GSO train: 32, about what the relay's trains carry at
+/// saturation (34 on average at 1,000 x 12 Mbit/s), so the ceiling is
+/// measured with trains at least as long as the relay's own. 16 and 47
+/// were within this machine's noise of 32 (BENCHMARKS.md, issue 19).
+pub const GSO_SEGMENTS: usize = 32;
 /// Trains per sendmmsg call in the GSO loop (64 datagrams, as above).
-const GSO_TRAINS: usize = 4;
+const GSO_TRAINS: usize = 2;
 /// Time after the senders stop for what is in flight to be read.
 const SETTLE: Duration = Duration::from_millis(50);
 
