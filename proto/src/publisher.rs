@@ -54,6 +54,19 @@ pub struct PublisherConfig {
     pub wall_clock: WallClock,
 }
 
+/// Parity symbols for a block of `k` chunks when a full block of `full_k`
+/// gets `full_m`: the same share, rounded up, so that a short block (closed
+/// by `block_time` at a low bitrate, or the stream's last) pays for parity
+/// in proportion to what it carries and still gets at least one symbol.
+/// A 3-chunk block of a 16 + 4 stream gets 1, not 4.
+pub fn parity_for(k: usize, full_k: u8, full_m: u8) -> usize {
+    let (full_k, full_m) = (usize::from(full_k).max(1), usize::from(full_m));
+    if full_m == 0 || k == 0 {
+        return 0;
+    }
+    (k * full_m).div_ceil(full_k).clamp(1, full_m)
+}
+
 impl Default for PublisherConfig {
     /// k = 16, m = 4: 25% overhead repairs any 4 losses in 16 chunks, enough
     /// for 5% random loss with bursts; a 16-chunk block at 3 Mbit/s fills in
@@ -330,7 +343,7 @@ impl Publisher {
         if k == 0 {
             return;
         }
-        let m = usize::from(self.config.m);
+        let m = parity_for(k, self.config.k, self.config.m);
         let stream = self.key.stream_id();
         let block_id = self.next_block;
         let first_seq = self.next_seq;
@@ -488,5 +501,80 @@ impl Publisher {
     /// Datagrams waiting to be sent.
     pub fn queued(&self) -> usize {
         self.tx.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::integrity::StreamKey;
+    use crate::window::{Ready, Window, WindowConfig};
+    use crate::wire::Message;
+
+    #[test]
+    fn parity_scales_with_the_block_sent() {
+        for (k, want) in [(16, 4), (12, 3), (9, 3), (8, 2), (4, 1), (3, 1), (1, 1)] {
+            assert_eq!(parity_for(k, 16, 4), want, "k = {k}");
+        }
+        assert_eq!(parity_for(64, 64, 16), 16);
+        assert_eq!(parity_for(5, 16, 0), 0);
+        assert_eq!(parity_for(0, 16, 4), 0);
+    }
+
+    /// A low-bitrate block closed by `block_time` with 3 chunks carries one
+    /// parity symbol, and a receiver that lost one of its chunks rebuilds it.
+    #[test]
+    fn a_short_block_gets_its_share_of_parity_and_still_repairs() {
+        let key = PublisherKey::from_seed([9; 32]);
+        let stream = StreamKey::new(key.stream_id()).expect("key");
+        let config = PublisherConfig {
+            codec: Codec::Opaque,
+            ..PublisherConfig::default()
+        };
+        let relay = "127.0.0.1:7400".parse().expect("addr");
+        let t0 = Time::from_micros(1_000);
+        let mut p = Publisher::new(key, config, vec![relay], t0).expect("publisher");
+        let chunk = usize::from(config.chunk_size);
+        p.handle_input(t0, &vec![7u8; 3 * chunk]);
+        let closed = t0 + config.block_time + Duration::from_millis(1);
+        p.handle_timeout(closed);
+        let mut sent = Vec::new();
+        while let Some(tx) = p.poll_transmit() {
+            sent.push(tx.payload.to_vec());
+        }
+        let (mut data, mut parity, mut m) = (0, 0, None);
+        for d in &sent {
+            match Message::parse(d).expect("publisher output parses") {
+                Message::Data(_) => data += 1,
+                Message::Parity(_) => parity += 1,
+                Message::Manifest(man) => m = Some(man.m),
+                _ => {}
+            }
+        }
+        assert_eq!((data, parity, m), (3, 1, Some(1)), "3 chunks, 1 parity");
+
+        let mut window = Window::new(stream, WindowConfig::default());
+        let mut dropped_one = false;
+        let mut ready = Vec::new();
+        for d in &sent {
+            let is_data = matches!(Message::parse(d), Ok(Message::Data(_)));
+            if is_data && !dropped_one {
+                dropped_one = true;
+                continue;
+            }
+            let _ = window.ingest(closed, d);
+            while let Some(r) = window.poll_ready() {
+                ready.push(r);
+            }
+        }
+        let rebuilt = ready
+            .iter()
+            .filter(|r| matches!(r, Ready::Data { rebuilt: true, .. }))
+            .count();
+        let delivered = ready
+            .iter()
+            .filter(|r| matches!(r, Ready::Data { .. }))
+            .count();
+        assert_eq!((delivered, rebuilt), (3, 1), "{ready:?}");
     }
 }
