@@ -120,6 +120,21 @@ impl StreamKey {
         }
     }
 
+    /// Whether the chunk with these fields hashes to `expected` (what its
+    /// signed manifest commits to); see [`chunk_hash`].
+    pub(crate) fn chunk_matches(
+        &self,
+        flags: u8,
+        timestamp_us: u64,
+        payload: &[u8],
+        expected: &Hash,
+    ) -> bool {
+        match &self.memo {
+            Some(memo) => memo.chunk_matches(flags, timestamp_us, payload, expected),
+            None => chunk_hash(flags, timestamp_us, payload) == *expected,
+        }
+    }
+
     /// Checks a manifest's stream and signature.
     pub fn verify_manifest(&self, manifest: &ManifestView<'_>) -> Result<(), Rejection> {
         if manifest.fields().stream != self.id {

@@ -52,15 +52,17 @@ pub struct SwarmConfig {
     pub keep_output: bool,
     /// Chunks each peer's window holds (memory: about 1.4 kB each).
     pub peer_window: usize,
-    /// Peers and relays share one memo of successful signature checks,
-    /// so that a manifest's signature is checked once rather than once
-    /// per peer; it changes no outcome (see [`VerifyMemo`]).
+    /// Peers and relays share one memo of successful checks, so that a
+    /// manifest's signature is checked and a chunk hashed once rather
+    /// than once per peer; it changes no outcome (see [`VerifyMemo`]).
+    /// `SHOAL_SWARM_NO_MEMO=1` turns it off in `shoal-swarm`.
     pub verify_memo: bool,
 }
 
-/// Signature checks the swarm's memo keeps: about 50 s of blocks at
-/// 1 Mbit/s, some 800 kB.
-const MEMO_ENTRIES: usize = 1024;
+/// Signatures and chunks the swarm's memo keeps (each): at 1 Mbit/s about
+/// 100 s of blocks and 20 s of chunks, some 4 MB in all. Older ones are
+/// checked again, which costs time, not truth.
+const MEMO_ENTRIES: usize = 2048;
 
 impl Default for SwarmConfig {
     fn default() -> Self {
