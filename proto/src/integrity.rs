@@ -11,11 +11,17 @@
 //! for a hash the publisher committed to: 2^128 work. Collisions (2^64) do
 //! not help anyone but the key holder, who can sign anything anyway.
 
+use std::sync::Arc;
+
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 
 use crate::StreamId;
 use crate::fec::SYMBOL_HEADER_LEN;
 use crate::wire::{DecodeError, Descriptor, HASH_LEN, ManifestView, SIGNATURE_LEN};
+
+mod memo;
+
+pub use memo::{MemoStats, VerifyMemo};
 
 const CHUNK_CONTEXT: &str = "shoal v1 2026-11 chunk hash";
 const PARITY_CONTEXT: &str = "shoal v1 2026-11 parity hash";
@@ -75,13 +81,26 @@ pub enum Rejection {
 pub struct StreamKey {
     id: StreamId,
     key: VerifyingKey,
+    memo: Option<Arc<VerifyMemo>>,
 }
 
 impl StreamKey {
     /// The key for `id`; fails when the bytes are not a valid curve point.
     pub fn new(id: StreamId) -> Result<Self, Rejection> {
         let key = VerifyingKey::from_bytes(id.as_bytes()).map_err(|_| Rejection::BadStreamKey)?;
-        Ok(Self { id, key })
+        Ok(Self {
+            id,
+            key,
+            memo: None,
+        })
+    }
+
+    /// This key, remembering its successful checks in `memo` (shared by
+    /// the receivers of one process, see [`VerifyMemo`]); `None`: every
+    /// check runs.
+    pub fn with_memo(mut self, memo: Option<Arc<VerifyMemo>>) -> Self {
+        self.memo = memo;
+        self
     }
 
     /// The stream this key names.
@@ -90,10 +109,30 @@ impl StreamKey {
     }
 
     fn verify(&self, signed: &[u8], signature: &[u8; SIGNATURE_LEN]) -> Result<(), Rejection> {
-        let sig = Signature::from_bytes(signature);
-        self.key
-            .verify_strict(signed, &sig)
-            .map_err(|_| Rejection::Forged)
+        let check = || {
+            self.key
+                .verify_strict(signed, &Signature::from_bytes(signature))
+                .map_err(|_| Rejection::Forged)
+        };
+        match &self.memo {
+            Some(memo) => memo.check(self.id.as_bytes(), signed, signature, check),
+            None => check(),
+        }
+    }
+
+    /// Whether the chunk with these fields hashes to `expected` (what its
+    /// signed manifest commits to); see [`chunk_hash`].
+    pub(crate) fn chunk_matches(
+        &self,
+        flags: u8,
+        timestamp_us: u64,
+        payload: &[u8],
+        expected: &Hash,
+    ) -> bool {
+        match &self.memo {
+            Some(memo) => memo.chunk_matches(flags, timestamp_us, payload, expected),
+            None => chunk_hash(flags, timestamp_us, payload) == *expected,
+        }
     }
 
     /// Checks a manifest's stream and signature.

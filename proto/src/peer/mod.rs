@@ -73,9 +73,10 @@ pub use neighbours::{LinkUp, Reach};
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::integrity::{Rejection, StreamKey};
+use crate::integrity::{Rejection, StreamKey, VerifyMemo};
 use crate::relay::{Relay, RelayConfig};
 use crate::rng::Rng;
 use crate::transmit::{SharedBuf, TxQueue};
@@ -162,6 +163,10 @@ pub struct PeerConfig {
     /// Access token presented to the relay (§11.10), empty if none. Peers'
     /// upload sides ask for none.
     pub token: Vec<u8>,
+    /// Successful signature checks shared with other receivers in this
+    /// process (a simulator's peers); `None` (the default): every check
+    /// runs. See [`VerifyMemo`].
+    pub verify_memo: Option<Arc<VerifyMemo>>,
 }
 
 impl PeerConfig {
@@ -185,6 +190,7 @@ impl PeerConfig {
                 ..WindowConfig::default()
             },
             token: Vec::new(),
+            verify_memo: None,
         }
     }
 }
@@ -273,7 +279,8 @@ impl Peer {
         vc.club_nack = true;
         vc.token = config.token.clone();
         vc.fallbacks = config.fallbacks.clone();
-        let key = StreamKey::new(vc.stream)?;
+        vc.verify_memo = config.verify_memo.clone();
+        let key = StreamKey::new(vc.stream)?.with_memo(vc.verify_memo.clone());
         let mut relay_tx = TxQueue::default();
         let mut upload = Relay::new(RelayConfig {
             window: config.window,
@@ -283,6 +290,7 @@ impl Peer {
             accept_publishers: false,
             nonce_seed: config.nonce_seed ^ 0xa11ce,
             forward_manifests: false,
+            verify_memo: config.verify_memo.clone(),
             ..RelayConfig::default()
         });
         // Nothing is admitted until the descriptor tells the bitrate.

@@ -109,7 +109,7 @@ impl Relay {
             self.stats.count(Rejection::Throttled);
             return None;
         }
-        let valid = parsed.and_then(|d| StreamKey::new(id)?.verified_descriptor(bytes, d));
+        let valid = parsed.and_then(|d| self.stream_key(id)?.verified_descriptor(bytes, d));
         match valid {
             Ok(v) => Some(v),
             Err(r) => {
@@ -254,6 +254,11 @@ impl Relay {
         }
     }
 
+    /// The key for stream `id`, sharing the configured memo.
+    pub(super) fn stream_key(&self, id: StreamId) -> Result<StreamKey, Rejection> {
+        Ok(StreamKey::new(id)?.with_memo(self.config.verify_memo.clone()))
+    }
+
     pub(super) fn add_stream(&mut self, id: StreamId) -> Result<usize, Rejection> {
         if let Some(&i) = self.stream_index.get(&id) {
             return Ok(i);
@@ -261,7 +266,7 @@ impl Relay {
         if self.stream_count() >= self.config.max_streams {
             return Err(Rejection::StreamLimit);
         }
-        let key = StreamKey::new(id)?;
+        let key = self.stream_key(id)?;
         let stream = Stream {
             window: Window::new(key, self.config.window),
             upstream: None,

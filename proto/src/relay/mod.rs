@@ -38,6 +38,7 @@ mod upstream;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use ingest::{Export, StreamDatagram};
@@ -46,7 +47,7 @@ pub use summary::StreamSummary;
 pub use upstream::{FAILOVER_AFTER, UpstreamStatus};
 
 use crate::cookie::CookieJar;
-use crate::integrity::Rejection;
+use crate::integrity::{Rejection, VerifyMemo};
 use crate::rng::Rng;
 use crate::transmit::TxQueue;
 use crate::window::{Window, WindowConfig};
@@ -119,6 +120,10 @@ pub struct RelayConfig {
     pub upstream_tokens: Vec<Vec<u8>>,
     /// What ABOUT tells a QUERY (§6.15): this relay's web face, if any.
     pub web: WebFace,
+    /// Successful signature checks shared with other receivers in this
+    /// process (a simulator's peers); `None` (the default): every check
+    /// runs. See [`VerifyMemo`].
+    pub verify_memo: Option<Arc<VerifyMemo>>,
 }
 
 /// A relay's web face as ABOUT announces it (§6.15).
@@ -154,6 +159,7 @@ impl Default for RelayConfig {
             require_token: false,
             upstream_tokens: Vec::new(),
             web: WebFace::default(),
+            verify_memo: None,
         }
     }
 }

@@ -19,9 +19,10 @@ mod relays;
 mod repair;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::integrity::{Rejection, StreamKey};
+use crate::integrity::{Rejection, StreamKey, VerifyMemo};
 use crate::transmit::TxQueue;
 use crate::window::{Ingested, Window, WindowConfig};
 use crate::wire::{Message, MessageType, RejectReason, peek_type};
@@ -61,6 +62,10 @@ pub struct ViewerConfig {
     /// has arrived, and is NACKed [`CLUB_REORDER`] after that, with no
     /// wait for FEC.
     pub club_nack: bool,
+    /// Successful signature checks shared with other receivers in this
+    /// process (a simulator's peers); `None` (the default): every check
+    /// runs. See [`VerifyMemo`].
+    pub verify_memo: Option<Arc<VerifyMemo>>,
 }
 
 impl ViewerConfig {
@@ -82,6 +87,7 @@ impl ViewerConfig {
             clubs: u64::MAX,
             resume_live: false,
             club_nack: false,
+            verify_memo: None,
         }
     }
 }
@@ -177,7 +183,7 @@ impl Viewer {
     /// A viewer that starts its handshake at `now`. Fails if the stream id
     /// is not a valid key.
     pub fn new(config: ViewerConfig, now: Time) -> Result<Self, Rejection> {
-        let key = StreamKey::new(config.stream)?;
+        let key = StreamKey::new(config.stream)?.with_memo(config.verify_memo.clone());
         let mut tx = TxQueue::default();
         Ok(Self {
             relays: Relays::new(&config, now, &mut tx),

@@ -126,7 +126,12 @@ impl Window {
             let expected = block
                 .data_hash(data.seq, data.index)
                 .ok_or(Rejection::Corrupted)?;
-            if chunk_hash(data.flags.bits(), data.timestamp_us, data.payload) != expected {
+            if !self.key.chunk_matches(
+                data.flags.bits(),
+                data.timestamp_us,
+                data.payload,
+                &expected,
+            ) {
                 return Err(Rejection::Corrupted);
             }
             self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Verified, false);

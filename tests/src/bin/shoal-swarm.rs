@@ -4,6 +4,8 @@
 //! 60 s, seed 1). One publisher, 4 relays in a tree, peers with mixed
 //! upload capacity (30% none, the rest 1 to 5 times the bitrate), 50 ms
 //! links with 2% loss, 10% of peers leaving and joining per minute.
+//! `SHOAL_SWARM_NO_MEMO=1` checks every signature and hashes every chunk
+//! in every peer (no shared memo; the same table, slower).
 
 use std::process::ExitCode;
 
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         peers: peers as u32,
         seconds,
         seed: seed as u64,
+        verify_memo: std::env::var_os("SHOAL_SWARM_NO_MEMO").is_none_or(|v| v != "1"),
         ..SwarmConfig::default()
     };
     let started = std::time::Instant::now();

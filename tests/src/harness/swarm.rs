@@ -2,10 +2,12 @@
 //! peers with mixed upload capacity, churning.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use shoal_proto::integrity::VerifyMemo;
 use shoal_proto::peer::PeerConfig;
 use shoal_proto::publisher::PublisherConfig;
 use shoal_proto::{StreamId, Time};
@@ -50,7 +52,17 @@ pub struct SwarmConfig {
     pub keep_output: bool,
     /// Chunks each peer's window holds (memory: about 1.4 kB each).
     pub peer_window: usize,
+    /// Peers and relays share one memo of successful checks, so that a
+    /// manifest's signature is checked and a chunk hashed once rather
+    /// than once per peer; it changes no outcome (see [`VerifyMemo`]).
+    /// `SHOAL_SWARM_NO_MEMO=1` turns it off in `shoal-swarm`.
+    pub verify_memo: bool,
 }
+
+/// Signatures and chunks the swarm's memo keeps (each): at 1 Mbit/s about
+/// 100 s of blocks and 20 s of chunks, some 4 MB in all. Older ones are
+/// checked again, which costs time, not truth.
+const MEMO_ENTRIES: usize = 2048;
 
 impl Default for SwarmConfig {
     fn default() -> Self {
@@ -71,6 +83,7 @@ impl Default for SwarmConfig {
             ramp: Duration::from_secs(3),
             keep_output: false,
             peer_window: 256,
+            verify_memo: true,
         }
     }
 }
@@ -201,6 +214,8 @@ pub struct Swarm {
     pub peers: Vec<NodeId<PeerNode>>,
     /// Peers now in the swarm.
     pub present: Vec<NodeId<PeerNode>>,
+    /// The memo shared by peers and relays, if [`SwarmConfig::verify_memo`].
+    pub verify_memo: Option<Arc<VerifyMemo>>,
     rng: ChaCha8Rng,
     next_addr: u32,
     start: Time,
@@ -222,10 +237,15 @@ impl Swarm {
         let stream_id = key.stream_id();
         let stream = TestStream::new(c.seed, c.seconds, c.bitrate_bps, 25, 25);
         let now = net.now();
+        let verify_memo = c
+            .verify_memo
+            .then(|| Arc::new(VerifyMemo::new(MEMO_ENTRIES)));
         let relays: Vec<_> = (0..c.relays.max(1))
             .map(|i| {
                 let a = addr(1 + i);
-                let id = net.add_node(a, RelayNode::new(relay_config(c.seed + u64::from(i))));
+                let mut rc = relay_config(c.seed + u64::from(i));
+                rc.verify_memo = verify_memo.clone();
+                let id = net.add_node(a, RelayNode::new(rc));
                 if i > 0 {
                     // A tree: relay i takes the stream from relay (i-1)/2.
                     let up = addr(1 + (i - 1) / 2);
@@ -257,6 +277,7 @@ impl Swarm {
             relays,
             peers: Vec::new(),
             present: Vec::new(),
+            verify_memo,
             next_addr: 1000,
             start,
             built: now,
@@ -284,6 +305,7 @@ impl Swarm {
         pc.nonce_seed = self.rng.random();
         pc.window.capacity = c.peer_window;
         pc.cookie_secret = self.rng.random();
+        pc.verify_memo = self.verify_memo.clone();
         let nat: f64 = self.rng.random();
         if nat < c.symmetric_nat {
             self.net.set_nat(a, Nat::Symmetric);
