@@ -3,9 +3,10 @@
 //!
 //! Usage: `shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE]` (defaults:
 //! 10,000 peers, 60 s, seed 1). One publisher, relays in a tree sized to
-//! the audience (see [`SwarmConfig::relays_for`]), peers with mixed
-//! upload capacity (30% none, the rest 1 to 5 times the bitrate), 50 ms
-//! links with 2% loss, 10% of peers leaving and joining per minute.
+//! the audience (`harness::swarm_relays`: 4 up to 10,000 peers, then one
+//! per 2,500), peers with mixed upload capacity (30% none, the rest 1 to 5
+//! times the bitrate), 50 ms links with 2% loss, 10% of peers leaving and
+//! joining per minute.
 
 use std::process::ExitCode;
 

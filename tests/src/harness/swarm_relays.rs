@@ -109,4 +109,25 @@ mod tests {
             assert!(cap < 10_000, "{peers}: {cap}");
         }
     }
+
+    /// A tree of fan-out 3 (12 relays, two levels) carries the stream to
+    /// peers at every relay, the deepest included.
+    #[test]
+    fn a_wider_tree_carries_the_stream() {
+        use crate::harness::{Swarm, SwarmConfig};
+        assert_eq!(fanout(12), 3);
+        let mut swarm = Swarm::new(SwarmConfig {
+            peers: 60,
+            relays: 12,
+            seconds: 3.0,
+            churn_per_minute: 0.0,
+            ..SwarmConfig::default()
+        });
+        let report = swarm.run();
+        assert!(report.played > 60 * 50, "{report}");
+        assert!(report.stall_ratio() < 0.01, "{report}");
+        let deepest = swarm.relays[11];
+        assert_eq!(depth(11, 12), 2);
+        assert!(swarm.net.node_stats(deepest).received_bytes > 100_000);
+    }
 }
