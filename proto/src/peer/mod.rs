@@ -206,6 +206,14 @@ pub struct PeerStats {
     pub from_peers_bytes: u64,
     /// Bytes of stream data that arrived twice.
     pub duplicate_bytes: u64,
+    /// Of `from_relay_bytes`, those of DATA and PARITY datagrams: the
+    /// stream's payload, without the MANIFESTs and DESCRIPTORs that only
+    /// relays send.
+    pub from_relay_payload_bytes: u64,
+    /// Of `from_peers_bytes`, those of DATA and PARITY datagrams.
+    pub from_peers_payload_bytes: u64,
+    /// Of `duplicate_bytes`, those of DATA and PARITY datagrams.
+    pub duplicate_payload_bytes: u64,
     /// Stream bytes uploaded to other peers.
     pub uploaded_bytes: u64,
     /// Upload datagrams dropped at the limit.
@@ -444,7 +452,7 @@ impl Peer {
                 MessageType::Peers | MessageType::Introduce => self.relay_says(bytes),
                 _ if data => {
                     let result = self.download(now, from, bytes);
-                    self.count_ingest(now, None, result, bytes.len());
+                    self.count_ingest(now, None, result, ty, bytes.len());
                 }
                 _ => self.relay_control(now, bytes),
             }
@@ -452,7 +460,7 @@ impl Peer {
             && data
         {
             let result = self.download(now, from, bytes);
-            self.count_ingest(now, Some(i), result, bytes.len());
+            self.count_ingest(now, Some(i), result, ty, bytes.len());
         } else if data {
             self.stats.unsolicited += 1;
         } else {

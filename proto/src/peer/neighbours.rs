@@ -366,31 +366,42 @@ impl Peer {
         }
     }
 
-    /// Counts what ingest did with `len` bytes of stream data from the
-    /// relay or neighbour `source`, and judges the neighbour by it.
+    /// Counts what ingest did with a datagram of `len` bytes and type `ty`
+    /// (stream data) from the relay or neighbour `source`, and judges the
+    /// neighbour by it.
     pub(super) fn count_ingest(
         &mut self,
         now: Time,
         source: Option<usize>,
         result: Option<Result<Ingested, Rejection>>,
+        ty: MessageType,
         len: usize,
     ) {
         let Some(result) = result else {
             return;
         };
+        let len = len as u64;
+        let payload = if matches!(ty, MessageType::Data | MessageType::Parity) {
+            len
+        } else {
+            0
+        };
         match result {
             Ok(Ingested::Verified | Ingested::Pending | Ingested::Descriptor) => {
                 if source.is_some() {
-                    self.stats.from_peers_bytes += len as u64;
+                    self.stats.from_peers_bytes += len;
+                    self.stats.from_peers_payload_bytes += payload;
                 } else {
-                    self.stats.from_relay_bytes += len as u64;
+                    self.stats.from_relay_bytes += len;
+                    self.stats.from_relay_payload_bytes += payload;
                 }
                 if let Some(i) = source {
                     self.neighbours.list[i].heard(now);
                 }
             }
             Ok(Ingested::Duplicate) => {
-                self.stats.duplicate_bytes += len as u64;
+                self.stats.duplicate_bytes += len;
+                self.stats.duplicate_payload_bytes += payload;
                 if let Some(i) = source {
                     self.neighbours.list[i].heard(now);
                 }

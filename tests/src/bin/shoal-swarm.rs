@@ -1,54 +1,182 @@
-//! `shoal-swarm`: the swarm scenario in the simulator, printed as a table.
+//! `shoal-swarm`: the swarm scenario in the simulator, printed as a table
+//! and, with `--json FILE`, written as JSON (`-` for stdout).
 //!
-//! Usage: `shoal-swarm [PEERS] [SECONDS] [SEED]` (defaults: 10,000 peers,
-//! 60 s, seed 1). One publisher, 4 relays in a tree, peers with mixed
-//! upload capacity (30% none, the rest 1 to 5 times the bitrate), 50 ms
-//! links with 2% loss, 10% of peers leaving and joining per minute.
+//! Usage: `shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE]` (defaults:
+//! 10,000 peers, 60 s, seed 1). One publisher, relays in a tree sized to
+//! the audience (`harness::swarm_relays`: 4 up to 10,000 peers, then one
+//! per 2,500), peers with mixed upload capacity (30% none, the rest 1 to 5
+//! times the bitrate), 50 ms links with 2% loss, 10% of peers leaving and
+//! joining per minute.
 //! `SHOAL_SWARM_NO_MEMO=1` checks every signature and hashes every chunk
 //! in every peer (no shared memo; the same table, slower).
 
 use std::process::ExitCode;
 
-use shoal_tests::harness::{Swarm, SwarmConfig};
+use shoal_tests::harness::{Swarm, SwarmConfig, SwarmRun, peak_rss_bytes};
+
+const USAGE: &str = "usage: shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE]";
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq)]
+struct Args {
+    peers: u32,
+    seconds: f64,
+    seed: u64,
+    json: Option<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let mut positional = Vec::new();
+    let mut json = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--json" {
+            let file = it
+                .next()
+                .ok_or("--json needs a FILE to write to (or - for stdout)")?;
+            json = Some(file.clone());
+        } else if let Some(file) = arg.strip_prefix("--json=") {
+            json = Some(file.to_owned());
+        } else if arg.starts_with("--") {
+            return Err(format!(
+                "unknown flag '{arg}': the only flag is --json FILE"
+            ));
+        } else {
+            positional.push(arg.as_str());
+        }
+    }
+    if positional.len() > 3 {
+        return Err(format!(
+            "too many arguments ({}): give at most PEERS, SECONDS and SEED",
+            positional.len()
+        ));
+    }
+    let peers = match positional.first() {
+        None => 10_000,
+        Some(s) => s
+            .parse::<u32>()
+            .ok()
+            .filter(|&n| n > 0)
+            .ok_or_else(|| format!("PEERS: '{s}' is not a whole number above 0"))?,
+    };
+    let seconds = match positional.get(1) {
+        None => 60.0,
+        Some(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|&x| x.is_finite() && x > 0.0)
+            .ok_or_else(|| format!("SECONDS: '{s}' is not a number of seconds above 0"))?,
+    };
+    let seed = match positional.get(2) {
+        None => 1,
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| format!("SEED: '{s}' is not a whole number from 0"))?,
+    };
+    Ok(Args {
+        peers,
+        seconds,
+        seed,
+        json,
+    })
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: shoal-swarm [PEERS] [SECONDS] [SEED]";
-    let num = |i: usize, name: &str, default: f64| -> Result<f64, String> {
-        args.get(i).map_or(Ok(default), |s| {
-            s.parse()
-                .map_err(|_| format!("{name}: '{s}' is not a number ({usage})"))
-        })
-    };
-    let parsed = (|| {
-        Ok::<_, String>((
-            num(0, "PEERS", 10_000.0)?,
-            num(1, "SECONDS", 60.0)?,
-            num(2, "SEED", 1.0)?,
-        ))
-    })();
-    let (peers, seconds, seed) = match parsed {
-        Ok(p) => p,
+    let args = match parse(&args) {
+        Ok(args) => args,
         Err(e) => {
-            eprintln!("shoal-swarm: {e}");
+            eprintln!("shoal-swarm: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
     let config = SwarmConfig {
-        peers: peers as u32,
-        seconds,
-        seed: seed as u64,
+        seed: args.seed,
+        seconds: args.seconds,
         verify_memo: std::env::var_os("SHOAL_SWARM_NO_MEMO").is_none_or(|v| v != "1"),
-        ..SwarmConfig::default()
+        ..SwarmConfig::for_peers(args.peers)
     };
     let started = std::time::Instant::now();
     let mut swarm = Swarm::new(config);
     let report = swarm.run();
+    let wall_s = started.elapsed().as_secs_f64();
+    let events = swarm.net.stats().events;
     print!("{report}");
     println!(
-        "simulated {seconds} s in {:.1} s wall, {} events",
-        started.elapsed().as_secs_f64(),
-        swarm.net.stats().events
+        "simulated {} s in {wall_s:.1} s wall, {events} events",
+        args.seconds
     );
+    if let Some(file) = &args.json {
+        let run = SwarmRun {
+            report: &report,
+            seed: args.seed,
+            seconds: args.seconds,
+            wall_s,
+            events,
+            peak_rss_bytes: peak_rss_bytes(),
+        };
+        let text = run.to_json().to_string() + "\n";
+        let written = if file == "-" {
+            print!("{text}");
+            Ok(())
+        } else {
+            std::fs::write(file, text)
+        };
+        if let Err(e) = written {
+            eprintln!("shoal-swarm: --json {file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Result<Args, String> {
+        let v: Vec<String> = line.split_whitespace().map(String::from).collect();
+        parse(&v)
+    }
+
+    #[test]
+    fn positional_with_defaults_and_json() {
+        assert_eq!(
+            args(""),
+            Ok(Args {
+                peers: 10_000,
+                seconds: 60.0,
+                seed: 1,
+                json: None
+            })
+        );
+        assert_eq!(
+            args("300 20 --json out.json 7"),
+            Ok(Args {
+                peers: 300,
+                seconds: 20.0,
+                seed: 7,
+                json: Some("out.json".into())
+            })
+        );
+        assert_eq!(
+            args("--json=- 5").map(|a| (a.peers, a.json)),
+            Ok((5, Some("-".into())))
+        );
+    }
+
+    fn error(line: &str) -> String {
+        args(line).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn mistakes_name_the_fix() {
+        assert!(error("--jsn x").contains("--json FILE"));
+        assert!(error("10 --json").contains("needs a FILE"));
+        assert!(error("1e4").contains("PEERS"));
+        assert!(error("0").contains("above 0"));
+        assert!(error("10 -3").contains("SECONDS"));
+        assert!(error("10 3 x").contains("SEED"));
+        assert!(error("1 2 3 4").contains("at most"));
+    }
 }

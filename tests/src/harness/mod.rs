@@ -6,6 +6,8 @@ mod peer_node;
 mod scenario;
 mod source;
 mod swarm;
+mod swarm_json;
+pub mod swarm_relays;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +19,7 @@ pub use peer_node::{LATENCY_BUCKET, LATENCY_BUCKETS, PeerNode};
 pub use scenario::{Star, StarConfig, relay_config, test_key};
 pub use source::TestStream;
 pub use swarm::{Swarm, SwarmConfig, SwarmReport};
+pub use swarm_json::{SwarmRun, peak_rss_bytes};
 
 /// Address of node `i` in the simulated network (in memory only; loopback
 /// range so that nothing could ever leave the machine even by mistake).

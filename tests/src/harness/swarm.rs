@@ -13,6 +13,7 @@ use shoal_proto::publisher::PublisherConfig;
 use shoal_proto::{StreamId, Time};
 
 use super::peer_node::{LATENCY_BUCKET, LATENCY_BUCKETS, PeerNode};
+use super::swarm_relays;
 use super::{PublisherNode, RelayNode, TestStream, addr, relay_config, test_key};
 use crate::netsim::{LinkConfig, Nat, Network, NodeId};
 
@@ -24,7 +25,8 @@ pub struct SwarmConfig {
     /// Peers present at any time.
     pub peers: u32,
     /// Relays (the first takes the stream from the publisher, the others
-    /// from an earlier relay: a tree).
+    /// from an earlier relay: a tree; see [`super::swarm_relays`], which
+    /// also sizes each relay's `max_subscribers` for `peers`).
     pub relays: u32,
     /// Length of the stream, seconds.
     pub seconds: f64,
@@ -69,7 +71,7 @@ impl Default for SwarmConfig {
         Self {
             seed: 1,
             peers: 10_000,
-            relays: 4,
+            relays: swarm_relays::relays_for(10_000),
             seconds: 60.0,
             bitrate_bps: 1_000_000,
             clubs: 8,
@@ -84,6 +86,18 @@ impl Default for SwarmConfig {
             keep_output: false,
             peer_window: 256,
             verify_memo: true,
+        }
+    }
+}
+
+impl SwarmConfig {
+    /// The defaults for a swarm of `peers`, with as many relays as a
+    /// deployment would give it ([`swarm_relays::relays_for`]).
+    pub fn for_peers(peers: u32) -> Self {
+        Self {
+            peers,
+            relays: swarm_relays::relays_for(peers),
+            ..Self::default()
         }
     }
 }
@@ -120,8 +134,26 @@ pub struct SwarmReport {
     pub relay_vs_direct: f64,
     /// Peer-time spent watching.
     pub watched: Duration,
-    /// Duplicate stream bytes over new stream bytes received by peers.
+    /// New stream payload (DATA and PARITY datagrams, first copies)
+    /// peers received from other peers, bytes.
+    pub new_from_peers: u64,
+    /// New stream payload peers received from relays, bytes.
+    pub new_from_relays: u64,
+    /// Stream payload peers received again (exact copies of what they
+    /// held), bytes.
+    pub duplicates: u64,
+    /// Duplicate stream payload over new stream payload received by
+    /// peers ([`SwarmReport::duplicates`] over the two `new_from_*`).
     pub duplicate_ratio: f64,
+    /// Useful offload: of the new stream payload peers received, the share
+    /// that came from other peers. MANIFESTs and DESCRIPTORs (which only
+    /// relays send, and which are small), control messages and duplicates
+    /// are left out.
+    pub useful_offload: f64,
+    /// What the relays upload (to peers and to each other), kbit/s, over
+    /// the mean number of peers watching: all relay bytes over the
+    /// peer-seconds watched.
+    pub relay_kbps_per_peer: f64,
     /// Peers' neighbours dropped for silence / bad data / refusal /
     /// handshake timeout.
     pub dropped: (u64, u64, u64, u64),
@@ -172,6 +204,12 @@ impl fmt::Display for SwarmReport {
             self.played,
             self.lost,
             100.0 * self.stall_ratio()
+        )?;
+        writeln!(
+            f,
+            "useful offload: {:.1}% of new stream bytes from peers; relays upload {:.1} kbit/s per watching peer",
+            100.0 * self.useful_offload,
+            self.relay_kbps_per_peer
         )?;
         writeln!(
             f,
@@ -240,15 +278,16 @@ impl Swarm {
         let verify_memo = c
             .verify_memo
             .then(|| Arc::new(VerifyMemo::new(MEMO_ENTRIES)));
-        let relays: Vec<_> = (0..c.relays.max(1))
+        let count = c.relays.max(1);
+        let relays: Vec<_> = (0..count)
             .map(|i| {
                 let a = addr(1 + i);
                 let mut rc = relay_config(c.seed + u64::from(i));
+                rc.max_subscribers = swarm_relays::max_subscribers(c.peers, count);
                 rc.verify_memo = verify_memo.clone();
                 let id = net.add_node(a, RelayNode::new(rc));
                 if i > 0 {
-                    // A tree: relay i takes the stream from relay (i-1)/2.
-                    let up = addr(1 + (i - 1) / 2);
+                    let up = addr(1 + swarm_relays::upstream_of(i, count));
                     net.with_node(id, |node, now| {
                         node.relay
                             .add_upstream(now, up, stream_id)
@@ -278,7 +317,8 @@ impl Swarm {
             peers: Vec::new(),
             present: Vec::new(),
             verify_memo,
-            next_addr: 1000,
+            // Peers after the relays, from 1000 as before.
+            next_addr: 1000.max(count + 1),
             start,
             built: now,
             added: 0,
@@ -387,7 +427,8 @@ impl Swarm {
             .sum();
         let mut peer_bytes = 0;
         let mut hist = vec![0u64; LATENCY_BUCKETS];
-        let (mut played, mut lost, mut new_bytes, mut dup_bytes) = (0u64, 0u64, 0u64, 0u64);
+        let (mut played, mut lost) = (0u64, 0u64);
+        let (mut new_from_peers, mut new_from_relays, mut duplicates) = (0u64, 0u64, 0u64);
         let mut recoveries = Vec::new();
         let mut dropped = (0, 0, 0, 0);
         let mut watch_time = Duration::ZERO;
@@ -401,8 +442,9 @@ impl Swarm {
             }
             played += s.viewer.played;
             lost += s.viewer.lost;
-            new_bytes += s.from_peers_bytes + s.from_relay_bytes;
-            dup_bytes += s.duplicate_bytes;
+            new_from_peers += s.from_peers_payload_bytes;
+            new_from_relays += s.from_relay_payload_bytes;
+            duplicates += s.duplicate_payload_bytes;
             recoveries.extend_from_slice(node.peer.recoveries());
             dropped.0 += s.dropped_silent;
             dropped.1 += s.dropped_bad;
@@ -444,6 +486,7 @@ impl Swarm {
         // each peer watched.
         let stream_secs = self.stream.duration().as_secs_f64().max(1e-3);
         let direct = publisher_bytes as f64 / stream_secs * watch_time.as_secs_f64();
+        let new_payload = new_from_peers + new_from_relays;
         SwarmReport {
             peers: c.peers,
             relays: c.relays,
@@ -458,7 +501,14 @@ impl Swarm {
             churned: self.churned,
             relay_vs_direct: relay_bytes as f64 / direct.max(1.0),
             watched: watch_time,
-            duplicate_ratio: dup_bytes as f64 / new_bytes.max(1) as f64,
+            new_from_peers,
+            new_from_relays,
+            duplicates,
+            duplicate_ratio: duplicates as f64 / new_payload.max(1) as f64,
+            useful_offload: new_from_peers as f64 / new_payload.max(1) as f64,
+            relay_kbps_per_peer: relay_bytes as f64 * 8.0
+                / 1000.0
+                / watch_time.as_secs_f64().max(1e-3),
             dropped,
         }
     }

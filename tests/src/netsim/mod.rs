@@ -126,7 +126,8 @@
 //! node, NAT flows, entries and mappings) are only looked up, never
 //! iterated. NAT entries expire by comparison with the virtual clock. So
 //! one seed and one sequence of calls give one run, and [`Network::trace_hash`] — a BLAKE3
-//! hash over every delivery and drop — lets a test assert it.
+//! hash over every delivery (its bytes as a 64-bit digest) and drop — lets
+//! a test assert it.
 
 mod event;
 mod link;
