@@ -68,6 +68,15 @@ impl TestStream {
         }
     }
 
+    /// What the stream carries, bits per second, over its whole length:
+    /// about half the `bitrate_bps` it was made with (non-key frames carry
+    /// half a frame's share, keyframes one and a half). Upload capacities
+    /// are set against this, not the nominal rate.
+    pub fn bitrate_bps(&self) -> u64 {
+        let secs = self.duration().as_secs_f64().max(1e-9);
+        (self.bytes.len() as f64 * 8.0 / secs) as u64
+    }
+
     /// The bytes of frame `i`.
     pub fn frame(&self, i: usize) -> &[u8] {
         let start = self.frames.get(i).copied().unwrap_or(self.bytes.len());

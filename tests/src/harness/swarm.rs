@@ -40,7 +40,8 @@ pub struct SwarmConfig {
     pub loss: f64,
     /// Share of peers that upload nothing.
     pub no_upload: f64,
-    /// The others upload between 1 and this many times the bitrate.
+    /// The others upload between 1 and this many times the rate the stream
+    /// really carries ([`TestStream::bitrate_bps`]).
     pub max_upload: f64,
     /// Share of peers leaving (silently) and as many joining, per minute.
     pub churn_per_minute: f64,
@@ -340,7 +341,9 @@ impl Swarm {
         pc.upload_limit_bps = if self.rng.random_bool(c.no_upload) {
             0
         } else {
-            (c.bitrate_bps as f64 * self.rng.random_range(1.0..=c.max_upload)) as u64
+            // Against what the stream really carries (issue 20: against the
+            // nominal rate, twice that, uploads never ran short).
+            (self.stream.bitrate_bps() as f64 * self.rng.random_range(1.0..=c.max_upload)) as u64
         };
         pc.nonce_seed = self.rng.random();
         pc.window.capacity = c.peer_window;
