@@ -21,6 +21,7 @@
 
 mod admission;
 mod budget;
+mod club_index;
 mod fanout;
 mod handshake;
 mod host;
@@ -194,6 +195,8 @@ pub struct Relay {
     subs: Vec<Option<Subscriber>>,
     sub_index: HashMap<SocketAddr, usize>,
     free_subs: Vec<usize>,
+    /// Per stream and club, its members: what PEERS samples.
+    clubs: club_index::ClubIndex,
     tx: TxQueue,
     fanout: Fanout,
     events: std::collections::VecDeque<RelayEvent>,
@@ -251,6 +254,7 @@ impl Relay {
             subs: Vec::new(),
             sub_index: HashMap::new(),
             free_subs: Vec::new(),
+            clubs: Default::default(),
             tx: TxQueue::default(),
             fanout: Fanout::default(),
             events: Default::default(),

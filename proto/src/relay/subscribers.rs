@@ -132,6 +132,8 @@ impl Relay {
             return;
         };
         self.sub_index.remove(&sub.addr);
+        self.clubs
+            .update(sub.stream, sub.joined, sub.addr, sub.member, 0);
         self.sub_hosts.remove(Host::of(sub.addr.ip()));
         self.free_subs.push(index);
         if tell {

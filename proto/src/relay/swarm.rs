@@ -28,31 +28,12 @@ impl Relay {
         let (stream, joined, asker_member) = (s.stream, s.joined, s.member);
         let mut peers = Peers::new(self.streams[stream].window.stream(), s.session, club);
         let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
-        let older_only = asker_member & bit != 0;
+        let older_than = (asker_member & bit != 0).then_some((joined, from));
         let mut chosen = [from; MAX_PEERS];
-        let mut seen = 0usize;
-        for i in 0..self.subs.len() {
-            let Some(other) = &self.subs[i] else { continue };
-            let eligible = other.stream == stream
-                && other.addr != from
-                && other.member & bit != 0
-                && (!older_only || (other.joined, other.addr) < (joined, from));
-            if !eligible {
-                continue;
-            }
-            let addr = other.addr;
-            // Reservoir sampling: every eligible member equally likely.
-            if seen < MAX_PEERS {
-                chosen[seen] = addr;
-            } else {
-                let j = (self.rng.next_u64() % (seen as u64 + 1)) as usize;
-                if let Some(slot) = chosen.get_mut(j) {
-                    *slot = addr;
-                }
-            }
-            seen += 1;
-        }
-        for &addr in chosen.iter().take(seen.min(MAX_PEERS)) {
+        let n = self
+            .clubs
+            .sample(&mut self.rng, stream, club, older_than, &mut chosen);
+        for &addr in chosen.iter().take(n) {
             peers.push(addr);
         }
         let answer = Message::Peers(peers);
@@ -86,6 +67,8 @@ impl Relay {
                 self.stats.drop_token_scope += 1;
                 return;
             }
+            self.clubs
+                .update(sub.stream, sub.joined, sub.addr, sub.member, m.clubs);
             sub.member = m.clubs;
             sub.upload_kbps = m.upload_kbps;
         }
