@@ -28,15 +28,29 @@ pub struct Transmit<'a> {
 
 /// A datagram to send whose buffer the IO shell may keep: how the relay
 /// hands out stored chunks (and its control replies) without copying, to
-/// shells that send asynchronously or in batches. Reading it costs what a
-/// [`Transmit`] does; keeping it costs one reference count
-/// (`SharedBuf::clone`), and window slots are not rewritten while shared.
+/// shells that send asynchronously or in batches, and how a peer hands the
+/// simulator the chunks it forwards. Reading it costs what a [`Transmit`]
+/// does; keeping it costs one reference count (`SharedBuf::clone`), and
+/// window slots are not rewritten while shared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SharedTransmit<'a> {
     /// Where to send it.
     pub dst: SocketAddr,
     /// The datagram.
     pub payload: &'a SharedBuf,
+    /// As [`Transmit::ttl`]; the relay's are always `None`.
+    pub ttl: Option<u8>,
+}
+
+impl<'a> SharedTransmit<'a> {
+    /// The same datagram as a [`Transmit`], for a caller that copies it.
+    pub fn borrowed(self) -> Transmit<'a> {
+        Transmit {
+            dst: self.dst,
+            payload: self.payload,
+            ttl: self.ttl,
+        }
+    }
 }
 
 /// A FIFO of datagrams whose buffers are recycled: once warm it does not
@@ -140,9 +154,11 @@ impl TxQueue {
             self.give_back(buf);
         }
         self.current = self.queue.pop_front();
-        self.current
-            .as_ref()
-            .map(|(dst, payload)| SharedTransmit { dst: *dst, payload })
+        self.current.as_ref().map(|(dst, payload)| SharedTransmit {
+            dst: *dst,
+            payload,
+            ttl: None,
+        })
     }
 
     /// Keeps a sent buffer for reuse, unless someone else (a window) still

@@ -81,9 +81,9 @@ use crate::relay::{Relay, RelayConfig};
 use crate::rng::Rng;
 use crate::transmit::{SharedBuf, TxQueue};
 use crate::viewer::{Playout, Relays, Repair, ViewerConfig, ViewerEvent, ViewerStats, is_stream};
-use crate::window::{Adopt, Ingested, WindowConfig};
+use crate::window::{Adopt, Incoming, Ingested, WindowConfig};
 use crate::wire::{Have, Message, MessageType, peek_type};
-use crate::{StreamId, Time, Transmit};
+use crate::{SharedTransmit, StreamId, Time, Transmit};
 use clubs::Membership;
 use neighbours::Neighbours;
 use upload::Upload;
@@ -412,23 +412,30 @@ impl Peer {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        self.poll_transmit_shared().map(SharedTransmit::borrowed)
+    }
+
+    /// As [`Peer::poll_transmit`], lending the datagram's shared buffer,
+    /// which the caller may keep (the chunks it forwards are its window's
+    /// buffers, not copies).
+    pub fn poll_transmit_shared(&mut self) -> Option<SharedTransmit<'_>> {
         self.upload.held = None;
         if let Some(dst) = self.neighbours.first_punches.pop_front() {
-            return Some(Transmit {
+            return Some(SharedTransmit {
                 dst,
                 payload: &self.neighbours.punch,
                 ttl: Some(FIRST_PUNCH_TTL),
             });
         }
         if !self.tx.is_empty() {
-            return self.tx.pop();
+            return self.tx.pop_shared();
         }
         if !self.relay_tx.is_empty() {
-            return self.relay_tx.pop();
+            return self.relay_tx.pop_shared();
         }
         self.upload.held = self.poll_upload();
         let (dst, buf) = self.upload.held.as_ref()?;
-        Some(Transmit {
+        Some(SharedTransmit {
             dst: *dst,
             payload: buf,
             ttl: None,
@@ -437,6 +444,19 @@ impl Peer {
 
     /// Handles one received datagram.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.handle(now, from, Incoming::Borrowed(bytes));
+    }
+
+    /// As [`Peer::handle_datagram`], for a datagram in a shared buffer:
+    /// stream data it keeps is that buffer rather than a copy (see
+    /// [`crate::window::Window::ingest_shared`]), and its upload side
+    /// forwards the same buffer.
+    pub fn handle_datagram_shared(&mut self, now: Time, from: SocketAddr, buf: &SharedBuf) {
+        self.handle(now, from, Incoming::Shared(buf));
+    }
+
+    fn handle(&mut self, now: Time, from: SocketAddr, datagram: Incoming<'_>) {
+        let bytes = datagram.bytes();
         self.upload.limit.refill(now);
         let Ok(ty) = peek_type(bytes) else {
             // The download side counts what it cannot read.
@@ -451,7 +471,7 @@ impl Peer {
             match ty {
                 MessageType::Peers | MessageType::Introduce => self.relay_says(bytes),
                 _ if data => {
-                    let result = self.download(now, from, bytes);
+                    let result = self.download(now, from, datagram);
                     self.count_ingest(now, None, result, ty, bytes.len());
                 }
                 _ => self.relay_control(now, bytes),
@@ -459,7 +479,7 @@ impl Peer {
         } else if let Some(i) = source
             && data
         {
-            let result = self.download(now, from, bytes);
+            let result = self.download(now, from, datagram);
             self.count_ingest(now, Some(i), result, ty, bytes.len());
         } else if data {
             self.stats.unsolicited += 1;
@@ -477,7 +497,7 @@ impl Peer {
         &mut self,
         now: Time,
         from: SocketAddr,
-        bytes: &[u8],
+        datagram: Incoming<'_>,
     ) -> Option<Result<Ingested, Rejection>> {
         if self.playout.is_ended() {
             return None;
@@ -487,7 +507,7 @@ impl Peer {
         let mut export = |item, buf: &SharedBuf| exports.push_back((item, SharedBuf::clone(buf)));
         let result = self
             .playout
-            .ingest(now, bytes, true, &mut self.repair, &mut export);
+            .ingest(now, datagram, true, &mut self.repair, &mut export);
         self.advance(now);
         Some(result)
     }

@@ -20,6 +20,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
@@ -28,6 +29,7 @@ use super::{
 };
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::Rejection;
+use crate::transmit::SharedBuf;
 use crate::window::Ingested;
 use crate::wire::MAX_CLUBS;
 use crate::wire::{
@@ -67,7 +69,7 @@ pub(super) struct Neighbours {
     pub(super) first_punches: VecDeque<SocketAddr>,
     /// Our PUNCH, encoded anew for each new candidate (its `seen_as` is
     /// known once the relay has accepted us).
-    pub(super) punch: Vec<u8>,
+    pub(super) punch: SharedBuf,
     /// Links that formed, for [`Peer::poll_link`]: the newest
     /// [`LINKS_KEPT`], for an owner that does not ask.
     pub(super) links: VecDeque<LinkUp>,
@@ -113,7 +115,7 @@ impl Neighbours {
             last_arrival: vec![now; n],
             recoveries: Vec::new(),
             first_punches: VecDeque::new(),
-            punch: Vec::new(),
+            punch: SharedBuf::default(),
             links: VecDeque::new(),
         }
     }
@@ -502,10 +504,12 @@ impl Peer {
         // one (SPEC §11.9).
         src.start_at = Some(now + PUNCH_WAIT);
         let punch = Message::Punch(self.our_punch());
-        self.neighbours.punch.resize(punch.buffer_len(), 0);
-        match punch.emit(&mut self.neighbours.punch) {
-            Ok(len) => self.neighbours.punch.truncate(len),
-            Err(_) => self.neighbours.punch.clear(),
+        // A PUNCH already lent out (and kept) is left to its holder.
+        let buf = Arc::make_mut(&mut self.neighbours.punch);
+        buf.resize(punch.buffer_len(), 0);
+        match punch.emit(buf) {
+            Ok(len) => buf.truncate(len),
+            Err(_) => buf.clear(),
         }
         self.neighbours.first_punches.push_back(pick);
         self.neighbours.list.push(src);

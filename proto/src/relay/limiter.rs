@@ -6,6 +6,13 @@
 //! the table. Addresses that collide share
 //! a bucket, which can only make the limit stricter for them; the key
 //! (from the cookie secret) keeps an attacker from choosing collisions.
+//!
+//! The table is allocated in pages of [`PAGE`] buckets, each on the first
+//! use of one of its buckets (an unused bucket is full and unstarted, so
+//! a page made late holds what it would have held from the start): a
+//! node that hears few hosts (an ordinary peer's upload side, thousands of
+//! them in the simulator) pays for the pages they hash to, and a flood
+//! from many hosts fills the table to the same bound as ever.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
@@ -16,13 +23,16 @@ use crate::bucket::TokenBucket;
 
 /// Buckets in the table.
 const BUCKETS: usize = 4096;
+/// Buckets in a page, allocated together.
+const PAGE: usize = 16;
 
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct HandshakeLimiter {
-    /// Tokens in millionths of a handshake; each starts full, its clock
-    /// at its first use.
-    buckets: Vec<TokenBucket>,
+    /// Pages of buckets, `None` until one of them is used; empty until
+    /// the first handshake. Tokens in millionths of a handshake; each
+    /// bucket starts full, its clock at its first use.
+    pages: Vec<Option<Box<[TokenBucket; PAGE]>>>,
     key: [u8; 32],
     /// Handshakes per second per IP; 0 turns the limit off.
     rate: u64,
@@ -35,11 +45,29 @@ impl HandshakeLimiter {
     pub(crate) fn new(key: [u8; 32], rate: u32, burst: u32) -> Self {
         let burst = u64::from(burst.max(1));
         Self {
-            buckets: vec![TokenBucket::unstarted(burst * UNIT); BUCKETS],
+            pages: Vec::new(),
             key,
             rate: u64::from(rate),
             burst,
         }
+    }
+
+    /// Bucket `i` of the table, its page allocated if it was not.
+    fn bucket(&mut self, i: usize) -> Option<&mut TokenBucket> {
+        if self.pages.is_empty() {
+            self.pages.resize_with(BUCKETS / PAGE, || None);
+        }
+        let full = TokenBucket::unstarted(self.burst * UNIT);
+        self.pages
+            .get_mut(i / PAGE)?
+            .get_or_insert_with(|| Box::new([full; PAGE]))
+            .get_mut(i % PAGE)
+    }
+
+    /// Pages allocated so far.
+    #[cfg(test)]
+    fn pages_used(&self) -> usize {
+        self.pages.iter().flatten().count()
     }
 
     /// Whether a handshake from `ip` (its host's bucket) at `now` is
@@ -53,7 +81,7 @@ impl HandshakeLimiter {
         Host::of(ip).hash(&mut h);
         let i = (h.finish() % BUCKETS as u64) as usize;
         let (rate, cap) = (self.rate, self.burst * UNIT);
-        let Some(b) = self.buckets.get_mut(i) else {
+        let Some(b) = self.bucket(i) else {
             return true;
         };
         b.refill(now, rate * UNIT, cap);
@@ -107,5 +135,21 @@ mod tests {
         let mut l = HandshakeLimiter::new([0; 32], 0, 0);
         let ip: IpAddr = "::1".parse().expect("ip");
         assert!((0..1000).all(|_| l.allow(Time::ZERO, ip)));
+        assert_eq!(l.pages_used(), 0, "and costs no table");
+    }
+
+    #[test]
+    fn pages_come_with_hosts_and_stop_at_the_table() {
+        let mut l = HandshakeLimiter::new([7; 32], 10, 20);
+        let t0 = Time::from_micros(1_000_000);
+        assert_eq!(l.pages_used(), 0);
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        assert!(l.allow(t0, ip(1)));
+        assert_eq!(l.pages_used(), 1, "one host, one page");
+        // A flood from many hosts fills the whole table, and no more.
+        for i in 0..100_000 {
+            l.allow(t0, ip(i));
+        }
+        assert_eq!(l.pages_used(), BUCKETS / PAGE);
     }
 }

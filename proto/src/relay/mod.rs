@@ -483,7 +483,11 @@ impl Relay {
         let payload = Self::item_buf(&self.streams[stream].window, item)?;
         self.stats.forwarded += 1;
         self.stats.forwarded_bytes += payload.len() as u64;
-        Some(SharedTransmit { dst, payload })
+        Some(SharedTransmit {
+            dst,
+            payload,
+            ttl: None,
+        })
     }
 }
 

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::integrity::{Rejection, StreamKey, VerifyMemo};
-use crate::transmit::TxQueue;
-use crate::window::{Ingested, Window, WindowConfig};
+use crate::transmit::{SharedBuf, TxQueue};
+use crate::window::{Incoming, Ingested, Window, WindowConfig};
 use crate::wire::{Message, MessageType, RejectReason, peek_type};
 use crate::{StreamId, Time, Transmit};
 pub(crate) use playout::Playout;
@@ -252,15 +252,27 @@ impl Viewer {
 
     /// Handles one received datagram.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
+        self.handle(now, from, Incoming::Borrowed(bytes));
+    }
+
+    /// As [`Viewer::handle_datagram`], for a datagram in a shared buffer:
+    /// the window keeps that buffer rather than a copy (see
+    /// [`Window::ingest_shared`]).
+    pub fn handle_datagram_shared(&mut self, now: Time, from: SocketAddr, buf: &SharedBuf) {
+        self.handle(now, from, Incoming::Shared(buf));
+    }
+
+    fn handle(&mut self, now: Time, from: SocketAddr, datagram: Incoming<'_>) {
         if self.playout.is_ended() {
             return;
         }
+        let bytes = datagram.bytes();
         let Ok(ty) = peek_type(bytes) else {
             self.playout.count_rejected();
             return;
         };
         if is_stream(ty) {
-            let _ = self.ingest(now, from, bytes);
+            let _ = self.ingest(now, from, datagram);
         } else if from == self.relays.relay() {
             let Ok(msg) = Message::parse(bytes) else {
                 self.playout.count_rejected();
@@ -275,10 +287,15 @@ impl Viewer {
     }
 
     /// Stream data: trusted only from the relay in use, not one it left.
-    fn ingest(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) -> Result<Ingested, Rejection> {
+    fn ingest(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        datagram: Incoming<'_>,
+    ) -> Result<Ingested, Rejection> {
         let trusted = self.relays.heard_stream(now, from);
         self.playout
-            .ingest(now, bytes, trusted, &mut self.repair, &mut |_, _| {})
+            .ingest(now, datagram, trusted, &mut self.repair, &mut |_, _| {})
     }
 
     fn advance(&mut self, now: Time) {

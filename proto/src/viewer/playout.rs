@@ -20,7 +20,7 @@ use std::time::Duration;
 use super::{Repair, ViewerConfig, ViewerEvent, ViewerStats};
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::SharedBuf;
-use crate::window::{Adopt, Ingested, Ready, Window};
+use crate::window::{Adopt, Incoming, Ingested, Ready, Window};
 use crate::wire::Keepalive;
 use crate::{Time, WallTime};
 
@@ -143,12 +143,12 @@ impl Playout {
     pub(crate) fn ingest(
         &mut self,
         now: Time,
-        bytes: &[u8],
+        datagram: Incoming<'_>,
         trusted: bool,
         repair: &mut Repair,
         export: &mut impl FnMut(Adopt, &SharedBuf),
     ) -> Result<Ingested, Rejection> {
-        let result = self.window.ingest_from(now, bytes, trusted);
+        let result = self.window.ingest_incoming(now, datagram, trusted);
         if result == Ok(Ingested::Descriptor)
             && let Some(d) = self.window.descriptor_buf()
         {

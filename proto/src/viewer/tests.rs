@@ -331,7 +331,7 @@ fn stream_data_from_a_relay_left_behind_is_not_trusted() {
         .find(|(_, b)| peek_type(b) == Ok(MessageType::Data))
         .map(|(_, b)| b.clone())
         .expect("a DATA");
-    let result = v.ingest(t(160), addr(A), &data);
+    let result = v.ingest(t(160), addr(A), Incoming::Borrowed(&data));
     v.advance(t(160));
     assert_eq!(Some(result), Some(Err(Rejection::Unproven)));
     // Nothing from A counts as B's stream flowing.

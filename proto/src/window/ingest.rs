@@ -7,10 +7,12 @@
 //! an unchecked chunk from anyone else could overwrite a real one. When
 //! enough of a block is present, its lost chunks are rebuilt from parity.
 
+use super::incoming::Incoming;
 use super::slots::SlotState;
 use super::{Ingested, Ready, Window};
 use crate::Time;
 use crate::integrity::{Rejection, VerifiedDescriptor, chunk_hash, parity_hash};
+use crate::transmit::SharedBuf;
 use crate::wire::{
     DataView, DecodeError, Descriptor, ManifestView, MessageType, ParityView, StreamHeader,
     peek_type,
@@ -35,7 +37,31 @@ impl Window {
         bytes: &[u8],
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
-        self.ingest_typed(now, peek_type(bytes)?, bytes, trusted)
+        self.ingest_typed(now, peek_type(bytes)?, Incoming::Borrowed(bytes), trusted)
+    }
+
+    /// As [`Window::ingest_from`], for a datagram in a shared buffer: a
+    /// chunk, manifest or parity symbol kept is that buffer, not a copy of
+    /// it (one more reference; the window never writes into it). Checked
+    /// exactly as a borrowed datagram is.
+    pub fn ingest_shared(
+        &mut self,
+        now: Time,
+        buf: &SharedBuf,
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
+        let datagram = Incoming::Shared(buf);
+        self.ingest_incoming(now, datagram, trusted)
+    }
+
+    /// Ingests a datagram borrowed or shared (see [`Incoming`]).
+    pub(crate) fn ingest_incoming(
+        &mut self,
+        now: Time,
+        datagram: Incoming<'_>,
+        trusted: bool,
+    ) -> Result<Ingested, Rejection> {
+        self.ingest_typed(now, peek_type(datagram.bytes())?, datagram, trusted)
     }
 
     /// As [`Window::ingest_from`], for a datagram whose header the caller
@@ -46,24 +72,30 @@ impl Window {
         header: StreamHeader<'_>,
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
-        self.ingest_typed(now, header.message_type(), header.as_bytes(), trusted)
+        let datagram = Incoming::Borrowed(header.as_bytes());
+        self.ingest_typed(now, header.message_type(), datagram, trusted)
     }
 
     fn ingest_typed(
         &mut self,
         now: Time,
         ty: MessageType,
-        bytes: &[u8],
+        datagram: Incoming<'_>,
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
+        let bytes = datagram.bytes();
         match ty {
-            MessageType::Data => self.ingest_data(now, DataView::new_checked(bytes)?, trusted),
-            MessageType::Parity => {
-                self.ingest_parity(now, ParityView::new_checked(bytes)?, trusted)
+            MessageType::Data => {
+                self.ingest_data(now, DataView::new_checked(bytes)?, datagram, trusted)
             }
-            MessageType::Manifest => self.ingest_manifest(now, ManifestView::new_checked(bytes)?),
+            MessageType::Parity => {
+                self.ingest_parity(now, ParityView::new_checked(bytes)?, datagram, trusted)
+            }
+            MessageType::Manifest => {
+                self.ingest_manifest(now, ManifestView::new_checked(bytes)?, datagram)
+            }
             MessageType::Descriptor => {
-                self.ingest_descriptor(now, Descriptor::parse(bytes)?, bytes, None)
+                self.ingest_descriptor(now, Descriptor::parse(bytes)?, datagram, None)
             }
             other => Err(Rejection::Malformed(DecodeError::UnknownType(other as u8))),
         }
@@ -78,13 +110,15 @@ impl Window {
         descriptor: VerifiedDescriptor<'_>,
     ) -> Result<Ingested, Rejection> {
         let (d, bytes) = (*descriptor.descriptor(), descriptor.as_bytes());
-        self.ingest_descriptor(now, d, bytes, Some(descriptor))
+        self.ingest_descriptor(now, d, Incoming::Borrowed(bytes), Some(descriptor))
     }
 
+    /// `view` reads `datagram`.
     fn ingest_data(
         &mut self,
         now: Time,
         view: DataView<'_>,
+        datagram: Incoming<'_>,
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
         let data = *view.fields();
@@ -134,7 +168,7 @@ impl Window {
             ) {
                 return Err(Rejection::Corrupted);
             }
-            self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Verified, false);
+            self.chunks[ci].store(data.seq, datagram, now, SlotState::Verified, false);
             self.on_chunk_verified(data.seq, data.block, data.flags.keyframe(), false);
             self.try_rebuild(now, data.block);
             Ok(Ingested::Verified)
@@ -156,7 +190,7 @@ impl Window {
                 self.ready
                     .push_back(Ready::AwaitingManifest { block: data.block });
             }
-            self.chunks[ci].store(data.seq, view.as_bytes(), now, SlotState::Pending, false);
+            self.chunks[ci].store(data.seq, datagram, now, SlotState::Pending, false);
             self.chunks[ci].pending_hash =
                 chunk_hash(data.flags.bits(), data.timestamp_us, data.payload);
             self.pending
@@ -165,10 +199,12 @@ impl Window {
         }
     }
 
+    /// `view` reads `datagram`.
     fn ingest_parity(
         &mut self,
         now: Time,
         view: ParityView<'_>,
+        datagram: Incoming<'_>,
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
         let p = *view.fields();
@@ -211,7 +247,7 @@ impl Window {
             if Some(parity_hash(p.symbol)) != slot.parity_hash(idx) {
                 return Err(Rejection::Corrupted);
             }
-            slot.store_parity(idx, view.as_bytes(), SlotState::Verified);
+            slot.store_parity(idx, datagram, SlotState::Verified);
             self.ready.push_back(Ready::Parity {
                 block: p.block,
                 index: p.index,
@@ -221,7 +257,7 @@ impl Window {
         } else {
             let first_wait = !slot.awaiting;
             slot.awaiting = true;
-            slot.store_parity(idx, view.as_bytes(), SlotState::Pending);
+            slot.store_parity(idx, datagram, SlotState::Pending);
             if let Some(ps) = slot.parity.get_mut(idx) {
                 ps.pending_hash = parity_hash(p.symbol);
             }

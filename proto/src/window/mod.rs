@@ -15,9 +15,13 @@
 //! time the slot is used and reused for ever after, so once the window has
 //! wrapped, ingest does not allocate. A datagram is copied once, from the
 //! caller's receive buffer into its slot; senders then borrow the slot's
-//! bytes for every subscriber.
+//! bytes for every subscriber. A caller that holds the datagram in a
+//! [`SharedBuf`] already ([`Window::ingest_shared`]: the simulator, where
+//! thousands of windows hold the same chunk) hands it over instead, and
+//! the slot keeps that buffer rather than a copy (see [`incoming`]).
 
 mod guard;
+mod incoming;
 mod ingest;
 mod mirror;
 mod rebuild;
@@ -34,6 +38,7 @@ use crate::wire::Descriptor;
 use crate::{StreamId, Time, WallClock, fec};
 pub(crate) use guard::Guard;
 pub use guard::{FAILED_BURST, FAILED_PER_SEC, TRIES_PER_BLOCK};
+pub(crate) use incoming::Incoming;
 use run::Run;
 pub use run::{CLOCK_SKEW, MAX_AGE, is_fresh};
 use slots::{BlockSlot, ChunkSlot, SlotState};
@@ -398,3 +403,6 @@ mod run_tests;
 
 #[cfg(test)]
 mod flood_tests;
+
+#[cfg(test)]
+mod shared_tests;

@@ -6,23 +6,25 @@
 //! item from a later run of the publisher (a higher epoch) moves the window
 //! to that run if its signed time is fresh (see [`super::run`]).
 
+use super::incoming::Incoming;
 use super::run::{Run, Standing, is_fresh};
-use super::slots::{self, SlotState};
+use super::slots::SlotState;
 use super::{Ingested, Ready, Window};
 use crate::integrity::{Rejection, StreamKey, VerifiedDescriptor};
 use crate::wire::{DataView, Descriptor, ManifestView, ParityView};
 use crate::{Time, WallTime};
 
 impl Window {
-    /// Takes descriptor `d`, datagram `bytes`; its signature is checked
+    /// Takes descriptor `d`, read from `datagram`; its signature is checked
     /// unless `verified` proves it was.
     pub(super) fn ingest_descriptor(
         &mut self,
         now: Time,
         d: Descriptor,
-        bytes: &[u8],
+        datagram: Incoming<'_>,
         verified: Option<VerifiedDescriptor<'_>>,
     ) -> Result<Ingested, Rejection> {
+        let bytes = datagram.bytes();
         let standing = self.run.standing(d.epoch);
         match standing {
             Standing::Behind => return Err(Rejection::Replayed),
@@ -59,15 +61,17 @@ impl Window {
         }
         // Reuse the previous descriptor's buffer when nobody else holds it.
         let mut buf = self.descriptor.take().map(|(_, b)| b).unwrap_or_default();
-        slots::writable(&mut buf).extend_from_slice(bytes);
+        datagram.keep_in(&mut buf);
         self.descriptor = Some((d, buf));
         Ok(Ingested::Descriptor)
     }
 
+    /// `view` reads `datagram`.
     pub(super) fn ingest_manifest(
         &mut self,
         now: Time,
         view: ManifestView<'_>,
+        datagram: Incoming<'_>,
     ) -> Result<Ingested, Rejection> {
         let man = *view.fields();
         if man.stream != self.key.id() {
@@ -130,7 +134,7 @@ impl Window {
         }
         let slot = &mut self.blocks[bi];
         slot.claim(man.block);
-        slot.set_manifest(view.as_bytes(), &man);
+        slot.set_manifest(datagram, &man);
         self.stats.manifests_verified += 1;
         self.note_manifest(man.block);
         self.ready.push_back(Ready::Manifest { block: man.block });

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::ChunkRef;
+use super::incoming::Incoming;
 use crate::Time;
 use crate::fec::MAX_M;
 use crate::transmit::SharedBuf;
@@ -44,11 +45,6 @@ fn empty() -> SharedBuf {
     SharedBuf::clone(EMPTY.get_or_init(SharedBuf::default))
 }
 
-/// Copies `src` into a slot's buffer, which keeps its capacity for reuse.
-fn fill(buf: &mut SharedBuf, src: &[u8]) {
-    writable(buf).extend_from_slice(src);
-}
-
 /// One chunk: its DATA datagram and what was read from it.
 #[derive(Debug)]
 pub(super) struct ChunkSlot {
@@ -64,16 +60,17 @@ pub(super) struct ChunkSlot {
 }
 
 impl ChunkSlot {
-    /// Stores a DATA datagram that already parsed.
+    /// Stores a DATA datagram that already parsed: a copy, or the shared
+    /// buffer itself (see [`Incoming`]).
     pub(super) fn store(
         &mut self,
         seq: u64,
-        datagram: &[u8],
+        datagram: Incoming<'_>,
         now: Time,
         state: SlotState,
         rebuilt: bool,
     ) {
-        fill(&mut self.bytes, datagram);
+        datagram.keep_in(&mut self.bytes);
         self.seq = seq;
         self.state = state;
         self.arrived = now;
@@ -212,8 +209,8 @@ impl BlockSlot {
         }
     }
 
-    pub(super) fn set_manifest(&mut self, datagram: &[u8], man: &Manifest<'_>) {
-        fill(&mut self.manifest, datagram);
+    pub(super) fn set_manifest(&mut self, datagram: Incoming<'_>, man: &Manifest<'_>) {
+        datagram.keep_in(&mut self.manifest);
         self.set_fields(man);
     }
 
@@ -291,12 +288,12 @@ impl BlockSlot {
         self.hash_at(usize::from(self.k) + index)
     }
 
-    pub(super) fn store_parity(&mut self, index: usize, datagram: &[u8], state: SlotState) {
+    pub(super) fn store_parity(&mut self, index: usize, datagram: Incoming<'_>, state: SlotState) {
         if self.parity.is_empty() {
             self.parity.resize_with(MAX_M, ParitySlot::default);
         }
         if let Some(p) = self.parity.get_mut(index) {
-            fill(&mut p.bytes, datagram);
+            datagram.keep_in(&mut p.bytes);
             p.state = state;
         }
     }

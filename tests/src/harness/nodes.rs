@@ -7,6 +7,7 @@ use shoal_proto::Time;
 use shoal_proto::integrity::PublisherKey;
 use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::relay::{Relay, RelayConfig};
+use shoal_proto::transmit::SharedBuf;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent};
 
 use super::source::TestStream;
@@ -107,8 +108,7 @@ impl Node for RelayNode {
     }
 
     fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
-        let t = self.relay.poll_transmit()?;
-        Some(Outgoing::new(t.dst, t.payload.to_vec()))
+        self.relay.poll_transmit().map(Outgoing::from)
     }
 
     fn poll_timeout(&self) -> Option<Time> {
@@ -177,6 +177,11 @@ impl ViewerNode {
 impl Node for ViewerNode {
     fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]) {
         self.viewer.handle_datagram(now, from, bytes);
+        self.drain(now);
+    }
+
+    fn handle_shared(&mut self, now: Time, from: SocketAddr, bytes: &SharedBuf) {
+        self.viewer.handle_datagram_shared(now, from, bytes);
         self.drain(now);
     }
 

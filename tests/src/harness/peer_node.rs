@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use shoal_proto::Time;
 use shoal_proto::peer::{LinkUp, Peer, PeerConfig};
+use shoal_proto::transmit::SharedBuf;
 use shoal_proto::viewer::ViewerEvent;
 
 use crate::netsim::{Node, Outgoing};
@@ -80,13 +81,18 @@ impl Node for PeerNode {
         self.drain(now);
     }
 
+    fn handle_shared(&mut self, now: Time, from: SocketAddr, bytes: &SharedBuf) {
+        self.peer.handle_datagram_shared(now, from, bytes);
+        self.drain(now);
+    }
+
     fn handle_timeout(&mut self, now: Time) {
         self.peer.handle_timeout(now);
         self.drain(now);
     }
 
     fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
-        self.peer.poll_transmit().map(Outgoing::from)
+        self.peer.poll_transmit_shared().map(Outgoing::from)
     }
 
     fn poll_timeout(&self) -> Option<Time> {

@@ -14,6 +14,7 @@ use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 
 use shoal_proto::Time;
+use shoal_proto::transmit::SharedBuf;
 
 /// Something due at a point in simulated time.
 #[derive(Debug)]
@@ -22,7 +23,7 @@ pub(super) enum EventKind {
     Deliver {
         from: SocketAddr,
         to: SocketAddr,
-        bytes: Vec<u8>,
+        bytes: SharedBuf,
         /// False for injected datagrams, which bypass links.
         via_link: bool,
     },

@@ -5,11 +5,13 @@ use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use shoal_proto::Time;
+use shoal_proto::transmit::SharedBuf;
 
 use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
@@ -282,7 +284,7 @@ impl Network {
         let kind = EventKind::Deliver {
             from,
             to,
-            bytes,
+            bytes: SharedBuf::new(bytes),
             via_link: false,
         };
         self.events.push(at.max(self.now), kind);
@@ -375,7 +377,7 @@ impl Network {
         stats.sent_bytes += len as u64;
     }
 
-    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &[u8], via_link: bool) {
+    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &SharedBuf, via_link: bool) {
         let now = self.now;
         let len = bytes.len() as u64;
         self.stats.events += 1;
@@ -416,7 +418,7 @@ impl Network {
         self.trace.delivered(now, from, to, bytes);
         slot.stats.received_datagrams += 1;
         slot.stats.received_bytes += len;
-        slot.node.handle_datagram(now, from, bytes);
+        slot.node.handle_shared(now, from, bytes);
         self.after_handle(index);
     }
 
@@ -495,13 +497,18 @@ impl Network {
     /// Puts a datagram on the link from `from` to `to` at the current time;
     /// one that will not `reach` the far side (its TTL) dies there, after
     /// any tap.
-    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: Vec<u8>, reach: bool) {
+    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: SharedBuf, reach: bool) {
         let now = self.now;
         self.count_sent_to(to, bytes.len());
         let link = link_entry(&mut self.links, &self.rules, &self.nats, from, to);
         link.stats.sent_datagrams += 1;
         link.stats.sent_bytes += bytes.len() as u64;
-        let tapped_out = link.tap.as_mut().is_some_and(|tap| !tap(&mut bytes));
+        // The sender may still hold the buffer (a window's chunk): a tap
+        // rewrites a copy of it.
+        let tapped_out = link
+            .tap
+            .as_mut()
+            .is_some_and(|tap| !tap(Arc::make_mut(&mut bytes)));
         let fate = if tapped_out {
             Fate::Dropped(DropCause::Tap)
         } else if !reach {
@@ -526,7 +533,7 @@ impl Network {
                     None => self.events.push(at, deliver(bytes)),
                     Some(duplicate_at) => {
                         link.stats.duplicated += 1;
-                        self.events.push(at, deliver(bytes.clone()));
+                        self.events.push(at, deliver(SharedBuf::clone(&bytes)));
                         self.events.push(duplicate_at, deliver(bytes));
                     }
                 }

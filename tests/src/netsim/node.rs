@@ -7,7 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 
-use shoal_proto::{Time, Transmit};
+use shoal_proto::transmit::SharedBuf;
+use shoal_proto::{SharedTransmit, Time, Transmit};
 
 /// A participant bound to one address: a sans-IO state machine.
 ///
@@ -21,6 +22,13 @@ use shoal_proto::{Time, Transmit};
 pub trait Node: Any {
     /// A datagram arrived from `from`.
     fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]);
+    /// A datagram arrived from `from`, in the buffer its sender handed the
+    /// network: the network calls this one, and a node that keeps what it
+    /// receives (a window) may keep the buffer rather than a copy. The
+    /// default hands the bytes to [`handle_datagram`](Node::handle_datagram).
+    fn handle_shared(&mut self, now: Time, from: SocketAddr, bytes: &SharedBuf) {
+        self.handle_datagram(now, from, bytes);
+    }
     /// The time returned by `poll_timeout` has come.
     fn handle_timeout(&mut self, now: Time);
     /// The next datagram to send, if any. Called until `None` after every
@@ -35,8 +43,10 @@ pub trait Node: Any {
 pub struct Outgoing {
     /// Where it goes.
     pub to: SocketAddr,
-    /// The datagram.
-    pub bytes: Vec<u8>,
+    /// The datagram. The network carries this buffer to the receiver (and
+    /// to every receiver of a duplicate) without copying it; a tap that
+    /// rewrites it rewrites a copy.
+    pub bytes: SharedBuf,
     /// The IP TTL it leaves with; `None` is the OS default,
     /// [`DEFAULT_TTL`](super::DEFAULT_TTL). See the [module docs](super#ttl)
     /// for how far a small one gets.
@@ -45,10 +55,10 @@ pub struct Outgoing {
 
 impl Outgoing {
     /// `bytes` to `to` at the default TTL.
-    pub fn new(to: SocketAddr, bytes: Vec<u8>) -> Self {
+    pub fn new(to: SocketAddr, bytes: impl Into<SharedBuf>) -> Self {
         Self {
             to,
-            bytes,
+            bytes: bytes.into(),
             ttl: None,
         }
     }
@@ -59,7 +69,18 @@ impl From<Transmit<'_>> for Outgoing {
     fn from(t: Transmit<'_>) -> Self {
         Self {
             to: t.dst,
-            bytes: t.payload.to_vec(),
+            bytes: SharedBuf::new(t.payload.to_vec()),
+            ttl: t.ttl,
+        }
+    }
+}
+
+impl From<SharedTransmit<'_>> for Outgoing {
+    /// A state machine's transmit, its buffer shared rather than copied.
+    fn from(t: SharedTransmit<'_>) -> Self {
+        Self {
+            to: t.dst,
+            bytes: SharedBuf::clone(t.payload),
             ttl: t.ttl,
         }
     }

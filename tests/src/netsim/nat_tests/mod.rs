@@ -84,7 +84,7 @@ fn send(net: &mut Network, peer: NodeId<Peer>, to: SocketAddr, bytes: &[u8]) {
 fn send_ttl(net: &mut Network, peer: NodeId<Peer>, to: SocketAddr, bytes: &[u8], ttl: Option<u8>) {
     let outgoing = Outgoing {
         to,
-        bytes: bytes.to_vec(),
+        bytes: bytes.to_vec().into(),
         ttl,
     };
     net.with_node(peer, |peer, _now| peer.outbox.push_back(outgoing));
