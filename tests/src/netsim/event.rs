@@ -194,11 +194,11 @@ mod tests {
         let deliver = |b: u8| EventKind::Deliver {
             from: addr,
             to: addr,
-            bytes: vec![b; usize::from(b)],
+            bytes: std::sync::Arc::new(vec![b; usize::from(b)]),
             via_link: true,
         };
         let bytes_of = |event: Event| match event.kind {
-            EventKind::Deliver { bytes, .. } => bytes,
+            EventKind::Deliver { bytes, .. } => bytes.to_vec(),
             EventKind::Timeout { .. } => panic!("not a delivery"),
         };
         queue.push(t(30), deliver(3));
