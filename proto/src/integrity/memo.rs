@@ -36,6 +36,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use crate::fec::{SYMBOL_HEADER_LEN, write_symbol};
 use crate::wire::SIGNATURE_LEN;
 
 use super::{Hash, Rejection, chunk_hash};
@@ -76,11 +77,12 @@ struct Chunks {
 
 /// Whether `held` is the chunk [`chunk_hash`] hashes for these fields.
 fn same_chunk(held: &[u8], flags: u8, timestamp_us: u64, payload: &[u8]) -> bool {
-    held.len() == 11 + payload.len()
+    // `held` was laid out by `write_symbol`: flags, timestamp, length.
+    held.len() == SYMBOL_HEADER_LEN + payload.len()
         && held[0] == flags
         && held[1..9] == timestamp_us.to_be_bytes()
-        && held[9..11] == (payload.len() as u16).to_be_bytes()
-        && held[11..] == *payload
+        && held[9..SYMBOL_HEADER_LEN] == (payload.len() as u16).to_be_bytes()
+        && held[SYMBOL_HEADER_LEN..] == *payload
 }
 
 #[derive(Default)]
@@ -206,13 +208,13 @@ impl VerifyMemo {
             {
                 chunks.held.remove(&oldest);
             }
-            let mut bytes = Vec::with_capacity(11 + payload.len());
-            bytes.push(flags);
-            bytes.extend_from_slice(&timestamp_us.to_be_bytes());
-            bytes.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-            bytes.extend_from_slice(payload);
-            chunks.held.insert(*expected, bytes.into_boxed_slice());
-            chunks.order.push_back(*expected);
+            // The bytes `chunk_hash` hashes are the chunk's FEC symbol
+            // header and payload, unpadded.
+            let mut bytes = vec![0; SYMBOL_HEADER_LEN + payload.len()];
+            if write_symbol(flags, timestamp_us, payload, &mut bytes).is_ok() {
+                chunks.held.insert(*expected, bytes.into_boxed_slice());
+                chunks.order.push_back(*expected);
+            }
         }
         true
     }

@@ -37,7 +37,7 @@ impl Window {
         bytes: &[u8],
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
-        self.ingest_typed(now, peek_type(bytes)?, Incoming::Borrowed(bytes), trusted)
+        self.ingest_incoming(now, Incoming::Borrowed(bytes), trusted)
     }
 
     /// As [`Window::ingest_from`], for a datagram in a shared buffer: a
@@ -50,8 +50,7 @@ impl Window {
         buf: &SharedBuf,
         trusted: bool,
     ) -> Result<Ingested, Rejection> {
-        let datagram = Incoming::Shared(buf);
-        self.ingest_incoming(now, datagram, trusted)
+        self.ingest_incoming(now, Incoming::Shared(buf), trusted)
     }
 
     /// Ingests a datagram borrowed or shared (see [`Incoming`]).
