@@ -150,7 +150,12 @@ pub struct PeerConfig {
     pub upload_limit_bps: u64,
     /// Clubs to join when uploading (at least 2).
     pub join_clubs: u32,
-    /// Download neighbours kept in each club it is a member of.
+    /// Download neighbours kept in each club it is a member of. One by
+    /// default: a second one pushes every chunk of the club again (the
+    /// HAVE that would stop it arrives after it has pushed), which in the
+    /// 300-peer swarm cost about a fifth of all stream bytes received in
+    /// duplicates and covered 6 of 39 neighbours lost to silence; without
+    /// it a lost neighbour's club is NACKed and the relay fills in.
     pub club_sources: usize,
     /// Most peers its upload side serves.
     pub max_subscribers: usize,
@@ -180,7 +185,7 @@ impl PeerConfig {
             latency: Duration::from_secs(2),
             upload_limit_bps: 8_000_000,
             join_clubs: 2,
-            club_sources: 2,
+            club_sources: 1,
             max_subscribers: 256,
             cookie_secret: [0; 32],
             nonce_seed: 0x5eed,
@@ -214,6 +219,8 @@ pub struct PeerStats {
     pub from_peers_payload_bytes: u64,
     /// Of `duplicate_bytes`, those of DATA and PARITY datagrams.
     pub duplicate_payload_bytes: u64,
+    /// Of `duplicate_payload_bytes`, those the relay sent.
+    pub duplicate_from_relay_payload_bytes: u64,
     /// Stream bytes uploaded to other peers.
     pub uploaded_bytes: u64,
     /// Upload datagrams dropped at the limit.

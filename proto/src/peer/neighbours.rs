@@ -404,6 +404,9 @@ impl Peer {
             Ok(Ingested::Duplicate) => {
                 self.stats.duplicate_bytes += len;
                 self.stats.duplicate_payload_bytes += payload;
+                if source.is_none() {
+                    self.stats.duplicate_from_relay_payload_bytes += payload;
+                }
                 if let Some(i) = source {
                     self.neighbours.list[i].heard(now);
                 }

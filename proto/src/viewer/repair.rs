@@ -214,6 +214,11 @@ impl Repair {
         let club_nack = self.club_nack.then_some(club_of).flatten();
         let mut routed: Vec<(SocketAddr, Nack)> = Vec::new();
         for seq in seqs {
+            // Arrived since it was noted: kept until played (for
+            // `was_nacked`), never asked for again.
+            if window.chunk(seq).is_some() {
+                continue;
+            }
             let deadline = playout.deadline(seq);
             let overtaken = club_nack.is_some_and(|clubs| {
                 let step = u64::from(clubs);

@@ -462,3 +462,68 @@ fn a_peer_nacks_the_last_chunk_of_a_club_that_nothing_overtakes() {
     let by = end + repair::CLUB_SILENT + Duration::from_millis(50);
     assert!(at <= by, "NACKed at {at:?}, not by {by:?}");
 }
+
+/// A chunk NACKed while missing and then come is not asked for again:
+/// it stays noted until played (for the repair count), but later tries
+/// would only fetch duplicates.
+#[test]
+fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
+    let mut feed = Feed::new();
+    let mut config = ViewerConfig::new(addr(A), feed.stream());
+    config.club_nack = true;
+    config.latency = Duration::from_secs(2);
+    let mut v = Viewer::new(config, t(0)).expect("viewer");
+    accept(&mut v, t(0), addr(A), 0);
+    let mut datagrams = feed.run(0..300);
+    datagrams.retain(|(_, b)| peek_type(b) != Ok(MessageType::Parity));
+    // Hold back two DATA from the middle, so that later chunks of their
+    // clubs overtake them: the later one comes right after its first
+    // NACK, the earlier one never, which keeps the later one from playing
+    // (and so noted missing).
+    let data: Vec<usize> = datagrams
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, b))| matches!(Message::parse(b), Ok(Message::Data(_))))
+        .map(|(i, _)| i)
+        .collect();
+    let (_, held) = datagrams.remove(data[6]);
+    datagrams.remove(data[4]);
+    let Ok(Message::Data(d)) = Message::parse(&held) else {
+        unreachable!("found above");
+    };
+    let seq = d.seq;
+    let names = |b: &[u8]| {
+        matches!(Message::parse(b), Ok(Message::Nack(n)) if n
+            .entries()
+            .iter()
+            .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
+    };
+    let mut nacks = 0;
+    let mut came = None;
+    let mut step = |v: &mut Viewer, now: Time| {
+        nacks += sent(v).iter().filter(|(_, b)| names(b)).count();
+        if nacks > 0 && came.is_none() {
+            v.handle_datagram(now, addr(A), &held);
+            came = Some(now);
+        }
+    };
+    let mut end = t(0);
+    for (now, bytes) in &datagrams {
+        while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
+            v.handle_timeout(at);
+            step(&mut v, at);
+        }
+        v.handle_datagram(*now, addr(A), bytes);
+        step(&mut v, *now);
+        end = *now;
+    }
+    while let Some(at) = v
+        .poll_timeout()
+        .filter(|&at| at <= end + Duration::from_secs(1))
+    {
+        v.handle_timeout(at);
+        step(&mut v, at);
+    }
+    assert!(came.is_some(), "{seq} was never NACKed");
+    assert_eq!(nacks, 1, "{seq} NACKed again after it came");
+}

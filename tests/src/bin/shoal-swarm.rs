@@ -9,6 +9,7 @@
 //! joining per minute.
 //! `SHOAL_SWARM_NO_MEMO=1` checks every signature and hashes every chunk
 //! in every peer (no shared memo; the same table, slower).
+//! `SHOAL_SWARM_DEBUG=1` also prints the peers' summed counters to stderr.
 
 use std::process::ExitCode;
 
@@ -102,6 +103,9 @@ fn main() -> ExitCode {
     let wall_s = started.elapsed().as_secs_f64();
     let events = swarm.net.stats().events;
     print!("{report}");
+    if std::env::var_os("SHOAL_SWARM_DEBUG").is_some() {
+        eprintln!("{}", swarm.debug_totals());
+    }
     println!(
         "simulated {} s in {wall_s:.1} s wall, {events} events",
         args.seconds

@@ -9,6 +9,7 @@ use shoal_proto::publisher::{Publisher, PublisherConfig};
 use shoal_proto::relay::{Relay, RelayConfig};
 use shoal_proto::transmit::SharedBuf;
 use shoal_proto::viewer::{Viewer, ViewerConfig, ViewerEvent};
+use shoal_proto::wire::peek_type;
 
 use super::source::TestStream;
 use crate::netsim::{Node, Outgoing};
@@ -85,6 +86,8 @@ impl Node for PublisherNode {
 pub struct RelayNode {
     /// The state machine.
     pub relay: Relay,
+    /// Bytes sent, by message type (the wire's type byte).
+    pub sent_by_type: [u64; 32],
 }
 
 impl RelayNode {
@@ -92,6 +95,7 @@ impl RelayNode {
     pub fn new(config: RelayConfig) -> Self {
         Self {
             relay: Relay::new(config),
+            sent_by_type: [0; 32],
         }
     }
 }
@@ -108,7 +112,11 @@ impl Node for RelayNode {
     }
 
     fn poll_transmit(&mut self, _now: Time) -> Option<Outgoing> {
-        self.relay.poll_transmit().map(Outgoing::from)
+        let t = self.relay.poll_transmit()?;
+        if let Ok(ty) = peek_type(t.payload) {
+            self.sent_by_type[usize::from(ty as u8) & 31] += t.payload.len() as u64;
+        }
+        Some(Outgoing::from(t))
     }
 
     fn poll_timeout(&self) -> Option<Time> {

@@ -158,6 +158,11 @@ pub struct SwarmReport {
     /// Peers' neighbours dropped for silence / bad data / refusal /
     /// handshake timeout.
     pub dropped: (u64, u64, u64, u64),
+    /// What the relays sent, bytes: DATA, PARITY, MANIFEST and DESCRIPTOR,
+    /// everything else (control).
+    pub relay_by_kind: [u64; 4],
+    /// NACKed chunks and symbols the relays sent again.
+    pub relay_nack_served: u64,
 }
 
 impl SwarmReport {
@@ -216,6 +221,16 @@ impl fmt::Display for SwarmReport {
             f,
             "duplicates: {:.1}% of new stream bytes",
             100.0 * self.duplicate_ratio
+        )?;
+        let [data, parity, signed, control] = self.relay_by_kind;
+        writeln!(
+            f,
+            "relays sent: data {:.1}%, parity {:.1}%, manifests and descriptors {:.1}%, control {:.1}%; {} NACKed items sent again",
+            share(data, self.relay_bytes),
+            share(parity, self.relay_bytes),
+            share(signed, self.relay_bytes),
+            share(control, self.relay_bytes),
+            self.relay_nack_served
         )?;
         let (p50, p90, max, n) = self.recovery;
         writeln!(
@@ -428,6 +443,21 @@ impl Swarm {
             .iter()
             .map(|&r| self.net.node_stats(r).sent_bytes)
             .sum();
+        let mut relay_by_kind = [0u64; 4];
+        let mut relay_nack_served = 0;
+        for &r in &self.relays {
+            let node = self.net.node(r);
+            relay_nack_served += node.relay.stats().nack_served;
+            for (ty, &bytes) in node.sent_by_type.iter().enumerate() {
+                let kind = match ty {
+                    0x01 => 0,
+                    0x02 => 1,
+                    0x03 | 0x04 => 2,
+                    _ => 3,
+                };
+                relay_by_kind[kind] += bytes;
+            }
+        }
         let mut peer_bytes = 0;
         let mut hist = vec![0u64; LATENCY_BUCKETS];
         let (mut played, mut lost) = (0u64, 0u64);
@@ -513,6 +543,37 @@ impl Swarm {
                 / 1000.0
                 / watch_time.as_secs_f64().max(1e-3),
             dropped,
+            relay_by_kind,
+            relay_nack_served,
         }
+    }
+}
+
+impl Swarm {
+    /// Sums of every peer's counters (those that add up), for looking
+    /// into a run.
+    pub fn debug_totals(&self) -> String {
+        let mut t = shoal_proto::peer::PeerStats::default();
+        let mut v = shoal_proto::viewer::ViewerStats::default();
+        for &p in &self.peers {
+            let s = self.net.node(p).peer.stats();
+            t.upload_dropped += s.upload_dropped;
+            t.uploaded_bytes += s.uploaded_bytes;
+            t.working_sources += s.working_sources;
+            t.subscribers += s.subscribers;
+            t.unsolicited += s.unsolicited;
+            t.from_relay_bytes += s.from_relay_bytes;
+            t.from_peers_bytes += s.from_peers_bytes;
+            t.duplicate_bytes += s.duplicate_bytes;
+            t.duplicate_payload_bytes += s.duplicate_payload_bytes;
+            t.duplicate_from_relay_payload_bytes += s.duplicate_from_relay_payload_bytes;
+            t.from_relay_payload_bytes += s.from_relay_payload_bytes;
+            t.from_peers_payload_bytes += s.from_peers_payload_bytes;
+            v.nacks_sent += s.viewer.nacks_sent;
+            v.fec_repaired += s.viewer.fec_repaired;
+            v.nack_repaired += s.viewer.nack_repaired;
+            v.played += s.viewer.played;
+        }
+        format!("{t:?}\n{v:?}")
     }
 }

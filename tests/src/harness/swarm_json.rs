@@ -139,6 +139,8 @@ mod tests {
             useful_offload: 0.95,
             relay_kbps_per_peer: 12.5,
             dropped: (1, 2, 3, 4),
+            relay_by_kind: [12, 2, 5, 1],
+            relay_nack_served: 3,
         }
     }
 
