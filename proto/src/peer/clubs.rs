@@ -151,8 +151,12 @@ impl Peer {
                 mask |= 1 << club;
             }
         }
+        // A club that lost its last neighbour is asked for at once; clubs
+        // are given back to the relay only after the hold, so that a
+        // neighbour that comes and goes does not flap the relay's mask.
+        let adds = mask & !self.relays.clubs() != 0;
         if mask != self.relays.clubs()
-            && now.saturating_since(self.membership.mask_changed) >= RELAY_MASK_HOLD
+            && (adds || now.saturating_since(self.membership.mask_changed) >= RELAY_MASK_HOLD)
         {
             self.membership.mask_changed = now;
             if !self.playout.is_ended() {
