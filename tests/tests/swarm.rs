@@ -308,3 +308,50 @@ fn a_silent_neighbour_is_replaced_and_the_recovery_is_measured() {
     let present = swarm.present.clone();
     assert_exact(&swarm, &present);
 }
+
+/// A neighbour that stays alive (its HAVE beacons come) but brings no
+/// stream data is replaced after `STARVED`, and everyone still plays the
+/// exact stream: the shape of a club ring cut off from the relay, or of a
+/// neighbour that lost its own source.
+#[test]
+fn a_neighbour_that_beacons_but_brings_nothing_is_replaced() {
+    let mut swarm = Swarm::new(SwarmConfig {
+        churn_per_minute: 0.0,
+        loss: 0.0,
+        ..small(40, 8.0)
+    });
+    let t = swarm.net.now() + Duration::from_secs(4);
+    swarm.run_until(t);
+    let &mute = swarm
+        .present
+        .iter()
+        .max_by_key(|&&p| swarm.net.node(p).peer.subscriber_addrs().count())
+        .expect("peers");
+    let from = swarm.net.addr(mute);
+    let served: Vec<_> = swarm.net.node(mute).peer.subscriber_addrs().collect();
+    assert!(!served.is_empty());
+    for &to in &served {
+        // Its DATA and PARITY go nowhere; everything else (its beacons,
+        // its answers) still does.
+        swarm
+            .net
+            .set_tap(from, to, |d| !matches!(d.get(1), Some(0x01 | 0x02)));
+    }
+    let report = swarm.run();
+    assert_eq!(report.dropped.0, 0, "nobody is silent: {report}");
+    assert!(report.starved >= served.len() as u64, "{report}");
+    for &to in &served {
+        let still = swarm.present.iter().any(|&p| {
+            swarm.net.addr(p) == to
+                && swarm
+                    .net
+                    .node(p)
+                    .peer
+                    .working_sources()
+                    .any(|(a, _)| a == from)
+        });
+        assert!(!still, "{to} still takes a club from the mute neighbour");
+    }
+    let present = swarm.present.clone();
+    assert_exact(&swarm, &present);
+}

@@ -33,7 +33,9 @@
 //!   viewer (`upload_limit_bps` 0) joins no club.
 //! - **Repair.** A chunk's first NACK goes to the neighbour serving its
 //!   club, later ones to the relay, which answers NACKs for every club.
-//! - **Replacement.** A neighbour silent for [`SILENCE`], one that sends a
+//! - **Replacement.** A neighbour silent for [`SILENCE`], one that beacons
+//!   but brings no stream data for [`STARVED`] while the stream flows, one
+//!   that sends a
 //!   forged or corrupted datagram or more than [`REPLAY_LIMIT`] stale
 //!   (replayed) chunks a second, one that refuses, and one whose
 //!   handshake does not complete within [`HANDSHAKE_TIMEOUT`] (a NAT that
@@ -88,8 +90,20 @@ use clubs::Membership;
 use neighbours::Neighbours;
 use upload::Upload;
 
-/// A neighbour silent this long is replaced.
-pub const SILENCE: Duration = Duration::from_millis(1000);
+/// A neighbour silent this long is replaced: two of its HAVE beacons
+/// (every [`BEACON_EVERY`]) and the club's chunks in between lost in a
+/// row. At 1 s, a neighbour that left stopped its club for 1.25 s, and a
+/// whole subtree with it, long enough for chunks to miss their deadline.
+pub const SILENCE: Duration = Duration::from_millis(500);
+/// A working neighbour that has brought no new stream data for this long,
+/// while the stream flows, is replaced: it beacons but does not serve (it
+/// has lost its own source and not yet noticed, or the club links have
+/// closed into a ring cut off from the relay, which nothing else breaks:
+/// every member of the ring beacons to the next). Twice [`SILENCE`], so
+/// that when a neighbour upstream goes silent the one below it replaces
+/// it, and the club flows again down the line, before anyone further down
+/// gives up its own working neighbour.
+pub const STARVED: Duration = Duration::from_millis(1000);
 /// A neighbour whose handshake takes longer is given up.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a dropped neighbour is not asked again.
@@ -227,6 +241,8 @@ pub struct PeerStats {
     pub upload_dropped: u64,
     /// Neighbours dropped for silence.
     pub dropped_silent: u64,
+    /// Neighbours dropped for bringing no new stream data ([`STARVED`]).
+    pub dropped_starved: u64,
     /// Neighbours dropped for a forged or corrupted datagram, or for
     /// replaying stale chunks.
     pub dropped_bad: u64,
@@ -378,6 +394,15 @@ impl Peer {
     /// Addresses of its download neighbours (working or not yet).
     pub fn source_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.neighbours.list.iter().map(|s| s.addr)
+    }
+
+    /// Working download neighbours and the club each serves.
+    pub fn working_sources(&self) -> impl Iterator<Item = (SocketAddr, u8)> + '_ {
+        self.neighbours
+            .list
+            .iter()
+            .filter(|s| s.working())
+            .map(|s| (s.addr, s.club))
     }
 
     /// Addresses of the peers its upload side serves.

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    BAN, GIVE_UP, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE,
+    BAN, GIVE_UP, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE, STARVED,
     UNREACHABLE,
 };
 use crate::client::{ClientSession, SessionEvent, SessionState};
@@ -138,6 +138,10 @@ pub(super) struct Neighbour {
     /// once started.
     pub(super) start_at: Option<Time>,
     pub(super) last_heard: Time,
+    /// When it last brought new stream data (duplicates do not count: in
+    /// a ring, what one member got from the relay comes back to it from
+    /// the next), or was chosen or accepted.
+    pub(super) last_data: Time,
     /// Whether anything (a PUNCH, an answer, data) has come from it.
     answered: bool,
     /// Stale chunks it sent since `stale_since`.
@@ -161,6 +165,7 @@ impl Neighbour {
             started: now,
             start_at: None,
             last_heard: now,
+            last_data: now,
             answered: false,
             stale: (now, 0),
         }
@@ -343,6 +348,7 @@ impl Peer {
         src.answered = true;
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) => {
+                src.last_data = now;
                 if self.neighbours.links.len() >= LINKS_KEPT {
                     self.neighbours.links.pop_front();
                 }
@@ -399,6 +405,7 @@ impl Peer {
                 }
                 if let Some(i) = source {
                     self.neighbours.list[i].heard(now);
+                    self.neighbours.list[i].last_data = now;
                 }
             }
             Ok(Ingested::Duplicate) => {
@@ -451,6 +458,9 @@ impl Peer {
     }
 
     pub(super) fn expire_neighbours(&mut self, now: Time) {
+        // The stream flows if some club brought a new chunk lately.
+        let newest = self.neighbours.last_arrival.iter().max().copied();
+        let flowing = newest.is_some_and(|t| now.saturating_since(t) < SILENCE);
         let mut i = 0;
         while i < self.neighbours.list.len() {
             let s = &self.neighbours.list[i];
@@ -464,6 +474,9 @@ impl Peer {
             } else if s.working() && now.saturating_since(s.last_heard) > SILENCE {
                 self.stats.dropped_silent += 1;
                 self.drop_neighbour(now, i, BAN, true);
+            } else if s.working() && flowing && now.saturating_since(s.last_data) > STARVED {
+                self.stats.dropped_starved += 1;
+                self.drop_neighbour(now, i, BAN, false);
             } else {
                 i += 1;
             }

@@ -183,8 +183,12 @@ impl Peer {
 
     /// Upload capacity in club-streams, at the rate DATA takes on the
     /// wire: measured over the last few seconds (a peak decays by an
-    /// eighth per span), and never below the descriptor's bitrate plus
-    /// DATA headers.
+    /// eighth per span), and never below the descriptor's bitrate plus a
+    /// quarter: DATA headers, NACK answers, and the bursts of keyframes
+    /// that the upload limit's 250 ms bucket must absorb. With only the
+    /// headers' 5%, a swarm whose publisher declares what it really sends
+    /// dropped 122,000 pushes at the limit in 1,000 peers x 30 s (each a
+    /// loss for a whole subtree), against 22,000 with a quarter.
     pub(super) fn size_upload(&mut self, now: Time, clubs: u8, bitrate: u64) {
         let span = now.saturating_since(self.upload.rate_since);
         if span >= RATE_SPAN {
@@ -196,7 +200,7 @@ impl Peer {
         }
         // The bitrate is the publisher's word, any u64: saturate.
         let wire_bps = bitrate
-            .saturating_add(bitrate / 20)
+            .saturating_add(bitrate / 4)
             .max(self.upload.data_bps)
             .max(1);
         let slots = self

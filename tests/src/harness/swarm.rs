@@ -158,6 +158,9 @@ pub struct SwarmReport {
     /// Peers' neighbours dropped for silence / bad data / refusal /
     /// handshake timeout.
     pub dropped: (u64, u64, u64, u64),
+    /// Peers' neighbours dropped for bringing no new data while the
+    /// stream flowed ([`shoal_proto::peer::STARVED`]).
+    pub starved: u64,
     /// What the relays sent, bytes: DATA, PARITY, MANIFEST and DESCRIPTOR,
     /// everything else (control).
     pub relay_by_kind: [u64; 4],
@@ -244,7 +247,8 @@ impl fmt::Display for SwarmReport {
         let (silent, bad, refused, timeout) = self.dropped;
         writeln!(
             f,
-            "neighbours dropped: {silent} silent, {bad} bad, {refused} refused, {timeout} handshake timeouts"
+            "neighbours dropped: {silent} silent, {} starved, {bad} bad, {refused} refused, {timeout} handshake timeouts",
+            self.starved
         )
     }
 }
@@ -316,7 +320,13 @@ impl Swarm {
         let start = now + Duration::from_millis(500);
         let publisher_config = PublisherConfig {
             clubs: c.clubs,
-            bitrate_bps: c.bitrate_bps,
+            // The publisher declares what it sends, as an encoder's target
+            // rate would: the test stream carries about half the rate it
+            // was made with, and peers size their upload sides against
+            // the declared rate (issue 20: declaring the nominal rate left
+            // half of every peer's upload unused, the swarm at its
+            // capacity, and thousands of refusals).
+            bitrate_bps: stream.bitrate_bps(),
             ..PublisherConfig::default()
         };
         let publisher = net.add_node(
@@ -464,6 +474,7 @@ impl Swarm {
         let (mut new_from_peers, mut new_from_relays, mut duplicates) = (0u64, 0u64, 0u64);
         let mut recoveries = Vec::new();
         let mut dropped = (0, 0, 0, 0);
+        let mut starved = 0;
         let mut watch_time = Duration::ZERO;
         let end = self.start + self.stream.duration();
         for &p in &self.peers {
@@ -483,6 +494,7 @@ impl Swarm {
             dropped.1 += s.dropped_bad;
             dropped.2 += s.dropped_refused;
             dropped.3 += s.handshake_timeouts;
+            starved += s.dropped_starved;
             watch_time += end.saturating_since(node.joined.max(self.start));
         }
         recoveries.sort();
@@ -543,6 +555,7 @@ impl Swarm {
                 / 1000.0
                 / watch_time.as_secs_f64().max(1e-3),
             dropped,
+            starved,
             relay_by_kind,
             relay_nack_served,
         }
@@ -558,6 +571,7 @@ impl Swarm {
         for &p in &self.peers {
             let s = self.net.node(p).peer.stats();
             t.upload_dropped += s.upload_dropped;
+            t.dropped_starved += s.dropped_starved;
             t.uploaded_bytes += s.uploaded_bytes;
             t.working_sources += s.working_sources;
             t.subscribers += s.subscribers;
@@ -574,6 +588,33 @@ impl Swarm {
             v.nack_repaired += s.viewer.nack_repaired;
             v.played += s.viewer.played;
         }
-        format!("{t:?}\n{v:?}")
+        // Hops from a relay, per present peer and club, over working
+        // download neighbours.
+        let clubs = self.config.clubs;
+        let by_addr: std::collections::HashMap<_, _> = self
+            .present
+            .iter()
+            .map(|&p| (self.net.addr(p), p))
+            .collect();
+        let mut hist = [0u64; 40];
+        for &p in &self.present {
+            for club in 0..clubs {
+                let mut at = p;
+                let mut hops = 1;
+                while hops < 39 {
+                    let node = &self.net.node(at).peer;
+                    let Some((up, _)) = node.working_sources().find(|&(_, c)| c == club) else {
+                        break;
+                    };
+                    let Some(&next) = by_addr.get(&up) else {
+                        break;
+                    };
+                    at = next;
+                    hops += 1;
+                }
+                hist[hops] += 1;
+            }
+        }
+        format!("{t:?}\n{v:?}\nhops from a relay: {hist:?}")
     }
 }

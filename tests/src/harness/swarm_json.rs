@@ -85,6 +85,7 @@ impl SwarmRun<'_> {
             },
             "neighbours_dropped": {
                 "silent": silent,
+                "starved": r.starved,
                 "bad": bad,
                 "refused": refused,
                 "handshake_timeouts": timeouts,
@@ -139,6 +140,7 @@ mod tests {
             useful_offload: 0.95,
             relay_kbps_per_peer: 12.5,
             dropped: (1, 2, 3, 4),
+            starved: 5,
             relay_by_kind: [12, 2, 5, 1],
             relay_nack_served: 3,
         }
