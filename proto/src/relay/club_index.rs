@@ -72,7 +72,7 @@ impl ClubIndex {
     }
 
     /// Up to [`MAX_PEERS`] distinct members of `club` on `stream`, drawn
-    /// uniformly; with `older_than`, only members strictly older by
+    /// uniformly and listed oldest first; with `older_than`, only members strictly older by
     /// (joined, address), which leaves out the asker when it is a member
     /// (when it is not, it is not in the list). Writes them to `out` and returns how many.
     pub(super) fn sample(
@@ -106,6 +106,9 @@ impl ClubIndex {
             let taken = picked[..count].contains(&t);
             picked[count] = if taken { j } else { t };
         }
+        // Oldest first: a member choosing among older members prefers the
+        // oldest, which keeps the club's tree shallow.
+        picked[..k].sort_unstable();
         for (slot, &p) in out.iter_mut().zip(&picked[..k]) {
             *slot = list[p].addr;
         }
