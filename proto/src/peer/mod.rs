@@ -150,6 +150,9 @@ const BEACON_EVERY: Duration = Duration::from_millis(250);
 const RELAY_MASK_HOLD: Duration = Duration::from_millis(200);
 /// Over how long the stream's DATA rate is measured.
 const RATE_SPAN: Duration = Duration::from_secs(2);
+/// The upload side does not answer NACKs with chunks that arrived this
+/// recently (see [`RelayConfig::nack_skips_fresh`]): about a round trip.
+const NACK_FRESH: Duration = Duration::from_millis(100);
 /// Burst the upload limit allows.
 const UPLOAD_BURST: Duration = Duration::from_millis(250);
 
@@ -327,6 +330,10 @@ impl Peer {
             accept_publishers: false,
             nonce_seed: config.nonce_seed ^ 0xa11ce,
             forward_manifests: false,
+            // A NACK for a chunk that came within a round trip crossed our
+            // push of it: answering sends it twice (issue 20: most of the
+            // duplicates peers sent each other).
+            nack_skips_fresh: Some(NACK_FRESH),
             verify_memo: config.verify_memo.clone(),
             ..RelayConfig::default()
         });

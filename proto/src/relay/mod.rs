@@ -113,6 +113,12 @@ pub struct RelayConfig {
     /// upload side turns this off: its subscribers take manifests from
     /// their relay, so that ten sources do not send ten copies.
     pub forward_manifests: bool,
+    /// NACKs are not answered with chunks that arrived this recently: they
+    /// were pushed to every subscriber of their club on arrival, so the
+    /// NACK crossed the push on the way (an ordinary peer's upload side
+    /// whose own copy came late). `None` (a relay, everyone's last
+    /// resort): every held chunk is sent.
+    pub nack_skips_fresh: Option<Duration>,
     /// Refuse SUBSCRIBEs without a valid access token for the stream
     /// (§11.10). Needs the wall clock: see [`Relay::set_wall_clock`].
     pub require_token: bool,
@@ -157,6 +163,7 @@ impl Default for RelayConfig {
             handshake_rate: 20,
             handshake_burst: 40,
             forward_manifests: true,
+            nack_skips_fresh: None,
             require_token: false,
             upstream_tokens: Vec::new(),
             web: WebFace::default(),

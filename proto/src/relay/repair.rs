@@ -8,6 +8,8 @@
 //! relay resend the window faster than half the stream's rate.
 
 use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
 
 use super::Relay;
 use super::budget::{BudgetRule, RepairBudget};
@@ -30,7 +32,7 @@ impl Relay {
         let (addr, stream, clubs) = (s.addr, s.stream, s.clubs);
         let to = to_seq.min(from_seq + self.config.nack_limit as u64);
         let mut budget = paid.then(|| self.repair_budget(now, sub)).flatten();
-        let (_, cut) = self.send_range(addr, stream, clubs, from_seq, to, budget.as_mut());
+        let (_, cut) = self.send_range(addr, stream, clubs, from_seq..to, None, budget.as_mut());
         self.settle_repair(sub, budget, cut);
     }
 
@@ -62,24 +64,30 @@ impl Relay {
     /// holds, each block's manifest before its first chunk, paying each
     /// datagram from `budget` if given. Returns chunks queued, and whether
     /// the budget ran out before the end.
+    /// Sends the held chunks of `seqs` in `clubs` (each block's MANIFEST
+    /// first, if forwarded), leaving out those that arrived less than
+    /// `fresh.1` before `fresh.0`; returns how many and whether the budget
+    /// cut it short.
     fn send_range(
         &mut self,
         addr: SocketAddr,
         stream: usize,
         clubs: u64,
-        from: u64,
-        to: u64,
+        seqs: Range<u64>,
+        fresh: Option<(Time, Duration)>,
         mut budget: Option<&mut RepairBudget>,
     ) -> (u64, bool) {
         let window = &self.streams[stream].window;
         let mut pay = |buf: &SharedBuf| budget.as_deref_mut().is_none_or(|b| b.spend(buf.len()));
         let mut last_block = None;
         let mut sent = 0;
-        for seq in from..to {
+        for seq in seqs {
             let Some(chunk) = window.chunk(seq) else {
                 continue;
             };
-            if !Self::in_clubs(window, clubs, seq) {
+            let is_fresh =
+                fresh.is_some_and(|(now, fresh)| now.saturating_since(chunk.arrived) < fresh);
+            if !Self::in_clubs(window, clubs, seq) || is_fresh {
                 continue;
             }
             if last_block != Some(chunk.block) && self.config.forward_manifests {
@@ -122,8 +130,9 @@ impl Relay {
             match e.kind {
                 NackKind::Chunks => {
                     let end = e.start.saturating_add(len);
+                    let fresh = self.config.nack_skips_fresh.map(|fresh| (now, fresh));
                     let (sent, stopped) =
-                        self.send_range(from, stream, clubs, e.start, end, budget.as_mut());
+                        self.send_range(from, stream, clubs, e.start..end, fresh, budget.as_mut());
                     self.stats.nack_served += sent;
                     cut = stopped;
                 }

@@ -125,3 +125,37 @@ fn a_resubscription_pays_for_its_catch_up() {
     assert!(total <= each[0] + rule.burst + 10 * 400, "{each:?}");
     assert!(relay.stats().drop_repair_budget >= 8);
 }
+
+/// With `nack_skips_fresh` (a peer's upload side), a NACK for a chunk that
+/// arrived within that span is not answered (the chunk was just pushed),
+/// and the same NACK once the span has passed is.
+#[test]
+fn nacks_for_fresh_chunks_are_not_answered_where_the_relay_says_so() {
+    let (stream, datagrams) = published(200);
+    let fresh = Duration::from_millis(100);
+    let mut relay = Relay::new(RelayConfig {
+        nack_skips_fresh: Some(fresh),
+        ..RelayConfig::default()
+    });
+    let arrived = t(1000);
+    for d in &datagrams {
+        relay.handle_datagram(arrived, PUBLISHER, d);
+    }
+    while relay.poll_transmit().is_some() {}
+    let peer: SocketAddr = addr("192.0.2.88:4000");
+    subscribe(&mut relay, arrived, peer, stream);
+    drain_to(&mut relay, peer);
+    while relay.poll_transmit().is_some() {}
+    let ask = nack(stream, session(&relay, peer), [FIRST_SEQ], 4);
+    let data_to_peer = |relay: &mut Relay| {
+        let mut n = 0;
+        while let Some((dst, b)) = kept(relay) {
+            n += usize::from(dst == peer && peek_type(&b) == Ok(MessageType::Data));
+        }
+        n
+    };
+    relay.handle_datagram(arrived + fresh / 2, peer, &ask);
+    assert_eq!(data_to_peer(&mut relay), 0, "fresh chunks were sent again");
+    relay.handle_datagram(arrived + fresh, peer, &ask);
+    assert_eq!(data_to_peer(&mut relay), 4, "older chunks were not sent");
+}

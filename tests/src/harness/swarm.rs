@@ -333,6 +333,23 @@ impl Swarm {
             addr(0),
             PublisherNode::new(key, publisher_config, vec![addr(1)], stream.clone(), start),
         );
+        // The backbone (publisher to the first relay, relay to relay) has
+        // the latency but not the loss of peers' links: relays sit in
+        // data centres, and what is measured here is the swarm. It also
+        // has to: neither the publisher nor a relay's upstream side
+        // repairs a lost chunk other than by FEC, so one chunk lost there
+        // beyond FEC is lost to every peer (0.09% of a 20 s stream's
+        // chunks at once, in the stall ratio).
+        let backbone = LinkConfig::with_latency(c.latency);
+        for i in 0..count {
+            let up = if i == 0 {
+                addr(0)
+            } else {
+                addr(1 + swarm_relays::upstream_of(i, count))
+            };
+            net.set_link(up, addr(1 + i), backbone);
+            net.set_link(addr(1 + i), up, backbone);
+        }
         Self {
             net,
             rng: ChaCha8Rng::seed_from_u64(c.seed ^ 0x5a5a),
