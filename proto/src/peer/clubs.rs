@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 
-use super::{MEMBER_EVERY, Peer, RELAY_MASK_HOLD};
+use super::{FULL_HOLD, MEMBER_EVERY, Peer, RELAY_MASK_HOLD};
 use crate::Time;
 use crate::wire::{Member, Message};
 
@@ -30,6 +30,10 @@ pub(super) struct Membership {
     /// The download side moved to another relay, which is owed a MEMBER
     /// once it has accepted the subscription.
     pub(super) member_owed: bool,
+    /// Whether the last MEMBER said the upload side is full (upload 0).
+    pub(super) full: bool,
+    /// When the last MEMBER went to the relay.
+    pub(super) member_sent: Time,
 }
 
 impl Membership {
@@ -41,6 +45,8 @@ impl Membership {
             mask_changed: now,
             relay,
             member_owed: false,
+            full: false,
+            member_sent: now,
         }
     }
 }
@@ -68,6 +74,7 @@ impl Peer {
             return;
         }
         self.membership.next_member = now + MEMBER_EVERY;
+        self.membership.member_sent = now;
         let member = Member {
             stream: self.config.stream,
             session: self.relays.session().id(),
@@ -97,7 +104,17 @@ impl Peer {
             self.membership.clubs = clubs;
             self.membership.member = self.pick_clubs(clubs);
         }
-        self.size_upload(now, clubs, bitrate);
+        let slots = self.size_upload(now, clubs, bitrate);
+        // A full upload side tells the relay (upload 0), which then stops
+        // handing it out: asking it would only bring a refusal, while the
+        // relay serves the asker's club. Not more often than FULL_HOLD.
+        let full = self.upload.relay.used_club_slots() >= slots;
+        if full != self.membership.full
+            && now.saturating_since(self.membership.member_sent) >= FULL_HOLD
+        {
+            self.membership.full = full;
+            self.membership.next_member = now;
+        }
         if now >= self.membership.next_member {
             self.send_member(now);
         }

@@ -136,6 +136,9 @@ pub const GIVE_UP: Duration = Duration::from_millis(1500);
 pub const UNREACHABLE: Duration = Duration::from_secs(300);
 /// How often neighbours are checked and looked for.
 const TICK: Duration = Duration::from_millis(100);
+/// Least time between two MEMBERs that say the upload side has become
+/// full or has room again.
+const FULL_HOLD: Duration = Duration::from_millis(500);
 /// How often MEMBER is repeated to the relay.
 const MEMBER_EVERY: Duration = Duration::from_secs(5);
 /// How often upload sides beacon a HAVE to their subscribers.

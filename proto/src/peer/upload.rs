@@ -162,7 +162,11 @@ impl Peer {
         }
     }
 
+    /// The upload offered now (MEMBER): 0 while the upload side is full.
     pub(super) fn upload_kbps(&self) -> u32 {
+        if self.membership.full {
+            return 0;
+        }
         u32::try_from(self.config.upload_limit_bps / 1000).unwrap_or(u32::MAX)
     }
 
@@ -189,7 +193,7 @@ impl Peer {
     /// headers' 5%, a swarm whose publisher declares what it really sends
     /// dropped 122,000 pushes at the limit in 1,000 peers x 30 s (each a
     /// loss for a whole subtree), against 22,000 with a quarter.
-    pub(super) fn size_upload(&mut self, now: Time, clubs: u8, bitrate: u64) {
+    pub(super) fn size_upload(&mut self, now: Time, clubs: u8, bitrate: u64) -> u32 {
         let span = now.saturating_since(self.upload.rate_since);
         if span >= RATE_SPAN {
             let us = u64::try_from(span.as_micros()).unwrap_or(u64::MAX).max(1);
@@ -208,9 +212,9 @@ impl Peer {
             .upload_limit_bps
             .saturating_mul(u64::from(clubs))
             / wire_bps;
-        self.upload
-            .relay
-            .set_club_slots(Some(u32::try_from(slots).unwrap_or(u32::MAX)));
+        let slots = u32::try_from(slots).unwrap_or(u32::MAX);
+        self.upload.relay.set_club_slots(Some(slots));
+        slots
     }
 }
 

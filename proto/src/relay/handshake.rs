@@ -219,14 +219,14 @@ impl Relay {
         let index = match existing {
             Some(i) => {
                 if let Some(p) = &self.subs[i] {
-                    self.clubs.update(p.stream, p.joined, p.addr, p.member, 0);
+                    self.clubs.update(p.stream, p.joined, p.addr, p.listed(), 0);
                 }
-                self.clubs.update(sub.stream, joined, from, 0, member);
+                self.clubs.update(sub.stream, joined, from, 0, sub.listed());
                 self.subs[i] = Some(sub);
                 i
             }
             None => {
-                self.clubs.update(sub.stream, joined, from, 0, member);
+                self.clubs.update(sub.stream, joined, from, 0, sub.listed());
                 let i = match self.free_subs.pop() {
                     Some(i) => {
                         self.subs[i] = Some(sub);

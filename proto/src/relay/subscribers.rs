@@ -29,7 +29,8 @@ pub(super) struct Subscriber {
     pub(super) report: Option<Keepalive>,
     /// Clubs it forwards as an ordinary peer (MEMBER); 0: none.
     pub(super) member: u64,
-    /// Upload it offers (MEMBER), kbit/s.
+    /// Upload it offers now (MEMBER), kbit/s; 0 while its upload side is
+    /// full.
     pub(super) upload_kbps: u32,
     /// When it first subscribed: PEERS orders club members by it.
     pub(super) joined: Time,
@@ -42,6 +43,20 @@ pub(super) struct Subscriber {
     pub(super) may_upload: bool,
     /// What it may still cost in repairs.
     pub(super) budget: RepairBudget,
+}
+
+/// The clubs a subscriber is listed for in PEERS: those it forwards,
+/// while it offers upload (a member whose upload side is full says so
+/// with `upload_kbps` 0, §6.11, and is not handed out until it has room).
+pub(super) fn listed(member: u64, upload_kbps: u32) -> u64 {
+    if upload_kbps > 0 { member } else { 0 }
+}
+
+impl Subscriber {
+    /// See [`listed`].
+    pub(super) fn listed(&self) -> u64 {
+        listed(self.member, self.upload_kbps)
+    }
 }
 
 /// Why a session message was not taken from its source (see
@@ -133,7 +148,7 @@ impl Relay {
         };
         self.sub_index.remove(&sub.addr);
         self.clubs
-            .update(sub.stream, sub.joined, sub.addr, sub.member, 0);
+            .update(sub.stream, sub.joined, sub.addr, sub.listed(), 0);
         self.sub_hosts.remove(Host::of(sub.addr.ip()));
         self.free_subs.push(index);
         if tell {

@@ -58,7 +58,9 @@ impl Relay {
     }
 
     /// Takes a subscriber's MEMBER: the clubs it forwards and its upload,
-    /// if its token lets it upload.
+    /// if its token lets it upload. A member offering no upload now (its
+    /// upload side is full) stays a member (what it may ask PEERS about
+    /// is unchanged) but is not handed out.
     pub(super) fn take_member(&mut self, now: Time, from: SocketAddr, m: &crate::wire::Member) {
         if let Ok(i) = self.bound(now, from, m.stream, m.session)
             && let Some(sub) = &mut self.subs[i]
@@ -67,8 +69,9 @@ impl Relay {
                 self.stats.drop_token_scope += 1;
                 return;
             }
+            let now_listed = super::subscribers::listed(m.clubs, m.upload_kbps);
             self.clubs
-                .update(sub.stream, sub.joined, sub.addr, sub.member, m.clubs);
+                .update(sub.stream, sub.joined, sub.addr, sub.listed(), now_listed);
             sub.member = m.clubs;
             sub.upload_kbps = m.upload_kbps;
         }

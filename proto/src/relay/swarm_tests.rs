@@ -124,6 +124,38 @@ fn peers_lists_only_members_and_a_member_only_older_ones() {
     assert!(ask_peers(&mut relay, t(100), addr(3), stream, 5).is_empty());
 }
 
+/// A member whose upload side is full says so (MEMBER with upload 0): it
+/// is not handed out, yet still a member (it gets only older members when
+/// it asks about its club), and is handed out again once it has room.
+#[test]
+fn a_full_member_is_not_listed_until_it_has_room() {
+    let (mut relay, stream, _) = relay_with_stream();
+    for i in 1..=3u16 {
+        subscribe(&mut relay, t(10 * u64::from(i)), addr(i), stream);
+        member(&mut relay, t(10 * u64::from(i)), addr(i), stream, 1 << 2);
+    }
+    while relay.poll_transmit().is_some() {}
+    let full = Member {
+        stream,
+        session: session(&relay, addr(1)),
+        clubs: 1 << 2,
+        upload_kbps: 0,
+    };
+    send(&mut relay, t(50), addr(1), &Message::Member(full));
+    assert_eq!(
+        ask_peers(&mut relay, t(60), addr(3), stream, 2),
+        vec![addr(2)]
+    );
+    // Member 1 still asks as a member: nobody is older.
+    assert!(ask_peers(&mut relay, t(60), addr(1), stream, 2).is_empty());
+    member(&mut relay, t(70), addr(1), stream, 1 << 2);
+    assert_eq!(
+        ask_peers(&mut relay, t(80), addr(3), stream, 2),
+        vec![addr(1), addr(2)],
+        "listed again, oldest first"
+    );
+}
+
 #[test]
 fn introduce_is_forwarded_to_a_subscriber_only_and_rate_limited() {
     let (mut relay, stream, _) = relay_with_stream();
