@@ -318,12 +318,16 @@ fn fifty_peers_play_exactly_and_carry_most_of_the_stream() {
 
     let total = |f: fn(&PeerStats) -> u64| outcomes.iter().map(|o| f(&o.stats)).sum::<u64>();
     eprintln!(
-        "upload dropped {}, nack repaired {}, fec {}, lost {}, relay nack served {}",
+        "upload dropped {}, nack repaired {}, fec {}, lost {}, relay nack served {}; \
+         from the relay: new DATA/PARITY {}, new MANIFESTs and DESCRIPTORs {}, duplicates {}",
         total(|s| s.upload_dropped),
         total(|s| s.viewer.nack_repaired),
         total(|s| s.viewer.fec_repaired),
         total(|s| s.viewer.lost),
-        sum(&snaps, |w| w.relay.nack_served)
+        sum(&snaps, |w| w.relay.nack_served),
+        total(|s| s.from_relay_payload_bytes),
+        total(|s| s.from_relay_bytes - s.from_relay_payload_bytes),
+        total(|s| s.duplicate_from_relay_payload_bytes),
     );
     for o in outcomes.iter().filter(|o| !o.ended) {
         eprintln!(
