@@ -14,7 +14,12 @@
 //! claimed source, [`tap`](Network::set_tap) a link to watch, rewrite or
 //! drop what enters it, and read counters per node, per link and per
 //! destination address, including traffic toward addresses where no node
-//! listens. A node may sit behind a [`Nat`]; see [below](#nat).
+//! listens. A node may sit behind a [`Nat`]; see [below](#nat). A node may
+//! also have an [`Uplink`] ([`Network::set_uplink`]): one serializer with a
+//! rate, a cost per datagram and a bounded queue that every datagram it
+//! sends, to any destination, waits in after the link's tap and before the
+//! link's fate (tail drop: [`DropCause::Uplink`]). A node without one sends
+//! exactly as if uplinks did not exist.
 //!
 //! # Run loop
 //!
@@ -139,11 +144,14 @@ mod node;
 mod stats;
 mod trace;
 mod ttl;
+mod uplink;
 
 #[cfg(test)]
 mod nat_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod uplink_tests;
 
 pub use link::{DropCause, LinkConfig, Tap};
 pub use loss::GilbertElliott;
@@ -152,3 +160,4 @@ pub use network::Network;
 pub use node::{Node, NodeId, Outgoing};
 pub use stats::{AddrStats, LinkStats, NetStats, NodeStats};
 pub use ttl::{DEFAULT_TTL, ROUTERS_BETWEEN_HOSTS};
+pub use uplink::Uplink;

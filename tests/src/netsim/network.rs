@@ -21,6 +21,7 @@ use super::node::{Node, NodeId, Outgoing};
 use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
 use super::trace::Trace;
 use super::ttl::Reach;
+use super::uplink::{Uplink, UplinkQueue};
 
 /// How many timeouts one node may take at one instant before the network
 /// calls it a livelock (a node whose `poll_timeout` never moves past `now`).
@@ -37,6 +38,8 @@ pub struct Network {
     addrs: HashMap<SocketAddr, usize>,
     rules: LinkRules,
     nats: Nats,
+    /// Uplinks set per bound address, present or future. Lookups only.
+    uplinks: HashMap<SocketAddr, Uplink>,
     links: BTreeMap<(SocketAddr, SocketAddr), Link>,
     addr_stats: BTreeMap<SocketAddr, AddrStats>,
     stats: NetStats,
@@ -58,6 +61,9 @@ struct Slot {
     nat: NatState,
     /// The instant of the node's last timeout and how many it took then.
     spin: (Time, u32),
+    /// The node's uplink, if it has one: every datagram it sends waits
+    /// here.
+    uplink: Option<UplinkQueue>,
 }
 
 impl Network {
@@ -75,6 +81,7 @@ impl Network {
             addrs: HashMap::new(),
             rules: LinkRules::default(),
             nats: Nats::default(),
+            uplinks: HashMap::new(),
             links: BTreeMap::new(),
             addr_stats: BTreeMap::new(),
             stats: NetStats::default(),
@@ -117,6 +124,7 @@ impl Network {
             stats: NodeStats::default(),
             nat: NatState::new(self.nats.configured(addr)),
             spin: (Time::ZERO, 0),
+            uplink: self.uplinks.get(&addr).copied().map(UplinkQueue::new),
         });
         self.after_handle(index);
         NodeId::new(index)
@@ -226,6 +234,24 @@ impl Network {
         self.nats.set(addr, nat);
         if let Some(&index) = self.addrs.get(&addr) {
             self.nodes[index].nat = NatState::new(nat);
+        }
+    }
+
+    /// Gives the node at `addr`, present or future, an [`Uplink`]: every
+    /// datagram it sends, to any destination, then waits in one queue
+    /// before its link, and is dropped ([`DropCause::Uplink`]) if that
+    /// queue is full. A node already bound there starts with an empty
+    /// queue. Without one (the default) a node's datagrams enter their
+    /// links the moment it sends them.
+    ///
+    /// # Panics
+    ///
+    /// If `uplink.rate_bps` is 0.
+    pub fn set_uplink(&mut self, addr: SocketAddr, uplink: Uplink) {
+        uplink.validate();
+        self.uplinks.insert(addr, uplink);
+        if let Some(&index) = self.addrs.get(&addr) {
+            self.nodes[index].uplink = Some(UplinkQueue::new(uplink));
         }
     }
 
@@ -478,7 +504,7 @@ impl Network {
             } else {
                 slot.addr
             };
-            self.send(from, to, bytes, reach == Reach::FarSide);
+            self.send(index, from, to, bytes, reach == Reach::FarSide);
         }
         self.outbox = outbox;
     }
@@ -494,10 +520,20 @@ impl Network {
             })
     }
 
-    /// Puts a datagram on the link from `from` to `to` at the current time;
-    /// one that will not `reach` the far side (its TTL) dies there, after
-    /// any tap.
-    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: SharedBuf, reach: bool) {
+    /// Puts a datagram from the node `index` on the link from `from` to
+    /// `to` at the current time; one that will not `reach` the far side
+    /// (its TTL) dies there, after any tap. Between the tap and the link's
+    /// fate it waits in the node's uplink, if any, and enters the link
+    /// when it leaves that. A datagram whose TTL dies on the way is not
+    /// charged to the uplink: such are a few small punches.
+    fn send(
+        &mut self,
+        index: usize,
+        from: SocketAddr,
+        to: SocketAddr,
+        mut bytes: SharedBuf,
+        reach: bool,
+    ) {
         let now = self.now;
         self.count_sent_to(to, bytes.len());
         let link = link_entry(&mut self.links, &self.rules, &self.nats, from, to);
@@ -514,10 +550,20 @@ impl Network {
         } else if !reach {
             Fate::Dropped(DropCause::TtlExpired)
         } else {
-            link.transmit(now, bytes.len(), &mut self.rng)
+            let departure = match &mut self.nodes[index].uplink {
+                None => Some(now),
+                Some(uplink) => uplink.enqueue(now, bytes.len()),
+            };
+            match departure {
+                Some(departure) => link.transmit(departure, bytes.len(), &mut self.rng),
+                None => Fate::Dropped(DropCause::Uplink),
+            }
         };
         match fate {
             Fate::Dropped(cause) => {
+                if cause == DropCause::Uplink {
+                    self.nodes[index].stats.uplink_dropped += 1;
+                }
                 link.stats.count_drop(cause);
                 self.stats.dropped += 1;
                 self.trace.dropped(now, from, to, bytes.len(), cause);
