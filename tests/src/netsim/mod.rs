@@ -19,7 +19,9 @@
 //! rate, a cost per datagram and a bounded queue that every datagram it
 //! sends, to any destination, waits in after the link's tap and before the
 //! link's fate (tail drop: [`DropCause::Uplink`]). A node without one sends
-//! exactly as if uplinks did not exist.
+//! exactly as if uplinks did not exist. Burst loss can sit on a node's
+//! downlink too ([`Network::set_downlink_burst`]): one chain stepped by
+//! everything its links let through toward it, from any sender.
 //!
 //! # Run loop
 //!
@@ -134,6 +136,7 @@
 //! hash over every delivery (its bytes as a 64-bit digest) and drop — lets
 //! a test assert it.
 
+mod downlink;
 mod event;
 mod link;
 mod link_rules;
@@ -147,11 +150,11 @@ mod ttl;
 mod uplink;
 
 #[cfg(test)]
+mod access_tests;
+#[cfg(test)]
 mod nat_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod uplink_tests;
 
 pub use link::{DropCause, LinkConfig, Tap};
 pub use loss::GilbertElliott;

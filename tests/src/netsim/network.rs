@@ -13,9 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use shoal_proto::Time;
 use shoal_proto::transmit::SharedBuf;
 
+use super::downlink::DownlinkBurst;
 use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
 use super::link_rules::LinkRules;
+use super::loss::GilbertElliott;
 use super::nat::{Nat, NatState, Nats};
 use super::node::{Node, NodeId, Outgoing};
 use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
@@ -40,6 +42,8 @@ pub struct Network {
     nats: Nats,
     /// Uplinks set per bound address, present or future. Lookups only.
     uplinks: HashMap<SocketAddr, Uplink>,
+    /// Burst chains of nodes' downlinks, by bound address. Lookups only.
+    downlinks: HashMap<SocketAddr, DownlinkBurst>,
     links: BTreeMap<(SocketAddr, SocketAddr), Link>,
     addr_stats: BTreeMap<SocketAddr, AddrStats>,
     stats: NetStats,
@@ -82,6 +86,7 @@ impl Network {
             rules: LinkRules::default(),
             nats: Nats::default(),
             uplinks: HashMap::new(),
+            downlinks: HashMap::new(),
             links: BTreeMap::new(),
             addr_stats: BTreeMap::new(),
             stats: NetStats::default(),
@@ -253,6 +258,19 @@ impl Network {
         if let Some(&index) = self.addrs.get(&addr) {
             self.nodes[index].uplink = Some(UplinkQueue::new(uplink));
         }
+    }
+
+    /// Gives the node at `addr`, present or future, burst loss on its
+    /// access link: one Gilbert-Elliott chain stepped by every datagram
+    /// that its links deliver toward it, from any sender (see
+    /// `netsim/downlink.rs` for why and how). It starts in the good state,
+    /// and setting it again restarts it.
+    ///
+    /// # Panics
+    ///
+    /// If a probability is outside `0.0..=1.0`.
+    pub fn set_downlink_burst(&mut self, addr: SocketAddr, burst: GilbertElliott) {
+        self.downlinks.insert(addr, DownlinkBurst::new(burst));
     }
 
     /// The NAT the address `addr` is behind.
@@ -558,6 +576,20 @@ impl Network {
                 Some(departure) => link.transmit(departure, bytes.len(), &mut self.rng),
                 None => Fate::Dropped(DropCause::Uplink),
             }
+        };
+        let fate = match fate {
+            Fate::Arrives { .. } if !self.downlinks.is_empty() => {
+                let lost = self
+                    .downlinks
+                    .get_mut(&self.nats.real(to))
+                    .is_some_and(|downlink| downlink.step(&mut self.rng));
+                if lost {
+                    Fate::Dropped(DropCause::Burst)
+                } else {
+                    fate
+                }
+            }
+            fate => fate,
         };
         match fate {
             Fate::Dropped(cause) => {

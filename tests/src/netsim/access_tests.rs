@@ -1,5 +1,6 @@
-//! A node's uplink in the network: one queue for all its destinations,
-//! before each link's own fate.
+//! A node's access link in the network: its uplink, one queue for all its
+//! destinations before each link's own fate; its downlink's burst chain,
+//! one for all its senders after each link's fate.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -193,4 +194,58 @@ fn a_node_without_an_uplink_sends_as_before() {
     net.run_until(T0 + Duration::from_secs(1));
     assert_eq!(net.trace_hash(), plain.trace_hash());
     assert!(plain.stats().delivered > 50);
+}
+
+#[test]
+fn a_downlink_chain_takes_bursts_from_every_sender() {
+    let mut net = Network::new(4);
+    // Bad a sixth of the time, stays of 2 datagrams on average.
+    net.set_downlink_burst(
+        addr(2),
+        GilbertElliott {
+            p_good_to_bad: 0.1,
+            p_bad_to_good: 0.5,
+            loss_in_good: 0.0,
+            loss_in_bad: 1.0,
+        },
+    );
+    let sink = net.add_node(addr(2), Sink::default());
+    for host in [1, 3] {
+        net.add_node(
+            addr(host),
+            Spray {
+                to: vec![addr(2)],
+                size: 100,
+                count: 3_000,
+                sent: 0,
+            },
+        );
+    }
+    net.run_until(T0 + Duration::from_secs(1));
+    let (a, b) = (
+        net.link_stats(addr(1), addr(2)),
+        net.link_stats(addr(3), addr(2)),
+    );
+    for link in [a, b] {
+        assert_eq!(link.dropped(), link.dropped_burst);
+        assert!(link.dropped_burst > 300, "{link:?}");
+    }
+    let lost = a.dropped_burst + b.dropped_burst;
+    let rate = lost as f64 / 6_000.0;
+    assert!((rate - 1.0 / 6.0).abs() < 0.02, "loss {rate}");
+    // Runs of lost sequence numbers from the first sender (all of whose
+    // datagrams stepped the chain before the second's): about 2 long.
+    let mut got: Vec<u32> = net.node(sink).0.iter().map(|&(_, seq)| seq).collect();
+    got.truncate(3_000 - a.dropped_burst as usize);
+    let mut runs = 0;
+    let mut prev = None;
+    for &seq in &got {
+        if prev.is_some_and(|p: u32| seq > p + 1) || (prev.is_none() && seq > 0) {
+            runs += 1;
+        }
+        prev = Some(seq);
+    }
+    let mean_run = a.dropped_burst as f64 / f64::from(runs.max(1));
+    assert!((mean_run - 2.0).abs() < 0.3, "mean run {mean_run}");
+    assert_eq!(net.stats().dropped, lost);
 }
