@@ -82,6 +82,8 @@ pub enum DropCause {
     /// Its IP TTL ran out on the way ([`Outgoing::ttl`](super::Outgoing::ttl)):
     /// in a router on the path, or in the sender's own NAT.
     TtlExpired,
+    /// The sender's [`Uplink`](super::Uplink) was full.
+    Uplink,
 }
 
 impl DropCause {
@@ -93,6 +95,7 @@ impl DropCause {
             Self::Queue => 3,
             Self::Tap => 4,
             Self::TtlExpired => 5,
+            Self::Uplink => 6,
         }
     }
 }

@@ -14,7 +14,14 @@
 //! claimed source, [`tap`](Network::set_tap) a link to watch, rewrite or
 //! drop what enters it, and read counters per node, per link and per
 //! destination address, including traffic toward addresses where no node
-//! listens. A node may sit behind a [`Nat`]; see [below](#nat).
+//! listens. A node may sit behind a [`Nat`]; see [below](#nat). A node may
+//! also have an [`Uplink`] ([`Network::set_uplink`]): one serializer with a
+//! rate, a cost per datagram and a bounded queue that every datagram it
+//! sends, to any destination, waits in after the link's tap and before the
+//! link's fate (tail drop: [`DropCause::Uplink`]). A node without one sends
+//! exactly as if uplinks did not exist. Burst loss can sit on a node's
+//! downlink too ([`Network::set_downlink_burst`]): one chain stepped by
+//! everything its links let through toward it, from any sender.
 //!
 //! # Run loop
 //!
@@ -129,6 +136,7 @@
 //! hash over every delivery (its bytes as a 64-bit digest) and drop — lets
 //! a test assert it.
 
+mod downlink;
 mod event;
 mod link;
 mod link_rules;
@@ -139,7 +147,10 @@ mod node;
 mod stats;
 mod trace;
 mod ttl;
+mod uplink;
 
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod nat_tests;
 #[cfg(test)]
@@ -152,3 +163,4 @@ pub use network::Network;
 pub use node::{Node, NodeId, Outgoing};
 pub use stats::{AddrStats, LinkStats, NetStats, NodeStats};
 pub use ttl::{DEFAULT_TTL, ROUTERS_BETWEEN_HOSTS};
+pub use uplink::Uplink;

@@ -13,14 +13,17 @@ use rand_chacha::ChaCha8Rng;
 use shoal_proto::Time;
 use shoal_proto::transmit::SharedBuf;
 
+use super::downlink::DownlinkBurst;
 use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
 use super::link_rules::LinkRules;
+use super::loss::GilbertElliott;
 use super::nat::{Nat, NatState, Nats};
 use super::node::{Node, NodeId, Outgoing};
 use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
 use super::trace::Trace;
 use super::ttl::Reach;
+use super::uplink::{Uplink, UplinkQueue};
 
 /// How many timeouts one node may take at one instant before the network
 /// calls it a livelock (a node whose `poll_timeout` never moves past `now`).
@@ -37,6 +40,10 @@ pub struct Network {
     addrs: HashMap<SocketAddr, usize>,
     rules: LinkRules,
     nats: Nats,
+    /// Uplinks set per bound address, present or future. Lookups only.
+    uplinks: HashMap<SocketAddr, Uplink>,
+    /// Burst chains of nodes' downlinks, by bound address. Lookups only.
+    downlinks: HashMap<SocketAddr, DownlinkBurst>,
     links: BTreeMap<(SocketAddr, SocketAddr), Link>,
     addr_stats: BTreeMap<SocketAddr, AddrStats>,
     stats: NetStats,
@@ -58,6 +65,9 @@ struct Slot {
     nat: NatState,
     /// The instant of the node's last timeout and how many it took then.
     spin: (Time, u32),
+    /// The node's uplink, if it has one: every datagram it sends waits
+    /// here.
+    uplink: Option<UplinkQueue>,
 }
 
 impl Network {
@@ -75,6 +85,8 @@ impl Network {
             addrs: HashMap::new(),
             rules: LinkRules::default(),
             nats: Nats::default(),
+            uplinks: HashMap::new(),
+            downlinks: HashMap::new(),
             links: BTreeMap::new(),
             addr_stats: BTreeMap::new(),
             stats: NetStats::default(),
@@ -117,6 +129,7 @@ impl Network {
             stats: NodeStats::default(),
             nat: NatState::new(self.nats.configured(addr)),
             spin: (Time::ZERO, 0),
+            uplink: self.uplinks.get(&addr).copied().map(UplinkQueue::new),
         });
         self.after_handle(index);
         NodeId::new(index)
@@ -227,6 +240,37 @@ impl Network {
         if let Some(&index) = self.addrs.get(&addr) {
             self.nodes[index].nat = NatState::new(nat);
         }
+    }
+
+    /// Gives the node at `addr`, present or future, an [`Uplink`]: every
+    /// datagram it sends, to any destination, then waits in one queue
+    /// before its link, and is dropped ([`DropCause::Uplink`]) if that
+    /// queue is full. A node already bound there starts with an empty
+    /// queue. Without one (the default) a node's datagrams enter their
+    /// links the moment it sends them.
+    ///
+    /// # Panics
+    ///
+    /// If `uplink.rate_bps` is 0.
+    pub fn set_uplink(&mut self, addr: SocketAddr, uplink: Uplink) {
+        uplink.validate();
+        self.uplinks.insert(addr, uplink);
+        if let Some(&index) = self.addrs.get(&addr) {
+            self.nodes[index].uplink = Some(UplinkQueue::new(uplink));
+        }
+    }
+
+    /// Gives the node at `addr`, present or future, burst loss on its
+    /// access link: one Gilbert-Elliott chain stepped by every datagram
+    /// that its links deliver toward it, from any sender (see
+    /// `netsim/downlink.rs` for why and how). It starts in the good state,
+    /// and setting it again restarts it.
+    ///
+    /// # Panics
+    ///
+    /// If a probability is outside `0.0..=1.0`.
+    pub fn set_downlink_burst(&mut self, addr: SocketAddr, burst: GilbertElliott) {
+        self.downlinks.insert(addr, DownlinkBurst::new(burst));
     }
 
     /// The NAT the address `addr` is behind.
@@ -478,7 +522,7 @@ impl Network {
             } else {
                 slot.addr
             };
-            self.send(from, to, bytes, reach == Reach::FarSide);
+            self.send(index, from, to, bytes, reach == Reach::FarSide);
         }
         self.outbox = outbox;
     }
@@ -494,10 +538,20 @@ impl Network {
             })
     }
 
-    /// Puts a datagram on the link from `from` to `to` at the current time;
-    /// one that will not `reach` the far side (its TTL) dies there, after
-    /// any tap.
-    fn send(&mut self, from: SocketAddr, to: SocketAddr, mut bytes: SharedBuf, reach: bool) {
+    /// Puts a datagram from the node `index` on the link from `from` to
+    /// `to` at the current time; one that will not `reach` the far side
+    /// (its TTL) dies there, after any tap. Between the tap and the link's
+    /// fate it waits in the node's uplink, if any, and enters the link
+    /// when it leaves that. A datagram whose TTL dies on the way is not
+    /// charged to the uplink: such are a few small punches.
+    fn send(
+        &mut self,
+        index: usize,
+        from: SocketAddr,
+        to: SocketAddr,
+        mut bytes: SharedBuf,
+        reach: bool,
+    ) {
         let now = self.now;
         self.count_sent_to(to, bytes.len());
         let link = link_entry(&mut self.links, &self.rules, &self.nats, from, to);
@@ -514,10 +568,34 @@ impl Network {
         } else if !reach {
             Fate::Dropped(DropCause::TtlExpired)
         } else {
-            link.transmit(now, bytes.len(), &mut self.rng)
+            let departure = match &mut self.nodes[index].uplink {
+                None => Some(now),
+                Some(uplink) => uplink.enqueue(now, bytes.len()),
+            };
+            match departure {
+                Some(departure) => link.transmit(departure, bytes.len(), &mut self.rng),
+                None => Fate::Dropped(DropCause::Uplink),
+            }
+        };
+        let fate = match fate {
+            Fate::Arrives { .. } if !self.downlinks.is_empty() => {
+                let lost = self
+                    .downlinks
+                    .get_mut(&self.nats.real(to))
+                    .is_some_and(|downlink| downlink.step(&mut self.rng));
+                if lost {
+                    Fate::Dropped(DropCause::Burst)
+                } else {
+                    fate
+                }
+            }
+            fate => fate,
         };
         match fate {
             Fate::Dropped(cause) => {
+                if cause == DropCause::Uplink {
+                    self.nodes[index].stats.uplink_dropped += 1;
+                }
                 link.stats.count_drop(cause);
                 self.stats.dropped += 1;
                 self.trace.dropped(now, from, to, bytes.len(), cause);

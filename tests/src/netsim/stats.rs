@@ -18,6 +18,8 @@ pub struct NodeStats {
     pub timeouts: u64,
     /// Datagrams for the node that its NAT dropped.
     pub nat_filtered: u64,
+    /// Datagrams the node sent that its full uplink dropped.
+    pub uplink_dropped: u64,
 }
 
 /// What happened on one directed link.
@@ -42,6 +44,10 @@ pub struct LinkStats {
     pub dropped_tap: u64,
     /// Datagrams whose IP TTL ran out on the way.
     pub dropped_ttl: u64,
+    /// Datagrams the sender's full uplink dropped before they entered the
+    /// link proper (counted here so that a link's drops and arrivals add
+    /// up to what it was sent).
+    pub dropped_uplink: u64,
     /// Extra copies the link made.
     pub duplicated: u64,
 }
@@ -54,6 +60,7 @@ impl LinkStats {
             + self.dropped_queue
             + self.dropped_tap
             + self.dropped_ttl
+            + self.dropped_uplink
     }
 
     pub(super) fn count_drop(&mut self, cause: DropCause) {
@@ -63,6 +70,7 @@ impl LinkStats {
             DropCause::Queue => &mut self.dropped_queue,
             DropCause::Tap => &mut self.dropped_tap,
             DropCause::TtlExpired => &mut self.dropped_ttl,
+            DropCause::Uplink => &mut self.dropped_uplink,
         };
         *counter += 1;
     }
