@@ -1,6 +1,8 @@
 //! The swarm table at a size CI can afford, pinned: one publisher, 4
 //! relays in a tree, 300 peers (30% upload nothing, the rest 1 to 5 times
-//! the bitrate), 50 ms links with 2% loss, 10% of peers leaving and
+//! the bitrate), 50 ms ± 5 ms links with 2% loss (part of it in bursts),
+//! access uplinks, 35% of peers behind NATs, relays with a cost per
+//! datagram (the `SwarmConfig` defaults), 10% of peers leaving and
 //! joining per minute, 20 s of stream. The run is deterministic, so any
 //! change in the swarm's behaviour shows up here; review the new table
 //! (`cargo insta review`, or delete the snapshot to accept it) and say in

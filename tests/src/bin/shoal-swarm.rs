@@ -5,8 +5,12 @@
 //! 10,000 peers, 60 s, seed 1). One publisher, relays in a tree sized to
 //! the audience (`harness::swarm_relays`: 4 up to 10,000 peers, then one
 //! per 2,500), peers with mixed upload capacity (30% none, the rest 1 to 5
-//! times the bitrate), 50 ms links with 2% loss, 10% of peers leaving and
-//! joining per minute.
+//! times the bitrate), 50 ms ± 5 ms links with 2% loss (toward a peer half
+//! of it in bursts on its access link), each peer behind an uplink of 1.25
+//! times its upload limit (at least 1 Mbit/s, 200 ms of buffer), 30% of
+//! peers behind cone NATs and 5% behind symmetric ones, relays at 1.1 µs
+//! per datagram, 10% of peers leaving and joining per minute (all the
+//! defaults of `SwarmConfig`, which says why).
 //! `SHOAL_SWARM_NO_MEMO=1` checks every signature and hashes every chunk
 //! in every peer (no shared memo; the same table, slower).
 //! `SHOAL_SWARM_DEBUG=1` also prints the peers' summed counters to stderr.

@@ -7,6 +7,7 @@ mod scenario;
 mod source;
 mod swarm;
 mod swarm_json;
+pub mod swarm_net;
 pub mod swarm_relays;
 
 use std::net::SocketAddr;

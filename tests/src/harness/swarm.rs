@@ -13,9 +13,10 @@ use shoal_proto::publisher::PublisherConfig;
 use shoal_proto::{StreamId, Time};
 
 use super::peer_node::{LATENCY_BUCKET, LATENCY_BUCKETS, PeerNode};
+use super::swarm_net::{self, AccessUplink};
 use super::swarm_relays;
 use super::{PublisherNode, RelayNode, TestStream, addr, relay_config, test_key};
-use crate::netsim::{LinkConfig, Nat, Network, NodeId};
+use crate::netsim::{LinkConfig, Nat, Network, NodeId, Uplink};
 
 /// Settings of a swarm run.
 #[derive(Debug, Clone)]
@@ -36,8 +37,24 @@ pub struct SwarmConfig {
     pub clubs: u8,
     /// One-way latency of every link.
     pub latency: Duration,
-    /// Random loss on every link.
+    /// Uniform jitter on every link: each datagram's delay moves by up to
+    /// this much either way. 5 ms (a 10 ms span) is what a home access
+    /// link with light cross traffic shows; drawn per datagram, it also
+    /// reorders datagrams sent closer together than that, which a real
+    /// path's FIFO queues mostly do not: pessimistic on order.
+    pub jitter: Duration,
+    /// Mean loss on every link, random and bursts together.
     pub loss: f64,
+    /// Share of `loss` toward a peer that comes in Gilbert-Elliott bursts
+    /// on the peer's access link rather than independently: 0.5, since
+    /// wireless and congested access links lose in runs as often as
+    /// alone. The arithmetic that keeps the mean at `loss`, and why the
+    /// chain is the peer's and not each link's, are in
+    /// [`super::swarm_net`].
+    pub burst_share: f64,
+    /// Mean length of a burst, in datagrams arriving at the peer: 3, some
+    /// 60 ms of a peer's traffic at the stream's rate.
+    pub burst_len: f64,
     /// Share of peers that upload nothing.
     pub no_upload: f64,
     /// The others upload between 1 and this many times the rate the stream
@@ -45,10 +62,28 @@ pub struct SwarmConfig {
     pub max_upload: f64,
     /// Share of peers leaving (silently) and as many joining, per minute.
     pub churn_per_minute: f64,
-    /// Share of peers behind a port-restricted cone NAT.
+    /// Share of peers behind a port-restricted cone NAT: 0.3 by default,
+    /// home routers that map ports consistently (most of them), less the
+    /// peers with a public address or a port forwarded by UPnP.
     pub cone_nat: f64,
-    /// Share of peers behind a symmetric NAT.
+    /// Share of peers behind a symmetric NAT: 0.05 by default, carrier-
+    /// grade NATs and strict corporate firewalls, which only open peers
+    /// can reach.
     pub symmetric_nat: f64,
+    /// Each peer's access uplink (a home router's upstream), shared by
+    /// everything it sends; `None` sends without one, every datagram
+    /// leaving at once. The default ([`swarm_net::PEER_UPLINK`]) runs at
+    /// 1.25 times the peer's upload limit, since a user offers less than
+    /// the line carries, and at least 1 Mbit/s, so that the control
+    /// traffic of a pure viewer fits; it buffers 200 ms at that rate, a
+    /// home router's queue, and drops what arrives when that is full.
+    pub peer_uplink: Option<AccessUplink>,
+    /// Each relay's uplink; `None` sends instantly. The default
+    /// ([`swarm_net::RELAY_UPLINK`]): 1.1 µs per datagram, one core's
+    /// cost as the relay benchmark measures it (about 0.9 M datagrams/s,
+    /// BENCHMARKS.md), at 10 Gbit/s, behind the 4 MiB send buffer the
+    /// relay asks for.
+    pub relay_uplink: Option<Uplink>,
     /// Peers join over this long at the start.
     pub ramp: Duration,
     /// Peers keep what they play (for exactness checks; memory!).
@@ -77,12 +112,17 @@ impl Default for SwarmConfig {
             bitrate_bps: 1_000_000,
             clubs: 8,
             latency: Duration::from_millis(50),
+            jitter: Duration::from_millis(5),
             loss: 0.02,
+            burst_share: 0.5,
+            burst_len: 3.0,
             no_upload: 0.3,
             max_upload: 5.0,
             churn_per_minute: 0.10,
-            cone_nat: 0.0,
-            symmetric_nat: 0.0,
+            cone_nat: 0.3,
+            symmetric_nat: 0.05,
+            peer_uplink: Some(swarm_net::PEER_UPLINK),
+            relay_uplink: Some(swarm_net::RELAY_UPLINK),
             ramp: Duration::from_secs(3),
             keep_output: false,
             peer_window: 256,
@@ -288,9 +328,8 @@ impl Swarm {
     pub fn new(config: SwarmConfig) -> Self {
         let c = &config;
         let mut net = Network::new(c.seed);
-        let mut link = LinkConfig::with_latency(c.latency);
-        link.loss = c.loss;
-        net.set_default_link(link);
+        net.set_default_link(swarm_net::link(c));
+        net.set_links_to(addr(0), swarm_net::server_link(c));
         let key = test_key();
         let stream_id = key.stream_id();
         let stream = TestStream::new(c.seed, c.seconds, c.bitrate_bps, 25, 25);
@@ -302,6 +341,10 @@ impl Swarm {
         let relays: Vec<_> = (0..count)
             .map(|i| {
                 let a = addr(1 + i);
+                net.set_links_to(a, swarm_net::server_link(c));
+                if let Some(uplink) = c.relay_uplink {
+                    net.set_uplink(a, uplink);
+                }
                 let mut rc = relay_config(c.seed + u64::from(i));
                 rc.max_subscribers = swarm_relays::max_subscribers(c.peers, count);
                 rc.verify_memo = verify_memo.clone();
@@ -396,6 +439,13 @@ impl Swarm {
             self.net.set_nat(a, Nat::Symmetric);
         } else if nat < c.symmetric_nat + c.cone_nat {
             self.net.set_nat(a, Nat::Cone);
+        }
+        if let Some(uplink) = c.peer_uplink {
+            self.net
+                .set_uplink(a, uplink.for_limit(pc.upload_limit_bps));
+        }
+        if let Some(burst) = swarm_net::peer_downlink(c) {
+            self.net.set_downlink_burst(a, burst);
         }
         let now = self.net.now();
         let id = self.net.add_node(a, PeerNode::new(pc, now, c.keep_output));
