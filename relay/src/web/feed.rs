@@ -130,17 +130,24 @@ impl Feed {
     }
 
     /// A new reader: its clean start (tables, then the backlog from the
-    /// newest keyframe, empty before the first keyframe) and its place in
-    /// the ring, taken at the same moment so nothing is lost or doubled.
+    /// newest keyframe; empty before the first keyframe, or while the
+    /// tables are not all known yet, as when the feed has just started
+    /// in the middle of the stream) and its place in the ring, taken at
+    /// the same moment so nothing is lost or doubled.
     pub fn join(&self) -> (Vec<Bytes>, broadcast::Receiver<Piece>) {
         let s = self.lock();
         let rx = self.tx.subscribe();
         let mut start = s.tables();
-        start.extend(s.backlog.iter().map(|p| p.bytes.clone()));
+        if !start.is_empty() && !s.backlog.is_empty() {
+            start.extend(s.backlog.iter().map(|p| p.bytes.clone()));
+        } else {
+            start.clear();
+        }
         (start, rx)
     }
 
-    /// The tables alone, for a reader that jumps.
+    /// The tables alone, for a reader that jumps: empty until the PAT and
+    /// every PMT it names have been seen.
     pub fn tables(&self) -> Vec<Bytes> {
         self.lock().tables()
     }
@@ -158,14 +165,17 @@ impl Feed {
 }
 
 impl State {
+    /// PAT, then every PMT it names; empty while any is missing.
     fn tables(&self) -> Vec<Bytes> {
-        let mut out = Vec::new();
-        if let Some(pat) = self.pat {
-            out.push(Bytes::copy_from_slice(&pat));
-            for (_, pmt) in &self.pmts {
-                out.push(Bytes::copy_from_slice(pmt));
-            }
+        let Some(pat) = self.pat else {
+            return Vec::new();
+        };
+        let known = |pid: &u16| self.pmts.iter().any(|(p, _)| p == pid);
+        if !self.pmt_pids.iter().all(known) {
+            return Vec::new();
         }
+        let mut out = vec![Bytes::copy_from_slice(&pat)];
+        out.extend(self.pmts.iter().map(|(_, pmt)| Bytes::copy_from_slice(pmt)));
         out
     }
 
@@ -264,5 +274,27 @@ mod tests {
         feed.push(vec![0x47; PACKET], false, Duration::ZERO);
         let (start, _rx) = feed.join();
         assert!(start.is_empty());
+    }
+
+    #[test]
+    fn a_feed_that_started_mid_stream_gives_no_start_until_it_has_the_tables() {
+        let feed = Feed::default();
+        let (pat, pmt) = testutil_tables();
+        // A keyframe before any PAT: nothing to start from.
+        feed.push(vec![0x47; PACKET], true, Duration::ZERO);
+        assert!(feed.join().0.is_empty());
+        assert!(feed.tables().is_empty());
+        // The PAT alone names a PMT not seen yet: still nothing.
+        feed.push(pat.to_vec(), false, Duration::ZERO);
+        assert!(feed.join().0.is_empty());
+        assert!(feed.tables().is_empty());
+        // With its PMT the tables are whole; the next keyframe starts.
+        feed.push(pmt.to_vec(), false, Duration::ZERO);
+        assert_eq!(feed.tables().len(), 2);
+        feed.push(vec![0x48; PACKET], true, Duration::ZERO);
+        let (start, _rx) = feed.join();
+        assert_eq!(start.len(), 3, "PAT, PMT, keyframe");
+        assert_eq!(&start[0][..], &pat[..]);
+        assert_eq!(start[2][0], 0x48);
     }
 }

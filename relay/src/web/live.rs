@@ -77,8 +77,9 @@ fn reader(
 ) -> impl futures_lite::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let guard = Reader::new(feed);
     let (start, rx) = guard.feed.join();
-    // With nothing to start from yet (the feed's first reader, or no
-    // keyframe so far), wait for a keyframe and start there, tables first.
+    // With nothing to start from yet (the feed's first reader, no
+    // keyframe or no tables so far), wait for a keyframe and start there,
+    // tables first.
     let skipping = start.is_empty();
     futures_lite::stream::unfold(
         (guard, start.into_iter(), rx, skipping),
@@ -97,9 +98,14 @@ fn reader(
                             continue;
                         }
                         if skipping {
-                            // Back at a keyframe: the tables, then on.
-                            skipping = false;
+                            // Back at a keyframe: the tables, then on; a
+                            // feed that has not seen them all yet waits
+                            // for the next keyframe.
                             let mut again = guard.feed.tables();
+                            if again.is_empty() {
+                                continue;
+                            }
+                            skipping = false;
                             again.push(bytes);
                             let mut again = again.into_iter();
                             let first = again.next()?;

@@ -247,6 +247,17 @@ fn a_stalled_reader_is_closed_after_the_write_time_and_others_go_on() {
         packet[..4].copy_from_slice(&[0x47, 0x01, 0x00, 0x10]);
         feed.push(packet.repeat(7), keyframe, Duration::from_millis(5));
     };
+    // The tables first: a reader starts only once the feed knows them.
+    let pat = shoal_proto::ts::pat_packet(0, 1, &[(1, 0x1000)]).expect("fits");
+    let pmt = shoal_proto::ts::pmt_packet(
+        0x1000,
+        0,
+        1,
+        0x100,
+        &[(shoal_proto::ts::STREAM_TYPE_H264, 0x100)],
+    )
+    .expect("fits");
+    feed.push([pat, pmt].concat(), false, Duration::ZERO);
     chunk(true);
     let request = format!("GET /streams/{id}.ts HTTP/1.1\r\nHost: x\r\n\r\n");
 
