@@ -29,8 +29,8 @@ use crate::wire::{Message, MessageType, RejectReason, peek_type};
 use crate::{StreamId, Time, Transmit};
 pub(crate) use playout::Playout;
 pub(crate) use relays::Relays;
-pub use repair::CLUB_REORDER;
 pub(crate) use repair::Repair;
+pub use repair::{CLUB_LATE, CLUB_REORDER};
 
 /// Viewer settings.
 #[derive(Debug, Clone)]

@@ -32,6 +32,10 @@ pub(crate) struct Playout {
     resume_live: bool,
     /// How far below the newest chunk missing ones are noted.
     span: u64,
+    /// The newest chunk at the last [`Playout::advance`]: every chunk
+    /// missing below it was noted then (and stays noted until played or
+    /// given up), so the next one looks only from there.
+    noted: Option<u64>,
     start_seq: Option<u64>,
     pub(super) next_play: Option<u64>,
     started: bool,
@@ -47,6 +51,7 @@ impl Playout {
             latency: config.latency,
             resume_live: config.resume_live,
             span: config.window.capacity as u64 / 2,
+            noted: None,
             start_seq: None,
             next_play: None,
             started: false,
@@ -202,6 +207,16 @@ impl Playout {
                     floor_seq,
                     previous,
                 } => self.reset(epoch, floor_seq, previous, repair),
+                Ready::Data {
+                    seq,
+                    rebuilt: false,
+                } => {
+                    if let Some(c) = self.window.chunk(seq) {
+                        let stamped = self.stamped_at(c.timestamp_us);
+                        let clubs = self.window.descriptor().map_or(1, |(d, _)| d.clubs.max(1));
+                        repair.arrived(seq, clubs, now.saturating_since(stamped));
+                    }
+                }
                 Ready::Data { .. } | Ready::Parity { .. } => {}
             }
             if !matches!(r, Ready::AwaitingManifest { .. })
@@ -218,6 +233,7 @@ impl Playout {
     fn reset(&mut self, epoch: u64, floor_seq: u64, previous: Option<u64>, repair: &mut Repair) {
         self.stats.resets += 1;
         repair.clear();
+        self.noted = None;
         let Some(next) = self.next_play.filter(|&n| n < floor_seq) else {
             self.events.push_back(ViewerEvent::NewRun { epoch });
             return;
@@ -235,22 +251,32 @@ impl Playout {
         self.events.push_back(ViewerEvent::NewRun { epoch });
     }
 
-    /// When a chunk stamped `timestamp_us` (the publisher's wall clock) is
-    /// due at the latest: its stamp on this host's monotonic clock, plus
-    /// the budget.
-    fn played_at(&self, timestamp_us: u64) -> Time {
-        let clock = self.window.wall_clock();
-        clock.time_at(WallTime::from_micros(timestamp_us)) + self.latency
-    }
-
     /// The deadline of a missing chunk: the timestamp of the next chunk
     /// that did arrive, plus the budget.
     pub(crate) fn deadline(&self, seq: u64) -> Option<Time> {
+        self.stamped_by(seq).map(|t| t + self.latency)
+    }
+
+    /// The latency budget: a chunk is due this long after its stamp.
+    pub(crate) fn budget(&self) -> Duration {
+        self.latency
+    }
+
+    /// When a missing chunk was cut at the latest, on this host's clock:
+    /// the stamp of the next chunk that did arrive.
+    pub(crate) fn stamped_by(&self, seq: u64) -> Option<Time> {
         let newest = self.window.newest_seq()?;
         // Sequence numbers are the publisher's word, up to u64::MAX.
         (seq.saturating_add(1)..=newest.min(seq.saturating_add(4096)))
             .find_map(|s| self.window.chunk(s))
-            .map(|c| self.played_at(c.timestamp_us))
+            .map(|c| self.stamped_at(c.timestamp_us))
+    }
+
+    /// A publisher's stamp on this host's monotonic clock.
+    fn stamped_at(&self, timestamp_us: u64) -> Time {
+        self.window
+            .wall_clock()
+            .time_at(WallTime::from_micros(timestamp_us))
     }
 
     /// Releases what can be released, gives up what is too late, and
@@ -328,15 +354,21 @@ impl Playout {
             }
         }
         self.next_play = Some(next);
-        // Note what is missing between the play point and the newest chunk.
+        // Note what is missing between the play point and the newest
+        // chunk: below the newest of the last call it was noted then.
         let held = self.window.newest_seq();
         if let Some(newest) = held {
             let lo = next.max(newest.saturating_sub(self.span));
-            for s in lo..newest {
+            let from = match self.noted {
+                Some(n) if n <= newest => n.max(lo),
+                _ => lo,
+            };
+            for s in from..newest {
                 if self.window.chunk(s).is_none() {
                     repair.missing(s, now);
                 }
             }
+            self.noted = Some(newest);
         }
         // And what a MANIFEST lists beyond it: nothing newer may come to
         // show those missing (the stream's last chunks).

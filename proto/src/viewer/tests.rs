@@ -527,3 +527,57 @@ fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
     assert!(came.is_some(), "{seq} was never NACKed");
     assert_eq!(nacks, 1, "{seq} NACKed again after it came");
 }
+
+/// With `club_nack`, a chunk whose club brings nothing after it (its
+/// neighbour lost it, and the club's next chunk is far off) is NACKed
+/// once it is later than its club's chunks usually are, while the other
+/// clubs flow: not only when a later chunk of its club shows it lost.
+#[test]
+fn a_chunk_later_than_its_club_usually_is_is_nacked_before_its_club_moves_on() {
+    let mut feed = Feed::new();
+    let mut config = ViewerConfig::new(addr(A), feed.stream());
+    config.club_nack = true;
+    config.latency = Duration::from_secs(2);
+    let mut v = Viewer::new(config, t(0)).expect("viewer");
+    accept(&mut v, t(0), addr(A), 0);
+    let mut datagrams = feed.run(0..600);
+    datagrams.retain(|(_, b)| peek_type(b) != Ok(MessageType::Parity));
+    let data_seq = |b: &[u8]| match Message::parse(b) {
+        Ok(Message::Data(d)) => Some(d.seq),
+        _ => None,
+    };
+    // The 40th DATA, and every later one of its club, never come.
+    let (held_at, seq) = datagrams
+        .iter()
+        .filter_map(|(at, b)| data_seq(b).map(|s| (*at, s)))
+        .nth(40)
+        .expect("40 chunks in 600 ms");
+    let clubs = 8;
+    datagrams.retain(|(_, b)| data_seq(b).is_none_or(|s| s < seq || s % clubs != seq % clubs));
+    let names = |b: &[u8]| {
+        matches!(Message::parse(b), Ok(Message::Nack(n)) if n
+            .entries()
+            .iter()
+            .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
+    };
+    let mut first = None;
+    let mut step = |v: &mut Viewer, now: Time| {
+        if first.is_none() && sent(v).iter().any(|(_, b)| names(b)) {
+            first = Some(now);
+        }
+    };
+    for (now, bytes) in &datagrams {
+        while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
+            v.handle_timeout(at);
+            step(&mut v, at);
+        }
+        v.handle_datagram(*now, addr(A), bytes);
+        step(&mut v, *now);
+    }
+    let first = first.expect("the chunk was never NACKed while the stream flowed");
+    let after = first.saturating_since(held_at);
+    assert!(
+        after <= Duration::from_millis(150),
+        "{seq} NACKed {after:?} after it was due"
+    );
+}
