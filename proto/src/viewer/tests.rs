@@ -463,19 +463,27 @@ fn a_peer_nacks_the_last_chunk_of_a_club_that_nothing_overtakes() {
     assert!(at <= by, "NACKed at {at:?}, not by {by:?}");
 }
 
-/// A chunk NACKed while missing and then come is not asked for again:
-/// it stays noted until played (for the repair count), but later tries
-/// would only fetch duplicates.
-#[test]
-fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
+/// A viewer as an ordinary peer's (`club_nack`, 2 s budget) subscribed
+/// at [`A`], and `ms` of a stream for it without PARITY (so that FEC
+/// rebuilds nothing a test holds back).
+fn testutil_club_viewer(ms: u64) -> (Viewer, Vec<(Time, Vec<u8>)>) {
     let mut feed = Feed::new();
     let mut config = ViewerConfig::new(addr(A), feed.stream());
     config.club_nack = true;
     config.latency = Duration::from_secs(2);
     let mut v = Viewer::new(config, t(0)).expect("viewer");
     accept(&mut v, t(0), addr(A), 0);
-    let mut datagrams = feed.run(0..300);
+    let mut datagrams = feed.run(0..ms);
     datagrams.retain(|(_, b)| peek_type(b) != Ok(MessageType::Parity));
+    (v, datagrams)
+}
+
+/// A chunk NACKed while missing and then come is not asked for again:
+/// it stays noted until played (for the repair count), but later tries
+/// would only fetch duplicates.
+#[test]
+fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
+    let (mut v, mut datagrams) = testutil_club_viewer(300);
     // Hold back two DATA from the middle, so that later chunks of their
     // clubs overtake them: the later one comes right after its first
     // NACK, the earlier one never, which keeps the later one from playing
@@ -534,14 +542,7 @@ fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
 /// clubs flow: not only when a later chunk of its club shows it lost.
 #[test]
 fn a_chunk_later_than_its_club_usually_is_is_nacked_before_its_club_moves_on() {
-    let mut feed = Feed::new();
-    let mut config = ViewerConfig::new(addr(A), feed.stream());
-    config.club_nack = true;
-    config.latency = Duration::from_secs(2);
-    let mut v = Viewer::new(config, t(0)).expect("viewer");
-    accept(&mut v, t(0), addr(A), 0);
-    let mut datagrams = feed.run(0..600);
-    datagrams.retain(|(_, b)| peek_type(b) != Ok(MessageType::Parity));
+    let (mut v, mut datagrams) = testutil_club_viewer(600);
     let data_seq = |b: &[u8]| match Message::parse(b) {
         Ok(Message::Data(d)) => Some(d.seq),
         _ => None,
