@@ -1,13 +1,29 @@
-//! The event queue: a min-heap on (time, insertion sequence number).
+//! The event queue: events in (time, insertion sequence number) order.
 //!
 //! The sequence number breaks ties, so events at the same instant run in the
 //! order they were scheduled, on every run.
 //!
-//! The heap holds small fixed-size entries (32 bytes): a timeout whole, a
-//! datagram as an index into a slab of deliveries whose slots are reused.
-//! Sifting then moves a quarter of the bytes it moved when every entry
-//! carried its addresses and payload, and the heap's own storage stops
-//! growing once the run reaches its steady number of events in flight.
+//! Entries are small and fixed-size (32 bytes): a timeout whole, a datagram
+//! as an index into a slab of deliveries whose slots are reused.
+//!
+//! # A calendar of 1 ms buckets
+//!
+//! One binary heap over every pending event cost a sift through about 17
+//! levels per pop at 10,000 peers, most of them cache misses (BENCHMARKS.md,
+//! "Issue 20, fourth session"). Almost every event is scheduled some
+//! milliseconds ahead (a link's latency, a node's next tick), so the queue
+//! is a calendar instead: bucket `b` holds the events with
+//! `at / BUCKET_US == b`. The *current* bucket is sorted once when the
+//! clock reaches it and popped from its end; an event scheduled into the
+//! current bucket (or before it, which a node's timeout at `now` can be
+//! once the calendar has moved ahead to the next non-empty bucket) goes to
+//! a small heap, `late`, and each pop takes the smaller of the two heads.
+//! The next `RING - 1` buckets live in a ring of vectors; events further
+//! ahead wait in a heap, `far`, and move into the ring as it turns.
+//! Everything before the current bucket has been popped, and every event
+//! of a later bucket is later than every event of the current one, so the
+//! order is exactly the (time, sequence) order a single heap gives: the
+//! same run, event for event (`tests::pops_as_one_heap_would`).
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -24,8 +40,9 @@ pub(super) enum EventKind {
         from: SocketAddr,
         to: SocketAddr,
         bytes: SharedBuf,
-        /// False for injected datagrams, which bypass links.
-        via_link: bool,
+        /// The index of the link it came over; `None` for injected
+        /// datagrams, which bypass links.
+        link: Option<u32>,
     },
     /// A node's timeout; `wanted` is the time the node asked for, which the
     /// network compares with the node's current wish to skip stale events.
@@ -77,15 +94,54 @@ impl Ord for Key {
     }
 }
 
-#[derive(Debug, Default)]
+/// Width of a calendar bucket, in microseconds of simulated time.
+const BUCKET_US: u64 = 1_000;
+
+/// Buckets in the ring, the current one included: about a second ahead.
+const RING: u64 = 1_024;
+
+#[derive(Debug)]
 pub(super) struct EventQueue {
-    /// `Reverse`: `BinaryHeap` is a max-heap, and the earliest comes first.
-    heap: BinaryHeap<Reverse<Key>>,
+    /// The bucket the calendar is at.
+    at_bucket: u64,
+    /// The current bucket's events as they were when the calendar reached
+    /// it, sorted latest first: the next is at the end.
+    current: Vec<Key>,
+    /// Events scheduled into the current bucket (or before it) after it
+    /// was sorted.
+    late: BinaryHeap<Reverse<Key>>,
+    /// Bucket `b` for `at_bucket < b < at_bucket + RING` is at
+    /// `ring[b % RING]`; vectors keep their capacity between turns.
+    ring: Vec<Vec<Key>>,
+    /// Events in `ring`.
+    in_ring: usize,
+    /// Events of buckets from `at_bucket + RING` on.
+    far: BinaryHeap<Reverse<Key>>,
     /// Deliveries in flight; `None` in free slots.
     slab: Vec<Option<EventKind>>,
     /// Free slots of `slab`.
     free: Vec<u32>,
     next_seq: u64,
+}
+
+impl Default for EventQueue {
+    fn default() -> Self {
+        Self {
+            at_bucket: 0,
+            current: Vec::new(),
+            late: BinaryHeap::new(),
+            ring: (0..RING).map(|_| Vec::new()).collect(),
+            in_ring: 0,
+            far: BinaryHeap::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
+            next_seq: 0,
+        }
+    }
+}
+
+fn bucket_of(at: Time) -> u64 {
+    at.as_micros() / BUCKET_US
 }
 
 impl EventQueue {
@@ -99,15 +155,46 @@ impl EventQueue {
             },
             deliver @ EventKind::Deliver { .. } => Entry::Deliver(self.store(deliver)),
         };
-        self.heap.push(Reverse(Key { at, seq, entry }));
+        let key = Key { at, seq, entry };
+        if self.len() == 0 {
+            // Nothing pending: the calendar starts over at this event.
+            self.at_bucket = bucket_of(at);
+        }
+        self.file(key);
+    }
+
+    /// Puts `key` where its bucket says.
+    fn file(&mut self, key: Key) {
+        let bucket = bucket_of(key.at);
+        if bucket <= self.at_bucket {
+            self.late.push(Reverse(key));
+        } else if bucket < self.at_bucket + RING {
+            self.ring[(bucket % RING) as usize].push(key);
+            self.in_ring += 1;
+        } else {
+            self.far.push(Reverse(key));
+        }
     }
 
     /// The earliest event, if it is due by `deadline`.
     pub(super) fn pop_due(&mut self, deadline: Time) -> Option<Event> {
-        if self.heap.peek()?.0.at > deadline {
+        if self.next_time()? > deadline {
             return None;
         }
-        let Reverse(key) = self.heap.pop()?;
+        let from_late = match (self.current.last(), self.late.peek()) {
+            (Some(sorted), Some(Reverse(late))) => late < sorted,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        let key = if from_late {
+            self.late.pop().map(|Reverse(key)| key)
+        } else {
+            self.current.pop()
+        }
+        .expect("netsim: the current bucket has the next event");
+        if self.current.is_empty() && self.late.is_empty() {
+            self.turn();
+        }
         let kind = match key.entry {
             Entry::Timeout { node, wanted } => EventKind::Timeout {
                 node: node as usize,
@@ -123,12 +210,46 @@ impl EventQueue {
         Some(Event { at: key.at, kind })
     }
 
+    /// Moves the calendar to the next bucket that holds an event, if any,
+    /// once the current one is empty: so the next event is always in
+    /// `current` or `late`.
+    fn turn(&mut self) {
+        let next = if self.in_ring > 0 {
+            (self.at_bucket + 1..self.at_bucket + RING)
+                .find(|b| !self.ring[(b % RING) as usize].is_empty())
+                .expect("netsim: the ring holds its count of events")
+        } else if let Some(Reverse(key)) = self.far.peek() {
+            bucket_of(key.at)
+        } else {
+            return;
+        };
+        self.at_bucket = next;
+        // The emptied vector goes back to the ring, keeping its capacity.
+        let slot = &mut self.ring[(next % RING) as usize];
+        std::mem::swap(&mut self.current, slot);
+        self.in_ring -= self.current.len();
+        self.current.sort_unstable_by(|a, b| b.cmp(a));
+        while let Some(Reverse(key)) = self.far.peek() {
+            if bucket_of(key.at) >= next + RING {
+                break;
+            }
+            let Some(Reverse(key)) = self.far.pop() else {
+                break;
+            };
+            self.file(key);
+        }
+    }
+
     pub(super) fn next_time(&self) -> Option<Time> {
-        self.heap.peek().map(|key| key.0.at)
+        match (self.current.last(), self.late.peek()) {
+            (Some(sorted), Some(Reverse(late))) => Some(sorted.min(late).at),
+            (Some(key), None) | (None, Some(Reverse(key))) => Some(key.at),
+            (None, None) => None,
+        }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.heap.len()
+        self.current.len() + self.late.len() + self.in_ring + self.far.len()
     }
 
     fn store(&mut self, kind: EventKind) -> u32 {
@@ -195,7 +316,7 @@ mod tests {
             from: addr,
             to: addr,
             bytes: std::sync::Arc::new(vec![b; usize::from(b)]),
-            via_link: true,
+            link: Some(0),
         };
         let bytes_of = |event: Event| match event.kind {
             EventKind::Deliver { bytes, .. } => bytes.to_vec(),
@@ -213,5 +334,55 @@ mod tests {
         assert_eq!(queue.pop_due(t(40)).map(bytes_of), Some(vec![3, 3, 3]));
         assert!(queue.pop_due(t(40)).is_none());
         assert_eq!(queue.len(), 0);
+    }
+
+    /// Random pushes (same instant, this bucket, the ring, far ahead) and
+    /// pops with random deadlines come out exactly as from one heap.
+    #[test]
+    fn pops_as_one_heap_would() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut queue = EventQueue::default();
+        let mut reference = BinaryHeap::new();
+        let mut now = 1_000_000u64;
+        let mut popped = 0;
+        for step in 0..200_000u32 {
+            if rng.random_bool(0.55) {
+                let ahead = match rng.random_range(0..10) {
+                    0 => 0,
+                    1 => rng.random_range(0..BUCKET_US),
+                    2 => rng.random_range(0..5 * RING * BUCKET_US),
+                    _ => rng.random_range(0..200 * BUCKET_US),
+                };
+                let at = Time::from_micros(now + ahead);
+                queue.push(at, timeout(step as usize));
+                reference.push(Reverse((at, step)));
+            } else {
+                let deadline = now + rng.random_range(0..3 * BUCKET_US);
+                loop {
+                    let want = reference
+                        .peek()
+                        .filter(|Reverse((at, _))| at.as_micros() <= deadline)
+                        .map(|Reverse((at, node))| (*at, *node as usize));
+                    let got = queue
+                        .pop_due(Time::from_micros(deadline))
+                        .map(|event| (event.at, node_of(event)));
+                    assert_eq!(got, want, "step {step}");
+                    if want.is_none() {
+                        break;
+                    }
+                    reference.pop();
+                    popped += 1;
+                }
+                // Like the network's clock: it moves to the deadline.
+                now = deadline;
+            }
+            assert_eq!(queue.len(), reference.len());
+            assert_eq!(
+                queue.next_time(),
+                reference.peek().map(|Reverse((at, _))| *at)
+            );
+        }
+        assert!(popped > 50_000, "the test popped {popped} events");
     }
 }

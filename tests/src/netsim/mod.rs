@@ -129,9 +129,10 @@
 //! seeded by the caller, drawn in event order, and certain outcomes (a
 //! probability of 0 or 1) draw nothing. Events at the same instant run in
 //! the order they were queued. Maps that are iterated are `BTreeMap`s
-//! (the cone NAT's flows by age among them); the `HashMap`s (address to
-//! node, NAT flows, entries and mappings) are only looked up, never
-//! iterated. NAT entries expire by comparison with the virtual clock. So
+//! (the cone NAT's flows by age among them), or are sorted first (the
+//! links); the hash maps (address to node, to link, to counters; NAT
+//! flows, entries and mappings) have a fixed hasher and are only looked
+//! up, never iterated. NAT entries expire by comparison with the virtual clock. So
 //! one seed and one sequence of calls give one run, and [`Network::trace_hash`] — a BLAKE3
 //! hash over every delivery (its bytes as a 64-bit digest) and drop — lets
 //! a test assert it.
@@ -155,6 +156,13 @@ mod access_tests;
 mod nat_tests;
 #[cfg(test)]
 mod tests;
+
+/// A hash map for lookups only: a fixed, fast hasher (the addresses are
+/// the simulation's own, not an attacker's), and never iterated, so the
+/// order of its entries cannot leak into a run. The `BTreeMap`s it replaced
+/// on the per-datagram path were 10-13% of a swarm run's time
+/// (BENCHMARKS.md, "Issue 20, fourth session").
+type Lookup<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
 pub use link::{DropCause, LinkConfig, Tap};
 pub use loss::GilbertElliott;

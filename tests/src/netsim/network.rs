@@ -2,7 +2,6 @@
 //! the run loop that moves datagrams and fires timeouts in time order.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use shoal_proto::Time;
 use shoal_proto::transmit::SharedBuf;
 
+use super::Lookup;
 use super::downlink::DownlinkBurst;
 use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
@@ -35,17 +35,18 @@ pub struct Network {
     rng: ChaCha8Rng,
     events: EventQueue,
     nodes: Vec<Slot>,
-    /// Bound addresses to nodes. Lookups only; never iterated, so its order
-    /// cannot leak into a run.
-    addrs: HashMap<SocketAddr, usize>,
+    /// Bound addresses to nodes.
+    addrs: Lookup<SocketAddr, usize>,
     rules: LinkRules,
     nats: Nats,
-    /// Uplinks set per bound address, present or future. Lookups only.
-    uplinks: HashMap<SocketAddr, Uplink>,
-    /// Burst chains of nodes' downlinks, by bound address. Lookups only.
-    downlinks: HashMap<SocketAddr, DownlinkBurst>,
-    links: BTreeMap<(SocketAddr, SocketAddr), Link>,
-    addr_stats: BTreeMap<SocketAddr, AddrStats>,
+    /// Uplinks set per bound address, present or future.
+    uplinks: Lookup<SocketAddr, Uplink>,
+    /// Burst chains of nodes' downlinks, by bound address.
+    downlinks: Lookup<SocketAddr, DownlinkBurst>,
+    links: Links,
+    /// Traffic toward each address, at the index `addr_index` gives.
+    addr_stats: Vec<AddrStats>,
+    addr_index: Lookup<SocketAddr, u32>,
     stats: NetStats,
     trace: Trace,
     /// Reused between drains so sending allocates nothing but the payloads.
@@ -82,13 +83,14 @@ impl Network {
             rng: ChaCha8Rng::seed_from_u64(seed),
             events: EventQueue::default(),
             nodes: Vec::new(),
-            addrs: HashMap::new(),
+            addrs: Lookup::default(),
             rules: LinkRules::default(),
             nats: Nats::default(),
-            uplinks: HashMap::new(),
-            downlinks: HashMap::new(),
-            links: BTreeMap::new(),
-            addr_stats: BTreeMap::new(),
+            uplinks: Lookup::default(),
+            downlinks: Lookup::default(),
+            links: Links::default(),
+            addr_stats: Vec::new(),
+            addr_index: Lookup::default(),
             stats: NetStats::default(),
             trace: Trace::new(),
             outbox: Vec::new(),
@@ -308,14 +310,14 @@ impl Network {
         to: SocketAddr,
         tap: impl FnMut(&mut Vec<u8>) -> bool + 'static,
     ) {
-        link_entry(&mut self.links, &self.rules, &self.nats, from, to).tap =
-            Some(Box::new(tap) as Tap);
+        let index = self.link_index(from, to);
+        self.links.all[index].tap = Some(Box::new(tap) as Tap);
     }
 
     /// Removes the tap from the link from `from` to `to`, if any.
     pub fn clear_tap(&mut self, from: SocketAddr, to: SocketAddr) {
-        if let Some(link) = self.links.get_mut(&(from, to)) {
-            link.tap = None;
+        if let Some(&index) = self.links.index.get(&(from, to)) {
+            self.links.all[index as usize].tap = None;
         }
     }
 
@@ -324,12 +326,13 @@ impl Network {
     /// hand-made datagram. It bypasses links and taps, so it arrives exactly
     /// then.
     pub fn inject(&mut self, at: Time, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        self.count_sent_to(to, bytes.len());
+        let to_stats = self.addr_stats_index(to);
+        count_sent(&mut self.addr_stats[to_stats], bytes.len());
         let kind = EventKind::Deliver {
             from,
             to,
             bytes: SharedBuf::new(bytes),
-            via_link: false,
+            link: None,
         };
         self.events.push(at.max(self.now), kind);
     }
@@ -349,8 +352,8 @@ impl Network {
                     from,
                     to,
                     bytes,
-                    via_link,
-                } => self.deliver(from, to, &bytes, via_link),
+                    link,
+                } => self.deliver(from, to, &bytes, link),
                 EventKind::Timeout { node, wanted } => self.fire_timeout(node, wanted),
             }
         }
@@ -392,21 +395,28 @@ impl Network {
     /// What happened on the link from `from` to `to` (all zero if unused).
     pub fn link_stats(&self, from: SocketAddr, to: SocketAddr) -> LinkStats {
         self.links
+            .index
             .get(&(from, to))
-            .map(|link| link.stats)
+            .map(|&index| self.links.all[index as usize].stats)
             .unwrap_or_default()
     }
 
     /// Every link used so far with its counters, in address order.
     pub fn links(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, &LinkStats)> {
-        self.links
-            .iter()
-            .map(|(&(from, to), link)| (from, to, &link.stats))
+        let mut ends: Vec<_> = self.links.all.iter().map(|link| link.ends).collect();
+        ends.sort_unstable();
+        ends.into_iter().map(|(from, to)| {
+            let index = self.links.index[&(from, to)] as usize;
+            (from, to, &self.links.all[index].stats)
+        })
     }
 
     /// Traffic toward `addr`, bound to a node or not (all zero if none).
     pub fn addr_stats(&self, addr: SocketAddr) -> AddrStats {
-        self.addr_stats.get(&addr).copied().unwrap_or_default()
+        self.addr_index
+            .get(&addr)
+            .map(|&index| self.addr_stats[index as usize])
+            .unwrap_or_default()
     }
 
     fn slot(&self, index: usize) -> &Slot {
@@ -415,21 +425,54 @@ impl Network {
             .expect("netsim: NodeId from another network")
     }
 
-    fn count_sent_to(&mut self, to: SocketAddr, len: usize) {
-        let stats = self.addr_stats.entry(to).or_default();
-        stats.sent_datagrams += 1;
-        stats.sent_bytes += len as u64;
+    /// The index of `addr`'s traffic counters, made on first use.
+    fn addr_stats_index(&mut self, addr: SocketAddr) -> usize {
+        addr_stats_index(&mut self.addr_stats, &mut self.addr_index, addr)
     }
 
-    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &SharedBuf, via_link: bool) {
+    /// The index of the link from `from` to `to`, created on first use,
+    /// its config brought up to date with the rules.
+    ///
+    /// Rules are looked up by bound addresses: a link from or to a
+    /// symmetric NAT's mapping gets the config of the node behind it.
+    fn link_index(&mut self, from: SocketAddr, to: SocketAddr) -> usize {
+        let generation = self.rules.generation();
+        let resolve = || self.rules.resolve(self.nats.real(from), self.nats.real(to));
+        let index = match self.links.index.get(&(from, to)) {
+            Some(&index) => index as usize,
+            None => {
+                let to_stats = addr_stats_index(&mut self.addr_stats, &mut self.addr_index, to);
+                let index = self.links.all.len();
+                self.links
+                    .all
+                    .push(Link::new((from, to), to_stats, resolve(), generation));
+                let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
+                self.links.index.insert((from, to), key);
+                index
+            }
+        };
+        let link = &mut self.links.all[index];
+        if link.generation != generation {
+            link.config = resolve();
+            link.generation = generation;
+        }
+        index
+    }
+
+    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &SharedBuf, link: Option<u32>) {
         let now = self.now;
         let len = bytes.len() as u64;
         self.stats.events += 1;
-        if via_link && let Some(link) = self.links.get_mut(&(from, to)) {
-            link.stats.arrived_datagrams += 1;
-            link.stats.arrived_bytes += len;
-        }
-        let addr_stats = self.addr_stats.entry(to).or_default();
+        let to_stats = match link {
+            Some(index) => {
+                let link = &mut self.links.all[index as usize];
+                link.stats.arrived_datagrams += 1;
+                link.stats.arrived_bytes += len;
+                link.to_stats
+            }
+            None => self.addr_stats_index(to),
+        };
+        let addr_stats = &mut self.addr_stats[to_stats];
         // A bound address, else perhaps a symmetric NAT's mapping: traffic
         // to bound addresses never looks at the NAT maps.
         let found = match self.addrs.get(&to) {
@@ -553,8 +596,9 @@ impl Network {
         reach: bool,
     ) {
         let now = self.now;
-        self.count_sent_to(to, bytes.len());
-        let link = link_entry(&mut self.links, &self.rules, &self.nats, from, to);
+        let link_index = self.link_index(from, to);
+        let link = &mut self.links.all[link_index];
+        count_sent(&mut self.addr_stats[link.to_stats], bytes.len());
         link.stats.sent_datagrams += 1;
         link.stats.sent_bytes += bytes.len() as u64;
         // The sender may still hold the buffer (a window's chunk): a tap
@@ -601,11 +645,12 @@ impl Network {
                 self.trace.dropped(now, from, to, bytes.len(), cause);
             }
             Fate::Arrives { at, duplicate_at } => {
+                let over = Some(link_index as u32);
                 let deliver = |bytes| EventKind::Deliver {
                     from,
                     to,
                     bytes,
-                    via_link: true,
+                    link: over,
                 };
                 match duplicate_at {
                     None => self.events.push(at, deliver(bytes)),
@@ -620,28 +665,32 @@ impl Network {
     }
 }
 
-/// The link's state, created on first use and with its config brought up to
-/// date with the rules. A free function so the caller keeps the other fields.
-///
-/// Rules are looked up by bound addresses: a link from or to a symmetric
-/// NAT's mapping gets the config of the node behind it.
-fn link_entry<'a>(
-    links: &'a mut BTreeMap<(SocketAddr, SocketAddr), Link>,
-    rules: &LinkRules,
-    nats: &Nats,
-    from: SocketAddr,
-    to: SocketAddr,
-) -> &'a mut Link {
-    let generation = rules.generation();
-    let resolve = || rules.resolve(nats.real(from), nats.real(to));
-    let link = links
-        .entry((from, to))
-        .or_insert_with(|| Link::new(resolve(), generation));
-    if link.generation != generation {
-        link.config = resolve();
-        link.generation = generation;
+/// The links used so far, in the order of first use, and where each is.
+#[derive(Default)]
+struct Links {
+    all: Vec<Link>,
+    index: Lookup<(SocketAddr, SocketAddr), u32>,
+}
+
+fn count_sent(stats: &mut AddrStats, len: usize) {
+    stats.sent_datagrams += 1;
+    stats.sent_bytes += len as u64;
+}
+
+/// A free function so that a caller holding another field can use it.
+fn addr_stats_index(
+    stats: &mut Vec<AddrStats>,
+    index: &mut Lookup<SocketAddr, u32>,
+    addr: SocketAddr,
+) -> usize {
+    let next = stats.len();
+    let at = *index
+        .entry(addr)
+        .or_insert_with(|| u32::try_from(next).expect("netsim: fewer than 2^32 addresses"));
+    if at as usize == next {
+        stats.push(AddrStats::default());
     }
-    link
+    at as usize
 }
 
 impl fmt::Debug for Network {
@@ -649,7 +698,7 @@ impl fmt::Debug for Network {
         f.debug_struct("Network")
             .field("now", &self.now)
             .field("nodes", &self.nodes.len())
-            .field("links", &self.links.len())
+            .field("links", &self.links.all.len())
             .field("pending_events", &self.events.len())
             .field("stats", &self.stats)
             .field("trace", &self.trace)

@@ -12,7 +12,9 @@
 //! Entries expire lazily: each lookup compares the entry's last datagram
 //! with `now`, so nothing runs on a timer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::netsim::Lookup;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -32,7 +34,7 @@ pub(super) const REPLIED_LIFETIME: Duration = Duration::from_secs(180);
 #[derive(Debug)]
 pub(in crate::netsim) struct Cone {
     /// The flows the node opened, by remote address. Lookups only.
-    flows: HashMap<SocketAddr, Flow>,
+    flows: Lookup<SocketAddr, Flow>,
     /// The same flows by when they were made (a counter), newest last:
     /// where a new flow looks for a port to reuse. Iterated, so ordered.
     by_age: BTreeMap<u64, SocketAddr>,
@@ -40,7 +42,7 @@ pub(in crate::netsim) struct Cone {
     made: u64,
     /// Inbound-first entries, (remote, external port), to the instant of
     /// their last datagram. Lookups only.
-    inbound_first: HashMap<(SocketAddr, u16), Time>,
+    inbound_first: Lookup<(SocketAddr, u16), Time>,
     /// The next port to try when the NAT keeps neither (wider than a port
     /// so that running out is a test, not an overflow).
     next_port: u32,
@@ -73,10 +75,10 @@ impl Flow {
 impl Cone {
     pub(super) fn new(first_port: u32) -> Self {
         Self {
-            flows: HashMap::new(),
+            flows: Lookup::default(),
             by_age: BTreeMap::new(),
             made: 0,
-            inbound_first: HashMap::new(),
+            inbound_first: Lookup::default(),
             next_port: first_port,
         }
     }

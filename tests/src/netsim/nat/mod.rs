@@ -8,7 +8,7 @@
 
 mod cone;
 
-use std::collections::HashMap;
+use crate::netsim::Lookup;
 use std::net::SocketAddr;
 
 use shoal_proto::Time;
@@ -49,9 +49,9 @@ pub(super) enum NatState {
 #[derive(Debug)]
 pub(super) struct Mappings {
     /// Destination to the mapped address the node appears as there.
-    outbound: HashMap<SocketAddr, SocketAddr>,
+    outbound: Lookup<SocketAddr, SocketAddr>,
     /// Mapped address to the only source it takes datagrams from.
-    inbound: HashMap<SocketAddr, SocketAddr>,
+    inbound: Lookup<SocketAddr, SocketAddr>,
     /// The next port to try for a new mapping (wider than a port so that
     /// running out is a test, not an overflow).
     next_port: u32,
@@ -63,8 +63,8 @@ impl NatState {
             Nat::Open => Self::Open,
             Nat::Cone => Self::Cone(Box::new(Cone::new(FIRST_MAPPED_PORT))),
             Nat::Symmetric => Self::Symmetric(Box::new(Mappings {
-                outbound: HashMap::new(),
-                inbound: HashMap::new(),
+                outbound: Lookup::default(),
+                inbound: Lookup::default(),
                 next_port: FIRST_MAPPED_PORT,
             })),
         }
@@ -123,11 +123,11 @@ impl NatState {
 #[derive(Debug, Default)]
 pub(super) struct Nats {
     /// The NAT configured per address; absent is [`Nat::Open`]. Lookups only.
-    configured: HashMap<SocketAddr, Nat>,
+    configured: Lookup<SocketAddr, Nat>,
     /// Every mapped address ever handed out, to the node (index) it leads to
     /// and that node's bound address. Never released, so a mapped address
     /// means one thing for the whole run. Lookups only.
-    mapped: HashMap<SocketAddr, (usize, SocketAddr)>,
+    mapped: Lookup<SocketAddr, (usize, SocketAddr)>,
 }
 
 impl Nats {
