@@ -207,17 +207,15 @@ impl Playout {
                     floor_seq,
                     previous,
                 } => self.reset(epoch, floor_seq, previous, repair),
-                Ready::Data {
-                    seq,
-                    rebuilt: false,
-                } => {
-                    if let Some(c) = self.window.chunk(seq) {
+                Ready::Data { seq, rebuilt } => {
+                    let clubs = self.window.descriptor().map_or(1, |(d, _)| d.clubs.max(1));
+                    repair.came(seq, clubs, now);
+                    if !rebuilt && let Some(c) = self.window.chunk(seq) {
                         let stamped = self.stamped_at(c.timestamp_us);
-                        let clubs = self.window.descriptor().map_or(1, |(d, _)| d.clubs.max(1));
                         repair.arrived(seq, clubs, now.saturating_since(stamped));
                     }
                 }
-                Ready::Data { .. } | Ready::Parity { .. } => {}
+                Ready::Parity { .. } => {}
             }
             if !matches!(r, Ready::AwaitingManifest { .. })
                 && let Some(buf) = self.window.ready_buf(r)
@@ -375,7 +373,7 @@ impl Playout {
         let listed = self.window.newest_listed_seq();
         repair.set_tail(listed.filter(|&l| held.is_none_or(|n| l > n)));
         repair.forget_below(next);
-        repair.schedule(now);
+        repair.schedule(now, self);
         false
     }
 

@@ -13,7 +13,7 @@
 //! peer serving its club ([`Repair::set_route`]). A block whose
 //! MANIFEST has not come is NACKed for its MANIFEST.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
@@ -25,6 +25,17 @@ use crate::wire::{MAX_CLUBS, Message, Nack, NackEntry, NackKind};
 use crate::{StreamId, Time};
 
 const NACK_TRIES: u8 = 6;
+/// The least round trip a NACK's timing assumes.
+const MIN_RTT: Duration = Duration::from_millis(5);
+/// The least time between two NACK passes, so that what falls due close
+/// together goes in one NACK. A pass runs when something is due (a chunk's
+/// first NACK, a retry, a MANIFEST), not on a fixed tick: a peer with a
+/// block in flight always awaits its MANIFEST, and a 10 ms tick woke every
+/// peer 100 times a second, 40% of a swarm's events (BENCHMARKS.md, "Issue
+/// 20, fourth session").
+const TICK: Duration = Duration::from_millis(10);
+/// How long a block awaits its MANIFEST before the MANIFEST is NACKed.
+const MANIFEST_WAIT: Duration = Duration::from_millis(30);
 /// With `club_nack`, how long after a later chunk of its club arrived a
 /// missing chunk is NACKed (reordering allowance).
 pub const CLUB_REORDER: Duration = Duration::from_millis(20);
@@ -36,7 +47,6 @@ pub const CLUB_REORDER: Duration = Duration::from_millis(20);
 /// duplicates. Above a stream's gap between chunks at low bitrates, well
 /// inside a peer's 2 s latency.
 pub const CLUB_SILENT: Duration = Duration::from_millis(500);
-const TICK: Duration = Duration::from_millis(10);
 /// With `club_nack`, how many of its club's usual variations past the
 /// club's usual latency a missing chunk is NACKed at the latest, when no
 /// later chunk of its club has come to show it lost: a club's chunks come
@@ -75,7 +85,18 @@ pub(crate) struct Repair {
     /// held: noted missing once the stream has been quiet for
     /// [`CLUB_SILENT`].
     tail: Option<u64>,
+    /// When the next NACK pass runs, if anything will fall due.
     next_tick: Option<Time>,
+    /// When the last NACK pass ran.
+    last_pass: Option<Time>,
+    /// The relay session's round trip and FEC's wait, as the last pass
+    /// saw them, for working out when the next is due.
+    rtt: Duration,
+    fec_wait: Duration,
+    /// Chunks noted missing since [`Repair::schedule`] last ran.
+    fresh: Vec<u64>,
+    /// The tail as the last pass noted it missing, the stream quiet.
+    tail_noted: Option<u64>,
     /// Per club, where a chunk's first NACK goes (else the relay): the
     /// peer serving it and our session id with it.
     route: [Option<(SocketAddr, u64)>; MAX_CLUBS as usize],
@@ -96,6 +117,11 @@ impl Repair {
             front: None,
             tail: None,
             next_tick: None,
+            last_pass: None,
+            rtt: MIN_RTT,
+            fec_wait: Duration::from_millis(50) + MIN_RTT / 2,
+            fresh: Vec::new(),
+            tail_noted: None,
             route: [None; MAX_CLUBS as usize],
             club_latency: [None; MAX_CLUBS as usize],
         }
@@ -126,6 +152,27 @@ impl Repair {
         self.awaiting_manifest.clear();
     }
 
+    /// `seq` is held (arrived or rebuilt) at `now`: with `club_nack`,
+    /// the missing chunks of its club it overtakes are due
+    /// [`CLUB_REORDER`] from now.
+    pub(super) fn came(&mut self, seq: u64, clubs: u8, now: Time) {
+        if !self.club_nack || !self.nack || clubs == 0 {
+            return;
+        }
+        let step = u64::from(clubs);
+        for k in 1..=2 {
+            if let Some(m) = seq
+                .checked_sub(k * step)
+                .and_then(|s| self.missing.get_mut(&s))
+                && m.overtaken.is_none()
+                && m.nacks < NACK_TRIES
+            {
+                m.overtaken = Some(now);
+                self.pull(now + CLUB_REORDER);
+            }
+        }
+    }
+
     /// `seq` arrived (not rebuilt) `latency` after the publisher stamped
     /// it: its club's usual latency learns from it, unless it was NACKed.
     pub(super) fn arrived(&mut self, seq: u64, clubs: u8, latency: Duration) {
@@ -144,21 +191,17 @@ impl Repair {
         });
     }
 
-    /// When a chunk of `club`, stamped at `stamped` at the latest, is
-    /// later than its club's chunks usually are.
-    fn late_at(&self, club: u64, stamped: Time) -> Option<Time> {
-        let (smooth, deviation) = (*self.club_latency.get(club as usize)?)?;
-        Some(stamped + smooth + deviation * CLUB_LATE)
-    }
-
     /// `seq` is missing (noted once, at `now`).
     pub(super) fn missing(&mut self, seq: u64, now: Time) {
-        self.missing.entry(seq).or_insert(Missing {
-            overtaken: None,
-            noticed: now,
-            last_nack: None,
-            nacks: 0,
-        });
+        if let btree_map::Entry::Vacant(e) = self.missing.entry(seq) {
+            e.insert(Missing {
+                overtaken: None,
+                noticed: now,
+                last_nack: None,
+                nacks: 0,
+            });
+            self.fresh.push(seq);
+        }
     }
 
     /// Whether `seq` was NACKed while missing.
@@ -183,16 +226,109 @@ impl Repair {
         self.tail = tail;
     }
 
-    /// Starts the NACK timer if anything is missing.
-    pub(super) fn schedule(&mut self, now: Time) {
-        if !self.missing.is_empty() || !self.awaiting_manifest.is_empty() || self.tail.is_some() {
-            self.next_tick.get_or_insert(now + TICK);
+    /// Brings the next NACK pass forward to when what changed since the
+    /// last call falls due: chunks newly noted missing, blocks newly
+    /// awaiting their MANIFEST (chunks overtaken by their club are pulled
+    /// in by [`Repair::came`], the stream going quiet with a tail to note
+    /// is [`Repair::quiet_wake`]). Everything else was due no earlier when the last
+    /// pass worked out the next (see [`Repair::plan`]): per datagram this
+    /// looks at what changed, not at every missing chunk.
+    pub(super) fn schedule(&mut self, now: Time, playout: &Playout) {
+        let held = playout.window().newest_seq();
+        if self.front.map(|(s, _)| s) != held {
+            self.front = held.map(|s| (s, now));
         }
+        if !self.nack {
+            self.fresh.clear();
+            self.next_tick = None;
+            return;
+        }
+        let quiet_at = self.quiet_at();
+        let ctx = self.due_context(playout, quiet_at);
+        let mut due = None;
+        for seq in self.fresh.drain(..) {
+            if let Some(m) = self.missing.get_mut(&seq) {
+                due = earliest(due, ctx.due(seq, m, now, playout));
+            }
+        }
+        for t in self.awaiting_manifest.values() {
+            due = earliest(due, Some(*t + MANIFEST_WAIT));
+        }
+        if let Some(at) = due {
+            self.pull(at);
+        }
+    }
+
+    /// Works out the next NACK pass from scratch, after a pass: when the
+    /// first missing chunk, block or tail falls due, or none.
+    fn plan(&mut self, now: Time, playout: &Playout) {
+        self.fresh.clear();
+        self.next_tick = None;
+        if !self.nack {
+            return;
+        }
+        let window = playout.window();
+        let quiet_at = self.quiet_at();
+        let mut due = None;
+        for t in self.awaiting_manifest.values() {
+            due = earliest(due, Some(*t + MANIFEST_WAIT));
+        }
+        let ctx = self.due_context(playout, quiet_at);
+        self.missing.retain(|&seq, m| {
+            if window.chunk(seq).is_some() {
+                // Came: kept until played only if NACKed.
+                return m.nacks > 0;
+            }
+            due = earliest(due, ctx.due(seq, m, now, playout));
+            true
+        });
+        if let Some(at) = due {
+            self.pull(at);
+        }
+    }
+
+    /// When the stream goes quiet with a tail not yet noted missing: a
+    /// timer apart from the passes due, as it moves with every new chunk.
+    fn quiet_wake(&self) -> Option<Time> {
+        let unnoted = self.nack && self.tail.is_some() && self.tail != self.tail_noted;
+        let at = unnoted.then(|| self.quiet_at()).flatten()?;
+        Some(self.last_pass.map_or(at, |last| at.max(last + TICK)))
+    }
+
+    /// When the stream counts as quiet (no new chunk for
+    /// [`CLUB_SILENT`]), if there is a front to count from.
+    fn quiet_at(&self) -> Option<Time> {
+        self.front.map(|(_, since)| since + CLUB_SILENT)
+    }
+
+    fn due_context(&self, playout: &Playout, quiet_at: Option<Time>) -> DueContext {
+        let club_step = self
+            .club_nack
+            .then(|| playout.window().descriptor())
+            .flatten()
+            .map(|(d, _)| u64::from(d.clubs.max(1)));
+        DueContext {
+            club_step,
+            club_latency: self.club_latency,
+            rtt: self.rtt,
+            fec_wait: self.fec_wait,
+            quiet_at,
+        }
+    }
+
+    /// Moves the next pass to `at` if that is sooner, but not sooner than
+    /// [`TICK`] after the last pass.
+    fn pull(&mut self, at: Time) {
+        let at = match self.last_pass {
+            Some(last) => at.max(last + TICK),
+            None => at,
+        };
+        self.next_tick = Some(self.next_tick.map_or(at, |t| t.min(at)));
     }
 
     /// When [`Repair::handle_timeout`] should next run.
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
-        self.next_tick
+        earliest(self.next_tick, self.quiet_wake())
     }
 
     /// Sends the NACKs due, in `session` (to its relay, or first to the
@@ -205,9 +341,10 @@ impl Repair {
         session: &ClientSession,
         tx: &mut TxQueue,
     ) {
-        if self.next_tick.is_some_and(|t| now >= t) {
-            self.next_tick = None;
+        if self.poll_timeout().is_some_and(|t| now >= t) {
+            self.last_pass = Some(now);
             self.send_nacks(now, playout, session, tx);
+            self.plan(now, playout);
         }
         let give_up = self.manifest_give_up;
         let window = playout.window();
@@ -227,7 +364,7 @@ impl Repair {
             return;
         }
         let window = playout.window();
-        let rtt = session.rtt.max(Duration::from_millis(5));
+        let rtt = session.rtt.max(MIN_RTT);
         // Give FEC the block's time plus some jitter before asking.
         let fec_wait = window
             .descriptor()
@@ -235,6 +372,7 @@ impl Repair {
                 Duration::from_millis(u64::from(d.block_ms))
             })
             + rtt / 2;
+        (self.rtt, self.fec_wait) = (rtt, fec_wait);
         let mut nack = Nack::new(self.stream, session.id());
         let mut run: Option<(u64, u16)> = None;
         let held = window.newest_seq();
@@ -249,6 +387,7 @@ impl Repair {
             for s in held.saturating_add(1)..=tail.min(held.saturating_add(4096)) {
                 self.missing(s, now);
             }
+            self.tail_noted = Some(tail);
         }
         let seqs: Vec<u64> = self.missing.keys().copied().collect();
         let club_of = window.descriptor().map(|(d, _)| d.clubs.max(1));
@@ -275,7 +414,7 @@ impl Repair {
             });
             let late = club_nack
                 .and_then(|clubs| stamped.map(|t| (seq % u64::from(clubs), t)))
-                .and_then(|(club, stamped)| self.late_at(club, stamped));
+                .and_then(|(club, stamped)| late_at(&self.club_latency, club, stamped));
             let Some(m) = self.missing.get_mut(&seq) else {
                 continue;
             };
@@ -348,9 +487,8 @@ impl Repair {
                 len,
             });
         }
-        let wait = Duration::from_millis(30);
         for (&block, noticed) in self.awaiting_manifest.iter_mut() {
-            if now >= *noticed + wait {
+            if now >= *noticed + MANIFEST_WAIT {
                 *noticed = now + rtt * 2;
                 nack.push(NackEntry {
                     kind: NackKind::Manifests,
@@ -367,5 +505,74 @@ impl Repair {
             playout.count_nack();
             let _ = tx.push_message(to, &Message::Nack(n));
         }
+    }
+}
+
+/// When a chunk of `club`, stamped at `stamped` at the latest, is later
+/// than its club's chunks usually are (see [`CLUB_LATE`]).
+fn late_at(
+    club_latency: &[Option<(Duration, Duration)>],
+    club: u64,
+    stamped: Time,
+) -> Option<Time> {
+    let (smooth, deviation) = (*club_latency.get(club as usize)?)?;
+    Some(stamped + smooth + deviation * CLUB_LATE)
+}
+
+fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// What a missing chunk's due time depends on besides the chunk.
+struct DueContext {
+    /// The number of clubs, with `club_nack`.
+    club_step: Option<u64>,
+    club_latency: [Option<(Duration, Duration)>; MAX_CLUBS as usize],
+    rtt: Duration,
+    fec_wait: Duration,
+    quiet_at: Option<Time>,
+}
+
+impl DueContext {
+    /// When the missing chunk `seq` is next due a NACK (by the rules
+    /// [`Repair`]'s pass applies), if ever while nothing more arrives;
+    /// notes it overtaken if a later chunk of its club is held.
+    fn due(&self, seq: u64, m: &mut Missing, now: Time, playout: &Playout) -> Option<Time> {
+        if m.nacks >= NACK_TRIES {
+            return None;
+        }
+        let window = playout.window();
+        let stamped = playout.stamped_by(seq);
+        let ripe = match self.club_step {
+            Some(step) => {
+                let overtaken = (1..=2).any(|k| {
+                    seq.checked_add(k * step)
+                        .is_some_and(|s| window.chunk(s).is_some())
+                });
+                if overtaken && m.overtaken.is_none() {
+                    m.overtaken = Some(now);
+                }
+                let late = stamped.and_then(|t| late_at(&self.club_latency, seq % step, t));
+                [
+                    m.overtaken.map(|t| t + CLUB_REORDER),
+                    self.quiet_at.map(|t| t.max(m.noticed + CLUB_REORDER)),
+                    late,
+                ]
+                .into_iter()
+                .flatten()
+                .min()?
+            }
+            None => m.noticed + self.fec_wait,
+        };
+        let at = match m.last_nack {
+            Some(t) => ripe.max(t + self.rtt * 2),
+            None => ripe,
+        };
+        // Past asking once a repair could not come before the deadline.
+        let deadline = stamped.map(|t| t + playout.budget());
+        deadline.is_none_or(|d| at + self.rtt < d).then_some(at)
     }
 }

@@ -582,3 +582,26 @@ fn a_chunk_later_than_its_club_usually_is_is_nacked_before_its_club_moves_on() {
         "{seq} NACKed {after:?} after it was due"
     );
 }
+
+/// A viewer that misses nothing is not woken to look for something to
+/// NACK: repair runs when something falls due, not on a 10 ms tick (which
+/// woke every peer of a swarm 100 times a second).
+#[test]
+fn a_viewer_that_misses_nothing_is_woken_only_when_something_is_due() {
+    let (mut v, datagrams) = testutil_club_viewer(1_000);
+    let mut woken = 0;
+    let mut nacks = 0;
+    for (now, bytes) in &datagrams {
+        while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
+            v.handle_timeout(at);
+            woken += 1;
+            nacks += sent(&mut v).len();
+        }
+        v.handle_datagram(*now, addr(A), bytes);
+        nacks += sent(&mut v).len();
+    }
+    // Every MANIFEST came within 30 ms of its block's first chunk, so
+    // nothing fell due (the 10 ms tick woke it 19 times here).
+    assert_eq!(nacks, 0, "nothing was missing");
+    assert_eq!(woken, 0, "woken {woken} times in 1 s with nothing due");
+}

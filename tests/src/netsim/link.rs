@@ -9,7 +9,6 @@
 //! its own jitter and reordering draws.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use rand::Rng;
@@ -118,8 +117,6 @@ pub(super) enum Fate {
 /// A directed link's state. Created on first use with the config that then
 /// applies; the network refreshes `config` when the rules change.
 pub(super) struct Link {
-    /// Its sender's address and its receiver's.
-    pub(super) ends: (SocketAddr, SocketAddr),
     /// Where the network counts the traffic toward its receiver.
     pub(super) to_stats: usize,
     pub(super) config: LinkConfig,
@@ -135,14 +132,8 @@ pub(super) struct Link {
 }
 
 impl Link {
-    pub(super) fn new(
-        ends: (SocketAddr, SocketAddr),
-        to_stats: usize,
-        config: LinkConfig,
-        generation: u64,
-    ) -> Self {
+    pub(super) fn new(to_stats: usize, config: LinkConfig, generation: u64) -> Self {
         Self {
-            ends,
             to_stats,
             config,
             generation,
@@ -239,11 +230,6 @@ mod tests {
 
     use super::*;
 
-    /// Any two addresses: a link tested alone does not use them.
-    const ENDS: (SocketAddr, SocketAddr) = (
-        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 1),
-        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2),
-    );
     const T0: Time = Time::from_micros(1_700_000_000_000_000);
 
     fn ms(n: u64) -> Duration {
@@ -260,7 +246,7 @@ mod tests {
     #[test]
     fn perfect_link_delivers_at_once() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let mut link = Link::new(ENDS, 0, LinkConfig::default(), 0);
+        let mut link = Link::new(0, LinkConfig::default(), 0);
         let fate = link.transmit(T0, 1200, &mut rng);
         assert_eq!(
             fate,
@@ -279,7 +265,7 @@ mod tests {
             jitter: ms(5),
             ..LinkConfig::default()
         };
-        let mut link = Link::new(ENDS, 0, config, 0);
+        let mut link = Link::new(0, config, 0);
         let delays: Vec<Duration> = (0..10_000)
             .map(|_| arrival(link.transmit(T0, 100, &mut rng)) - T0)
             .collect();
@@ -297,7 +283,7 @@ mod tests {
             jitter: ms(10),
             ..LinkConfig::default()
         };
-        let mut link = Link::new(ENDS, 0, config, 0);
+        let mut link = Link::new(0, config, 0);
         assert!((0..1_000).all(|_| arrival(link.transmit(T0, 100, &mut rng)) >= T0));
     }
 
@@ -310,7 +296,7 @@ mod tests {
             queue_bytes: Some(10_000),
             ..LinkConfig::default()
         };
-        let mut link = Link::new(ENDS, 0, config, 0);
+        let mut link = Link::new(0, config, 0);
         let fates: Vec<Fate> = (0..15).map(|_| link.transmit(T0, 1000, &mut rng)).collect();
         for (i, fate) in fates.iter().take(10).enumerate() {
             let serialised = ms(i as u64 + 1);
@@ -346,7 +332,7 @@ mod tests {
             rate_bps: Some(3_000_000), // 1000 bytes = 2666.67 µs
             ..LinkConfig::default()
         };
-        let mut link = Link::new(ENDS, 0, config, 0);
+        let mut link = Link::new(0, config, 0);
         let last = (0..300)
             .map(|_| arrival(link.transmit(T0, 1000, &mut rng)))
             .last()

@@ -403,12 +403,10 @@ impl Network {
 
     /// Every link used so far with its counters, in address order.
     pub fn links(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, &LinkStats)> {
-        let mut ends: Vec<_> = self.links.all.iter().map(|link| link.ends).collect();
+        let mut ends: Vec<_> = self.links.index.iter().collect();
         ends.sort_unstable();
-        ends.into_iter().map(|(from, to)| {
-            let index = self.links.index[&(from, to)] as usize;
-            (from, to, &self.links.all[index].stats)
-        })
+        ends.into_iter()
+            .map(|(&(from, to), &index)| (from, to, &self.links.all[index as usize].stats))
     }
 
     /// Traffic toward `addr`, bound to a node or not (all zero if none).
@@ -445,7 +443,7 @@ impl Network {
                 let index = self.links.all.len();
                 self.links
                     .all
-                    .push(Link::new((from, to), to_stats, resolve(), generation));
+                    .push(Link::new(to_stats, resolve(), generation));
                 let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
                 self.links.index.insert((from, to), key);
                 index
