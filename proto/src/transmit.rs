@@ -81,13 +81,20 @@ impl TxQueue {
         self.scratch.push(buf);
     }
 
-    /// Queues a datagram written by `fill` into a pooled buffer.
-    fn push_with(&mut self, dst: SocketAddr, fill: impl FnOnce(&mut Vec<u8>)) {
+    /// Queues a datagram of about `len` bytes written by `fill` into a
+    /// pooled buffer.
+    ///
+    /// A new buffer is made `len` long, not a whole datagram: where sent
+    /// buffers are kept by the IO (the simulator keeps each until it is
+    /// delivered) none comes back to the pool, and a 52-byte HAVE held
+    /// 1,452 bytes while in flight; where they do come back, a reused
+    /// buffer grows to the largest datagram it has carried and stays so.
+    fn push_with(&mut self, dst: SocketAddr, len: usize, fill: impl FnOnce(&mut Vec<u8>)) {
         let mut buf = loop {
             match self.free.pop() {
                 Some(b) if Arc::strong_count(&b) == 1 => break b,
                 Some(_) => {}
-                None => break SharedBuf::new(Vec::with_capacity(MAX_DATAGRAM_LEN)),
+                None => break SharedBuf::new(Vec::with_capacity(len.min(MAX_DATAGRAM_LEN))),
             }
         };
         if let Some(v) = Arc::get_mut(&mut buf) {
@@ -104,7 +111,7 @@ impl TxQueue {
 
     /// Queues a copy of `bytes`.
     pub(crate) fn push_bytes(&mut self, dst: SocketAddr, bytes: &[u8]) {
-        self.push_with(dst, |v| v.extend_from_slice(bytes));
+        self.push_with(dst, bytes.len(), |v| v.extend_from_slice(bytes));
     }
 
     /// Encodes and queues `msg`.
@@ -114,8 +121,9 @@ impl TxQueue {
         msg: &Message<'_>,
     ) -> Result<usize, BufferTooSmall> {
         let mut result = Ok(0);
-        self.push_with(dst, |v| {
-            v.resize(msg.buffer_len(), 0);
+        let len = msg.buffer_len();
+        self.push_with(dst, len, |v| {
+            v.resize(len, 0);
             result = msg.emit(v);
             v.truncate(*result.as_ref().unwrap_or(&0));
         });
@@ -167,5 +175,41 @@ impl TxQueue {
         if Arc::strong_count(&buf) == 1 && self.free.len() < 1024 {
             self.free.push(buf);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamId;
+    use crate::wire::{HAVE_LEN, Have, Message};
+
+    fn have() -> Message<'static> {
+        Message::Have(Have {
+            stream: StreamId([7; 32]),
+            session: 9,
+            base: 1000,
+            mask: 0b1011,
+        })
+    }
+
+    /// A datagram the IO keeps (the simulator keeps each in flight) holds
+    /// a buffer of its own size, not a whole datagram's; a buffer that
+    /// comes back is reused and grows as needed.
+    #[test]
+    fn a_small_message_gets_a_small_buffer_and_pooled_buffers_grow() {
+        let to = SocketAddr::from(([192, 0, 2, 1], 9));
+        let mut q = TxQueue::default();
+        assert_eq!(q.push_message(to, &have()), Ok(HAVE_LEN));
+        let kept = SharedBuf::clone(q.pop_shared().expect("queued").payload);
+        assert_eq!(kept.len(), HAVE_LEN);
+        assert!(kept.capacity() < 2 * HAVE_LEN, "{}", kept.capacity());
+        // Handed back (nobody keeps it), then reused for a bigger one.
+        drop(kept);
+        assert!(q.pop_shared().is_none());
+        let big = vec![3u8; 1200];
+        q.push_bytes(to, &big);
+        let sent = q.pop_shared().expect("queued");
+        assert_eq!(sent.payload.as_slice(), big.as_slice());
     }
 }

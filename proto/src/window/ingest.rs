@@ -8,6 +8,7 @@
 //! enough of a block is present, its lost chunks are rebuilt from parity.
 
 use super::incoming::Incoming;
+use super::rebuild;
 use super::slots::SlotState;
 use super::{Ingested, Ready, Window};
 use crate::Time;
@@ -328,13 +329,15 @@ impl Window {
     pub(super) fn try_rebuild(&mut self, now: Time, block: u64) {
         let bi = (block % self.blocks.len() as u64) as usize;
         let clubs = self.descriptor.as_ref().map_or(1, |(d, _)| d.clubs);
-        let rebuilt = self.rebuild.run(
-            &mut self.blocks[bi],
-            &mut self.chunks,
-            now,
-            self.key.id(),
-            clubs,
-        );
+        let rebuilt = rebuild::with_rebuilder(|r| {
+            r.run(
+                &mut self.blocks[bi],
+                &mut self.chunks,
+                now,
+                self.key.id(),
+                clubs,
+            )
+        });
         for (seq, keyframe) in rebuilt {
             self.on_chunk_verified(seq, block, keyframe, true);
         }

@@ -200,7 +200,6 @@ pub struct Window {
     guard: Guard,
     pending: VecDeque<(Time, u64, u64)>,
     ready: VecDeque<Ready>,
-    rebuild: rebuild::Rebuilder,
     stats: WindowStats,
 }
 
@@ -222,7 +221,6 @@ impl Window {
             guard: Guard::default(),
             pending: VecDeque::new(),
             ready: VecDeque::new(),
-            rebuild: rebuild::Rebuilder::default(),
             stats: WindowStats::default(),
         }
     }
