@@ -31,8 +31,8 @@ const MIN_RTT: Duration = Duration::from_millis(5);
 /// together goes in one NACK. A pass runs when something is due (a chunk's
 /// first NACK, a retry, a MANIFEST), not on a fixed tick: a peer with a
 /// block in flight always awaits its MANIFEST, and a 10 ms tick woke every
-/// peer 100 times a second, 40% of a swarm's events (BENCHMARKS.md, "Issue
-/// 20, fourth session").
+/// peer 100 times a second, about 30% of a simulated swarm's events
+/// (BENCHMARKS.md, "Issue 20, fourth session").
 const TICK: Duration = Duration::from_millis(10);
 /// How long a block awaits its MANIFEST before the MANIFEST is NACKed.
 const MANIFEST_WAIT: Duration = Duration::from_millis(30);
@@ -230,9 +230,14 @@ impl Repair {
     /// last call falls due: chunks newly noted missing, blocks newly
     /// awaiting their MANIFEST (chunks overtaken by their club are pulled
     /// in by [`Repair::came`], the stream going quiet with a tail to note
-    /// is [`Repair::quiet_wake`]). Everything else was due no earlier when the last
-    /// pass worked out the next (see [`Repair::plan`]): per datagram this
-    /// looks at what changed, not at every missing chunk.
+    /// is [`Repair::quiet_wake`]). The rest was planned by the last pass
+    /// ([`Repair::plan`]), so per datagram this looks at what changed, not
+    /// at every missing chunk. One thing it does not follow: a chunk that
+    /// fills an older gap gives the missing chunks below it an earlier
+    /// stamp, and every arrival nudges its club's usual latency, either of
+    /// which can make a missing chunk [`CLUB_LATE`] a little sooner; such
+    /// a chunk goes at the next pass planned for anything else, or at the
+    /// latest [`CLUB_REORDER`] after the next chunk of its club.
     pub(super) fn schedule(&mut self, now: Time, playout: &Playout) {
         let held = playout.window().newest_seq();
         if self.front.map(|(s, _)| s) != held {
