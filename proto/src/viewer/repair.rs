@@ -227,10 +227,10 @@ impl Repair {
     }
 
     /// Brings the next NACK pass forward to when what changed since the
-    /// last call falls due: chunks newly noted missing, blocks newly
-    /// awaiting their MANIFEST (chunks overtaken by their club are pulled
-    /// in by [`Repair::came`], the stream going quiet with a tail to note
-    /// is [`Repair::quiet_wake`]). The rest was planned by the last pass
+    /// last call falls due: chunks newly noted missing, blocks awaiting
+    /// their MANIFEST (chunks overtaken by their club are pulled in by
+    /// [`Repair::came`], the stream going quiet with a tail to note is
+    /// [`Repair::quiet_wake`]). The rest was planned by the last pass
     /// ([`Repair::plan`]), so per datagram this looks at what changed, not
     /// at every missing chunk. One thing it does not follow: a chunk that
     /// fills an older gap gives the missing chunks below it an earlier
@@ -248,16 +248,12 @@ impl Repair {
             self.next_tick = None;
             return;
         }
-        let quiet_at = self.quiet_at();
-        let ctx = self.due_context(playout, quiet_at);
-        let mut due = None;
+        let ctx = self.due_context(playout);
+        let mut due = self.manifest_due();
         for seq in self.fresh.drain(..) {
             if let Some(m) = self.missing.get_mut(&seq) {
                 due = earliest(due, ctx.due(seq, m, now, playout));
             }
-        }
-        for t in self.awaiting_manifest.values() {
-            due = earliest(due, Some(*t + MANIFEST_WAIT));
         }
         if let Some(at) = due {
             self.pull(at);
@@ -273,12 +269,8 @@ impl Repair {
             return;
         }
         let window = playout.window();
-        let quiet_at = self.quiet_at();
-        let mut due = None;
-        for t in self.awaiting_manifest.values() {
-            due = earliest(due, Some(*t + MANIFEST_WAIT));
-        }
-        let ctx = self.due_context(playout, quiet_at);
+        let mut due = self.manifest_due();
+        let ctx = self.due_context(playout);
         self.missing.retain(|&seq, m| {
             if window.chunk(seq).is_some() {
                 // Came: kept until played only if NACKed.
@@ -290,6 +282,14 @@ impl Repair {
         if let Some(at) = due {
             self.pull(at);
         }
+    }
+
+    /// When the first block awaiting its MANIFEST is due to NACK it.
+    fn manifest_due(&self) -> Option<Time> {
+        self.awaiting_manifest
+            .values()
+            .map(|t| *t + MANIFEST_WAIT)
+            .min()
     }
 
     /// When the stream goes quiet with a tail not yet noted missing: a
@@ -306,7 +306,10 @@ impl Repair {
         self.front.map(|(_, since)| since + CLUB_SILENT)
     }
 
-    fn due_context(&self, playout: &Playout, quiet_at: Option<Time>) -> DueContext {
+    /// A copy of what [`DueContext::due`] reads of `self` (a few hundred
+    /// bytes, no allocation), so that the missing chunks can be updated
+    /// while it is read.
+    fn due_context(&self, playout: &Playout) -> DueContext {
         let club_step = self
             .club_nack
             .then(|| playout.window().descriptor())
@@ -317,7 +320,7 @@ impl Repair {
             club_latency: self.club_latency,
             rtt: self.rtt,
             fec_wait: self.fec_wait,
-            quiet_at,
+            quiet_at: self.quiet_at(),
         }
     }
 
