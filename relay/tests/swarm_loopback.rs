@@ -5,8 +5,10 @@
 //!
 //! Every peer must play exactly a tail of what was published, from its
 //! first chunk to the end, with no gap; and the peers must carry most of
-//! the stream: the relay sends the peers less than 0.7 × peers × stream
-//! bytes (serving each peer directly would take about 1.3 ×, with FEC).
+//! the stream: the relay sends the peers less than [`RELAY_SHARE_MAX`] ×
+//! peers × stream bytes (serving each peer directly would take about
+//! 1.3 ×, with FEC; measured here 0.088-0.093 in a release build,
+//! 0.092-0.107 in a debug one).
 
 mod support;
 
@@ -39,6 +41,14 @@ const LIMIT: Duration = Duration::from_secs(60);
 const MAX_WAIT: Duration = Duration::from_millis(10);
 /// Most datagrams read from one socket per turn, so none starves the rest.
 const READ_BURST: usize = 64;
+/// Most the relay may send the peers, × peers × stream bytes. Issue 20's
+/// goal is 0.1, met on a quiet machine (0.088-0.093 at 2026-12-04); the
+/// bound leaves room for a loaded CI machine, whose slower peers find
+/// their neighbours later, and still fails the 0.137 of the peers that
+/// waited for a tick to act on what they learnt.
+const RELAY_SHARE_MAX: f64 = 0.15;
+/// Seconds in the relay's per-second breakdown.
+const SECONDS_SHOWN: usize = 12;
 
 /// How one peer did.
 #[derive(Debug)]
@@ -52,6 +62,9 @@ struct Outcome {
     stats: PeerStats,
     /// Bytes of every datagram the relay sent it.
     from_relay: u64,
+    /// The same, per second since the test started (the last entry takes
+    /// the rest): where the relay's share goes.
+    relay_by_second: [u64; SECONDS_SHOWN],
 }
 
 /// One peer, its socket and what it played.
@@ -61,10 +74,12 @@ struct Node {
     relay: SocketAddr,
     outcome: Outcome,
     subscribed: bool,
+    /// When the test started.
+    origin: Time,
 }
 
 impl Node {
-    fn new(index: usize, relay: SocketAddr, stream: StreamId) -> Self {
+    fn new(index: usize, relay: SocketAddr, stream: StreamId, origin: Time) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a peer's socket");
         socket.set_nonblocking(true).expect("nonblocking");
         let addr = socket.local_addr().expect("local address");
@@ -91,8 +106,10 @@ impl Node {
                 ended: false,
                 stats: PeerStats::default(),
                 from_relay: 0,
+                relay_by_second: [0; SECONDS_SHOWN],
             },
             subscribed: false,
+            origin,
         }
     }
 
@@ -102,10 +119,13 @@ impl Node {
                 // WouldBlock, or an ICMP error from an earlier send.
                 return;
             };
+            let now = now();
             if from == self.relay {
                 self.outcome.from_relay += n as u64;
+                let second = now.saturating_since(self.origin).as_secs() as usize;
+                self.outcome.relay_by_second[second.min(SECONDS_SHOWN - 1)] += n as u64;
             }
-            self.peer.handle_datagram(now(), from, &buf[..n]);
+            self.peer.handle_datagram(now, from, &buf[..n]);
         }
     }
 
@@ -155,10 +175,11 @@ fn drive_peers(
     subscribed: &AtomicUsize,
     ended: &AtomicUsize,
     deadline: Instant,
+    origin: Time,
 ) -> Vec<Outcome> {
     let mut nodes: Vec<Node> = indices
         .into_iter()
-        .map(|i| Node::new(i, relay, stream))
+        .map(|i| Node::new(i, relay, stream, origin))
         .collect();
     let mut fds: Vec<libc::pollfd> = nodes
         .iter()
@@ -259,6 +280,7 @@ fn publish(mut publisher: Publisher, socket: &UdpSocket, bytes: &[u8], frame: us
 #[test]
 fn fifty_peers_play_exactly_and_carry_most_of_the_stream() {
     let t0 = Instant::now();
+    let origin = now();
     let deadline = t0 + LIMIT;
     let mut s = settings(BackendKind::Auto, 1);
     // Every peer is on 127.0.0.1; per-IP handshake limits are for the
@@ -290,7 +312,17 @@ fn fifty_peers_play_exactly_and_carry_most_of_the_stream() {
             let (subscribed, ended) = (Arc::clone(&subscribed), Arc::clone(&ended));
             thread::Builder::new()
                 .name(format!("peers-{t}"))
-                .spawn(move || drive_peers(indices, relay, stream, &subscribed, &ended, deadline))
+                .spawn(move || {
+                    drive_peers(
+                        indices,
+                        relay,
+                        stream,
+                        &subscribed,
+                        &ended,
+                        deadline,
+                        origin,
+                    )
+                })
                 .expect("start a peer thread")
         })
         .collect();
@@ -304,6 +336,7 @@ fn fifty_peers_play_exactly_and_carry_most_of_the_stream() {
     let n = subscribed.load(Ordering::Relaxed);
     assert_eq!(n, PEERS, "only {n} of {PEERS} peers subscribed in 15 s");
     let publish_started = Instant::now();
+    let publish_at = publish_started.duration_since(t0);
     publish(publisher, &socket, &published, frame);
     let published_in = publish_started.elapsed();
 
@@ -390,8 +423,23 @@ fn fifty_peers_play_exactly_and_carry_most_of_the_stream() {
         least * 100.0,
         ended_in.as_secs_f64(),
     );
+    // Where the relay's bytes went, second by second: a second's bytes
+    // over what serving every peer that second directly would take.
+    let per_second = stream_len as f64 / PUBLISH.as_secs_f64() * PEERS as f64;
+    let shares: Vec<String> = (0..SECONDS_SHOWN)
+        .map(|s| {
+            let bytes: u64 = outcomes.iter().map(|o| o.relay_by_second[s]).sum();
+            format!("{:.2}", bytes as f64 / per_second)
+        })
+        .collect();
+    eprintln!(
+        "swarm_loopback: publishing began {:.2} s after the start; relay's share per second \
+         (the last takes the rest): {}",
+        publish_at.as_secs_f64(),
+        shares.join(" ")
+    );
     assert!(
-        ratio < 0.7,
+        ratio < RELAY_SHARE_MAX,
         "the relay sent {relay_out} bytes, {ratio:.3} x peers x stream bytes: peers carried too little"
     );
 }

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 
-use super::{FULL_HOLD, MEMBER_EVERY, Peer, RELAY_MASK_HOLD};
+use super::{FULL_HOLD, MEMBER_EVERY, Peer, RELAY_MASK_HOLD, TICK};
 use crate::Time;
 use crate::wire::{Member, Message};
 
@@ -23,8 +23,9 @@ pub(super) struct Membership {
     pub(super) clubs: u8,
     /// When MEMBER is repeated next.
     pub(super) next_member: Time,
-    /// When the clubs asked of the relay last changed.
-    pub(super) mask_changed: Time,
+    /// When a club was last added to those asked of the relay (never yet:
+    /// the first subscription asks for every club).
+    pub(super) mask_added: Option<Time>,
     /// The download side's relay when last looked at.
     pub(super) relay: SocketAddr,
     /// The download side moved to another relay, which is owed a MEMBER
@@ -34,6 +35,9 @@ pub(super) struct Membership {
     pub(super) full: bool,
     /// When the last MEMBER went to the relay.
     pub(super) member_sent: Time,
+    /// When the relay was first seen to have accepted the subscription,
+    /// while the descriptor was not yet known.
+    pub(super) subscribed_at: Option<Time>,
 }
 
 impl Membership {
@@ -42,11 +46,12 @@ impl Membership {
             member: 0,
             clubs: 0,
             next_member: now,
-            mask_changed: now,
+            mask_added: None,
             relay,
             member_owed: false,
             full: false,
             member_sent: now,
+            subscribed_at: None,
         }
     }
 }
@@ -64,6 +69,26 @@ impl Peer {
         if self.membership.member_owed && self.relays.is_subscribed() {
             self.membership.member_owed = false;
             self.send_member(now);
+        }
+    }
+
+    /// A peer that subscribed before the stream went live (its relay had
+    /// accepted it at least a tick before the descriptor came) joins its
+    /// clubs and looks for neighbours as soon as the descriptor comes, not
+    /// at its next tick: the whole audience learns the descriptor at that
+    /// moment, and the relay serves every one of them everything until
+    /// they find neighbours. A peer that joins a live stream gets the
+    /// descriptor with the relay's first datagrams and keeps to its tick:
+    /// starting at once there measured worse in the simulator (300 peers
+    /// x 20 s, seeds 1-3: useful offload about 86% -> 82.4 / 83.7 /
+    /// 84.1%, twice the refusals and starved neighbours).
+    pub(super) fn start_when_live(&mut self, now: Time) {
+        if self.membership.clubs != 0 || !self.relays.is_subscribed() {
+            return;
+        }
+        let since = *self.membership.subscribed_at.get_or_insert(now);
+        if now.saturating_since(since) >= TICK && self.playout.window().descriptor().is_some() {
+            self.next_tick = self.next_tick.min(now);
         }
     }
 
@@ -169,13 +194,19 @@ impl Peer {
             }
         }
         // A club that lost its last neighbour is asked for at once; clubs
-        // are given back to the relay only after the hold, so that a
-        // neighbour that comes and goes does not flap the relay's mask.
+        // are given back to the relay only after the hold since a club was
+        // last added, so that a neighbour that comes and goes does not
+        // flap the relay's mask. Clubs given back one after another (as
+        // neighbours come up at a join) go at once: nothing flaps.
         let adds = mask & !self.relays.clubs() != 0;
-        if mask != self.relays.clubs()
-            && (adds || now.saturating_since(self.membership.mask_changed) >= RELAY_MASK_HOLD)
-        {
-            self.membership.mask_changed = now;
+        let held = self
+            .membership
+            .mask_added
+            .is_some_and(|t| now.saturating_since(t) < RELAY_MASK_HOLD);
+        if mask != self.relays.clubs() && (adds || !held) {
+            if adds {
+                self.membership.mask_added = Some(now);
+            }
             if !self.playout.is_ended() {
                 self.relays.set_clubs(now, mask, &mut self.relay_tx);
             }

@@ -143,13 +143,15 @@ const FULL_HOLD: Duration = Duration::from_millis(500);
 const MEMBER_EVERY: Duration = Duration::from_secs(5);
 /// How often upload sides beacon a HAVE to their subscribers.
 const BEACON_EVERY: Duration = Duration::from_millis(250);
-/// Least time between giving clubs back to the relay and the last change
-/// of the clubs asked of it (clubs are added at once). Every moment of it
-/// is the relay pushing a club a neighbour also pushes; without it, a
+/// Least time between giving clubs back to the relay and the last club
+/// added to those asked of it (clubs are added at once). Every moment of
+/// it is the relay pushing a club a neighbour also pushes; without it, a
 /// neighbour that comes and goes flaps the relay's mask. 500 ms cost
 /// swarm_loopback 0.154 -> 0.133 x peers x stream against 200 ms; 0 ms
 /// gave 0.110 there but more starved neighbours and stalls in the
-/// simulator.
+/// simulator. Counted from the last change rather than the last add, it
+/// also spaced out the clubs a joining peer gives back one after another
+/// as its neighbours come up (nothing flaps there).
 const RELAY_MASK_HOLD: Duration = Duration::from_millis(200);
 /// Over how long the stream's DATA rate is measured.
 const RATE_SPAN: Duration = Duration::from_secs(2);
@@ -522,7 +524,7 @@ impl Peer {
         let source = self.neighbour_index(from);
         if from == self.relays.relay() {
             match ty {
-                MessageType::Peers | MessageType::Introduce => self.relay_says(bytes),
+                MessageType::Peers | MessageType::Introduce => self.relay_says(now, bytes),
                 _ if data => {
                     let result = self.download(now, from, datagram);
                     self.count_ingest(now, None, result, ty, bytes.len());
@@ -540,6 +542,7 @@ impl Peer {
             self.control(now, from, source, ty, bytes);
         }
         self.follow_relay(now);
+        self.start_when_live(now);
         self.drain_exports(now, Some(from));
     }
 
@@ -646,3 +649,6 @@ mod binding_tests;
 
 #[cfg(test)]
 mod nat_tests;
+
+#[cfg(test)]
+mod join_tests;

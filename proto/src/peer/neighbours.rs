@@ -221,12 +221,12 @@ impl Peer {
     /// PEERS and INTRODUCE from the relay, if they carry the session id
     /// of our subscription to it (a spoofer's would steer our PUNCHes and
     /// neighbours).
-    pub(super) fn relay_says(&mut self, bytes: &[u8]) {
+    pub(super) fn relay_says(&mut self, now: Time, bytes: &[u8]) {
         let ours = |stream: StreamId, session| {
             stream == self.config.stream && self.relays.session().owns(session)
         };
         match Message::parse(bytes) {
-            Ok(Message::Peers(p)) if ours(p.stream, p.session) => self.add_candidates(&p),
+            Ok(Message::Peers(p)) if ours(p.stream, p.session) => self.add_candidates(now, &p),
             Ok(Message::Introduce(i)) if ours(i.stream, i.session) => {
                 self.stats.punches_sent += 1;
                 let punch = self.our_punch();
@@ -236,14 +236,20 @@ impl Peer {
         }
     }
 
-    pub(super) fn add_candidates(&mut self, p: &Peers) {
+    pub(super) fn add_candidates(&mut self, now: Time, p: &Peers) {
         let Some(list) = self.neighbours.candidates.get_mut(usize::from(p.club)) else {
             return;
         };
+        let before = list.len();
         for &a in p.addrs() {
             if !list.contains(&a) && list.len() < 64 {
                 list.push(a);
             }
+        }
+        // A new candidate for a club without a neighbour is tried now,
+        // not at the next tick: until then the relay serves the club.
+        if list.len() > before && !self.neighbours.list.iter().any(|s| s.club == p.club) {
+            self.next_tick = now;
         }
     }
 
@@ -278,7 +284,7 @@ impl Peer {
             (Message::Peers(p), Some(i))
                 if !p.addrs().is_empty() && self.neighbours.list[i].session.owns(p.session) =>
             {
-                self.add_candidates(p)
+                self.add_candidates(now, p)
             }
             (Message::Challenge(_) | Message::Accept(_) | Message::Reject(_), Some(i)) => {
                 self.session_message(now, i, &msg)
@@ -356,6 +362,10 @@ impl Peer {
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) => {
                 src.last_data = now;
+                // Upkeep gives the club back to the relay now, not at the
+                // next tick: until then the relay pushes what the
+                // neighbour pushes.
+                self.next_tick = now;
                 if self.neighbours.links.len() >= LINKS_KEPT {
                     self.neighbours.links.pop_front();
                 }

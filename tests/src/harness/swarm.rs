@@ -206,6 +206,10 @@ pub struct SwarmReport {
     pub relay_by_kind: [u64; 4],
     /// NACKed chunks and symbols the relays sent again.
     pub relay_nack_served: u64,
+    /// Per whole second of the run from the stream's start: new stream
+    /// payload peers received from peers and from relays in that second,
+    /// bytes (where in the run the relays' share goes: joins, churn).
+    pub timeline: Vec<(u64, u64)>,
 }
 
 impl SwarmReport {
@@ -260,6 +264,14 @@ impl fmt::Display for SwarmReport {
             100.0 * self.useful_offload,
             self.relay_kbps_per_peer
         )?;
+        write!(f, "useful offload by 10 s:")?;
+        for tens in self.timeline.chunks(10) {
+            let (p, r) = tens
+                .iter()
+                .fold((0, 0), |(p, r), &(dp, dr)| (p + dp, r + dr));
+            write!(f, " {:.1}%", share(p, p + r))?;
+        }
+        writeln!(f)?;
         writeln!(
             f,
             "duplicates: {:.1}% of new stream bytes",
@@ -321,6 +333,9 @@ pub struct Swarm {
     added: u32,
     churn_debt: f64,
     churned: u32,
+    /// Every peer's new stream payload from peers and from relays, summed
+    /// at each whole second from the stream's start (cumulative).
+    timeline: Vec<(u64, u64)>,
 }
 
 impl Swarm {
@@ -410,6 +425,7 @@ impl Swarm {
             added: 0,
             churn_debt: 0.0,
             churned: 0,
+            timeline: Vec::new(),
             config,
         }
     }
@@ -508,7 +524,24 @@ impl Swarm {
                 }
             }
             self.net.run_until((now + step).min(deadline));
+            self.sample_timeline();
         }
+    }
+
+    /// At each whole second from the stream's start, notes every peer's
+    /// new stream payload so far (from peers, from relays).
+    fn sample_timeline(&mut self) {
+        let at = self.net.now().saturating_since(self.start);
+        if self.net.now() < self.start || (at.as_secs() as usize) < self.timeline.len() {
+            return;
+        }
+        let mut sums = (0, 0);
+        for &p in &self.peers {
+            let s = self.net.node(p).peer.stats();
+            sums.0 += s.from_peers_payload_bytes;
+            sums.1 += s.from_relay_payload_bytes;
+        }
+        self.timeline.push(sums);
     }
 
     /// What the run measured so far.
@@ -625,6 +658,11 @@ impl Swarm {
             starved,
             relay_by_kind,
             relay_nack_served,
+            timeline: self
+                .timeline
+                .windows(2)
+                .map(|w| (w[1].0.saturating_sub(w[0].0), w[1].1.saturating_sub(w[0].1)))
+                .collect(),
         }
     }
 }

@@ -75,6 +75,11 @@ impl SwarmRun<'_> {
                 "duplicates": r.duplicates,
             },
             "relay_vs_direct": r.relay_vs_direct,
+            "useful_offload_by_second": r
+                .timeline
+                .iter()
+                .map(|&(p, r)| p as f64 / (p + r).max(1) as f64)
+                .collect::<Vec<_>>(),
             "watched_peer_seconds": r.watched.as_secs_f64(),
             "played": r.played,
             "lost": r.lost,
@@ -143,6 +148,7 @@ mod tests {
             starved: 5,
             relay_by_kind: [12, 2, 5, 1],
             relay_nack_served: 3,
+            timeline: vec![(60, 40), (35, 0)],
         }
     }
 
@@ -168,6 +174,7 @@ mod tests {
         assert_eq!(v["latency_ms"]["p99"], 400.0);
         assert_eq!(v["latency_ms"]["p999"], 500.0);
         assert_eq!(v["wall_s"], 1.5);
+        assert_eq!(v["useful_offload_by_second"], json!([0.6, 1.0]));
         assert_eq!(v["peak_rss_bytes"], 4096);
         assert_eq!(v["events"], 1234);
         assert_eq!(v["seed"], 7);
