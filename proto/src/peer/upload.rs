@@ -162,12 +162,23 @@ impl Peer {
         }
     }
 
-    /// The upload offered now (MEMBER): 0 while the upload side is full.
+    /// The upload it has room for now (MEMBER): its limit times the share
+    /// of its club slots still free; 0 while the upload side is full. The
+    /// relay takes a club-stream off it for each INTRODUCE naming us, and
+    /// stops handing us out at none (SPEC §11.9).
     pub(super) fn upload_kbps(&self) -> u32 {
         if self.membership.full {
             return 0;
         }
-        u32::try_from(self.config.upload_limit_bps / 1000).unwrap_or(u32::MAX)
+        let limit = self.config.upload_limit_bps / 1000;
+        let room = match self.upload.relay.club_slots() {
+            Some(slots) if slots > 0 => {
+                let free = slots.saturating_sub(self.upload.relay.used_club_slots());
+                limit.saturating_mul(u64::from(free)) / u64::from(slots)
+            }
+            _ => limit,
+        };
+        u32::try_from(room).unwrap_or(u32::MAX)
     }
 
     /// The upload side outlives playout: beacon to the peers still served,

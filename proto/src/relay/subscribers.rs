@@ -29,8 +29,9 @@ pub(super) struct Subscriber {
     pub(super) report: Option<Keepalive>,
     /// Clubs it forwards as an ordinary peer (MEMBER); 0: none.
     pub(super) member: u64,
-    /// Upload it offers now (MEMBER), kbit/s; 0 while its upload side is
-    /// full.
+    /// Upload it has room for now, kbit/s: what its last MEMBER said, less
+    /// a club-stream for each INTRODUCE naming it since (each is most
+    /// likely a subscription on its way); 0 while its upload side is full.
     pub(super) upload_kbps: u32,
     /// When it first subscribed: PEERS orders club members by it.
     pub(super) joined: Time,
@@ -77,6 +78,11 @@ impl Relay {
     /// `None` lifts the limit.
     pub fn set_club_slots(&mut self, slots: Option<u32>) {
         self.club_slots = slots;
+    }
+
+    /// The limit set by [`Relay::set_club_slots`].
+    pub fn club_slots(&self) -> Option<u32> {
+        self.club_slots
     }
 
     /// Club-streams the current subscribers take.

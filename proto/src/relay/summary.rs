@@ -15,7 +15,8 @@ pub struct StreamSummary {
     pub subscribers: u32,
     /// Of those, ordinary peers that forward clubs (MEMBER).
     pub peers: u32,
-    /// The upload those peers offer, summed, kbit/s.
+    /// The upload those peers still have room for (their last MEMBERs,
+    /// less a club-stream per INTRODUCE since), summed, kbit/s.
     pub peer_upload_kbps: u64,
 }
 

@@ -156,6 +156,49 @@ fn a_full_member_is_not_listed_until_it_has_room() {
     );
 }
 
+/// Each INTRODUCE naming a member takes a club-stream off the room its
+/// last MEMBER told; at none it is not handed out, until a MEMBER says it
+/// has room again.
+#[test]
+fn a_member_introduced_to_as_many_as_it_has_room_for_is_not_listed() {
+    let (mut relay, stream, _) = relay_with_stream();
+    let (d, _) = relay.streams[0].window.descriptor().expect("a descriptor");
+    let club_kbps = (d.bitrate_bps + d.bitrate_bps / 4) / u64::from(d.clubs) / 1000;
+    let room = |clubs: u64| u32::try_from(clubs * club_kbps).expect("kbit/s");
+    for i in 1..=4u16 {
+        subscribe(&mut relay, t(10 * u64::from(i)), addr(i), stream);
+    }
+    let tell = |relay: &mut Relay, now, upload_kbps| {
+        let m = Member {
+            stream,
+            session: session(relay, addr(1)),
+            clubs: 1 << 2,
+            upload_kbps,
+        };
+        send(relay, now, addr(1), &Message::Member(m));
+    };
+    tell(&mut relay, t(50), room(2));
+    while relay.poll_transmit().is_some() {}
+    let introduce = |relay: &mut Relay, now, from| {
+        let intro = Introduce {
+            stream,
+            session: session(relay, from),
+            addr: addr(1),
+        };
+        send(relay, now, from, &Message::Introduce(intro));
+        while relay.poll_transmit().is_some() {}
+    };
+    introduce(&mut relay, t(60), addr(2));
+    assert_eq!(ask_peers(&mut relay, t(61), addr(4), stream, 2), [addr(1)]);
+    introduce(&mut relay, t(62), addr(3));
+    assert!(
+        ask_peers(&mut relay, t(63), addr(4), stream, 2).is_empty(),
+        "no room left: not handed out"
+    );
+    tell(&mut relay, t(70), room(1));
+    assert_eq!(ask_peers(&mut relay, t(71), addr(4), stream, 2), [addr(1)]);
+}
+
 #[test]
 fn introduce_is_forwarded_to_a_subscriber_only_and_rate_limited() {
     let (mut relay, stream, _) = relay_with_stream();

@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `GET /` | the streams this relay carries, each linking to its page |
 //! | `GET /watch/<STREAM_ID>` | the stream's page; 404 for a stream not carried, 400 for a malformed id |
-//! | `GET /api/streams` | JSON: per stream its id, bitrate, subscribers, HTTP readers, peers and their offered upload |
+//! | `GET /api/streams` | JSON: per stream its id, bitrate, subscribers, HTTP readers, peers and the upload they still have room for |
 //! | `GET /streams/<STREAM_ID>/status` | JSON for the page: live, latency_ms, repaired, lost (of the relay's own viewer of the stream) |
 //! | `GET /assets/<name>` | the page's scripts (mpegts.js, vendored), style and licences |
 //! | `GET /streams/<STREAM_ID>.ts` | the live MPEG-TS (`live.rs`): 404 for a stream not carried, 503 before it starts or beyond `max_http_readers` |

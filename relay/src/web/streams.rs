@@ -30,10 +30,11 @@ pub(super) struct StreamView {
     pub(super) http_reader_jumps: u64,
     /// Of those, ordinary peers that forward clubs.
     pub(super) peers: u64,
-    /// The upload those peers offer, kbit/s.
+    /// The upload those peers still have room for, kbit/s (see
+    /// `shoal_proto::relay::StreamSummary::peer_upload_kbps`).
     pub(super) peer_upload_kbps: u64,
-    /// The offered upload over the stream's rate across all subscribers
-    /// (how much of the fan-out peers could carry); `None` before the
+    /// That room over the stream's rate across all subscribers (how much
+    /// more of the fan-out peers could take on); `None` before the
     /// bitrate is known or with no subscribers.
     pub(super) peer_upload_share: Option<f64>,
 }
