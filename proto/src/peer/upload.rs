@@ -165,7 +165,7 @@ impl Peer {
     /// The upload it has room for now (MEMBER): its limit times the share
     /// of its club slots still free; 0 while the upload side is full. The
     /// relay takes a club-stream off it for each INTRODUCE naming us, and
-    /// stops handing us out at none (SPEC §11.9).
+    /// stops handing us out at none (SPEC §6.11).
     pub(super) fn upload_kbps(&self) -> u32 {
         if self.membership.full {
             return 0;
