@@ -12,6 +12,29 @@ use crate::wire::{Codec, MessageType, Peers};
 const RELAY: &str = "127.0.0.1:7421";
 const CANDIDATE: &str = "198.51.100.7:4000";
 
+/// A peer subscribed at `t(0)` to a stream that went live at `t(450)`,
+/// with nothing queued.
+fn live_peer() -> Peer {
+    let (publisher, mut p) = subscribed_peer();
+    p.handle_datagram(t(450), addr(RELAY), publisher.descriptor());
+    run_until(&mut p, t(450));
+    p
+}
+
+/// A publisher not yet live, and a peer its relay accepted at `t(0)`.
+fn subscribed_peer() -> (Publisher, Peer) {
+    let config = PublisherConfig {
+        codec: Codec::Opaque,
+        ..PublisherConfig::default()
+    };
+    let key = PublisherKey::from_seed([6; 32]);
+    let publisher = Publisher::new(key, config, vec![addr(RELAY)], t(0)).expect("publisher");
+    let mut p = Peer::new(PeerConfig::new(addr(RELAY), publisher.stream_id()), t(0)).expect("peer");
+    let out = sent(&mut p);
+    accept(&mut p, t(0), addr(RELAY), &out);
+    (publisher, p)
+}
+
 /// Runs every timer due up to `until`; returns what the peer sent.
 fn run_until(p: &mut Peer, until: Time) -> Vec<(SocketAddr, Vec<u8>)> {
     let mut out = Vec::new();
@@ -24,16 +47,8 @@ fn run_until(p: &mut Peer, until: Time) -> Vec<(SocketAddr, Vec<u8>)> {
 
 #[test]
 fn a_peer_that_waited_for_the_stream_asks_at_the_descriptor_and_tries_a_candidate_at_once() {
-    let config = PublisherConfig {
-        codec: Codec::Opaque,
-        ..PublisherConfig::default()
-    };
-    let key = PublisherKey::from_seed([6; 32]);
-    let publisher = Publisher::new(key, config, vec![addr(RELAY)], t(0)).expect("publisher");
+    let (publisher, mut p) = subscribed_peer();
     let stream = publisher.stream_id();
-    let mut p = Peer::new(PeerConfig::new(addr(RELAY), stream), t(0)).expect("peer");
-    let out = sent(&mut p);
-    accept(&mut p, t(0), addr(RELAY), &out);
     // Subscribed to a stream not yet live: nothing to join or ask.
     let waiting = run_until(&mut p, t(440));
     assert!(sent_to(&waiting, MessageType::Peers).is_empty());
@@ -57,4 +72,31 @@ fn a_peer_that_waited_for_the_stream_asks_at_the_descriptor_and_tries_a_candidat
     let tried = run_until(&mut p, t(470));
     assert_eq!(sent_to(&tried, MessageType::Introduce), [addr(RELAY)]);
     assert_eq!(sent_to(&tried, MessageType::Punch), [addr(CANDIDATE)]);
+}
+
+/// Candidates the relay named more than `ASK_EVERY` ago are not tried: they
+/// may have filled up since, and the relay would not name them now. The
+/// peer asks again instead; fresh ones it tries.
+#[test]
+fn a_peer_asks_again_rather_than_try_candidates_named_long_ago() {
+    let mut p = live_peer();
+    let club = 3;
+    let ci = usize::from(club);
+    p.neighbours.list.retain(|s| s.club != club);
+    p.neighbours.candidates[ci] = vec![addr(CANDIDATE)];
+    p.neighbours.asked[ci] = Some(t(450));
+    let now = t(450) + neighbours::ASK_EVERY;
+    p.fill_club(now, club);
+    let out = sent(&mut p);
+    assert!(
+        sent_to(&out, MessageType::Introduce).is_empty(),
+        "not tried"
+    );
+    assert_eq!(sent_to(&out, MessageType::Peers), [addr(RELAY)]);
+    assert!(p.neighbours.candidates[ci].is_empty());
+
+    p.neighbours.candidates[ci] = vec![addr(CANDIDATE)];
+    p.fill_club(now + Duration::from_millis(100), club);
+    let out = sent(&mut p);
+    assert_eq!(sent_to(&out, MessageType::Introduce), [addr(RELAY)]);
 }
