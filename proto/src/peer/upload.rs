@@ -213,9 +213,7 @@ impl Peer {
             self.upload.rate_bytes = 0;
             self.upload.rate_since = now;
         }
-        // The bitrate is the publisher's word, any u64: saturate.
-        let wire_bps = bitrate
-            .saturating_add(bitrate / 4)
+        let wire_bps = crate::relay::wire_bps(bitrate)
             .max(self.upload.data_bps)
             .max(1);
         let slots = self

@@ -44,6 +44,7 @@ use std::time::Duration;
 
 pub use ingest::{Export, StreamDatagram};
 pub use stats::RelayStats;
+pub(crate) use subscribers::wire_bps;
 pub use summary::StreamSummary;
 pub use upstream::{FAILOVER_AFTER, UpstreamStatus};
 

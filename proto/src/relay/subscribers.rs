@@ -46,6 +46,15 @@ pub(super) struct Subscriber {
     pub(super) budget: RepairBudget,
 }
 
+/// What a stream of `bitrate_bps` is taken to need on the wire when club
+/// slots are counted: the bitrate and a quarter (DATA headers, NACK
+/// answers, keyframe bursts). Peers size their upload slots by it, and a
+/// relay takes a club-stream of it off a member's room per INTRODUCE, so
+/// the two agree. Saturates: the bitrate is the publisher's word.
+pub(crate) fn wire_bps(bitrate_bps: u64) -> u64 {
+    bitrate_bps.saturating_add(bitrate_bps / 4)
+}
+
 /// The clubs a subscriber is listed for in PEERS: those it forwards,
 /// while it offers upload (a member whose upload side is full says so
 /// with `upload_kbps` 0, §6.11, and is not handed out until it has room).

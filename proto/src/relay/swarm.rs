@@ -134,8 +134,7 @@ impl Relay {
         let Some((d, _)) = self.streams[sub.stream].window.descriptor() else {
             return;
         };
-        let club_kbps =
-            d.bitrate_bps.saturating_add(d.bitrate_bps / 4) / u64::from(d.clubs.max(1)) / 1000;
+        let club_kbps = super::wire_bps(d.bitrate_bps) / u64::from(d.clubs.max(1)) / 1000;
         let club_kbps = u32::try_from(club_kbps.max(1)).unwrap_or(u32::MAX);
         let was = sub.listed();
         sub.upload_kbps = sub.upload_kbps.saturating_sub(club_kbps);
