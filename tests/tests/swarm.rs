@@ -98,9 +98,8 @@ fn put_u64(d: &mut [u8], at: usize, v: u64) {
 /// stream.
 #[test]
 fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played() {
-    use std::cell::RefCell;
     use std::collections::HashSet;
-    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
 
     let mut swarm = Swarm::new(SwarmConfig {
         churn_per_minute: 0.0,
@@ -111,7 +110,7 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
         ..small(40, 9.0)
     });
     // What the publisher sends, to replay and to forge from.
-    let published: Rc<RefCell<Vec<Vec<u8>>>> = Rc::default();
+    let published: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let (p_addr, r_addr) = (
         swarm.net.addr(swarm.publisher),
         swarm.net.addr(swarm.relays[0]),
@@ -119,7 +118,7 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
     swarm.net.set_tap(p_addr, r_addr, {
         let published = published.clone();
         move |d: &mut Vec<u8>| {
-            published.borrow_mut().push(d.clone());
+            published.lock().expect("no tap panicked").push(d.clone());
             true
         }
     });
@@ -150,11 +149,11 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
     );
     let addr_of: Vec<_> = liars.iter().map(|&l| swarm.net.addr(l)).collect();
     // Everything the liars send in bad faith.
-    let poison: Rc<RefCell<HashSet<Vec<u8>>>> = Rc::default();
+    let poison: Arc<Mutex<HashSet<Vec<u8>>>> = Arc::default();
 
     // 1: corrupts every chunk it forwards (a victim whose HAVEs keep the
     // liar from sending it anything is not attacked).
-    let corrupted_to: Rc<RefCell<HashSet<std::net::SocketAddr>>> = Rc::default();
+    let corrupted_to: Arc<Mutex<HashSet<std::net::SocketAddr>>> = Arc::default();
     for &to in &victims[0] {
         let (poison, corrupted_to) = (poison.clone(), corrupted_to.clone());
         swarm.net.set_tap(addr_of[0], to, move |d: &mut Vec<u8>| {
@@ -162,14 +161,14 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
                 && let Some(last) = d.last_mut()
             {
                 *last ^= 0x55;
-                poison.borrow_mut().insert(d.clone());
-                corrupted_to.borrow_mut().insert(to);
+                poison.lock().expect("no tap panicked").insert(d.clone());
+                corrupted_to.lock().expect("no tap panicked").insert(to);
             }
             true
         });
     }
     let now = swarm.net.now();
-    let sent = published.borrow().clone();
+    let sent = published.lock().expect("no tap panicked").clone();
     // 2: a MANIFEST for a block two ahead of the publisher, signed by
     // another key, and a chunk for it.
     let newest = sent
@@ -198,7 +197,8 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
         *last ^= 0xaa;
     }
     poison
-        .borrow_mut()
+        .lock()
+        .expect("no tap panicked")
         .extend([forged.clone(), fake_chunk.clone()]);
     for &to in &victims[1] {
         swarm.net.inject(now, addr_of[1], to, fake_chunk.clone());
@@ -227,7 +227,7 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
         }
     }
     // Every honest peer's every send is checked from here on.
-    let leaks = Rc::new(RefCell::new(0u32));
+    let leaks = Arc::new(Mutex::new(0u32));
     let honest: Vec<_> = swarm
         .present
         .iter()
@@ -241,8 +241,8 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
             let (poison, leaks) = (poison.clone(), leaks.clone());
             swarm.net.set_tap(from, to, move |d: &mut Vec<u8>| {
                 let stale_again = d.get(1) == Some(&DATA) && be_u64(d, 36) <= newest_stale;
-                if stale_again || poison.borrow().contains(d) {
-                    *leaks.borrow_mut() += 1;
+                if stale_again || poison.lock().expect("no tap panicked").contains(d) {
+                    *leaks.lock().expect("no tap panicked") += 1;
                 }
                 true
             });
@@ -250,9 +250,13 @@ fn poisoning_neighbours_are_dropped_and_nothing_they_sent_is_forwarded_or_played
     }
 
     let report = swarm.run();
-    assert_eq!(*leaks.borrow(), 0, "an honest peer forwarded poison");
+    assert_eq!(
+        *leaks.lock().expect("no tap panicked"),
+        0,
+        "an honest peer forwarded poison"
+    );
     let mut victims = victims;
-    victims[0].retain(|v| corrupted_to.borrow().contains(v));
+    victims[0].retain(|v| corrupted_to.lock().expect("no tap panicked").contains(v));
     for (i, (liar, victims)) in addr_of.iter().zip(&victims).enumerate() {
         for &v in victims {
             let &p = honest

@@ -16,6 +16,9 @@ fn swarm_table() {
     let mut swarm = Swarm::new(SwarmConfig {
         peers: 300,
         seconds: 20.0,
+        // The same table on one (tests/swarm_threads.rs); two here so that
+        // CI runs the parallel network at this size too.
+        threads: 2,
         ..SwarmConfig::default()
     });
     let report = swarm.run();

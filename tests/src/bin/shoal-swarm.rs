@@ -1,8 +1,10 @@
 //! `shoal-swarm`: the swarm scenario in the simulator, printed as a table
 //! and, with `--json FILE`, written as JSON (`-` for stdout).
 //!
-//! Usage: `shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE]` (defaults:
-//! 10,000 peers, 60 s, seed 1). One publisher, relays in a tree sized to
+//! Usage: `shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE] [--threads N]`
+//! (defaults: 10,000 peers, 60 s, seed 1, a thread per core: the same
+//! table on any number of threads, but for wall time and the memo's
+//! counts). One publisher, relays in a tree sized to
 //! the audience (`harness::swarm_relays`: 4 up to 10,000 peers, then one
 //! per 2,500), peers with mixed upload capacity (30% none, the rest 1 to 5
 //! times the bitrate), 50 ms ± 5 ms links with 2% loss (toward a peer half
@@ -19,7 +21,7 @@ use std::process::ExitCode;
 
 use shoal_tests::harness::{Swarm, SwarmConfig, SwarmRun, peak_rss_bytes};
 
-const USAGE: &str = "usage: shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE]";
+const USAGE: &str = "usage: shoal-swarm [PEERS] [SECONDS] [SEED] [--json FILE] [--threads N]";
 
 /// What the command line asked for.
 #[derive(Debug, PartialEq)]
@@ -28,14 +30,27 @@ struct Args {
     seconds: f64,
     seed: u64,
     json: Option<String>,
+    /// `None`: one per core.
+    threads: Option<usize>,
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut positional = Vec::new();
     let mut json = None;
+    let mut threads = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        if arg == "--json" {
+        if let Some(n) = arg
+            .strip_prefix("--threads=")
+            .or_else(|| (arg == "--threads").then(|| it.next().map_or("", String::as_str)))
+        {
+            let n = n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=64).contains(n))
+                .ok_or_else(|| format!("--threads: '{n}' is not a whole number from 1 to 64"))?;
+            threads = Some(n);
+        } else if arg == "--json" {
             let file = it
                 .next()
                 .ok_or("--json needs a FILE to write to (or - for stdout)")?;
@@ -44,7 +59,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
             json = Some(file.to_owned());
         } else if arg.starts_with("--") {
             return Err(format!(
-                "unknown flag '{arg}': the only flag is --json FILE"
+                "unknown flag '{arg}': the flags are --json FILE and --threads N"
             ));
         } else {
             positional.push(arg.as_str());
@@ -83,6 +98,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         seconds,
         seed,
         json,
+        threads,
     })
 }
 
@@ -99,8 +115,12 @@ fn main() -> ExitCode {
         seed: args.seed,
         seconds: args.seconds,
         verify_memo: std::env::var_os("SHOAL_SWARM_NO_MEMO").is_none_or(|v| v != "1"),
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(64))),
         ..SwarmConfig::for_peers(args.peers)
     };
+    let threads = config.threads;
     let started = std::time::Instant::now();
     let mut swarm = Swarm::new(config);
     let report = swarm.run();
@@ -111,7 +131,7 @@ fn main() -> ExitCode {
         eprintln!("{}", swarm.debug_totals());
     }
     println!(
-        "simulated {} s in {wall_s:.1} s wall, {events} events",
+        "simulated {} s in {wall_s:.1} s wall on {threads} thread(s), {events} events",
         args.seconds
     );
     if let Some(file) = &args.json {
@@ -120,6 +140,7 @@ fn main() -> ExitCode {
             seed: args.seed,
             seconds: args.seconds,
             wall_s,
+            threads,
             events,
             peak_rss_bytes: peak_rss_bytes(),
         };
@@ -155,7 +176,8 @@ mod tests {
                 peers: 10_000,
                 seconds: 60.0,
                 seed: 1,
-                json: None
+                json: None,
+                threads: None,
             })
         );
         assert_eq!(
@@ -164,13 +186,16 @@ mod tests {
                 peers: 300,
                 seconds: 20.0,
                 seed: 7,
-                json: Some("out.json".into())
+                json: Some("out.json".into()),
+                threads: None,
             })
         );
         assert_eq!(
             args("--json=- 5").map(|a| (a.peers, a.json)),
             Ok((5, Some("-".into())))
         );
+        assert_eq!(args("--threads 2 5").map(|a| a.threads), Ok(Some(2)));
+        assert_eq!(args("5 --threads=1").map(|a| a.threads), Ok(Some(1)));
     }
 
     fn error(line: &str) -> String {
@@ -186,5 +211,7 @@ mod tests {
         assert!(error("10 -3").contains("SECONDS"));
         assert!(error("10 3 x").contains("SEED"));
         assert!(error("1 2 3 4").contains("at most"));
+        assert!(error("--threads 0").contains("from 1 to 64"));
+        assert!(error("--threads").contains("--threads"));
     }
 }

@@ -95,6 +95,10 @@ pub struct SwarmConfig {
     /// than once per peer; it changes no outcome (see [`VerifyMemo`]).
     /// `SHOAL_SWARM_NO_MEMO=1` turns it off in `shoal-swarm`.
     pub verify_memo: bool,
+    /// Threads the network runs on: the same run on any number
+    /// ([`Network::with_threads`]); 1 by default, since tests run side by
+    /// side already.
+    pub threads: usize,
 }
 
 /// Signatures and chunks the swarm's memo keeps (each): at 1 Mbit/s about
@@ -127,6 +131,7 @@ impl Default for SwarmConfig {
             keep_output: false,
             peer_window: 256,
             verify_memo: true,
+            threads: 1,
         }
     }
 }
@@ -342,7 +347,7 @@ impl Swarm {
     /// Builds the publisher and relays; peers join during [`Swarm::run`].
     pub fn new(config: SwarmConfig) -> Self {
         let c = &config;
-        let mut net = Network::new(c.seed);
+        let mut net = Network::with_threads(c.seed, c.threads);
         net.set_default_link(swarm_net::link(c));
         net.set_links_to(addr(0), swarm_net::server_link(c));
         let key = test_key();

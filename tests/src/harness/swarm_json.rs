@@ -19,6 +19,8 @@ pub struct SwarmRun<'a> {
     pub seconds: f64,
     /// Wall-clock time the run took, seconds.
     pub wall_s: f64,
+    /// Threads the network ran on (the figures are the same on any number).
+    pub threads: usize,
     /// Events the network processed.
     pub events: u64,
     /// Peak resident memory of the process (`VmHWM`), if known.
@@ -56,6 +58,7 @@ impl SwarmRun<'_> {
                 "p999": percentile(99.9),
             },
             "wall_s": self.wall_s,
+            "threads": self.threads,
             "peak_rss_bytes": self.peak_rss_bytes,
             "events": self.events,
             "churned": r.churned,
@@ -160,6 +163,7 @@ mod tests {
             seed: 7,
             seconds: 20.0,
             wall_s: 1.5,
+            threads: 2,
             events: 1234,
             peak_rss_bytes: Some(4096),
         };
@@ -174,6 +178,7 @@ mod tests {
         assert_eq!(v["latency_ms"]["p99"], 400.0);
         assert_eq!(v["latency_ms"]["p999"], 500.0);
         assert_eq!(v["wall_s"], 1.5);
+        assert_eq!(v["threads"], 2);
         assert_eq!(v["useful_offload_by_second"], json!([0.6, 1.0]));
         assert_eq!(v["peak_rss_bytes"], 4096);
         assert_eq!(v["events"], 1234);

@@ -1,7 +1,9 @@
-//! The event queue: events in (time, insertion sequence number) order.
+//! The event queue: events in (time, order) order.
 //!
-//! The sequence number breaks ties, so events at the same instant run in the
-//! order they were scheduled, on every run.
+//! The order breaks ties. The network gives each event the number of the
+//! node that caused it and that node's count of events caused so far
+//! (see `shard::order`), so events at one instant run in an order that does
+//! not depend on which thread scheduled them first.
 //!
 //! Entries are small and fixed-size (32 bytes): a timeout whole, a datagram
 //! as an index into a slab of deliveries whose slots are reused.
@@ -22,7 +24,7 @@
 //! ahead wait in a heap, `far`, and move into the ring as it turns.
 //! Everything before the current bucket has been popped, and every event
 //! of a later bucket is later than every event of the current one, so the
-//! order is exactly the (time, sequence) order a single heap gives: the
+//! order is exactly the (time, order) order a single heap gives: the
 //! same run, event for event (`tests::pops_as_one_heap_would`).
 
 use std::cmp::{Ordering, Reverse};
@@ -32,6 +34,8 @@ use std::net::SocketAddr;
 use shoal_proto::Time;
 use shoal_proto::transmit::SharedBuf;
 
+use super::shard::LinkRef;
+
 /// Something due at a point in simulated time.
 #[derive(Debug)]
 pub(super) enum EventKind {
@@ -40,12 +44,13 @@ pub(super) enum EventKind {
         from: SocketAddr,
         to: SocketAddr,
         bytes: SharedBuf,
-        /// The index of the link it came over; `None` for injected
-        /// datagrams, which bypass links.
-        link: Option<u32>,
+        /// The link it came over, where its sender's shard keeps it; `None`
+        /// for injected datagrams, which bypass links.
+        link: Option<LinkRef>,
     },
-    /// A node's timeout; `wanted` is the time the node asked for, which the
-    /// network compares with the node's current wish to skip stale events.
+    /// A node's timeout (`node` is its place in its shard); `wanted` is the
+    /// time the node asked for, which the network compares with the node's
+    /// current wish to skip stale events.
     Timeout { node: usize, wanted: Time },
 }
 
@@ -66,11 +71,11 @@ enum Entry {
     },
 }
 
-/// A heap entry: ordered by (time, sequence number) alone.
+/// A heap entry: ordered by (time, order) alone.
 #[derive(Debug, Clone, Copy)]
 struct Key {
     at: Time,
-    seq: u64,
+    order: u64,
     entry: Entry,
 }
 
@@ -90,7 +95,7 @@ impl PartialOrd for Key {
 
 impl Ord for Key {
     fn cmp(&self, other: &Self) -> Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
+        (self.at, self.order).cmp(&(other.at, other.order))
     }
 }
 
@@ -121,7 +126,6 @@ pub(super) struct EventQueue {
     slab: Vec<Option<EventKind>>,
     /// Free slots of `slab`.
     free: Vec<u32>,
-    next_seq: u64,
 }
 
 impl Default for EventQueue {
@@ -135,7 +139,6 @@ impl Default for EventQueue {
             far: BinaryHeap::new(),
             slab: Vec::new(),
             free: Vec::new(),
-            next_seq: 0,
         }
     }
 }
@@ -145,9 +148,9 @@ fn bucket_of(at: Time) -> u64 {
 }
 
 impl EventQueue {
-    pub(super) fn push(&mut self, at: Time, kind: EventKind) {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    /// Queues `kind` at `at`; among events at one instant, lower `order`
+    /// first (no two events may share one).
+    pub(super) fn push(&mut self, at: Time, order: u64, kind: EventKind) {
         let entry = match kind {
             EventKind::Timeout { node, wanted } => Entry::Timeout {
                 node: u32::try_from(node).expect("netsim: fewer than 2^32 nodes"),
@@ -155,7 +158,7 @@ impl EventQueue {
             },
             deliver @ EventKind::Deliver { .. } => Entry::Deliver(self.store(deliver)),
         };
-        let key = Key { at, seq, entry };
+        let key = Key { at, order, entry };
         if self.len() == 0 {
             // Nothing pending: the calendar starts over at this event.
             self.at_bucket = bucket_of(at);
@@ -287,13 +290,13 @@ mod tests {
     }
 
     #[test]
-    fn pops_in_time_order_then_insertion_order() {
+    fn pops_in_time_order_then_by_order() {
         let mut queue = EventQueue::default();
         let t = |us| Time::from_micros(us);
-        queue.push(t(20), timeout(0));
-        queue.push(t(10), timeout(1));
-        queue.push(t(20), timeout(2));
-        queue.push(t(10), timeout(3));
+        queue.push(t(20), 0, timeout(0));
+        queue.push(t(10), 1, timeout(1));
+        queue.push(t(20), 2, timeout(2));
+        queue.push(t(10), 3, timeout(3));
         assert_eq!(queue.next_time(), Some(t(10)));
         let order: Vec<usize> = std::iter::from_fn(|| queue.pop_due(t(15)))
             .map(node_of)
@@ -316,18 +319,18 @@ mod tests {
             from: addr,
             to: addr,
             bytes: std::sync::Arc::new(vec![b; usize::from(b)]),
-            link: Some(0),
+            link: Some(LinkRef::new(0, 0)),
         };
         let bytes_of = |event: Event| match event.kind {
             EventKind::Deliver { bytes, .. } => bytes.to_vec(),
             EventKind::Timeout { .. } => panic!("not a delivery"),
         };
-        queue.push(t(30), deliver(3));
-        queue.push(t(10), deliver(1));
-        queue.push(t(20), timeout(7));
+        queue.push(t(30), 0, deliver(3));
+        queue.push(t(10), 1, deliver(1));
+        queue.push(t(20), 2, timeout(7));
         assert_eq!(queue.pop_due(t(10)).map(bytes_of), Some(vec![1]));
         // Slot 1 is reused by a later delivery that runs before slot 0's.
-        queue.push(t(25), deliver(2));
+        queue.push(t(25), 3, deliver(2));
         assert_eq!(queue.slab.len(), 2);
         assert_eq!(queue.pop_due(t(40)).map(node_of), Some(7));
         assert_eq!(queue.pop_due(t(40)).map(bytes_of), Some(vec![2, 2]));
@@ -355,7 +358,7 @@ mod tests {
                     _ => rng.random_range(0..200 * BUCKET_US),
                 };
                 let at = Time::from_micros(now + ahead);
-                queue.push(at, timeout(step as usize));
+                queue.push(at, u64::from(step), timeout(step as usize));
                 reference.push(Reverse((at, step)));
             } else {
                 let deadline = now + rng.random_range(0..3 * BUCKET_US);

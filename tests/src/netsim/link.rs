@@ -102,7 +102,7 @@ impl DropCause {
 
 /// Sees, may alter, and decides about every datagram entering a link:
 /// returning false drops it.
-pub type Tap = Box<dyn FnMut(&mut Vec<u8>) -> bool>;
+pub type Tap = Box<dyn FnMut(&mut Vec<u8>) -> bool + Send>;
 
 /// What a link does with one datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

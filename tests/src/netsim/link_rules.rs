@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::link::LinkConfig;
 
@@ -52,6 +53,18 @@ impl LinkRules {
         self.to.insert(to, (self.generation, config));
     }
 
+    /// The least delay any link can have under these rules: its latency
+    /// less its jitter, over every rule.
+    pub(super) fn least_delay(&self) -> Duration {
+        let least = |c: &LinkConfig| c.latency.saturating_sub(c.jitter);
+        self.pairs
+            .values()
+            .chain(self.from.values().map(|(_, c)| c))
+            .chain(self.to.values().map(|(_, c)| c))
+            .map(least)
+            .fold(least(&self.default), Duration::min)
+    }
+
     pub(super) fn resolve(&self, from: SocketAddr, to: SocketAddr) -> LinkConfig {
         if let Some(config) = self.pairs.get(&(from, to)) {
             return *config;
@@ -72,8 +85,6 @@ impl LinkRules {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn addr(port: u16) -> SocketAddr {

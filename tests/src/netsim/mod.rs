@@ -21,7 +21,8 @@
 //! link's fate (tail drop: [`DropCause::Uplink`]). A node without one sends
 //! exactly as if uplinks did not exist. Burst loss can sit on a node's
 //! downlink too ([`Network::set_downlink_burst`]): one chain stepped by
-//! everything its links let through toward it, from any sender.
+//! everything its links let through toward it, from any sender, in the
+//! order it arrives.
 //!
 //! # Run loop
 //!
@@ -125,17 +126,40 @@
 //! # Determinism
 //!
 //! The clock is virtual, starting at [`Network::START`]; nothing reads the
-//! OS clock or spawns a thread. All randomness comes from one ChaCha8 stream
-//! seeded by the caller, drawn in event order, and certain outcomes (a
-//! probability of 0 or 1) draw nothing. Events at the same instant run in
-//! the order they were queued. Maps that are iterated are `BTreeMap`s
-//! (the cone NAT's flows by age among them), or are sorted first (the
-//! links); the hash maps (address to node, to link, to counters; NAT
-//! flows, entries and mappings) have a fixed hasher and are only looked
-//! up, never iterated. NAT entries expire by comparison with the virtual clock. So
-//! one seed and one sequence of calls give one run, and [`Network::trace_hash`] — a BLAKE3
-//! hash over every delivery (its bytes as a 64-bit digest) and drop — lets
-//! a test assert it.
+//! OS clock. Randomness comes from one ChaCha8 stream per node, seeded by
+//! the caller's seed and the node's index: the fates of what a node sends
+//! (loss, jitter, duplicates) are drawn from the sender's stream as it
+//! sends, the steps of its access link's burst chain from its own as
+//! datagrams arrive; certain outcomes (a probability of 0 or 1) draw
+//! nothing. Events at the same instant run by the node that caused them
+//! (a datagram's sender, a timeout's node; injected datagrams after all
+//! nodes), then in the order that node caused them. Maps that are
+//! iterated are `BTreeMap`s (the cone NAT's flows by age among them), or
+//! are sorted first (the links); the hash maps (address to node, to link,
+//! to counters; NAT flows, entries and mappings) have a fixed hasher and
+//! are only looked up, never iterated. NAT entries expire by comparison
+//! with the virtual clock. So one seed and one sequence of calls give one
+//! run, and [`Network::trace_hash`] — a hash of the set of every delivery
+//! (its bytes as a 64-bit digest), undeliverable arrival and drop, each
+//! with its instant — lets a test assert it.
+//!
+//! # Threads
+//!
+//! [`Network::with_threads`] splits the nodes over shards by IP, one
+//! thread each, and gives the same run as one thread, event for event
+//! (`tests::any_number_of_threads_gives_the_same_trace`; for the swarm,
+//! `tests/tests/swarm_threads.rs`). It is a conservative scheme: nothing a
+//! node sends arrives sooner than the least delay any link rule allows
+//! (latency less jitter), so the shards run in windows that long, each on
+//! its own events, and what they sent one another is queued between
+//! windows. Everything a datagram touches belongs to its sender's shard
+//! when it is sent and to its receiver's when it arrives: the orders,
+//! random streams and counters above are per node, per link end and per
+//! shard, so the split changes none of them (see `netsim/shard.rs`).
+//! What each thread needs: nodes and taps that are `Send`; every link's
+//! latency above its jitter (checked; a zero-latency link needs one
+//! thread); taps that do not share state in a way whose order matters,
+//! since taps on different shards run at once.
 
 mod downlink;
 mod event;
@@ -145,6 +169,7 @@ mod loss;
 mod nat;
 mod network;
 mod node;
+mod shard;
 mod stats;
 mod trace;
 mod ttl;

@@ -4,7 +4,6 @@
 use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -14,61 +13,32 @@ use shoal_proto::transmit::SharedBuf;
 
 use super::Lookup;
 use super::downlink::DownlinkBurst;
-use super::event::{EventKind, EventQueue};
-use super::link::{DropCause, Fate, Link, LinkConfig, Tap};
+use super::event::EventKind;
+#[cfg(doc)]
+use super::link::DropCause;
+use super::link::{LinkConfig, Tap};
 use super::link_rules::LinkRules;
 use super::loss::GilbertElliott;
 use super::nat::{Nat, NatState, Nats};
-use super::node::{Node, NodeId, Outgoing};
+use super::node::{Node, NodeId};
+use super::shard::{INJECTOR, LinkRef, NodeLoc, Shard, Shared, Slot, order};
 use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
 use super::trace::Trace;
-use super::ttl::Reach;
 use super::uplink::{Uplink, UplinkQueue};
-
-/// How many timeouts one node may take at one instant before the network
-/// calls it a livelock (a node whose `poll_timeout` never moves past `now`).
-const SPIN_LIMIT: u32 = 10_000;
 
 /// A simulated network. See the [module docs](super) for what it models.
 pub struct Network {
     now: Time,
-    rng: ChaCha8Rng,
-    events: EventQueue,
-    nodes: Vec<Slot>,
-    /// Bound addresses to nodes.
-    addrs: Lookup<SocketAddr, usize>,
-    rules: LinkRules,
-    nats: Nats,
+    seed: u64,
+    shared: Shared,
+    shards: Vec<Shard>,
     /// Uplinks set per bound address, present or future.
     uplinks: Lookup<SocketAddr, Uplink>,
-    /// Burst chains of nodes' downlinks, by bound address.
-    downlinks: Lookup<SocketAddr, DownlinkBurst>,
-    links: Links,
-    /// Traffic toward each address, at the index `addr_index` gives.
-    addr_stats: Vec<AddrStats>,
-    addr_index: Lookup<SocketAddr, u32>,
-    stats: NetStats,
-    trace: Trace,
-    /// Reused between drains so sending allocates nothing but the payloads.
-    outbox: Vec<Outgoing>,
-}
-
-/// A node and what the network knows about it.
-struct Slot {
-    addr: SocketAddr,
-    node: Box<dyn Node>,
-    /// False once disconnected: no deliveries, no timeouts.
-    online: bool,
-    /// The node's `poll_timeout` as last read, for which one event is queued.
-    wanted: Option<Time>,
-    stats: NodeStats,
-    /// The node's NAT: the flows or mappings it has made.
-    nat: NatState,
-    /// The instant of the node's last timeout and how many it took then.
-    spin: (Time, u32),
-    /// The node's uplink, if it has one: every datagram it sends waits
-    /// here.
-    uplink: Option<UplinkQueue>,
+    /// Burst chains of nodes' downlinks, by bound address, present or
+    /// future.
+    downlinks: Lookup<SocketAddr, GilbertElliott>,
+    /// Datagrams injected so far: the order among them.
+    injected: u64,
 }
 
 impl Network {
@@ -76,25 +46,45 @@ impl Network {
     /// the epoch, so timestamps look like wall-clock time.
     pub const START: Time = Time::from_micros(1_700_000_000_000_000);
 
-    /// An empty network at [`Network::START`], its randomness fixed by `seed`.
+    /// An empty network at [`Network::START`], its randomness fixed by
+    /// `seed`, run on one thread.
     pub fn new(seed: u64) -> Self {
+        Self::with_threads(seed, 1)
+    }
+
+    /// An empty network that runs on `threads` threads (see the
+    /// [module docs](super#threads)): the same run as on one, event for
+    /// event, as long as every link's latency less its jitter is more than
+    /// zero.
+    ///
+    /// # Panics
+    ///
+    /// If `threads` is 0 or more than 64.
+    pub fn with_threads(seed: u64, threads: usize) -> Self {
+        assert!(
+            (1..=64).contains(&threads),
+            "netsim: 1 to 64 threads, not {threads}"
+        );
         Self {
             now: Self::START,
-            rng: ChaCha8Rng::seed_from_u64(seed),
-            events: EventQueue::default(),
-            nodes: Vec::new(),
-            addrs: Lookup::default(),
-            rules: LinkRules::default(),
-            nats: Nats::default(),
+            seed,
+            shared: Shared {
+                addrs: Lookup::default(),
+                nodes: Vec::new(),
+                rules: LinkRules::default(),
+                nats: Nats::default(),
+                shards: threads,
+            },
+            shards: (0..threads).map(Shard::new).collect(),
             uplinks: Lookup::default(),
             downlinks: Lookup::default(),
-            links: Links::default(),
-            addr_stats: Vec::new(),
-            addr_index: Lookup::default(),
-            stats: NetStats::default(),
-            trace: Trace::new(),
-            outbox: Vec::new(),
+            injected: 0,
         }
+    }
+
+    /// How many threads the network runs on.
+    pub fn threads(&self) -> usize {
+        self.shards.len()
     }
 
     /// The simulated time.
@@ -114,26 +104,35 @@ impl Network {
     /// handed it out as a mapping.
     pub fn add_node<T: Node>(&mut self, addr: SocketAddr, node: T) -> NodeId<T> {
         assert!(
-            !self.nats.is_mapped(addr),
+            !self.shared.nats.is_mapped(addr),
             "netsim: address {addr} is a NAT mapping"
         );
-        let index = self.nodes.len();
-        let previous = self.addrs.insert(addr, index);
+        let index = self.shared.nodes.len();
+        let previous = self.shared.addrs.insert(addr, index);
         assert!(
             previous.is_none(),
             "netsim: address {addr} is already bound"
         );
-        self.nodes.push(Slot {
+        let shard = self.shared.shard_of(addr);
+        let local = self.shards[shard].nodes.len();
+        self.shared.nodes.push(NodeLoc { shard, local });
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(index as u64);
+        self.shards[shard].nodes.push(Slot {
             addr,
             node: Box::new(node),
+            index,
             online: true,
             wanted: None,
             stats: NodeStats::default(),
-            nat: NatState::new(self.nats.configured(addr)),
+            nat: NatState::new(self.shared.nats.configured(addr)),
             spin: (Time::ZERO, 0),
             uplink: self.uplinks.get(&addr).copied().map(UplinkQueue::new),
+            downlink: self.downlinks.get(&addr).copied().map(DownlinkBurst::new),
+            rng,
+            caused: 0,
         });
-        self.after_handle(index);
+        self.after_handle(NodeLoc { shard, local });
         NodeId::new(index)
     }
 
@@ -157,17 +156,15 @@ impl Network {
     /// If `id` came from another network.
     pub fn with_node<T: Node, R>(&mut self, id: NodeId<T>, f: impl FnOnce(&mut T, Time) -> R) -> R {
         let now = self.now;
-        let slot = self
-            .nodes
-            .get_mut(id.index())
-            .expect("netsim: NodeId from another network");
+        let loc = self.loc(id.index());
+        let slot = &mut self.shards[loc.shard].nodes[loc.local];
         let node: &mut dyn Any = &mut *slot.node;
         let node = node
             .downcast_mut()
             .expect("netsim: NodeId from another network");
         let result = f(node, now);
         if slot.online {
-            self.after_handle(id.index());
+            self.after_handle(loc);
         }
         result
     }
@@ -181,17 +178,14 @@ impl Network {
     /// undeliverable, its timeouts stop, and the address is free for a new
     /// node. The node itself stays readable through `id`.
     pub fn disconnect<T>(&mut self, id: NodeId<T>) {
-        let index = id.index();
-        let slot = self
-            .nodes
-            .get_mut(index)
-            .expect("netsim: NodeId from another network");
+        let slot = self.slot_mut(id.index());
         if !slot.online {
             return;
         }
         slot.online = false;
         slot.wanted = None;
-        self.addrs.remove(&slot.addr);
+        let addr = slot.addr;
+        self.shared.addrs.remove(&addr);
     }
 
     /// Whether the node is still on the network.
@@ -201,7 +195,7 @@ impl Network {
 
     /// Number of nodes ever added.
     pub fn node_count(&self) -> usize {
-        self.nodes.len()
+        self.shared.nodes.len()
     }
 
     /// The config of every link without a more specific one.
@@ -211,25 +205,25 @@ impl Network {
     /// If a probability is outside `0.0..=1.0` or `rate_bps` is `Some(0)`;
     /// so do the other `set_*` methods.
     pub fn set_default_link(&mut self, config: LinkConfig) {
-        self.rules.set_default(config);
+        self.shared.rules.set_default(config);
     }
 
     /// The config of the link from `from` to `to`; beats every other rule.
     pub fn set_link(&mut self, from: SocketAddr, to: SocketAddr, config: LinkConfig) {
-        self.rules.set_pair(from, to, config);
+        self.shared.rules.set_pair(from, to, config);
     }
 
     /// The config of every link leaving `from` (an uplink), present and
     /// future. Between this and [`set_links_to`](Self::set_links_to) for
     /// the same link, the one called later wins.
     pub fn set_links_from(&mut self, from: SocketAddr, config: LinkConfig) {
-        self.rules.set_from(from, config);
+        self.shared.rules.set_from(from, config);
     }
 
     /// The config of every link reaching `to` (a downlink), present and
     /// future.
     pub fn set_links_to(&mut self, to: SocketAddr, config: LinkConfig) {
-        self.rules.set_to(to, config);
+        self.shared.rules.set_to(to, config);
     }
 
     /// Puts the node at `addr`, present or future, behind `nat` (see the
@@ -238,9 +232,9 @@ impl Network {
     /// rebooted; its old mapped addresses stay reserved, and take nothing
     /// until the new NAT hands them out again.
     pub fn set_nat(&mut self, addr: SocketAddr, nat: Nat) {
-        self.nats.set(addr, nat);
-        if let Some(&index) = self.addrs.get(&addr) {
-            self.nodes[index].nat = NatState::new(nat);
+        self.shared.nats.set(addr, nat);
+        if let Some(slot) = self.bound_mut(addr) {
+            slot.nat = NatState::new(nat);
         }
     }
 
@@ -257,46 +251,46 @@ impl Network {
     pub fn set_uplink(&mut self, addr: SocketAddr, uplink: Uplink) {
         uplink.validate();
         self.uplinks.insert(addr, uplink);
-        if let Some(&index) = self.addrs.get(&addr) {
-            self.nodes[index].uplink = Some(UplinkQueue::new(uplink));
+        if let Some(slot) = self.bound_mut(addr) {
+            slot.uplink = Some(UplinkQueue::new(uplink));
         }
     }
 
     /// Gives the node at `addr`, present or future, burst loss on its
     /// access link: one Gilbert-Elliott chain stepped by every datagram
-    /// that its links deliver toward it, from any sender (see
-    /// `netsim/downlink.rs` for why and how). It starts in the good state,
-    /// and setting it again restarts it.
+    /// that its links deliver toward it, from any sender, as it arrives
+    /// (see `netsim/downlink.rs` for why and how). It starts in the good
+    /// state, and setting it again restarts it.
     ///
     /// # Panics
     ///
     /// If a probability is outside `0.0..=1.0`.
     pub fn set_downlink_burst(&mut self, addr: SocketAddr, burst: GilbertElliott) {
-        self.downlinks.insert(addr, DownlinkBurst::new(burst));
+        let chain = DownlinkBurst::new(burst);
+        self.downlinks.insert(addr, burst);
+        if let Some(slot) = self.bound_mut(addr) {
+            slot.downlink = Some(chain);
+        }
     }
 
     /// The NAT the address `addr` is behind.
     pub fn nat(&self, addr: SocketAddr) -> Nat {
-        self.nats.configured(addr)
+        self.shared.nats.configured(addr)
     }
 
     /// The address the node bound to `addr` appears as toward `to`, if it is
     /// behind a NAT with a live flow or mapping there (made by sending
     /// there). For a cone NAT that is often `addr` itself.
     pub fn nat_mapping(&self, addr: SocketAddr, to: SocketAddr) -> Option<SocketAddr> {
-        let &index = self.addrs.get(&addr)?;
-        self.nodes[index].nat.mapping(addr, to, self.now)
+        self.bound(addr)?.nat.mapping(addr, to, self.now)
     }
 
     /// Whether the cone NAT of the node bound to `addr` holds a live
     /// inbound-first entry from `from` to its external `port`.
     #[cfg(test)]
     pub(super) fn has_inbound_entry(&self, addr: SocketAddr, from: SocketAddr, port: u16) -> bool {
-        self.addrs.get(&addr).is_some_and(|&index| {
-            self.nodes[index]
-                .nat
-                .has_inbound_entry(from, port, self.now)
-        })
+        self.bound(addr)
+            .is_some_and(|slot| slot.nat.has_inbound_entry(from, port, self.now))
     }
 
     /// Puts `tap` on the link from `from` to `to`, replacing any other. It
@@ -308,16 +302,18 @@ impl Network {
         &mut self,
         from: SocketAddr,
         to: SocketAddr,
-        tap: impl FnMut(&mut Vec<u8>) -> bool + 'static,
+        tap: impl FnMut(&mut Vec<u8>) -> bool + Send + 'static,
     ) {
-        let index = self.link_index(from, to);
-        self.links.all[index].tap = Some(Box::new(tap) as Tap);
+        let shard = &mut self.shards[self.shared.shard_of(from)];
+        let index = shard.link_index(&self.shared, from, to);
+        shard.links.all[index].tap = Some(Box::new(tap) as Tap);
     }
 
     /// Removes the tap from the link from `from` to `to`, if any.
     pub fn clear_tap(&mut self, from: SocketAddr, to: SocketAddr) {
-        if let Some(&index) = self.links.index.get(&(from, to)) {
-            self.links.all[index as usize].tap = None;
+        let shard = &mut self.shards[self.shared.shard_of(from)];
+        if let Some(&index) = shard.links.index.get(&(from, to)) {
+            shard.links.all[index as usize].tap = None;
         }
     }
 
@@ -326,38 +322,60 @@ impl Network {
     /// hand-made datagram. It bypasses links and taps, so it arrives exactly
     /// then.
     pub fn inject(&mut self, at: Time, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
-        let to_stats = self.addr_stats_index(to);
-        count_sent(&mut self.addr_stats[to_stats], bytes.len());
+        let shard = &mut self.shards[self.shared.shard_of(to)];
+        let to_stats = shard.addr_stats_index(to);
+        shard.addr_stats[to_stats].sent_datagrams += 1;
+        shard.addr_stats[to_stats].sent_bytes += bytes.len() as u64;
         let kind = EventKind::Deliver {
             from,
             to,
             bytes: SharedBuf::new(bytes),
             link: None,
         };
-        self.events.push(at.max(self.now), kind);
+        shard
+            .events
+            .push(at.max(self.now), order(INJECTOR, self.injected), kind);
+        self.injected += 1;
     }
 
     /// Processes every event due by `deadline`, in time order, then sets the
     /// clock to `deadline` (if it is not already later).
     ///
+    /// On more than one thread, the shards run in windows as long as the
+    /// least delay of any link (its latency less its jitter): what one
+    /// sends in a window arrives after it.
+    ///
     /// # Panics
     ///
     /// If a node livelocks, asking for more than 10 000 timeouts at one
-    /// instant.
+    /// instant; on more than one thread, if a link's latency less its
+    /// jitter is zero.
     pub fn run_until(&mut self, deadline: Time) {
-        while let Some(event) = self.events.pop_due(deadline) {
-            self.now = self.now.max(event.at);
-            match event.kind {
-                EventKind::Deliver {
-                    from,
-                    to,
-                    bytes,
-                    link,
-                } => self.deliver(from, to, &bytes, link),
-                EventKind::Timeout { node, wanted } => self.fire_timeout(node, wanted),
+        if self.shards.len() == 1 {
+            self.shards[0].run_until(&self.shared, deadline);
+        } else {
+            let lookahead = self.shared.rules.least_delay();
+            assert!(
+                lookahead > Duration::ZERO,
+                "netsim: threads need every link's latency to exceed its jitter"
+            );
+            while let Some(start) = self.next_event_time().filter(|&at| at <= deadline) {
+                let upto = (start + lookahead - Duration::from_micros(1)).min(deadline);
+                let shared = &self.shared;
+                std::thread::scope(|scope| {
+                    let (first, rest) = self.shards.split_first_mut().expect("one shard or more");
+                    for shard in rest {
+                        scope.spawn(move || run_window(shard, shared, upto));
+                    }
+                    run_window(first, shared, upto);
+                });
+                self.post_mail();
             }
         }
         self.now = self.now.max(deadline);
+        for shard in &mut self.shards {
+            shard.now = self.now;
+        }
     }
 
     /// [`run_until`](Self::run_until) `duration` from now.
@@ -367,24 +385,35 @@ impl Network {
 
     /// When the next queued event is due (it may be a stale timeout).
     pub fn next_event_time(&self) -> Option<Time> {
-        self.events.next_time()
+        self.shards
+            .iter()
+            .filter_map(|s| s.events.next_time())
+            .min()
     }
 
     /// Events queued, stale timeouts included.
     pub fn pending_events(&self) -> usize {
-        self.events.len()
+        self.shards.iter().map(|s| s.events.len()).sum()
     }
 
     /// The hash of every delivery, undeliverable arrival and drop so far:
     /// equal for two runs exactly when they moved the same datagrams at the
-    /// same times (up to hash collisions).
+    /// same times (up to hash collisions), on any number of threads.
     pub fn trace_hash(&self) -> [u8; 32] {
-        self.trace.hash()
+        let mut trace = Trace::new();
+        for shard in &self.shards {
+            trace.absorb(&shard.trace);
+        }
+        trace.hash()
     }
 
     /// Network-wide counters.
-    pub fn stats(&self) -> &NetStats {
-        &self.stats
+    pub fn stats(&self) -> NetStats {
+        let mut total = NetStats::default();
+        for shard in &self.shards {
+            total.add(&shard.stats);
+        }
+        total
     }
 
     /// What the node behind `id` sent and received.
@@ -394,312 +423,121 @@ impl Network {
 
     /// What happened on the link from `from` to `to` (all zero if unused).
     pub fn link_stats(&self, from: SocketAddr, to: SocketAddr) -> LinkStats {
-        self.links
-            .index
-            .get(&(from, to))
-            .map(|&index| self.links.all[index as usize].stats)
-            .unwrap_or_default()
+        let sender = self.shared.shard_of(from);
+        let shard = &self.shards[sender];
+        let Some(&index) = shard.links.index.get(&(from, to)) else {
+            return LinkStats::default();
+        };
+        self.link_stats_at(sender, index as usize)
     }
 
     /// Every link used so far with its counters, in address order.
-    pub fn links(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, &LinkStats)> {
-        let mut ends: Vec<_> = self.links.index.iter().collect();
+    pub fn links(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, LinkStats)> {
+        let mut ends: Vec<_> = self
+            .shards
+            .iter()
+            .enumerate()
+            .flat_map(|(sender, shard)| {
+                shard
+                    .links
+                    .index
+                    .iter()
+                    .map(move |(&ends, &index)| (ends, sender, index as usize))
+            })
+            .collect();
         ends.sort_unstable();
         ends.into_iter()
-            .map(|(&(from, to), &index)| (from, to, &self.links.all[index as usize].stats))
+            .map(|((from, to), sender, index)| (from, to, self.link_stats_at(sender, index)))
     }
 
     /// Traffic toward `addr`, bound to a node or not (all zero if none).
     pub fn addr_stats(&self, addr: SocketAddr) -> AddrStats {
-        self.addr_index
-            .get(&addr)
-            .map(|&index| self.addr_stats[index as usize])
-            .unwrap_or_default()
+        let mut total = AddrStats::default();
+        for shard in &self.shards {
+            if let Some(&index) = shard.addr_index.get(&addr) {
+                total.add(&shard.addr_stats[index as usize]);
+            }
+        }
+        total
     }
 
-    fn slot(&self, index: usize) -> &Slot {
-        self.nodes
+    /// Both halves of the link at `index` of `sender`'s shard.
+    fn link_stats_at(&self, sender: usize, index: usize) -> LinkStats {
+        let mut stats = self.shards[sender].links.all[index].stats;
+        let link = LinkRef::new(sender, index);
+        for shard in &self.shards {
+            if let Some(arrivals) = shard.arrivals.get(&link) {
+                arrivals.add_to(&mut stats);
+            }
+        }
+        stats
+    }
+
+    fn loc(&self, index: usize) -> NodeLoc {
+        *self
+            .shared
+            .nodes
             .get(index)
             .expect("netsim: NodeId from another network")
     }
 
-    /// The index of `addr`'s traffic counters, made on first use.
-    fn addr_stats_index(&mut self, addr: SocketAddr) -> usize {
-        addr_stats_index(&mut self.addr_stats, &mut self.addr_index, addr)
+    fn slot(&self, index: usize) -> &Slot {
+        let loc = self.loc(index);
+        &self.shards[loc.shard].nodes[loc.local]
     }
 
-    /// The index of the link from `from` to `to`, created on first use,
-    /// its config brought up to date with the rules.
-    ///
-    /// Rules are looked up by bound addresses: a link from or to a
-    /// symmetric NAT's mapping gets the config of the node behind it.
-    fn link_index(&mut self, from: SocketAddr, to: SocketAddr) -> usize {
-        let generation = self.rules.generation();
-        let resolve = || self.rules.resolve(self.nats.real(from), self.nats.real(to));
-        let index = match self.links.index.get(&(from, to)) {
-            Some(&index) => index as usize,
-            None => {
-                let to_stats = addr_stats_index(&mut self.addr_stats, &mut self.addr_index, to);
-                let index = self.links.all.len();
-                self.links
-                    .all
-                    .push(Link::new(to_stats, resolve(), generation));
-                let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
-                self.links.index.insert((from, to), key);
-                index
-            }
-        };
-        let link = &mut self.links.all[index];
-        if link.generation != generation {
-            link.config = resolve();
-            link.generation = generation;
-        }
-        index
+    fn slot_mut(&mut self, index: usize) -> &mut Slot {
+        let loc = self.loc(index);
+        &mut self.shards[loc.shard].nodes[loc.local]
     }
 
-    fn deliver(&mut self, from: SocketAddr, to: SocketAddr, bytes: &SharedBuf, link: Option<u32>) {
-        let now = self.now;
-        let len = bytes.len() as u64;
-        self.stats.events += 1;
-        let to_stats = match link {
-            Some(index) => {
-                let link = &mut self.links.all[index as usize];
-                link.stats.arrived_datagrams += 1;
-                link.stats.arrived_bytes += len;
-                link.to_stats
-            }
-            None => self.addr_stats_index(to),
-        };
-        let addr_stats = &mut self.addr_stats[to_stats];
-        // A bound address, else perhaps a symmetric NAT's mapping: traffic
-        // to bound addresses never looks at the NAT maps.
-        let found = match self.addrs.get(&to) {
-            Some(&index) => Some((index, false)),
-            None => self
-                .nats
-                .node_behind(to)
-                .filter(|&index| self.nodes[index].online)
-                .map(|index| (index, true)),
-        };
-        let Some((index, mapped)) = found else {
-            addr_stats.undeliverable_datagrams += 1;
-            addr_stats.undeliverable_bytes += len;
-            self.stats.undeliverable += 1;
-            self.trace.undeliverable(now, from, to, bytes.len());
-            return;
-        };
-        let slot = &mut self.nodes[index];
-        if (mapped || !slot.nat.is_open()) && !slot.nat.admit(from, to, mapped, now) {
-            addr_stats.nat_filtered_datagrams += 1;
-            addr_stats.nat_filtered_bytes += len;
-            self.stats.nat_filtered += 1;
-            slot.stats.nat_filtered += 1;
-            self.trace.nat_filtered(now, from, to, bytes.len());
-            return;
-        }
-        addr_stats.delivered_datagrams += 1;
-        addr_stats.delivered_bytes += len;
-        self.stats.delivered += 1;
-        self.trace.delivered(now, from, to, bytes);
-        slot.stats.received_datagrams += 1;
-        slot.stats.received_bytes += len;
-        slot.node.handle_shared(now, from, bytes);
-        self.after_handle(index);
+    /// The node bound to `addr`, if any.
+    fn bound(&self, addr: SocketAddr) -> Option<&Slot> {
+        let &index = self.shared.addrs.get(&addr)?;
+        Some(self.slot(index))
     }
 
-    fn fire_timeout(&mut self, index: usize, wanted: Time) {
-        let now = self.now;
-        let slot = &mut self.nodes[index];
-        if !slot.online || slot.wanted != Some(wanted) {
-            self.stats.stale_timeouts += 1;
-            return;
-        }
-        self.stats.events += 1;
-        self.stats.timeouts += 1;
-        slot.stats.timeouts += 1;
-        slot.wanted = None;
-        if slot.spin.0 == now {
-            slot.spin.1 += 1;
-            assert!(
-                slot.spin.1 <= SPIN_LIMIT,
-                "netsim: node at {} took {SPIN_LIMIT} timeouts at {now:?}; its poll_timeout never moves on",
-                slot.addr,
-            );
-        } else {
-            slot.spin = (now, 1);
-        }
-        slot.node.handle_timeout(now);
-        self.after_handle(index);
+    fn bound_mut(&mut self, addr: SocketAddr) -> Option<&mut Slot> {
+        let &index = self.shared.addrs.get(&addr)?;
+        Some(self.slot_mut(index))
     }
 
-    /// The str0m rule: after every call into a node, drain its transmits,
-    /// then read its timeout.
-    fn after_handle(&mut self, index: usize) {
-        let now = self.now;
-        let mut outbox = std::mem::take(&mut self.outbox);
-        let slot = &mut self.nodes[index];
-        while let Some(outgoing) = slot.node.poll_transmit(now) {
-            slot.stats.sent_datagrams += 1;
-            slot.stats.sent_bytes += outgoing.bytes.len() as u64;
-            outbox.push(outgoing);
-        }
-        let wanted = slot.node.poll_timeout();
-        if wanted != slot.wanted {
-            slot.wanted = wanted;
-            if let Some(wanted) = wanted {
-                let kind = EventKind::Timeout {
-                    node: index,
-                    wanted,
-                };
-                self.events.push(wanted.max(now), kind);
-            }
-        }
-        for Outgoing { to, bytes, ttl } in outbox.drain(..) {
-            let slot = &self.nodes[index];
-            let behind_nat = !slot.nat.is_open();
-            let reach = Reach::of(ttl, behind_nat);
-            let from = if behind_nat && reach != Reach::OwnNat {
-                self.translate(index, to)
-            } else {
-                slot.addr
-            };
-            self.send(index, from, to, bytes, reach == Reach::FarSide);
-        }
-        self.outbox = outbox;
+    /// After a call into a node between runs: what it sent goes out now.
+    fn after_handle(&mut self, loc: NodeLoc) {
+        let shard = &mut self.shards[loc.shard];
+        shard.now = self.now;
+        shard.after_handle(&self.shared, loc.local);
+        self.post_mail();
     }
 
-    /// The source of a datagram from the node `index`, behind a NAT, to
-    /// `to`, after that NAT.
-    fn translate(&mut self, index: usize, to: SocketAddr) -> SocketAddr {
-        let slot = &mut self.nodes[index];
-        let addrs = &self.addrs;
-        self.nats
-            .outbound(&mut slot.nat, index, slot.addr, to, self.now, |addr| {
-                addrs.contains_key(&addr)
-            })
-    }
-
-    /// Puts a datagram from the node `index` on the link from `from` to
-    /// `to` at the current time; one that will not `reach` the far side
-    /// (its TTL) dies there, after any tap. Between the tap and the link's
-    /// fate it waits in the node's uplink, if any, and enters the link
-    /// when it leaves that. A datagram whose TTL dies on the way is not
-    /// charged to the uplink: such are a few small punches.
-    fn send(
-        &mut self,
-        index: usize,
-        from: SocketAddr,
-        to: SocketAddr,
-        mut bytes: SharedBuf,
-        reach: bool,
-    ) {
-        let now = self.now;
-        let link_index = self.link_index(from, to);
-        let link = &mut self.links.all[link_index];
-        count_sent(&mut self.addr_stats[link.to_stats], bytes.len());
-        link.stats.sent_datagrams += 1;
-        link.stats.sent_bytes += bytes.len() as u64;
-        // The sender may still hold the buffer (a window's chunk): a tap
-        // rewrites a copy of it.
-        let tapped_out = link
-            .tap
-            .as_mut()
-            .is_some_and(|tap| !tap(Arc::make_mut(&mut bytes)));
-        let fate = if tapped_out {
-            Fate::Dropped(DropCause::Tap)
-        } else if !reach {
-            Fate::Dropped(DropCause::TtlExpired)
-        } else {
-            let departure = match &mut self.nodes[index].uplink {
-                None => Some(now),
-                Some(uplink) => uplink.enqueue(now, bytes.len()),
-            };
-            match departure {
-                Some(departure) => link.transmit(departure, bytes.len(), &mut self.rng),
-                None => Fate::Dropped(DropCause::Uplink),
+    /// Queues every shard's deliveries for other shards where they go.
+    fn post_mail(&mut self) {
+        for from in 0..self.shards.len() {
+            let mut mail = std::mem::take(&mut self.shards[from].mail);
+            for m in mail.drain(..) {
+                self.shards[m.shard].events.push(m.at, m.order, m.kind);
             }
-        };
-        let fate = match fate {
-            Fate::Arrives { .. } if !self.downlinks.is_empty() => {
-                let lost = self
-                    .downlinks
-                    .get_mut(&self.nats.real(to))
-                    .is_some_and(|downlink| downlink.step(&mut self.rng));
-                if lost {
-                    Fate::Dropped(DropCause::Burst)
-                } else {
-                    fate
-                }
-            }
-            fate => fate,
-        };
-        match fate {
-            Fate::Dropped(cause) => {
-                if cause == DropCause::Uplink {
-                    self.nodes[index].stats.uplink_dropped += 1;
-                }
-                link.stats.count_drop(cause);
-                self.stats.dropped += 1;
-                self.trace.dropped(now, from, to, bytes.len(), cause);
-            }
-            Fate::Arrives { at, duplicate_at } => {
-                let over = Some(link_index as u32);
-                let deliver = |bytes| EventKind::Deliver {
-                    from,
-                    to,
-                    bytes,
-                    link: over,
-                };
-                match duplicate_at {
-                    None => self.events.push(at, deliver(bytes)),
-                    Some(duplicate_at) => {
-                        link.stats.duplicated += 1;
-                        self.events.push(at, deliver(SharedBuf::clone(&bytes)));
-                        self.events.push(duplicate_at, deliver(bytes));
-                    }
-                }
-            }
+            self.shards[from].mail = mail;
         }
     }
 }
 
-/// The links used so far, in the order of first use, and where each is.
-#[derive(Default)]
-struct Links {
-    all: Vec<Link>,
-    index: Lookup<(SocketAddr, SocketAddr), u32>,
-}
-
-fn count_sent(stats: &mut AddrStats, len: usize) {
-    stats.sent_datagrams += 1;
-    stats.sent_bytes += len as u64;
-}
-
-/// A free function so that a caller holding another field can use it.
-fn addr_stats_index(
-    stats: &mut Vec<AddrStats>,
-    index: &mut Lookup<SocketAddr, u32>,
-    addr: SocketAddr,
-) -> usize {
-    let next = stats.len();
-    let at = *index
-        .entry(addr)
-        .or_insert_with(|| u32::try_from(next).expect("netsim: fewer than 2^32 addresses"));
-    if at as usize == next {
-        stats.push(AddrStats::default());
-    }
-    at as usize
+/// Runs one shard's window: events due by `upto`, nothing it sends
+/// arriving by then.
+fn run_window(shard: &mut Shard, shared: &Shared, upto: Time) {
+    shard.horizon = Some(upto);
+    shard.run_until(shared, upto);
+    shard.horizon = None;
 }
 
 impl fmt::Debug for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Network")
             .field("now", &self.now)
-            .field("nodes", &self.nodes.len())
-            .field("links", &self.links.all.len())
-            .field("pending_events", &self.events.len())
-            .field("stats", &self.stats)
-            .field("trace", &self.trace)
+            .field("threads", &self.shards.len())
+            .field("nodes", &self.shared.nodes.len())
+            .field("pending_events", &self.pending_events())
+            .field("stats", &self.stats())
             .finish_non_exhaustive()
     }
 }

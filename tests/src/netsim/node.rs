@@ -19,7 +19,7 @@ use shoal_proto::{SharedTransmit, Time, Transmit};
 ///
 /// `Any` is a supertrait so that the network can hand back the concrete type
 /// through a [`NodeId`].
-pub trait Node: Any {
+pub trait Node: Any + Send {
     /// A datagram arrived from `from`.
     fn handle_datagram(&mut self, now: Time, from: SocketAddr, bytes: &[u8]);
     /// A datagram arrived from `from`, in the buffer its sender handed the

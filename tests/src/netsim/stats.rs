@@ -103,6 +103,19 @@ pub struct AddrStats {
     pub nat_filtered_bytes: u64,
 }
 
+impl AddrStats {
+    pub(super) fn add(&mut self, other: &Self) {
+        self.sent_datagrams += other.sent_datagrams;
+        self.sent_bytes += other.sent_bytes;
+        self.delivered_datagrams += other.delivered_datagrams;
+        self.delivered_bytes += other.delivered_bytes;
+        self.undeliverable_datagrams += other.undeliverable_datagrams;
+        self.undeliverable_bytes += other.undeliverable_bytes;
+        self.nat_filtered_datagrams += other.nat_filtered_datagrams;
+        self.nat_filtered_bytes += other.nat_filtered_bytes;
+    }
+}
+
 /// Network-wide counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetStats {
@@ -122,4 +135,16 @@ pub struct NetStats {
     pub timeouts: u64,
     /// Timeout events skipped because the node had since moved its timeout.
     pub stale_timeouts: u64,
+}
+
+impl NetStats {
+    pub(super) fn add(&mut self, other: &Self) {
+        self.events += other.events;
+        self.delivered += other.delivered;
+        self.undeliverable += other.undeliverable;
+        self.nat_filtered += other.nat_filtered;
+        self.dropped += other.dropped;
+        self.timeouts += other.timeouts;
+        self.stale_timeouts += other.stale_timeouts;
+    }
 }

@@ -315,8 +315,8 @@ fn rate_limit_spreads_a_burst_and_drops_past_the_queue() {
     assert_eq!(net.stats().dropped, 20);
 }
 
-/// A bit of everything, for comparing traces.
-fn messy_run(seed: u64) -> ([u8; 32], NetStats) {
+/// A bit of everything, for comparing traces: on `threads` threads.
+fn messy_run(seed: u64, threads: usize) -> ([u8; 32], NetStats) {
     let link = LinkConfig {
         latency: ms(20),
         jitter: ms(5),
@@ -333,8 +333,26 @@ fn messy_run(seed: u64) -> ([u8; 32], NetStats) {
         rate_bps: Some(2_000_000),
         queue_bytes: Some(6_000),
     };
-    let mut net = Network::new(seed);
+    let mut net = Network::with_threads(seed, threads);
     net.set_default_link(link);
+    // Access links with their own queue and bursts, on some nodes.
+    net.set_uplink(
+        addr(1),
+        Uplink {
+            rate_bps: 1_000_000,
+            queue_bytes: 4_000,
+            per_datagram: Duration::from_micros(3),
+        },
+    );
+    net.set_downlink_burst(
+        addr(102),
+        GilbertElliott {
+            p_good_to_bad: 0.05,
+            p_bad_to_good: 0.3,
+            loss_in_good: 0.0,
+            loss_in_bad: 1.0,
+        },
+    );
     for host in 1..=4 {
         net.add_node(addr(100 + host), Echo::default());
         let sender = Sender::new(addr(100 + host), T0, 200, ms(3))
@@ -343,16 +361,32 @@ fn messy_run(seed: u64) -> ([u8; 32], NetStats) {
         net.add_node(addr(host), sender);
     }
     net.run_until(T0 + ms(2_000));
-    (net.trace_hash(), *net.stats())
+    (net.trace_hash(), net.stats())
 }
 
 #[test]
 fn same_seed_gives_the_same_trace() {
-    let (hash, stats) = messy_run(7);
-    assert_eq!(messy_run(7), (hash, stats));
-    assert_ne!(messy_run(8).0, hash);
+    let (hash, stats) = messy_run(7, 1);
+    assert_eq!(messy_run(7, 1), (hash, stats));
+    assert_ne!(messy_run(8, 1).0, hash);
     // The run exercised what it claims to.
     assert!(stats.delivered > 1_000 && stats.dropped > 100, "{stats:?}");
+}
+
+#[test]
+fn any_number_of_threads_gives_the_same_trace() {
+    let one = messy_run(7, 1);
+    assert_eq!(messy_run(7, 2), one);
+    assert_eq!(messy_run(7, 3), one);
+}
+
+#[test]
+#[should_panic(expected = "latency to exceed its jitter")]
+fn threads_need_links_with_a_least_delay() {
+    let mut net = Network::with_threads(1, 2);
+    net.set_link(addr(1), addr(2), LinkConfig::with_latency(ms(0)));
+    net.add_node(addr(1), Sink::default());
+    net.run_for(ms(10));
 }
 
 #[test]

@@ -1,19 +1,26 @@
-//! A running hash over everything that happens to datagrams, so that two
-//! runs can be compared by one value.
+//! A hash over everything that happens to datagrams, so that two runs can
+//! be compared by one value.
 //!
 //! Each record is a tag byte and fixed-width fields, so no two different
-//! event sequences feed the hasher the same bytes.
+//! records are the same bytes. A delivered datagram's bytes enter as a
+//! 64-bit [`digest`] rather than whole: BLAKE3 over every delivered byte
+//! cost more than the protocol's own chunk hashing. The digest still reads
+//! every byte, so the trace still tells apart two runs that moved different
+//! bytes (up to a 2^-64 chance, and never for a change confined to one
+//! aligned 8-byte word).
 //!
-//! A delivered datagram's bytes enter as a 64-bit [`digest`] rather than
-//! whole: BLAKE3 over every delivered byte cost more than the protocol's own
-//! chunk hashing. The digest still reads every byte, so the trace still
-//! tells apart two runs that moved different bytes (up to a 2^-64 chance,
-//! and never for a change confined to one aligned 8-byte word).
+//! # A hash of the set, not of the sequence
 //!
-//! Records are gathered in a buffer and hashed 16 KiB at a time: BLAKE3 fed
-//! a few bytes per call spends its time in per-call overhead and hashes
-//! one 64-byte block at a time, where a long input goes through its SIMD
-//! lanes. The hashed bytes, and so the hash, are the same.
+//! The trace is the sum (mod 2^128) of a 128-bit digest of each record, and
+//! the count of records: the hash of a multiset. A network split over
+//! threads keeps one trace per shard and adds them up; the sum does not
+//! depend on how the records were split or in which order each shard saw
+//! them. Every record carries its instant, sender and receiver, so two runs
+//! with the same sum moved the same datagrams at the same times; what it
+//! cannot see is the order of two records of the same instant, which the
+//! network fixes by itself (`shard::order`). The per-record digest is not
+//! cryptographic: the runs compared are the simulator's own, not an
+//! attacker's.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -27,54 +34,55 @@ const UNDELIVERABLE: u8 = 2;
 const DROPPED: u8 = 3;
 const NAT_FILTERED: u8 = 4;
 
+#[derive(Clone, Default)]
 pub(super) struct Trace {
-    hasher: blake3::Hasher,
-    /// Records not yet hashed.
-    pending: Vec<u8>,
+    /// The sum of every record's digest.
+    sum: u128,
+    records: u64,
+    /// The record being written (kept for its capacity).
+    record: Vec<u8>,
 }
-
-/// How many bytes of records are gathered before they are hashed.
-const BATCH: usize = 16 << 10;
 
 impl Trace {
     pub(super) fn new() -> Self {
-        Self {
-            hasher: blake3::Hasher::new(),
-            pending: Vec::with_capacity(BATCH + 128),
-        }
+        Self::default()
     }
 
     fn put(&mut self, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= BATCH {
-            self.hasher.update(&self.pending);
-            self.pending.clear();
-        }
+        self.record.extend_from_slice(bytes);
     }
 
-    fn hasher(&self) -> blake3::Hasher {
-        let mut hasher = self.hasher.clone();
-        hasher.update(&self.pending);
-        hasher
+    /// Adds the record written since the last one.
+    fn close(&mut self) {
+        let low = digest_with(&self.record, LANE_PRIMES);
+        let high = digest_with(&self.record, SECOND_LANES);
+        self.sum = self
+            .sum
+            .wrapping_add(u128::from(high) << 64 | u128::from(low));
+        self.records += 1;
+        self.record.clear();
     }
 
     /// A datagram was handed to a node.
     pub(super) fn delivered(&mut self, at: Time, from: SocketAddr, to: SocketAddr, bytes: &[u8]) {
         self.header(DELIVERED, at, from, to, bytes.len());
         self.put(&digest(bytes).to_le_bytes());
+        self.close();
     }
 
     /// A datagram arrived where no node was bound.
     pub(super) fn undeliverable(&mut self, at: Time, from: SocketAddr, to: SocketAddr, len: usize) {
         self.header(UNDELIVERABLE, at, from, to, len);
+        self.close();
     }
 
     /// A datagram arrived but the NAT in front of the node dropped it.
     pub(super) fn nat_filtered(&mut self, at: Time, from: SocketAddr, to: SocketAddr, len: usize) {
         self.header(NAT_FILTERED, at, from, to, len);
+        self.close();
     }
 
-    /// A link dropped a datagram.
+    /// A link (or the receiver's access link) dropped a datagram.
     pub(super) fn dropped(
         &mut self,
         at: Time,
@@ -85,10 +93,20 @@ impl Trace {
     ) {
         self.header(DROPPED, at, from, to, len);
         self.put(&[cause.code()]);
+        self.close();
+    }
+
+    /// Adds `other`'s records to these.
+    pub(super) fn absorb(&mut self, other: &Trace) {
+        self.sum = self.sum.wrapping_add(other.sum);
+        self.records += other.records;
     }
 
     pub(super) fn hash(&self) -> [u8; 32] {
-        *self.hasher().finalize().as_bytes()
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&self.sum.to_le_bytes());
+        hasher.update(&self.records.to_le_bytes());
+        *hasher.finalize().as_bytes()
     }
 
     fn header(&mut self, tag: u8, at: Time, from: SocketAddr, to: SocketAddr, len: usize) {
@@ -124,6 +142,15 @@ const LANE_PRIMES: [u64; 4] = [
     0x85eb_ca77_c2b2_ae63,
 ];
 
+/// The starting lanes of a record's second digest: other odd constants
+/// (from SplitMix64 and murmur3), so the two halves are independent.
+const SECOND_LANES: [u64; 4] = [
+    0xbf58_476d_1ce4_e5b9,
+    0x94d0_49bb_1331_11eb,
+    0xff51_afd7_ed55_8ccd,
+    0xc4ce_b9fe_1a85_ec53,
+];
+
 /// A fast, deterministic, non-cryptographic 64-bit digest of `bytes`.
 ///
 /// Four independent lanes each take one 8-byte word of every 32 bytes: xor,
@@ -132,7 +159,12 @@ const LANE_PRIMES: [u64; 4] = [
 /// change in one word always changes its lane's final state. The lanes and
 /// the length are then folded and mixed (the murmur3 finalizer).
 fn digest(bytes: &[u8]) -> u64 {
-    let mut lanes = LANE_PRIMES;
+    digest_with(bytes, LANE_PRIMES)
+}
+
+/// [`digest`] from other starting lanes.
+fn digest_with(bytes: &[u8], start: [u64; 4]) -> u64 {
+    let mut lanes = start;
     let mut blocks = bytes.chunks_exact(32);
     let mut step = |block: &[u8]| {
         for (lane, (word, prime)) in lanes.iter_mut().zip(block.chunks_exact(8).zip(LANE_PRIMES)) {
@@ -165,7 +197,7 @@ fn digest(bytes: &[u8]) -> u64 {
 
 impl fmt::Debug for Trace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Trace({})", self.hasher().finalize().to_hex())
+        write!(f, "Trace({} records, {:032x})", self.records, self.sum)
     }
 }
 
@@ -238,27 +270,29 @@ mod tests {
         assert_ne!(digest(&swapped), d);
     }
 
-    /// Records are hashed in batches: reading the hash mid-run, across
-    /// batch boundaries, changes nothing, and every record still counts.
+    /// The hash is of the set of records: split over traces and in any
+    /// order it is the same, and every record still counts, twice as
+    /// much as once.
     #[test]
-    fn batching_is_invisible() {
+    fn order_and_split_are_invisible_but_every_record_counts() {
         let t = Time::from_micros(5);
-        let run = |peek: bool, skip: Option<usize>| {
-            let mut trace = Trace::new();
-            for i in 0..2_000 {
-                if Some(i) != skip {
-                    trace.delivered(t, addr(1), addr(2), &[i as u8; 40]);
-                }
-                if peek && i % 97 == 0 {
-                    let _ = trace.hash();
-                }
+        let run = |order: &[usize], split: usize| {
+            let mut traces = [Trace::new(), Trace::new()];
+            for (n, &i) in order.iter().enumerate() {
+                traces[usize::from(n >= split)].delivered(t, addr(1), addr(2), &[i as u8; 40]);
             }
-            trace.hash()
+            let [mut a, b] = traces;
+            a.absorb(&b);
+            a.hash()
         };
-        // About 40 bytes a record: 2,000 span several batches.
-        let plain = run(false, None);
-        assert_eq!(run(true, None), plain);
-        assert_ne!(run(false, Some(3)), plain);
-        assert_ne!(run(false, Some(1_999)), plain);
+        let forward: Vec<usize> = (0..200).collect();
+        let backward: Vec<usize> = (0..200).rev().collect();
+        let plain = run(&forward, 200);
+        assert_eq!(run(&backward, 200), plain);
+        assert_eq!(run(&forward, 77), plain);
+        assert_ne!(run(&forward[1..], 200), plain);
+        let mut twice = forward.clone();
+        twice.push(3);
+        assert_ne!(run(&twice, 200), plain);
     }
 }

@@ -10,6 +10,7 @@ mod cone;
 
 use crate::netsim::Lookup;
 use std::net::SocketAddr;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 
 use shoal_proto::Time;
 
@@ -126,8 +127,10 @@ pub(super) struct Nats {
     configured: Lookup<SocketAddr, Nat>,
     /// Every mapped address ever handed out, to the node (index) it leads to
     /// and that node's bound address. Never released, so a mapped address
-    /// means one thing for the whole run. Lookups only.
-    mapped: Lookup<SocketAddr, (usize, SocketAddr)>,
+    /// means one thing for the whole run. Lookups only. Behind a lock
+    /// because shards hand out mappings while others look (see
+    /// `netsim/shard.rs`); only the shard of a mapping's IP adds it.
+    mapped: RwLock<Lookup<SocketAddr, (usize, SocketAddr)>>,
 }
 
 impl Nats {
@@ -141,24 +144,28 @@ impl Nats {
 
     /// The node a mapped address leads to.
     pub(super) fn node_behind(&self, mapped: SocketAddr) -> Option<usize> {
-        self.mapped.get(&mapped).map(|&(index, _)| index)
+        self.registry().get(&mapped).map(|&(index, _)| index)
     }
 
     pub(super) fn is_mapped(&self, addr: SocketAddr) -> bool {
-        self.mapped.contains_key(&addr)
+        self.registry().contains_key(&addr)
+    }
+
+    fn registry(&self) -> RwLockReadGuard<'_, Lookup<SocketAddr, (usize, SocketAddr)>> {
+        self.mapped.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The bound address behind `addr` if it is a mapping, else `addr`: what
     /// link rules are looked up by.
     pub(super) fn real(&self, addr: SocketAddr) -> SocketAddr {
-        self.mapped.get(&addr).map_or(addr, |&(_, real)| real)
+        self.registry().get(&addr).map_or(addr, |&(_, real)| real)
     }
 
     /// Translates the source of a datagram sent `now` from the node `index`,
     /// bound to `bound` behind `state`, to `to`: finds or makes the flow or
     /// mapping. `is_bound` tells which addresses a new mapping must avoid.
     pub(super) fn outbound(
-        &mut self,
+        &self,
         state: &mut NatState,
         index: usize,
         bound: SocketAddr,
@@ -190,23 +197,24 @@ impl Nats {
     /// from `next_port` up that no node is bound to and no NAT has handed
     /// out, reserved for that node for the rest of the run.
     fn hand_out(
-        &mut self,
+        &self,
         next_port: &mut u32,
         index: usize,
         bound: SocketAddr,
         is_bound: impl Fn(SocketAddr) -> bool,
     ) -> SocketAddr {
+        let mut registry = self.mapped.write().unwrap_or_else(PoisonError::into_inner);
         let mapped = loop {
             let Ok(port) = u16::try_from(*next_port) else {
                 panic!("netsim: the NAT of {bound} ran out of ports");
             };
             *next_port += 1;
             let candidate = SocketAddr::new(bound.ip(), port);
-            if !is_bound(candidate) && !self.mapped.contains_key(&candidate) {
+            if !is_bound(candidate) && !registry.contains_key(&candidate) {
                 break candidate;
             }
         };
-        self.mapped.insert(mapped, (index, bound));
+        registry.insert(mapped, (index, bound));
         mapped
     }
 }

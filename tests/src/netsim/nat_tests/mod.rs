@@ -335,8 +335,8 @@ fn binding_a_mapped_address_panics() {
 
 /// Three echoing nodes behind each kind of NAT, all sending to all through
 /// lossy, jittery links (so echoes bounce until lost); the trace and stats.
-fn mixed_run(seed: u64) -> ([u8; 32], NetStats) {
-    let mut net = Network::new(seed);
+fn mixed_run(seed: u64, threads: usize) -> ([u8; 32], NetStats) {
+    let mut net = Network::with_threads(seed, threads);
     net.set_default_link(LinkConfig {
         latency: ms(20),
         jitter: ms(5),
@@ -359,14 +359,17 @@ fn mixed_run(seed: u64) -> ([u8; 32], NetStats) {
         net.run_for(ms(10));
     }
     net.run_for(ms(1_000));
-    (net.trace_hash(), *net.stats())
+    (net.trace_hash(), net.stats())
 }
 
 #[test]
 fn runs_with_nat_are_deterministic() {
-    let (hash, stats) = mixed_run(11);
-    assert_eq!(mixed_run(11), (hash, stats));
-    assert_ne!(mixed_run(12).0, hash);
+    let (hash, stats) = mixed_run(11, 1);
+    assert_eq!(mixed_run(11, 1), (hash, stats));
+    assert_ne!(mixed_run(12, 1).0, hash);
+    // Each NAT's flows and mappings are its shard's: the same on two
+    // threads.
+    assert_eq!(mixed_run(11, 2), (hash, stats));
     assert!(
         stats.nat_filtered > 100 && stats.delivered > 1_000,
         "{stats:?}"
