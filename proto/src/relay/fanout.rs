@@ -97,7 +97,10 @@ impl Relay {
     /// Whether a subscriber wants an item of its stream.
     fn wants(window: &Window, sub: &Subscriber, item: Item, manifests: bool) -> bool {
         match item {
-            Item::Descriptor => true,
+            // The DESCRIPTOR is repeated (each second) with the MANIFESTs:
+            // a subscriber that takes those from its relay takes it there
+            // too (it had one in its ACCEPT).
+            Item::Descriptor => manifests,
             Item::Ready(Ready::Data { seq, .. }) => {
                 seq >= sub.start_seq
                     && Self::in_clubs(window, sub.clubs, seq)

@@ -110,9 +110,10 @@ pub struct RelayConfig {
     pub handshake_rate: u32,
     /// HELLOs a source IP may send in a burst.
     pub handshake_burst: u32,
-    /// Push each block's MANIFEST to subscribers. An ordinary peer's
-    /// upload side turns this off: its subscribers take manifests from
-    /// their relay, so that ten sources do not send ten copies.
+    /// Push each block's MANIFEST and each new DESCRIPTOR to subscribers
+    /// (the ACCEPT's DESCRIPTOR goes regardless). An ordinary peer's
+    /// upload side turns this off: its subscribers take both from their
+    /// relay, so that ten sources do not send ten copies.
     pub forward_manifests: bool,
     /// NACKs are not answered with chunks that arrived this recently: they
     /// were pushed to every subscriber of their club on arrival, so the

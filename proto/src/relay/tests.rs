@@ -680,3 +680,48 @@ fn a_new_streams_descriptor_is_proven_before_it_is_ingested() {
         assert!(relay.prove_new_stream(t(0), PUBLISHER, header(d)).is_some());
     }
 }
+
+/// An ordinary peer's upload side (no MANIFESTs forwarded) sends the
+/// DESCRIPTOR once, after its ACCEPT, and not each repeat: its subscribers
+/// take the repeats from their relay with the MANIFESTs, as ten sources
+/// would otherwise send ten copies a second. A relay forwards both.
+#[test]
+fn repeated_descriptors_go_where_manifests_go() {
+    let (stream, datagrams) = published(2500);
+    let is = |d: &[u8], ty: MessageType| crate::wire::peek_type(d).is_ok_and(|t| t == ty);
+    let repeats: Vec<usize> = (0..datagrams.len())
+        .filter(|&i| is(&datagrams[i], MessageType::Descriptor))
+        .collect();
+    assert!(repeats.len() >= 3, "{repeats:?}");
+    let peer: SocketAddr = "127.0.0.3:6000".parse().expect("addr");
+    for forward_manifests in [true, false] {
+        let mut relay = Relay::new(RelayConfig {
+            forward_manifests,
+            ..RelayConfig::default()
+        });
+        let (before, after) = datagrams.split_at(repeats[1]);
+        for d in before {
+            relay.handle_datagram(t(0), PUBLISHER, d);
+        }
+        while relay.poll_transmit().is_some() {}
+        subscribe(&mut relay, t(1), peer, stream);
+        let accepted = drain_to(&mut relay, peer);
+        let count = |bufs: &[SharedBuf], ty| bufs.iter().filter(|b| is(b, ty)).count();
+        assert_eq!(count(&accepted, MessageType::Descriptor), 1);
+        for d in after {
+            relay.handle_datagram(t(2), PUBLISHER, d);
+        }
+        let pushed = drain_to(&mut relay, peer);
+        assert!(count(&pushed, MessageType::Data) > 0);
+        let (descriptors, manifests) = (
+            count(&pushed, MessageType::Descriptor),
+            count(&pushed, MessageType::Manifest),
+        );
+        if forward_manifests {
+            assert_eq!(descriptors, repeats.len() - 1);
+            assert!(manifests > 0);
+        } else {
+            assert_eq!((descriptors, manifests), (0, 0));
+        }
+    }
+}
