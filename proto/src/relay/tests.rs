@@ -688,7 +688,7 @@ fn a_new_streams_descriptor_is_proven_before_it_is_ingested() {
 #[test]
 fn repeated_descriptors_go_where_manifests_go() {
     let (stream, datagrams) = published(2500);
-    let is = |d: &[u8], ty: MessageType| crate::wire::peek_type(d).is_ok_and(|t| t == ty);
+    let is = |d: &[u8], ty: MessageType| peek_type(d).is_ok_and(|t| t == ty);
     let repeats: Vec<usize> = (0..datagrams.len())
         .filter(|&i| is(&datagrams[i], MessageType::Descriptor))
         .collect();
