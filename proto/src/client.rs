@@ -32,6 +32,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(200);
 const MAX_RETRY: Duration = Duration::from_secs(2);
 /// The round-trip time assumed before the first HELLO/CHALLENGE sample.
 const INITIAL_RTT: Duration = Duration::from_millis(100);
+/// How long a widening ([`ClientSession::widen`]) may take before the
+/// subscription in force is kept as it was: a few round trips.
+const WIDEN_GIVE_UP: Duration = Duration::from_secs(1);
 /// A flowing stream silent this long gets one KEEPALIVE at once, so that a
 /// server that restarted and forgot the subscription says NOT_SUBSCRIBED
 /// now rather than at the next keepalive.
@@ -72,6 +75,9 @@ pub(crate) enum SessionEvent {
     Rejected(RejectReason),
     /// The server left (for example shutting down); the session retries.
     ServerLeft(LeaveReason),
+    /// The server refused more clubs ([`ClientSession::widen`]) and still
+    /// serves the ones it had.
+    WidenRefused(RejectReason),
 }
 
 /// One subscription to one server.
@@ -80,6 +86,14 @@ pub(crate) struct ClientSession {
     server: SocketAddr,
     stream: StreamId,
     clubs: u64,
+    /// The clubs of the subscription in force (the last ACCEPT's); while
+    /// a wider SUBSCRIBE is out ([`ClientSession::widen`]), the server
+    /// still serves these.
+    accepted_clubs: u64,
+    /// A handshake for more clubs is under way on a subscription in
+    /// force, since `widen_since`.
+    widening: bool,
+    widen_since: Time,
     token: Vec<u8>,
     state: SessionState,
     nonce_seed: u64,
@@ -120,6 +134,9 @@ impl ClientSession {
             server,
             stream,
             clubs,
+            accepted_clubs: 0,
+            widening: false,
+            widen_since: Time::ZERO,
             token,
             state: SessionState::Closed,
             nonce_seed,
@@ -143,6 +160,50 @@ impl ClientSession {
     /// Changes the clubs asked for from the next SUBSCRIBE on.
     pub(crate) fn set_clubs(&mut self, clubs: u64) {
         self.clubs = clubs;
+    }
+
+    /// Asks the server for `clubs` more on the subscription in force: a
+    /// new handshake whose SUBSCRIBE replaces the subscription (a server
+    /// keeps the one in force until it accepts another from the same
+    /// address, §11.3), so that nothing stops meanwhile:
+    /// [`ClientSession::serving`] holds until the answer. Without a
+    /// subscription in force, the clubs go in the next SUBSCRIBE.
+    pub(crate) fn widen(&mut self, now: Time, clubs: u64, tx: &mut TxQueue) {
+        self.clubs |= clubs;
+        if self.state != SessionState::Subscribed {
+            return;
+        }
+        // From HELLO: the cookie held may be older than its lifetime.
+        self.state = SessionState::Hello;
+        self.widening = true;
+        self.widen_since = now;
+        self.cookie = None;
+        self.attempt_delay = FIRST_RETRY;
+        self.send_hello(now, tx);
+    }
+
+    /// A widening that was refused, or not answered within
+    /// [`WIDEN_GIVE_UP`], leaves the subscription in force as it was.
+    fn widen_back(&mut self, now: Time) {
+        self.widening = false;
+        self.clubs = self.accepted_clubs;
+        self.state = SessionState::Subscribed;
+        self.next_timer = now + self.keepalive_interval;
+    }
+
+    /// The clubs the server sends: those of the last ACCEPT while the
+    /// subscription is in force (or being widened), else none.
+    pub(crate) fn accepted_clubs(&self) -> u64 {
+        if self.serving() {
+            self.accepted_clubs
+        } else {
+            0
+        }
+    }
+
+    /// Whether a subscription is in force: subscribed, or widening one.
+    pub(crate) fn serving(&self) -> bool {
+        self.state == SessionState::Subscribed || self.widening
     }
 
     pub(crate) fn server(&self) -> SocketAddr {
@@ -180,6 +241,7 @@ impl ClientSession {
     /// Starts (or restarts) the handshake.
     pub(crate) fn start(&mut self, now: Time, tx: &mut TxQueue) {
         self.state = SessionState::Hello;
+        self.widening = false;
         self.cookie = None;
         self.attempt_delay = FIRST_RETRY;
         self.last_heard = now;
@@ -250,6 +312,8 @@ impl ClientSession {
                 if a.stream == self.stream && self.state == SessionState::Subscribing =>
             {
                 self.state = SessionState::Subscribed;
+                self.widening = false;
+                self.accepted_clubs = self.clubs;
                 self.session = Some(a.session);
                 self.observed = Some(a.observed);
                 self.keepalive_interval = Duration::from_millis(u64::from(a.keepalive_ms));
@@ -264,6 +328,10 @@ impl ClientSession {
                 if answers(self.state, r.reason)
                     && (r.stream == self.stream || r.stream == StreamId([0; 32])) =>
             {
+                if self.widening {
+                    self.widen_back(now);
+                    return Some(SessionEvent::WidenRefused(r.reason));
+                }
                 match r.reason {
                     RejectReason::BadCookie | RejectReason::NotSubscribed => {
                         self.start(now, tx);
@@ -305,7 +373,8 @@ impl ClientSession {
 
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
         let timer = (self.state != SessionState::Closed).then_some(self.next_timer);
-        timer.min(self.probe_at()).or(timer)
+        let widen = self.widening.then(|| self.widen_since + WIDEN_GIVE_UP);
+        [timer, self.probe_at(), widen].into_iter().flatten().min()
     }
 
     /// When a flowing stream's silence gets its KEEPALIVE.
@@ -335,6 +404,9 @@ impl ClientSession {
                 let _ = tx.push_message(self.server, &Message::Keepalive(report));
                 return;
             }
+        }
+        if self.widening && now >= self.widen_since + WIDEN_GIVE_UP {
+            self.widen_back(now);
         }
         if self.state == SessionState::Closed || now < self.next_timer {
             return;
@@ -654,3 +726,7 @@ mod binding_tests {
         assert!(s.poll_timeout().is_some(), "it retries");
     }
 }
+
+#[cfg(test)]
+#[path = "client_widen_tests.rs"]
+mod widen_tests;

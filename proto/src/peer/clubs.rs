@@ -154,7 +154,7 @@ impl Peer {
                 .neighbours
                 .list
                 .iter()
-                .find(|s| s.club == club && s.working())
+                .find(|s| s.serves(club) && s.working())
                 .map(|s| (s.addr, s.session.id()));
             self.repair.set_route(club, route);
         }
@@ -187,7 +187,7 @@ impl Peer {
                 .neighbours
                 .list
                 .iter()
-                .filter(|s| s.club == club && s.working())
+                .filter(|s| s.serves(club) && s.working())
                 .count();
             if working < self.wanted_sources(club) {
                 mask |= 1 << club;

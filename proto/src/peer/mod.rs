@@ -136,6 +136,9 @@ pub const GIVE_UP: Duration = Duration::from_millis(1500);
 pub const UNREACHABLE: Duration = Duration::from_secs(300);
 /// How often neighbours are checked and looked for.
 const TICK: Duration = Duration::from_millis(100);
+/// A neighbour that refused to serve more clubs is not asked again for
+/// this long.
+const WIDEN_HOLD: Duration = Duration::from_secs(10);
 /// Least time between two MEMBERs that say the upload side has become
 /// full or has room again.
 const FULL_HOLD: Duration = Duration::from_millis(500);
@@ -425,7 +428,11 @@ impl Peer {
             .list
             .iter()
             .filter(|s| s.working())
-            .map(|s| (s.addr, s.club))
+            .flat_map(|s| {
+                (0..crate::wire::MAX_CLUBS)
+                    .filter(|&c| s.serves(c))
+                    .map(move |c| (s.addr, c))
+            })
     }
 
     /// Addresses of the peers its upload side serves.

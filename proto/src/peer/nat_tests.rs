@@ -7,7 +7,7 @@ use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::testutil::{addr, emit, handshake_answers, hello_nonce, sent, sent_to, t};
-use crate::wire::{Codec, MessageType, Peers, Punch, peek_type};
+use crate::wire::{Challenge, Codec, Have, MessageType, Peers, Punch, peek_type};
 
 const RELAY: &str = "127.0.0.1:7401";
 
@@ -182,5 +182,80 @@ fn a_candidate_that_never_answers_is_given_up_fast_and_remembered() {
             !out.iter().any(|(to, _)| *to == c),
             "tried again at {now:?}"
         );
+    }
+}
+
+/// A peer that most candidates cannot reach (behind a NAT that maps every
+/// flow anew, only peers without one get through) asks the neighbour it
+/// has for a second club on the same subscription, rather than take every
+/// club but one from its relay; a peer that reaches its candidates does
+/// not.
+#[test]
+fn a_peer_few_can_reach_asks_its_neighbour_for_more_clubs() {
+    let public = addr("192.0.2.1:9000");
+    let unreachable = [addr("192.0.2.7:9000"), addr("192.0.2.8:9000")];
+    for hard_to_reach in [true, false] {
+        let candidates: Vec<SocketAddr> = if hard_to_reach {
+            [public].into_iter().chain(unreachable).collect()
+        } else {
+            vec![public]
+        };
+        let mut p = joined(&candidates);
+        let mut subscribes = Vec::new();
+        let mut now = t(100);
+        while now < t(4000) {
+            // The neighbour's beacon (SPEC §11.9): it is alive.
+            let beacon = Have {
+                stream: p.config.stream,
+                session: crate::testutil::SESSION,
+                base: 0,
+                mask: 0,
+            };
+            p.handle_datagram(now, public, &emit(&Message::Have(beacon)));
+            p.handle_timeout(now);
+            let out = sent(&mut p);
+            for (to, d) in out.iter().filter(|(to, _)| *to == public) {
+                let [challenge, accept] = handshake_answers(p.config.stream, 0, 0);
+                match Message::parse(d) {
+                    Ok(Message::Hello(h)) => {
+                        let Message::Challenge(c) = challenge else {
+                            unreachable!()
+                        };
+                        let c = Challenge {
+                            nonce: h.nonce,
+                            ..c
+                        };
+                        p.handle_datagram(now, *to, &emit(&Message::Challenge(c)));
+                    }
+                    Ok(Message::Subscribe(s)) => {
+                        subscribes.push(s.clubs);
+                        p.handle_datagram(now, *to, &emit(&accept));
+                    }
+                    _ => {}
+                }
+            }
+            now = p.poll_timeout().expect("a timer").clamp(
+                now + Duration::from_millis(1),
+                now + Duration::from_millis(100),
+            );
+        }
+        let clubs: Vec<u8> = p
+            .working_sources()
+            .filter(|&(a, _)| a == public)
+            .map(|(_, c)| c)
+            .collect();
+        if hard_to_reach {
+            assert_eq!(p.stats().unreachable, 2);
+            assert!(clubs.len() >= 2, "{clubs:?}");
+            // Each SUBSCRIBE after the first asks for one club more.
+            assert!(subscribes.len() >= 2, "{subscribes:?}");
+            for pair in subscribes.windows(2) {
+                assert_eq!(pair[1] & pair[0], pair[0]);
+                assert_eq!(pair[1].count_ones(), pair[0].count_ones() + 1);
+            }
+        } else {
+            assert_eq!(clubs.len(), 1, "{clubs:?}");
+            assert_eq!(subscribes.len(), 1, "{subscribes:?}");
+        }
     }
 }

@@ -147,7 +147,7 @@ impl Peer {
         };
         let mut peers_serve = false;
         for s in &self.neighbours.list {
-            if s.club == club && s.working() {
+            if s.serves(club) && s.working() {
                 peers_serve = true;
                 if Some(s.addr) != from {
                     let _ = self.tx.push_message(s.addr, &have(s.session.id()));

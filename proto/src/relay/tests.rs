@@ -725,3 +725,52 @@ fn repeated_descriptors_go_where_manifests_go() {
         }
     }
 }
+
+/// A SUBSCRIBE that would replace a subscription with one for more clubs
+/// than the server has room for is refused and leaves the subscription in
+/// force as it was (SPEC §11.3): a peer may ask a neighbour for another
+/// club without risking the one it has.
+#[test]
+fn a_refused_wider_subscription_leaves_the_one_in_force() {
+    let (stream, datagrams) = published(600);
+    let mut relay = Relay::new(RelayConfig::default());
+    let (before, after) = datagrams.split_at(datagrams.len() / 2);
+    for d in before {
+        relay.handle_datagram(t(0), PUBLISHER, d);
+    }
+    while relay.poll_transmit().is_some() {}
+    relay.set_club_slots(Some(1));
+    let peer: SocketAddr = "127.0.0.3:6000".parse().expect("addr");
+    subscribe_clubs(&mut relay, t(1), peer, stream, 1 << 1);
+    let id = session(&relay, peer);
+    assert_ne!(id, 0);
+    drain_to(&mut relay, peer);
+    subscribe_clubs(&mut relay, t(2), peer, stream, (1 << 1) | (1 << 2));
+    let refused = drain_to(&mut relay, peer);
+    assert!(
+        refused.iter().any(|b| matches!(
+            Message::parse(b),
+            Ok(Message::Reject(r)) if r.reason == RejectReason::Full
+        )),
+        "a FULL"
+    );
+    assert_eq!(session(&relay, peer), id);
+    assert_eq!(relay.used_club_slots(), 1);
+    for d in after {
+        relay.handle_datagram(t(3), PUBLISHER, d);
+    }
+    let clubs = relay
+        .window(&stream)
+        .and_then(|w| w.descriptor().map(|(d, _)| u64::from(d.clubs)))
+        .expect("a descriptor");
+    let pushed: Vec<u64> = drain_to(&mut relay, peer)
+        .iter()
+        .filter_map(|b| {
+            crate::wire::DataView::new_checked(b)
+                .ok()
+                .map(|v| v.fields().seq)
+        })
+        .collect();
+    assert!(!pushed.is_empty());
+    assert!(pushed.iter().all(|s| s % clubs == 1), "{pushed:?}");
+}

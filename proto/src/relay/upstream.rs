@@ -129,7 +129,8 @@ impl Upstream {
                     self.fail_over(now, tx);
                 }
             }
-            None => {}
+            // Only a peer's neighbour sessions widen.
+            Some(SessionEvent::WidenRefused(_)) | None => {}
         }
         event
     }
@@ -301,7 +302,7 @@ impl Relay {
                 Some(SessionEvent::Rejected(r)) => {
                     self.event(RelayEvent::UpstreamRejected(from, r));
                 }
-                Some(SessionEvent::ServerLeft(_)) | None => {}
+                Some(SessionEvent::ServerLeft(_) | SessionEvent::WidenRefused(_)) | None => {}
             }
         }
     }

@@ -123,7 +123,8 @@ impl Relays {
             Some(SessionEvent::ServerLeft(_)) if self.list.can_move() => {
                 self.fail_over(now, playout, tx);
             }
-            Some(SessionEvent::ServerLeft(_)) | None => {}
+            // The relay session never widens (it sets its clubs).
+            Some(SessionEvent::ServerLeft(_) | SessionEvent::WidenRefused(_)) | None => {}
         }
         self.note(now);
     }
