@@ -60,16 +60,20 @@
 //! [`Repair`]) for its download side, trusting stream data from its
 //! neighbours as well as its relay and handing what it verifies to the
 //! upload side. Its other jobs each have a file: `neighbours.rs` (finding,
-//! judging and replacing download neighbours), `upload.rs` (the embedded
-//! relay, its limit and its HAVEs) and `clubs.rs` (which clubs it joins,
-//! and what it asks of its relay).
+//! judging and replacing download neighbours), `neighbour.rs` (one of
+//! them and its subscription), `widen.rs` (asking a neighbour for more
+//! clubs, for a peer few can reach), `upload.rs` (the embedded relay, its
+//! limit and its HAVEs) and `clubs.rs` (which clubs it joins, and what it
+//! asks of its relay).
 //!
 //! Run loop: `handle_datagram` / `handle_timeout`, then drain
 //! `poll_transmit` and `poll_event`, then wait until `poll_timeout`.
 
 mod clubs;
+mod neighbour;
 mod neighbours;
 mod upload;
+mod widen;
 
 pub use neighbours::{LinkUp, Reach};
 

@@ -23,9 +23,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::neighbour::Neighbour;
 use super::{
-    BAN, GIVE_UP, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, REPLAY_SPAN, SILENCE, STARVED,
-    UNREACHABLE, WIDEN_HOLD,
+    BAN, GIVE_UP, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, SILENCE, STARVED, UNREACHABLE,
+    WIDEN_HOLD,
 };
 use crate::client::{ClientSession, SessionEvent, SessionState};
 use crate::integrity::Rejection;
@@ -125,108 +126,6 @@ impl Neighbours {
             punch: SharedBuf::default(),
             links: VecDeque::new(),
         }
-    }
-}
-
-/// A download neighbour and the session with it.
-#[derive(Debug)]
-pub(super) struct Neighbour {
-    /// Where its session talks to it.
-    pub(super) addr: SocketAddr,
-    /// The address the relay (or a neighbour) named: `addr` until a PUNCH
-    /// moves it.
-    pub(super) candidate: SocketAddr,
-    /// How it got through, so far.
-    pub(super) reach: Reach,
-    pub(super) club: u8,
-    pub(super) session: ClientSession,
-    pub(super) started: Time,
-    /// When its handshake starts if its PUNCH has not come first; `None`
-    /// once started.
-    pub(super) start_at: Option<Time>,
-    pub(super) last_heard: Time,
-    /// When it last brought new stream data (duplicates do not count: in
-    /// a ring, what one member got from the relay comes back to it from
-    /// the next), or was chosen or accepted.
-    pub(super) last_data: Time,
-    /// Whether anything (a PUNCH, an answer, data) has come from it.
-    answered: bool,
-    /// Not asked for more clubs before this (it refused some).
-    pub(super) widen_after: Time,
-    /// Stale chunks it sent since `stale_since`.
-    stale: (Time, u32),
-}
-
-impl Neighbour {
-    pub(super) fn new(
-        addr: SocketAddr,
-        club: u8,
-        stream: StreamId,
-        now: Time,
-        nonce_seed: u64,
-    ) -> Self {
-        Self {
-            addr,
-            candidate: addr,
-            reach: Reach::Direct,
-            club,
-            session: ClientSession::new(addr, stream, 1u64 << club, Vec::new(), nonce_seed),
-            started: now,
-            start_at: None,
-            last_heard: now,
-            last_data: now,
-            answered: false,
-            widen_after: now,
-            stale: (now, 0),
-        }
-    }
-
-    /// Counts a stale (replayed) chunk from it; returns how many it sent
-    /// in the current [`REPLAY_SPAN`].
-    pub(super) fn stale(&mut self, now: Time) -> u32 {
-        let (since, n) = &mut self.stale;
-        if now.saturating_since(*since) >= REPLAY_SPAN {
-            *since = now;
-            *n = 0;
-        }
-        *n += 1;
-        *n
-    }
-
-    /// Something came from it.
-    pub(super) fn heard(&mut self, now: Time) {
-        self.last_heard = now;
-        self.answered = true;
-        self.session.heard(now);
-    }
-
-    /// Accepted and not yet known to have failed.
-    pub(super) fn working(&self) -> bool {
-        self.session.serving()
-    }
-
-    /// Whether it is (or is being asked to be) the source of `club`: the
-    /// club it was chosen for, and any its subscription was widened to.
-    pub(super) fn serves(&self, club: u8) -> bool {
-        self.club == club
-            || 1u64
-                .checked_shl(u32::from(club))
-                .is_some_and(|bit| self.session.accepted_clubs() & bit != 0)
-    }
-
-    /// The clubs it serves, a bit each.
-    pub(super) fn clubs(&self) -> u64 {
-        self.session.accepted_clubs() | 1u64.checked_shl(u32::from(self.club)).unwrap_or(0)
-    }
-
-    /// Nothing at all has come from it yet.
-    fn unheard(&self) -> bool {
-        !self.answered
-    }
-
-    /// Whether `a` is this neighbour, at either of its addresses.
-    fn is(&self, a: SocketAddr) -> bool {
-        self.addr == a || self.candidate == a
     }
 }
 
@@ -666,47 +565,5 @@ impl Peer {
         for s in &mut self.neighbours.list {
             s.session.handle_timeout(now, resume, report, &mut self.tx);
         }
-    }
-}
-
-impl Peer {
-    /// With no source for `club` and no other candidate left, asks a
-    /// working neighbour that the relay names for it (a member with room)
-    /// to serve it too, on the subscription already in force; whether one
-    /// was asked. A peer that few others can reach (behind a NAT that maps
-    /// every flow anew, which only peers with no NAT get through) would
-    /// otherwise take from its relay every club beyond one per reachable
-    /// peer (SPEC §11.9). Only by a peer that is hard to reach
-    /// ([`Peer::hard_to_reach`]), and not for a member club's second
-    /// source: a peer that reaches everyone does better waiting for a fresh
-    /// candidate (simulator, 1,000 peers x 20 s, seeds 1-4, everyone
-    /// widening: relays +2 to +8 kbit/s per peer, duplicates +0.4 points
-    /// in three seeds of four), and of two sources of a club the slower
-    /// brings only duplicates and is dropped as starved, which would take
-    /// the club it was chosen for with it.
-    fn widen_for(&mut self, now: Time, club: u8) -> bool {
-        let Some(bit) = 1u64.checked_shl(u32::from(club)) else {
-            return false;
-        };
-        let list = &self.neighbours.candidates[usize::from(club)];
-        let Some(s) = self.neighbours.list.iter_mut().find(|s| {
-            s.session.state() == SessionState::Subscribed
-                && !s.serves(club)
-                && now >= s.widen_after
-                && list.iter().any(|&a| s.is(a))
-        }) else {
-            return false;
-        };
-        s.session.widen(now, bit, &mut self.tx);
-        true
-    }
-
-    /// Whether it has given up on more candidates as unreachable than it
-    /// has working neighbours: it sits behind a NAT that few others can
-    /// get through (a symmetric NAT reaches only peers with none). Peers
-    /// that left count as unreachable too, but a few, not most.
-    fn hard_to_reach(&self) -> bool {
-        let working = self.neighbours.list.iter().filter(|s| s.working()).count();
-        self.stats.unreachable > working as u64
     }
 }
