@@ -140,8 +140,8 @@ pub const GIVE_UP: Duration = Duration::from_millis(1500);
 pub const UNREACHABLE: Duration = Duration::from_secs(300);
 /// How often neighbours are checked and looked for.
 const TICK: Duration = Duration::from_millis(100);
-/// A neighbour that refused to serve more clubs is not asked again for
-/// this long.
+/// A neighbour asked to serve more clubs is not asked again for this long
+/// unless it accepted (after a refusal, from the refusal).
 const WIDEN_HOLD: Duration = Duration::from_secs(10);
 /// Least time between two MEMBERs that say the upload side has become
 /// full or has room again.

@@ -185,77 +185,100 @@ fn a_candidate_that_never_answers_is_given_up_fast_and_remembered() {
     }
 }
 
+/// What a peer told of `candidates` sends `public`, a neighbour that
+/// beacons and answers every handshake (or, with `widenings` false, only
+/// the first) from `t(100)` to `t(4000)`: the peer, the clubs of each
+/// SUBSCRIBE `public` got, and the HELLOs it got after its first ACCEPT.
+fn with_public(
+    candidates: &[SocketAddr],
+    public: SocketAddr,
+    widenings: bool,
+) -> (Peer, Vec<u64>, usize) {
+    let mut p = joined(candidates);
+    let (mut subscribes, mut late_hellos) = (Vec::new(), 0);
+    let mut now = t(100);
+    while now < t(4000) {
+        // The neighbour's beacon (SPEC §11.9): it is alive.
+        let beacon = Have {
+            stream: p.config.stream,
+            session: crate::testutil::SESSION,
+            base: 0,
+            mask: 0,
+        };
+        p.handle_datagram(now, public, &emit(&Message::Have(beacon)));
+        p.handle_timeout(now);
+        let out = sent(&mut p);
+        for (to, d) in out.iter().filter(|(to, _)| *to == public) {
+            let [challenge, accept] = handshake_answers(p.config.stream, 0, 0);
+            let Message::Challenge(c) = challenge else {
+                unreachable!()
+            };
+            match Message::parse(d) {
+                Ok(Message::Hello(_)) if !subscribes.is_empty() && !widenings => {
+                    late_hellos += 1;
+                }
+                Ok(Message::Hello(h)) => {
+                    late_hellos += usize::from(!subscribes.is_empty());
+                    let c = Challenge {
+                        nonce: h.nonce,
+                        ..c
+                    };
+                    p.handle_datagram(now, *to, &emit(&Message::Challenge(c)));
+                }
+                Ok(Message::Subscribe(s)) => {
+                    subscribes.push(s.clubs);
+                    p.handle_datagram(now, *to, &emit(&accept));
+                }
+                _ => {}
+            }
+        }
+        now = p.poll_timeout().expect("a timer").clamp(
+            now + Duration::from_millis(1),
+            now + Duration::from_millis(100),
+        );
+    }
+    (p, subscribes, late_hellos)
+}
+
 /// A peer that most candidates cannot reach (behind a NAT that maps every
 /// flow anew, only peers without one get through) asks the neighbour it
-/// has for a second club on the same subscription, rather than take every
-/// club but one from its relay; a peer that reaches its candidates does
-/// not.
+/// has for more clubs on the same subscription, one at a time, rather than
+/// take every club but one from its relay; a peer that reaches its
+/// candidates does not.
 #[test]
 fn a_peer_few_can_reach_asks_its_neighbour_for_more_clubs() {
     let public = addr("192.0.2.1:9000");
     let unreachable = [addr("192.0.2.7:9000"), addr("192.0.2.8:9000")];
-    for hard_to_reach in [true, false] {
-        let candidates: Vec<SocketAddr> = if hard_to_reach {
-            [public].into_iter().chain(unreachable).collect()
-        } else {
-            vec![public]
-        };
-        let mut p = joined(&candidates);
-        let mut subscribes = Vec::new();
-        let mut now = t(100);
-        while now < t(4000) {
-            // The neighbour's beacon (SPEC §11.9): it is alive.
-            let beacon = Have {
-                stream: p.config.stream,
-                session: crate::testutil::SESSION,
-                base: 0,
-                mask: 0,
-            };
-            p.handle_datagram(now, public, &emit(&Message::Have(beacon)));
-            p.handle_timeout(now);
-            let out = sent(&mut p);
-            for (to, d) in out.iter().filter(|(to, _)| *to == public) {
-                let [challenge, accept] = handshake_answers(p.config.stream, 0, 0);
-                match Message::parse(d) {
-                    Ok(Message::Hello(h)) => {
-                        let Message::Challenge(c) = challenge else {
-                            unreachable!()
-                        };
-                        let c = Challenge {
-                            nonce: h.nonce,
-                            ..c
-                        };
-                        p.handle_datagram(now, *to, &emit(&Message::Challenge(c)));
-                    }
-                    Ok(Message::Subscribe(s)) => {
-                        subscribes.push(s.clubs);
-                        p.handle_datagram(now, *to, &emit(&accept));
-                    }
-                    _ => {}
-                }
-            }
-            now = p.poll_timeout().expect("a timer").clamp(
-                now + Duration::from_millis(1),
-                now + Duration::from_millis(100),
-            );
-        }
-        let clubs: Vec<u8> = p
-            .working_sources()
-            .filter(|&(a, _)| a == public)
-            .map(|(_, c)| c)
-            .collect();
-        if hard_to_reach {
-            assert_eq!(p.stats().unreachable, 2);
-            assert!(clubs.len() >= 2, "{clubs:?}");
-            // Each SUBSCRIBE after the first asks for one club more.
-            assert!(subscribes.len() >= 2, "{subscribes:?}");
-            for pair in subscribes.windows(2) {
-                assert_eq!(pair[1] & pair[0], pair[0]);
-                assert_eq!(pair[1].count_ones(), pair[0].count_ones() + 1);
-            }
-        } else {
-            assert_eq!(clubs.len(), 1, "{clubs:?}");
-            assert_eq!(subscribes.len(), 1, "{subscribes:?}");
-        }
+    let (p, subscribes, _) = with_public(&[public, unreachable[0], unreachable[1]], public, true);
+    assert_eq!(p.stats().unreachable, 2);
+    let clubs: Vec<u8> = p
+        .working_sources()
+        .filter(|&(a, _)| a == public)
+        .map(|(_, c)| c)
+        .collect();
+    assert!(clubs.len() >= 3, "{clubs:?}");
+    // Each SUBSCRIBE after the first asks for one club more.
+    assert_eq!(subscribes.len(), clubs.len(), "{subscribes:?}");
+    for pair in subscribes.windows(2) {
+        assert_eq!(pair[1] & pair[0], pair[0]);
+        assert_eq!(pair[1].count_ones(), pair[0].count_ones() + 1);
     }
+    // Reaching its candidate, it keeps one club per neighbour.
+    let (p, subscribes, late_hellos) = with_public(&[public], public, true);
+    assert_eq!(p.working_sources().count(), 1);
+    assert_eq!((subscribes.len(), late_hellos), (1, 0));
+}
+
+/// A neighbour that does not answer a widening is not asked again every
+/// tick: one handshake (with its retransmits) per [`WIDEN_HOLD`], and the
+/// subscription in force goes on.
+#[test]
+fn a_neighbour_that_never_answers_a_widening_is_asked_once_per_hold() {
+    let public = addr("192.0.2.1:9000");
+    let unreachable = [addr("192.0.2.7:9000"), addr("192.0.2.8:9000")];
+    let (p, subscribes, late_hellos) =
+        with_public(&[public, unreachable[0], unreachable[1]], public, false);
+    assert_eq!(subscribes.len(), 1);
+    assert!((1..=3).contains(&late_hellos), "{late_hellos} HELLOs");
+    assert_eq!(p.working_sources().filter(|&(a, _)| a == public).count(), 1);
 }

@@ -31,7 +31,8 @@ pub(super) struct Neighbour {
     pub(super) last_data: Time,
     /// Whether anything (a PUNCH, an answer, data) has come from it.
     pub(super) answered: bool,
-    /// Not asked for more clubs before this (it refused some).
+    /// Not asked for more clubs before this: [`WIDEN_HOLD`](super::WIDEN_HOLD)
+    /// after it was asked without accepting, or refused.
     pub(super) widen_after: Time,
     /// Stale chunks it sent since `stale_since`.
     stale: (Time, u32),

@@ -278,7 +278,9 @@ impl Peer {
         let widening = src.session.serving() && src.session.state() != SessionState::Subscribed;
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) if widening => {
-                // Routes and the relay's clubs follow at once.
+                // Routes and the relay's clubs follow at once, and it may
+                // be asked for another.
+                src.widen_after = now;
                 self.next_tick = now;
             }
             Some(SessionEvent::WidenRefused(_)) => {

@@ -1,7 +1,7 @@
 //! One neighbour, more clubs: a peer that few others can reach asks a
 //! neighbour it has to serve a club it has no source for (SPEC §11.9).
 
-use super::Peer;
+use super::{Peer, WIDEN_HOLD};
 use crate::Time;
 use crate::client::SessionState;
 
@@ -33,6 +33,9 @@ impl Peer {
         }) else {
             return false;
         };
+        // Not again within the hold unless accepted: a neighbour that
+        // does not answer is not asked every tick.
+        s.widen_after = now + WIDEN_HOLD;
         s.session.widen(now, bit, &mut self.tx);
         true
     }
