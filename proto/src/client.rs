@@ -359,6 +359,7 @@ impl ClientSession {
                     && self.owns(l.session)
                     && self.state != SessionState::Closed =>
             {
+                self.widening = false;
                 if l.reason == LeaveReason::EndOfStream {
                     self.state = SessionState::Closed;
                 } else {
@@ -434,7 +435,8 @@ impl ClientSession {
 
     /// Ends the subscription with a LEAVE.
     pub(crate) fn close(&mut self, tx: &mut TxQueue) {
-        if self.state == SessionState::Subscribed {
+        // Widening, the server still holds the subscription in force.
+        if self.serving() {
             let leave = Leave {
                 reason: LeaveReason::Done,
                 stream: self.stream,
@@ -442,6 +444,7 @@ impl ClientSession {
             };
             let _ = tx.push_message(self.server, &Message::Leave(leave));
         }
+        self.widening = false;
         self.state = SessionState::Closed;
     }
 }

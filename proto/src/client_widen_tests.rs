@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::testutil::{handshake_answers, t};
-use crate::wire::{MessageType, Reject};
+use crate::wire::{Leave, LeaveReason, MessageType, Reject};
 
 const STREAM: StreamId = StreamId([9; 32]);
 const CLUB_1: u64 = 1 << 1;
@@ -126,4 +126,37 @@ fn a_session_not_yet_subscribed_takes_the_clubs_in_its_next_subscribe() {
     let [challenge, _] = handshake_answers(STREAM, s.nonce, 0);
     s.handle(t(2), &challenge, None, &mut tx);
     assert_eq!(subscribed_clubs(&sent(&mut tx)), Some(CLUB_1 | CLUB_5));
+}
+
+#[test]
+fn a_session_closed_or_left_while_widening_is_no_longer_served() {
+    let mut tx = TxQueue::default();
+    let mut s = serving_club_1(&mut tx);
+    s.widen(t(10), CLUB_5, &mut tx);
+    sent(&mut tx);
+    // Closed while widening: the server still holds the subscription in
+    // force, so it is told.
+    s.close(&mut tx);
+    assert_eq!(
+        sent(&mut tx)
+            .iter()
+            .map(|d| peek_type_of(d))
+            .collect::<Vec<_>>(),
+        [MessageType::Leave]
+    );
+    assert!(!s.serving());
+    assert_eq!(s.accepted_clubs(), 0);
+    // The server leaving while widening ends what it served.
+    let mut s = serving_club_1(&mut tx);
+    s.widen(t(10), CLUB_5, &mut tx);
+    let leave = Message::Leave(Leave {
+        reason: LeaveReason::ShuttingDown,
+        stream: STREAM,
+        session: crate::testutil::SESSION,
+    });
+    assert_eq!(
+        s.handle(t(11), &leave, None, &mut tx),
+        Some(SessionEvent::ServerLeft(LeaveReason::ShuttingDown))
+    );
+    assert!(!s.serving());
 }
