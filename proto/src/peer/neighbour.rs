@@ -86,8 +86,8 @@ impl Neighbour {
         self.session.serving()
     }
 
-    /// Whether it is (or is being asked to be) the source of `club`: the
-    /// club it was chosen for, and any its subscription was widened to.
+    /// Whether it is the source of `club`: the club it was chosen for, and
+    /// any its subscription was widened to (accepted; not while asked).
     pub(super) fn serves(&self, club: u8) -> bool {
         self.club == club
             || 1u64
