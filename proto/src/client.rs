@@ -174,12 +174,9 @@ impl ClientSession {
             return;
         }
         // From HELLO: the cookie held may be older than its lifetime.
-        self.state = SessionState::Hello;
+        self.hello_again(now, tx);
         self.widening = true;
         self.widen_since = now;
-        self.cookie = None;
-        self.attempt_delay = FIRST_RETRY;
-        self.send_hello(now, tx);
     }
 
     /// A widening that was refused, or not answered within
@@ -199,6 +196,12 @@ impl ClientSession {
         } else {
             0
         }
+    }
+
+    /// Whether a handshake for more clubs is under way on a subscription
+    /// in force.
+    pub(crate) fn is_widening(&self) -> bool {
+        self.widening
     }
 
     /// Whether a subscription is in force: subscribed, or widening one.
@@ -240,11 +243,16 @@ impl ClientSession {
 
     /// Starts (or restarts) the handshake.
     pub(crate) fn start(&mut self, now: Time, tx: &mut TxQueue) {
-        self.state = SessionState::Hello;
         self.widening = false;
+        self.last_heard = now;
+        self.hello_again(now, tx);
+    }
+
+    /// A new handshake from HELLO, with a fresh cookie and retry delay.
+    fn hello_again(&mut self, now: Time, tx: &mut TxQueue) {
+        self.state = SessionState::Hello;
         self.cookie = None;
         self.attempt_delay = FIRST_RETRY;
-        self.last_heard = now;
         self.send_hello(now, tx);
     }
 

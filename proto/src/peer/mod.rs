@@ -433,8 +433,9 @@ impl Peer {
             .iter()
             .filter(|s| s.working())
             .flat_map(|s| {
-                (0..crate::wire::MAX_CLUBS)
-                    .filter(|&c| s.serves(c))
+                let clubs = s.clubs();
+                (0..64u8)
+                    .filter(move |&c| clubs >> c & 1 != 0)
                     .map(move |c| (s.addr, c))
             })
     }

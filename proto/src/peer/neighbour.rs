@@ -89,10 +89,8 @@ impl Neighbour {
     /// Whether it is the source of `club`: the club it was chosen for, and
     /// any its subscription was widened to (accepted; not while asked).
     pub(super) fn serves(&self, club: u8) -> bool {
-        self.club == club
-            || 1u64
-                .checked_shl(u32::from(club))
-                .is_some_and(|bit| self.session.accepted_clubs() & bit != 0)
+        1u64.checked_shl(u32::from(club))
+            .is_some_and(|bit| self.clubs() & bit != 0)
     }
 
     /// The clubs it serves, a bit each.

@@ -28,7 +28,7 @@ use super::{
     BAN, GIVE_UP, HANDSHAKE_TIMEOUT, PUNCH_WAIT, Peer, REPLAY_LIMIT, SILENCE, STARVED, UNREACHABLE,
     WIDEN_HOLD,
 };
-use crate::client::{ClientSession, SessionEvent, SessionState};
+use crate::client::{ClientSession, SessionEvent};
 use crate::integrity::Rejection;
 use crate::transmit::SharedBuf;
 use crate::window::Ingested;
@@ -275,7 +275,7 @@ impl Peer {
         let src = &mut self.neighbours.list[i];
         src.last_heard = now;
         src.answered = true;
-        let widening = src.session.serving() && src.session.state() != SessionState::Subscribed;
+        let widening = src.session.is_widening();
         match src.session.handle(now, msg, resume, &mut self.tx) {
             Some(SessionEvent::Accepted { .. }) if widening => {
                 // Routes and the relay's clubs follow at once, and it may
