@@ -119,7 +119,8 @@ const HUGE_PAGES: &str = "glibc.malloc.hugetlb=1";
 /// is a TLB miss too. The kernel here gives huge pages only to memory that
 /// asks (`transparent_hugepage/enabled` is `madvise`), and glibc reads its
 /// tunables once, at start, so the only way in is the environment of a
-/// new process. Measured: 0.77-0.93 of the wall time at 10,000 peers, for
+/// new process. Measured: 0.74-0.93 of the wall time at 10,000 peers
+/// (median 0.77 in three alternating pairs), for
 /// 3% more memory (BENCHMARKS.md, "Issue 20, eighth session"); the run
 /// itself is the same, event for event.
 fn with_huge_pages() {
