@@ -434,7 +434,7 @@ impl Peer {
             .filter(|s| s.working())
             .flat_map(|s| {
                 let clubs = s.clubs();
-                (0..64u8)
+                (0..crate::wire::MAX_CLUBS)
                     .filter(move |&c| clubs >> c & 1 != 0)
                     .map(move |c| (s.addr, c))
             })
