@@ -14,6 +14,7 @@
 //! Run loop: `handle_datagram` / `handle_timeout`, then drain
 //! `poll_transmit` and `poll_event`, then wait until `poll_timeout`.
 
+mod payload;
 mod playout;
 mod relays;
 mod repair;
@@ -27,6 +28,7 @@ use crate::transmit::{SharedBuf, TxQueue};
 use crate::window::{Incoming, Ingested, Window, WindowConfig};
 use crate::wire::{Message, MessageType, RejectReason, peek_type};
 use crate::{StreamId, Time, Transmit};
+pub use payload::Payload;
 pub(crate) use playout::Playout;
 pub(crate) use relays::Relays;
 pub(crate) use repair::Repair;
@@ -104,8 +106,8 @@ pub enum ViewerEvent {
     Chunk {
         /// Its sequence number.
         seq: u64,
-        /// Its bytes.
-        payload: Vec<u8>,
+        /// Its bytes (shared with the window: no copy).
+        payload: Payload,
         /// Publisher timestamp to output.
         latency: Duration,
         /// It starts with a keyframe: a decoder can start here.

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{Repair, ViewerConfig, ViewerEvent, ViewerStats};
+use super::{Payload, Repair, ViewerConfig, ViewerEvent, ViewerStats};
 use crate::integrity::{Rejection, StreamKey};
 use crate::transmit::SharedBuf;
 use crate::window::{Adopt, Incoming, Ingested, Ready, Window};
@@ -303,7 +303,9 @@ impl Playout {
                 }
                 let latency = (self.window.wall_clock().wall_at(now))
                     .saturating_since(WallTime::from_micros(c.timestamp_us));
-                let payload = c.payload().to_vec();
+                let Some(payload) = self.window.chunk_buf(next).map(Payload::of) else {
+                    break;
+                };
                 let eos = c.end_of_stream;
                 let keyframe = c.keyframe;
                 self.stats.played += 1;

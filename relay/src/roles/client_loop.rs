@@ -350,7 +350,7 @@ impl<C: Client> ClientLoop<C> {
                     self.status.latency = Some(latency);
                     self.progress.got_chunk = true;
                     if let Some(feed) = &self.tee {
-                        feed.push(payload.clone(), keyframe, latency);
+                        feed.push(payload.to_vec(), keyframe, latency);
                     }
                     if self.output.write(&payload)? == Written::Closed {
                         return Ok(Step::Done);

@@ -149,7 +149,7 @@ async fn play(relay: SocketAddr, stream: StreamId, feed: &Feed) -> std::io::Resu
                     keyframe,
                     latency,
                     ..
-                } => feed.push(payload, keyframe, latency),
+                } => feed.push(payload.to_vec(), keyframe, latency),
                 ViewerEvent::EndOfStream => return Ok(()),
                 _ => {}
             }
