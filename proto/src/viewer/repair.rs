@@ -218,7 +218,14 @@ impl Repair {
 
     /// Everything below the play point `next` is past asking for.
     pub(super) fn forget_below(&mut self, next: u64) {
-        self.missing = self.missing.split_off(&next);
+        // Nearly always nothing is below: splitting would rebuild the map.
+        if self
+            .missing
+            .first_key_value()
+            .is_some_and(|(&s, _)| s < next)
+        {
+            self.missing = self.missing.split_off(&next);
+        }
     }
 
     /// The newest chunk a MANIFEST lists, if beyond the newest held.
