@@ -131,6 +131,7 @@ impl Network {
             downlink: self.downlinks.get(&addr).copied().map(DownlinkBurst::new),
             rng,
             caused: 0,
+            links: Lookup::default(),
         });
         self.after_handle(NodeLoc { shard, local });
         NodeId::new(index)

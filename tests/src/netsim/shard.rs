@@ -137,6 +137,11 @@ pub(super) struct Slot {
     pub(super) rng: ChaCha8Rng,
     /// Events the node has caused: the second half of their order.
     pub(super) caused: u64,
+    /// The links it sent on, by receiver, with the address it sent from
+    /// (its NAT's mapping, which can change): a cache of the shard's
+    /// [`Links::index`], small and near the node's other state, where the
+    /// shard's index is a cache miss per datagram.
+    pub(super) links: Lookup<SocketAddr, (SocketAddr, u32)>,
 }
 
 impl Slot {
@@ -296,9 +301,24 @@ impl Shard {
                 index
             }
         };
+        self.refresh_link(shared, index, from, to)
+    }
+
+    /// The link at `index` (from `from` to `to`), its config brought up to
+    /// date with the link rules.
+    fn refresh_link(
+        &mut self,
+        shared: &Shared,
+        index: usize,
+        from: SocketAddr,
+        to: SocketAddr,
+    ) -> usize {
+        let generation = shared.rules.generation();
         let link = &mut self.links.all[index];
         if link.generation != generation {
-            link.config = resolve();
+            link.config = shared
+                .rules
+                .resolve(shared.nats.real(from), shared.nats.real(to));
             link.generation = generation;
         }
         index
@@ -454,7 +474,17 @@ impl Shard {
         reach: bool,
     ) {
         let now = self.now;
-        let link_index = self.link_index(shared, from, to);
+        let link_index = match self.nodes[local].links.get(&to) {
+            Some(&(cached_from, index)) if cached_from == from => {
+                self.refresh_link(shared, index as usize, from, to)
+            }
+            _ => {
+                let index = self.link_index(shared, from, to);
+                let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
+                self.nodes[local].links.insert(to, (from, key));
+                index
+            }
+        };
         let link = &mut self.links.all[link_index];
         let to_stats = &mut self.addr_stats[link.to_stats];
         to_stats.sent_datagrams += 1;
