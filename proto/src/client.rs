@@ -381,7 +381,29 @@ impl ClientSession {
     }
 
     pub(crate) fn poll_timeout(&self) -> Option<Time> {
-        let timer = (self.state != SessionState::Closed).then_some(self.next_timer);
+        self.poll_timeout_with(None)
+    }
+
+    /// [`ClientSession::poll_timeout`] for an owner that wakes up at
+    /// `tick` anyway: a subscription's regular KEEPALIVE (and its check
+    /// for silence) waits for that wake-up rather than taking one of its
+    /// own. The owner runs the session's timers at every wake-up, so it
+    /// goes out at the first one at or after it was due. A peer with a
+    /// dozen neighbours would otherwise wake a dozen times a second for
+    /// them alone. Handshakes, the probe after silence and a widening's
+    /// end keep their own times.
+    pub(crate) fn poll_timeout_by_tick(&self, tick: Time) -> Option<Time> {
+        self.poll_timeout_with(Some(tick))
+    }
+
+    fn poll_timeout_with(&self, tick: Option<Time>) -> Option<Time> {
+        let timer = match (self.state, tick) {
+            (SessionState::Closed, _) => None,
+            (SessionState::Subscribed, Some(tick)) if !self.widening => {
+                Some(self.next_timer.max(tick))
+            }
+            _ => Some(self.next_timer),
+        };
         let widen = self.widening.then(|| self.widen_since + WIDEN_GIVE_UP);
         [timer, self.probe_at(), widen].into_iter().flatten().min()
     }
@@ -572,6 +594,31 @@ mod tests {
         // A DESCRIPTOR a second, nothing else.
         s.heard(t(500));
         assert_eq!(s.poll_timeout(), Some(t(1000)));
+    }
+
+    /// A subscription's KEEPALIVE waits for its owner's next wake-up; a
+    /// handshake's retransmit keeps its own time.
+    #[test]
+    fn a_keepalive_waits_for_the_owners_tick_a_handshake_does_not() {
+        use crate::wire::MessageType;
+        let mut tx = TxQueue::default();
+        let mut s = subscribed(&mut tx);
+        assert_eq!(s.poll_timeout(), Some(t(1000)));
+        assert_eq!(s.poll_timeout_by_tick(t(1040)), Some(t(1040)));
+        // A tick before it is due does not bring it forward.
+        assert_eq!(s.poll_timeout_by_tick(t(900)), Some(t(1000)));
+        s.handle_timeout(t(1040), None, report(), &mut tx);
+        assert_eq!(sent(&mut tx), [MessageType::Keepalive]);
+        assert_eq!(s.poll_timeout_by_tick(t(1100)), Some(t(2040)));
+
+        let server = "127.0.0.1:7401".parse().expect("addr");
+        let mut h = ClientSession::new(server, STREAM, u64::MAX, Vec::new(), 2);
+        h.start(t(0), &mut tx);
+        let retry = h.poll_timeout().expect("a HELLO retransmit");
+        assert_eq!(
+            h.poll_timeout_by_tick(retry + Duration::from_secs(5)),
+            Some(retry)
+        );
     }
 }
 

@@ -635,11 +635,10 @@ impl Peer {
             .into_iter()
             .flatten()
             .filter(|_| !self.playout.is_ended());
-        let sessions = self
-            .neighbours
-            .list
-            .iter()
-            .filter_map(|s| s.start_at.or_else(|| s.session.poll_timeout()));
+        let sessions = self.neighbours.list.iter().filter_map(|s| {
+            s.start_at
+                .or_else(|| s.session.poll_timeout_by_tick(self.next_tick))
+        });
         [
             self.upload.relay.poll_timeout(),
             (self.upload.relay.subscriber_count() > 0 || !self.playout.is_ended())
