@@ -132,6 +132,7 @@ impl Network {
             rng,
             caused: 0,
             links: Lookup::default(),
+            own_stats: None,
         });
         self.after_handle(NodeLoc { shard, local });
         NodeId::new(index)
@@ -467,9 +468,7 @@ impl Network {
         let mut stats = self.shards[sender].links.all[index].stats;
         let link = LinkRef::new(sender, index);
         for shard in &self.shards {
-            if let Some(arrivals) = shard.arrivals.get(&link) {
-                arrivals.add_to(&mut stats);
-            }
+            shard.arrivals.get(link).add_to(&mut stats);
         }
         stats
     }

@@ -65,6 +65,43 @@ impl LinkRef {
         let index = u32::try_from(index).expect("netsim: fewer than 2^32 links per shard");
         Self((shard as u64) << 32 | u64::from(index))
     }
+
+    fn shard(self) -> usize {
+        (self.0 >> 32) as usize
+    }
+
+    fn index(self) -> usize {
+        (self.0 & u64::from(u32::MAX)) as usize
+    }
+}
+
+/// What arrived over each link toward a shard's addresses, by the link's
+/// place: a dense table per sending shard (links are numbered from 0 in
+/// each), where a hash map cost a cache miss or two per delivery.
+#[derive(Default)]
+pub(super) struct ArrivalTable(Vec<Vec<Arrivals>>);
+
+impl ArrivalTable {
+    /// The arrivals over `link`, zero until something arrived.
+    pub(super) fn get(&self, link: LinkRef) -> Arrivals {
+        self.0
+            .get(link.shard())
+            .and_then(|links| links.get(link.index()))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn entry(&mut self, link: LinkRef) -> &mut Arrivals {
+        let (shard, index) = (link.shard(), link.index());
+        if self.0.len() <= shard {
+            self.0.resize_with(shard + 1, Vec::new);
+        }
+        let links = &mut self.0[shard];
+        if links.len() <= index {
+            links.resize(index + 1, Arrivals::default());
+        }
+        &mut links[index]
+    }
 }
 
 /// A node's place: its shard and its index there.
@@ -142,6 +179,9 @@ pub(super) struct Slot {
     /// [`Links::index`], small and near the node's other state, where the
     /// shard's index is a cache miss per datagram.
     pub(super) links: Lookup<SocketAddr, (SocketAddr, u32)>,
+    /// Where this shard counts the traffic toward its bound address, once
+    /// known (see `Shard::own_stats_index`).
+    pub(super) own_stats: Option<u32>,
 }
 
 impl Slot {
@@ -194,7 +234,7 @@ pub(super) struct Shard {
     pub(super) nodes: Vec<Slot>,
     pub(super) links: Links,
     /// The receiving half of links toward this shard's addresses.
-    pub(super) arrivals: Lookup<LinkRef, Arrivals>,
+    pub(super) arrivals: ArrivalTable,
     /// Traffic toward each address, as far as this shard saw it (sent by
     /// its nodes, arrived at its addresses), at the index `addr_index`
     /// gives.
@@ -269,6 +309,17 @@ impl Shard {
             self.addr_stats.push(AddrStats::default());
         }
         at as usize
+    }
+
+    /// The index of the traffic counters of node `local`'s bound address,
+    /// kept in its slot after the first lookup.
+    fn own_stats_index(&mut self, local: usize) -> usize {
+        if let Some(index) = self.nodes[local].own_stats {
+            return index as usize;
+        }
+        let index = self.addr_stats_index(self.nodes[local].addr);
+        self.nodes[local].own_stats = Some(index as u32);
+        index
     }
 
     /// The index of the link from `from` to `to`, created on first use,
@@ -350,7 +401,7 @@ impl Shard {
                 && downlink.step(&mut slot.rng)
             {
                 if let Some(link) = link {
-                    self.arrivals.entry(link).or_default().burst += 1;
+                    self.arrivals.entry(link).burst += 1;
                 }
                 self.stats.dropped += 1;
                 self.trace
@@ -359,11 +410,14 @@ impl Shard {
             }
         }
         if let Some(link) = link {
-            let arrivals = self.arrivals.entry(link).or_default();
+            let arrivals = self.arrivals.entry(link);
             arrivals.datagrams += 1;
             arrivals.bytes += len;
         }
-        let to_stats = self.addr_stats_index(to);
+        let to_stats = match found {
+            Some((loc, false)) => self.own_stats_index(loc.local),
+            _ => self.addr_stats_index(to),
+        };
         let addr_stats = &mut self.addr_stats[to_stats];
         let Some((loc, mapped)) = found else {
             addr_stats.undeliverable_datagrams += 1;
