@@ -142,7 +142,7 @@ impl Relay {
     /// Removes `stream` (another worker, its owner, let it go): its
     /// subscribers are told LEAVE END_OF_STREAM. Configured streams stay.
     pub fn remove_stream(&mut self, stream: &StreamId) {
-        if let Some(&i) = self.stream_index.get(stream)
+        if let Some(i) = self.stream_index.get(stream)
             && !self.streams[i].configured
         {
             self.remove_stream_at(i, LeaveReason::EndOfStream);

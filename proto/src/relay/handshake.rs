@@ -145,7 +145,7 @@ impl Relay {
         // A relay that takes publishers holds a subscription to a stream
         // that has not gone live yet, so viewers can wait for its start;
         // such a stream counts against the subscriber's host.
-        let known = self.stream_index.get(&s.stream).copied();
+        let known = self.stream_index.get(&s.stream);
         let stream = match known {
             Some(i) => i,
             None if self.config.accept_publishers => {

@@ -138,7 +138,7 @@ impl Relay {
         let unchecked = StreamDatagram::from(header);
         if header.message_type() != MessageType::Descriptor
             || !self.config.accept_publishers
-            || self.stream_index.contains_key(&header.stream())
+            || self.stream_index.contains(&header.stream())
             || self.shutting_down
         {
             return Some(unchecked);
@@ -159,7 +159,7 @@ impl Relay {
         let StreamDatagram { header, proven } = datagram;
         let (id, ty) = (header.stream(), header.message_type());
         let (index, proven) = match self.stream_index.get(&id) {
-            Some(&i) => (i, proven),
+            Some(i) => (i, proven),
             None if ty == MessageType::Descriptor && self.config.accept_publishers => {
                 let Some(proven) = proven.or_else(|| self.check_new_stream(now, from, header))
                 else {
@@ -260,7 +260,7 @@ impl Relay {
     }
 
     pub(super) fn add_stream(&mut self, id: StreamId) -> Result<usize, Rejection> {
-        if let Some(&i) = self.stream_index.get(&id) {
+        if let Some(i) = self.stream_index.get(&id) {
             return Ok(i);
         }
         if self.stream_count() >= self.config.max_streams {

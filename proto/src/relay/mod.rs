@@ -31,6 +31,7 @@ mod repair;
 mod session_ids;
 mod sources;
 mod stats;
+mod stream_index;
 mod subscribers;
 mod summary;
 mod swarm;
@@ -63,6 +64,7 @@ use host::HostCounts;
 use ingest::Stream;
 use limiter::HandshakeLimiter;
 use session_ids::SessionIds;
+use stream_index::StreamIndex;
 use subscribers::{Subscriber, Unbound};
 use token_cache::TokenCache;
 use upstream::Upstream;
@@ -200,7 +202,7 @@ pub struct Relay {
     cookies: CookieJar,
     session_ids: SessionIds,
     streams: Vec<Stream>,
-    stream_index: HashMap<StreamId, usize>,
+    stream_index: StreamIndex,
     subs: Vec<Option<Subscriber>>,
     sub_index: HashMap<SocketAddr, usize>,
     free_subs: Vec<usize>,
@@ -259,7 +261,7 @@ impl Relay {
             session_ids: SessionIds::new(config.cookie_secret, config.nonce_seed),
             config,
             streams: Vec::new(),
-            stream_index: HashMap::new(),
+            stream_index: StreamIndex::default(),
             subs: Vec::new(),
             sub_index: HashMap::new(),
             free_subs: Vec::new(),
@@ -328,7 +330,7 @@ impl Relay {
     pub fn window(&self, stream: &StreamId) -> Option<&Window> {
         self.stream_index
             .get(stream)
-            .map(|&i| &self.streams[i].window)
+            .map(|i| &self.streams[i].window)
     }
 
     /// Whether this relay ingests (verifies) `stream` itself, rather than
@@ -336,7 +338,7 @@ impl Relay {
     pub fn ingests(&self, stream: &StreamId) -> bool {
         self.stream_index
             .get(stream)
-            .is_some_and(|&i| !self.streams[i].mirror)
+            .is_some_and(|i| !self.streams[i].mirror)
     }
 
     /// The next event. Events wait in a queue of at most [`MAX_EVENTS`];
