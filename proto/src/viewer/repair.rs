@@ -95,6 +95,9 @@ pub(crate) struct Repair {
     fec_wait: Duration,
     /// Chunks noted missing since [`Repair::schedule`] last ran.
     fresh: Vec<u64>,
+    /// The missing chunks' numbers while a pass walks them (kept to
+    /// reuse its allocation).
+    walk: Vec<u64>,
     /// The tail as the last pass noted it missing, the stream quiet.
     tail_noted: Option<u64>,
     /// Per club, where a chunk's first NACK goes (else the relay): the
@@ -121,6 +124,7 @@ impl Repair {
             rtt: MIN_RTT,
             fec_wait: Duration::from_millis(50) + MIN_RTT / 2,
             fresh: Vec::new(),
+            walk: Vec::new(),
             tail_noted: None,
             route: [None; MAX_CLUBS as usize],
             club_latency: [None; MAX_CLUBS as usize],
@@ -404,11 +408,13 @@ impl Repair {
             }
             self.tail_noted = Some(tail);
         }
-        let seqs: Vec<u64> = self.missing.keys().copied().collect();
+        let mut seqs = std::mem::take(&mut self.walk);
+        seqs.clear();
+        seqs.extend(self.missing.keys().copied());
         let club_of = window.descriptor().map(|(d, _)| d.clubs.max(1));
         let club_nack = self.club_nack.then_some(club_of).flatten();
         let mut routed: Vec<(SocketAddr, Nack)> = Vec::new();
-        for seq in seqs {
+        for &seq in &seqs {
             // Arrived since it was noted: never asked for again; kept
             // until played only if it was NACKed (for `was_nacked`), so
             // that the next ticks do not look at it again.
@@ -495,6 +501,7 @@ impl Repair {
                 None => Some((seq, 1)),
             };
         }
+        self.walk = seqs;
         if let Some((start, len)) = run {
             nack.push(NackEntry {
                 kind: NackKind::Chunks,
