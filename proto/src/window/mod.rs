@@ -362,6 +362,26 @@ impl Window {
         self.pending.front().map(|&(t, _, _)| t)
     }
 
+    /// Forgets the deadlines at the front of the queue that nothing waits
+    /// on any more (the MANIFEST came, or the slot moved on), which
+    /// [`Window::handle_timeout`] would pass over: left there, each would
+    /// wake the owner for nothing half a second after its chunk came.
+    pub(super) fn prune_pending(&mut self) {
+        while let Some(&(_, seq, block)) = self.pending.front() {
+            let waiting = if seq == u64::MAX {
+                self.block_slot(block)
+                    .is_some_and(|b| b.block == block && !b.manifest_verified)
+            } else {
+                self.chunk_slot(seq)
+                    .is_some_and(|c| c.seq == seq && c.state == SlotState::Pending)
+            };
+            if waiting {
+                break;
+            }
+            self.pending.pop_front();
+        }
+    }
+
     /// Drops chunks and symbols whose manifest did not come in time.
     pub fn handle_timeout(&mut self, now: Time) {
         while let Some(&(deadline, seq, block)) = self.pending.front() {

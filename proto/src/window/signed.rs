@@ -139,6 +139,7 @@ impl Window {
         self.note_manifest(man.block);
         self.ready.push_back(Ready::Manifest { block: man.block });
         self.verify_waiting(man.block, bi);
+        self.prune_pending();
         self.try_rebuild(now, man.block);
         Ok(Ingested::Verified)
     }

@@ -146,3 +146,36 @@ fn a_chunk_claiming_a_block_far_ahead_cannot_take_the_slot_of_one_in_flight() {
     assert!(fakes > 10, "{fakes} forged chunks");
     assert_eq!(verified, chunks, "every real chunk verified");
 }
+
+/// Chunks and parity that came before their MANIFEST leave no deadline
+/// behind once it verifies them: their owner is not woken half a second
+/// later for nothing.
+#[test]
+fn a_verified_block_leaves_no_deadline_behind() {
+    use crate::wire::{MessageType, peek_type};
+
+    let (mut publisher, mut window) = publisher_and_window(3);
+    let mut sent = Vec::new();
+    for ms in 0..200u64 {
+        publisher.handle_input(Time::from_micros(ms * 1000), &[ms as u8; 600]);
+        while let Some(tx) = publisher.poll_transmit() {
+            sent.push(tx.payload.to_vec());
+        }
+    }
+    let is_manifest = |d: &Vec<u8>| peek_type(d) == Ok(MessageType::Manifest);
+    let (manifests, rest): (Vec<_>, Vec<_>) = sent.into_iter().partition(is_manifest);
+    let now = Time::from_micros(200_000);
+    let pending = rest
+        .iter()
+        .filter(|d| window.ingest(now, d) == Ok(Ingested::Pending))
+        .count();
+    assert!(pending > 10, "{pending} pending");
+    assert!(window.poll_timeout().is_some());
+    // (The publisher sends a MANIFEST more than once.)
+    let verified = manifests
+        .iter()
+        .filter(|m| window.ingest(now, m) == Ok(Ingested::Verified))
+        .count();
+    assert!(verified > 1, "{verified} verified");
+    assert_eq!(window.poll_timeout(), None);
+}
