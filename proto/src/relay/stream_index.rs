@@ -62,7 +62,8 @@ mod tests {
         index.remove(&a);
         assert_eq!(index.get(&a), None);
         assert!(index.contains(&b));
-        // A place reused by another stream is found under the new id only.
+        // The last hit (b) removed, and its place given to a again: found
+        // under a only.
         index.remove(&b);
         index.insert(a, 1);
         assert_eq!(index.get(&b), None);

@@ -9,8 +9,11 @@ use crate::wire::DATA_HEADER_LEN;
 /// The payload of a DATA datagram the window holds: the datagram itself
 /// (one reference count), read past its header. Playing a chunk neither
 /// allocates nor copies; the bytes are freed once the window and every
-/// owner of a `Payload` let go of them.
-#[derive(Clone, PartialEq, Eq)]
+/// owner of a `Payload` let go of them. A `Payload` pins the whole
+/// datagram's buffer (up to about 1.5 KB), and a window slot it pins is
+/// given a new buffer when reused: hold it briefly, and copy it
+/// (`Vec::from`) to keep it. Two are equal when their bytes are.
+#[derive(Clone)]
 pub struct Payload(SharedBuf);
 
 impl Payload {
@@ -27,6 +30,14 @@ impl Deref for Payload {
         self.0.get(DATA_HEADER_LEN..).unwrap_or_default()
     }
 }
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Payload {}
 
 impl AsRef<[u8]> for Payload {
     fn as_ref(&self) -> &[u8] {

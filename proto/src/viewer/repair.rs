@@ -97,7 +97,7 @@ pub(crate) struct Repair {
     fresh: Vec<u64>,
     /// The missing chunks' numbers while a pass walks them (kept to
     /// reuse its allocation).
-    walk: Vec<u64>,
+    scratch_seqs: Vec<u64>,
     /// The tail as the last pass noted it missing, the stream quiet.
     tail_noted: Option<u64>,
     /// Per club, where a chunk's first NACK goes (else the relay): the
@@ -124,7 +124,7 @@ impl Repair {
             rtt: MIN_RTT,
             fec_wait: Duration::from_millis(50) + MIN_RTT / 2,
             fresh: Vec::new(),
-            walk: Vec::new(),
+            scratch_seqs: Vec::new(),
             tail_noted: None,
             route: [None; MAX_CLUBS as usize],
             club_latency: [None; MAX_CLUBS as usize],
@@ -408,7 +408,7 @@ impl Repair {
             }
             self.tail_noted = Some(tail);
         }
-        let mut seqs = std::mem::take(&mut self.walk);
+        let mut seqs = std::mem::take(&mut self.scratch_seqs);
         seqs.clear();
         seqs.extend(self.missing.keys().copied());
         let club_of = window.descriptor().map(|(d, _)| d.clubs.max(1));
@@ -501,7 +501,7 @@ impl Repair {
                 None => Some((seq, 1)),
             };
         }
-        self.walk = seqs;
+        self.scratch_seqs = seqs;
         if let Some((start, len)) = run {
             nack.push(NackEntry {
                 kind: NackKind::Chunks,

@@ -179,3 +179,37 @@ fn a_verified_block_leaves_no_deadline_behind() {
     assert!(verified > 1, "{verified} verified");
     assert_eq!(window.poll_timeout(), None);
 }
+
+/// A block whose MANIFEST never comes keeps its deadline when the others'
+/// MANIFESTs settle theirs: its chunks are dropped at it, as before.
+#[test]
+fn a_block_whose_manifest_never_comes_keeps_its_deadline() {
+    use crate::wire::{MessageType, peek_type};
+
+    let (mut publisher, mut window) = publisher_and_window(4);
+    let mut sent = Vec::new();
+    for ms in 0..200u64 {
+        publisher.handle_input(Time::from_micros(ms * 1000), &[ms as u8; 600]);
+        while let Some(tx) = publisher.poll_transmit() {
+            sent.push(tx.payload.to_vec());
+        }
+    }
+    let is_manifest = |d: &Vec<u8>| peek_type(d) == Ok(MessageType::Manifest);
+    let (manifests, rest): (Vec<_>, Vec<_>) = sent.into_iter().partition(is_manifest);
+    let now = Time::from_micros(200_000);
+    for d in &rest {
+        let _ = window.ingest(now, d);
+    }
+    // The first block's MANIFEST (and its copies) withheld: its chunks
+    // hold the front of the queue.
+    let first = manifests.first().expect("a MANIFEST").clone();
+    for m in manifests.iter().filter(|m| **m != first) {
+        let _ = window.ingest(now, m);
+    }
+    let deadline = window
+        .poll_timeout()
+        .expect("the withheld block's deadline");
+    let missing = window.stats().manifest_missing;
+    window.handle_timeout(deadline);
+    assert!(window.stats().manifest_missing > missing);
+}

@@ -161,6 +161,7 @@
 //! thread); taps that do not share state in a way whose order matters,
 //! since taps on different shards run at once.
 
+mod arrivals;
 mod downlink;
 mod event;
 mod link;

@@ -131,7 +131,7 @@ impl Network {
             downlink: self.downlinks.get(&addr).copied().map(DownlinkBurst::new),
             rng,
             caused: 0,
-            links: Lookup::default(),
+            link_cache: Lookup::default(),
             own_stats: None,
         });
         self.after_handle(NodeLoc { shard, local });

@@ -23,13 +23,14 @@ use shoal_proto::Time;
 use shoal_proto::transmit::SharedBuf;
 
 use super::Lookup;
+use super::arrivals::ArrivalTable;
 use super::downlink::DownlinkBurst;
 use super::event::{EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link};
 use super::link_rules::LinkRules;
 use super::nat::{NatState, Nats};
 use super::node::{Node, Outgoing};
-use super::stats::{AddrStats, LinkStats, NetStats, NodeStats};
+use super::stats::{AddrStats, NetStats, NodeStats};
 use super::trace::Trace;
 use super::ttl::Reach;
 use super::uplink::UplinkQueue;
@@ -66,41 +67,12 @@ impl LinkRef {
         Self((shard as u64) << 32 | u64::from(index))
     }
 
-    fn shard(self) -> usize {
+    pub(super) fn shard(self) -> usize {
         (self.0 >> 32) as usize
     }
 
-    fn index(self) -> usize {
+    pub(super) fn index(self) -> usize {
         (self.0 & u64::from(u32::MAX)) as usize
-    }
-}
-
-/// What arrived over each link toward a shard's addresses, by the link's
-/// place: a dense table per sending shard (links are numbered from 0 in
-/// each), where a hash map cost a cache miss or two per delivery.
-#[derive(Default)]
-pub(super) struct ArrivalTable(Vec<Vec<Arrivals>>);
-
-impl ArrivalTable {
-    /// The arrivals over `link`, zero until something arrived.
-    pub(super) fn get(&self, link: LinkRef) -> Arrivals {
-        self.0
-            .get(link.shard())
-            .and_then(|links| links.get(link.index()))
-            .copied()
-            .unwrap_or_default()
-    }
-
-    fn entry(&mut self, link: LinkRef) -> &mut Arrivals {
-        let (shard, index) = (link.shard(), link.index());
-        if self.0.len() <= shard {
-            self.0.resize_with(shard + 1, Vec::new);
-        }
-        let links = &mut self.0[shard];
-        if links.len() <= index {
-            links.resize(index + 1, Arrivals::default());
-        }
-        &mut links[index]
     }
 }
 
@@ -178,7 +150,7 @@ pub(super) struct Slot {
     /// (its NAT's mapping, which can change): a cache of the shard's
     /// [`Links::index`], small and near the node's other state, where the
     /// shard's index is a cache miss per datagram.
-    pub(super) links: Lookup<SocketAddr, (SocketAddr, u32)>,
+    pub(super) link_cache: Lookup<SocketAddr, (SocketAddr, u32)>,
     /// Where this shard counts the traffic toward its bound address, once
     /// known (see `Shard::own_stats_index`).
     pub(super) own_stats: Option<u32>,
@@ -189,24 +161,6 @@ impl Slot {
         let order = order(self.index as u64, self.caused);
         self.caused += 1;
         order
-    }
-}
-
-/// What arrived over one link: the receiving half of its [`LinkStats`].
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Arrivals {
-    pub(super) datagrams: u64,
-    pub(super) bytes: u64,
-    /// Lost to the receiver's access-link burst chain.
-    pub(super) burst: u64,
-}
-
-impl Arrivals {
-    /// Adds these to the sending half.
-    pub(super) fn add_to(&self, stats: &mut LinkStats) {
-        stats.arrived_datagrams += self.datagrams;
-        stats.arrived_bytes += self.bytes;
-        stats.dropped_burst += self.burst;
     }
 }
 
@@ -528,14 +482,14 @@ impl Shard {
         reach: bool,
     ) {
         let now = self.now;
-        let link_index = match self.nodes[local].links.get(&to) {
+        let link_index = match self.nodes[local].link_cache.get(&to) {
             Some(&(cached_from, index)) if cached_from == from => {
                 self.refresh_link(shared, index as usize, from, to)
             }
             _ => {
                 let index = self.link_index(shared, from, to);
                 let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
-                self.nodes[local].links.insert(to, (from, key));
+                self.nodes[local].link_cache.insert(to, (from, key));
                 index
             }
         };
