@@ -303,9 +303,7 @@ impl Playout {
                 }
                 let latency = (self.window.wall_clock().wall_at(now))
                     .saturating_since(WallTime::from_micros(c.timestamp_us));
-                let Some(payload) = self.window.chunk_buf(next).map(Payload::of) else {
-                    break;
-                };
+                let payload = Payload::of(c.datagram);
                 let eos = c.end_of_stream;
                 let keyframe = c.keyframe;
                 self.stats.played += 1;

@@ -154,8 +154,9 @@ pub struct WindowStats {
 /// A verified chunk, borrowed from the window.
 #[derive(Debug, Clone, Copy)]
 pub struct ChunkRef<'a> {
-    /// The DATA datagram.
-    pub datagram: &'a [u8],
+    /// The DATA datagram, as the window holds it (shared: keeping it
+    /// costs a reference count, not a copy).
+    pub datagram: &'a SharedBuf,
     /// Sequence number.
     pub seq: u64,
     /// Keyframe flag.

@@ -147,14 +147,12 @@ fn a_chunk_claiming_a_block_far_ahead_cannot_take_the_slot_of_one_in_flight() {
     assert_eq!(verified, chunks, "every real chunk verified");
 }
 
-/// Chunks and parity that came before their MANIFEST leave no deadline
-/// behind once it verifies them: their owner is not woken half a second
-/// later for nothing.
-#[test]
-fn a_verified_block_leaves_no_deadline_behind() {
+/// What the publisher keyed by `[seed; 32]` sends in 200 ms of opaque
+/// input, its MANIFESTs apart from the rest, and an empty window.
+fn manifests_apart(seed: u8) -> (Window, Vec<Vec<u8>>, Vec<Vec<u8>>) {
     use crate::wire::{MessageType, peek_type};
 
-    let (mut publisher, mut window) = publisher_and_window(3);
+    let (mut publisher, window) = publisher_and_window(seed);
     let mut sent = Vec::new();
     for ms in 0..200u64 {
         publisher.handle_input(Time::from_micros(ms * 1000), &[ms as u8; 600]);
@@ -163,7 +161,16 @@ fn a_verified_block_leaves_no_deadline_behind() {
         }
     }
     let is_manifest = |d: &Vec<u8>| peek_type(d) == Ok(MessageType::Manifest);
-    let (manifests, rest): (Vec<_>, Vec<_>) = sent.into_iter().partition(is_manifest);
+    let (manifests, rest) = sent.into_iter().partition(is_manifest);
+    (window, manifests, rest)
+}
+
+/// Chunks and parity that came before their MANIFEST leave no deadline
+/// behind once it verifies them: their owner is not woken half a second
+/// later for nothing.
+#[test]
+fn a_verified_block_leaves_no_deadline_behind() {
+    let (mut window, manifests, rest) = manifests_apart(3);
     let now = Time::from_micros(200_000);
     let pending = rest
         .iter()
@@ -184,18 +191,7 @@ fn a_verified_block_leaves_no_deadline_behind() {
 /// MANIFESTs settle theirs: its chunks are dropped at it, as before.
 #[test]
 fn a_block_whose_manifest_never_comes_keeps_its_deadline() {
-    use crate::wire::{MessageType, peek_type};
-
-    let (mut publisher, mut window) = publisher_and_window(4);
-    let mut sent = Vec::new();
-    for ms in 0..200u64 {
-        publisher.handle_input(Time::from_micros(ms * 1000), &[ms as u8; 600]);
-        while let Some(tx) = publisher.poll_transmit() {
-            sent.push(tx.payload.to_vec());
-        }
-    }
-    let is_manifest = |d: &Vec<u8>| peek_type(d) == Ok(MessageType::Manifest);
-    let (manifests, rest): (Vec<_>, Vec<_>) = sent.into_iter().partition(is_manifest);
+    let (mut window, manifests, rest) = manifests_apart(4);
     let now = Time::from_micros(200_000);
     for d in &rest {
         let _ = window.ingest(now, d);

@@ -26,7 +26,7 @@ use super::Lookup;
 use super::arrivals::ArrivalTable;
 use super::downlink::DownlinkBurst;
 use super::event::{EventKind, EventQueue};
-use super::link::{DropCause, Fate, Link};
+use super::link::{DropCause, Fate, Link, LinkConfig};
 use super::link_rules::LinkRules;
 use super::nat::{NatState, Nats};
 use super::node::{Node, Outgoing};
@@ -96,6 +96,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// The config of the link from `from` to `to` under the current rules,
+    /// looked up by bound addresses: a link from or to a symmetric NAT's
+    /// mapping gets the config of the node behind it.
+    fn link_config(&self, from: SocketAddr, to: SocketAddr) -> LinkConfig {
+        self.rules.resolve(self.nats.real(from), self.nats.real(to))
+    }
+
     /// The shard of the node bound at `addr`, or that would be: by IP.
     pub(super) fn shard_of(&self, addr: SocketAddr) -> usize {
         let ip = match addr {
@@ -278,35 +285,24 @@ impl Shard {
 
     /// The index of the link from `from` to `to`, created on first use,
     /// its config brought up to date with the rules.
-    ///
-    /// Rules are looked up by bound addresses: a link from or to a
-    /// symmetric NAT's mapping gets the config of the node behind it.
     pub(super) fn link_index(
         &mut self,
         shared: &Shared,
         from: SocketAddr,
         to: SocketAddr,
     ) -> usize {
-        let generation = shared.rules.generation();
-        let resolve = || {
-            shared
-                .rules
-                .resolve(shared.nats.real(from), shared.nats.real(to))
-        };
-        let index = match self.links.index.get(&(from, to)) {
-            Some(&index) => index as usize,
-            None => {
-                let to_stats = self.addr_stats_index(to);
-                let index = self.links.all.len();
-                self.links
-                    .all
-                    .push(Link::new(to_stats, resolve(), generation));
-                let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
-                self.links.index.insert((from, to), key);
-                index
-            }
-        };
-        self.refresh_link(shared, index, from, to)
+        if let Some(&index) = self.links.index.get(&(from, to)) {
+            return self.refresh_link(shared, index as usize, from, to);
+        }
+        let to_stats = self.addr_stats_index(to);
+        let index = self.links.all.len();
+        let config = shared.link_config(from, to);
+        self.links
+            .all
+            .push(Link::new(to_stats, config, shared.rules.generation()));
+        let key = u32::try_from(index).expect("netsim: fewer than 2^32 links");
+        self.links.index.insert((from, to), key);
+        index
     }
 
     /// The link at `index` (from `from` to `to`), its config brought up to
@@ -321,9 +317,7 @@ impl Shard {
         let generation = shared.rules.generation();
         let link = &mut self.links.all[index];
         if link.generation != generation {
-            link.config = shared
-                .rules
-                .resolve(shared.nats.real(from), shared.nats.real(to));
+            link.config = shared.link_config(from, to);
             link.generation = generation;
         }
         index
