@@ -57,6 +57,8 @@ pub(super) enum EventKind {
 #[derive(Debug)]
 pub(super) struct Event {
     pub(super) at: Time,
+    /// Its place among events at the same instant (see the module docs).
+    pub(super) order: u64,
     pub(super) kind: EventKind,
 }
 
@@ -210,7 +212,11 @@ impl EventQueue {
                     .expect("netsim: a queued delivery is in the slab")
             }
         };
-        Some(Event { at: key.at, kind })
+        Some(Event {
+            at: key.at,
+            order: key.order,
+            kind,
+        })
     }
 
     /// Moves the calendar to the next bucket that holds an event, if any,

@@ -156,10 +156,15 @@
 //! when it is sent and to its receiver's when it arrives: the orders,
 //! random streams and counters above are per node, per link end and per
 //! shard, so the split changes none of them (see `netsim/shard.rs`).
+//! Within a window a shard runs its events node by node rather than in
+//! time order, which keeps a node's state in cache across its events and
+//! is the same run again (see `netsim/window.rs`); one thread runs in
+//! windows too, whenever every link has a least delay.
 //! What each thread needs: nodes and taps that are `Send`; every link's
 //! latency above its jitter (checked; a zero-latency link needs one
 //! thread); taps that do not share state in a way whose order matters,
-//! since taps on different shards run at once.
+//! since taps on different shards run at once, and on one shard run node
+//! by node.
 
 mod arrivals;
 mod downlink;
@@ -175,6 +180,7 @@ mod stats;
 mod trace;
 mod ttl;
 mod uplink;
+mod window;
 
 #[cfg(test)]
 mod access_tests;

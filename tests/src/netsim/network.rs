@@ -39,6 +39,9 @@ pub struct Network {
     downlinks: Lookup<SocketAddr, GilbertElliott>,
     /// Datagrams injected so far: the order among them.
     injected: u64,
+    /// Run strictly in time order, never in windows (one thread only): for
+    /// tests that windows change nothing.
+    time_order: bool,
 }
 
 impl Network {
@@ -79,12 +82,20 @@ impl Network {
             uplinks: Lookup::default(),
             downlinks: Lookup::default(),
             injected: 0,
+            time_order: false,
         }
     }
 
     /// How many threads the network runs on.
     pub fn threads(&self) -> usize {
         self.shards.len()
+    }
+
+    /// Runs strictly in time order rather than in windows node by node:
+    /// the same run, slower; for tests that say so.
+    #[cfg(test)]
+    pub(super) fn set_time_order(&mut self, on: bool) {
+        self.time_order = on;
     }
 
     /// The simulated time.
@@ -343,9 +354,10 @@ impl Network {
     /// Processes every event due by `deadline`, in time order, then sets the
     /// clock to `deadline` (if it is not already later).
     ///
-    /// On more than one thread, the shards run in windows as long as the
-    /// least delay of any link (its latency less its jitter): what one
-    /// sends in a window arrives after it.
+    /// Whenever every link's least delay (its latency less its jitter) is
+    /// more than zero, the shards run in windows that long, node by node
+    /// (`netsim/window.rs`): what one sends in a window arrives after it.
+    /// On more than one thread the shards run their windows at once.
     ///
     /// # Panics
     ///
@@ -353,25 +365,29 @@ impl Network {
     /// instant; on more than one thread, if a link's latency less its
     /// jitter is zero.
     pub fn run_until(&mut self, deadline: Time) {
-        if self.shards.len() == 1 {
-            self.shards[0].run_until(&self.shared, deadline);
-        } else {
-            let lookahead = self.shared.rules.least_delay();
+        let lookahead = self.shared.rules.least_delay();
+        if lookahead == Duration::ZERO || self.time_order {
             assert!(
-                lookahead > Duration::ZERO,
+                self.shards.len() == 1,
                 "netsim: threads need every link's latency to exceed its jitter"
             );
+            self.shards[0].run_until(&self.shared, deadline);
+        } else {
             while let Some(start) = self.next_event_time().filter(|&at| at <= deadline) {
                 let upto = (start + lookahead - Duration::from_micros(1)).min(deadline);
                 let shared = &self.shared;
-                std::thread::scope(|scope| {
-                    let (first, rest) = self.shards.split_first_mut().expect("one shard or more");
-                    for shard in rest {
-                        scope.spawn(move || run_window(shard, shared, upto));
-                    }
-                    run_window(first, shared, upto);
-                });
-                self.post_mail();
+                let (first, rest) = self.shards.split_first_mut().expect("one shard or more");
+                if rest.is_empty() {
+                    first.run_window(shared, upto);
+                } else {
+                    std::thread::scope(|scope| {
+                        for shard in rest {
+                            scope.spawn(move || shard.run_window(shared, upto));
+                        }
+                        first.run_window(shared, upto);
+                    });
+                    self.post_mail();
+                }
             }
         }
         self.now = self.now.max(deadline);
@@ -520,14 +536,6 @@ impl Network {
             self.shards[from].mail = mail;
         }
     }
-}
-
-/// Runs one shard's window: events due by `upto`, nothing it sends
-/// arriving by then.
-fn run_window(shard: &mut Shard, shared: &Shared, upto: Time) {
-    shard.horizon = Some(upto);
-    shard.run_until(shared, upto);
-    shard.horizon = None;
 }
 
 impl fmt::Debug for Network {

@@ -15,6 +15,8 @@
 //! link rules), except the registry of NAT mappings, which only a mapping's
 //! own shard adds to (so in a fixed order) and others read behind a lock.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -25,7 +27,7 @@ use shoal_proto::transmit::SharedBuf;
 use super::Lookup;
 use super::arrivals::ArrivalTable;
 use super::downlink::DownlinkBurst;
-use super::event::{EventKind, EventQueue};
+use super::event::{Event, EventKind, EventQueue};
 use super::link::{DropCause, Fate, Link, LinkConfig};
 use super::link_rules::LinkRules;
 use super::nat::{NatState, Nats};
@@ -34,6 +36,7 @@ use super::stats::{AddrStats, NetStats, NodeStats};
 use super::trace::Trace;
 use super::ttl::Reach;
 use super::uplink::UplinkQueue;
+use super::window::Soon;
 
 /// How many timeouts one node may take at one instant before the network
 /// calls it a livelock (a node whose `poll_timeout` never moves past `now`).
@@ -210,6 +213,12 @@ pub(super) struct Shard {
     pub(super) horizon: Option<Time>,
     /// Reused between drains so sending allocates nothing but the payloads.
     outbox: Vec<Outgoing>,
+    /// While a window runs node by node: the timeouts its nodes asked for
+    /// within it (see `netsim/window.rs`).
+    pub(super) soon: BinaryHeap<Reverse<Soon>>,
+    /// A window's events and their groups, kept for their capacity.
+    pub(super) batch: Vec<Option<Event>>,
+    pub(super) groups: Vec<(u64, u32)>,
 }
 
 impl Shard {
@@ -223,18 +232,23 @@ impl Shard {
     /// Processes this shard's events due by `deadline`, in order.
     pub(super) fn run_until(&mut self, shared: &Shared, deadline: Time) {
         while let Some(event) = self.events.pop_due(deadline) {
-            self.now = self.now.max(event.at);
-            match event.kind {
-                EventKind::Deliver {
-                    from,
-                    to,
-                    bytes,
-                    link,
-                } => self.deliver(shared, from, to, &bytes, link),
-                EventKind::Timeout { node, wanted } => self.fire_timeout(shared, node, wanted),
-            }
+            self.run_event(shared, event);
         }
         self.now = self.now.max(deadline);
+    }
+
+    /// Runs one event at its instant.
+    pub(super) fn run_event(&mut self, shared: &Shared, event: Event) {
+        self.now = event.at;
+        match event.kind {
+            EventKind::Deliver {
+                from,
+                to,
+                bytes,
+                link,
+            } => self.deliver(shared, from, to, &bytes, link),
+            EventKind::Timeout { node, wanted } => self.fire_timeout(shared, node, wanted),
+        }
     }
 
     /// Queues an event here, or mails it to its shard.
@@ -393,7 +407,7 @@ impl Shard {
         self.after_handle(shared, loc.local);
     }
 
-    fn fire_timeout(&mut self, shared: &Shared, local: usize, wanted: Time) {
+    pub(super) fn fire_timeout(&mut self, shared: &Shared, local: usize, wanted: Time) {
         let now = self.now;
         let slot = &mut self.nodes[local];
         if !slot.online || slot.wanted != Some(wanted) {
@@ -434,11 +448,21 @@ impl Shard {
             slot.wanted = wanted;
             if let Some(wanted) = wanted {
                 let order = slot.next_order();
-                let kind = EventKind::Timeout {
-                    node: local,
-                    wanted,
-                };
-                self.events.push(wanted.max(now), order, kind);
+                let at = wanted.max(now);
+                if self.horizon.is_some_and(|horizon| at <= horizon) {
+                    self.soon.push(Reverse(Soon {
+                        at,
+                        order,
+                        node: local,
+                        wanted,
+                    }));
+                } else {
+                    let kind = EventKind::Timeout {
+                        node: local,
+                        wanted,
+                    };
+                    self.events.push(at, order, kind);
+                }
             }
         }
         for Outgoing { to, bytes, ttl } in outbox.drain(..) {
