@@ -1,6 +1,8 @@
 //! The swarm scenario: one publisher, a tree of relays, and many ordinary
 //! peers with mixed upload capacity, churning.
 
+mod debug;
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -341,6 +343,9 @@ pub struct Swarm {
     /// Every peer's new stream payload from peers and from relays, summed
     /// at each whole second from the stream's start (cumulative).
     timeline: Vec<(u64, u64)>,
+    /// Beside `timeline`, for [`Swarm::debug_totals`]: duplicate payload
+    /// bytes, chunks played, chunks lost and NACKs sent (cumulative).
+    debug_timeline: Vec<[u64; 4]>,
 }
 
 impl Swarm {
@@ -431,6 +436,7 @@ impl Swarm {
             churn_debt: 0.0,
             churned: 0,
             timeline: Vec::new(),
+            debug_timeline: Vec::new(),
             config,
         }
     }
@@ -541,12 +547,18 @@ impl Swarm {
             return;
         }
         let mut sums = (0, 0);
+        let mut more = [0; 4];
         for &p in &self.peers {
             let s = self.net.node(p).peer.stats();
             sums.0 += s.from_peers_payload_bytes;
             sums.1 += s.from_relay_payload_bytes;
+            more[0] += s.duplicate_payload_bytes;
+            more[1] += s.viewer.played;
+            more[2] += s.viewer.lost;
+            more[3] += s.viewer.nacks_sent;
         }
         self.timeline.push(sums);
+        self.debug_timeline.push(more);
     }
 
     /// What the run measured so far.
@@ -669,62 +681,5 @@ impl Swarm {
                 .map(|w| (w[1].0.saturating_sub(w[0].0), w[1].1.saturating_sub(w[0].1)))
                 .collect(),
         }
-    }
-}
-
-impl Swarm {
-    /// Sums of every peer's counters (those that add up), for looking
-    /// into a run.
-    pub fn debug_totals(&self) -> String {
-        let mut t = shoal_proto::peer::PeerStats::default();
-        let mut v = shoal_proto::viewer::ViewerStats::default();
-        for &p in &self.peers {
-            let s = self.net.node(p).peer.stats();
-            t.upload_dropped += s.upload_dropped;
-            t.dropped_starved += s.dropped_starved;
-            t.uploaded_bytes += s.uploaded_bytes;
-            t.working_sources += s.working_sources;
-            t.subscribers += s.subscribers;
-            t.unsolicited += s.unsolicited;
-            t.from_relay_bytes += s.from_relay_bytes;
-            t.from_peers_bytes += s.from_peers_bytes;
-            t.duplicate_bytes += s.duplicate_bytes;
-            t.duplicate_payload_bytes += s.duplicate_payload_bytes;
-            t.duplicate_from_relay_payload_bytes += s.duplicate_from_relay_payload_bytes;
-            t.from_relay_payload_bytes += s.from_relay_payload_bytes;
-            t.from_peers_payload_bytes += s.from_peers_payload_bytes;
-            v.nacks_sent += s.viewer.nacks_sent;
-            v.fec_repaired += s.viewer.fec_repaired;
-            v.nack_repaired += s.viewer.nack_repaired;
-            v.played += s.viewer.played;
-        }
-        // Hops from a relay, per present peer and club, over working
-        // download neighbours.
-        let clubs = self.config.clubs;
-        let by_addr: std::collections::HashMap<_, _> = self
-            .present
-            .iter()
-            .map(|&p| (self.net.addr(p), p))
-            .collect();
-        let mut hist = [0u64; 40];
-        for &p in &self.present {
-            for club in 0..clubs {
-                let mut at = p;
-                let mut hops = 1;
-                while hops < 39 {
-                    let node = &self.net.node(at).peer;
-                    let Some((up, _)) = node.working_sources().find(|&(_, c)| c == club) else {
-                        break;
-                    };
-                    let Some(&next) = by_addr.get(&up) else {
-                        break;
-                    };
-                    at = next;
-                    hops += 1;
-                }
-                hist[hops] += 1;
-            }
-        }
-        format!("{t:?}\n{v:?}\nhops from a relay: {hist:?}")
     }
 }
