@@ -25,8 +25,9 @@ impl Swarm {
         let (t, v) = self.summed_stats();
         let (hist, rings) = self.hops_and_rings();
         format!(
-            "{t:?}\n{v:?}\nhops from a relay: {hist:?}\nrings of club links (length, of which \
-             members of the club): count: {rings:?}\nby 10 s:{}",
+            "{t:?}\n{v:?}\n{}\nhops from a relay: {hist:?}\nrings of club links (length, of \
+             which members of the club): count: {rings:?}\nby 10 s:{}",
+            self.relay_totals(),
             self.by_ten_seconds()
         )
     }
@@ -55,6 +56,25 @@ impl Swarm {
             v.played += s.viewer.played;
         }
         (t, v)
+    }
+
+    /// What the relays refused or could not send, summed.
+    fn relay_totals(&self) -> String {
+        let (mut served, mut budget, mut full, mut expired, mut throttled, mut uplink) =
+            (0, 0, 0, 0, 0, 0);
+        for &r in &self.relays {
+            let s = self.net.node(r).relay.stats();
+            served += s.nack_served;
+            budget += s.drop_repair_budget;
+            full += s.drop_full;
+            expired += s.expired;
+            throttled += s.drop_throttled;
+            uplink += self.net.node_stats(r).uplink_dropped;
+        }
+        format!(
+            "relays: NACKed items served {served}, cut by the repair budget {budget}, refused \
+             full {full}, expired {expired}, throttled {throttled}, lost in their uplinks {uplink}"
+        )
     }
 
     /// Hops from a relay per present peer and club, over the first working
