@@ -66,10 +66,21 @@ pub const PEER_UPLINK: AccessUplink = AccessUplink {
     buffer: Duration::from_millis(200),
 };
 
+/// The send buffer the relay asks the kernel for (`relay/src/io/socket.rs`).
+const RELAY_SEND_BUFFER: usize = 8 << 20;
+
+/// The trains the relay's I/O backends queue in user space before they
+/// drop one (`IoConfig::tx_queue`); a fan-out of one chunk is a train per
+/// subscriber.
+const RELAY_TX_QUEUE: usize = 65_536;
+
+/// A DATA datagram at the swarm's chunk size, about.
+const DATA_DATAGRAM: usize = 1_350;
+
 /// The default relay uplink (see [`SwarmConfig::relay_uplink`]).
 pub const RELAY_UPLINK: Uplink = Uplink {
     rate_bps: 10_000_000_000,
-    queue_bytes: 4 << 20,
+    queue_bytes: RELAY_SEND_BUFFER + RELAY_TX_QUEUE * DATA_DATAGRAM,
     per_datagram: Duration::from_nanos(1_100),
 };
 
@@ -119,6 +130,25 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+
+    /// A relay fans a chunk out to each subscriber at one instant, and a
+    /// MANIFEST settles a block of chunks at once: at the swarm's rate a
+    /// block is about 3 chunks, and in a join ramp every subscriber takes
+    /// every club from its relay. All of it must fit in what the relay
+    /// queues, as the real relay's does (8 MiB of socket buffer, 65,536
+    /// trains), or the simulator drops what the product would send late.
+    #[test]
+    fn a_relay_queues_a_block_for_every_subscriber_it_admits() {
+        let subscribers = crate::harness::swarm_relays::max_subscribers(10_000, 4);
+        let block = 3 * DATA_DATAGRAM;
+        assert!(
+            subscribers * block <= RELAY_UPLINK.queue_bytes,
+            "{subscribers} x {block} bytes > {}",
+            RELAY_UPLINK.queue_bytes
+        );
+        // The send buffer alone (the model before) did not hold it.
+        assert!(subscribers * block > RELAY_SEND_BUFFER);
+    }
 
     #[test]
     fn without_bursts_the_loss_is_all_random() {
