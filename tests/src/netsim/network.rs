@@ -351,8 +351,9 @@ impl Network {
         self.injected += 1;
     }
 
-    /// Processes every event due by `deadline`, in time order, then sets the
-    /// clock to `deadline` (if it is not already later).
+    /// Processes every event due by `deadline`, each node's in time order
+    /// (the same run as strict time order), then sets the clock to
+    /// `deadline` (if it is not already later).
     ///
     /// Whenever every link's least delay (its latency less its jitter) is
     /// more than zero, the shards run in windows that long, node by node

@@ -208,8 +208,8 @@ pub(super) struct Shard {
     pub(super) trace: Trace,
     /// Deliveries for other shards.
     pub(super) mail: Vec<Mail>,
-    /// While threads run ahead: the last instant of the window. Nothing
-    /// sent in it may arrive by then.
+    /// While a window runs (`netsim/window.rs`): its last instant.
+    /// Nothing sent in it may arrive by then.
     pub(super) horizon: Option<Time>,
     /// Reused between drains so sending allocates nothing but the payloads.
     outbox: Vec<Outgoing>,
