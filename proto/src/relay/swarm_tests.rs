@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::swarm::INTRODUCE_RATE;
+use super::swarm::{INTRODUCE_RATE, MEMBER_GRACE};
 use super::tests::{
     FIRST_SEQ, PUBLISHER, drain_to, kept, published, send, session, subscribe, subscribe_clubs, t,
     take_from_upstream,
@@ -109,8 +109,14 @@ fn peers_lists_only_members_and_a_member_only_older_ones() {
         }
     }
     while relay.poll_transmit().is_some() {}
-    // The viewer asking about club 3 gets every member, not itself.
+    // The viewer has declared no club: in its first MEMBER_GRACE it gets
+    // the members that joined before it, as a member would (see the next
+    // test); after that every member, not itself.
     let mut got = ask_peers(&mut relay, t(100), addr(3), stream, 3);
+    got.sort();
+    assert_eq!(got, vec![addr(1), addr(2)]);
+    let after = t(30) + MEMBER_GRACE;
+    let mut got = ask_peers(&mut relay, after, addr(3), stream, 3);
     got.sort();
     assert_eq!(got, vec![addr(1), addr(2), addr(4)]);
     // Member 2 gets only the member that joined before it.
@@ -121,7 +127,27 @@ fn peers_lists_only_members_and_a_member_only_older_ones() {
     // Member 1 gets nobody: it is fed by the relay.
     assert!(ask_peers(&mut relay, t(100), addr(1), stream, 3).is_empty());
     // Club 5 has no members.
-    assert!(ask_peers(&mut relay, t(100), addr(3), stream, 5).is_empty());
+    assert!(ask_peers(&mut relay, after, addr(3), stream, 5).is_empty());
+}
+
+/// A member's PEERS that reaches the relay before its MEMBER (the two go
+/// out together) is answered as a member's: only older members, so that
+/// its club links cannot close into a ring with a younger member's. It
+/// fails if the relay answers an undeclared asker as a non-member.
+#[test]
+fn peers_before_member_gets_only_older_members() {
+    let (mut relay, stream, _) = relay_with_stream();
+    for i in 1..=3u16 {
+        subscribe(&mut relay, t(10 * u64::from(i)), addr(i), stream);
+    }
+    member(&mut relay, t(10), addr(1), stream, 1 << 3);
+    member(&mut relay, t(30), addr(3), stream, 1 << 3);
+    while relay.poll_transmit().is_some() {}
+    // Peer 2 has not declared its clubs yet: member 3 joined after it.
+    assert_eq!(
+        ask_peers(&mut relay, t(100), addr(2), stream, 3),
+        vec![addr(1)]
+    );
 }
 
 /// A member whose upload side is full says so (MEMBER with upload 0): it
