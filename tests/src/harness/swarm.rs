@@ -86,11 +86,12 @@ pub struct SwarmConfig {
     /// BENCHMARKS.md), at 10 Gbit/s, behind what the relay holds before it
     /// drops: the kernel's 8 MiB send buffer it asks for and the 65,536
     /// trains its backends queue, a data datagram each (about 96 MB, some
-    /// 150 ms to drain at 10 Gbit/s and 1.1 µs each). Until the tenth session of issue 20 the queue
-    /// was the send buffer alone (4 MiB), and a join ramp's fan-out (a
-    /// block's chunks to thousands of subscribers at one instant)
-    /// overflowed it: a stall ratio of 1.5% in the first 10 s at 10,000
-    /// peers that the relay itself would not have caused.
+    /// 150 ms to drain at 10 Gbit/s and 1.1 µs each). Until the tenth
+    /// session of issue 20 the queue was the send buffer alone (4 MiB),
+    /// and a join ramp's fan-out (a block's chunks to thousands of
+    /// subscribers at one instant) overflowed it: a stall ratio of 1.5% in
+    /// the first 10 s at 10,000 peers that the relay itself would not have
+    /// caused.
     pub relay_uplink: Option<Uplink>,
     /// Peers join over this long at the start.
     pub ramp: Duration,

@@ -60,6 +60,18 @@ pub(super) fn order(origin: u64, caused: u64) -> u64 {
 /// The origin of injected datagrams: after every node.
 pub(super) const INJECTOR: u64 = (1 << (64 - CAUSED_BITS)) - 1;
 
+/// `addr`'s IP folded to 64 bits: what places a node in its shard and, in
+/// a window, its events in their group (`netsim/window.rs`).
+pub(super) fn ip_key(addr: SocketAddr) -> u64 {
+    match addr {
+        SocketAddr::V4(a) => u64::from(u32::from(*a.ip())),
+        SocketAddr::V6(a) => {
+            let ip = u128::from(*a.ip());
+            (ip >> 64) as u64 ^ ip as u64
+        }
+    }
+}
+
 /// Where a link is kept: its sender's shard and its place there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) struct LinkRef(u64);
@@ -108,14 +120,7 @@ impl Shared {
 
     /// The shard of the node bound at `addr`, or that would be: by IP.
     pub(super) fn shard_of(&self, addr: SocketAddr) -> usize {
-        let ip = match addr {
-            SocketAddr::V4(a) => u64::from(u32::from(*a.ip())),
-            SocketAddr::V6(a) => {
-                let ip = u128::from(*a.ip());
-                (ip >> 64) as u64 ^ ip as u64
-            }
-        };
-        (ip % self.shards as u64) as usize
+        (ip_key(addr) % self.shards as u64) as usize
     }
 
     /// The node a datagram to `to` reaches, and whether `to` is a NAT's

@@ -30,12 +30,11 @@
 //! comes after it.
 
 use std::cmp::Reverse;
-use std::net::SocketAddr;
 
 use shoal_proto::Time;
 
 use super::event::EventKind;
-use super::shard::{Shard, Shared};
+use super::shard::{Shard, Shared, ip_key};
 
 /// A timeout due within the running window, ordered by (time, order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,19 +45,6 @@ pub(super) struct Soon {
     pub(super) wanted: Time,
 }
 
-/// The group of a datagram to `addr`, or of the node bound there: its IP,
-/// folded to 64 bits. Two IPs folding together only merge two groups, which
-/// keeps each in order.
-fn group_of(addr: SocketAddr) -> u64 {
-    match addr {
-        SocketAddr::V4(a) => u64::from(u32::from(*a.ip())),
-        SocketAddr::V6(a) => {
-            let ip = u128::from(*a.ip());
-            (ip >> 64) as u64 ^ ip as u64
-        }
-    }
-}
-
 impl Shard {
     /// Runs the events due by `upto`, the end of a window nothing sent in
     /// it reaches, group by group (see the [module docs](self)).
@@ -67,9 +53,11 @@ impl Shard {
         let mut batch = std::mem::take(&mut self.batch);
         let mut groups = std::mem::take(&mut self.groups);
         while let Some(event) = self.events.pop_due(upto) {
+            // A group is an IP (two folding together only merge groups,
+            // which keeps each in order).
             let group = match &event.kind {
-                EventKind::Deliver { to, .. } => group_of(*to),
-                EventKind::Timeout { node, .. } => group_of(self.nodes[*node].addr),
+                EventKind::Deliver { to, .. } => ip_key(*to),
+                EventKind::Timeout { node, .. } => ip_key(self.nodes[*node].addr),
             };
             let index =
                 u32::try_from(batch.len()).expect("netsim: fewer than 2^32 events a window");
