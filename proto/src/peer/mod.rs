@@ -33,6 +33,10 @@
 //!   viewer (`upload_limit_bps` 0) joins no club.
 //! - **Repair.** A chunk's first NACK goes to the neighbour serving its
 //!   club, later ones to the relay, which answers NACKs for every club.
+//!   The upload side answers a NACK for chunks it does not hold with a
+//!   HAVE of what it holds; a chunk the serving neighbour so says it lacks
+//!   is asked of the relay later (the neighbour will push it once its own
+//!   repair brings it).
 //! - **Replacement.** A neighbour silent for [`SILENCE`], one that beacons
 //!   but brings no stream data for [`STARVED`] while the stream flows, one
 //!   that sends a
@@ -351,6 +355,7 @@ impl Peer {
             // push of it: answering sends it twice (issue 20: most of the
             // duplicates peers sent each other).
             nack_skips_fresh: Some(NACK_FRESH),
+            nack_tells_lack: true,
             verify_memo: config.verify_memo.clone(),
             ..RelayConfig::default()
         });

@@ -51,8 +51,11 @@ pub(super) const ASK_EVERY: Duration = Duration::from_secs(2);
 /// duplicates).
 const ASK_EMPTY: Duration = Duration::from_millis(250);
 /// Random candidates a member compares to choose its neighbour in its
-/// own club (the oldest of them).
-const CLUB_PICKS: usize = 4;
+/// own club (the oldest of them). 8 rather than 4: in 10,000 peers x
+/// 30 s, p50 / p99 770 / 1210 -> 710 / 1120 ms, the same offload and
+/// duplicates within 0.2 points, refusals 28,000 -> 32,000 (16: p99
+/// 30 ms lower again, offload 0.4 points lower, refusals 38,000).
+const CLUB_PICKS: usize = 8;
 /// Most links kept for [`Peer::poll_link`].
 const LINKS_KEPT: usize = 64;
 
@@ -210,7 +213,8 @@ impl Peer {
             }
             _ => {
                 // A HAVE with our session id at the neighbour is its
-                // beacon to us: only that shows it alive as our server
+                // beacon (or its answer to a NACK) to us: only that shows
+                // it alive as our server
                 // (a HAVE it sends as our subscriber, with the id our
                 // upload side gave it, is about what it holds, for the
                 // upload side, and proves nothing about its serving).
@@ -218,6 +222,9 @@ impl Peer {
                     && self.neighbours.list[i].session.owns(h.session)
                 {
                     self.neighbours.list[i].heard(now);
+                    // What it lacks of what we asked it for is on its
+                    // way to it: ask the relay later.
+                    self.repair.neighbour_have(from, h, self.membership.clubs);
                     // If it is our subscriber too, what it holds is news
                     // to the upload side, in the session we gave it.
                     if let Some(session) = self.upload.relay.subscriber_session(from) {

@@ -123,6 +123,11 @@ pub struct RelayConfig {
     /// whose own copy came late). `None` (a relay, everyone's last
     /// resort): every held chunk is sent.
     pub nack_skips_fresh: Option<Duration>,
+    /// A NACK naming chunks the window does not hold is answered with a
+    /// HAVE of what it holds from the first of them (an ordinary peer's
+    /// upload side, whose own copy may still be on its way): the asker
+    /// then waits for the push rather than asking its relay at once.
+    pub nack_tells_lack: bool,
     /// Refuse SUBSCRIBEs without a valid access token for the stream
     /// (§11.10). Needs the wall clock: see [`Relay::set_wall_clock`].
     pub require_token: bool,
@@ -168,6 +173,7 @@ impl Default for RelayConfig {
             handshake_burst: 40,
             forward_manifests: true,
             nack_skips_fresh: None,
+            nack_tells_lack: false,
             require_token: false,
             upstream_tokens: Vec::new(),
             web: WebFace::default(),

@@ -15,7 +15,7 @@ use super::Relay;
 use super::budget::{BudgetRule, RepairBudget};
 use crate::Time;
 use crate::transmit::SharedBuf;
-use crate::wire::{Nack, NackKind};
+use crate::wire::{Have, Message, Nack, NackKind};
 
 impl Relay {
     /// Sends a subscriber what the window already holds from its start;
@@ -151,5 +151,40 @@ impl Relay {
             items -= len;
         }
         self.settle_repair(sub, budget, cut);
+        if self.config.nack_tells_lack {
+            self.tell_lack(from, sub, nack);
+        }
+    }
+
+    /// Answers a NACK that names chunks the window does not hold with a
+    /// HAVE of what it holds from the first of them (at most 64 chunks are
+    /// looked at per entry, as a HAVE covers no more): the asker's own
+    /// copy is still on its way here, and it waits for the push (see
+    /// [`RelayConfig::nack_tells_lack`](super::RelayConfig)): one 60-byte
+    /// HAVE per NACK, to a proven subscriber.
+    fn tell_lack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
+        let Some(s) = &self.subs[sub] else { return };
+        let (stream, session) = (s.stream, s.session);
+        let window = &self.streams[stream].window;
+        let lacking = nack
+            .entries()
+            .iter()
+            .filter(|e| e.kind == NackKind::Chunks)
+            .flat_map(|e| e.start..e.start.saturating_add(u64::from(e.len).min(64)))
+            .find(|&seq| window.chunk(seq).is_none());
+        let Some(base) = lacking else { return };
+        let mask = (0..64u64)
+            .filter(|&i| {
+                base.checked_add(i)
+                    .is_some_and(|s| window.chunk(s).is_some())
+            })
+            .fold(0u64, |m, i| m | 1 << i);
+        let have = Have {
+            stream: window.stream(),
+            session,
+            base,
+            mask,
+        };
+        let _ = self.tx.push_message(from, &Message::Have(have));
     }
 }

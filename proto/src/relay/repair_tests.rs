@@ -159,3 +159,68 @@ fn nacks_for_fresh_chunks_are_not_answered_where_the_relay_says_so() {
     relay.handle_datagram(arrived + fresh, peer, &ask);
     assert_eq!(data_to_peer(&mut relay), 4, "older chunks were not sent");
 }
+
+/// With `nack_tells_lack` (a peer's upload side), a NACK that names
+/// chunks the window does not hold is answered, after the chunks it does
+/// hold, with a HAVE of what it holds from the first it lacks; a NACK for
+/// held chunks only, or to a relay without the setting, gets none.
+#[test]
+fn a_nack_for_chunks_not_held_is_answered_with_what_is_held() {
+    let (stream, datagrams) = published(200);
+    // One chunk from the middle never comes, nor any PARITY to rebuild it.
+    let seq_of = |b: &[u8]| match Message::parse(b) {
+        Ok(Message::Data(d)) => Some(d.seq),
+        _ => None,
+    };
+    let gap = FIRST_SEQ + 20;
+    let fed: Vec<&Vec<u8>> = datagrams
+        .iter()
+        .filter(|b| seq_of(b) != Some(gap) && peek_type(b) != Ok(MessageType::Parity))
+        .collect();
+    assert!(
+        fed.iter().any(|b| seq_of(b) == Some(gap + 3)),
+        "a stream past the gap"
+    );
+    let at = t(1000);
+    let peer: SocketAddr = addr("192.0.2.99:4000");
+    let answers = |tells: bool, start: u64, len: u16| {
+        let mut relay = Relay::new(RelayConfig {
+            nack_tells_lack: tells,
+            ..RelayConfig::default()
+        });
+        for d in &fed {
+            relay.handle_datagram(at, PUBLISHER, d);
+        }
+        while relay.poll_transmit().is_some() {}
+        subscribe(&mut relay, at, peer, stream);
+        drain_to(&mut relay, peer);
+        while relay.poll_transmit().is_some() {}
+        let id = session(&relay, peer);
+        let ask = nack(stream, id, [start], len);
+        relay.handle_datagram(at + Duration::from_secs(1), peer, &ask);
+        let mut out = Vec::new();
+        while let Some((dst, b)) = kept(&mut relay) {
+            assert_eq!(dst, peer);
+            out.push(match Message::parse(&b).expect("parses") {
+                Message::Have(h) => Some(h),
+                _ => None,
+            });
+        }
+        (id, out)
+    };
+    // gap - 2 ..= gap + 2: four held, the gap not.
+    let (id, out) = answers(true, gap - 2, 5);
+    let Some(Some(have)) = out.last() else {
+        panic!("no HAVE last: {out:?}");
+    };
+    assert_eq!((have.session, have.base), (id, gap), "{have:?}");
+    assert_eq!(have.mask & 0b111, 0b110, "held after the gap: {have:?}");
+    let chunks = out.iter().filter(|m| m.is_none()).count();
+    assert!(chunks >= 4, "the held chunks were not sent first: {out:?}");
+    // Only held chunks: no HAVE.
+    let (_, out) = answers(true, gap + 1, 2);
+    assert!(out.iter().all(Option::is_none), "{out:?}");
+    // A relay without the setting never tells.
+    let (_, out) = answers(false, gap - 2, 5);
+    assert!(out.iter().all(Option::is_none), "{out:?}");
+}

@@ -7,7 +7,7 @@ use crate::integrity::{PublisherKey, chunk_hash};
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::testutil::{addr, emit, handshake_answers, hello_nonce, sent, sent_to, t};
 use crate::wire::{
-    Codec, Data, DataFlags, Leave, LeaveReason, Manifest, MessageType, SIGNATURE_LEN,
+    Codec, Data, DataFlags, Have, Leave, LeaveReason, Manifest, MessageType, SIGNATURE_LEN,
 };
 
 const A: &str = "127.0.0.1:7401";
@@ -604,4 +604,84 @@ fn a_viewer_that_misses_nothing_is_woken_only_when_something_is_due() {
     // nothing fell due (the 10 ms tick woke it 19 times here).
     assert_eq!(nacks, 0, "nothing was missing");
     assert_eq!(woken, 0, "woken {woken} times in 1 s with nothing due");
+}
+
+/// A chunk whose first NACK went to the neighbour serving its club, and
+/// which that neighbour says it lacks too (a HAVE without it), is asked of
+/// the relay only [`repair::LACK_WAIT_RTTS`] / 2 round trips after that
+/// NACK, not at the usual 2: the neighbour's copy is on its way, and so is
+/// its push to us. Without the HAVE it goes at 2 round trips.
+#[test]
+fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
+    let run = |lacks: bool| {
+        let (mut v, mut datagrams) = testutil_club_viewer(600);
+        let data_seq = |b: &[u8]| match Message::parse(b) {
+            Ok(Message::Data(d)) => Some(d.seq),
+            _ => None,
+        };
+        let seq = datagrams
+            .iter()
+            .filter_map(|(_, b)| data_seq(b))
+            .nth(40)
+            .expect("40 chunks in 600 ms");
+        let clubs = 8;
+        datagrams.retain(|(_, b)| data_seq(b).is_none_or(|s| s < seq || s % clubs != seq % clubs));
+        let club = (seq % clubs) as u8;
+        let neighbour = (addr(B), 0x5e55);
+        v.repair.set_route(club, Some(neighbour));
+        let names = |b: &[u8]| {
+            matches!(Message::parse(b), Ok(Message::Nack(n)) if n
+                .entries()
+                .iter()
+                .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
+        };
+        let (mut first, mut to_relay) = (None, None);
+        let mut step = |v: &mut Viewer, now: Time| {
+            for (to, b) in sent(v) {
+                if !names(&b) {
+                    continue;
+                }
+                if to == addr(B) && first.is_none() {
+                    first = Some(now);
+                    if lacks {
+                        let have = Have {
+                            stream: v.playout.window().stream(),
+                            session: neighbour.1,
+                            base: seq,
+                            mask: 0,
+                        };
+                        v.repair.neighbour_have(addr(B), &have, clubs as u8);
+                    }
+                } else if to == addr(A) {
+                    to_relay.get_or_insert(now);
+                }
+            }
+        };
+        for (now, bytes) in &datagrams {
+            while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
+                v.handle_timeout(at);
+                step(&mut v, at);
+            }
+            v.handle_datagram(*now, addr(A), bytes);
+            step(&mut v, *now);
+        }
+        let rtt = v.relays.session().rtt.max(repair::MIN_RTT);
+        let first = first.expect("the first NACK went to the neighbour");
+        let after = to_relay
+            .expect("then one to the relay")
+            .saturating_since(first);
+        (after, rtt)
+    };
+    let (after, rtt) = run(false);
+    let lack_wait = rtt * repair::LACK_WAIT_RTTS / repair::LACK_WAIT_DIV;
+    assert!(
+        after < lack_wait,
+        "asked of the relay {after:?} after, rtt {rtt:?}"
+    );
+    let (after, rtt) = run(true);
+    let lack_wait = rtt * repair::LACK_WAIT_RTTS / repair::LACK_WAIT_DIV;
+    assert!(
+        after >= lack_wait,
+        "asked of the relay {after:?} after, rtt {rtt:?}"
+    );
 }
