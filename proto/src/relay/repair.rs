@@ -157,11 +157,12 @@ impl Relay {
     }
 
     /// Answers a NACK that names chunks the window does not hold with a
-    /// HAVE of what it holds from the first of them (at most 64 chunks are
-    /// looked at per entry, as a HAVE covers no more): the asker's own
-    /// copy is still on its way here, and it waits for the push (see
-    /// [`RelayConfig::nack_tells_lack`](super::RelayConfig)): one 60-byte
-    /// HAVE per NACK, to a proven subscriber.
+    /// HAVE of what it holds from the first of them: the asker's own copy
+    /// is still on its way here, and it waits for the push (see
+    /// [`RelayConfig::nack_tells_lack`](super::RelayConfig)). One 60-byte
+    /// HAVE per NACK, to a proven subscriber; only the first 64 chunks the
+    /// NACK names are looked at (a HAVE covers no more), so a NACK of many
+    /// entries costs no more than one of a few.
     fn tell_lack(&mut self, from: SocketAddr, sub: usize, nack: &Nack) {
         let Some(s) = &self.subs[sub] else { return };
         let (stream, session) = (s.stream, s.session);
@@ -170,7 +171,8 @@ impl Relay {
             .entries()
             .iter()
             .filter(|e| e.kind == NackKind::Chunks)
-            .flat_map(|e| e.start..e.start.saturating_add(u64::from(e.len).min(64)))
+            .flat_map(|e| e.start..e.start.saturating_add(u64::from(e.len)))
+            .take(64)
             .find(|&seq| window.chunk(seq).is_none());
         let Some(base) = lacking else { return };
         let mask = (0..64u64)

@@ -61,18 +61,17 @@ pub const CLUB_SILENT: Duration = Duration::from_millis(500);
 /// taken as the next arrived chunk's, so never too early.
 pub const CLUB_LATE: u32 = 4;
 
-/// In round trips, how long after its first NACK a chunk that the
+/// In half round trips, how long after its first NACK a chunk that the
 /// neighbour serving its club says it lacks too ([`Repair::neighbour_have`])
-/// waits before it is asked of the relay (2 otherwise). The neighbour's
-/// copy is then still on its way to it, and the loss further up: its own
-/// repair, and its push to us, take about as long as asking the relay
-/// would. Asked at 2 round trips, both came in nearly every case, and
-/// those second copies were most of all duplicates: in 10,000 peers x
-/// 30 s, 8.2% -> 4.9% of new stream bytes, p99 1120 -> 1210 ms, relays
-/// 130 -> 107 kbit/s per peer (BENCHMARKS.md, "Issue 20, eleventh
-/// session"; 4.5 round trips: 3.7%, p99 1320 ms).
-pub(super) const LACK_WAIT_RTTS: u32 = 7;
-pub(super) const LACK_WAIT_DIV: u32 = 2;
+/// waits before it is asked of the relay: 3.5 round trips, not 2. The loss
+/// is further up; the neighbour is repairing it, and its copy and its push
+/// to us take about as long as asking the relay would. Asked at 2 round
+/// trips, both came in nearly every case, and those second copies were
+/// most of all duplicates: in 10,000 peers x 30 s, 8.2% -> 4.9% of new
+/// stream bytes, p99 1120 -> 1210 ms, relays 130 -> 107 kbit/s per peer
+/// (BENCHMARKS.md, "Issue 20, eleventh session"; 4.5 round trips: 3.7%,
+/// p99 1320 ms).
+pub(super) const LACK_WAIT_HALF_RTTS: u32 = 7;
 
 #[derive(Debug, Clone, Copy)]
 struct Missing {
@@ -83,7 +82,7 @@ struct Missing {
     nacks: u8,
     /// Its first NACK went to the neighbour serving its club.
     routed: bool,
-    /// That neighbour said it lacks it too (see [`LACK_WAIT_RTTS`]).
+    /// That neighbour said it lacks it too (see [`LACK_WAIT_HALF_RTTS`]).
     lacks: bool,
 }
 
@@ -91,7 +90,7 @@ impl Missing {
     /// How long after its last NACK it is NACKed again.
     fn retry_wait(&self, rtt: Duration) -> Duration {
         if self.lacks && self.nacks == 1 {
-            rtt * LACK_WAIT_RTTS / LACK_WAIT_DIV
+            rtt * LACK_WAIT_HALF_RTTS / 2
         } else {
             rtt * 2
         }
@@ -244,12 +243,18 @@ impl Repair {
     /// `clubs` (its answer to a NACK for chunks it lacks, or its beacon):
     /// each missing chunk whose first NACK went to it and that it does not
     /// hold is missing there too, and is on its way to it; it is asked of
-    /// the relay only [`LACK_WAIT_RTTS`] round trips after that NACK.
+    /// the relay only [`LACK_WAIT_HALF_RTTS`] half round trips after that
+    /// NACK.
     pub(crate) fn neighbour_have(&mut self, from: SocketAddr, have: &Have, clubs: u8) {
         let clubs = u64::from(clubs.max(1));
         let end = have.base.saturating_add(64);
         for (&seq, m) in self.missing.range_mut(have.base..end) {
-            let served_by = self.route[(seq % clubs) as usize].map(|(a, _)| a);
+            let served_by = self
+                .route
+                .get((seq % clubs) as usize)
+                .copied()
+                .flatten()
+                .map(|(a, _)| a);
             if m.routed && m.nacks == 1 && served_by == Some(from) && !have.holds(seq) {
                 m.lacks = true;
             }
