@@ -609,8 +609,8 @@ fn a_viewer_that_misses_nothing_is_woken_only_when_something_is_due() {
 /// A chunk whose first NACK went to the neighbour serving its club, and
 /// which that neighbour says it lacks too (a HAVE without it), is asked of
 /// the relay only [`repair::LACK_WAIT_HALF_RTTS`] half round trips after
-/// that NACK, not at the usual 2: the neighbour's copy is on its way, and so is
-/// its push to us. Without the HAVE it goes at 2 round trips.
+/// that NACK, not at the usual 2 round trips: the neighbour's copy is on
+/// its way, and so is its push to us. Without the HAVE it goes at 2.
 #[test]
 fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
     let run = |lacks: bool| {
