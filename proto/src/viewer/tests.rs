@@ -62,15 +62,44 @@ impl Feed {
 /// Runs the viewer's timers due up to `now`, then hands it `datagrams`
 /// from `from`; returns the time of the last.
 fn deliver(v: &mut Viewer, from: SocketAddr, datagrams: &[(Time, Vec<u8>)]) -> Time {
+    deliver_stepping(v, from, datagrams, |_, _| {})
+}
+
+/// As [`deliver`], calling `step` after each timer run and each datagram
+/// (to look at what the viewer sent, or answer it).
+fn deliver_stepping(
+    v: &mut Viewer,
+    from: SocketAddr,
+    datagrams: &[(Time, Vec<u8>)],
+    mut step: impl FnMut(&mut Viewer, Time),
+) -> Time {
     let mut last = Time::ZERO;
     for (now, bytes) in datagrams {
         while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
             v.handle_timeout(at);
+            step(v, at);
         }
         v.handle_datagram(*now, from, bytes);
+        step(v, *now);
         last = *now;
     }
     last
+}
+
+/// The sequence number of a DATA datagram.
+fn data_seq(bytes: &[u8]) -> Option<u64> {
+    match Message::parse(bytes) {
+        Ok(Message::Data(d)) => Some(d.seq),
+        _ => None,
+    }
+}
+
+/// Whether `bytes` is a NACK that asks for chunk `seq`.
+fn nacks_seq(bytes: &[u8], seq: u64) -> bool {
+    matches!(Message::parse(bytes), Ok(Message::Nack(n)) if n
+        .entries()
+        .iter()
+        .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
 }
 
 /// Answers the viewer's HELLO to `relay` with a CHALLENGE and its
@@ -478,6 +507,22 @@ fn testutil_club_viewer(ms: u64) -> (Viewer, Vec<(Time, Vec<u8>)>) {
     (v, datagrams)
 }
 
+/// The clubs of [`testutil_club_viewer`]'s stream (the publisher's
+/// default).
+const CLUBS: u64 = 8;
+
+/// Holds back the 40th DATA of `datagrams` and every later one of its
+/// club; returns when the 40th was sent, and its sequence number.
+fn hold_back_a_club(datagrams: &mut Vec<(Time, Vec<u8>)>) -> (Time, u64) {
+    let (held_at, seq) = datagrams
+        .iter()
+        .filter_map(|(at, b)| data_seq(b).map(|s| (*at, s)))
+        .nth(40)
+        .expect("40 chunks in 600 ms");
+    datagrams.retain(|(_, b)| data_seq(b).is_none_or(|s| s < seq || s % CLUBS != seq % CLUBS));
+    (held_at, seq)
+}
+
 /// A chunk NACKed while missing and then come is not asked for again:
 /// it stays noted until played (for the repair count), but later tries
 /// would only fetch duplicates.
@@ -500,31 +545,16 @@ fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
         unreachable!("found above");
     };
     let seq = d.seq;
-    let names = |b: &[u8]| {
-        matches!(Message::parse(b), Ok(Message::Nack(n)) if n
-            .entries()
-            .iter()
-            .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
-    };
     let mut nacks = 0;
     let mut came = None;
     let mut step = |v: &mut Viewer, now: Time| {
-        nacks += sent(v).iter().filter(|(_, b)| names(b)).count();
+        nacks += sent(v).iter().filter(|(_, b)| nacks_seq(b, seq)).count();
         if nacks > 0 && came.is_none() {
             v.handle_datagram(now, addr(A), &held);
             came = Some(now);
         }
     };
-    let mut end = t(0);
-    for (now, bytes) in &datagrams {
-        while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
-            v.handle_timeout(at);
-            step(&mut v, at);
-        }
-        v.handle_datagram(*now, addr(A), bytes);
-        step(&mut v, *now);
-        end = *now;
-    }
+    let end = deliver_stepping(&mut v, addr(A), &datagrams, &mut step);
     while let Some(at) = v
         .poll_timeout()
         .filter(|&at| at <= end + Duration::from_secs(1))
@@ -543,38 +573,13 @@ fn a_chunk_that_came_after_its_nack_is_not_nacked_again() {
 #[test]
 fn a_chunk_later_than_its_club_usually_is_is_nacked_before_its_club_moves_on() {
     let (mut v, mut datagrams) = testutil_club_viewer(600);
-    let data_seq = |b: &[u8]| match Message::parse(b) {
-        Ok(Message::Data(d)) => Some(d.seq),
-        _ => None,
-    };
-    // The 40th DATA, and every later one of its club, never come.
-    let (held_at, seq) = datagrams
-        .iter()
-        .filter_map(|(at, b)| data_seq(b).map(|s| (*at, s)))
-        .nth(40)
-        .expect("40 chunks in 600 ms");
-    let clubs = 8;
-    datagrams.retain(|(_, b)| data_seq(b).is_none_or(|s| s < seq || s % clubs != seq % clubs));
-    let names = |b: &[u8]| {
-        matches!(Message::parse(b), Ok(Message::Nack(n)) if n
-            .entries()
-            .iter()
-            .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
-    };
+    let (held_at, seq) = hold_back_a_club(&mut datagrams);
     let mut first = None;
-    let mut step = |v: &mut Viewer, now: Time| {
-        if first.is_none() && sent(v).iter().any(|(_, b)| names(b)) {
+    deliver_stepping(&mut v, addr(A), &datagrams, |v, now| {
+        if first.is_none() && sent(v).iter().any(|(_, b)| nacks_seq(b, seq)) {
             first = Some(now);
         }
-    };
-    for (now, bytes) in &datagrams {
-        while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
-            v.handle_timeout(at);
-            step(&mut v, at);
-        }
-        v.handle_datagram(*now, addr(A), bytes);
-        step(&mut v, *now);
-    }
+    });
     let first = first.expect("the chunk was never NACKed while the stream flowed");
     let after = first.saturating_since(held_at);
     assert!(
@@ -615,30 +620,14 @@ fn a_viewer_that_misses_nothing_is_woken_only_when_something_is_due() {
 fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
     let run = |lacks: bool| {
         let (mut v, mut datagrams) = testutil_club_viewer(600);
-        let data_seq = |b: &[u8]| match Message::parse(b) {
-            Ok(Message::Data(d)) => Some(d.seq),
-            _ => None,
-        };
-        let seq = datagrams
-            .iter()
-            .filter_map(|(_, b)| data_seq(b))
-            .nth(40)
-            .expect("40 chunks in 600 ms");
-        let clubs = 8;
-        datagrams.retain(|(_, b)| data_seq(b).is_none_or(|s| s < seq || s % clubs != seq % clubs));
-        let club = (seq % clubs) as u8;
+        let (_, seq) = hold_back_a_club(&mut datagrams);
+        let club = (seq % CLUBS) as u8;
         let neighbour = (addr(B), 0x5e55);
         v.repair.set_route(club, Some(neighbour));
-        let names = |b: &[u8]| {
-            matches!(Message::parse(b), Ok(Message::Nack(n)) if n
-                .entries()
-                .iter()
-                .any(|e| (e.start..e.start + u64::from(e.len)).contains(&seq)))
-        };
         let (mut first, mut to_relay) = (None, None);
-        let mut step = |v: &mut Viewer, now: Time| {
+        deliver_stepping(&mut v, addr(A), &datagrams, |v, now| {
             for (to, b) in sent(v) {
-                if !names(&b) {
+                if !nacks_seq(&b, seq) {
                     continue;
                 }
                 if to == addr(B) && first.is_none() {
@@ -650,21 +639,13 @@ fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
                             base: seq,
                             mask: 0,
                         };
-                        v.repair.neighbour_have(addr(B), &have, clubs as u8);
+                        v.repair.neighbour_have(addr(B), &have, CLUBS as u8);
                     }
                 } else if to == addr(A) {
                     to_relay.get_or_insert(now);
                 }
             }
-        };
-        for (now, bytes) in &datagrams {
-            while let Some(at) = v.poll_timeout().filter(|at| at <= now) {
-                v.handle_timeout(at);
-                step(&mut v, at);
-            }
-            v.handle_datagram(*now, addr(A), bytes);
-            step(&mut v, *now);
-        }
+        });
         let rtt = v.relays.session().rtt.max(repair::MIN_RTT);
         let first = first.expect("the first NACK went to the neighbour");
         let after = to_relay
