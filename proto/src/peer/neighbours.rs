@@ -222,9 +222,10 @@ impl Peer {
                     && self.neighbours.list[i].session.owns(h.session)
                 {
                     self.neighbours.list[i].heard(now);
-                    // What it lacks of what we asked it for is on its
-                    // way to it: ask the relay later.
-                    self.repair.neighbour_have(from, h, self.membership.clubs);
+                    // What it lacks of what we asked it for is asked
+                    // of another later; what it holds is where a second
+                    // NACK may go.
+                    self.repair.neighbour_have(now, from, h);
                     // If it is our subscriber too, what it holds is news
                     // to the upload side, in the session we gave it.
                     if let Some(session) = self.upload.relay.subscriber_session(from) {

@@ -57,6 +57,12 @@ impl Relays {
         &self.session
     }
 
+    /// The relay session, to set what a test needs of it.
+    #[cfg(test)]
+    pub(crate) fn session_mut(&mut self) -> &mut ClientSession {
+        &mut self.session
+    }
+
     /// The relay in use.
     pub(crate) fn relay(&self) -> SocketAddr {
         self.session.server()

@@ -10,10 +10,11 @@
 //! at all has come for [`CLUB_SILENT`] (the end of the stream, where
 //! nothing follows a club's last chunks), or once it is later than its
 //! club's chunks usually are ([`CLUB_LATE`]); its first NACK may go to the
-//! peer serving its club ([`Repair::set_route`]), and one that peer says
-//! it lacks too ([`Repair::neighbour_have`]) is asked of the relay later
-//! than the others. A block whose MANIFEST has not come is NACKed for its
-//! MANIFEST.
+//! peer serving its club ([`Repair::set_route`]), one that peer says it
+//! lacks too ([`Repair::neighbour_have`]) is asked again later than the
+//! others, and its second NACK goes to another neighbour, one whose last
+//! HAVE holds it if there is one: only the third goes to the relay. A
+//! block whose MANIFEST has not come is NACKed for its MANIFEST.
 
 use std::collections::{BTreeMap, btree_map};
 use std::net::SocketAddr;
@@ -63,7 +64,7 @@ pub const CLUB_LATE: u32 = 4;
 
 /// In half round trips, how long after its first NACK a chunk that the
 /// neighbour serving its club says it lacks too ([`Repair::neighbour_have`])
-/// waits before it is asked of the relay: 3.5 round trips, not 2. The loss
+/// waits before it is asked again: 3.5 round trips, not 2. The loss
 /// is further up; the neighbour is repairing it, and its copy and its push
 /// to us take about as long as asking the relay would. Asked at 2 round
 /// trips, both came in nearly every case, and those second copies were
@@ -80,19 +81,22 @@ struct Missing {
     overtaken: Option<Time>,
     last_nack: Option<Time>,
     nacks: u8,
-    /// Its first NACK went to the neighbour serving its club.
-    routed: bool,
-    /// That neighbour said it lacks it too (see [`LACK_WAIT_HALF_RTTS`]).
+    /// The peer its last NACK went to (none: the relay).
+    asked: Option<SocketAddr>,
+    /// That peer said it lacks it too.
     lacks: bool,
 }
 
 impl Missing {
-    /// How long after its last NACK it is NACKed again.
+    /// How long after its last NACK it is NACKed again: the serving
+    /// neighbour lacking it too is repairing it ([`LACK_WAIT_HALF_RTTS`]);
+    /// another neighbour lacking it too sends it to the relay as soon as
+    /// it says so.
     fn retry_wait(&self, rtt: Duration) -> Duration {
-        if self.lacks && self.nacks == 1 {
-            rtt * LACK_WAIT_HALF_RTTS / 2
-        } else {
-            rtt * 2
+        match (self.lacks, self.nacks) {
+            (true, 1) => rtt * LACK_WAIT_HALF_RTTS / 2,
+            (true, _) => rtt,
+            (false, _) => rtt * 2,
         }
     }
 }
@@ -132,6 +136,9 @@ pub(crate) struct Repair {
     /// Per club, where a chunk's first NACK goes (else the relay): the
     /// peer serving it and our session id with it.
     route: [Option<(SocketAddr, u64)>; MAX_CLUBS as usize],
+    /// The newest HAVE from each peer in `route`: where a second NACK
+    /// finds the chunk.
+    haves: Vec<(SocketAddr, Have)>,
     /// Per club, (smoothed latency, smoothed deviation) of its chunks
     /// (`club_nack`; see [`CLUB_LATE`]).
     club_latency: [Option<(Duration, Duration)>; MAX_CLUBS as usize],
@@ -156,17 +163,23 @@ impl Repair {
             scratch_seqs: Vec::new(),
             tail_noted: None,
             route: [None; MAX_CLUBS as usize],
+            haves: Vec::new(),
             club_latency: [None; MAX_CLUBS as usize],
         }
     }
 
     /// Sends the first NACK for chunks of `club` to `to` (the peer that
     /// serves it, with the session id it gave us) rather than to the
-    /// relay; later tries go to the relay.
+    /// relay. The second try of a chunk whose first went to a peer goes to
+    /// the peer serving another club (see [`cross_peer`]); later tries go
+    /// to the relay.
     pub(crate) fn set_route(&mut self, club: u8, to: Option<(SocketAddr, u64)>) {
         if let Some(slot) = self.route.get_mut(usize::from(club)) {
             *slot = to;
         }
+        let route = &self.route;
+        self.haves
+            .retain(|(a, _)| route.iter().flatten().any(|(r, _)| r == a));
     }
 
     /// The window holds chunks of `block` but not its MANIFEST.
@@ -232,32 +245,39 @@ impl Repair {
                 noticed: now,
                 last_nack: None,
                 nacks: 0,
-                routed: false,
+                asked: None,
                 lacks: false,
             });
             self.fresh.push(seq);
         }
     }
 
-    /// A HAVE from `from`, a neighbour serving some of the stream's
-    /// `clubs` (its answer to a NACK for chunks it lacks, or its beacon):
-    /// each missing chunk whose first NACK went to it and that it does not
-    /// hold is missing there too, and is on its way to it; it is asked of
-    /// the relay only [`LACK_WAIT_HALF_RTTS`] half round trips after that
-    /// NACK.
-    pub(crate) fn neighbour_have(&mut self, from: SocketAddr, have: &Have, clubs: u8) {
-        let clubs = u64::from(clubs.max(1));
-        let end = have.base.saturating_add(64);
-        for (&seq, m) in self.missing.range_mut(have.base..end) {
-            let served_by = self
-                .route
-                .get((seq % clubs) as usize)
-                .copied()
-                .flatten()
-                .map(|(a, _)| a);
-            if m.routed && m.nacks == 1 && served_by == Some(from) && !have.holds(seq) {
-                m.lacks = true;
+    /// A HAVE from `from`, a neighbour serving some of the stream's clubs
+    /// (its answer to a NACK for chunks it lacks, or its beacon), at
+    /// `now`: kept, for choosing where second NACKs go, and each missing
+    /// chunk whose last NACK went to it and that it does not hold is
+    /// missing there too. After a first NACK the chunk is on its way to
+    /// that neighbour, and is asked again only [`LACK_WAIT_HALF_RTTS`]
+    /// half round trips after it; after a second, it is asked of the
+    /// relay now.
+    pub(crate) fn neighbour_have(&mut self, now: Time, from: SocketAddr, have: &Have) {
+        if self.route.iter().flatten().any(|&(a, _)| a == from) {
+            match self.haves.iter_mut().find(|(a, _)| *a == from) {
+                Some((_, kept)) if have.base >= kept.base => *kept = *have,
+                Some(_) => {}
+                None => self.haves.push((from, *have)),
             }
+        }
+        let end = have.base.saturating_add(64);
+        let mut ask_relay = false;
+        for (&seq, m) in self.missing.range_mut(have.base..end) {
+            if m.asked == Some(from) && !m.lacks && !have.holds(seq) {
+                m.lacks = true;
+                ask_relay |= m.nacks >= 2;
+            }
+        }
+        if ask_relay {
+            self.pull(now);
         }
     }
 
@@ -510,15 +530,19 @@ impl Repair {
             if !due {
                 continue;
             }
+            let to = match (m.nacks, m.asked, club_of) {
+                // The first to the peer serving its club.
+                (0, _, Some(clubs)) => self.route[(seq % u64::from(clubs)) as usize],
+                (1, Some(asked), Some(clubs)) => {
+                    cross_peer(&self.route, &self.haves, seq, clubs, asked)
+                }
+                _ => None,
+            };
             m.nacks += 1;
             m.last_nack = Some(now);
-            // A chunk's first NACK goes to the peer serving its club.
-            let first = m.nacks == 1;
-            if let Some(clubs) = club_of
-                && first
-                && let Some((to, session)) = self.route[(seq % u64::from(clubs)) as usize]
-            {
-                m.routed = true;
+            m.asked = to.map(|(a, _)| a);
+            m.lacks = false;
+            if let Some((to, session)) = to {
                 let entry = NackEntry {
                     kind: NackKind::Chunks,
                     start: seq,
@@ -593,6 +617,34 @@ fn late_at(
 ) -> Option<Time> {
     let (smooth, deviation) = (*club_latency.get(club as usize)?)?;
     Some(stamped + smooth + deviation * CLUB_LATE)
+}
+
+/// Where the second NACK for `seq` goes, its first having gone to
+/// `asked`: the peer serving another of the `clubs` (walking up from the
+/// chunk's own, so that the load spreads), the first whose newest HAVE
+/// holds it, else the first at all; none if no other peer serves us. That
+/// peer is on another path from the relay, which a loss above the serving
+/// neighbour did not cut: in 10,000 peers x 30 s it held the chunk so
+/// often that the relays' NACK answers fell from 616,000 to 50,000
+/// (BENCHMARKS.md, "Issue 20, twelfth session").
+fn cross_peer(
+    route: &[Option<(SocketAddr, u64)>],
+    haves: &[(SocketAddr, Have)],
+    seq: u64,
+    clubs: u8,
+    asked: SocketAddr,
+) -> Option<(SocketAddr, u64)> {
+    let clubs = usize::from(clubs.max(1));
+    let club = (seq % clubs as u64) as usize;
+    let mut others = (1..clubs)
+        .filter_map(|k| route.get((club + k) % clubs).copied().flatten())
+        .filter(|&(a, _)| a != asked);
+    let first = others.next()?;
+    let holds = |a: SocketAddr| haves.iter().any(|(h, have)| *h == a && have.holds(seq));
+    if holds(first.0) {
+        return Some(first);
+    }
+    Some(others.find(|&(a, _)| holds(a)).unwrap_or(first))
 }
 
 fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {

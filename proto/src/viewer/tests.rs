@@ -612,10 +612,11 @@ fn a_viewer_that_misses_nothing_is_woken_only_when_something_is_due() {
 }
 
 /// A chunk whose first NACK went to the neighbour serving its club, and
-/// which that neighbour says it lacks too (a HAVE without it), is asked of
-/// the relay only [`repair::LACK_WAIT_HALF_RTTS`] half round trips after
-/// that NACK, not at the usual 2 round trips: the neighbour's copy is on
-/// its way, and so is its push to us. Without the HAVE it goes at 2.
+/// which that neighbour says it lacks too (a HAVE without it), is asked
+/// again (here of the relay: no other neighbour serves us) only
+/// [`repair::LACK_WAIT_HALF_RTTS`] half round trips after that NACK, not
+/// at the usual 2 round trips: the neighbour's copy is on its way, and so
+/// is its push to us. Without the HAVE it goes at 2.
 #[test]
 fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
     let run = |lacks: bool| {
@@ -639,7 +640,7 @@ fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
                             base: seq,
                             mask: 0,
                         };
-                        v.repair.neighbour_have(addr(B), &have, CLUBS as u8);
+                        v.repair.neighbour_have(now, addr(B), &have);
                     }
                 } else if to == addr(A) {
                     to_relay.get_or_insert(now);
@@ -664,5 +665,70 @@ fn a_chunk_the_serving_neighbour_lacks_too_is_asked_of_the_relay_later() {
     assert!(
         after >= lack_wait,
         "asked of the relay {after:?} after, rtt {rtt:?}"
+    );
+}
+
+/// A chunk the neighbour serving its club lacks too is asked next of the
+/// neighbour serving another club whose newest HAVE holds it (passing
+/// over one that comes first but has said nothing), and only then of the
+/// relay: as soon as that neighbour says it lacks it too, rather than 2
+/// round trips after the second NACK.
+#[test]
+fn a_chunk_the_serving_neighbour_lacks_is_asked_of_a_neighbour_that_holds_it() {
+    const C: &str = "127.0.0.1:7403";
+    const D: &str = "127.0.0.1:7404";
+    let run = |second_lacks: bool| {
+        let (mut v, mut datagrams) = testutil_club_viewer(600);
+        let rtt = Duration::from_millis(40);
+        v.relays.session_mut().rtt = rtt;
+        let (_, seq) = hold_back_a_club(&mut datagrams);
+        let stream = v.playout.window().stream();
+        let have = |session, base, mask| Have {
+            stream,
+            session,
+            base,
+            mask,
+        };
+        // B serves the chunk's club, C the next, D the one after.
+        for (k, (at, session)) in [(B, 0xb), (C, 0xc), (D, 0xd)].into_iter().enumerate() {
+            let club = ((seq + k as u64) % CLUBS) as u8;
+            v.repair.set_route(club, Some((addr(at), session)));
+        }
+        v.repair.neighbour_have(t(0), addr(D), &have(0xd, seq, 1));
+        let mut asked: Vec<(SocketAddr, Time)> = Vec::new();
+        deliver_stepping(&mut v, addr(A), &datagrams, |v, now| {
+            for (to, b) in sent(v) {
+                if !nacks_seq(&b, seq) {
+                    continue;
+                }
+                asked.push((to, now));
+                // Each neighbour asked says it lacks it (D only if told to).
+                let lacks = match to {
+                    to if to == addr(B) => Some(0xb),
+                    to if to == addr(D) && second_lacks => Some(0xd),
+                    _ => None,
+                };
+                if let Some(session) = lacks {
+                    v.repair.neighbour_have(now, to, &have(session, seq, 0));
+                }
+            }
+        });
+        asked
+    };
+    let asked = run(true);
+    let to: Vec<SocketAddr> = asked.iter().map(|&(a, _)| a).take(3).collect();
+    assert_eq!(to, [addr(B), addr(D), addr(A)], "asked {asked:?}");
+    let third = asked[2].1.saturating_since(asked[1].1);
+    assert!(
+        third < Duration::from_millis(80),
+        "the relay asked {third:?} after D"
+    );
+    // Without D's word, the relay is asked 2 round trips after D.
+    let asked = run(false);
+    assert_eq!(asked[1].0, addr(D), "asked {asked:?}");
+    let third = asked[2].1.saturating_since(asked[1].1);
+    assert!(
+        third >= Duration::from_millis(80),
+        "the relay asked {third:?} after D"
     );
 }
