@@ -14,6 +14,7 @@
 //! Run loop: `handle_datagram` / `handle_timeout`, then drain
 //! `poll_transmit` and `poll_event`, then wait until `poll_timeout`.
 
+mod missing;
 mod payload;
 mod playout;
 mod relays;
@@ -28,11 +29,11 @@ use crate::transmit::{SharedBuf, TxQueue};
 use crate::window::{Incoming, Ingested, Window, WindowConfig};
 use crate::wire::{Message, MessageType, RejectReason, peek_type};
 use crate::{StreamId, Time, Transmit};
+pub use missing::{CLUB_LATE, CLUB_REORDER};
 pub use payload::Payload;
 pub(crate) use playout::Playout;
 pub(crate) use relays::Relays;
 pub(crate) use repair::Repair;
-pub use repair::{CLUB_LATE, CLUB_REORDER};
 
 /// Viewer settings.
 #[derive(Debug, Clone)]

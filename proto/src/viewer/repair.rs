@@ -9,8 +9,9 @@
 //! [`CLUB_REORDER`] after that, with no wait for FEC, or once no new chunk
 //! at all has come for [`CLUB_SILENT`] (the end of the stream, where
 //! nothing follows a club's last chunks), or once it is later than its
-//! club's chunks usually are ([`CLUB_LATE`]); its first NACK may go to the
-//! peer serving its club ([`Repair::set_route`]), one that peer says it
+//! club's chunks usually are
+//! ([`CLUB_LATE`](super::missing::CLUB_LATE)); its first NACK may go to
+//! the peer serving its club ([`Repair::set_route`]), one that peer says it
 //! lacks too ([`Repair::neighbour_have`]) is asked again later than the
 //! others, and its second NACK goes to another neighbour, one whose last
 //! HAVE holds it if there is one: only the third goes to the relay. A
@@ -21,13 +22,13 @@ use std::net::SocketAddr;
 use std::ops::Range;
 use std::time::Duration;
 
+use super::missing::{CLUB_REORDER, CLUB_SILENT, DueContext, Missing, NACK_TRIES, late_at};
 use super::{Playout, ViewerConfig};
 use crate::client::{ClientSession, SessionState};
 use crate::transmit::TxQueue;
 use crate::wire::{Have, MAX_CLUBS, Message, Nack, NackEntry, NackKind};
 use crate::{StreamId, Time};
 
-const NACK_TRIES: u8 = 6;
 /// The least round trip a NACK's timing assumes.
 pub(super) const MIN_RTT: Duration = Duration::from_millis(5);
 /// The least time between two NACK passes, so that what falls due close
@@ -39,68 +40,6 @@ pub(super) const MIN_RTT: Duration = Duration::from_millis(5);
 const TICK: Duration = Duration::from_millis(10);
 /// How long a block awaits its MANIFEST before the MANIFEST is NACKed.
 const MANIFEST_WAIT: Duration = Duration::from_millis(30);
-/// With `club_nack`, how long after a later chunk of its club arrived a
-/// missing chunk is NACKed (reordering allowance).
-pub const CLUB_REORDER: Duration = Duration::from_millis(20);
-/// With `club_nack`, how long the stream must bring no new chunk at all
-/// before a missing chunk that nothing of its club has overtaken is NACKed
-/// anyway: a club's last chunks before the end of the stream (or a pause)
-/// have no successor. While chunks flow, a club that lags behind the others
-/// (a longer path of peers) is not NACKed early, which would only fetch
-/// duplicates. Above a stream's gap between chunks at low bitrates, well
-/// inside a peer's 2 s latency.
-pub const CLUB_SILENT: Duration = Duration::from_millis(500);
-/// With `club_nack`, how many of its club's usual variations past the
-/// club's usual latency a missing chunk is NACKed at the latest, when no
-/// later chunk of its club has come to show it lost: a club's chunks come
-/// [`CLUB_REORDER`] apart only in a stream of one club, and with 8 clubs
-/// at 500 kbit/s the next chunk of a club comes 170 ms after the last, so
-/// waiting for it added 170 ms to every repair on every hop. Each club
-/// keeps its own latency (publisher's stamp to verified here, smoothed as
-/// TCP smooths its round trip: 1/8 of each sample, its deviation 1/4);
-/// chunks that were NACKed or rebuilt do not count. A chunk's stamp is
-/// taken as the next arrived chunk's, so never too early.
-pub const CLUB_LATE: u32 = 4;
-
-/// In half round trips, how long after its first NACK a chunk that the
-/// neighbour serving its club says it lacks too ([`Repair::neighbour_have`])
-/// waits before it is asked again: 3.5 round trips, not 2. The loss
-/// is further up; the neighbour is repairing it, and its copy and its push
-/// to us take about as long as asking the relay would. Asked at 2 round
-/// trips, both came in nearly every case, and those second copies were
-/// most of all duplicates: in 10,000 peers x 30 s, 8.2% -> 4.9% of new
-/// stream bytes, p99 1120 -> 1210 ms, relays 130 -> 107 kbit/s per peer
-/// (BENCHMARKS.md, "Issue 20, eleventh session"; 4.5 round trips: 3.7%,
-/// p99 1320 ms).
-pub(super) const LACK_WAIT_HALF_RTTS: u32 = 7;
-
-#[derive(Debug, Clone, Copy)]
-struct Missing {
-    noticed: Time,
-    /// When a later chunk of its club was first seen (`club_nack`).
-    overtaken: Option<Time>,
-    last_nack: Option<Time>,
-    nacks: u8,
-    /// The peer its last NACK went to (none: the relay).
-    asked: Option<SocketAddr>,
-    /// That peer said it lacks it too.
-    lacks: bool,
-}
-
-impl Missing {
-    /// How long after its last NACK it is NACKed again: the serving
-    /// neighbour lacking it too is repairing it ([`LACK_WAIT_HALF_RTTS`]);
-    /// another neighbour lacking it too sends it to the relay as soon as
-    /// it says so.
-    fn retry_wait(&self, rtt: Duration) -> Duration {
-        match (self.lacks, self.nacks) {
-            (true, 1) => rtt * LACK_WAIT_HALF_RTTS / 2,
-            (true, _) => rtt,
-            (false, _) => rtt * 2,
-        }
-    }
-}
-
 /// See the module docs.
 #[derive(Debug)]
 pub(crate) struct Repair {
@@ -140,7 +79,7 @@ pub(crate) struct Repair {
     /// finds the chunk.
     haves: Vec<(SocketAddr, Have)>,
     /// Per club, (smoothed latency, smoothed deviation) of its chunks
-    /// (`club_nack`; see [`CLUB_LATE`]).
+    /// (`club_nack`; see [`CLUB_LATE`](super::missing::CLUB_LATE)).
     club_latency: [Option<(Duration, Duration)>; MAX_CLUBS as usize],
 }
 
@@ -257,8 +196,9 @@ impl Repair {
     /// `now`: kept, for choosing where second NACKs go, and each missing
     /// chunk whose last NACK went to it and that it does not hold is
     /// missing there too. After a first NACK the chunk is on its way to
-    /// that neighbour, and is asked again only [`LACK_WAIT_HALF_RTTS`]
-    /// half round trips after it; after a second, it is asked of the
+    /// that neighbour, and is asked again only
+    /// [`LACK_WAIT_HALF_RTTS`](super::missing::LACK_WAIT_HALF_RTTS) half
+    /// round trips after it; after a second, it is asked of the
     /// relay now.
     pub(crate) fn neighbour_have(&mut self, now: Time, from: SocketAddr, have: &Have) {
         if self.route.iter().flatten().any(|&(a, _)| a == from) {
@@ -319,8 +259,9 @@ impl Repair {
     /// at every missing chunk. One thing it does not follow: a chunk that
     /// fills an older gap gives the missing chunks below it an earlier
     /// stamp, and every arrival nudges its club's usual latency, either of
-    /// which can make a missing chunk [`CLUB_LATE`] a little sooner; such
-    /// a chunk goes at the next pass planned for anything else, or at the
+    /// which can make a missing chunk
+    /// [`CLUB_LATE`](super::missing::CLUB_LATE) a little sooner; such a
+    /// chunk goes at the next pass planned for anything else, or at the
     /// latest [`CLUB_REORDER`] after the next chunk of its club.
     pub(super) fn schedule(&mut self, now: Time, playout: &Playout) {
         let held = playout.window().newest_seq();
@@ -538,6 +479,7 @@ impl Repair {
                 }
                 _ => None,
             };
+            let before = *m;
             m.nacks += 1;
             m.last_nack = Some(now);
             m.asked = to.map(|(a, _)| a);
@@ -551,7 +493,12 @@ impl Repair {
                 match routed.iter_mut().find(|(a, _)| *a == to) {
                     Some((_, n)) => {
                         if !n.push(entry) {
-                            m.nacks -= 1;
+                            // No room left in this NACK: not sent after
+                            // all, and tried again after the usual wait.
+                            *m = Missing {
+                                last_nack: m.last_nack,
+                                ..before
+                            };
                         }
                     }
                     None => {
@@ -608,17 +555,6 @@ impl Repair {
     }
 }
 
-/// When a chunk of `club`, stamped at `stamped` at the latest, is later
-/// than its club's chunks usually are (see [`CLUB_LATE`]).
-fn late_at(
-    club_latency: &[Option<(Duration, Duration)>],
-    club: u64,
-    stamped: Time,
-) -> Option<Time> {
-    let (smooth, deviation) = (*club_latency.get(club as usize)?)?;
-    Some(stamped + smooth + deviation * CLUB_LATE)
-}
-
 /// Where the second NACK for `seq` goes, its first having gone to
 /// `asked`: the peer serving another of the `clubs` (walking up from the
 /// chunk's own, so that the load spreads), the first whose newest HAVE
@@ -651,56 +587,5 @@ fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// What a missing chunk's due time depends on besides the chunk.
-struct DueContext {
-    /// The number of clubs, with `club_nack`.
-    club_step: Option<u64>,
-    club_latency: [Option<(Duration, Duration)>; MAX_CLUBS as usize],
-    rtt: Duration,
-    fec_wait: Duration,
-    quiet_at: Option<Time>,
-}
-
-impl DueContext {
-    /// When the missing chunk `seq` is next due a NACK (by the rules
-    /// [`Repair`]'s pass applies), if ever while nothing more arrives;
-    /// notes it overtaken if a later chunk of its club is held.
-    fn due(&self, seq: u64, m: &mut Missing, now: Time, playout: &Playout) -> Option<Time> {
-        if m.nacks >= NACK_TRIES {
-            return None;
-        }
-        let window = playout.window();
-        let stamped = playout.stamped_by(seq);
-        let ripe = match self.club_step {
-            Some(step) => {
-                let overtaken = (1..=2).any(|k| {
-                    seq.checked_add(k * step)
-                        .is_some_and(|s| window.chunk(s).is_some())
-                });
-                if overtaken && m.overtaken.is_none() {
-                    m.overtaken = Some(now);
-                }
-                let late = stamped.and_then(|t| late_at(&self.club_latency, seq % step, t));
-                [
-                    m.overtaken.map(|t| t + CLUB_REORDER),
-                    self.quiet_at.map(|t| t.max(m.noticed + CLUB_REORDER)),
-                    late,
-                ]
-                .into_iter()
-                .flatten()
-                .min()?
-            }
-            None => m.noticed + self.fec_wait,
-        };
-        let at = match m.last_nack {
-            Some(t) => ripe.max(t + m.retry_wait(self.rtt)),
-            None => ripe,
-        };
-        // Past asking once a repair could not come before the deadline.
-        let deadline = stamped.map(|t| t + playout.budget());
-        deadline.is_none_or(|d| at + self.rtt < d).then_some(at)
     }
 }
