@@ -6,6 +6,17 @@
 //! through every item of the pass: consecutive transmits to one
 //! destination can be sent as one GSO train.
 //!
+//! A pass visits the subscribers that forward what they get (members of a
+//! club they take from us: ordinary peers feeding their club's tree) before
+//! the rest, each round in slot order. A peer's uplink sends one datagram
+//! after another, so whoever comes first in a pass gets the chunk first;
+//! a forwarder that comes first passes it on sooner, and every hop below
+//! it gains that, where a last-hop viewer's wait ends with it (in 1,000
+//! peers x 20 s, p50 20-50 ms and p99 20-40 ms lower; BENCHMARKS.md,
+//! "Issue 20, thirteenth session"). A pass makes two rounds only if the
+//! one before saw a forwarder, so a relay serving viewers alone pays
+//! nothing for it.
+//!
 //! Within a pass, items go out chunks first (by sequence number), then
 //! manifests, then parity, then descriptors. A GSO train needs every
 //! datagram but the last to be of one length: DATA datagrams are, and a
@@ -48,6 +59,32 @@ pub(crate) struct Fanout {
     next: Vec<(usize, Item)>,
     sub: usize,
     item: usize,
+    round: Round,
+    /// A forwarder was seen in this pass: the next one makes two rounds.
+    seen_forwarder: bool,
+}
+
+/// Which subscribers a pass is visiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Round {
+    /// Every subscriber (no forwarder was seen in the pass before).
+    #[default]
+    All,
+    /// Only those that forward.
+    Forwarders,
+    /// Those that do not, after the forwarders.
+    Rest,
+}
+
+impl Round {
+    /// Whether a subscriber that does (or does not) forward is visited.
+    pub(crate) fn visits(self, forwards: bool) -> bool {
+        match self {
+            Round::All => true,
+            Round::Forwarders => forwards,
+            Round::Rest => !forwards,
+        }
+    }
 }
 
 impl Fanout {
@@ -56,11 +93,16 @@ impl Fanout {
     }
 
     /// The next (subscriber index, stream, item) to consider, over
-    /// `subscribers` slots; `None` when both passes are done.
-    pub(crate) fn next(&mut self, subscribers: usize) -> Option<(usize, usize, Item)> {
+    /// `subscribers` slots, and the round that visits it (see the module
+    /// docs); `None` when both passes are done.
+    pub(crate) fn next(&mut self, subscribers: usize) -> Option<(usize, usize, Item, Round)> {
         if self.item >= self.pass.len() {
             self.item = 0;
             self.sub += 1;
+        }
+        if self.sub >= subscribers && self.round == Round::Forwarders && !self.pass.is_empty() {
+            self.round = Round::Rest;
+            self.sub = 0;
         }
         if self.pass.is_empty() || self.sub >= subscribers {
             self.pass.clear();
@@ -74,10 +116,22 @@ impl Fanout {
                 self.pass.clear();
                 return None;
             }
+            // Only a pass that runs forgets what the last one saw.
+            self.round = if self.seen_forwarder {
+                Round::Forwarders
+            } else {
+                Round::All
+            };
+            self.seen_forwarder = false;
         }
         let (stream, item) = *self.pass.get(self.item)?;
         self.item += 1;
-        Some((self.sub, stream, item))
+        Some((self.sub, stream, item, self.round))
+    }
+
+    /// Notes a subscriber that forwards: the next pass serves such first.
+    pub(crate) fn saw_forwarder(&mut self) {
+        self.seen_forwarder = true;
     }
 
     /// Skips the rest of the current subscriber's items.
@@ -134,11 +188,19 @@ impl Relay {
     /// The next fan-out item that some subscriber wants.
     pub(super) fn next_fanout(&mut self) -> Option<(SocketAddr, usize, Item)> {
         loop {
-            let (si, stream, item) = self.fanout.next(self.subs.len())?;
+            let (si, stream, item, round) = self.fanout.next(self.subs.len())?;
             let Some(sub) = &self.subs[si] else {
                 self.fanout.skip_subscriber();
                 continue;
             };
+            let forwards = sub.forwards();
+            if forwards {
+                self.fanout.saw_forwarder();
+            }
+            if !round.visits(forwards) {
+                self.fanout.skip_subscriber();
+                continue;
+            }
             let manifests = self.config.forward_manifests;
             if sub.stream == stream
                 && Self::wants(&self.streams[stream].window, sub, item, manifests)

@@ -63,6 +63,12 @@ pub(super) fn listed(member: u64, upload_kbps: u32) -> u64 {
 }
 
 impl Subscriber {
+    /// Whether it forwards some of what it takes from us: a member of a
+    /// club it subscribed to (fan-out serves these first).
+    pub(super) fn forwards(&self) -> bool {
+        self.member & self.clubs != 0
+    }
+
     /// See [`listed`].
     pub(super) fn listed(&self) -> u64 {
         listed(self.member, self.upload_kbps)

@@ -322,3 +322,35 @@ fn a_lost_manifest_is_nacked_to_the_upstream_relay() {
     );
     assert_eq!(relay.stats().manifest_nacks, 1);
 }
+
+/// Once a pass has seen a subscriber that forwards (a member of a club it
+/// takes), the next passes serve such subscribers before the rest: the
+/// member in the later slot gets every chunk before the viewer in the
+/// earlier one. It fails if fan-out goes in slot order alone.
+#[test]
+fn forwarders_get_each_chunk_before_viewers() {
+    let (mut relay, stream, datagrams) = relay_with_stream();
+    let (viewer, forwarder) = (addr(1), addr(2));
+    subscribe(&mut relay, t(1), viewer, stream);
+    subscribe(&mut relay, t(1), forwarder, stream);
+    member(&mut relay, t(1), forwarder, stream, 1);
+    // A first pass, in slot order, notes the forwarder.
+    relay.handle_datagram(t(2), PUBLISHER, &datagrams[1]);
+    while relay.poll_transmit().is_some() {}
+    for d in &datagrams[2..] {
+        relay.handle_datagram(t(3), PUBLISHER, d);
+    }
+    let mut order = Vec::new();
+    while let Some((dst, buf)) = kept(&mut relay) {
+        if !data_seqs(&[buf]).is_empty() {
+            order.push(dst);
+        }
+    }
+    let first_to_viewer = order.iter().position(|&d| d == viewer);
+    let last_to_forwarder = order.iter().rposition(|&d| d == forwarder);
+    let (Some(first_to_viewer), Some(last_to_forwarder)) = (first_to_viewer, last_to_forwarder)
+    else {
+        panic!("both get chunks: {order:?}");
+    };
+    assert!(last_to_forwarder < first_to_viewer, "{order:?}");
+}
