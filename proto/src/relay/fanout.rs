@@ -11,11 +11,13 @@
 //! the rest, each round in slot order. A peer's uplink sends one datagram
 //! after another, so whoever comes first in a pass gets the chunk first;
 //! a forwarder that comes first passes it on sooner, and every hop below
-//! it gains that, where a last-hop viewer's wait ends with it (in 1,000
-//! peers x 20 s, p50 20-50 ms and p99 20-40 ms lower; BENCHMARKS.md,
-//! "Issue 20, thirteenth session"). A pass makes two rounds only if the
-//! one before saw a forwarder, so a relay serving viewers alone pays
-//! nothing for it.
+//! it gains that, where a last-hop viewer's wait ends with it (300 peers
+//! x 20 s: p50 540 -> 510 ms, p99 1,040 -> 1,020; 1,000 peers x 20 s,
+//! seeds 1-3: p99 20-40 ms lower; BENCHMARKS.md, "Issue 20, thirteenth
+//! session"). Peers' upload sides are relays too, and their subscribers
+//! declare their clubs to them (MEMBER), so every hop of a club's tree
+//! does the same. A pass makes two rounds only if the one before saw a
+//! forwarder, so a relay serving viewers alone pays nothing for it.
 //!
 //! Within a pass, items go out chunks first (by sequence number), then
 //! manifests, then parity, then descriptors. A GSO train needs every
