@@ -20,10 +20,10 @@
 //!   kept flat: the root feeds every other relay itself, up to
 //!   [`MAX_FANOUT`] of them, and only beyond that does it grow a level.
 //!   Feeding a child costs a relay one stream of the ~1,000 it could send,
-//!   so a fan-out of 32 is cheap. 4 relays hang under the root (until the
-//!   thirteenth session of issue 20 the third hung under the first, and its
-//!   peers' chunks came 50 ms later), 40 give 32 under the root and 7 a
-//!   level below, and two levels hold up to 1,057 relays.
+//!   so a fan-out of 32 is cheap. Relays 1 to 3 of 4 hang under the root
+//!   (until the thirteenth session of issue 20 relay 3 hung under relay 1,
+//!   and its peers' chunks came 50 ms later), 40 give 32 under the root and
+//!   7 a level below, and two levels hold up to 1,057 relays.
 //! - **Admitting how many.** Peers pick a relay at random, so a relay
 //!   holds `peers / relays` on average, plus its children in the tree;
 //!   `max_subscribers` is that plus half again (the spread of a random
