@@ -53,9 +53,19 @@ const ASK_EMPTY: Duration = Duration::from_millis(250);
 /// Random candidates a member compares to choose its neighbour in its
 /// own club (the oldest of them). 8 rather than 4: in 10,000 peers x
 /// 30 s, p50 / p99 770 / 1210 -> 710 / 1120 ms, the same offload and
-/// duplicates within 0.2 points, refusals 28,000 -> 32,000 (16: p99
-/// 30 ms lower again, offload 0.4 points lower, refusals 38,000).
-const CLUB_PICKS: usize = 8;
+/// duplicates within 0.2 points, refusals 28,000 -> 32,000. 16 once
+/// last-hop viewers take the youngest of [`LEAF_PICKS`] (fourteenth
+/// session): with 6 clubs in 10,000 peers x 20 s, p99 1080 -> 1050 ms
+/// at the same offload.
+const CLUB_PICKS: usize = 16;
+/// Random candidates a last-hop viewer (a club it is not a member of)
+/// compares, taking the youngest: old members sit near the top of their
+/// club's tree, and a viewer that takes one of their slots sends the next
+/// member a level down. With 6 clubs in 10,000 peers x 20 s: uniformly
+/// random p99 1070 ms, useful offload 89.0%, 30,800 refusals; youngest
+/// of 2: 1080 ms, 89.9%, 20,300; of 4: 1080 ms, 90.4%, 15,800; oldest of
+/// 2 (the other way): 1030 ms, 87.9%, 44,100.
+const LEAF_PICKS: usize = 4;
 /// Most links kept for [`Peer::poll_link`].
 const LINKS_KEPT: usize = 64;
 
@@ -474,20 +484,23 @@ impl Peer {
             return;
         }
         let mut pick = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
-        if self.membership.member & (1 << club) != 0 {
-            // Inside its club, the oldest of a few random candidates (the
-            // relay lists older members first): a uniformly random older
-            // member makes the club's tree as deep as a random recursive
-            // tree, about ln(members) hops; the oldest of `k` makes it
-            // about log_(k+1)(members), without sending every newcomer to
-            // the same few first members. (Last-hop viewers choosing so
-            // too crowded the oldest members: in 1,000 peers x 30 s three
-            // times the refusals and 15 times the stalls.)
-            for _ in 1..CLUB_PICKS {
-                let other = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
-                if list.iter().position(|&a| a == other) < list.iter().position(|&a| a == pick) {
-                    pick = other;
-                }
+        let member = self.membership.member & (1 << club) != 0;
+        // Inside its club, the oldest of a few random candidates (the
+        // relay lists older members first): a uniformly random older
+        // member makes the club's tree as deep as a random recursive
+        // tree, about ln(members) hops; the oldest of `k` makes it about
+        // log_(k+1)(members), without sending every newcomer to the same
+        // few first members. (Last-hop viewers choosing so too crowded
+        // the oldest members: in 1,000 peers x 30 s three times the
+        // refusals and 15 times the stalls.) A last-hop viewer takes the
+        // youngest of a few, leaving the old members' room to members.
+        let picks = if member { CLUB_PICKS } else { LEAF_PICKS };
+        for _ in 1..picks {
+            let other = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
+            let older =
+                list.iter().position(|&a| a == other) < list.iter().position(|&a| a == pick);
+            if older == member {
+                pick = other;
             }
         }
         let seed = self.rng.next_u64();
