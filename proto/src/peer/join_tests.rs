@@ -100,3 +100,46 @@ fn a_peer_asks_again_rather_than_try_candidates_named_long_ago() {
     let out = sent(&mut p);
     assert_eq!(sent_to(&out, MessageType::Introduce), [addr(RELAY)]);
 }
+
+/// The mean place, among `n` candidates listed oldest first, of the one
+/// the peer tries for `club` over 200 tries.
+fn mean_pick(p: &mut Peer, club: u8, n: u16) -> f64 {
+    let ci = usize::from(club);
+    let list: Vec<SocketAddr> = (0..n)
+        .map(|i| SocketAddr::from(([198, 51, 100, 9], 5000 + i)))
+        .collect();
+    let now = t(500);
+    let mut sum = 0;
+    for _ in 0..200 {
+        p.neighbours.list.retain(|s| s.club != club);
+        p.neighbours.candidates[ci] = list.clone();
+        p.neighbours.asked[ci] = Some(now);
+        p.fill_club(now, club);
+        let picked = p
+            .neighbours
+            .list
+            .iter()
+            .find(|s| s.club == club)
+            .expect("a pick");
+        sum += list.iter().position(|&a| picked.is(a)).expect("listed");
+    }
+    sum as f64 / 200.0
+}
+
+/// In a club it is a member of, a peer takes the oldest of a few
+/// candidates (a shallow tree); in another, the youngest of a few
+/// (leaving the old members' room to members). A uniform pick among 20
+/// would average 9.5.
+#[test]
+fn members_take_old_candidates_and_last_hop_viewers_young_ones() {
+    let mut p = live_peer();
+    let member = (0..p.membership.clubs)
+        .find(|&c| p.membership.member & (1 << c) != 0)
+        .expect("a member club");
+    let other = (0..p.membership.clubs)
+        .find(|&c| p.membership.member & (1 << c) == 0)
+        .expect("another club");
+    let (old, young) = (mean_pick(&mut p, member, 20), mean_pick(&mut p, other, 20));
+    assert!(old < 3.0, "member club: mean place {old}");
+    assert!(young > 13.0, "last hop: mean place {young}");
+}
