@@ -101,11 +101,11 @@ fn a_peer_asks_again_rather_than_try_candidates_named_long_ago() {
     assert_eq!(sent_to(&out, MessageType::Introduce), [addr(RELAY)]);
 }
 
-/// The mean place, among `n` candidates listed oldest first, of the one
+/// The mean place, among 20 candidates listed oldest first, of the one
 /// the peer tries for `club` over 200 tries.
-fn mean_pick(p: &mut Peer, club: u8, n: u16) -> f64 {
+fn mean_pick(p: &mut Peer, club: u8) -> f64 {
     let ci = usize::from(club);
-    let list: Vec<SocketAddr> = (0..n)
+    let list: Vec<SocketAddr> = (0..20)
         .map(|i| SocketAddr::from(([198, 51, 100, 9], 5000 + i)))
         .collect();
     let now = t(500);
@@ -139,7 +139,7 @@ fn members_take_old_candidates_and_last_hop_viewers_young_ones() {
     let other = (0..p.membership.clubs)
         .find(|&c| p.membership.member & (1 << c) == 0)
         .expect("another club");
-    let (old, young) = (mean_pick(&mut p, member, 20), mean_pick(&mut p, other, 20));
+    let (old, young) = (mean_pick(&mut p, member), mean_pick(&mut p, other));
     assert!(old < 3.0, "member club: mean place {old}");
     assert!(young > 13.0, "last hop: mean place {young}");
 }

@@ -7,8 +7,9 @@
 //! counts). One publisher, relays in a tree sized to
 //! the audience (`harness::swarm_relays`: 4 up to 10,000 peers, then one
 //! per 2,500), a 1 Mbit/s stream in 6 clubs, peers with mixed upload
-//! capacity (30% none, the rest 1 to 5 times the bitrate), 50 ms ± 5 ms links with 2% loss (toward a peer half
-//! of it in bursts on its access link), each peer behind an uplink of 1.25
+//! capacity (30% none, the rest 1 to 5 times the bitrate), 50 ms ± 5 ms
+//! links with 2% loss (toward a peer half of it in bursts on its access
+//! link), each peer behind an uplink of 1.25
 //! times its upload limit (at least 1 Mbit/s, 200 ms of buffer), 30% of
 //! peers behind cone NATs and 5% behind symmetric ones, relays at 1.1 µs
 //! per datagram, 10% of peers leaving and joining per minute (all the
