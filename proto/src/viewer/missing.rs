@@ -33,20 +33,33 @@ pub(super) const CLUB_SILENT: Duration = Duration::from_millis(500);
 /// TCP smooths its round trip: 1/8 of each sample, its deviation 1/4);
 /// chunks that were NACKed or rebuilt do not count. A chunk's stamp is
 /// taken as the next arrived chunk's, so never too early.
-pub const CLUB_LATE: u32 = 4;
+/// 2, not 4, since the fifteenth session of issue 20: a chunk that is only
+/// late costs a NACK its serving neighbour does not answer (it still
+/// holds the chunk's push, [`RelayConfig::nack_skips_fresh`]), while one
+/// that is lost is asked for a deviation or two sooner on every hop it
+/// was lost above. With [`LACK_WAIT_HALF_RTTS`] 6, in 10,000 peers x 60 s:
+/// p99 1110 -> 1010 ms, duplicates 2.8 -> 4.8% of new stream bytes
+/// (BENCHMARKS.md, "Issue 20, fifteenth session").
+///
+/// [`RelayConfig::nack_skips_fresh`]: crate::relay::RelayConfig::nack_skips_fresh
+pub const CLUB_LATE: u32 = 2;
 
 /// In half round trips, how long after its first NACK a chunk that the
 /// neighbour serving its club says it lacks too
 /// ([`Repair::neighbour_have`](super::repair::Repair::neighbour_have))
-/// waits before it is asked again: 3.5 round trips, not 2. The loss
+/// waits before it is asked again: 3 round trips, not 2. The loss
 /// is further up; the neighbour is repairing it, and its copy and its push
 /// to us take about as long as asking the relay would. Asked at 2 round
 /// trips, both came in nearly every case, and those second copies were
 /// most of all duplicates: in 10,000 peers x 30 s, 8.2% -> 4.9% of new
 /// stream bytes, p99 1120 -> 1210 ms, relays 130 -> 107 kbit/s per peer
 /// (BENCHMARKS.md, "Issue 20, eleventh session"; 4.5 round trips: 3.7%,
-/// p99 1320 ms).
-pub(super) const LACK_WAIT_HALF_RTTS: u32 = 7;
+/// p99 1320 ms). 3.5 round trips until the fifteenth session, when the
+/// duplicates had fallen to 2.8% and were spent on latency: with
+/// [`CLUB_LATE`] 2, 3 round trips cost 1.3 points of duplicates and
+/// saved 20 ms of p99 at 10,000 x 20 s; 2.5 round trips 30 ms more for
+/// another 0.9 points, over the goal's 5% at 60 s.
+pub(super) const LACK_WAIT_HALF_RTTS: u32 = 6;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Missing {
