@@ -33,13 +33,15 @@ pub(super) const CLUB_SILENT: Duration = Duration::from_millis(500);
 /// TCP smooths its round trip: 1/8 of each sample, its deviation 1/4);
 /// chunks that were NACKed or rebuilt do not count. A chunk's stamp is
 /// taken as the next arrived chunk's, so never too early.
-/// 2, not 4, since the fifteenth session of issue 20: a chunk that is only
-/// late costs a NACK its serving neighbour does not answer (it still
-/// holds the chunk's push, [`RelayConfig::nack_skips_fresh`]), while one
-/// that is lost is asked for a deviation or two sooner on every hop it
-/// was lost above. With [`LACK_WAIT_HALF_RTTS`] 6, in 10,000 peers x 60 s:
-/// p99 1110 -> 1010 ms, duplicates 2.8 -> 4.8% of new stream bytes
-/// (BENCHMARKS.md, "Issue 20, fifteenth session").
+///
+/// 2, not 4, since the fifteenth session of issue 20: a chunk that is
+/// only late costs a NACK its serving neighbour does not answer (the
+/// chunk came to it too recently, [`RelayConfig::nack_skips_fresh`]: its
+/// push is on the way), while one that is lost is asked for two
+/// deviations sooner on every hop below the loss. With a lack wait of 3
+/// round trips, in 10,000 peers x 60 s: p99 1110 -> 1010 ms, duplicates
+/// 2.8 -> 4.8% of new stream bytes (BENCHMARKS.md, "Issue 20, fifteenth
+/// session").
 ///
 /// [`RelayConfig::nack_skips_fresh`]: crate::relay::RelayConfig::nack_skips_fresh
 pub const CLUB_LATE: u32 = 2;
@@ -56,9 +58,10 @@ pub const CLUB_LATE: u32 = 2;
 /// (BENCHMARKS.md, "Issue 20, eleventh session"; 4.5 round trips: 3.7%,
 /// p99 1320 ms). 3.5 round trips until the fifteenth session, when the
 /// duplicates had fallen to 2.8% and were spent on latency: with
-/// [`CLUB_LATE`] 2, 3 round trips cost 1.3 points of duplicates and
-/// saved 20 ms of p99 at 10,000 x 20 s; 2.5 round trips 30 ms more for
-/// another 0.9 points, over the goal's 5% at 60 s.
+/// [`CLUB_LATE`] 2, 3 round trips cost 1.3 points of duplicates (after
+/// the first 10 s) and saved 20 ms of p99 at 10,000 x 20 s (2.5 round
+/// trips 30 ms more there, but at 10,000 x 60 s p99 1020 ms against 1010,
+/// duplicates 6.0% against 4.8%).
 pub(super) const LACK_WAIT_HALF_RTTS: u32 = 6;
 
 #[derive(Debug, Clone, Copy)]
