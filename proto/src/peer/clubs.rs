@@ -54,6 +54,11 @@ impl Membership {
             subscribed_at: None,
         }
     }
+
+    /// Whether `club` is one of the clubs joined.
+    pub(super) fn joined(&self, club: u8) -> bool {
+        self.member & (1 << club) != 0
+    }
 }
 
 impl Peer {
@@ -173,7 +178,7 @@ impl Peer {
     }
 
     pub(super) fn wanted_sources(&self, club: u8) -> usize {
-        if self.membership.member & (1 << club) != 0 {
+        if self.membership.joined(club) {
             self.config.club_sources
         } else {
             1

@@ -134,10 +134,10 @@ fn mean_pick(p: &mut Peer, club: u8) -> f64 {
 fn members_take_old_candidates_and_last_hop_viewers_young_ones() {
     let mut p = live_peer();
     let member = (0..p.membership.clubs)
-        .find(|&c| p.membership.member & (1 << c) != 0)
+        .find(|&c| p.membership.joined(c))
         .expect("a member club");
     let other = (0..p.membership.clubs)
-        .find(|&c| p.membership.member & (1 << c) == 0)
+        .find(|&c| !p.membership.joined(c))
         .expect("another club");
     let (old, young) = (mean_pick(&mut p, member), mean_pick(&mut p, other));
     assert!(old < 3.0, "member club: mean place {old}");

@@ -484,7 +484,7 @@ impl Peer {
             return;
         }
         let mut pick = usable[(self.rng.next_u64() % usable.len() as u64) as usize];
-        let member = self.membership.member & (1 << club) != 0;
+        let member = self.membership.joined(club);
         // Inside its club, the oldest of a few random candidates (the
         // relay lists older members first): a uniformly random older
         // member makes the club's tree as deep as a random recursive
@@ -547,7 +547,7 @@ impl Peer {
         let relay = self.relays.relay();
         let _ = self.relay_tx.push_message(relay, &Message::Peers(ask));
         // For the last hop, neighbours' neighbours will do as well.
-        if self.membership.member & (1 << club) == 0 {
+        if !self.membership.joined(club) {
             let working: Vec<(SocketAddr, u64)> = self
                 .neighbours
                 .list
