@@ -71,6 +71,22 @@ impl ClubIndex {
         }
     }
 
+    /// Where the member (`joined`, `addr`) of `club` on `stream` stands:
+    /// how many members are older, and how many there are in all; `None`
+    /// if it is not a member.
+    pub(super) fn rank(
+        &self,
+        stream: usize,
+        club: u8,
+        joined: Time,
+        addr: SocketAddr,
+    ) -> Option<(usize, usize)> {
+        let stream = u32::try_from(stream).ok()?;
+        let list = self.clubs.get(&(stream, club))?;
+        let older = list.binary_search(&Entry { joined, addr }).ok()?;
+        Some((older, list.len()))
+    }
+
     /// Up to [`MAX_PEERS`] distinct members of `club` on `stream`, drawn
     /// uniformly and listed oldest first; with `older_than`, only members strictly older by
     /// (joined, address), which leaves out the asker when it is a member

@@ -220,13 +220,16 @@ impl Relay {
             Some(i) => {
                 if let Some(p) = &self.subs[i] {
                     self.clubs.update(p.stream, p.joined, p.addr, p.listed(), 0);
+                    self.members.update(p.stream, p.joined, p.addr, p.member, 0);
                 }
                 self.clubs.update(sub.stream, joined, from, 0, sub.listed());
+                self.members.update(sub.stream, joined, from, 0, sub.member);
                 self.subs[i] = Some(sub);
                 i
             }
             None => {
                 self.clubs.update(sub.stream, joined, from, 0, sub.listed());
+                self.members.update(sub.stream, joined, from, 0, sub.member);
                 let i = match self.free_subs.pop() {
                     Some(i) => {
                         self.subs[i] = Some(sub);

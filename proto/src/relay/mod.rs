@@ -28,6 +28,7 @@ mod host;
 mod ingest;
 mod limiter;
 mod repair;
+mod roots;
 mod session_ids;
 mod sources;
 mod stats;
@@ -212,8 +213,11 @@ pub struct Relay {
     subs: Vec<Option<Subscriber>>,
     sub_index: HashMap<SocketAddr, usize>,
     free_subs: Vec<usize>,
-    /// Per stream and club, its members: what PEERS samples.
+    /// Per stream and club, its members with room: what PEERS samples.
     clubs: club_index::ClubIndex,
+    /// Per stream and club, all its members, with room or not: what
+    /// [`roots`] ranks by age.
+    members: club_index::ClubIndex,
     tx: TxQueue,
     fanout: Fanout,
     events: std::collections::VecDeque<RelayEvent>,
@@ -272,6 +276,7 @@ impl Relay {
             sub_index: HashMap::new(),
             free_subs: Vec::new(),
             clubs: Default::default(),
+            members: Default::default(),
             tx: TxQueue::default(),
             fanout: Fanout::default(),
             events: Default::default(),

@@ -170,6 +170,8 @@ impl Relay {
         self.sub_index.remove(&sub.addr);
         self.clubs
             .update(sub.stream, sub.joined, sub.addr, sub.listed(), 0);
+        self.members
+            .update(sub.stream, sub.joined, sub.addr, sub.member, 0);
         self.sub_hosts.remove(Host::of(sub.addr.ip()));
         self.free_subs.push(index);
         if tell {

@@ -35,6 +35,8 @@ impl Relay {
     /// non-member it was named younger members, whose links then closed
     /// into rings (BENCHMARKS.md, "Issue 20, tenth session"). A pure
     /// viewer, which never sends MEMBER, gets every member after that.
+    /// A member that is one of the club's roots (see [`super::roots`])
+    /// is named no one: the relay feeds it the club itself.
     pub(super) fn answer_peers(&mut self, now: Time, from: SocketAddr, sub: usize, club: u8) {
         let Some(s) = &self.subs[sub] else { return };
         let (stream, joined) = (s.stream, s.joined);
@@ -42,10 +44,14 @@ impl Relay {
         let mut peers = Peers::new(self.streams[stream].window.stream(), s.session, club);
         let bit = 1u64.checked_shl(u32::from(club)).unwrap_or(0);
         let older_than = (undeclared || s.member & bit != 0).then_some((joined, from));
+        let root = s.member & bit != 0 && self.is_root(stream, club, joined, from);
         let mut chosen = [from; MAX_PEERS];
-        let n = self
-            .clubs
-            .sample(&mut self.rng, stream, club, older_than, &mut chosen);
+        let n = if root {
+            0
+        } else {
+            self.clubs
+                .sample(&mut self.rng, stream, club, older_than, &mut chosen)
+        };
         for &addr in chosen.iter().take(n) {
             peers.push(addr);
         }
@@ -85,6 +91,8 @@ impl Relay {
             let now_listed = super::subscribers::listed(m.clubs, m.upload_kbps);
             self.clubs
                 .update(sub.stream, sub.joined, sub.addr, sub.listed(), now_listed);
+            self.members
+                .update(sub.stream, sub.joined, sub.addr, sub.member, m.clubs);
             sub.member = m.clubs;
             sub.upload_kbps = m.upload_kbps;
         }

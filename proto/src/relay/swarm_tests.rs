@@ -11,7 +11,7 @@ use super::tests::{
 use super::upstream::MANIFEST_NACK_AFTER;
 use super::*;
 use crate::transmit::SharedBuf;
-use crate::wire::{DataView, Have, Introduce, Member, NackKind, Peers};
+use crate::wire::{DataView, Have, Introduce, Leave, LeaveReason, Member, NackKind, Peers};
 
 fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 9], 7000 + i))
@@ -128,6 +128,62 @@ fn peers_lists_only_members_and_a_member_only_older_ones() {
     assert!(ask_peers(&mut relay, t(100), addr(1), stream, 3).is_empty());
     // Club 5 has no members.
     assert!(ask_peers(&mut relay, after, addr(3), stream, 5).is_empty());
+}
+
+/// The oldest members of a club, one per `MEMBERS_PER_ROOT` members, are
+/// its roots: asked about their club, they get no one (the relay feeds
+/// them), even when full, and the next oldest takes a root's place when
+/// it leaves. Everyone else gets older members as before. It fails if the
+/// relay names a root older members (the trees' tops then sink under
+/// churn) or lets a full member out of the count.
+#[test]
+fn the_oldest_members_of_a_club_are_its_roots() {
+    use super::roots::MEMBERS_PER_ROOT;
+    let (mut relay, stream, _) = relay_with_stream();
+    let members = 2 * MEMBERS_PER_ROOT as u16 + 4;
+    for i in 1..=members {
+        subscribe(&mut relay, t(u64::from(i)), addr(i), stream);
+        member(&mut relay, t(u64::from(i)), addr(i), stream, 1 << 3);
+    }
+    // Member 2 fills up: still a member, still a root.
+    let full = Member {
+        stream,
+        session: session(&relay, addr(2)),
+        clubs: 1 << 3,
+        upload_kbps: 0,
+    };
+    send(&mut relay, t(100), addr(2), &Message::Member(full));
+    while relay.poll_transmit().is_some() {}
+    // 2 x MEMBERS_PER_ROOT + 4 members: 3 roots.
+    for i in 1..=3 {
+        assert!(
+            ask_peers(&mut relay, t(200), addr(i), stream, 3).is_empty(),
+            "{i}"
+        );
+    }
+    let mut got = ask_peers(&mut relay, t(200), addr(4), stream, 3);
+    got.sort();
+    assert_eq!(got, vec![addr(1), addr(3)]);
+    // A root of club 3 asking about another club is a last-hop viewer
+    // there, and is answered as one.
+    member(&mut relay, t(201), addr(members), stream, 1 << 3 | 1 << 4);
+    while relay.poll_transmit().is_some() {}
+    assert_eq!(
+        ask_peers(&mut relay, t(202), addr(1), stream, 4),
+        vec![addr(members)]
+    );
+    // Root 1 leaves: still 3 roots, and member 4 is one now.
+    let leave = Leave {
+        reason: LeaveReason::Done,
+        stream,
+        session: session(&relay, addr(1)),
+    };
+    send(&mut relay, t(300), addr(1), &Message::Leave(leave));
+    assert!(ask_peers(&mut relay, t(301), addr(4), stream, 3).is_empty());
+    assert_eq!(
+        ask_peers(&mut relay, t(301), addr(5), stream, 3),
+        vec![addr(3), addr(4)]
+    );
 }
 
 /// A member's PEERS that reaches the relay before its MEMBER (the two go
