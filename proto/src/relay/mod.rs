@@ -6,7 +6,8 @@
 //! ([`subscribers`]), fans every verified item out to the subscribers that
 //! want it ([`fanout`]), serves NACKs and catch-up from the window
 //! ([`repair`]), answers the swarm's PEERS, MEMBER and INTRODUCE
-//! ([`swarm`]), rebuilds lost chunks from parity before forwarding (inside
+//! ([`swarm`]) and keeps each club's oldest members on itself
+//! ([`roots`]), rebuilds lost chunks from parity before forwarding (inside
 //! the window), and can itself subscribe to an upstream relay
 //! ([`upstream`]). This file holds the type, its settings and its run loop.
 //!
