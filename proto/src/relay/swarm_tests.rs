@@ -70,11 +70,22 @@ fn chunks_a_subscriber_has_announced_are_not_pushed_to_it() {
 }
 
 fn member(relay: &mut Relay, now: Time, from: SocketAddr, stream: StreamId, clubs: u64) {
+    member_with_room(relay, now, from, stream, clubs, 3000);
+}
+
+fn member_with_room(
+    relay: &mut Relay,
+    now: Time,
+    from: SocketAddr,
+    stream: StreamId,
+    clubs: u64,
+    upload_kbps: u32,
+) {
     let m = Member {
         stream,
         session: session(relay, from),
         clubs,
-        upload_kbps: 3000,
+        upload_kbps,
     };
     send(relay, now, from, &Message::Member(m));
 }
@@ -146,13 +157,7 @@ fn the_oldest_members_of_a_club_are_its_roots() {
         member(&mut relay, t(u64::from(i)), addr(i), stream, 1 << 3);
     }
     // Member 2 fills up: still a member, still a root.
-    let full = Member {
-        stream,
-        session: session(&relay, addr(2)),
-        clubs: 1 << 3,
-        upload_kbps: 0,
-    };
-    send(&mut relay, t(100), addr(2), &Message::Member(full));
+    member_with_room(&mut relay, t(100), addr(2), stream, 1 << 3, 0);
     while relay.poll_transmit().is_some() {}
     // 2 x MEMBERS_PER_ROOT + 4 members: 3 roots.
     for i in 1..=3 {
@@ -217,13 +222,7 @@ fn a_full_member_is_not_listed_until_it_has_room() {
         member(&mut relay, t(10 * u64::from(i)), addr(i), stream, 1 << 2);
     }
     while relay.poll_transmit().is_some() {}
-    let full = Member {
-        stream,
-        session: session(&relay, addr(1)),
-        clubs: 1 << 2,
-        upload_kbps: 0,
-    };
-    send(&mut relay, t(50), addr(1), &Message::Member(full));
+    member_with_room(&mut relay, t(50), addr(1), stream, 1 << 2, 0);
     assert_eq!(
         ask_peers(&mut relay, t(60), addr(3), stream, 2),
         vec![addr(2)]
