@@ -7,8 +7,8 @@
 //! first chunk to the end, with no gap; and the peers must carry most of
 //! the stream: the relay sends the peers less than [`RELAY_SHARE_MAX`] ×
 //! peers × stream bytes (serving each peer directly would take about
-//! 1.3 ×, with FEC; measured here 0.090-0.116 in a release build, median
-//! 0.104 over 16 runs on 2026-12-06, most of the spread in the first two
+//! 1.3 ×, with FEC; measured here 0.082-0.097 in a release build, median
+//! 0.088 over 10 runs on 2026-12-06, most of the spread in the first two
 //! seconds, while the peers find their neighbours).
 
 mod support;
@@ -43,8 +43,8 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 /// Most datagrams read from one socket per turn, so none starves the rest.
 const READ_BURST: usize = 64;
 /// Most the relay may send the peers, × peers × stream bytes. Issue 20's
-/// goal is 0.1, the middle of what a quiet machine gives (median 0.104,
-/// 0.090-0.116 at 2026-12-06); the bound leaves room for a loaded CI
+/// goal is 0.1; a quiet machine gives 0.082-0.097 (median 0.088 at
+/// 2026-12-06); the bound leaves room for a loaded CI
 /// machine, whose slower peers find their neighbours later, and still
 /// fails the 0.137 of the peers that waited for a tick to act on what
 /// they learnt.
