@@ -44,10 +44,9 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 const READ_BURST: usize = 64;
 /// Most the relay may send the peers, × peers × stream bytes. Issue 20's
 /// goal is 0.1; a quiet machine gives 0.082-0.097 (median 0.088 at
-/// 2026-12-06); the bound leaves room for a loaded CI
-/// machine, whose slower peers find their neighbours later, and still
-/// fails the 0.137 of the peers that waited for a tick to act on what
-/// they learnt.
+/// 2026-12-06); the bound leaves room for a loaded CI machine, whose
+/// slower peers find their neighbours later, and still fails the 0.137
+/// of the peers that waited for a tick to act on what they learnt.
 const RELAY_SHARE_MAX: f64 = 0.15;
 /// Seconds in the relay's per-second breakdown.
 const SECONDS_SHOWN: usize = 12;

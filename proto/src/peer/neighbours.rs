@@ -479,19 +479,20 @@ impl Peer {
             })
             .collect();
         if usable.is_empty() {
-            let hard = have == 0 && self.hard_to_reach();
-            if hard && self.widen_for(now, club) {
-                return;
-            }
-            // Candidates that are all banned or already serve us another
-            // club are no candidates: the relay, which serves the club
-            // meanwhile, is asked again as soon as after an empty answer,
-            // not after ASK_EVERY (swarm_loopback 0.094-0.103 -> 0.083-0.090
-            // x peers x stream, most of it in the second second, where
-            // many peers waited with one such candidate). A peer few can
-            // reach keeps them: a working neighbour named may widen.
-            if have == 0 && !hard {
-                self.neighbours.candidates[ci].clear();
+            if have == 0 {
+                if !self.hard_to_reach() {
+                    // Candidates that are all banned or already serve us
+                    // another club are no candidates: the relay, which
+                    // serves the club meanwhile, is asked again as soon as
+                    // after an empty answer, not after ASK_EVERY
+                    // (swarm_loopback 0.094-0.103 -> 0.083-0.090 x peers x
+                    // stream, most of it in the second second, where many
+                    // peers waited with one such candidate). A peer few can
+                    // reach keeps them: a working neighbour named may widen.
+                    self.neighbours.candidates[ci].clear();
+                } else if self.widen_for(now, club) {
+                    return;
+                }
             }
             self.ask_peers(now, club);
             return;
