@@ -14,6 +14,11 @@ const RELAY: &str = "127.0.0.1:7401";
 /// A peer subscribed to its relay, with the stream's descriptor, and told
 /// of `candidates` for every club.
 fn joined(candidates: &[SocketAddr]) -> Peer {
+    joined_by(|_| candidates.to_vec())
+}
+
+/// As [`joined`], told of `named(club)` for each club.
+fn joined_by(named: impl Fn(u8) -> Vec<SocketAddr>) -> Peer {
     let config = PublisherConfig {
         codec: Codec::Opaque,
         ..PublisherConfig::default()
@@ -25,16 +30,21 @@ fn joined(candidates: &[SocketAddr]) -> Peer {
     let out = sent(&mut p);
     accept(&mut p, t(0), addr(RELAY), &out);
     p.handle_datagram(t(10), addr(RELAY), publisher.descriptor());
-    tell(&mut p, t(20), candidates);
+    tell_by(&mut p, t(20), named);
     sent(&mut p);
     p
 }
 
 /// The relay lists `candidates` for every club.
 fn tell(p: &mut Peer, now: Time, candidates: &[SocketAddr]) {
+    tell_by(p, now, |_| candidates.to_vec());
+}
+
+/// The relay lists `named(club)` for each club.
+fn tell_by(p: &mut Peer, now: Time, named: impl Fn(u8) -> Vec<SocketAddr>) {
     for club in 0..8 {
         let mut peers = Peers::new(p.config.stream, crate::testutil::SESSION, club);
-        for &c in candidates {
+        for c in named(club) {
             peers.push(c);
         }
         p.handle_datagram(now, addr(RELAY), &emit(&Message::Peers(peers)));
@@ -185,16 +195,11 @@ fn a_candidate_that_never_answers_is_given_up_fast_and_remembered() {
     }
 }
 
-/// What a peer told of `candidates` sends `public`, a neighbour that
-/// beacons and answers every handshake (or, with `widenings` false, only
-/// the first) from `t(100)` to `t(4000)`: the peer, the clubs of each
-/// SUBSCRIBE `public` got, and the HELLOs it got after its first ACCEPT.
-fn with_public(
-    candidates: &[SocketAddr],
-    public: SocketAddr,
-    widenings: bool,
-) -> (Peer, Vec<u64>, usize) {
-    let mut p = joined(candidates);
+/// What peer `p` sends `public`, a neighbour that beacons and answers
+/// every handshake (or, with `widenings` false, only the first) from
+/// `t(100)` to `t(4000)`: the peer, the clubs of each SUBSCRIBE `public`
+/// got, and the HELLOs it got after its first ACCEPT.
+fn with_public(mut p: Peer, public: SocketAddr, widenings: bool) -> (Peer, Vec<u64>, usize) {
     let (mut subscribes, mut late_hellos) = (Vec::new(), 0);
     let mut now = t(100);
     while now < t(4000) {
@@ -249,7 +254,11 @@ fn with_public(
 fn a_peer_few_can_reach_asks_its_neighbour_for_more_clubs() {
     let public = addr("192.0.2.1:9000");
     let unreachable = [addr("192.0.2.7:9000"), addr("192.0.2.8:9000")];
-    let (p, subscribes, _) = with_public(&[public, unreachable[0], unreachable[1]], public, true);
+    let (p, subscribes, _) = with_public(
+        joined(&[public, unreachable[0], unreachable[1]]),
+        public,
+        true,
+    );
     assert_eq!(p.stats().unreachable, 2);
     let clubs: Vec<u8> = p
         .working_sources()
@@ -264,7 +273,7 @@ fn a_peer_few_can_reach_asks_its_neighbour_for_more_clubs() {
         assert_eq!(pair[1].count_ones(), pair[0].count_ones() + 1);
     }
     // Reaching its candidate, it keeps one club per neighbour.
-    let (p, subscribes, late_hellos) = with_public(&[public], public, true);
+    let (p, subscribes, late_hellos) = with_public(joined(&[public]), public, true);
     assert_eq!(p.working_sources().count(), 1);
     assert_eq!((subscribes.len(), late_hellos), (1, 0));
 }
@@ -276,9 +285,78 @@ fn a_peer_few_can_reach_asks_its_neighbour_for_more_clubs() {
 fn a_neighbour_that_never_answers_a_widening_is_asked_once_per_hold() {
     let public = addr("192.0.2.1:9000");
     let unreachable = [addr("192.0.2.7:9000"), addr("192.0.2.8:9000")];
-    let (p, subscribes, late_hellos) =
-        with_public(&[public, unreachable[0], unreachable[1]], public, false);
+    let candidates = [public, unreachable[0], unreachable[1]];
+    let (p, subscribes, late_hellos) = with_public(joined(&candidates), public, false);
     assert_eq!(subscribes.len(), 1);
     assert!((1..=3).contains(&late_hellos), "{late_hellos} HELLOs");
     assert_eq!(p.working_sources().filter(|&(a, _)| a == public).count(), 1);
+}
+
+/// For a club it is not a member of, a peer few can reach asks a working
+/// neighbour the relay did not name for that club, one club at a time;
+/// for a member club only a named one (SPEC §11.9); and never a neighbour
+/// that takes that club from it, which would have only what it gave.
+#[test]
+fn a_peer_few_can_reach_widens_at_any_neighbour_for_clubs_it_is_not_a_member_of() {
+    let public = addr("192.0.2.1:9000");
+    let unreachable = [addr("192.0.2.7:9000"), addr("192.0.2.8:9000")];
+    let named = |club: u8| match club {
+        0 => vec![public],
+        _ => unreachable.to_vec(),
+    };
+    let (p, subscribes, _) = with_public(joined_by(named), public, true);
+    let member = p.membership.member;
+    assert!(member != 0 && member != 0xff, "{member:#x}");
+    assert_eq!(p.stats().unreachable, 2);
+    let widened = subscribes.last().copied().unwrap_or(0) & !1;
+    // Every club but its own that it takes from no one else, and no
+    // member club of its own but the one the neighbour was named for.
+    let others: u64 = p
+        .working_sources()
+        .filter(|&(a, _)| a != public)
+        .fold(0, |m, (_, c)| m | 1 << c);
+    assert_eq!(widened, 0xfe & !member & !others, "{subscribes:?}");
+    assert!(widened.count_ones() >= 2, "{subscribes:?}");
+    for pair in subscribes.windows(2) {
+        assert_eq!(pair[1].count_ones(), pair[0].count_ones() + 1);
+    }
+
+    // The same, with the neighbour taking every club from it.
+    let mut p = joined_by(named);
+    // Its upload side is sized at the first tick with the descriptor.
+    p.handle_timeout(t(50));
+    sent(&mut p);
+    subscribe_to(&mut p, t(50), public, 0xff);
+    assert_eq!(p.upload.relay.subscriber_clubs(public), 0xff);
+    let (p, subscribes, _) = with_public(p, public, true);
+    assert_eq!(subscribes, [1], "asked for no club it serves the neighbour");
+    assert_eq!(p.stats().unreachable, 2);
+}
+
+/// `from` subscribes to `p`'s upload side for `clubs`.
+fn subscribe_to(p: &mut Peer, now: Time, from: SocketAddr, clubs: u64) {
+    let hello = emit(&Message::Hello(crate::wire::Hello {
+        versions: crate::wire::SUPPORTED_VERSIONS,
+        nonce: 1,
+        padded_len: crate::wire::HELLO_MIN_LEN as u16,
+    }));
+    p.handle_datagram(now, from, &hello);
+    let cookie = sent(p)
+        .iter()
+        .filter(|(to, _)| *to == from)
+        .find_map(|(_, d)| match Message::parse(d) {
+            Ok(Message::Challenge(c)) => Some(c.cookie),
+            _ => None,
+        })
+        .expect("a CHALLENGE");
+    let subscribe = Message::Subscribe(crate::wire::Subscribe {
+        stream: p.config.stream,
+        clubs,
+        start_seq: None,
+        cookie,
+        token: &[],
+    });
+    p.handle_datagram(now, from, &emit(&subscribe));
+    let out = sent(p);
+    assert!(sent_to(&out, MessageType::Accept).contains(&from));
 }

@@ -120,6 +120,14 @@ impl Relay {
         self.subs[i].as_ref().map(|s| s.session)
     }
 
+    /// The clubs the subscriber at `addr` takes, a bit each; 0 if none.
+    pub fn subscriber_clubs(&self, addr: SocketAddr) -> u64 {
+        self.sub_index
+            .get(&addr)
+            .and_then(|&i| self.subs[i].as_ref())
+            .map_or(0, |s| s.clubs)
+    }
+
     /// The current subscribers' addresses with their session ids, for
     /// what an owner sends them itself (an ordinary peer's HAVE).
     pub fn subscriber_sessions(&self) -> impl Iterator<Item = (SocketAddr, u64)> + '_ {
