@@ -25,9 +25,9 @@ impl Peer {
     /// asked first. For a club it is not a member of, any working
     /// neighbour will do: members take their club only from members or
     /// the relay, so whatever serves a non-member the club has it from
-    /// the club's tree, unless it is a non-member that widened too. The
-    /// one such ring a peer few can reach could close, with a neighbour
-    /// that takes the club from it, is ruled out here; a longer one needs
+    /// the club's tree, unless it is a non-member that widened too. A
+    /// neighbour that takes the club from this peer is skipped: it would
+    /// have only what it was given (a ring of two). A longer ring needs
     /// three peers few can reach that reach each other, and those reach
     /// only peers with no NAT, which reach everyone and do not widen. For
     /// a member club, only the named: members of a club that widened at
