@@ -7,7 +7,10 @@ use super::*;
 use crate::integrity::PublisherKey;
 use crate::publisher::{Publisher, PublisherConfig};
 use crate::testutil::{addr, emit, handshake_answers, hello_nonce, sent, sent_to, t};
-use crate::wire::{Challenge, Codec, Have, MessageType, Peers, Punch, peek_type};
+use crate::wire::{
+    Challenge, Codec, HELLO_MIN_LEN, Have, Hello, MessageType, Peers, Punch, SUPPORTED_VERSIONS,
+    Subscribe, peek_type,
+};
 
 const RELAY: &str = "127.0.0.1:7401";
 
@@ -335,10 +338,10 @@ fn a_peer_few_can_reach_widens_at_any_neighbour_for_clubs_it_is_not_a_member_of(
 
 /// `from` subscribes to `p`'s upload side for `clubs`.
 fn subscribe_to(p: &mut Peer, now: Time, from: SocketAddr, clubs: u64) {
-    let hello = emit(&Message::Hello(crate::wire::Hello {
-        versions: crate::wire::SUPPORTED_VERSIONS,
+    let hello = emit(&Message::Hello(Hello {
+        versions: SUPPORTED_VERSIONS,
         nonce: 1,
-        padded_len: crate::wire::HELLO_MIN_LEN as u16,
+        padded_len: HELLO_MIN_LEN as u16,
     }));
     p.handle_datagram(now, from, &hello);
     let cookie = sent(p)
@@ -349,7 +352,7 @@ fn subscribe_to(p: &mut Peer, now: Time, from: SocketAddr, clubs: u64) {
             _ => None,
         })
         .expect("a CHALLENGE");
-    let subscribe = Message::Subscribe(crate::wire::Subscribe {
+    let subscribe = Message::Subscribe(Subscribe {
         stream: p.config.stream,
         clubs,
         start_seq: None,
@@ -357,6 +360,5 @@ fn subscribe_to(p: &mut Peer, now: Time, from: SocketAddr, clubs: u64) {
         token: &[],
     });
     p.handle_datagram(now, from, &emit(&subscribe));
-    let out = sent(p);
-    assert!(sent_to(&out, MessageType::Accept).contains(&from));
+    assert!(sent_to(&sent(p), MessageType::Accept).contains(&from));
 }
