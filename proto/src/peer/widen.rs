@@ -51,13 +51,16 @@ impl Peer {
             .position(|s| idle(s) && list.iter().any(|&a| s.is(a)));
         let relay = &self.upload.relay;
         let any = || {
+            if self.membership.joined(club) {
+                return None;
+            }
             self.neighbours.list.iter().position(|s| {
                 idle(s)
                     && relay.subscriber_clubs(s.addr) & bit == 0
                     && relay.subscriber_clubs(s.candidate) & bit == 0
             })
         };
-        let Some(i) = named.or_else(|| (!self.membership.joined(club)).then(any).flatten()) else {
+        let Some(i) = named.or_else(any) else {
             return false;
         };
         let s = &mut self.neighbours.list[i];
